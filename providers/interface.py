@@ -1,0 +1,261 @@
+"""The one small interface every provider adapter implements, and the message types it receives.
+
+Providers depend on nothing of ours but this module. An adapter:
+
+* declares its metadata as class attributes (``kind``, ``channel``, ``body_limit``,
+  ``rate_limit_per_second``),
+* is constructed for exactly one lane with its options (credentials already resolved),
+* implements ``async send(message) -> SendResult``,
+* translates its SDK's failures into the typed errors below at the boundary
+  (``raise TransientError(...) from e``), in one table per adapter.
+
+Failover rule: the delivery engine moves to the next provider of a lane only when an error
+proves the message was not accepted (``accepted_unknown`` is False). An adapter that sent the
+request and then lost the answer (read timeout, connection reset after the body was written)
+must raise ``TransientError(..., accepted_unknown=True)``: it is retried on the same provider,
+never sent blindly elsewhere.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Mapping
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+
+
+class Category(enum.StrEnum):
+    TRANSACTIONAL = "transactional"
+    PROMOTIONAL = "promotional"
+
+
+class Lane(enum.StrEnum):
+    """A (channel, category) pair. Each lane is its own Celery queue, named by the value."""
+
+    EMAIL_TRANSACTIONAL = "email.transactional"
+    EMAIL_PROMOTIONAL = "email.promotional"
+    SMS_TRANSACTIONAL = "sms.transactional"
+    SMS_PROMOTIONAL = "sms.promotional"
+    PUSH_TRANSACTIONAL = "push.transactional"
+    PUSH_PROMOTIONAL = "push.promotional"
+
+    @classmethod
+    def of(cls, channel: Channel, category: Category) -> "Lane":
+        return cls(f"{channel.value}.{category.value}")
+
+    @property
+    def channel(self) -> Channel:
+        return Channel(self.value.split(".")[0])
+
+    @property
+    def category(self) -> Category:
+        return Category(self.value.split(".")[1])
+
+    @property
+    def queue(self) -> str:
+        return self.value
+
+
+class PushPlatform(enum.StrEnum):
+    FCM = "fcm"
+    APNS = "apns"
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class EmailMessage:
+    notification_id: str
+    lane: Lane
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    reference: str | None = None
+    unsubscribe_url: str | None = None
+    expires_at: datetime | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SmsMessage:
+    notification_id: str
+    lane: Lane
+    to: str  # E.164
+    body: str
+    reference: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushMessage:
+    notification_id: str
+    lane: Lane
+    to: str  # device token
+    platform: PushPlatform
+    title: str | None
+    body: str
+    data: Mapping[str, str] = field(default_factory=dict)
+    reference: str | None = None
+    expires_at: datetime | None = None
+
+
+Message = EmailMessage | SmsMessage | PushMessage
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The provider accepted the message."""
+
+    provider_message_id: str
+    response_code: str | None = None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class SuppressionReason(enum.StrEnum):
+    UNSUBSCRIBED = "unsubscribed"
+    HARD_BOUNCE = "hard_bounce"
+    COMPLAINT = "complaint"
+    STOP = "stop"
+    INVALID_TOKEN = "invalid_token"
+    INVALID_ADDRESS = "invalid_address"
+    MANUAL = "manual"
+
+
+class ProviderError(Exception):
+    """Base of the typed provider outcomes. ``code`` is the vendor's own code (HTTP status,
+    SMTP reply, SDK error code) kept for the delivery log; ``message`` must already be free of
+    secrets and message content."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | int | None = None,
+        retry_after: float | None = None,
+        accepted_unknown: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = None if code is None else str(code)
+        self.retry_after = retry_after
+        self.accepted_unknown = accepted_unknown
+
+
+class TransientError(ProviderError):
+    """Try again later (5xx, connection refused, timeout). ``retry_after`` in seconds if the
+    provider said so. ``accepted_unknown`` when the request may have reached the provider."""
+
+    retryable = True
+
+
+class ThrottledError(TransientError):
+    """The provider asked us to slow down (HTTP 429, SES Throttling, Twilio 20429)."""
+
+
+class PermanentError(ProviderError):
+    """Will never succeed for this message as it is: fail now."""
+
+
+class InvalidRecipientError(PermanentError):
+    """The address, number or device token is invalid or gone: fail now and suppress it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | int | None = None,
+        reason: SuppressionReason = SuppressionReason.INVALID_ADDRESS,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.reason = reason
+
+
+class ConfigurationError(Exception):
+    """A provider's configuration is incomplete or inconsistent (raised at start-up)."""
+
+
+# --------------------------------------------------------------------------- provider
+
+
+class Provider:
+    """Base class of provider adapters.
+
+    Subclasses set the class attributes and implement :meth:`send`. They are constructed with
+    their configured ``name`` (unique in the providers file), the ``lane`` they serve and their
+    ``options`` (a mapping with credentials already resolved from the environment or secret
+    files). One instance lives for the whole worker process and may keep connections open; all
+    of its methods run on the worker's single delivery event loop.
+    """
+
+    kind: ClassVar[str] = ""
+    channel: ClassVar[Channel]
+    body_limit: ClassVar[int | None] = None
+    rate_limit_per_second: ClassVar[float | None] = None
+
+    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
+        if lane.channel != self.channel:
+            raise ConfigurationError(
+                f"provider {name!r} ({self.kind}) sends {self.channel} and cannot serve lane {lane}"
+            )
+        self.name = name
+        self.lane = lane
+        self.options = dict(options)
+
+    def ensure_lane(self, message: Message) -> None:
+        """A provider configured for one lane refuses a message of another: promotional SMS can
+        never leave through a transactional sender."""
+        if message.lane != self.lane:
+            raise PermanentError(
+                f"provider {self.name} serves {self.lane}, refused a message of {message.lane}",
+                code="lane_mismatch",
+            )
+
+    async def send(self, message: Message) -> SendResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def check(self, connect: bool = False) -> str:
+        """Validate configuration; with ``connect``, open a connection or authenticate without
+        sending anything. Returns a short human description; raises ProviderError or
+        ConfigurationError."""
+        return "configured"
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+# --------------------------------------------------------------------------- receipts
+
+
+class ReceiptOutcome(enum.StrEnum):
+    """What a provider's delivery receipt says happened after it accepted the message."""
+
+    PENDING = "pending"  # an intermediate state (queued/sent at the carrier): recorded only
+    DELIVERED = "delivered"
+    FAILED = "failed"  # undeliverable, no suppression
+    HARD_BOUNCE = "hard_bounce"  # suppress the address
+    COMPLAINT = "complaint"  # suppress the address
+    UNSUBSCRIBED = "unsubscribed"  # the carrier says the recipient opted out (e.g. STOP)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    provider: str  # kind of provider: "twilio", "ses", ...
+    provider_message_id: str
+    outcome: ReceiptOutcome
+    code: str | None = None
+    description: str | None = None  # already free of content and secrets
+    recipient: str | None = None
+    occurred_at: datetime | None = None
+    raw_status: str | None = None

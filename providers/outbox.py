@@ -1,0 +1,122 @@
+"""The development and test provider: writes what it "sends" to disk and answers like a real one.
+
+Every accepted message becomes one JSON file ``<outbox>/<lane>/<notification_id>.json`` (written
+atomically), and the answer carries a provider message id, exactly like a real provider. It
+serves every channel, so the embedded default works with no credentials at all.
+
+Simulated outcomes (so a developer can watch retries, failures and suppressions without a real
+provider), chosen by the recipient's local part at the reserved domain ``simulator.invalid`` or
+by the last digits of the reserved UK drama number range +44 7700 900xxx:
+
+=====================================  ==============================
+recipient                              outcome
+=====================================  ==============================
+``temporary-failure@simulator.invalid`` / ``+447700900001``  TransientError (5xx)
+``throttled@simulator.invalid``        / ``+447700900002``  ThrottledError, Retry-After 1 s
+``permanent-failure@simulator.invalid`` / ``+447700900003``  PermanentError
+``invalid@simulator.invalid``          / ``+447700900004``  InvalidRecipientError (suppressed)
+=====================================  ==============================
+
+Options: ``path`` (the outbox folder), ``latency_ms`` (an artificial provider latency, used by
+the benchmarks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+from providers.interface import (
+    Channel,
+    ConfigurationError,
+    InvalidRecipientError,
+    Lane,
+    Message,
+    PermanentError,
+    Provider,
+    SendResult,
+    SuppressionReason,
+    ThrottledError,
+    TransientError,
+)
+
+_SIMULATED = {
+    "temporary-failure@simulator.invalid": "transient",
+    "+447700900001": "transient",
+    "throttled@simulator.invalid": "throttled",
+    "+447700900002": "throttled",
+    "permanent-failure@simulator.invalid": "permanent",
+    "+447700900003": "permanent",
+    "invalid@simulator.invalid": "invalid",
+    "+447700900004": "invalid",
+}
+
+
+def simulated_outcome(recipient: str) -> str | None:
+    return _SIMULATED.get(recipient.lower())
+
+
+class OutboxProvider(Provider):
+    kind: ClassVar[str] = "outbox"
+    channel: ClassVar[Channel | None] = None  # serves every channel
+
+    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
+        self.name = name
+        self.lane = lane
+        self.options = dict(options)
+        if not options.get("path"):
+            raise ConfigurationError(f"provider {name!r} (outbox) needs a 'path' option")
+        self.path = Path(options["path"]) / lane.value
+        self.latency = float(options.get("latency_ms", 0)) / 1000.0
+
+    async def send(self, message: Message) -> SendResult:
+        self.ensure_lane(message)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        self._simulate(message.to)
+        message_id = f"outbox-{uuid.uuid4()}"
+        record = {"provider_message_id": message_id, **_jsonable(dataclasses.asdict(message))}
+        await asyncio.to_thread(self._write, message.notification_id, record)
+        return SendResult(provider_message_id=message_id, response_code="250")
+
+    def _write(self, notification_id: str, record: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        target = self.path / f"{notification_id}.json"
+        partial = target.with_suffix(f".{os.getpid()}.part")
+        partial.write_text(json.dumps(record, indent=2, sort_keys=True))
+        partial.replace(target)
+
+    @staticmethod
+    def _simulate(recipient: str) -> None:
+        outcome = simulated_outcome(recipient)
+        if outcome == "transient":
+            raise TransientError("simulated temporary failure", code=503)
+        if outcome == "throttled":
+            raise ThrottledError("simulated throttling", code=429, retry_after=1.0)
+        if outcome == "permanent":
+            raise PermanentError("simulated permanent failure", code=400)
+        if outcome == "invalid":
+            raise InvalidRecipientError(
+                "simulated invalid recipient", code=404, reason=SuppressionReason.INVALID_ADDRESS
+            )
+
+    async def check(self, connect: bool = False) -> str:
+        if connect:
+            await asyncio.to_thread(self.path.mkdir, parents=True, exist_ok=True)
+        return f"writes to {self.path}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,310 @@
+"""SMS through Twilio's Programmable Messaging API (the ``twilio`` SDK, Messages resource).
+
+One instance serves one lane and uses only that lane's sender: a promotional instance never
+even reads the transactional sender, and construction fails if the lane has no sender of its
+own, so a promotional SMS can never leave with the transactional sender.
+
+Options (secrets already resolved):
+
+``account_sid`` (required)
+    The Twilio account SID (``AC...``); also the HTTP basic-auth user.
+``auth_token`` (required)
+    The account's auth token (HTTP basic-auth password). Never logged, never in error messages.
+``transactional_messaging_service_sid`` / ``transactional_from``
+    The sender of the ``sms.transactional`` lane: a Messaging Service SID (``MG...``) and/or a
+    sender (E.164 number, short code or alphanumeric ID). At least one is required when the
+    provider serves that lane; when both are set, Twilio uses ``from`` out of the service's pool.
+``promotional_messaging_service_sid`` / ``promotional_from``
+    The same for the ``sms.promotional`` lane.
+``status_callback_url`` (optional)
+    Where Twilio posts delivery receipts (see :mod:`providers.sms.twilio_webhooks`).
+``base_url`` (optional)
+    The API host, default ``https://api.twilio.com``; tests point it at a local fake.
+``timeout_seconds`` (optional, default 10)
+    Connect and read timeout of each API call.
+``max_concurrency`` (optional, default 64)
+    Threads (and pooled HTTP connections) running the synchronous SDK for this instance.
+
+``send`` sets ``ValidityPeriod`` from the message's ``expires_at`` (Twilio accepts 1..36000 s;
+later expiries are capped) and returns the message SID. A message already expired is refused
+with :class:`PermanentError` (code ``expired``) without calling Twilio. The SDK's failures are
+translated once, through :data:`ERROR_TABLE`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import math
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from providers.interface import (
+    Category,
+    Channel,
+    ConfigurationError,
+    InvalidRecipientError,
+    Lane,
+    PermanentError,
+    Provider,
+    ProviderError,
+    SendResult,
+    SmsMessage,
+    SuppressionReason,
+    ThrottledError,
+    TransientError,
+)
+
+T = TypeVar("T")
+
+MAX_VALIDITY_PERIOD = 36000  # seconds, Twilio's upper bound for ValidityPeriod
+CONNECT_FAILED = "connect failed"  # nothing reached Twilio: safe to fail over
+ANSWER_LOST = "answer lost"  # the request went out, the answer did not come back
+HTTP_429 = "http 429"
+HTTP_5XX = "http 5xx"
+HTTP_4XX = "http 4xx"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One row of the error table: which typed error a vendor answer becomes."""
+
+    error: type[ProviderError]
+    reason: SuppressionReason | None = None
+    accepted_unknown: bool = False
+
+    def build(self, message: str, code: str | int | None, retry_after: float | None) -> Exception:
+        if issubclass(self.error, InvalidRecipientError):
+            reason = self.reason or SuppressionReason.INVALID_ADDRESS
+            return self.error(message, code=code, reason=reason)
+        if issubclass(self.error, TransientError):
+            return self.error(
+                message, code=code, retry_after=retry_after, accepted_unknown=self.accepted_unknown
+            )
+        return self.error(message, code=code)
+
+
+# Twilio's answers and what they mean for us. Error codes are documented one page per code at
+# https://www.twilio.com/docs/errors/<code> (index: https://www.twilio.com/docs/api/errors);
+# HTTP statuses at https://www.twilio.com/docs/usage/requests-to-twilio. Keys are Twilio error
+# codes first, then HTTP status classes, then the transport failures.
+ERROR_TABLE: Mapping[int | str, Outcome] = {
+    21211: Outcome(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # invalid 'To'
+    21214: Outcome(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # cannot be reached
+    21217: Outcome(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a valid number
+    21614: Outcome(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a mobile
+    21610: Outcome(InvalidRecipientError, SuppressionReason.STOP),  # recipient replied STOP
+    20429: Outcome(ThrottledError),  # too many requests
+    20003: Outcome(PermanentError),  # authentication failed
+    HTTP_429: Outcome(ThrottledError),
+    HTTP_5XX: Outcome(TransientError),
+    HTTP_4XX: Outcome(PermanentError),
+    CONNECT_FAILED: Outcome(TransientError, accepted_unknown=False),
+    ANSWER_LOST: Outcome(TransientError, accepted_unknown=True),
+}
+
+
+def rest_error(status: int, code: int | None, retry_after: float | None) -> Exception:
+    """The typed error for an HTTP error answer of the API (without any vendor prose, which may
+    quote the recipient)."""
+    if code in ERROR_TABLE:
+        key: int | str = code  # type: ignore[assignment]
+    elif status == 429:
+        key = HTTP_429
+    elif status >= 500:
+        key = HTTP_5XX
+    else:
+        key = HTTP_4XX
+    shown = code if code is not None else status
+    text = (
+        f"twilio answered HTTP {status}, error {shown}: https://www.twilio.com/docs/errors/{shown}"
+    )
+    return ERROR_TABLE[key].build(text, shown, retry_after)
+
+
+def transport_error(error: requests.RequestException) -> Exception:
+    """The typed error for a failure below HTTP: refused/unreachable before anything was sent
+    is safe to fail over; anything later may have reached Twilio."""
+    cause = error.args[0] if error.args else None
+    reason = getattr(cause, "reason", cause)
+    refused = isinstance(error, requests.ConnectTimeout) or isinstance(
+        reason, NewConnectionError | ConnectTimeoutError
+    )
+    key = CONNECT_FAILED if refused else ANSWER_LOST
+    text = (
+        f"twilio unreachable ({type(error).__name__})"
+        if refused
+        else (f"twilio answer lost after sending ({type(error).__name__})")
+    )
+    return ERROR_TABLE[key].build(text, key.replace(" ", "_"), None)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds (it may be delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def validity_period(expires_at: datetime | None, now: datetime) -> int | None:
+    """Seconds Twilio may keep the message queued, from the message's expiry."""
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    remaining = math.floor((expires_at - now).total_seconds())
+    if remaining < 1:
+        raise PermanentError("message expired before it could be sent", code="expired")
+    return min(remaining, MAX_VALIDITY_PERIOD)
+
+
+class AnswerKeepingHttpClient(TwilioHttpClient):
+    """The SDK's requests-based client, remembering the last answer's headers per thread so a
+    429's Retry-After survives the SDK's exception (which drops the headers), with a connection
+    pool as large as the executor."""
+
+    def __init__(self, timeout: float, pool_size: int) -> None:
+        super().__init__(pool_connections=True, timeout=timeout)
+        self._answers = threading.local()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        assert self.session is not None
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def request(self, *args: Any, **kwargs: Any) -> Response:
+        self._answers.headers = {}
+        response = super().request(*args, **kwargs)
+        self._answers.headers = response.headers or {}
+        return response
+
+    def retry_after(self) -> float | None:
+        headers = getattr(self._answers, "headers", {})
+        return parse_retry_after(headers.get("Retry-After"))
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
+def lane_sender(name: str, lane: Lane, options: Mapping[str, Any]) -> dict[str, str]:
+    """The Messages API sender parameters of this lane, from this lane's options only."""
+    prefix = "promotional" if lane.category == Category.PROMOTIONAL else "transactional"
+    service_sid = options.get(f"{prefix}_messaging_service_sid")
+    from_ = options.get(f"{prefix}_from")
+    if not service_sid and not from_:
+        raise ConfigurationError(
+            f"provider {name!r} (twilio) serves {lane} but has neither "
+            f"'{prefix}_messaging_service_sid' nor '{prefix}_from'"
+        )
+    sender = {"messaging_service_sid": service_sid, "from_": from_}
+    return {key: str(value) for key, value in sender.items() if value}
+
+
+def required_option(name: str, options: Mapping[str, Any], key: str) -> str:
+    value = options.get(key)
+    if not value:
+        raise ConfigurationError(f"provider {name!r} (twilio) needs the {key!r} option")
+    return str(value)
+
+
+def positive_option(name: str, options: Mapping[str, Any], key: str, default: float) -> float:
+    value = float(options.get(key, default))
+    if value <= 0:
+        raise ConfigurationError(f"provider {name!r} (twilio): {key!r} must be positive")
+    return value
+
+
+class TwilioProvider(Provider):
+    kind: ClassVar[str] = "twilio"
+    channel: ClassVar[Channel] = Channel.SMS
+    body_limit: ClassVar[int | None] = 1600  # Twilio's limit for one (concatenated) message
+    rate_limit_per_second: ClassVar[float | None] = 100.0  # Twilio's default API concurrency
+
+    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
+        super().__init__(name, lane, options)
+        self.account_sid = required_option(name, options, "account_sid")
+        auth_token = required_option(name, options, "auth_token")
+        self.sender = lane_sender(name, lane, options)
+        self.status_callback = options.get("status_callback_url") or None
+        timeout = positive_option(name, options, "timeout_seconds", 10)
+        max_concurrency = int(positive_option(name, options, "max_concurrency", 64))
+        self._http = AnswerKeepingHttpClient(timeout=timeout, pool_size=max_concurrency)
+        self._client = Client(self.account_sid, auth_token, http_client=self._http)
+        if options.get("base_url"):
+            self._client.api.base_url = str(options["base_url"]).rstrip("/")
+        self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"twilio-{name}")
+
+    async def send(self, message: SmsMessage) -> SendResult:  # type: ignore[override]
+        self.ensure_lane(message)
+        params = self.message_params(message, datetime.now(UTC))
+        created = await self._call(self._client.messages.create, **params)
+        return SendResult(provider_message_id=created.sid, response_code="201")
+
+    def message_params(self, message: SmsMessage, now: datetime) -> dict[str, Any]:
+        params: dict[str, Any] = {"to": message.to, "body": message.body, **self.sender}
+        if self.status_callback:
+            params["status_callback"] = self.status_callback
+        period = validity_period(message.expires_at, now)
+        if period is not None:
+            params["validity_period"] = period
+        return params
+
+    async def check(self, connect: bool = False) -> str:
+        sender = self.sender.get("messaging_service_sid") or self.sender["from_"]
+        description = f"twilio account {self.account_sid}, {self.lane} sender {sender}"
+        if not connect:
+            return description
+        account = await self._call(self._client.api.v2010.accounts(self.account_sid).fetch)
+        if account.status != "active":
+            raise PermanentError(f"twilio account is {account.status}", code=account.status)
+        return f"{description}: authenticated, account active"
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        self._http.close()
+
+    async def _call(self, function: Callable[..., T], **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self._translated, function, kwargs)
+        return await loop.run_in_executor(self._executor, call)
+
+    def _translated(self, function: Callable[..., T], kwargs: dict[str, Any]) -> T:
+        """Runs on an executor thread: the SDK call, its failures translated to ours."""
+        try:
+            return function(**kwargs)
+        except (TwilioRestException, TwilioServiceException) as e:
+            raise rest_error(e.status, _int_or_none(e.code), self._http.retry_after()) from e
+        except requests.RequestException as e:
+            raise transport_error(e) from e
+        except json.JSONDecodeError as e:  # an answer that is not the JSON Twilio promises
+            lost = ERROR_TABLE[ANSWER_LOST]
+            raise lost.build("twilio answer unreadable", "bad_answer", None) from e
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,364 @@
+"""Firebase Cloud Messaging (HTTP v1) push provider, on pyfcm 2.x with a service account.
+
+Options (secrets already resolved):
+
+``service_account_file``
+    Path to the Google service-account JSON key. Either this or ``service_account_json``.
+``service_account_json``
+    The service-account JSON itself (text), for credentials delivered as a secret value.
+``project_id``
+    The Firebase project; defaults to the ``project_id`` of the service account.
+``endpoint_base``
+    Optional base URL of the messages API, default ``https://fcm.googleapis.com/v1/projects``
+    (the tests point it at a local fake). The OAuth token endpoint is the service account's
+    own ``token_uri``.
+``timeout_seconds``
+    Connect and read timeout of each HTTP call, token grant included (default 10).
+``max_concurrency``
+    How many sends may be in flight at once (default 64). pyfcm is synchronous, so every
+    send runs on a thread of a pool of this size owned by the provider instance.
+
+A send posts title, body and data (string values), with ``android.ttl`` from the message's
+``expires_at`` and ``android.priority`` high on the transactional lane, normal on the
+promotional one. The result's provider message id is FCM's message name
+(``projects/<project>/messages/<id>``).
+
+pyfcm is used for the payload, the OAuth grant and the request, with four adjustments in a
+per-instance subclass (each explained where it is made): the endpoint base, one attempt per
+send (no sleeping on Retry-After inside a worker thread, no urllib3 retries), the FCM error
+code and Retry-After kept on the exception, and one access token shared by all threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, ClassVar
+
+import google.auth.exceptions
+import google.auth.transport.requests
+import requests
+from google.oauth2 import service_account
+from pyfcm import FCMNotification
+from pyfcm.errors import FCMError
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from providers.interface import (
+    Category,
+    Channel,
+    ConfigurationError,
+    InvalidRecipientError,
+    Lane,
+    Message,
+    PermanentError,
+    Provider,
+    ProviderError,
+    PushMessage,
+    PushPlatform,
+    SendResult,
+    SuppressionReason,
+    ThrottledError,
+    TransientError,
+)
+
+FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+DEFAULT_ENDPOINT_BASE = "https://fcm.googleapis.com/v1/projects"
+
+# What FCM's answers mean for us, one row per vendor answer.
+# Error codes: https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode
+# Answer format and HTTP statuses: https://firebase.google.com/docs/cloud-messaging/send/v1-api
+# Rows keyed by the FCM ``errorCode`` (``details[].errorCode``); an INVALID_ARGUMENT whose field
+# violation names ``message.token`` gets its own row. Answers without an FCM error code fall
+# back to their HTTP status ("HTTP 404"), then to the status class ("HTTP 4xx"/"HTTP 5xx").
+# pyfcm raises, by status: 400 InvalidDataError, 401 AuthenticationError, 403
+# FCMSenderIdMismatchError, 404 FCMNotRegisteredError, anything else FCMServerError.
+FCM_ERRORS: dict[str, type[ProviderError]] = {
+    "UNREGISTERED": InvalidRecipientError,
+    "INVALID_ARGUMENT:message.token": InvalidRecipientError,
+    "INVALID_ARGUMENT": PermanentError,
+    "SENDER_ID_MISMATCH": PermanentError,
+    "THIRD_PARTY_AUTH_ERROR": PermanentError,
+    "QUOTA_EXCEEDED": ThrottledError,
+    "UNAVAILABLE": TransientError,
+    "INTERNAL": TransientError,
+    "UNSPECIFIED_ERROR": TransientError,
+    "HTTP 400": PermanentError,
+    "HTTP 401": PermanentError,
+    "HTTP 403": PermanentError,
+    "HTTP 404": InvalidRecipientError,
+    "HTTP 429": ThrottledError,
+    "HTTP 4xx": PermanentError,
+    "HTTP 5xx": TransientError,
+}
+
+_TOKEN_FIELD = "message.token"
+
+
+class FcmAnswerError(FCMError):
+    """An error answer from FCM with the details pyfcm's own exceptions drop (it keeps only
+    the HTTP status class, and for 400 the raw text): status, FCM error code, the field
+    violations and Retry-After."""
+
+    def __init__(
+        self,
+        status: int,
+        error_code: str | None,
+        fields: tuple[str, ...],
+        retry_after: float | None,
+    ) -> None:
+        super().__init__(f"FCM answered {status} {error_code or ''}".strip())
+        self.status = status
+        self.error_code = error_code
+        self.fields = fields
+        self.retry_after = retry_after
+
+    @property
+    def table_key(self) -> str:
+        if self.error_code == "INVALID_ARGUMENT" and _TOKEN_FIELD in self.fields:
+            return f"INVALID_ARGUMENT:{_TOKEN_FIELD}"
+        if self.error_code in FCM_ERRORS:
+            return self.error_code
+        if f"HTTP {self.status}" in FCM_ERRORS:
+            return f"HTTP {self.status}"
+        return "HTTP 5xx" if self.status >= 500 else "HTTP 4xx"
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """The parts of an FCM error body we read."""
+
+    error_code: str | None
+    fields: tuple[str, ...]
+
+
+def read_error_answer(response: requests.Response) -> _Answer:
+    try:
+        error = response.json().get("error", {})
+    except (ValueError, AttributeError):
+        return _Answer(None, ())
+    code: str | None = None
+    fields: list[str] = []
+    for detail in error.get("details", []) if isinstance(error, dict) else []:
+        code = code or detail.get("errorCode")
+        fields += [v.get("field", "") for v in detail.get("fieldViolations", [])]
+    return _Answer(code, tuple(fields))
+
+
+def read_retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP-date; FCM sends seconds
+
+
+class FcmClient(FCMNotification):
+    """pyfcm's client with the adjustments this service needs. A subclass is made per provider
+    instance because pyfcm reads the endpoint from the class attribute ``FCM_END_POINT_BASE``."""
+
+    token_request: Any = None  # set by FcmProvider: google-auth request with our timeout
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._token_lock = threading.Lock()
+
+    def send_request(self, payload: Any = None, timeout: Any = None) -> requests.Response:
+        # pyfcm's own send_request sleeps Retry-After seconds in the calling thread and retries
+        # without bound, and retries without bound on ACCESS_TOKEN_EXPIRED: here one attempt,
+        # plus one retry with a fresh token; Retry-After goes back to the delivery engine.
+        response = self.requests_session.post(self.fcm_end_point, data=payload, timeout=timeout)
+        if self._is_access_token_expired(response):
+            self.thread_local.token_expiry = 0
+            response = self.requests_session.post(self.fcm_end_point, data=payload, timeout=timeout)
+        return response
+
+    def parse_response(self, response: requests.Response) -> Any:
+        try:
+            return super().parse_response(response)
+        except FCMError as e:
+            # pyfcm hides the FCM error code and Retry-After: keep them for the error table.
+            answer = read_error_answer(response)
+            raise FcmAnswerError(
+                response.status_code, answer.error_code, answer.fields, read_retry_after(response)
+            ) from e
+
+    def _get_access_token(self) -> str:
+        # pyfcm refreshes the credentials once per thread (64 grants for 64 threads) and wraps
+        # google-auth's errors in InvalidDataError: one shared token, google-auth errors kept.
+        with self._token_lock:
+            if not self.credentials.valid:
+                self.credentials.refresh(self.token_request)
+            return self.credentials.token
+
+
+def load_service_account(options: Mapping[str, Any]) -> dict[str, Any]:
+    if options.get("service_account_json"):
+        text = str(options["service_account_json"])
+    elif options.get("service_account_file"):
+        try:
+            with open(options["service_account_file"], encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise ConfigurationError(f"cannot read service_account_file: {e.strerror}") from e
+    else:
+        raise ConfigurationError("needs service_account_file or service_account_json")
+    try:
+        info = json.loads(text)
+    except ValueError as e:
+        raise ConfigurationError("the service account is not valid JSON") from e
+    if not isinstance(info, dict) or info.get("type") != "service_account":
+        raise ConfigurationError("the service account JSON is not of type service_account")
+    return info
+
+
+def android_ttl(expires_at: datetime | None, now: datetime) -> str | None:
+    if expires_at is None:
+        return None
+    seconds = math.ceil((expires_at - now).total_seconds())
+    if seconds <= 0:
+        raise PermanentError("message expired before it was sent", code="expired")
+    return f"{seconds}s"
+
+
+class FcmProvider(Provider):
+    kind: ClassVar[str] = "fcm"
+    channel: ClassVar[Channel] = Channel.PUSH
+    body_limit: ClassVar[int | None] = 4096  # FCM limits the whole message payload to 4 KB
+    rate_limit_per_second: ClassVar[float | None] = 10_000.0  # default quota 600,000/minute
+
+    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
+        super().__init__(name, lane, options)
+        try:
+            self.timeout = float(options.get("timeout_seconds", 10))
+            self.max_concurrency = int(options.get("max_concurrency", 64))
+        except (TypeError, ValueError) as e:
+            raise ConfigurationError(f"provider {name!r} (fcm): bad numeric option") from e
+        if self.timeout <= 0 or self.max_concurrency < 1:
+            raise ConfigurationError(f"provider {name!r} (fcm): timeout/concurrency must be > 0")
+        try:
+            info = load_service_account(options)
+            credentials = service_account.Credentials.from_service_account_info(
+                info, scopes=[FCM_SCOPE]
+            )
+        except ValueError as e:  # google-auth: missing client_email, token_uri or a bad key
+            raise ConfigurationError(f"provider {name!r} (fcm): bad service account") from e
+        except ConfigurationError as e:
+            raise ConfigurationError(f"provider {name!r} (fcm): {e}") from e
+        self.project_id = str(options.get("project_id") or info.get("project_id") or "")
+        if not self.project_id:
+            raise ConfigurationError(f"provider {name!r} (fcm): needs a project_id")
+        self._adapter = HTTPAdapter(
+            max_retries=0, pool_connections=2, pool_maxsize=self.max_concurrency
+        )
+        self._client = self._build_client(credentials, options.get("endpoint_base"))
+        self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=f"fcm-{name}")
+
+    def _build_client(self, credentials: Any, endpoint_base: str | None) -> FcmClient:
+        base = (endpoint_base or DEFAULT_ENDPOINT_BASE).rstrip("/")
+        # pyfcm prefers the service account's project over an explicit one: pin the endpoint.
+        client_class = type(
+            "FcmClientForInstance",
+            (FcmClient,),
+            {
+                "FCM_END_POINT_BASE": base,
+                "fcm_end_point": f"{base}/{self.project_id}/messages:send",
+            },
+        )
+        token_session = requests.Session()
+        token_session.mount("http://", self._adapter)
+        token_session.mount("https://", self._adapter)
+        client = client_class(
+            credentials=credentials, project_id=self.project_id, adapter=self._adapter
+        )
+        client.token_request = partial(
+            google.auth.transport.requests.Request(token_session), timeout=self.timeout
+        )
+        return client
+
+    async def send(self, message: Message) -> SendResult:
+        self.ensure_lane(message)
+        if not isinstance(message, PushMessage) or message.platform != PushPlatform.FCM:
+            raise PermanentError(f"provider {self.name} sends FCM pushes only", code="platform")
+        notify = partial(self._client.notify, **self._notify_arguments(message))
+        loop = asyncio.get_running_loop()
+        try:
+            answer = await loop.run_in_executor(self._executor, notify)
+        except FcmAnswerError as e:
+            raise answer_error(e) from e
+        except (requests.RequestException, google.auth.exceptions.GoogleAuthError) as e:
+            raise transport_error(e) from e
+        return SendResult(provider_message_id=str(answer.get("name", "")), response_code="200")
+
+    def _notify_arguments(self, message: PushMessage) -> dict[str, Any]:
+        android: dict[str, Any] = {
+            "priority": "high" if message.lane.category == Category.TRANSACTIONAL else "normal"
+        }
+        ttl = android_ttl(message.expires_at, datetime.now(UTC))
+        if ttl is not None:
+            android["ttl"] = ttl
+        return {
+            "fcm_token": message.to,
+            "notification_title": message.title,
+            "notification_body": message.body,
+            "data_payload": dict(message.data) or None,
+            "android_config": android,
+            "timeout": (self.timeout, self.timeout),
+        }
+
+    async def check(self, connect: bool = False) -> str:
+        description = f"FCM project {self.project_id} via {self._client.fcm_end_point}"
+        if not connect:
+            return description
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._client._get_access_token)
+        except (requests.RequestException, google.auth.exceptions.GoogleAuthError) as e:
+            raise transport_error(e) from e
+        return f"{description}: OAuth access token obtained"
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        self._adapter.close()
+
+
+def answer_error(e: FcmAnswerError) -> ProviderError:
+    """FCM answered with an error: walk the table. Messages carry no token nor content."""
+    error_class = FCM_ERRORS[e.table_key]
+    text = f"FCM refused the message: HTTP {e.status} {e.error_code or ''}".strip()
+    code = e.error_code or e.status
+    if issubclass(error_class, InvalidRecipientError):
+        return error_class(text, code=code, reason=SuppressionReason.INVALID_TOKEN)
+    if issubclass(error_class, TransientError):
+        return error_class(text, code=code, retry_after=e.retry_after)
+    return error_class(text, code=code)
+
+
+def transport_error(e: Exception) -> ProviderError:
+    """No answer from FCM. Before the message left (token grant failed, connection refused,
+    connect timeout) another provider may be tried; after it left (read timeout, connection
+    dropped) it may have been accepted."""
+    if isinstance(e, google.auth.exceptions.RefreshError) and not e.retryable:
+        return PermanentError("FCM OAuth token grant refused", code="oauth")
+    if isinstance(e, google.auth.exceptions.GoogleAuthError):
+        return TransientError("FCM OAuth token endpoint unreachable", code="oauth")
+    if isinstance(e, requests.ConnectTimeout) or _connection_refused(e):
+        return TransientError("FCM connection failed", code="connect")
+    if isinstance(e, requests.Timeout):
+        return TransientError("FCM answer timed out", code="timeout", accepted_unknown=True)
+    return TransientError("FCM connection lost", code="connection", accepted_unknown=True)
+
+
+def _connection_refused(e: Exception) -> bool:
+    cause = e.args[0] if e.args else None
+    return isinstance(e, requests.ConnectionError) and (
+        isinstance(cause, NewConnectionError)
+        or (isinstance(cause, MaxRetryError) and isinstance(cause.reason, NewConnectionError))
+    )

@@ -1,0 +1,485 @@
+"""SMTP email provider (aiosmtplib): any SMTP relay, with a small pool of reused sessions.
+
+Options (secrets already resolved):
+
+==================  ===========================================================================
+``host``            relay host name or IP (required)
+``port``            TCP port; default 587 for ``starttls``, 465 for ``implicit``, 25 for ``none``
+``username``        AUTH login (optional; AUTH PLAIN/LOGIN is used when given)
+``password``        AUTH password (required with ``username``)
+``tls``             ``"starttls"`` (default; STARTTLS is required, not opportunistic),
+                    ``"implicit"`` (TLS from the first byte, "SMTPS") or ``"none"``
+``ca_file``         PEM file of a private CA to trust instead of the system store (optional)
+``from_address``    envelope sender and ``From:`` address (required)
+``from_name``       display name of ``From:`` (optional)
+``pool_size``       open sessions kept and the most used at once (default 4)
+``timeout_seconds`` connect and per-command timeout (default 10)
+``helo_hostname``   name announced in EHLO (default: this machine's FQDN, looked up once)
+==================  ===========================================================================
+
+Sessions: each provider instance keeps up to ``pool_size`` SMTP sessions open on the event loop
+that calls :meth:`SmtpProvider.send` and reuses them (one transaction at a time per session). A
+session the server closed while idle is replaced transparently: a failure of MAIL FROM on a
+reused session (disconnect or 421) proves nothing was sent, so the message goes out on a fresh
+session instead.
+
+Outcomes: the SMTP reply code decides, through :data:`REPLY_TABLE`. A recipient refused with an
+RFC 3463 "bad destination mailbox" status (5.1.1, 5.1.2, 5.1.3, 5.1.6, 5.1.10) is an
+:class:`InvalidRecipientError` (hard bounce, suppressed); any other 5xx is permanent, 4xx is
+transient. Network failures before DATA are transient with ``accepted_unknown=False`` (the
+message was not sent; failover is safe); a timeout or disconnect during DATA is transient with
+``accepted_unknown=True`` (the relay may have queued it). A failed login (535) and a server
+certificate that does not verify are configuration problems and permanent. Error messages
+carry the reply code, the enhanced status and the relay's reply text, never the subject, the
+body or a credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import re
+import socket
+import ssl
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage as MimeMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any, ClassVar
+
+import aiosmtplib
+from aiosmtplib.email import flatten_message
+
+from providers.interface import (
+    Category,
+    Channel,
+    ConfigurationError,
+    EmailMessage,
+    InvalidRecipientError,
+    Lane,
+    PermanentError,
+    Provider,
+    ProviderError,
+    SendResult,
+    SuppressionReason,
+    TransientError,
+)
+
+_DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
+
+# SMTP reply codes: RFC 5321 section 4.2 https://www.rfc-editor.org/rfc/rfc5321#section-4.2,
+# AUTH replies: RFC 4954 section 6 https://www.rfc-editor.org/rfc/rfc4954#section-6.
+# Codes not listed fall back to their class: 4xx transient, 5xx permanent.
+REPLY_TABLE: dict[int, tuple[type[ProviderError], str]] = {
+    421: (TransientError, "service not available"),
+    450: (TransientError, "mailbox unavailable, try again"),
+    451: (TransientError, "local error in processing"),
+    452: (TransientError, "insufficient system storage"),
+    454: (TransientError, "TLS or authentication temporarily unavailable"),
+    530: (PermanentError, "authentication required"),
+    534: (PermanentError, "authentication mechanism too weak"),
+    535: (PermanentError, "authentication failed"),
+    538: (PermanentError, "encryption required for authentication"),
+    550: (InvalidRecipientError, "mailbox unavailable"),
+    551: (InvalidRecipientError, "user not local"),
+    552: (PermanentError, "exceeded storage allocation"),
+    553: (InvalidRecipientError, "mailbox name not allowed"),
+    554: (PermanentError, "transaction failed"),
+    555: (PermanentError, "MAIL or RCPT parameters not recognized"),
+}
+
+# RFC 3463 / IANA enhanced status codes that mean "this recipient address does not exist":
+# https://www.iana.org/assignments/smtp-enhanced-status-codes/smtp-enhanced-status-codes.xhtml
+# Only with one of these does a 550/551/553 suppress the address; "550 5.7.1 relaying denied"
+# is a permanent error of ours, not the recipient's.
+UNKNOWN_MAILBOX_STATUSES = frozenset({"5.1.0", "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10"})
+
+_ENHANCED_STATUS = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
+
+# Headers the adapter owns; a caller's ``headers`` cannot override them.
+_RESERVED_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "x-notifier-notification-id",
+    }
+)
+
+
+class _Stage(enum.Enum):
+    """How far a transaction got; decides whether the relay may have the message."""
+
+    CONNECT = "connect"
+    ENVELOPE = "envelope"
+    DATA = "data"
+
+
+class _Failed(Exception):
+    """A session failure and the stage it happened in (internal to this module)."""
+
+    def __init__(self, stage: _Stage, cause: BaseException) -> None:
+        super().__init__(stage.value)
+        self.stage = stage
+        self.cause = cause
+
+    @property
+    def stale_session(self) -> bool:
+        """MAIL FROM failed because the relay had closed the idle session: nothing was sent."""
+        if self.stage is not _Stage.ENVELOPE:
+            return False
+        if isinstance(self.cause, aiosmtplib.SMTPServerDisconnected):
+            return True
+        return isinstance(self.cause, aiosmtplib.SMTPResponseException) and self.cause.code == 421
+
+
+# --------------------------------------------------------------------------- error mapping
+
+
+def enhanced_status(reply_text: str) -> str | None:
+    """The RFC 3463 status at the start of a reply text ("5.1.1 user unknown" -> "5.1.1")."""
+    match = _ENHANCED_STATUS.match(reply_text or "")
+    return match.group(1) if match else None
+
+
+def reply_error(code: int, reply_text: str) -> ProviderError:
+    """The typed error for an SMTP reply, by :data:`REPLY_TABLE`."""
+    error_class, meaning = REPLY_TABLE.get(code, _by_reply_class(code))
+    status = enhanced_status(reply_text)
+    if code in (530, 534, 535, 538):
+        return error_class(f"SMTP authentication failed ({code} {meaning})", code=code)
+    description = f"SMTP {code} {meaning}: {_one_line(reply_text)}"
+    if error_class is InvalidRecipientError:
+        if status in UNKNOWN_MAILBOX_STATUSES:
+            return InvalidRecipientError(
+                description, code=code, reason=SuppressionReason.HARD_BOUNCE
+            )
+        return PermanentError(description, code=code)
+    return error_class(description, code=code)
+
+
+def _by_reply_class(code: int) -> tuple[type[ProviderError], str]:
+    if 400 <= code < 500:
+        return TransientError, "temporary failure"
+    if 500 <= code < 600:
+        return PermanentError, "permanent failure"
+    return TransientError, "unexpected reply"
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    return " ".join((text or "").split())[:limit]
+
+
+def _certificate_rejected(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def translate_failure(stage: _Stage, exc: BaseException) -> ProviderError:
+    """The typed error for a failure of the client library at ``stage``."""
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return reply_error(exc.code, exc.message)
+    if _certificate_rejected(exc):
+        return PermanentError("SMTP server certificate did not verify", code="tls_verify")
+    if isinstance(exc, ValueError):
+        return InvalidRecipientError("address cannot be sent over SMTP", code="invalid_address")
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        return PermanentError(f"SMTP server lacks a required extension: {exc}", code="unsupported")
+    if stage is _Stage.CONNECT or isinstance(exc, aiosmtplib.SMTPConnectError):
+        return TransientError(f"SMTP connection failed: {_one_line(str(exc))}", code="connect")
+    accepted_unknown = stage is _Stage.DATA
+    if isinstance(exc, (aiosmtplib.SMTPTimeoutError, asyncio.TimeoutError)):
+        return TransientError(
+            f"SMTP timed out during {stage.value}",
+            code="timeout",
+            accepted_unknown=accepted_unknown,
+        )
+    return TransientError(
+        f"SMTP session lost during {stage.value}: {type(exc).__name__}",
+        code="disconnected",
+        accepted_unknown=accepted_unknown,
+    )
+
+
+# --------------------------------------------------------------------------- session pool
+
+
+class _SessionPool:
+    """Idle SMTP sessions of one event loop, and a bound on sessions in use."""
+
+    def __init__(self, size: int) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.slots = asyncio.Semaphore(size)
+        self._idle: list[aiosmtplib.SMTP] = []
+
+    def take_idle(self) -> aiosmtplib.SMTP | None:
+        while self._idle:
+            client = self._idle.pop()  # most recently used first: least likely timed out
+            if client.is_connected:
+                return client
+        return None
+
+    def put_back(self, client: aiosmtplib.SMTP) -> None:
+        if client.is_connected:
+            self._idle.append(client)
+
+    async def put_back_after_failure(self, client: aiosmtplib.SMTP, timeout: float) -> None:
+        """Reset the envelope so the session can carry the next message, or drop it."""
+        if not client.is_connected:
+            return
+        try:
+            await client.rset(timeout=timeout)
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
+            return
+        self.put_back(client)
+
+    async def close(self, timeout: float) -> None:
+        idle, self._idle = self._idle, []
+        for client in idle:
+            try:
+                await client.quit(timeout=timeout)
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+
+
+# --------------------------------------------------------------------------- provider
+
+
+class SmtpProvider(Provider):
+    kind: ClassVar[str] = "smtp"
+    channel: ClassVar[Channel] = Channel.EMAIL
+    body_limit: ClassVar[int | None] = 10_000_000  # characters; Postfix's default message size
+    rate_limit_per_second: ClassVar[float | None] = None  # the relay's own limits apply
+
+    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
+        super().__init__(name, lane, options)
+        self.host = _required(options, "host", name)
+        self.tls = str(options.get("tls", "starttls"))
+        if self.tls not in _DEFAULT_PORTS:
+            raise ConfigurationError(
+                f"provider {name!r} (smtp): tls must be starttls, implicit or none"
+            )
+        self.port = int(options.get("port") or _DEFAULT_PORTS[self.tls])
+        self.username: str | None = options.get("username") or None
+        self._password: str | None = options.get("password") or None
+        if self.username and self._password is None:
+            raise ConfigurationError(f"provider {name!r} (smtp): username given without password")
+        self.from_address = _required(options, "from_address", name)
+        self.from_name: str | None = options.get("from_name") or None
+        self.from_domain = _domain_of(self.from_address, name)
+        self.pool_size = _positive_int(options.get("pool_size", 4), "pool_size", name)
+        self.timeout = _positive_float(options.get("timeout_seconds", 10), "timeout_seconds", name)
+        self.helo_hostname: str | None = options.get("helo_hostname") or None
+        self._tls_context = self._build_tls_context(options.get("ca_file"))
+        self._pool: _SessionPool | None = None
+
+    # ---------------------------------------------------------------- interface
+
+    async def send(self, message: EmailMessage) -> SendResult:  # type: ignore[override]
+        self.ensure_lane(message)
+        mime, message_id = self.compose(message)
+        pool = self._pool_of_running_loop()
+        async with pool.slots:
+            try:
+                response = await self._deliver(pool, message.to, mime)
+            except _Failed as failed:
+                raise translate_failure(failed.stage, failed.cause) from failed.cause
+        return SendResult(provider_message_id=message_id, response_code=str(response.code))
+
+    async def check(self, connect: bool = False) -> str:
+        description = f"smtp {self.host}:{self.port} tls={self.tls}"
+        if self.username:
+            description += f" as {self.username}"
+        if not connect:
+            return description
+        try:
+            client = await self._open()
+        except _Failed as failed:
+            raise translate_failure(failed.stage, failed.cause) from failed.cause
+        try:
+            await client.quit(timeout=self.timeout)
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
+        return description + ": connected"
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None and pool.loop is asyncio.get_running_loop():
+            await pool.close(self.timeout)
+
+    # ---------------------------------------------------------------- message
+
+    def compose(self, message: EmailMessage) -> tuple[MimeMessage, str]:
+        """The MIME message to transmit and its Message-ID without angle brackets."""
+        mime = MimeMessage(policy=SMTP_POLICY)
+        message_id = make_msgid(domain=self.from_domain)
+        try:
+            self._set_headers(mime, message, message_id)
+            mime.set_content(message.text)
+            if message.html:
+                mime.add_alternative(message.html, subtype="html")
+        except (ValueError, TypeError) as e:
+            raise PermanentError(
+                "message cannot be encoded as email (invalid address or header)",
+                code="invalid_message",
+            ) from e
+        return mime, message_id.strip("<>")
+
+    def _set_headers(self, mime: MimeMessage, message: EmailMessage, message_id: str) -> None:
+        mime["From"] = Address(self.from_name or "", addr_spec=self.from_address)
+        mime["To"] = message.to
+        mime["Subject"] = message.subject
+        mime["Date"] = format_datetime(datetime.now(UTC))
+        mime["Message-ID"] = message_id
+        mime["X-Notifier-Notification-Id"] = message.notification_id
+        for header, value in message.headers.items():
+            if header.lower() not in _RESERVED_HEADERS:
+                mime[header] = value
+        if message.unsubscribe_url and message.lane.category is Category.PROMOTIONAL:
+            # RFC 8058 one-click unsubscribe: https://www.rfc-editor.org/rfc/rfc8058
+            mime["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+            mime["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+
+    # ---------------------------------------------------------------- sessions
+
+    def _pool_of_running_loop(self) -> _SessionPool:
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._pool.loop is not loop:
+            # Sessions belong to the loop that opened them; another loop starts afresh.
+            self._pool = _SessionPool(self.pool_size)
+        return self._pool
+
+    async def _deliver(
+        self, pool: _SessionPool, recipient: str, mime: MimeMessage
+    ) -> aiosmtplib.SMTPResponse:
+        reused = pool.take_idle()
+        if reused is not None:
+            try:
+                return await self._use(pool, reused, recipient, mime)
+            except _Failed as failed:
+                if not failed.stale_session:
+                    raise
+        return await self._use(pool, await self._open(), recipient, mime)
+
+    async def _use(
+        self, pool: _SessionPool, client: aiosmtplib.SMTP, recipient: str, mime: MimeMessage
+    ) -> aiosmtplib.SMTPResponse:
+        try:
+            response = await self._transaction(client, recipient, mime)
+        except _Failed:
+            await pool.put_back_after_failure(client, self.timeout)
+            raise
+        pool.put_back(client)
+        return response
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        if self.helo_hostname is None:
+            self.helo_hostname = await asyncio.to_thread(socket.getfqdn)
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self._password,
+            local_hostname=self.helo_hostname,
+            timeout=self.timeout,
+            use_tls=self.tls == "implicit",
+            start_tls=self.tls == "starttls",
+            tls_context=self._tls_context,
+        )
+        try:
+            await client.connect()
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
+            client.close()
+            raise _Failed(_Stage.CONNECT, e) from e
+        return client
+
+    async def _transaction(
+        self, client: aiosmtplib.SMTP, recipient: str, mime: MimeMessage
+    ) -> aiosmtplib.SMTPResponse:
+        """MAIL, RCPT, DATA on an open session, each failure tagged with its stage."""
+        try:
+            payload, mail_options, encoding = self._envelope(client, recipient, mime)
+            await client.mail(self.from_address, options=mail_options, encoding=encoding)
+            await client.rcpt(recipient, encoding=encoding)
+        except (TimeoutError, aiosmtplib.SMTPException, OSError, ValueError) as e:
+            raise _Failed(_Stage.ENVELOPE, e) from e
+        try:
+            return await client.data(payload)
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
+            raise _Failed(_Stage.DATA, e) from e
+
+    def _envelope(
+        self, client: aiosmtplib.SMTP, recipient: str, mime: MimeMessage
+    ) -> tuple[bytes, list[str], str]:
+        """The bytes to send, MAIL FROM options and address encoding for this session."""
+        utf8 = not (self.from_address + recipient).isascii()
+        if utf8 and not client.supports_extension("smtputf8"):
+            raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is needed for a non-ASCII address")
+        eight_bit = client.supports_extension("8bitmime")
+        payload = flatten_message(mime, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
+        options = ["SMTPUTF8"] if utf8 else []
+        if eight_bit:
+            options.append("BODY=8BITMIME")
+        if client.supports_extension("size"):
+            options.insert(0, f"SIZE={len(payload)}")
+        return payload, options, "utf-8" if utf8 else "ascii"
+
+    # ---------------------------------------------------------------- configuration
+
+    def _build_tls_context(self, ca_file: str | None) -> ssl.SSLContext | None:
+        if self.tls == "none":
+            return None
+        if ca_file and not Path(ca_file).is_file():
+            raise ConfigurationError(f"provider {self.name!r} (smtp): ca_file {ca_file} not found")
+        return ssl.create_default_context(cafile=ca_file or None)
+
+
+def _required(options: Mapping[str, Any], key: str, name: str) -> str:
+    value = options.get(key)
+    if not value:
+        raise ConfigurationError(f"provider {name!r} (smtp) needs the {key!r} option")
+    return str(value)
+
+
+def _domain_of(address: str, name: str) -> str:
+    local, _, domain = address.rpartition("@")
+    if not local or not domain:
+        raise ConfigurationError(f"provider {name!r} (smtp): from_address is not an address")
+    return domain
+
+
+def _positive_int(value: Any, key: str, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise ConfigurationError(f"provider {name!r} (smtp): {key} must be a positive integer")
+    return number
+
+
+def _positive_float(value: Any, key: str, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if number <= 0:
+        raise ConfigurationError(f"provider {name!r} (smtp): {key} must be a positive number")
+    return number

@@ -1,0 +1,273 @@
+"""SMS through Amazon SNS (boto3 ``sns`` client, ``Publish`` with ``PhoneNumber``).
+
+One instance serves one lane. The SNS SMS type (``AWS.SNS.SMS.SMSType``) comes from that lane
+and nothing else: a promotional instance always publishes ``Promotional``, a transactional one
+``Transactional``.
+
+Options (secrets already resolved):
+
+``region`` (required)
+    The AWS region that sends the SMS, e.g. ``eu-west-1``.
+``access_key_id`` / ``secret_access_key`` (optional, both or neither)
+    Static credentials; without them boto3's default chain applies (environment, instance or
+    task role). Never logged, never in error messages.
+``endpoint_url`` (optional)
+    Another SNS endpoint; tests point it at moto's server or a local fake.
+``sender_id`` (optional)
+    Alphanumeric sender ID (``AWS.SNS.SMS.SenderID``), where the destination country allows.
+``check_opted_out`` (optional, default false)
+    Ask SNS (``CheckIfPhoneNumberIsOptedOut``) before each publish. SNS accepts a publish to an
+    opted-out number and silently drops it; with this option such a message fails with
+    ``InvalidRecipientError(reason=STOP)`` instead, at the price of one more API call (that API
+    is limited to 50 calls per second per account).
+``timeout_seconds`` (optional, default 10)
+    Connect and read timeout of each API call.
+``max_concurrency`` (optional, default 64)
+    Threads (and pooled HTTP connections) running the synchronous client for this instance.
+
+botocore's own retries are switched off (one attempt per call): retrying is the delivery
+engine's decision, and a retried publish after a read timeout could send the SMS twice.
+The client's failures are translated once, through :data:`ERROR_TABLE`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from providers.interface import (
+    Category,
+    Channel,
+    ConfigurationError,
+    InvalidRecipientError,
+    Lane,
+    PermanentError,
+    Provider,
+    ProviderError,
+    SendResult,
+    SmsMessage,
+    SuppressionReason,
+    ThrottledError,
+    TransientError,
+)
+
+T = TypeVar("T")
+
+SMS_TYPES: Mapping[Category, str] = {
+    Category.TRANSACTIONAL: "Transactional",
+    Category.PROMOTIONAL: "Promotional",
+}
+PHONE_NUMBER = "PhoneNumber"  # suffix of error-table keys whose error names the phone number
+NAMES_PHONE_NUMBER = re.compile(r"phone\s*number", re.IGNORECASE)
+CONNECT_FAILED = "connect failed"  # nothing reached SNS: safe to fail over
+ANSWER_LOST = "answer lost"  # the request went out, the answer did not come back
+CLIENT_REFUSED = "client refused"  # botocore refused before sending: credentials, parameters
+HTTP_429 = "http 429"
+HTTP_5XX = "http 5xx"
+HTTP_4XX = "http 4xx"
+ERRORS_DOC = "https://docs.aws.amazon.com/sns/latest/api/CommonErrors.html"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One row of the error table: which typed error a vendor answer becomes."""
+
+    error: type[ProviderError]
+    reason: SuppressionReason | None = None
+    accepted_unknown: bool = False
+
+    def build(self, message: str, code: str | None, retry_after: float | None) -> Exception:
+        if issubclass(self.error, InvalidRecipientError):
+            reason = self.reason or SuppressionReason.INVALID_ADDRESS
+            return self.error(message, code=code, reason=reason)
+        if issubclass(self.error, TransientError):
+            return self.error(
+                message, code=code, retry_after=retry_after, accepted_unknown=self.accepted_unknown
+            )
+        return self.error(message, code=code)
+
+
+INVALID_ADDRESS = Outcome(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS)
+
+# SNS answers and what they mean for us. Publish's errors:
+# https://docs.aws.amazon.com/sns/latest/api/API_Publish.html#API_Publish_Errors, errors common
+# to all AWS query APIs: https://docs.aws.amazon.com/sns/latest/api/CommonErrors.html, opt-outs:
+# https://docs.aws.amazon.com/sns/latest/dg/sms_manage.html#sms_manage_optout. Keys are SNS
+# error codes ("<code>:PhoneNumber" when the error's message names the phone number, so a bad
+# sender ID or an over-long message never suppresses a good number), then HTTP status classes,
+# then failures below HTTP.
+ERROR_TABLE: Mapping[str, Outcome] = {
+    "Throttling": Outcome(ThrottledError),
+    "Throttled": Outcome(ThrottledError),  # ThrottledException, HTTP 429
+    "InternalError": Outcome(TransientError),
+    "InternalFailure": Outcome(TransientError),
+    "ServiceUnavailable": Outcome(TransientError),
+    f"InvalidParameter:{PHONE_NUMBER}": INVALID_ADDRESS,
+    f"InvalidParameterValue:{PHONE_NUMBER}": INVALID_ADDRESS,
+    f"ParameterValueInvalid:{PHONE_NUMBER}": INVALID_ADDRESS,  # InvalidParameterValueException
+    "OptedOut": Outcome(InvalidRecipientError, SuppressionReason.STOP),  # OptedOutException
+    "AuthorizationError": Outcome(PermanentError),
+    HTTP_429: Outcome(ThrottledError),
+    HTTP_5XX: Outcome(TransientError),
+    HTTP_4XX: Outcome(PermanentError),
+    CONNECT_FAILED: Outcome(TransientError, accepted_unknown=False),
+    ANSWER_LOST: Outcome(TransientError, accepted_unknown=True),
+    CLIENT_REFUSED: Outcome(PermanentError),
+}
+
+
+def client_error(error: ClientError) -> Exception:
+    """The typed error for an SNS error answer (without AWS's prose, which may quote the
+    recipient)."""
+    details = error.response.get("Error", {})
+    metadata = error.response.get("ResponseMetadata", {})
+    code = str(details.get("Code") or "")
+    status = int(metadata.get("HTTPStatusCode") or 0)
+    key = error_key(code, status, str(details.get("Message") or ""))
+    text = f"sns answered HTTP {status}, error {code or status}: {ERRORS_DOC}"
+    retry_after = _seconds(metadata.get("HTTPHeaders", {}).get("retry-after"))
+    return ERROR_TABLE[key].build(text, code or str(status), retry_after)
+
+
+def error_key(code: str, status: int, aws_message: str) -> str:
+    if NAMES_PHONE_NUMBER.search(aws_message) and f"{code}:{PHONE_NUMBER}" in ERROR_TABLE:
+        return f"{code}:{PHONE_NUMBER}"
+    if code in ERROR_TABLE:
+        return code
+    if status == 429:
+        return HTTP_429
+    return HTTP_5XX if status >= 500 else HTTP_4XX
+
+
+def botocore_error(error: BotoCoreError) -> Exception:
+    """The typed error for a failure below HTTP, or before the request was made."""
+    if isinstance(error, NoCredentialsError | PartialCredentialsError | ParamValidationError):
+        key, text = CLIENT_REFUSED, f"sns request refused by the client ({type(error).__name__})"
+    elif isinstance(error, BotoConnectionError):
+        key, text = CONNECT_FAILED, f"sns unreachable ({type(error).__name__})"
+    else:  # HTTPClientError (read timeout, connection closed) and anything unforeseen
+        key, text = ANSWER_LOST, f"sns answer lost after sending ({type(error).__name__})"
+    return ERROR_TABLE[key].build(text, key.replace(" ", "_"), None)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def positive_option(name: str, options: Mapping[str, Any], key: str, default: float) -> float:
+    value = float(options.get(key, default))
+    if value <= 0:
+        raise ConfigurationError(f"provider {name!r} (sns): {key!r} must be positive")
+    return value
+
+
+def credentials(name: str, options: Mapping[str, Any]) -> dict[str, str]:
+    key_id, secret = options.get("access_key_id"), options.get("secret_access_key")
+    if bool(key_id) != bool(secret):
+        raise ConfigurationError(
+            f"provider {name!r} (sns): set both 'access_key_id' and 'secret_access_key', or neither"
+        )
+    if not key_id:
+        return {}
+    return {"aws_access_key_id": str(key_id), "aws_secret_access_key": str(secret)}
+
+
+def string_attribute(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
+
+
+class SnsProvider(Provider):
+    kind: ClassVar[str] = "sns"
+    channel: ClassVar[Channel] = Channel.SMS
+    body_limit: ClassVar[int | None] = 1600  # SNS's limit for one SMS publish
+    rate_limit_per_second: ClassVar[float | None] = 20.0  # SNS's default SMS quota per account
+
+    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
+        super().__init__(name, lane, options)
+        if not options.get("region"):
+            raise ConfigurationError(f"provider {name!r} (sns) needs the 'region' option")
+        self.region = str(options["region"])
+        self.sms_type = SMS_TYPES[lane.category]
+        self.sender_id = options.get("sender_id") or None
+        self.check_opted_out = bool(options.get("check_opted_out", False))
+        timeout = positive_option(name, options, "timeout_seconds", 10)
+        max_concurrency = int(positive_option(name, options, "max_concurrency", 64))
+        config = Config(
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            retries={"total_max_attempts": 1},
+            max_pool_connections=max_concurrency,
+        )
+        session = boto3.session.Session(region_name=self.region, **credentials(name, options))
+        self._client = session.client(
+            "sns", endpoint_url=options.get("endpoint_url") or None, config=config
+        )
+        self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"sns-{name}")
+
+    async def send(self, message: SmsMessage) -> SendResult:  # type: ignore[override]
+        self.ensure_lane(message)
+        if self.check_opted_out:
+            await self._refuse_opted_out(message.to)
+        answer = await self._call(self._client.publish, **self.publish_params(message))
+        return SendResult(provider_message_id=answer["MessageId"], response_code="200")
+
+    def publish_params(self, message: SmsMessage) -> dict[str, Any]:
+        attributes = {"AWS.SNS.SMS.SMSType": string_attribute(self.sms_type)}
+        if self.sender_id:
+            attributes["AWS.SNS.SMS.SenderID"] = string_attribute(str(self.sender_id))
+        return {"PhoneNumber": message.to, "Message": message.body, "MessageAttributes": attributes}
+
+    async def _refuse_opted_out(self, phone_number: str) -> None:
+        call = self._client.check_if_phone_number_is_opted_out
+        answer = await self._call(call, phoneNumber=phone_number)
+        if answer.get("isOptedOut"):
+            opted_out = ERROR_TABLE["OptedOut"]
+            raise opted_out.build("recipient opted out of SMS from this account", "OptedOut", None)
+
+    async def check(self, connect: bool = False) -> str:
+        description = f"sns in {self.region}, {self.sms_type} SMS"
+        if not connect:
+            return description
+        call = self._client.get_sms_attributes
+        answer = await self._call(call, attributes=["DefaultSMSType", "MonthlySpendLimit"])
+        limit = answer.get("attributes", {}).get("MonthlySpendLimit", "default")
+        return f"{description}: authenticated, monthly spend limit {limit} USD"
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        self._client.close()
+
+    async def _call(self, function: Callable[..., T], **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(self._translated, function, kwargs)
+        )
+
+    @staticmethod
+    def _translated(function: Callable[..., T], kwargs: dict[str, Any]) -> T:
+        """Runs on an executor thread: the client call, its failures translated to ours."""
+        try:
+            return function(**kwargs)
+        except ClientError as e:
+            raise client_error(e) from e
+        except BotoCoreError as e:
+            raise botocore_error(e) from e

@@ -121,19 +121,20 @@ ERROR_TABLE: Mapping[int | str, Outcome] = {
 def rest_error(status: int, code: int | None, retry_after: float | None) -> Exception:
     """The typed error for an HTTP error answer of the API (without any vendor prose, which may
     quote the recipient)."""
-    if code in ERROR_TABLE:
-        key: int | str = code  # type: ignore[assignment]
-    elif status == 429:
-        key = HTTP_429
-    elif status >= 500:
-        key = HTTP_5XX
-    else:
-        key = HTTP_4XX
-    shown = code if code is not None else status
-    text = (
-        f"twilio answered HTTP {status}, error {shown}: https://www.twilio.com/docs/errors/{shown}"
-    )
-    return ERROR_TABLE[key].build(text, shown, retry_after)
+    if code is None or code == status:  # no Twilio code in the answer: the SDK repeats the status
+        text = (
+            f"twilio answered HTTP {status}: https://www.twilio.com/docs/usage/requests-to-twilio"
+        )
+        return ERROR_TABLE[status_key(status)].build(text, status, retry_after)
+    text = f"twilio answered HTTP {status}, error {code}: https://www.twilio.com/docs/errors/{code}"
+    key = code if code in ERROR_TABLE else status_key(status)
+    return ERROR_TABLE[key].build(text, code, retry_after)
+
+
+def status_key(status: int) -> str:
+    if status == 429:
+        return HTTP_429
+    return HTTP_5XX if status >= 500 else HTTP_4XX
 
 
 def transport_error(error: requests.RequestException) -> Exception:
@@ -145,10 +146,9 @@ def transport_error(error: requests.RequestException) -> Exception:
         reason, NewConnectionError | ConnectTimeoutError
     )
     key = CONNECT_FAILED if refused else ANSWER_LOST
+    name = type(error).__name__
     text = (
-        f"twilio unreachable ({type(error).__name__})"
-        if refused
-        else (f"twilio answer lost after sending ({type(error).__name__})")
+        f"twilio unreachable ({name})" if refused else f"twilio answer lost after sending ({name})"
     )
     return ERROR_TABLE[key].build(text, key.replace(" ", "_"), None)
 

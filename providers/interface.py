@@ -19,9 +19,10 @@ never sent blindly elsewhere.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 
 class Channel(enum.StrEnum):
@@ -46,7 +47,7 @@ class Lane(enum.StrEnum):
     PUSH_PROMOTIONAL = "push.promotional"
 
     @classmethod
-    def of(cls, channel: Channel, category: Category) -> "Lane":
+    def of(cls, channel: Channel, category: Category) -> Lane:
         return cls(f"{channel.value}.{category.value}")
 
     @property

@@ -5,16 +5,16 @@ atomically), and the answer carries a provider message id, exactly like a real p
 serves every channel, so the embedded default works with no credentials at all.
 
 Simulated outcomes (so a developer can watch retries, failures and suppressions without a real
-provider), chosen by the recipient's local part at the reserved domain ``simulator.invalid`` or
+provider), chosen by the recipient's local part at the reserved domain ``simulator.notifier.dev`` or
 by the last digits of the reserved UK drama number range +44 7700 900xxx:
 
 =====================================  ==============================
 recipient                              outcome
 =====================================  ==============================
-``temporary-failure@simulator.invalid`` / ``+447700900001``  TransientError (5xx)
-``throttled@simulator.invalid``        / ``+447700900002``  ThrottledError, Retry-After 1 s
-``permanent-failure@simulator.invalid`` / ``+447700900003``  PermanentError
-``invalid@simulator.invalid``          / ``+447700900004``  InvalidRecipientError (suppressed)
+``temporary-failure@simulator.notifier.dev`` / ``+447700900001``  TransientError (5xx)
+``throttled@simulator.notifier.dev``        / ``+447700900002``  ThrottledError, Retry-After 1 s
+``permanent-failure@simulator.notifier.dev`` / ``+447700900003``  PermanentError
+``invalid@simulator.notifier.dev``          / ``+447700900004``  InvalidRecipientError (suppressed)
 =====================================  ==============================
 
 Options: ``path`` (the outbox folder), ``latency_ms`` (an artificial provider latency, used by
@@ -28,9 +28,10 @@ import dataclasses
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from providers.interface import (
     Channel,
@@ -47,13 +48,13 @@ from providers.interface import (
 )
 
 _SIMULATED = {
-    "temporary-failure@simulator.invalid": "transient",
+    "temporary-failure@simulator.notifier.dev": "transient",
     "+447700900001": "transient",
-    "throttled@simulator.invalid": "throttled",
+    "throttled@simulator.notifier.dev": "throttled",
     "+447700900002": "throttled",
-    "permanent-failure@simulator.invalid": "permanent",
+    "permanent-failure@simulator.notifier.dev": "permanent",
     "+447700900003": "permanent",
-    "invalid@simulator.invalid": "invalid",
+    "invalid@simulator.notifier.dev": "invalid",
     "+447700900004": "invalid",
 }
 

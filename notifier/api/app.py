@@ -1,0 +1,40 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from notifier.api import errors, health
+from notifier.api.body_limit import BodyLimitMiddleware
+from notifier.api.v1 import notifications
+from notifier.config import Settings
+from notifier.runtime import Runtime
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    runtime = runtime or Runtime.build(settings or Settings())
+    settings = runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="notifier",
+        version="0.1.0",
+        summary="Notification delivery: email, SMS and push, with searchable delivery logs.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(notifications.router)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.max_body_bytes,
+        limits_by_path={"/v1/notifications/batch": settings.max_batch_bytes},
+    )
+    return app

@@ -1,0 +1,50 @@
+"""FastAPI dependencies as Annotated aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from notifier.db.session import transaction
+from notifier.errors import ErrorCode, NotifierError
+from notifier.keys import Caller
+from notifier.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    with transaction(runtime.sessions) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_caller(
+    runtime: RuntimeDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Caller:
+    with runtime.sessions() as session:
+        caller = runtime.authenticator.authenticate(session, authorization)
+    verdict = runtime.limiter.hit(
+        caller.rate_limit or runtime.settings.api_rate_limit, "api-key", caller.id
+    )
+    if not verdict.allowed:
+        raise NotifierError(
+            ErrorCode.RATE_LIMITED,
+            "rate limit for this API key exceeded",
+            retry_after=verdict.retry_after,
+        )
+    return caller
+
+
+ApiKeyDep = Annotated[Caller, Depends(get_caller)]

@@ -1,0 +1,43 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from notifier.api.deps import RuntimeDep
+from notifier.broker import broker_reachable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(runtime: RuntimeDep) -> JSONResponse:
+    checks = {"database": _database_ok(runtime), "broker": broker_reachable(runtime.celery)}
+    ready = all(checks.values())
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "checks": {name: ("ok" if ok else "unreachable") for name, ok in checks.items()},
+    }
+    if not ready:
+        body["error"] = {
+            "code": "service_unavailable",
+            "message": "a dependency is unreachable",
+            "details": [],
+        }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _database_ok(runtime) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        with runtime.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return False

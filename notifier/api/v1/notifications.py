@@ -1,0 +1,116 @@
+"""/v1/notifications: send one, send a batch, read one, list the caller's own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Query, Response
+
+from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
+from notifier.errors import ErrorCode, NotifierError
+from notifier.keys import Scope
+from notifier.notifications import repository
+from notifier.notifications.schemas import (
+    BatchItemResult,
+    BatchRequest,
+    BatchResponse,
+    ErrorBody,
+    NotificationOut,
+    NotificationPage,
+    NotificationRequest,
+)
+from notifier.notifications.views import notification_out
+from notifier.recipients import normalise_for_search
+from notifier.security import request_fingerprint
+from notifier.statuses import Status
+from providers.interface import Channel
+
+router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
+
+
+@router.post("", status_code=202, response_model=NotificationOut)
+def send_notification(
+    request: Annotated[NotificationRequest, Body()],
+    caller: ApiKeyDep,
+    runtime: RuntimeDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> NotificationOut:
+    caller.require_scope(Scope.SEND)
+    fingerprint = request_fingerprint(request.model_dump(mode="json")) if idempotency_key else None
+    outcome = runtime.intake.accept(caller, request, idempotency_key, fingerprint)
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return notification_out(outcome.notification)
+
+
+@router.post("/batch", status_code=202, response_model=BatchResponse)
+def send_batch(batch: BatchRequest, caller: ApiKeyDep, runtime: RuntimeDep) -> BatchResponse:
+    caller.require_scope(Scope.SEND)
+    limit = runtime.settings.max_batch_items
+    if len(batch.notifications) > limit:
+        raise NotifierError(
+            ErrorCode.BATCH_TOO_LARGE, f"a batch holds at most {limit} notifications"
+        )
+    results = []
+    for index, outcome in enumerate(runtime.intake.accept_batch(caller, batch.notifications)):
+        if outcome.error is not None:
+            body = outcome.error.envelope()["error"]
+            results.append(BatchItemResult(index=index, error=ErrorBody(**body)))
+        else:
+            results.append(
+                BatchItemResult(
+                    index=index,
+                    id=outcome.notification.id,
+                    status=Status(outcome.notification.status),
+                )
+            )
+    accepted = sum(1 for r in results if r.error is None)
+    return BatchResponse(results=results, accepted=accepted, rejected=len(results) - accepted)
+
+
+@router.get("/{notification_id}", response_model=NotificationOut)
+def get_notification(
+    notification_id: str, caller: ApiKeyDep, session: SessionDep
+) -> NotificationOut:
+    caller.require_scope(Scope.READ)
+    row = repository.get(session, notification_id)
+    if row is None or row.api_key_id != caller.id:
+        raise NotifierError(ErrorCode.NOT_FOUND, "no such notification for this API key")
+    return notification_out(row, repository.events_of(session, row.id))
+
+
+@router.get("", response_model=NotificationPage)
+def list_notifications(
+    caller: ApiKeyDep,
+    session: SessionDep,
+    recipient: str | None = None,
+    reference: str | None = None,
+    status: Status | None = None,
+    channel: Channel | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> NotificationPage:
+    caller.require_scope(Scope.READ)
+    filters = repository.Filters(
+        api_key_id=caller.id,
+        recipients=normalise_for_search(recipient) if recipient else (),
+        reference=reference,
+        status=status.value if status else None,
+        channel=channel.value if channel else None,
+        since=_aware(since),
+        until=_aware(until),
+    )
+    rows, next_cursor = repository.search(session, filters, cursor, limit)
+    return NotificationPage(items=[notification_out(r) for r in rows], next_cursor=next_cursor)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise NotifierError(
+            ErrorCode.VALIDATION_ERROR, "since/until need a UTC offset, e.g. 2026-11-22T10:00:00Z"
+        )
+    return value

@@ -1,0 +1,62 @@
+"""The Celery app as the API and the workers both configure it: broker, queues, reliability.
+
+Reliability settings: tasks are acknowledged after they ran (``acks_late``) and re-queued when a
+worker process dies mid-task (``reject_on_worker_lost``); prefetch is small so a dead worker
+strands little. No result backend: statuses live in our own tables.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from notifier.config import Settings
+from workers.queues import ALL_QUEUES
+
+
+def make_celery(settings: Settings, name: str = "notifier") -> Celery:
+    app = Celery(name, broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_queues=[Queue(q, routing_key=q) for q in ALL_QUEUES],
+        task_default_queue="maintenance",
+        task_default_routing_key="maintenance",
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        result_backend=None,
+        worker_prefetch_multiplier=4,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
+        broker_transport_options={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+            "visibility_timeout": 3600,
+        },
+        broker_pool_limit=64,
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.3,
+            "interval_max": 1,
+        },
+        timezone="UTC",
+        enable_utc=True,
+    )
+    return app
+
+
+def broker_reachable(app: Celery, timeout: float = 2.0) -> bool:
+    if app.conf.broker_url.startswith("memory://"):
+        return True
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return False

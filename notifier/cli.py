@@ -1,0 +1,230 @@
+"""The ``notifier`` command: the embedded default, production processes, keys, database."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from notifier import keys as key_store
+from notifier import logs
+from notifier.config import Settings
+from notifier.db.migrate import upgrade
+from notifier.db.session import make_engine, make_sessionmaker, transaction
+
+app = typer.Typer(
+    help="notifier: notification delivery service", no_args_is_help=True, add_completion=False
+)
+keys_app = typer.Typer(help="API keys", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+providers_app = typer.Typer(help="Provider configuration", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+app.add_typer(providers_app, name="providers")
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as e:
+        console.print(f"[red]configuration error:[/red] {e}")
+        raise typer.Exit(2) from e
+
+
+def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
+    upgrade(settings.database_url)
+    return make_sessionmaker(make_engine(settings.database_url))
+
+
+@app.command()
+def dev() -> None:
+    """Run everything in one process: API, worker, beat, SQLite, in-process broker, outbox."""
+    from notifier.dev import run_dev
+
+    run_dev(_settings())
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Run the intake API (production: uvicorn with uvloop and httptools)."""
+    import uvicorn
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+    uvicorn.run(
+        "notifier.api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(
+    lanes: Annotated[
+        str, typer.Option(help="comma-separated queues, e.g. sms.transactional,receipts")
+    ],
+    concurrency: Annotated[
+        int | None, typer.Option(help="deliveries in flight per process")
+    ] = None,
+    pool: Annotated[str, typer.Option(help="threads (default) or prefork or solo")] = "threads",
+) -> None:
+    """Run a Celery worker consuming the given lanes and service queues."""
+    from workers.app import create_worker_app
+    from workers.queues import ALL_QUEUES
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+    queues = [q.strip() for q in lanes.split(",") if q.strip()]
+    unknown = sorted(set(queues) - set(ALL_QUEUES))
+    if unknown:
+        console.print(f"[red]unknown queues {unknown}[/red]; known: {', '.join(ALL_QUEUES)}")
+        raise typer.Exit(2)
+    celery = create_worker_app(settings)
+    celery.worker_main(
+        [
+            "worker",
+            "-Q",
+            ",".join(queues),
+            "-P",
+            pool,
+            "-c",
+            str(concurrency or settings.worker_concurrency),
+            "-n",
+            f"{'+'.join(queues)}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            settings.log_level,
+        ]
+    )
+
+
+@app.command()
+def beat() -> None:
+    """Run celery-beat (exactly one per deployment): safety nets and scheduled work."""
+    from workers.app import create_worker_app
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    celery = create_worker_app(settings)
+    celery.start(["beat", "-s", str(settings.data_dir / "beat-schedule"), "-l", settings.log_level])
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply schema migrations."""
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    console.print(f"database at revision {revision}")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="who the key is for")],
+    scopes: Annotated[
+        str, typer.Option(help="comma-separated scopes")
+    ] = "notifications:send,notifications:read",
+    lanes: Annotated[
+        str | None, typer.Option(help="restrict to these lanes (default: all)")
+    ] = None,
+    rate_limit: Annotated[
+        str | None, typer.Option(help="e.g. 100/second (default from settings)")
+    ] = None,
+) -> None:
+    """Create an API key. The key is printed once, alone on the last line; only its hash is kept."""
+    settings = _settings()
+    try:
+        scope_list, lane_list = key_store.parse_scopes(scopes), key_store.parse_lanes(lanes)
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
+    with transaction(_sessions(settings)) as session:
+        row, plaintext = key_store.create_key(session, name, scope_list, lane_list, rate_limit)
+    console.print(
+        f"created key {row.id} ({name}), scopes {', '.join(scope_list)}. Store it now: it is not shown again."
+    )
+    print(plaintext)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never their secrets)."""
+    settings = _settings()
+    table = Table("id", "name", "prefix", "scopes", "lanes", "created", "revoked")
+    with transaction(_sessions(settings)) as session:
+        for row in key_store.list_keys(session):
+            table.add_row(
+                row.id,
+                row.name,
+                row.prefix,
+                ",".join(row.scopes),
+                ",".join(row.lanes or ["all"]),
+                row.created_at.isoformat(timespec="seconds"),
+                row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else "",
+            )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="key id or prefix")]) -> None:
+    """Revoke an API key (takes effect within seconds)."""
+    settings = _settings()
+    with transaction(_sessions(settings)) as session:
+        row = key_store.revoke_key(session, key_id)
+    if row is None:
+        console.print(f"[red]no key {key_id}[/red]")
+        raise typer.Exit(1)
+    console.print(f"revoked {row.id} ({row.name})")
+
+
+@providers_app.command("check")
+def providers_check(
+    connect: Annotated[bool, typer.Option(help="connect/authenticate, send nothing")] = False,
+) -> None:
+    """Validate the providers file; with --connect, reach each provider without sending."""
+    from providers.interface import ConfigurationError, ProviderError
+    from workers.provider_config import build_chains, load_chains
+
+    settings = _settings()
+    try:
+        chains = build_chains(load_chains(settings.providers_file, settings.outbox_dir))
+    except ConfigurationError as e:
+        console.print(f"[red]invalid provider configuration:[/red] {e}")
+        raise typer.Exit(2) from e
+    failed = False
+    for lane, providers in chains.items():
+        for provider in providers:
+            try:
+                description = asyncio.run(provider.check(connect=connect))
+                console.print(
+                    f"ok    {lane.value:22} {provider.name} ({provider.kind}): {description}"
+                )
+            except (ConfigurationError, ProviderError) as e:
+                failed = True
+                console.print(
+                    f"[red]FAIL[/red]  {lane.value:22} {provider.name} ({provider.kind}): {e}"
+                )
+    raise typer.Exit(1 if failed else 0)
+
+
+def main() -> None:
+    app(prog_name="notifier")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

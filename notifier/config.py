@@ -1,0 +1,103 @@
+"""Settings: one pydantic-settings class, every variable prefixed ``NOTIFIER_``.
+
+Every secret setting also accepts a ``*_FILE`` variant (``NOTIFIER_SECRET_KEY_FILE=/run/secrets/x``)
+so containers can mount secrets as files. Outside ``dev`` the validator refuses the built-in
+development secret.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+SECRET_FIELDS = ("secret_key",)
+
+
+class Environment(enum.StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
+
+    env: Environment = Environment.DEV
+    data_dir: Path = Path(".notifier")
+    database_url: str = ""  # default: SQLite file in data_dir
+    broker_url: str = "memory://"
+    redis_url: str | None = None  # rate limits; in-memory when unset
+    secret_key: str = DEV_SECRET_KEY
+    providers_file: Path | None = None  # default: the outbox provider on every lane
+    public_url: str = "http://127.0.0.1:8000"
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # intake
+    max_body_bytes: int = 1_048_576
+    max_batch_bytes: int = 8 * 1_048_576
+    max_batch_items: int = 1000
+    sms_max_segments: int = 10
+    email_max_body_chars: int = 500_000
+    push_max_body_chars: int = 4000
+    api_rate_limit: str = "3000/minute"  # per API key, `limits` notation
+    sms_recipient_rate_limit: str = "5/10minutes"  # transactional SMS per phone number
+    idempotency_retention_hours: int = 48
+
+    # delivery
+    worker_concurrency: int = 64
+    max_attempts: int = 8
+    retry_base_seconds: float = 2.0
+    retry_cap_seconds: float = 600.0
+    default_ttl_seconds: int = 72 * 3600
+    provider_timeout_seconds: float = 30.0
+
+    # safety nets
+    sweep_interval_seconds: float = 15.0
+    queued_stale_seconds: float = 120.0
+    sending_timeout_seconds: float = 300.0
+    content_retention_days: int = 7  # rendered content, kept for support; then purged
+
+    log_level: str = "INFO"
+    log_format: str = "json"  # json | console
+    metrics_port: int = 9100
+    sentry_dsn: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        for name in SECRET_FIELDS:
+            path = os.environ.get(f"NOTIFIER_{name.upper()}_FILE")
+            if path and not values.get(name):
+                values[name] = Path(path).read_text().strip()
+        return values
+
+    @model_validator(mode="after")
+    def _defaults_and_safety(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'notifier.db'}"
+        if self.env == Environment.PRODUCTION and self.secret_key == DEV_SECRET_KEY:
+            raise ValueError(
+                "NOTIFIER_SECRET_KEY is the development default; set a real secret "
+                "(or NOTIFIER_SECRET_KEY_FILE) outside dev"
+            )
+        if self.env == Environment.PRODUCTION and len(self.secret_key) < 32:
+            raise ValueError("NOTIFIER_SECRET_KEY must be at least 32 characters in production")
+        return self
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

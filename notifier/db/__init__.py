@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, session setup and the queries (repositories)."""

@@ -1,0 +1,171 @@
+"""SQLAlchemy models. The same schema runs on SQLite (embedded) and PostgreSQL (production).
+
+``notifications`` holds one row per message and its current state; ``delivery_events`` is the
+append-only log of everything that happened to it (the support timeline). Indexes serve the
+support searches: normalised recipient + time, caller reference, provider message id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both SQLite (which drops tzinfo) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    lanes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # None: every lane
+    rate_limit: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    callback_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    callback_secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    category: Mapped[str] = mapped_column(String(20))
+    lane: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(20))
+    status_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    recipient: Mapped[str] = mapped_column(String(4096))  # normalised
+    platform: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # redacted, shown
+    sealed_content: Mapped[str | None] = mapped_column(Text, nullable=True)  # delivery only
+    sensitive_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    template_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    template_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    sms_segments: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    pinned_provider: Mapped[str | None] = mapped_column(
+        String(100), nullable=True
+    )  # retry here only
+    resend_of: Mapped[str | None] = mapped_column(ForeignKey("notifications.id"), nullable=True)
+    campaign_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+    __table_args__ = (
+        Index("ix_notifications_recipient_created", "recipient", "created_at"),
+        Index("ix_notifications_key_created", "api_key_id", "created_at"),
+        Index("ix_notifications_key_reference", "api_key_id", "reference"),
+        Index("ix_notifications_reference", "reference"),
+        Index("ix_notifications_provider_message_id", "provider_message_id"),
+        Index("ix_notifications_status_published", "status", "published_at"),
+        Index("ix_notifications_created", "created_at"),
+    )
+
+
+class DeliveryEvent(Base):
+    __tablename__ = "delivery_events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    notification_id: Mapped[str] = mapped_column(ForeignKey("notifications.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    latency_ms: Mapped[float | None] = mapped_column(nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    response_code: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)  # redacted prose
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_keys"
+
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    notification_id: Mapped[str] = mapped_column(ForeignKey("notifications.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Suppression(Base):
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    recipient: Mapped[str] = mapped_column(String(4096))  # normalised
+    reason: Mapped[str] = mapped_column(String(30))
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    notification_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lifted_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lifted_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+    __table_args__ = (
+        Index("ix_suppressions_channel_recipient", "channel", "recipient"),
+        UniqueConstraint(
+            "channel", "recipient", "reason", "created_at", name="uq_suppression_event"
+        ),
+    )

@@ -1,0 +1,45 @@
+"""``notifier dev``: the embedded default, everything in one process.
+
+SQLite under ``./.notifier/``, an in-process broker, a thread-pool worker on every queue, beat,
+and the outbox provider. Killing it loses nothing: at start-up the sweeper re-publishes whatever
+was queued and recovers whatever was being sent when the last process died.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+from rich.console import Console
+
+from notifier import logs
+from notifier.api.app import create_app
+from notifier.config import Settings
+from notifier.db.migrate import upgrade
+
+
+def run_dev(settings: Settings) -> None:
+    from workers import sweeper
+    from workers.app import create_worker_app
+    from workers.embedded import embedded_worker
+    from workers.queues import ALL_QUEUES
+
+    logs.configure(
+        settings.log_level, settings.log_format if settings.log_format != "json" else "console"
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    celery = create_worker_app(settings, pool_size=5)
+    console = Console(stderr=True)
+    with embedded_worker(
+        celery, ALL_QUEUES, concurrency=16, beat_schedule_file=settings.data_dir / "beat-schedule"
+    ):
+        report = sweeper.sweep(celery.runtime, queued_stale=0, sending_timeout=0)  # type: ignore[attr-defined]
+        if report.republished or report.recovered:
+            console.print(
+                f"recovered after restart: {report.republished} queued, {report.recovered} in flight"
+            )
+        console.print(
+            f"notifier dev: API on http://{settings.host}:{settings.port} (docs at /docs), "
+            f"database {settings.database_url}, outbox {settings.outbox_dir}/"
+        )
+        app = create_app(runtime=celery.runtime)  # type: ignore[attr-defined]
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)

@@ -1,0 +1,150 @@
+"""API keys: creation, listing, revocation and authentication of callers.
+
+401 answers "who are you?" (missing, malformed, unknown or revoked key); 403 answers "you may
+not" (a scope or lane the key lacks). Authentication results are cached for a few seconds per
+process so intake does not read the key row on every request; revocation therefore takes effect
+within ``CACHE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from notifier.db.models import ApiKey, utcnow
+from notifier.errors import ErrorCode, NotifierError
+from notifier.security import generate_api_key, key_matches, parse_prefix
+from providers.interface import Lane
+
+CACHE_SECONDS = 5.0
+
+
+class Scope(enum.StrEnum):
+    SEND = "notifications:send"
+    READ = "notifications:read"
+    SUPPORT_READ = "support:read"
+    CAMPAIGNS = "campaigns:manage"
+
+
+@dataclass(frozen=True)
+class Caller:
+    id: str
+    name: str
+    scopes: frozenset[str]
+    lanes: frozenset[str] | None
+    rate_limit: str | None
+
+    def require_scope(self, scope: Scope) -> None:
+        if scope.value not in self.scopes:
+            raise NotifierError(
+                ErrorCode.FORBIDDEN_SCOPE, f"this API key lacks the scope {scope.value}"
+            )
+
+    def require_lane(self, lane: Lane) -> None:
+        if self.lanes is not None and lane.value not in self.lanes:
+            raise NotifierError(
+                ErrorCode.FORBIDDEN_LANE, f"this API key may not send on the lane {lane.value}"
+            )
+
+
+def parse_scopes(text: str) -> list[str]:
+    scopes = [s.strip() for s in text.split(",") if s.strip()]
+    valid = {s.value for s in Scope}
+    unknown = [s for s in scopes if s not in valid]
+    if unknown:
+        raise ValueError(f"unknown scopes {unknown}; known: {sorted(valid)}")
+    return scopes
+
+
+def parse_lanes(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    return [Lane(s.strip()).value for s in text.split(",") if s.strip()]
+
+
+def create_key(
+    session: Session,
+    name: str,
+    scopes: list[str],
+    lanes: list[str] | None = None,
+    rate_limit: str | None = None,
+) -> tuple[ApiKey, str]:
+    new = generate_api_key()
+    row = ApiKey(
+        name=name,
+        prefix=new.prefix,
+        secret_hash=new.secret_hash,
+        scopes=scopes,
+        lanes=lanes,
+        rate_limit=rate_limit,
+    )
+    session.add(row)
+    session.flush()
+    return row, new.plaintext
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+
+
+def revoke_key(session: Session, id_or_prefix: str) -> ApiKey | None:
+    row = session.scalars(
+        select(ApiKey).where((ApiKey.id == id_or_prefix) | (ApiKey.prefix == id_or_prefix))
+    ).first()
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row
+
+
+class Authenticator:
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, Caller]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, session: Session, authorization: str | None) -> Caller:
+        plaintext = _bearer(authorization)
+        cached = self._cache.get(plaintext)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        caller = self._load(session, plaintext)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[plaintext] = (time.monotonic() + CACHE_SECONDS, caller)
+        return caller
+
+    @staticmethod
+    def _load(session: Session, plaintext: str) -> Caller:
+        prefix = parse_prefix(plaintext)
+        row = (
+            session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+            if prefix
+            else None
+        )
+        if row is None or row.revoked_at is not None or not key_matches(plaintext, row.secret_hash):
+            raise NotifierError(ErrorCode.UNAUTHENTICATED, "unknown or revoked API key")
+        return Caller(
+            id=row.id,
+            name=row.name,
+            scopes=frozenset(row.scopes or ()),
+            lanes=None if row.lanes is None else frozenset(row.lanes),
+            rate_limit=row.rate_limit,
+        )
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise NotifierError(
+            ErrorCode.UNAUTHENTICATED, "missing API key: send 'Authorization: Bearer <key>'"
+        )
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotifierError(
+            ErrorCode.UNAUTHENTICATED, "malformed Authorization header: use 'Bearer <key>'"
+        )
+    return token.strip()

@@ -1,0 +1,1 @@
+"""The notifications domain: request schemas, intake rules, queries and views."""

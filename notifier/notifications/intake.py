@@ -1,0 +1,304 @@
+"""Intake: the rules between an authenticated request and a persisted, published notification.
+
+Order (DESIGN.md, "The life of a notification"): lane allowed for the key, recipient valid and
+normalised, content rendered (a missing value is the caller's 4xx now), per-recipient limits,
+suppressions, then the notification and its first event in one transaction, then publish after
+commit. Nothing is stored for a rejected request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from notifier.config import Settings
+from notifier.db.models import IdempotencyRecord, Notification, new_id, utcnow
+from notifier.db.session import transaction
+from notifier.errors import ErrorCode, NotifierError, field_error, from_validation_errors
+from notifier.keys import Caller
+from notifier.notifications import repository
+from notifier.notifications.schemas import (
+    EmailRequest,
+    NotificationRequest,
+    PushRequest,
+    SmsRequest,
+)
+from notifier.publishing import Publisher
+from notifier.ratelimit import RateLimiter
+from notifier.recipients import normalise
+from notifier.rendering import Rendered, render_content
+from notifier.security import Sealer
+from notifier.sms_segments import count_segments
+from notifier.statuses import EventKind, Status
+from notifier.suppressions import blocking_reasons
+from providers.interface import Category, Channel, Lane
+
+log = logging.getLogger("notifier.intake")
+
+_request_adapter: TypeAdapter[Any] = TypeAdapter(NotificationRequest)
+
+
+@dataclass
+class Prepared:
+    """A validated notification, ready to insert."""
+
+    row: dict[str, Any]
+    channel: Channel
+    category: Category
+
+    @property
+    def id(self) -> str:
+        return self.row["id"]
+
+
+@dataclass
+class Outcome:
+    notification: Notification | None = None
+    replayed: bool = False
+    error: NotifierError | None = None
+
+
+@dataclass
+class _Batch:
+    prepared: list[Prepared] = field(default_factory=list)
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+
+
+class Intake:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        publisher: Publisher,
+        limiter: RateLimiter,
+        sealer: Sealer,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.publisher = publisher
+        self.limiter = limiter
+        self.sealer = sealer
+
+    # ------------------------------------------------------------------ single
+
+    def accept(
+        self,
+        caller: Caller,
+        request: EmailRequest | SmsRequest | PushRequest,
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
+    ) -> Outcome:
+        if idempotency_key:
+            replay = self._replay(caller, idempotency_key, fingerprint)
+            if replay is not None:
+                return replay
+        prepared = self.prepare(caller, request)
+        try:
+            with transaction(self.sessions) as session:
+                self._store(session, [prepared])
+                if idempotency_key:
+                    session.add(
+                        IdempotencyRecord(
+                            api_key_id=caller.id,
+                            key=idempotency_key,
+                            fingerprint=fingerprint or "",
+                            notification_id=prepared.id,
+                        )
+                    )
+                    session.flush()
+        except IntegrityError:
+            # a concurrent request with the same Idempotency-Key won the race: answer as it did
+            replay = (
+                self._replay(caller, idempotency_key or "", fingerprint)
+                if idempotency_key
+                else None
+            )
+            if replay is None:
+                raise
+            return replay
+        self._publish([prepared])
+        return Outcome(notification=Notification(**prepared.row))
+
+    def _replay(self, caller: Caller, key: str, fingerprint: str | None) -> Outcome | None:
+        with transaction(self.sessions) as session:
+            record = repository.idempotency_record(session, caller.id, key)
+            if record is None:
+                return None
+            if record.fingerprint != (fingerprint or ""):
+                raise NotifierError(
+                    ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                    "this Idempotency-Key was used with a different request body",
+                )
+            return Outcome(
+                notification=repository.get(session, record.notification_id), replayed=True
+            )
+
+    # ------------------------------------------------------------------ batch
+
+    def accept_batch(self, caller: Caller, items: Sequence[Any]) -> list[Outcome]:
+        batch = _Batch()
+        for index, item in enumerate(items):
+            try:
+                request = _request_adapter.validate_python(item)
+                batch.prepared.append(self.prepare(caller, request))
+                batch.outcomes[index] = Outcome()
+            except ValidationError as e:
+                batch.outcomes[index] = Outcome(
+                    error=from_validation_errors(e.errors(include_url=False), skip_loc=())
+                )
+            except NotifierError as e:
+                batch.outcomes[index] = Outcome(error=e)
+        if batch.prepared:
+            with transaction(self.sessions) as session:
+                self._store(session, batch.prepared)
+            self._publish(batch.prepared)
+        accepted = iter(batch.prepared)
+        results: list[Outcome] = []
+        for index in range(len(items)):
+            outcome = batch.outcomes[index]
+            if outcome.error is None:
+                outcome.notification = Notification(**next(accepted).row)
+            results.append(outcome)
+        return results
+
+    # ------------------------------------------------------------------ rules
+
+    def prepare(self, caller: Caller, request: EmailRequest | SmsRequest | PushRequest) -> Prepared:
+        channel = Channel(request.channel)
+        lane = Lane.of(channel, request.category)
+        caller.require_lane(lane)
+        platform = request.platform if isinstance(request, PushRequest) else None
+        recipient = normalise(channel, request.to, platform)
+        rendered = self._render(request)
+        segments = self._check_size(request, rendered)
+        if lane == Lane.SMS_TRANSACTIONAL:
+            verdict = self.limiter.hit(
+                self.settings.sms_recipient_rate_limit, "sms-recipient", recipient
+            )
+            if not verdict.allowed:
+                raise NotifierError(
+                    ErrorCode.RECIPIENT_RATE_LIMITED,
+                    "too many transactional SMS to this phone number; try later",
+                    retry_after=verdict.retry_after,
+                )
+        now = utcnow()
+        send_at = request.send_at if request.send_at and request.send_at > now else None
+        ttl = timedelta(seconds=request.ttl_seconds or self.settings.default_ttl_seconds)
+        status = Status.SCHEDULED if send_at else Status.QUEUED
+        row = {
+            "id": new_id(),
+            "api_key_id": caller.id,
+            "channel": channel.value,
+            "category": request.category.value,
+            "lane": lane.value,
+            "status": status.value,
+            "recipient": recipient,
+            "platform": platform.value if platform else None,
+            "reference": request.reference,
+            "content": rendered.redacted,
+            "sealed_content": self.sealer.seal(rendered.content) if rendered.has_secrets else None,
+            "sensitive_fields": sorted(set(request.sensitive)),
+            "sms_segments": segments,
+            "send_at": send_at,
+            "expires_at": (send_at or now) + ttl,
+            "created_at": now,
+            "updated_at": now,
+            "published_at": now if status == Status.QUEUED else None,
+            "attempts": 0,
+        }
+        return Prepared(row=row, channel=channel, category=request.category)
+
+    def _render(self, request: EmailRequest | SmsRequest | PushRequest) -> Rendered:
+        sensitive = frozenset(request.sensitive)
+        if isinstance(request, EmailRequest):
+            fields = {"subject": request.subject, "body": request.body, "html": request.html}
+        elif isinstance(request, SmsRequest):
+            fields = {"body": request.body}
+        else:
+            fields = {"title": request.title, "body": request.body}
+        rendered = render_content(fields, request.data, sensitive)
+        if isinstance(request, PushRequest) and request.data:
+            rendered.content["data"] = {k: str(v) for k, v in request.data.items()}
+            rendered.redacted["data"] = {
+                k: ("[redacted]" if k in sensitive else str(v)) for k, v in request.data.items()
+            }
+        return rendered
+
+    def _check_size(
+        self, request: EmailRequest | SmsRequest | PushRequest, rendered: Rendered
+    ) -> int | None:
+        body = rendered.content["body"]
+        if isinstance(request, SmsRequest):
+            count = count_segments(body)
+            if count.segments > self.settings.sms_max_segments:
+                raise field_error(
+                    ErrorCode.BODY_TOO_LONG,
+                    "body",
+                    f"SMS body needs {count.segments} {count.encoding.value} segments; "
+                    f"at most {self.settings.sms_max_segments} are allowed",
+                )
+            return count.segments
+        limit = (
+            self.settings.email_max_body_chars
+            if isinstance(request, EmailRequest)
+            else self.settings.push_max_body_chars
+        )
+        if len(body) > limit:
+            raise field_error(
+                ErrorCode.BODY_TOO_LONG, "body", f"body is {len(body)} characters; at most {limit}"
+            )
+        return None
+
+    # ------------------------------------------------------------------ storage
+
+    def _store(self, session: Session, prepared: list[Prepared]) -> None:
+        events = []
+        for item in prepared:
+            suppression = repository.active_suppression(
+                session, item.channel.value, item.row["recipient"], blocking_reasons(item.category)
+            )
+            if suppression is not None:
+                item.row.update(
+                    status=Status.SUPPRESSED.value,
+                    status_reason=f"recipient suppressed: {suppression.reason}",
+                    completed_at=item.row["created_at"],
+                    published_at=None,
+                )
+                item.row["sealed_content"] = None
+            events.append(_first_event(item.row, suppression.reason if suppression else None))
+        repository.insert_notifications(session, [p.row for p in prepared], events)
+
+    def _publish(self, prepared: list[Prepared]) -> None:
+        queued = [(p.id, p.row["lane"]) for p in prepared if p.row["status"] == Status.QUEUED.value]
+        if queued and not self.publisher.publish(queued):
+            log.warning("intake.publish.deferred_to_sweeper", extra={"count": len(queued)})
+
+
+def _first_event(row: dict[str, Any], suppressed_reason: str | None) -> dict[str, Any]:
+    status = Status(row["status"])
+    kind, detail = {
+        Status.QUEUED: (EventKind.QUEUED, f"accepted on lane {row['lane']}"),
+        Status.SCHEDULED: (EventKind.SCHEDULED, f"scheduled for {_iso(row['send_at'])}"),
+        Status.SUPPRESSED: (
+            EventKind.SUPPRESSED,
+            f"not sent: the recipient is suppressed ({suppressed_reason})",
+        ),
+    }[status]
+    return {
+        "notification_id": row["id"],
+        "created_at": row["created_at"],
+        "kind": kind.value,
+        "status": status.value,
+        "detail": detail,
+    }
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else "-"

@@ -1,0 +1,198 @@
+"""Queries on notifications, their events, suppressions and idempotency records."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from notifier.db.models import DeliveryEvent, IdempotencyRecord, Notification, Suppression, utcnow
+from notifier.errors import ErrorCode, field_error
+from notifier.statuses import ALLOWED_FROM, Status
+
+
+def insert_notifications(session: Session, rows: Sequence[dict], events: Sequence[dict]) -> None:
+    """One multi-row insert for the notifications and one for their first events."""
+    if rows:
+        session.execute(insert(Notification), list(rows))
+    if events:
+        session.execute(insert(DeliveryEvent), list(events))
+
+
+def add_events(session: Session, events: Iterable[dict]) -> None:
+    events = list(events)
+    if events:
+        session.execute(insert(DeliveryEvent), events)
+
+
+def move(
+    session: Session, ids: Sequence[str], target: Status, *, where: Sequence = (), **values: object
+) -> list[str]:
+    """Guarded status change: only rows whose current status may move to ``target`` (and that
+    match ``where``) change. Returns the ids that moved."""
+    if not ids:
+        return []
+    stmt = (
+        update(Notification)
+        .where(
+            Notification.id.in_(list(ids)),
+            Notification.status.in_([s.value for s in ALLOWED_FROM[target]]),
+            *where,
+        )
+        .values(status=target.value, updated_at=utcnow(), **values)
+        .returning(Notification.id)
+    )
+    return list(session.execute(stmt, execution_options={"synchronize_session": False}).scalars())
+
+
+def get(session: Session, notification_id: str) -> Notification | None:
+    return session.get(Notification, notification_id)
+
+
+def events_of(session: Session, notification_id: str) -> list[DeliveryEvent]:
+    stmt = (
+        select(DeliveryEvent)
+        .where(DeliveryEvent.notification_id == notification_id)
+        .order_by(DeliveryEvent.created_at, DeliveryEvent.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def active_suppression(
+    session: Session, channel: str, recipient: str, reasons: Iterable[str] | None = None
+) -> Suppression | None:
+    stmt = select(Suppression).where(
+        Suppression.channel == channel,
+        Suppression.recipient == recipient,
+        Suppression.lifted_at.is_(None),
+    )
+    if reasons is not None:
+        stmt = stmt.where(Suppression.reason.in_(list(reasons)))
+    return session.scalars(stmt.order_by(Suppression.created_at.desc()).limit(1)).first()
+
+
+def active_suppressions(
+    session: Session, channel_recipients: Iterable[tuple[str, str]]
+) -> list[Suppression]:
+    """Every active suppression of these (channel, recipient) pairs, in one query."""
+    pairs = set(channel_recipients)
+    if not pairs:
+        return []
+    stmt = select(Suppression).where(
+        Suppression.recipient.in_([r for _, r in pairs]), Suppression.lifted_at.is_(None)
+    )
+    return [s for s in session.scalars(stmt) if (s.channel, s.recipient) in pairs]
+
+
+def suppress(
+    session: Session,
+    channel: str,
+    recipient: str,
+    reason: str,
+    detail: str | None,
+    notification_id: str | None,
+) -> None:
+    if active_suppression(session, channel, recipient, [reason]) is None:
+        session.add(
+            Suppression(
+                channel=channel,
+                recipient=recipient,
+                reason=reason,
+                detail=detail,
+                notification_id=notification_id,
+            )
+        )
+
+
+def idempotency_record(session: Session, api_key_id: str, key: str) -> IdempotencyRecord | None:
+    return session.get(IdempotencyRecord, (api_key_id, key))
+
+
+# --------------------------------------------------------------------------- listing
+
+
+@dataclass(frozen=True)
+class Filters:
+    api_key_id: str | None = None  # None: across callers (support)
+    recipients: Sequence[str] = ()
+    reference: str | None = None
+    status: str | None = None
+    channel: str | None = None
+    lane: str | None = None
+    provider_message_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def encode_cursor(created_at: datetime, notification_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{notification_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, notification_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), notification_id
+    except Exception as e:
+        raise field_error(
+            ErrorCode.INVALID_CURSOR, "cursor", "cursor is not one this API returned"
+        ) from e
+
+
+def _conditions(filters: Filters) -> list:
+    conditions = []
+    if filters.api_key_id is not None:
+        conditions.append(Notification.api_key_id == filters.api_key_id)
+    if filters.recipients:
+        conditions.append(Notification.recipient.in_(list(filters.recipients)))
+    if filters.reference:
+        conditions.append(Notification.reference == filters.reference)
+    if filters.status:
+        conditions.append(Notification.status == filters.status)
+    if filters.channel:
+        conditions.append(Notification.channel == filters.channel)
+    if filters.lane:
+        conditions.append(Notification.lane == filters.lane)
+    if filters.provider_message_id:
+        conditions.append(Notification.provider_message_id == filters.provider_message_id)
+    if filters.since:
+        conditions.append(Notification.created_at >= filters.since)
+    if filters.until:
+        conditions.append(Notification.created_at < filters.until)
+    return conditions
+
+
+def search(
+    session: Session, filters: Filters, cursor: str | None, limit: int
+) -> tuple[list[Notification], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    stmt = select(Notification).where(*_conditions(filters))
+    if cursor:
+        created, last_id = decode_cursor(cursor)
+        stmt = stmt.where(
+            or_(
+                Notification.created_at < created,
+                and_(Notification.created_at == created, Notification.id < last_id),
+            )
+        )
+    rows = list(
+        session.scalars(
+            stmt.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit + 1)
+        )
+    )
+    next_cursor = (
+        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    )
+    return rows[:limit], next_cursor
+
+
+def count_by_status(session: Session, filters: Filters) -> dict[str, int]:
+    stmt = (
+        select(Notification.status, func.count())
+        .where(*_conditions(filters))
+        .group_by(Notification.status)
+    )
+    return {status: count for status, count in session.execute(stmt)}

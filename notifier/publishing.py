@@ -1,0 +1,51 @@
+"""Publishing delivery tasks: after commit, one task per lane carrying one or more ids.
+
+The API only needs a Celery app configured with the broker to publish; it never imports the
+task code. A failed publish is logged and left to the sweeper, which re-publishes anything left
+``queued`` too long: the notification is already safe in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from celery import Celery
+
+from providers.interface import Lane
+
+DELIVER_TASK = "notifier.deliver"
+MAX_IDS_PER_TASK = 50
+
+log = logging.getLogger("notifier.publishing")
+
+
+class Publisher:
+    def __init__(self, celery_app: Celery) -> None:
+        self.celery = celery_app
+
+    def publish(
+        self, items: Iterable[tuple[str, Lane | str]], countdown: float | None = None
+    ) -> bool:
+        """Publish (id, lane) pairs grouped per lane. Returns False if the broker refused."""
+        by_lane: dict[str, list[str]] = defaultdict(list)
+        for notification_id, lane in items:
+            by_lane[Lane(lane).queue].append(notification_id)
+        try:
+            for queue, ids in by_lane.items():
+                for start in range(0, len(ids), MAX_IDS_PER_TASK):
+                    self.celery.send_task(
+                        DELIVER_TASK,
+                        args=[ids[start : start + MAX_IDS_PER_TASK]],
+                        queue=queue,
+                        routing_key=queue,
+                        countdown=countdown,
+                    )
+        except Exception as e:  # noqa: BLE001 - any broker failure: the sweeper takes over
+            log.warning(
+                "publish.failed",
+                extra={"error": type(e).__name__, "count": sum(map(len, by_lane.values()))},
+            )
+            return False
+        return True

@@ -1,0 +1,93 @@
+"""Recipient validation and normalisation: the same rules at intake, in search and in support.
+
+Email: email-validator (syntax only, no DNS at intake), normalised to lower case.
+Phone: phonenumbers, E.164. Push: a device token, kept as given after trimming.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from notifier.errors import ErrorCode, field_error
+from providers.interface import Channel, PushPlatform
+
+_APNS_TOKEN = re.compile(r"^[0-9a-fA-F]{64,200}$")
+_FCM_TOKEN = re.compile(r"^[A-Za-z0-9_:\-\.]{16,4096}$")
+
+
+def normalise_email(value: str) -> str:
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as e:
+        raise field_error(
+            ErrorCode.INVALID_RECIPIENT, "to", f"not a valid email address: {e}"
+        ) from e
+    return result.normalized.lower()
+
+
+def normalise_phone(value: str, default_region: str | None = None) -> str:
+    """E.164. Without a default region the number must carry its country code (+44...)."""
+    try:
+        number = phonenumbers.parse(value.strip(), default_region)
+    except phonenumbers.NumberParseException as e:
+        raise field_error(
+            ErrorCode.INVALID_RECIPIENT,
+            "to",
+            "not a valid phone number: use E.164, e.g. +447700900123",
+        ) from e
+    if not phonenumbers.is_valid_number(number):
+        raise field_error(
+            ErrorCode.INVALID_RECIPIENT, "to", "not a valid phone number for its region"
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_push_token(value: str, platform: PushPlatform) -> str:
+    token = value.strip()
+    pattern = _APNS_TOKEN if platform == PushPlatform.APNS else _FCM_TOKEN
+    if not pattern.match(token):
+        raise field_error(
+            ErrorCode.INVALID_RECIPIENT, "to", f"not a valid {platform.value} device token"
+        )
+    return token
+
+
+def normalise(channel: Channel, value: str, platform: PushPlatform | None = None) -> str:
+    if channel == Channel.EMAIL:
+        return normalise_email(value)
+    if channel == Channel.SMS:
+        return normalise_phone(value)
+    return normalise_push_token(value, platform or PushPlatform.FCM)
+
+
+def normalise_for_search(value: str) -> list[str]:
+    """Every normalised form a free-text recipient query could mean (support search).
+
+    ``Ada@Example.com`` -> the email; ``07700 900123`` can't be E.164 without a region, so UK
+    (the default region for national numbers, configurable later) is tried; a token as given.
+    """
+    text = value.strip()
+    forms: list[str] = []
+    if "@" in text:
+        try:
+            forms.append(normalise_email(text))
+        except Exception:  # noqa: BLE001 - a query need not be valid
+            forms.append(text.lower())
+        return forms
+    digits = re.sub(r"[\s\-\(\)\.]", "", text)
+    if re.fullmatch(r"\+?\d{6,16}", digits):
+        for region in (None, "GB", "US"):
+            try:
+                forms.append(
+                    normalise_phone(
+                        digits if region or digits.startswith("+") else "+" + digits, region
+                    )
+                )
+                break
+            except Exception:  # noqa: BLE001
+                continue
+    forms.append(text)
+    return list(dict.fromkeys(forms))

@@ -1,0 +1,70 @@
+"""Notification statuses and the only moves between them.
+
+Status only moves forward. The one loop is a retry: ``sending -> queued`` when an attempt failed
+transiently and another is scheduled. A final status never changes again, so a late or
+duplicate receipt cannot move it back.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Status(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {Status.DELIVERED, Status.FAILED, Status.EXPIRED, Status.SUPPRESSED, Status.CANCELLED}
+)
+
+# target -> the statuses it may be reached from
+ALLOWED_FROM: dict[Status, frozenset[Status]] = {
+    Status.SCHEDULED: frozenset({Status.QUEUED}),  # deferred (quiet hours)
+    Status.QUEUED: frozenset({Status.SCHEDULED, Status.SENDING}),  # released; retry
+    Status.SENDING: frozenset({Status.QUEUED}),  # the guarded claim
+    Status.SENT: frozenset({Status.SENDING}),
+    Status.DELIVERED: frozenset({Status.SENT, Status.SENDING}),
+    Status.FAILED: frozenset({Status.SENDING, Status.SENT, Status.QUEUED}),
+    Status.EXPIRED: frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING}),
+    Status.SUPPRESSED: frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING}),
+    Status.CANCELLED: frozenset({Status.SCHEDULED, Status.QUEUED}),
+}
+
+
+def can_move(current: Status, target: Status) -> bool:
+    return current in ALLOWED_FROM[target]
+
+
+class EventKind(enum.StrEnum):
+    """What a delivery event records. The support timeline is a list of these."""
+
+    ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    REPUBLISHED = "republished"
+    CLAIMED = "claimed"
+    ATTEMPT = "attempt"
+    SENT = "sent"
+    RETRY_SCHEDULED = "retry_scheduled"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    SUPPRESSED = "suppressed"
+    RECOVERED = "recovered"
+    RECEIPT = "receipt"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    RESENT = "resent"
+    WEBHOOK = "webhook"

@@ -1,0 +1,72 @@
+"""The worker's Celery app: the shared broker configuration plus our tasks, beat schedule and
+the delivery context, passed explicitly (``app.runtime``, ``app.delivery``)."""
+
+from __future__ import annotations
+
+from celery import Celery
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from notifier.broker import make_celery
+from notifier.config import Settings
+from notifier.runtime import Runtime
+from providers.interface import Lane
+from workers import queues, sweeper
+from workers.context import DeliveryContext
+from workers.delivery import deliver_ids
+from workers.provider_config import ProviderSpec
+
+# The one bounded retry policy for task-level failures (the database briefly unreachable).
+# Provider failures are not task failures: they are recorded and retried by the delivery flow.
+TASK_POLICY = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+def create_worker_app(
+    settings: Settings, *, chains: dict[Lane, list[ProviderSpec]] | None = None, pool_size: int = 20
+) -> Celery:
+    app = make_celery(settings)
+    runtime = Runtime.build(settings, celery=app, pool_size=pool_size)
+    app.runtime = runtime  # type: ignore[attr-defined]
+    app.delivery = DeliveryContext(runtime, chains)  # type: ignore[attr-defined]
+    _register_tasks(app)
+    app.conf.beat_schedule = beat_schedule(settings)
+    return app
+
+
+def _register_tasks(app: Celery) -> None:
+    delivery: DeliveryContext = app.delivery  # type: ignore[attr-defined]
+
+    @app.task(name="notifier.deliver", **TASK_POLICY)
+    def deliver(ids: list[str]) -> None:
+        deliver_ids(delivery, ids)
+
+    @app.task(name="notifier.sweep", **TASK_POLICY)
+    def sweep() -> dict[str, int]:
+        return sweeper.sweep(delivery.runtime).as_dict()
+
+    @app.task(name="notifier.purge", **TASK_POLICY)
+    def purge() -> dict[str, int]:
+        return sweeper.purge(delivery.runtime)
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict]:
+    return {
+        "sweep": {
+            "task": "notifier.sweep",
+            "schedule": settings.sweep_interval_seconds,
+            "options": {
+                "queue": queues.MAINTENANCE,
+                "expires": settings.sweep_interval_seconds * 2,
+            },
+        },
+        "purge": {
+            "task": "notifier.purge",
+            "schedule": 3600.0,
+            "options": {"queue": queues.MAINTENANCE, "expires": 1800},
+        },
+    }

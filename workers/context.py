@@ -1,0 +1,64 @@
+"""What a worker process needs to deliver: the runtime, the provider chains, the event loop.
+
+Built lazily on first use in each worker process (after a prefork fork), so no connection or
+thread crosses a fork.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from notifier.runtime import Runtime
+from providers.interface import Lane
+from workers.engine import DeliveryEngine
+from workers.event_loop import LoopThread
+from workers.provider_config import ProviderSpec, build_chains, load_chains
+from workers.retry_policy import RetryPolicy
+
+
+class DeliveryContext:
+    def __init__(
+        self, runtime: Runtime, chains: dict[Lane, list[ProviderSpec]] | None = None
+    ) -> None:
+        self.runtime = runtime
+        self._specs = chains
+        self._lock = threading.Lock()
+
+    @property
+    def specs(self) -> dict[Lane, list[ProviderSpec]]:
+        if self._specs is None:
+            settings = self.runtime.settings
+            self._specs = load_chains(settings.providers_file, settings.outbox_dir)
+        return self._specs
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        s = self.runtime.settings
+        return RetryPolicy(
+            max_attempts=s.max_attempts,
+            base_seconds=s.retry_base_seconds,
+            cap_seconds=s.retry_cap_seconds,
+        )
+
+    @property
+    def loop(self) -> LoopThread:
+        with self._lock:
+            if "_loop" not in self.__dict__:
+                self.__dict__["_loop"] = LoopThread()
+            return self.__dict__["_loop"]
+
+    @property
+    def engine(self) -> DeliveryEngine:
+        with self._lock:
+            if "_engine" not in self.__dict__:
+                self.__dict__["_engine"] = DeliveryEngine(
+                    build_chains(self.specs), timeout=self.runtime.settings.provider_timeout_seconds
+                )
+            return self.__dict__["_engine"]
+
+    def close(self) -> None:
+        if "_engine" in self.__dict__:
+            self.loop.run(self.__dict__["_engine"].close(), timeout=10)
+        if "_loop" in self.__dict__:
+            self.__dict__["_loop"].stop()

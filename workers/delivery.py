@@ -1,0 +1,166 @@
+"""The delivery task: claim, send through the lane's providers, record.
+
+A task carries one or more notification ids of one lane. It
+
+1. claims them with one guarded update (``queued -> sending``, only if due), so a task delivered
+   twice by the broker sends once; expired or since-suppressed rows end here;
+2. reads what the sends need, releases the database connection, and sends them all concurrently
+   on the worker's delivery event loop;
+3. records every attempt and the resulting status in one transaction, then publishes retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from notifier.db.models import Notification, utcnow
+from notifier.db.session import transaction
+from notifier.notifications import repository
+from notifier.statuses import EventKind, Status
+from notifier.suppressions import blocking_reasons
+from providers.interface import Category, Message
+from workers.context import DeliveryContext
+from workers.engine import Outcome
+from workers.messages import build_message
+from workers.recording import record_outcomes
+
+log = logging.getLogger("notifier.delivery")
+
+
+@dataclass
+class Job:
+    id: str
+    lane: str
+    channel: str
+    recipient: str
+    attempts: int
+    expires_at: datetime | None
+    created_at: datetime
+    pinned_provider: str | None
+    message: Message
+
+
+def deliver_ids(ctx: DeliveryContext, ids: Sequence[str]) -> None:
+    jobs = claim(ctx, ids)
+    if not jobs:
+        return
+    outcomes = ctx.loop.run(_send_all(ctx, jobs))
+    retries = record_outcomes(ctx, jobs, outcomes)
+    for notification_id, lane, delay in retries:
+        ctx.runtime.publisher.publish([(notification_id, lane)], countdown=delay)
+
+
+async def _send_all(ctx: DeliveryContext, jobs: list[Job]) -> list[Outcome]:
+    return list(
+        await asyncio.gather(*(ctx.engine.deliver(j.message, j.pinned_provider) for j in jobs))
+    )
+
+
+def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:
+    now = utcnow()
+    with transaction(ctx.runtime.sessions) as session:
+        claimed = repository.move(
+            session,
+            ids,
+            Status.SENDING,
+            where=[or_(Notification.not_before.is_(None), Notification.not_before <= now)],
+            claimed_at=now,
+            attempts=Notification.attempts + 1,
+        )
+        if len(claimed) < len(ids):
+            log.info("delivery.claim.skipped", extra={"skipped": len(ids) - len(claimed)})
+        if not claimed:
+            return []
+        rows = list(session.scalars(select(Notification).where(Notification.id.in_(claimed))))
+        rows = _end_expired(session, rows, now)
+        rows = _end_suppressed(session, rows, now)
+        return [_job(ctx, row) for row in rows]
+
+
+def _job(ctx: DeliveryContext, row: Notification) -> Job:
+    return Job(
+        id=row.id,
+        lane=row.lane,
+        channel=row.channel,
+        recipient=row.recipient,
+        attempts=row.attempts,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        pinned_provider=row.pinned_provider,
+        message=build_message(row, ctx.runtime.sealer),
+    )
+
+
+def _end_expired(session: Session, rows: list[Notification], now: datetime) -> list[Notification]:
+    expired = [r for r in rows if r.expires_at is not None and r.expires_at <= now]
+    if expired:
+        ids = [r.id for r in expired]
+        repository.move(
+            session,
+            ids,
+            Status.EXPIRED,
+            completed_at=now,
+            sealed_content=None,
+            status_reason="time to live passed before sending",
+        )
+        repository.add_events(
+            session,
+            [
+                {
+                    "notification_id": i,
+                    "created_at": now,
+                    "kind": EventKind.EXPIRED.value,
+                    "status": Status.EXPIRED.value,
+                    "detail": "not sent: its time to live passed before it could be sent",
+                }
+                for i in ids
+            ],
+        )
+    return [r for r in rows if r not in expired]
+
+
+def _end_suppressed(
+    session: Session, rows: list[Notification], now: datetime
+) -> list[Notification]:
+    found = repository.active_suppressions(session, [(r.channel, r.recipient) for r in rows])
+    if not found:
+        return rows
+    blocked: dict[str, str] = {}
+    for row in rows:
+        allowed_reasons = blocking_reasons(Category(row.category))
+        for suppression in found:
+            if (suppression.channel, suppression.recipient) == (row.channel, row.recipient) and (
+                allowed_reasons is None or suppression.reason in allowed_reasons
+            ):
+                blocked[row.id] = suppression.reason
+                break
+    for notification_id, reason in blocked.items():
+        repository.move(
+            session,
+            [notification_id],
+            Status.SUPPRESSED,
+            completed_at=now,
+            sealed_content=None,
+            status_reason=f"recipient suppressed: {reason}",
+        )
+    repository.add_events(
+        session,
+        [
+            {
+                "notification_id": i,
+                "created_at": now,
+                "kind": EventKind.SUPPRESSED.value,
+                "status": Status.SUPPRESSED.value,
+                "detail": f"not sent: the recipient is suppressed ({reason})",
+            }
+            for i, reason in blocked.items()
+        ],
+    )
+    return [r for r in rows if r.id not in blocked]

@@ -1,0 +1,74 @@
+"""A Celery worker (and optionally beat) running on threads inside the current process.
+
+Used by ``notifier dev`` (the embedded default: in-process broker, worker and beat) and by the
+integration tests, which run a real worker against a real broker in the test process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from celery import Celery
+from celery.beat import EmbeddedService
+from celery.utils.nodenames import anon_nodename
+from celery.worker import WorkController, state
+
+
+class _ReadyWorkController(WorkController):
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self.ready = threading.Event()
+        super().__init__(*args, **kwargs)
+
+    def on_consumer_ready(self, consumer) -> None:  # type: ignore[no-untyped-def]
+        self.ready.set()
+
+
+@contextmanager
+def embedded_worker(
+    app: Celery,
+    queues: Iterable[str],
+    *,
+    concurrency: int = 16,
+    beat_schedule_file: Path | None = None,
+    loglevel: str = "WARNING",
+    start_timeout: float = 30.0,
+) -> Iterator[WorkController]:
+    """Run a thread-pool worker consuming ``queues``; with ``beat_schedule_file``, also beat."""
+    app.finalize()
+    app.set_current()
+    worker = _ReadyWorkController(
+        app=app,
+        hostname=f"embedded-{os.getpid()}-{anon_nodename()}",
+        pool="threads",
+        concurrency=concurrency,
+        queues=list(queues),
+        loglevel=loglevel,
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        ready_callback=None,
+    )
+    thread = threading.Thread(target=worker.start, name="embedded-worker", daemon=True)
+    thread.start()
+    if not worker.ready.wait(start_timeout):
+        raise RuntimeError("the embedded worker did not connect to the broker in time")
+    beat = None
+    if beat_schedule_file is not None:
+        beat_schedule_file.parent.mkdir(parents=True, exist_ok=True)
+        beat = EmbeddedService(app, thread=True, schedule_filename=str(beat_schedule_file))
+        beat.start()
+    try:
+        yield worker
+    finally:
+        if beat is not None:
+            beat.stop()
+        state.should_terminate = 0
+        thread.join(30)
+        state.should_terminate = None
+        delivery = getattr(app, "delivery", None)
+        if delivery is not None:
+            delivery.close()

@@ -1,0 +1,47 @@
+"""Provider messages built from notification rows (content unsealed only here, in memory)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from notifier.db.models import Notification
+from notifier.security import Sealer
+from providers.interface import (
+    Channel,
+    EmailMessage,
+    Lane,
+    Message,
+    PushMessage,
+    PushPlatform,
+    SmsMessage,
+)
+
+
+def build_message(row: Notification, sealer: Sealer) -> Message:
+    content: dict[str, Any] = (
+        sealer.unseal(row.sealed_content) if row.sealed_content else dict(row.content or {})
+    )
+    lane = Lane(row.lane)
+    common = {
+        "notification_id": row.id,
+        "lane": lane,
+        "to": row.recipient,
+        "reference": row.reference,
+        "expires_at": row.expires_at,
+    }
+    if lane.channel == Channel.EMAIL:
+        return EmailMessage(
+            subject=content.get("subject", ""),
+            text=content.get("body", ""),
+            html=content.get("html"),
+            **common,
+        )
+    if lane.channel == Channel.SMS:
+        return SmsMessage(body=content.get("body", ""), **common)
+    return PushMessage(
+        platform=PushPlatform(row.platform or "fcm"),
+        title=content.get("title"),
+        body=content.get("body", ""),
+        data=content.get("data") or {},
+        **common,
+    )

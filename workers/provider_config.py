@@ -1,0 +1,134 @@
+"""Provider chains per lane, from the providers file, found by entry point.
+
+``NOTIFIER_PROVIDERS_FILE`` names a TOML file (documented in README "Providers")::
+
+    [providers.ses-main]
+    type = "ses"
+    region = "eu-west-1"
+    access_key_id_env = "AWS_ACCESS_KEY_ID"          # option from an environment variable
+    secret_access_key_file = "/run/secrets/aws_key"  # option from a secret file
+
+    [lanes]
+    "email.transactional" = ["ses-main", "smtp-backup"]
+
+An option named ``X_env`` becomes ``X`` read from that environment variable; ``X_file`` becomes
+``X`` read from that file. Secret options written literally in the file are refused. Without a
+providers file every lane uses the outbox provider (the embedded default).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from providers.interface import ConfigurationError, Lane, Provider
+
+ENTRY_POINT_GROUP = "notifier.providers"
+SECRET_OPTIONS = frozenset(
+    {
+        "password",
+        "auth_token",
+        "secret_access_key",
+        "private_key",
+        "key",
+        "api_key",
+        "service_account_json",
+        "token",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def provider_classes() -> dict[str, type[Provider]]:
+    return {ep.name: ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def default_chains(outbox_dir: Path, latency_ms: float = 0) -> dict[Lane, list[ProviderSpec]]:
+    spec = ProviderSpec(
+        name="outbox", kind="outbox", options={"path": str(outbox_dir), "latency_ms": latency_ms}
+    )
+    return {lane: [spec] for lane in Lane}
+
+
+def load_chains(path: Path | None, outbox_dir: Path) -> dict[Lane, list[ProviderSpec]]:
+    if path is None:
+        return default_chains(outbox_dir)
+    try:
+        document = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigurationError(f"cannot read providers file {path}: {e}") from e
+    specs = {name: _spec(name, block) for name, block in document.get("providers", {}).items()}
+    chains: dict[Lane, list[ProviderSpec]] = {}
+    for lane_name, names in document.get("lanes", {}).items():
+        try:
+            lane = Lane(lane_name)
+        except ValueError as e:
+            raise ConfigurationError(f"unknown lane {lane_name!r} in {path}") from e
+        missing = [n for n in names if n not in specs]
+        if missing:
+            raise ConfigurationError(f"lane {lane_name} names undefined providers {missing}")
+        chains[lane] = [specs[n] for n in names]
+    return chains
+
+
+def _spec(name: str, block: dict[str, Any]) -> ProviderSpec:
+    if "type" not in block:
+        raise ConfigurationError(f"provider {name!r} has no type")
+    options: dict[str, Any] = {}
+    for key, value in block.items():
+        if key == "type":
+            continue
+        if key.endswith("_env"):
+            options[key[:-4]] = _from_env(name, str(value))
+        elif key.endswith("_file") and key[:-5] in SECRET_OPTIONS:
+            options[key[:-5]] = _from_file(name, str(value))
+        elif key in SECRET_OPTIONS:
+            raise ConfigurationError(
+                f"provider {name!r}: {key} is a secret; use {key}_env or {key}_file instead of writing it in the file"
+            )
+        else:
+            options[key] = value
+    return ProviderSpec(name=name, kind=block["type"], options=options)
+
+
+def _from_env(provider: str, variable: str) -> str:
+    value = os.environ.get(variable)
+    if value is None:
+        raise ConfigurationError(
+            f"provider {provider!r}: environment variable {variable} is not set"
+        )
+    return value
+
+
+def _from_file(provider: str, path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError as e:
+        raise ConfigurationError(
+            f"provider {provider!r}: cannot read secret file {path}: {e.strerror}"
+        ) from e
+
+
+def build_chains(chains: dict[Lane, list[ProviderSpec]]) -> dict[Lane, list[Provider]]:
+    """Instantiate one provider object per (spec, lane)."""
+    classes = provider_classes()
+    built: dict[Lane, list[Provider]] = {}
+    for lane, specs in chains.items():
+        built[lane] = []
+        for spec in specs:
+            if spec.kind not in classes:
+                raise ConfigurationError(
+                    f"provider {spec.name!r}: no provider type {spec.kind!r} (known: {sorted(classes)})"
+                )
+            built[lane].append(classes[spec.kind](spec.name, lane, spec.options))
+    return built

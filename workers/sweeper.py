@@ -1,0 +1,224 @@
+"""The safety nets celery-beat runs: nothing accepted is ever left behind.
+
+* release scheduled notifications whose time has come;
+* re-publish what stayed ``queued`` too long (a publish that failed, a broker that lost a
+  message, a countdown held by a worker that died);
+* recover ``sending`` rows whose worker died mid-send (back to ``queued``: the provider may or
+  may not have accepted; the event says so);
+* expire what passed its TTL before it could be sent;
+* purge idempotency records and sealed content past their retention.
+
+Re-publishing can put a second task for the same notification on the broker; the guarded claim
+makes that harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import and_, delete, or_, select, update
+
+from notifier.db.models import IdempotencyRecord, Notification, utcnow
+from notifier.db.session import transaction
+from notifier.notifications import repository
+from notifier.runtime import Runtime
+from notifier.statuses import EventKind, Status
+
+log = logging.getLogger("notifier.sweeper")
+CHUNK = 1000
+
+
+@dataclass
+class SweepReport:
+    released: int = 0
+    republished: int = 0
+    recovered: int = 0
+    expired: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return self.__dict__.copy()
+
+
+def sweep(
+    runtime: Runtime, *, queued_stale: float | None = None, sending_timeout: float | None = None
+) -> SweepReport:
+    settings = runtime.settings
+    report = SweepReport()
+    report.expired = expire_overdue(runtime)
+    report.released = release_scheduled(runtime)
+    report.recovered = recover_sending(
+        runtime, settings.sending_timeout_seconds if sending_timeout is None else sending_timeout
+    )
+    report.republished = republish_stale(
+        runtime, settings.queued_stale_seconds if queued_stale is None else queued_stale
+    )
+    if any(report.as_dict().values()):
+        log.info("sweeper.swept", extra=report.as_dict())
+    return report
+
+
+def expire_overdue(runtime: Runtime) -> int:
+    now = utcnow()
+    with transaction(runtime.sessions) as session:
+        ids = list(
+            session.scalars(
+                select(Notification.id)
+                .where(
+                    Notification.status.in_([Status.SCHEDULED.value, Status.QUEUED.value]),
+                    Notification.expires_at <= now,
+                )
+                .limit(CHUNK)
+            )
+        )
+        moved = repository.move(
+            session,
+            ids,
+            Status.EXPIRED,
+            completed_at=now,
+            sealed_content=None,
+            status_reason="time to live passed before sending",
+        )
+        _events(
+            session, moved, EventKind.EXPIRED, Status.EXPIRED, "not sent: its time to live passed"
+        )
+    return len(moved)
+
+
+def release_scheduled(runtime: Runtime) -> int:
+    now = utcnow()
+    with transaction(runtime.sessions) as session:
+        rows = session.execute(
+            select(Notification.id, Notification.lane)
+            .where(
+                Notification.status == Status.SCHEDULED.value,
+                or_(Notification.send_at.is_(None), Notification.send_at <= now),
+                or_(Notification.not_before.is_(None), Notification.not_before <= now),
+            )
+            .limit(CHUNK)
+        ).all()
+        lanes = dict(rows)
+        moved = repository.move(
+            session, list(lanes), Status.QUEUED, published_at=now, not_before=None
+        )
+        _events(session, moved, EventKind.QUEUED, Status.QUEUED, "released: its send time has come")
+    runtime.publisher.publish([(i, lanes[i]) for i in moved])
+    return len(moved)
+
+
+def recover_sending(runtime: Runtime, timeout: float) -> int:
+    now = utcnow()
+    cutoff = now - timedelta(seconds=timeout)
+    with transaction(runtime.sessions) as session:
+        rows = session.execute(
+            select(Notification.id, Notification.lane)
+            .where(Notification.status == Status.SENDING.value, Notification.claimed_at <= cutoff)
+            .limit(CHUNK)
+        ).all()
+        lanes = dict(rows)
+        moved = repository.move(
+            session,
+            list(lanes),
+            Status.QUEUED,
+            published_at=now,
+            not_before=None,
+            where=[Notification.status == Status.SENDING.value],
+        )
+        _events(
+            session,
+            moved,
+            EventKind.RECOVERED,
+            Status.QUEUED,
+            "recovered: the worker sending it stopped without recording an answer; sending again",
+        )
+    runtime.publisher.publish([(i, lanes[i]) for i in moved])
+    return len(moved)
+
+
+def republish_stale(runtime: Runtime, stale: float) -> int:
+    now = utcnow()
+    cutoff = now - timedelta(seconds=stale)
+    with transaction(runtime.sessions) as session:
+        rows = session.execute(
+            select(Notification.id, Notification.lane)
+            .where(
+                Notification.status == Status.QUEUED.value,
+                or_(Notification.published_at.is_(None), Notification.published_at <= cutoff),
+                or_(Notification.not_before.is_(None), Notification.not_before <= cutoff),
+            )
+            .limit(CHUNK)
+        ).all()
+        lanes = dict(rows)
+        if lanes:
+            session.execute(
+                update(Notification)
+                .where(Notification.id.in_(list(lanes)), Notification.status == Status.QUEUED.value)
+                .values(published_at=now),
+                execution_options={"synchronize_session": False},
+            )
+            _events(
+                session,
+                list(lanes),
+                EventKind.REPUBLISHED,
+                Status.QUEUED,
+                f"re-published: still queued after {stale:g}s",
+            )
+    runtime.publisher.publish(list(lanes.items()))
+    return len(lanes)
+
+
+def purge(runtime: Runtime) -> dict[str, int]:
+    now = utcnow()
+    settings = runtime.settings
+    with transaction(runtime.sessions) as session:
+        keys = session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.created_at
+                < now - timedelta(hours=settings.idempotency_retention_hours)
+            )
+        ).rowcount
+        content = session.execute(
+            update(Notification)
+            .where(
+                and_(
+                    Notification.created_at < now - timedelta(days=settings.content_retention_days),
+                    or_(
+                        Notification.content.is_not(None), Notification.sealed_content.is_not(None)
+                    ),
+                ),
+                Notification.status.in_(
+                    [
+                        s.value
+                        for s in (
+                            Status.SENT,
+                            Status.DELIVERED,
+                            Status.FAILED,
+                            Status.EXPIRED,
+                            Status.SUPPRESSED,
+                            Status.CANCELLED,
+                        )
+                    ]
+                ),
+            )
+            .values(content=None, sealed_content=None),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+    return {"idempotency_keys": keys or 0, "contents": content or 0}
+
+
+def _events(session, ids, kind: EventKind, status: Status, detail: str) -> None:  # type: ignore[no-untyped-def]
+    now = utcnow()
+    repository.add_events(
+        session,
+        [
+            {
+                "notification_id": i,
+                "created_at": now,
+                "kind": kind.value,
+                "status": status.value,
+                "detail": detail,
+            }
+            for i in ids
+        ],
+    )

@@ -269,7 +269,7 @@ class ApnsProvider(Provider):
             async with asyncio.timeout(self.timeout):
                 connection = await self._connection(client)
                 sent = True
-                result = await asyncio.shield(self._start(connection, request))
+                result = await self._send_on(connection, request)
         except TimeoutError as e:
             raise TransientError(
                 "APNs answer timed out" if sent else "APNs connection timed out",
@@ -280,9 +280,6 @@ class ApnsProvider(Provider):
             raise TransientError(
                 "APNs connection lost", code="connection", accepted_unknown=True
             ) from e
-        except (NoAvailableStreamIDError, FlowControlError) as e:
-            connection.close()
-            raise TransientError("APNs connection exhausted", code="connection") from e
         if not result.is_successful:
             raise answer_error(result)
         return SendResult(provider_message_id=result.notification_id, response_code=result.status)
@@ -303,6 +300,16 @@ class ApnsProvider(Provider):
             collapse_key=collapse_id,
             push_type=PushType.ALERT,
         )
+
+    async def _send_on(
+        self, connection: APNsBaseClientProtocol, request: NotificationRequest
+    ) -> NotificationResult:
+        try:
+            return await asyncio.shield(self._start(connection, request))
+        except (NoAvailableStreamIDError, FlowControlError) as e:
+            # the request never left whole: drop the connection, the pool opens a new one
+            connection.close()
+            raise TransientError("APNs connection exhausted", code="connection") from e
 
     def _start(
         self, connection: APNsBaseClientProtocol, request: NotificationRequest

@@ -6,15 +6,15 @@ serves every channel, so the embedded default works with no credentials at all.
 
 Simulated outcomes (so a developer can watch retries, failures and suppressions without a real
 provider), chosen by the recipient's local part at the reserved domain ``simulator.notifier.dev`` or
-by the last digits of the reserved UK drama number range +44 7700 900xxx:
+by the Australian regulator's numbers reserved for fiction, +61 491 570 156 to 159:
 
 =====================================  ==============================
 recipient                              outcome
 =====================================  ==============================
-``temporary-failure@simulator.notifier.dev`` / ``+447700900001``  TransientError (5xx)
-``throttled@simulator.notifier.dev``        / ``+447700900002``  ThrottledError, Retry-After 1 s
-``permanent-failure@simulator.notifier.dev`` / ``+447700900003``  PermanentError
-``invalid@simulator.notifier.dev``          / ``+447700900004``  InvalidRecipientError (suppressed)
+``temporary-failure@simulator.notifier.dev`` / ``+61491570156``  TransientError (5xx)
+``throttled@simulator.notifier.dev``        / ``+61491570157``  ThrottledError, Retry-After 1 s
+``permanent-failure@simulator.notifier.dev`` / ``+61491570158``  PermanentError
+``invalid@simulator.notifier.dev``          / ``+61491570159``  InvalidRecipientError (suppressed)
 =====================================  ==============================
 
 Options: ``path`` (the outbox folder), ``latency_ms`` (an artificial provider latency, used by
@@ -49,13 +49,13 @@ from providers.interface import (
 
 _SIMULATED = {
     "temporary-failure@simulator.notifier.dev": "transient",
-    "+447700900001": "transient",
+    "+61491570156": "transient",
     "throttled@simulator.notifier.dev": "throttled",
-    "+447700900002": "throttled",
+    "+61491570157": "throttled",
     "permanent-failure@simulator.notifier.dev": "permanent",
-    "+447700900003": "permanent",
+    "+61491570158": "permanent",
     "invalid@simulator.notifier.dev": "invalid",
-    "+447700900004": "invalid",
+    "+61491570159": "invalid",
 }
 
 

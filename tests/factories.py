@@ -1,0 +1,56 @@
+"""Small builders of test data and settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from notifier.config import Settings
+from notifier.db.session import transaction
+from notifier.keys import create_key
+from notifier.runtime import Runtime
+
+ALL_SCOPES = ["notifications:send", "notifications:read", "support:read", "campaigns:manage"]
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": "test",
+        "data_dir": tmp_path / "data",
+        "broker_url": "memory://",
+        "api_rate_limit": "100000/minute",
+        "sweep_interval_seconds": 3600,
+        "retry_base_seconds": 0.05,
+        "retry_cap_seconds": 0.2,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def api_key(runtime: Runtime, name: str = "billing", scopes: list[str] | None = None,
+            lanes: list[str] | None = None, rate_limit: str | None = None) -> str:
+    with transaction(runtime.sessions) as session:
+        _, plaintext = create_key(session, name, scopes or ["notifications:send", "notifications:read"], lanes,
+                                  rate_limit)
+    return plaintext
+
+
+def email(**overrides: Any) -> dict[str, Any]:
+    body = {"channel": "email", "category": "transactional", "to": "ada@example.com", "subject": "Your receipt",
+            "body": "Thanks, {{ name }}", "data": {"name": "Ada"}, "reference": "order-42"}
+    body.update(overrides)
+    return body
+
+
+def sms(**overrides: Any) -> dict[str, Any]:
+    body = {"channel": "sms", "category": "transactional", "to": "+447911123456", "body": "Your code is {{ code }}",
+            "data": {"code": "583920"}, "sensitive": ["code"]}
+    body.update(overrides)
+    return body
+
+
+def push(**overrides: Any) -> dict[str, Any]:
+    body = {"channel": "push", "category": "transactional", "to": "a" * 64, "platform": "apns",
+            "title": "Hello {{ name }}", "body": "Your order shipped", "data": {"name": "Ada", "order": "42"}}
+    body.update(overrides)
+    return body

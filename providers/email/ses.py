@@ -1,0 +1,359 @@
+"""Amazon SES email provider (boto3 ``sesv2`` ``SendEmail``).
+
+Options (secrets already resolved):
+
+======================  ======================================================================
+``region``              AWS region of the SES account, e.g. ``eu-west-1`` (required)
+``from_address``        ``From:`` address, a verified SES identity (required)
+``from_name``           display name of ``From:`` (optional)
+``access_key_id``       AWS access key id (optional; with ``secret_access_key``)
+``secret_access_key``   AWS secret access key (optional; without both keys boto3's default
+                        credential chain applies: environment, profile, IAM role)
+``endpoint_url``        another SES endpoint (optional; tests point it at a local server)
+``configuration_set``   SES configuration set to send through, e.g. for event publishing
+                        (optional)
+``timeout_seconds``     connect and read timeout of each call (default 10)
+``max_concurrency``     calls in flight at once: threads and pooled HTTP connections (default 64)
+======================  ======================================================================
+
+boto3 is synchronous: calls run on a thread pool owned by the instance (``max_concurrency``
+threads, via ``loop.run_in_executor``), on one client created once, so many sends wait on SES
+concurrently without blocking the worker's event loop. botocore's own retries are off: it would
+retry a read timeout, and a request SES may have accepted must not be sent twice; the delivery
+engine retries with backoff instead.
+
+Each message carries ``EmailTags`` ``notification_id=<id>`` (so SES events name it), the header
+``X-Notifier-Notification-Id`` and, on the promotional lane with an ``unsubscribe_url``, RFC 8058
+``List-Unsubscribe`` / ``List-Unsubscribe-Post`` headers. The result's provider message id is SES's
+``MessageId``, which SES events carry as ``mail.messageId``.
+
+Failures map through :data:`ERROR_TABLE` (SES error code to typed error); codes not listed fall
+back on the HTTP status: 429 throttled, 5xx transient, other 4xx permanent. Connection failures
+before the request was sent are transient with ``accepted_unknown=False``; a read timeout or a
+connection closed before the answer (the request may have been processed) are transient with
+``accepted_unknown=True``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from email.headerregistry import Address
+from typing import Any, ClassVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+
+from providers.interface import (
+    Category,
+    Channel,
+    ConfigurationError,
+    EmailMessage,
+    Lane,
+    PermanentError,
+    Provider,
+    ProviderError,
+    SendResult,
+    ThrottledError,
+    TransientError,
+)
+
+# How long to wait after throttling when SES does not say (it usually does not): SES limits are
+# per second.
+DEFAULT_THROTTLE_SECONDS = 1.0
+
+# SES API v2 errors of SendEmail and the common AWS errors:
+# https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_SendEmail.html#API_SendEmail_Errors
+# https://docs.aws.amazon.com/ses/latest/APIReference-V2/CommonErrors.html
+# Each row: SES error code -> (typed error, retry_after seconds for throttling or None).
+ERROR_TABLE: dict[str, tuple[type[ProviderError], float | None]] = {
+    "Throttling": (ThrottledError, DEFAULT_THROTTLE_SECONDS),
+    "ThrottlingException": (ThrottledError, DEFAULT_THROTTLE_SECONDS),
+    "TooManyRequestsException": (ThrottledError, DEFAULT_THROTTLE_SECONDS),
+    "LimitExceededException": (ThrottledError, DEFAULT_THROTTLE_SECONDS),
+    "InternalFailure": (TransientError, None),
+    "InternalServerError": (TransientError, None),
+    "ServiceUnavailable": (TransientError, None),
+    "ServiceUnavailableException": (TransientError, None),
+    "RequestTimeout": (TransientError, None),
+    "MessageRejected": (PermanentError, None),
+    "InvalidParameterValue": (PermanentError, None),
+    "BadRequestException": (PermanentError, None),
+    "MailFromDomainNotVerifiedException": (PermanentError, None),
+    "AccountSuspendedException": (PermanentError, None),
+    "SendingPausedException": (PermanentError, None),
+    "NotFoundException": (PermanentError, None),  # e.g. the configuration set does not exist
+    "AccessDeniedException": (PermanentError, None),
+    "UnrecognizedClientException": (PermanentError, None),
+    "InvalidClientTokenId": (PermanentError, None),
+    "SignatureDoesNotMatch": (PermanentError, None),
+    "IncompleteSignature": (PermanentError, None),
+    "MissingAuthenticationToken": (PermanentError, None),
+}
+
+# Codes whose AWS message may describe the request signature or key: never copied into ours.
+_CREDENTIAL_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+    }
+)
+
+# SES message tag values: ASCII letters, digits, "_" and "-", at most 256 characters.
+_TAG_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")
+
+_RESERVED_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "x-notifier-notification-id",
+    }
+)
+
+
+# --------------------------------------------------------------------------- error mapping
+
+
+def client_error(error: ClientError) -> ProviderError:
+    """The typed error for an answer of SES, by :data:`ERROR_TABLE`, else by HTTP status."""
+    details = error.response.get("Error", {})
+    code = str(details.get("Code") or "")
+    metadata = error.response.get("ResponseMetadata", {})
+    status = int(metadata.get("HTTPStatusCode") or 0)
+    error_class, retry_after = ERROR_TABLE.get(code, _by_status(status))
+    description = f"SES {code or 'error'} (HTTP {status})"
+    if code not in _CREDENTIAL_CODES and details.get("Message"):
+        description += f": {_one_line(str(details['Message']))}"
+    if issubclass(error_class, TransientError):
+        retry_after = _retry_after(metadata) or retry_after
+        return error_class(description, code=code or status, retry_after=retry_after)
+    return error_class(description, code=code or status)
+
+
+def _by_status(status: int) -> tuple[type[ProviderError], float | None]:
+    if status == 429:
+        return ThrottledError, DEFAULT_THROTTLE_SECONDS
+    if status >= 500:
+        return TransientError, None
+    return PermanentError, None
+
+
+def _retry_after(metadata: Mapping[str, Any]) -> float | None:
+    value = (metadata.get("HTTPHeaders") or {}).get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def transport_error(error: BotoCoreError) -> ProviderError:
+    """The typed error for a failure of botocore before or while talking to SES."""
+    if isinstance(error, ReadTimeoutError):
+        return TransientError("SES read timed out", code="timeout", accepted_unknown=True)
+    if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
+        return TransientError("SES endpoint unreachable", code="connect", accepted_unknown=False)
+    if isinstance(error, ConnectionClosedError):
+        # The request was written; SES may have processed it before the connection dropped.
+        return TransientError(
+            "SES connection closed before the answer", code="disconnected", accepted_unknown=True
+        )
+    if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
+        return PermanentError("no usable AWS credentials for SES", code="credentials")
+    if isinstance(error, ParamValidationError):
+        return PermanentError("SES refused the request parameters", code="invalid_request")
+    return TransientError(
+        f"SES call failed: {type(error).__name__}", code="botocore", accepted_unknown=True
+    )
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    return " ".join(text.split())[:limit]
+
+
+# --------------------------------------------------------------------------- provider
+
+
+class SesProvider(Provider):
+    kind: ClassVar[str] = "ses"
+    channel: ClassVar[Channel] = Channel.EMAIL
+    body_limit: ClassVar[int | None] = 10_000_000  # characters; SES's cap is 40 MB encoded
+    rate_limit_per_second: ClassVar[float | None] = 14.0  # SES's starting production quota
+
+    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
+        super().__init__(name, lane, options)
+        self.region = _required(options, "region", name)
+        self.from_address = _required(options, "from_address", name)
+        self.from_name: str | None = options.get("from_name") or None
+        self.configuration_set: str | None = options.get("configuration_set") or None
+        self.endpoint_url: str | None = options.get("endpoint_url") or None
+        self.timeout = _positive(options.get("timeout_seconds", 10), "timeout_seconds", name)
+        self.max_concurrency = int(
+            _positive(options.get("max_concurrency", 64), "max_concurrency", name)
+        )
+        self._client = self._make_client(options)
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.max_concurrency, thread_name_prefix=f"ses-{name}"
+        )
+
+    # ---------------------------------------------------------------- interface
+
+    async def send(self, message: EmailMessage) -> SendResult:  # type: ignore[override]
+        self.ensure_lane(message)
+        response = await self._call("send_email", **self.request(message))
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return SendResult(
+            provider_message_id=str(response["MessageId"]),
+            response_code=None if status is None else str(status),
+        )
+
+    async def check(self, connect: bool = False) -> str:
+        description = f"ses {self.region} from {self.from_address}"
+        if not connect:
+            return description
+        account = await self._call("get_account")
+        if not account.get("SendingEnabled", True):
+            raise PermanentError("SES sending is paused for this account", code="sending_paused")
+        quota = account.get("SendQuota", {})
+        return (
+            f"{description}: sending enabled, max {quota.get('MaxSendRate', '?')}/s, "
+            f"{quota.get('Max24HourSend', '?')}/24h"
+        )
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        self._client.close()
+
+    # ---------------------------------------------------------------- request
+
+    def request(self, message: EmailMessage) -> dict[str, Any]:
+        """The SendEmail parameters for ``message``."""
+        body: dict[str, Any] = {"Text": {"Data": message.text, "Charset": "UTF-8"}}
+        if message.html:
+            body["Html"] = {"Data": message.html, "Charset": "UTF-8"}
+        request: dict[str, Any] = {
+            "FromEmailAddress": self._from_header(),
+            "Destination": {"ToAddresses": [message.to]},
+            "Content": {
+                "Simple": {
+                    "Subject": {"Data": message.subject, "Charset": "UTF-8"},
+                    "Body": body,
+                    "Headers": self._headers(message),
+                }
+            },
+            "EmailTags": [{"Name": "notification_id", "Value": _tag_value(message)}],
+        }
+        if self.configuration_set:
+            request["ConfigurationSetName"] = self.configuration_set
+        return request
+
+    def _from_header(self) -> str:
+        if not self.from_name:
+            return self.from_address
+        return str(Address(self.from_name, addr_spec=self.from_address))
+
+    @staticmethod
+    def _headers(message: EmailMessage) -> list[dict[str, str]]:
+        headers = [{"Name": "X-Notifier-Notification-Id", "Value": message.notification_id}]
+        headers += [
+            {"Name": name, "Value": value}
+            for name, value in message.headers.items()
+            if name.lower() not in _RESERVED_HEADERS
+        ]
+        if message.unsubscribe_url and message.lane.category is Category.PROMOTIONAL:
+            # RFC 8058 one-click unsubscribe: https://www.rfc-editor.org/rfc/rfc8058
+            headers.append({"Name": "List-Unsubscribe", "Value": f"<{message.unsubscribe_url}>"})
+            headers.append({"Name": "List-Unsubscribe-Post", "Value": "List-Unsubscribe=One-Click"})
+        return headers
+
+    # ---------------------------------------------------------------- calls
+
+    async def _call(self, operation: str, **parameters: Any) -> dict[str, Any]:
+        """Run one client call on the instance's threads; SDK failures become typed errors."""
+        call = functools.partial(getattr(self._client, operation), **parameters)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, call)
+        except ClientError as e:
+            raise client_error(e) from e
+        except BotoCoreError as e:
+            raise transport_error(e) from e
+
+    def _make_client(self, options: Mapping[str, Any]) -> Any:
+        key_id = options.get("access_key_id") or None
+        secret = options.get("secret_access_key") or None
+        if bool(key_id) != bool(secret):
+            raise ConfigurationError(
+                f"provider {self.name!r} (ses): give both access_key_id and secret_access_key, "
+                "or neither for the default credential chain"
+            )
+        config = Config(
+            connect_timeout=self.timeout,
+            read_timeout=self.timeout,
+            retries={"total_max_attempts": 1},
+            max_pool_connections=self.max_concurrency,
+        )
+        return _boto_session().client(
+            "sesv2",
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=config,
+        )
+
+
+@functools.cache
+def _boto_session() -> boto3.session.Session:
+    """One boto3 session per process: it caches the parsed service models, so each provider's
+    client costs milliseconds, not a reload. Credentials are given per client. (Creating clients
+    is not thread-safe: providers are built on the worker's start-up thread.)"""
+    return boto3.session.Session()
+
+
+def _tag_value(message: EmailMessage) -> str:
+    return _TAG_FORBIDDEN.sub("_", message.notification_id)[:256]
+
+
+def _required(options: Mapping[str, Any], key: str, name: str) -> str:
+    value = options.get(key)
+    if not value:
+        raise ConfigurationError(f"provider {name!r} (ses) needs the {key!r} option")
+    return str(value)
+
+
+def _positive(value: Any, key: str, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if number <= 0:
+        raise ConfigurationError(f"provider {name!r} (ses): {key} must be a positive number")
+    return number

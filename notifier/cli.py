@@ -126,7 +126,7 @@ def beat() -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Apply schema migrations."""
     settings = _settings()
     upgrade(settings.database_url, revision)

@@ -9,7 +9,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from notifier.broker import make_celery
 from notifier.config import Settings
 from notifier.runtime import Runtime
-from providers.interface import Lane
+from providers.interface import Lane, Provider
 from workers import queues, sweeper
 from workers.context import DeliveryContext
 from workers.delivery import deliver_ids
@@ -27,12 +27,16 @@ TASK_POLICY = {
 
 
 def create_worker_app(
-    settings: Settings, *, chains: dict[Lane, list[ProviderSpec]] | None = None, pool_size: int = 20
+    settings: Settings,
+    *,
+    chains: dict[Lane, list[ProviderSpec]] | None = None,
+    providers: dict[Lane, list[Provider]] | None = None,
+    pool_size: int = 20,
 ) -> Celery:
     app = make_celery(settings)
     runtime = Runtime.build(settings, celery=app, pool_size=pool_size)
     app.runtime = runtime  # type: ignore[attr-defined]
-    app.delivery = DeliveryContext(runtime, chains)  # type: ignore[attr-defined]
+    app.delivery = DeliveryContext(runtime, chains, providers)  # type: ignore[attr-defined]
     _register_tasks(app)
     app.conf.beat_schedule = beat_schedule(settings)
     return app

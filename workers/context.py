@@ -10,7 +10,7 @@ import threading
 from functools import cached_property
 
 from notifier.runtime import Runtime
-from providers.interface import Lane
+from providers.interface import Lane, Provider
 from workers.engine import DeliveryEngine
 from workers.event_loop import LoopThread
 from workers.provider_config import ProviderSpec, build_chains, load_chains
@@ -19,10 +19,15 @@ from workers.retry_policy import RetryPolicy
 
 class DeliveryContext:
     def __init__(
-        self, runtime: Runtime, chains: dict[Lane, list[ProviderSpec]] | None = None
+        self,
+        runtime: Runtime,
+        chains: dict[Lane, list[ProviderSpec]] | None = None,
+        providers: dict[Lane, list[Provider]] | None = None,
     ) -> None:
+        """``chains`` overrides the providers file; ``providers`` hands in ready instances."""
         self.runtime = runtime
         self._specs = chains
+        self._providers = providers
         self._lock = threading.Lock()
 
     @property
@@ -52,8 +57,9 @@ class DeliveryContext:
     def engine(self) -> DeliveryEngine:
         with self._lock:
             if "_engine" not in self.__dict__:
+                providers = self._providers if self._providers is not None else build_chains(self.specs)
                 self.__dict__["_engine"] = DeliveryEngine(
-                    build_chains(self.specs), timeout=self.runtime.settings.provider_timeout_seconds
+                    providers, timeout=self.runtime.settings.provider_timeout_seconds
                 )
             return self.__dict__["_engine"]
 

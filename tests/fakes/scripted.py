@@ -1,0 +1,33 @@
+"""A provider that answers from a script: stands in for a vendor in engine and pipeline tests.
+
+Each ``send`` pops the next scripted answer (a SendResult or a ProviderError to raise); when the
+script is empty it accepts. It records every message it was given.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar, Mapping
+
+from providers.interface import Channel, Lane, Message, Provider, ProviderError, SendResult
+
+
+class ScriptedProvider(Provider):
+    kind: ClassVar[str] = "scripted"
+    channel: ClassVar[Channel | None] = None
+
+    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any] | None = None,
+                 script: list[SendResult | ProviderError] | None = None) -> None:
+        self.name = name
+        self.lane = lane
+        self.options = dict(options or {})
+        self.script = list(script or [])
+        self.received: list[Message] = []
+
+    async def send(self, message: Message) -> SendResult:
+        self.ensure_lane(message)
+        self.received.append(message)
+        answer = self.script.pop(0) if self.script else SendResult(f"{self.name}-{uuid.uuid4()}", "202")
+        if isinstance(answer, ProviderError):
+            raise answer
+        return answer

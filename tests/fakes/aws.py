@@ -294,10 +294,11 @@ def _string_to_sign(message: Mapping[str, Any]) -> bytes:
 class SnsSigner:
     """Signs SNS messages like SNS, with a key and self-signed certificate made at test time."""
 
-    def __init__(self, region: str = "eu-west-1") -> None:
+    def __init__(self, region: str = "eu-west-1", *, expired: bool = False) -> None:
         self.region = region
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.certificate_pem = _self_signed(self.key).public_bytes(serialization.Encoding.PEM)
+        certificate = _self_signed(self.key, expired=expired)
+        self.certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
         # A fresh URL per signer, as AWS publishes each certificate under its own name.
         self.cert_url = (
             f"https://sns.{region}.amazonaws.com/SimpleNotificationService-{uuid.uuid4().hex}.pem"
@@ -370,9 +371,9 @@ class SnsSigner:
         return f"arn:aws:sns:{self.region}:123456789012:{name}"
 
 
-def _self_signed(key: rsa.RSAPrivateKey) -> x509.Certificate:
+def _self_signed(key: rsa.RSAPrivateKey, *, expired: bool) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=10 if expired else 0)
     return (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -482,4 +483,6 @@ def _event_detail(
         return {"reason": "Bad content"}
     if event_type == "Send":
         return {}
+    if event_type == "Rendering Failure":
+        return {"templateName": "welcome", "errorMessage": "Attribute 'name' is not present"}
     return None

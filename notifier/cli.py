@@ -222,6 +222,28 @@ def providers_check(
     raise typer.Exit(1 if failed else 0)
 
 
+@app.command()
+def status() -> None:
+    """Queue depth per lane, database and broker reachability, last sweeper (beat) tick.
+
+    Exits non-zero when the database or the broker is unreachable (usable as a readiness probe).
+    """
+    from notifier.operations import collect_status
+
+    settings = _settings()
+    report = collect_status(settings)
+    table = Table("what", "value")
+    table.add_row("database", "ok" if report.database_ok else "UNREACHABLE")
+    table.add_row("broker", "ok" if report.broker_ok else "UNREACHABLE")
+    table.add_row("beat last tick", report.beat_last_tick.isoformat(timespec="seconds") if report.beat_last_tick else "never")
+    for queue, depth in report.queue_depths.items():
+        table.add_row(f"queue {queue}", "?" if depth is None else str(depth))
+    for worker_name, worker_queues in report.workers.items():
+        table.add_row(f"worker {worker_name}", ",".join(worker_queues))
+    Console().print(table)
+    raise typer.Exit(0 if report.database_ok and report.broker_ok else 1)
+
+
 def main() -> None:
     app(prog_name="notifier")
 

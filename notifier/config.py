@@ -16,7 +16,7 @@ from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
-SECRET_FIELDS = ("secret_key",)
+SECRET_FIELDS = ("secret_key", "database_url", "broker_url", "redis_url", "sentry_dsn")
 
 
 class Environment(enum.StrEnum):

@@ -10,7 +10,7 @@ from notifier.broker import make_celery
 from notifier.config import Settings
 from notifier.runtime import Runtime
 from providers.interface import Lane, Provider
-from workers import queues, sweeper
+from workers import campaigns, queues, receipts, sweeper, webhooks
 from workers.context import DeliveryContext
 from workers.delivery import deliver_ids
 from workers.provider_config import ProviderSpec
@@ -38,6 +38,8 @@ def create_worker_app(
     app.runtime = runtime  # type: ignore[attr-defined]
     app.delivery = DeliveryContext(runtime, chains, providers)  # type: ignore[attr-defined]
     _register_tasks(app)
+    for module in (receipts, webhooks, campaigns):
+        module.register(app)
     app.conf.beat_schedule = beat_schedule(settings)
     return app
 

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from sqlalchemy import and_, delete, or_, select, update
 
-from notifier.db.models import IdempotencyRecord, Notification, utcnow
+from notifier.db.models import Heartbeat, IdempotencyRecord, Notification, utcnow
 from notifier.db.session import transaction
 from notifier.notifications import repository
 from notifier.runtime import Runtime
@@ -56,7 +56,18 @@ def sweep(
     )
     if any(report.as_dict().values()):
         log.info("sweeper.swept", extra=report.as_dict())
+    beat(runtime, "sweeper", report.as_dict())
     return report
+
+
+def beat(runtime: Runtime, name: str, detail: dict | None = None) -> None:
+    """Record that a periodic job ran now."""
+    with transaction(runtime.sessions) as session:
+        row = session.get(Heartbeat, name)
+        if row is None:
+            session.add(Heartbeat(name=name, at=utcnow(), detail=detail))
+        else:
+            row.at, row.detail = utcnow(), detail
 
 
 def expire_overdue(runtime: Runtime) -> int:

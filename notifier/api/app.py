@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from notifier.api import errors, health
+from notifier.api import errors
 from notifier.api.body_limit import BodyLimitMiddleware
-from notifier.api.v1 import notifications
+from notifier.api.routers import all_routers
 from notifier.config import Settings
 from notifier.runtime import Runtime
 
@@ -30,8 +30,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.runtime = runtime
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(notifications.router)
+    for router in all_routers():
+        app.include_router(router)
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.max_body_bytes,

@@ -169,3 +169,14 @@ class Suppression(Base):
             "channel", "recipient", "reason", "created_at", name="uq_suppression_event"
         ),
     )
+
+
+class Heartbeat(Base):
+    """Last time a periodic job ran (``beat``: the sweeper ran, so beat ticks and a maintenance
+    worker consumes). ``notifier status`` and the metrics read it."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

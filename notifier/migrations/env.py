@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from notifier.db.models import Base
+from notifier.db.all_models import Base
 from notifier.db.session import make_engine
 
 config = context.config

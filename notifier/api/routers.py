@@ -1,0 +1,22 @@
+"""Every router the application serves, in one list."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from notifier.api import health, unsubscribe
+from notifier.api.v1 import campaigns, inbound, notifications, receipts, support
+from notifier.support import routes as console
+
+
+def all_routers() -> list[APIRouter]:
+    return [
+        health.router,
+        notifications.router,
+        receipts.router,
+        support.router,
+        campaigns.router,
+        inbound.router,
+        unsubscribe.router,
+        console.router,
+    ]

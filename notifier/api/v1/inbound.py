@@ -1,0 +1,5 @@
+"""Inbound SMS (Twilio STOP/START webhook) — issue 6."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""Campaigns: templates, contacts, audiences, consent, quiet hours, scheduled runs."""

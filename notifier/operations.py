@@ -1,0 +1,66 @@
+"""What an operator asks of a running deployment: reachability, queue depths, beat, workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import text
+
+from notifier.broker import broker_reachable, make_celery
+from notifier.config import Settings
+from notifier.db.models import Heartbeat
+from notifier.db.session import make_engine, make_sessionmaker
+from workers.queues import ALL_QUEUES
+
+
+@dataclass
+class StatusReport:
+    database_ok: bool = False
+    broker_ok: bool = False
+    beat_last_tick: datetime | None = None
+    queue_depths: dict[str, int | None] = field(default_factory=dict)
+    workers: dict[str, list[str]] = field(default_factory=dict)
+
+
+def collect_status(settings: Settings, inspect_workers: bool = True) -> StatusReport:
+    report = StatusReport()
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        report.database_ok = True
+        with make_sessionmaker(engine)() as session:
+            row = session.get(Heartbeat, "sweeper")
+            report.beat_last_tick = row.at if row else None
+    except Exception:  # noqa: BLE001 - unreachable or not migrated: reported, not raised
+        report.database_ok = report.database_ok
+    finally:
+        engine.dispose()
+    celery = make_celery(settings)
+    report.broker_ok = broker_reachable(celery)
+    report.queue_depths = queue_depths(celery) if report.broker_ok else {q: None for q in ALL_QUEUES}
+    if report.broker_ok and inspect_workers:
+        report.workers = active_workers(celery)
+    return report
+
+
+def queue_depths(celery) -> dict[str, int | None]:  # type: ignore[no-untyped-def]
+    depths: dict[str, int | None] = {}
+    with celery.connection_for_read() as connection:
+        channel = connection.default_channel
+        for queue in ALL_QUEUES:
+            try:
+                depths[queue] = channel.queue_declare(queue=queue, durable=True, auto_delete=False).message_count
+            except Exception:  # noqa: BLE001 - a queue nobody declared yet
+                depths[queue] = None
+                channel = connection.channel()
+    return depths
+
+
+def active_workers(celery, timeout: float = 1.0) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    try:
+        replies = celery.control.inspect(timeout=timeout).active_queues() or {}
+    except Exception:  # noqa: BLE001 - no worker answered
+        return {}
+    return {name: sorted(q["name"] for q in queues) for name, queues in replies.items()}

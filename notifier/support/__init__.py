@@ -1,0 +1,1 @@
+"""The support console: staff accounts, search, notification timelines, audit."""

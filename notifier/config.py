@@ -16,7 +16,7 @@ from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
-SECRET_FIELDS = ("secret_key", "database_url", "broker_url", "redis_url", "sentry_dsn")
+SECRET_FIELDS = ("secret_key", "database_url", "broker_url", "redis_url", "sentry_dsn", "twilio_auth_token")
 
 
 class Environment(enum.StrEnum):
@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     queued_stale_seconds: float = 120.0
     sending_timeout_seconds: float = 300.0
     content_retention_days: int = 7  # rendered content, kept for support; then purged
+
+    # inbound webhooks (receipts, STOP/START): the Twilio auth token that signs them, and which SNS
+    # topics may deliver SES events (empty: any topic whose message signature verifies)
+    twilio_auth_token: str | None = None
+    ses_topic_arns: list[str] = []
+    sns_certificate_host_pattern: str = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
 
     log_level: str = "INFO"
     log_format: str = "json"  # json | console

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import aiosmtplib
-from aiosmtplib.email import flatten_message
+from aiosmtplib.email import flatten_message, parse_address
 
 from providers.interface import (
     Category,
@@ -197,8 +197,10 @@ def translate_failure(stage: _Stage, exc: BaseException) -> ProviderError:
         return reply_error(exc.code, exc.message)
     if _certificate_rejected(exc):
         return PermanentError("SMTP server certificate did not verify", code="tls_verify")
-    if isinstance(exc, ValueError):
-        return InvalidRecipientError("address cannot be sent over SMTP", code="invalid_address")
+    if isinstance(exc, ValueError):  # from_address was checked at start-up: the recipient's
+        return InvalidRecipientError(
+            "recipient address cannot be sent over SMTP", code="invalid_address"
+        )
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         return PermanentError(f"SMTP server lacks a required extension: {exc}", code="unsupported")
     if stage is _Stage.CONNECT or isinstance(exc, aiosmtplib.SMTPConnectError):
@@ -459,7 +461,13 @@ def _required(options: Mapping[str, Any], key: str, name: str) -> str:
 
 
 def _domain_of(address: str, name: str) -> str:
+    """The from-address's domain; refuses what cannot go on MAIL FROM, so that an address
+    the client library refuses later can only be the recipient's."""
     local, _, domain = address.rpartition("@")
+    try:
+        parse_address(address)
+    except ValueError:
+        local = ""
     if not local or not domain:
         raise ConfigurationError(f"provider {name!r} (smtp): from_address is not an address")
     return domain

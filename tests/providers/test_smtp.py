@@ -410,6 +410,18 @@ async def test_timeout_after_data_may_have_been_accepted(
     assert caught.value.accepted_unknown is True
 
 
+async def test_recipient_that_would_inject_smtp_parameters_is_invalid(
+    server: FakeSmtpServer, make_provider: MakeProvider
+) -> None:
+    provider = make_provider(server)
+
+    with pytest.raises(InvalidRecipientError) as caught:
+        await provider.send(email(to="bob@example.com> NOTIFY=NEVER"))
+
+    assert caught.value.reason == SuppressionReason.INVALID_ADDRESS
+    assert server.messages == []
+
+
 async def test_connection_refused_was_not_accepted() -> None:
     provider = SmtpProvider(
         "smtp-test",
@@ -439,6 +451,7 @@ async def test_connection_refused_was_not_accepted() -> None:
     [
         {"from_address": "notify@notifier.example"},
         {"host": "smtp.example", "from_address": "not-an-address"},
+        {"host": "smtp.example", "from_address": "a@b.example> SIZE=1"},
         {"host": "smtp.example", "from_address": "a@b.example", "tls": "ssl"},
         {"host": "smtp.example", "from_address": "a@b.example", "username": "u"},
         {"host": "smtp.example", "from_address": "a@b.example", "pool_size": 0},

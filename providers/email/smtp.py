@@ -191,6 +191,15 @@ def _certificate_rejected(exc: BaseException) -> bool:
     return False
 
 
+def is_bare_address(address: str) -> bool:
+    """True for a plain addr-spec that goes on MAIL/RCPT unchanged. The client library would
+    quietly send "bob@example.com> NOTIFY=NEVER" or "Bob <bob@x>" to a different string."""
+    try:
+        return parse_address(address) == address
+    except ValueError:
+        return False
+
+
 def translate_failure(stage: _Stage, exc: BaseException) -> ProviderError:
     """The typed error for a failure of the client library at ``stage``."""
     if isinstance(exc, aiosmtplib.SMTPResponseException):
@@ -296,6 +305,10 @@ class SmtpProvider(Provider):
 
     async def send(self, message: EmailMessage) -> SendResult:  # type: ignore[override]
         self.ensure_lane(message)
+        if not is_bare_address(message.to):
+            raise InvalidRecipientError(
+                "recipient is not a plain email address", code="invalid_address"
+            )
         mime, message_id = self.compose(message)
         pool = self._pool_of_running_loop()
         async with pool.slots:
@@ -464,11 +477,7 @@ def _domain_of(address: str, name: str) -> str:
     """The from-address's domain; refuses what cannot go on MAIL FROM, so that an address
     the client library refuses later can only be the recipient's."""
     local, _, domain = address.rpartition("@")
-    try:
-        parse_address(address)
-    except ValueError:
-        local = ""
-    if not local or not domain:
+    if not local or not domain or not is_bare_address(address):
         raise ConfigurationError(f"provider {name!r} (smtp): from_address is not an address")
     return domain
 

@@ -410,13 +410,18 @@ async def test_timeout_after_data_may_have_been_accepted(
     assert caught.value.accepted_unknown is True
 
 
-async def test_recipient_that_would_inject_smtp_parameters_is_invalid(
-    server: FakeSmtpServer, make_provider: MakeProvider
+@pytest.mark.parametrize(
+    "recipient",
+    ["bob@example.com> NOTIFY=NEVER", "bob@example.com\r\nRCPT TO:<eve@evil.example>",
+     "Bob <bob@example.com>", "bob@exa mple.com"],
+)  # fmt: skip
+async def test_recipient_that_is_not_a_plain_address_is_invalid(
+    server: FakeSmtpServer, make_provider: MakeProvider, recipient: str
 ) -> None:
     provider = make_provider(server)
 
     with pytest.raises(InvalidRecipientError) as caught:
-        await provider.send(email(to="bob@example.com> NOTIFY=NEVER"))
+        await provider.send(email(to=recipient))
 
     assert caught.value.reason == SuppressionReason.INVALID_ADDRESS
     assert server.messages == []

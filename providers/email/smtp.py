@@ -287,7 +287,7 @@ class SmtpProvider(Provider):
             raise ConfigurationError(
                 f"provider {name!r} (smtp): tls must be starttls, implicit or none"
             )
-        self.port = int(options.get("port") or _DEFAULT_PORTS[self.tls])
+        self.port = _positive_int(options.get("port") or _DEFAULT_PORTS[self.tls], "port", name)
         self.username: str | None = options.get("username") or None
         self._password: str | None = options.get("password") or None
         if self.username and self._password is None:

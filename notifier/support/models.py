@@ -1,1 +1,85 @@
-"""Support console tables (staff, sessions, audit). Alembic finds them through notifier.db.all_models."""
+"""Support console tables (staff, sessions, audit). Alembic finds them through
+notifier.db.all_models; ``migrations/versions/0002_support.py`` creates them.
+
+* ``staff_accounts``: people who sign in to the console, separate from API keys. Passwords are
+  Argon2 hashes; ``role`` is ``support`` (read-only) or ``admin`` (may resend and lift).
+* ``staff_sessions``: server-side sessions, so signing out and expiry really end them. The row's
+  id is the SHA-256 of the random token in the cookie, never the token itself.
+* ``support_audit``: one row per search, per notification or recipient view and per action, by
+  staff or by an API key with ``support:read``.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from notifier.db.models import Base, BigIntPK, UTCDateTime, new_id, utcnow
+
+
+class StaffRole(enum.StrEnum):
+    SUPPORT = "support"
+    ADMIN = "admin"
+
+
+class ActorKind(enum.StrEnum):
+    STAFF = "staff"
+    API_KEY = "api_key"
+
+
+class AuditAction(enum.StrEnum):
+    SEARCH = "search"
+    VIEW_NOTIFICATION = "view_notification"
+    VIEW_RECIPIENT = "view_recipient"
+    RESEND = "resend"
+    LIFT_SUPPRESSION = "lift_suppression"
+    SIGN_IN = "sign_in"
+    SIGN_OUT = "sign_out"
+
+
+class StaffAccount(Base):
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # lower case
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class StaffSession(Base):
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie token
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff_accounts.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # absolute end
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    client_address: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class AuditEntry(Base):
+    __tablename__ = "support_audit"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_kind: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str] = mapped_column(String(36))
+    actor: Mapped[str] = mapped_column(String(320))  # staff email or API key name
+    action: Mapped[str] = mapped_column(String(30))
+    notification_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    query: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    __table_args__ = (
+        Index("ix_support_audit_at", "at"),
+        Index("ix_support_audit_actor_at", "actor", "at"),
+        Index("ix_support_audit_notification", "notification_id"),
+    )

@@ -31,7 +31,9 @@ def register(app: Celery) -> None:
 
     delivery = app.delivery  # type: ignore[attr-defined]
 
-    @app.task(name=APPLY_TASK, queue=queues.RECEIPTS, **TASK_POLICY)
+    # shared=False: a shared task would be attached to every Celery app created later in the
+    # process, bound to this app's delivery context (tests build many apps).
+    @app.task(name=APPLY_TASK, queue=queues.RECEIPTS, shared=False, **TASK_POLICY)
     def apply(payloads: list[dict[str, Any]], late_tries: int = 0) -> dict[str, int]:
         receipts = []
         for payload in payloads:

@@ -15,6 +15,7 @@ from notifier import logs
 from notifier.config import Settings
 from notifier.db.migrate import upgrade
 from notifier.db.session import make_engine, make_sessionmaker, transaction
+from notifier.support.cli import staff_app
 
 app = typer.Typer(
     help="notifier: notification delivery service", no_args_is_help=True, add_completion=False
@@ -25,6 +26,7 @@ providers_app = typer.Typer(help="Provider configuration", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(providers_app, name="providers")
+app.add_typer(staff_app, name="staff")
 console = Console(stderr=True)
 
 

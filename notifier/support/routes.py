@@ -1,5 +1,226 @@
-"""The support console's pages under /support — issue 5."""
+"""The support console's pages under /support (issue 5).
 
-from fastapi import APIRouter
+Every page needs a signed-in staff member (``StaffDep`` redirects to /support/login); every
+POST checks the form's CSRF token (``FormStaffDep``); admin actions check the role. Reads are
+audited in the same transaction that reads the data.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+
+from notifier.api.deps import RuntimeDep
+from notifier.db.session import transaction
+from notifier.errors import NotifierError
+from notifier.statuses import Status
+from notifier.support import actions, audit, forms, search, signin
+from notifier.support.cases import load_case, recipient_forms, suppressions_of
+from notifier.support.models import AuditAction
+from notifier.support.search import Criteria, SearchField
+from notifier.support.web import (
+    HERE,
+    ConsoleRoute,
+    FormStaffDep,
+    PageRefused,
+    StaffDep,
+    render,
+    require_admin,
+)
+from providers.interface import Channel, Lane
+
+PAGE_SIZE = 50
+
+log = logging.getLogger("notifier.support")
+router = APIRouter(prefix="/support", route_class=ConsoleRoute, include_in_schema=False)
+router.include_router(signin.router)
+
+
+@router.get("/static/console.css")
+def stylesheet() -> Response:
+    return FileResponse(HERE / "static" / "console.css", media_type="text/css")
+
+
+@router.get("")
+def search_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Response:
+    form = forms.parse(request.query_params)
+    cursor = request.query_params.get("cursor") or None
+    results, error_status = None, 200
+    with transaction(runtime.sessions) as session:
+        callers = search.known_callers(session)
+        if form.submitted and not form.errors:
+            try:
+                results = search.search(session, form.criteria, cursor, PAGE_SIZE)
+            except NotifierError as e:  # a cursor this console did not make
+                form.errors.append(e.message)
+            else:
+                audit.record(
+                    session,
+                    audit.Actor.of_staff(staff),
+                    AuditAction.SEARCH,
+                    query=form.criteria.as_audit_query(),
+                )
+        if form.errors:
+            error_status = 422
+    log.info(
+        "support.search", extra={"staff_id": staff.id, "found": results.total if results else 0}
+    )
+    return render(
+        request,
+        "search.html",
+        {
+            "form": form,
+            "results": results,
+            "cursor": cursor,
+            "callers": callers,
+            "fields": list(SearchField),
+            "channels": [c.value for c in Channel],
+            "lanes": [lane.value for lane in Lane],
+            "statuses": [s.value for s in Status],
+            "periods": forms.PERIODS,
+        },
+        staff=staff,
+        status_code=error_status,
+    )
+
+
+@router.get("/notifications/{notification_id}")
+def notification_page(
+    request: Request, notification_id: str, runtime: RuntimeDep, staff: StaffDep
+) -> Response:
+    with transaction(runtime.sessions) as session:
+        case = load_case(session, notification_id)
+        if case is not None:
+            audit.record(
+                session,
+                audit.Actor.of_staff(staff),
+                AuditAction.VIEW_NOTIFICATION,
+                notification_id=case.notification.id,
+            )
+    if case is None:
+        raise PageRefused(
+            404, "Not found", f"There is no notification with the id {notification_id}."
+        )
+    return _case_page(request, staff, case, done=request.query_params.get("done"))
+
+
+def _case_page(request, staff, case, *, done=None, error=None, status_code=200):  # type: ignore[no-untyped-def]
+    return render(
+        request,
+        "notification.html",
+        {"case": case, "done": done, "error": error},
+        staff=staff,
+        status_code=status_code,
+    )
+
+
+@router.post("/notifications/{notification_id}/resend")
+def resend(
+    request: Request, notification_id: str, runtime: RuntimeDep, staff: FormStaffDep
+) -> Response:
+    require_admin(staff)
+    try:
+        with transaction(runtime.sessions) as session:
+            resent = actions.resend(session, runtime, notification_id, staff.email)
+            audit.record(
+                session,
+                audit.Actor.of_staff(staff),
+                AuditAction.RESEND,
+                notification_id=notification_id,
+                query={"new_notification_id": resent.new_id},
+            )
+    except actions.ActionRefused as e:
+        with transaction(runtime.sessions) as session:
+            case = load_case(session, notification_id)
+        if case is None:
+            raise PageRefused(e.status_code, "Not found", e.message) from e
+        return _case_page(
+            request, staff, case, error=f"Not resent. {e.message}", status_code=e.status_code
+        )
+    actions.publish(runtime, resent)
+    log.info("support.resend", extra={"staff_id": staff.id, "notification_id": resent.new_id})
+    return RedirectResponse(f"/support/notifications/{resent.new_id}?done=resent", status_code=303)
+
+
+@router.post("/suppressions/{suppression_id}/lift")
+def lift_suppression(
+    request: Request,
+    suppression_id: int,
+    runtime: RuntimeDep,
+    staff: FormStaffDep,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    back: Annotated[str, Form(max_length=2000)] = "/support",
+) -> Response:
+    require_admin(staff)
+    back = back if back.startswith("/support") and not back.startswith("//") else "/support"
+    try:
+        with transaction(runtime.sessions) as session:
+            lifted = actions.lift(session, suppression_id, reason, staff.email)
+            audit.record(
+                session,
+                audit.Actor.of_staff(staff),
+                AuditAction.LIFT_SUPPRESSION,
+                notification_id=lifted.notification_id,
+                query={"suppression_id": suppression_id, "reason": reason.strip()},
+            )
+    except actions.ActionRefused as e:
+        raise PageRefused(e.status_code, "Suppression not lifted", e.message) from e
+    log.info(
+        "support.suppression.lifted", extra={"staff_id": staff.id, "suppression_id": suppression_id}
+    )
+    separator = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{separator}done=lifted", status_code=303)
+
+
+@router.get("/recipient")
+def recipient_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Response:
+    address = (request.query_params.get("address") or "").strip()[:4096]
+    cursor = request.query_params.get("cursor") or None
+    if not address:
+        return RedirectResponse("/support", status_code=303)
+    forms_of = recipient_forms(address)
+    criteria = Criteria(terms=((SearchField.RECIPIENT, address),))
+    with transaction(runtime.sessions) as session:
+        try:
+            results = search.search(session, criteria, cursor, PAGE_SIZE)
+        except NotifierError as e:
+            raise PageRefused(422, "Bad page link", e.message) from e
+        suppressions = suppressions_of(session, None, forms_of)
+        audit.record(
+            session,
+            audit.Actor.of_staff(staff),
+            AuditAction.VIEW_RECIPIENT,
+            query={"recipient": address},
+        )
+    return render(
+        request,
+        "recipient.html",
+        {
+            "address": address,
+            "forms_of": forms_of,
+            "results": results,
+            "cursor": cursor,
+            "suppressions": suppressions,
+            "done": request.query_params.get("done"),
+        },
+        staff=staff,
+    )
+
+
+@router.get("/audit")
+def audit_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Response:
+    require_admin(staff)
+    actor = (request.query_params.get("actor") or "").strip()[:320]
+    before = request.query_params.get("before")
+    before_id = int(before) if before and before.isdigit() else None
+    with transaction(runtime.sessions) as session:
+        rows, next_before = audit.page(session, before_id=before_id, actor=actor or None)
+    return render(
+        request,
+        "audit.html",
+        {"rows": rows, "next_before": next_before, "actor": actor},
+        staff=staff,
+    )

@@ -1,0 +1,147 @@
+"""Admin actions: resend a failed or expired notification, lift a suppression.
+
+Resend creates a new notification linked by ``resend_of``, with a ``resent`` event on both, in
+one transaction, and publishes it after commit. It refuses, with a reason a person can act on,
+when the original's content cannot be reproduced faithfully: sensitive values (a login code)
+are sealed only while delivery needs them and destroyed when it ends, so resending would send
+"[redacted]"; the caller must send a new one. It also refuses while a suppression blocks the
+recipient (lift it first, deliberately).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from notifier.db.models import Notification, Suppression, new_id, utcnow
+from notifier.notifications import repository
+from notifier.runtime import Runtime
+from notifier.statuses import EventKind, Status
+from notifier.support.cases import RESENDABLE, load_case
+from notifier.support.summary import reason_text, when
+
+MAX_LIFT_REASON = 500
+
+
+class ActionRefused(Exception):
+    """The action cannot be done; ``message`` says why and what to do instead."""
+
+    def __init__(self, message: str, status_code: int = 409) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class Resent:
+    original_id: str
+    new_id: str
+    lane: str
+
+
+def resend(session: Session, runtime: Runtime, notification_id: str, by: str) -> Resent:
+    """Write the new notification and both events; the caller publishes after commit."""
+    case = load_case(session, notification_id)
+    if case is None:
+        raise ActionRefused(f"There is no notification {notification_id}.", 404)
+    original = case.notification
+    if original.status not in RESENDABLE:
+        raise ActionRefused(
+            f"Only failed or expired notifications can be resent; this one is {original.status}."
+        )
+    if original.content is None:
+        raise ActionRefused(
+            "Its content was purged after the retention period, so it cannot be resent. "
+            "Ask the caller to send a new one."
+        )
+    if original.sensitive_fields and not original.sealed_content:
+        fields = ", ".join(original.sensitive_fields)
+        raise ActionRefused(
+            f"It contained sensitive values ({fields}) that were destroyed when delivery ended, "
+            "so a resend could only send '[redacted]'. Ask the caller to send a new one."
+        )
+    if case.blocking_suppressions:
+        s = case.blocking_suppressions[0]
+        raise ActionRefused(
+            f"The recipient is suppressed since {when(s.created_at)} because "
+            f"{reason_text(s.reason)}. Lift the suppression first if it no longer applies."
+        )
+    now = utcnow()
+    ttl = _ttl(original, runtime)
+    copy = Notification(
+        id=new_id(),
+        api_key_id=original.api_key_id,
+        channel=original.channel,
+        category=original.category,
+        lane=original.lane,
+        status=Status.QUEUED.value,
+        recipient=original.recipient,
+        platform=original.platform,
+        reference=original.reference,
+        content=original.content,
+        sealed_content=original.sealed_content,
+        sensitive_fields=list(original.sensitive_fields or []),
+        template_name=original.template_name,
+        template_version=original.template_version,
+        sms_segments=original.sms_segments,
+        expires_at=now + ttl,
+        created_at=now,
+        updated_at=now,
+        published_at=now,
+        attempts=0,
+        resend_of=original.id,
+        campaign_id=original.campaign_id,
+    )
+    session.add(copy)
+    session.flush()
+    repository.add_events(
+        session,
+        [
+            _event(copy.id, now, Status.QUEUED, f"resend of {original.id}, requested by {by}"),
+            _event(original.id, now, None, f"resent as {copy.id} by {by}"),
+        ],
+    )
+    return Resent(original_id=original.id, new_id=copy.id, lane=copy.lane)
+
+
+def publish(runtime: Runtime, resent: Resent) -> None:
+    runtime.publisher.publish([(resent.new_id, resent.lane)])
+
+
+def lift(session: Session, suppression_id: int, reason: str, by: str) -> Suppression:
+    reason = reason.strip()
+    if not reason:
+        raise ActionRefused("Say why the suppression is lifted; the reason is kept.", 422)
+    if len(reason) > MAX_LIFT_REASON:
+        raise ActionRefused(f"Keep the reason under {MAX_LIFT_REASON} characters.", 422)
+    suppression = session.get(Suppression, suppression_id)
+    if suppression is None:
+        raise ActionRefused(f"There is no suppression {suppression_id}.", 404)
+    if suppression.lifted_at is not None:
+        raise ActionRefused(
+            f"This suppression was already lifted on {when(suppression.lifted_at)} "
+            f"by {suppression.lifted_by}."
+        )
+    suppression.lifted_at = utcnow()
+    suppression.lifted_reason = reason
+    suppression.lifted_by = by
+    return suppression
+
+
+def _ttl(original: Notification, runtime: Runtime) -> timedelta:
+    start = original.send_at or original.created_at
+    if original.expires_at and start and original.expires_at > start:
+        return original.expires_at - start
+    return timedelta(seconds=runtime.settings.default_ttl_seconds)
+
+
+def _event(notification_id: str, at, status: Status | None, detail: str) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "notification_id": notification_id,
+        "created_at": at,
+        "kind": EventKind.RESENT.value,
+        "status": status.value if status else None,
+        "detail": detail,
+    }

@@ -1,0 +1,130 @@
+"""Everything the console shows about one notification or one recipient, read in one place.
+
+Only redacted data is loaded into these objects: ``content`` (rendered with sensitive fields as
+``[redacted]``), event details, suppressions. ``sealed_content`` is never read here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from notifier.db.models import ApiKey, DeliveryEvent, Notification, Suppression
+from notifier.notifications import repository
+from notifier.recipients import normalise_for_search
+from notifier.statuses import EventKind, Status
+from notifier.support.summary import Facts, summarise
+from notifier.suppressions import blocking_reasons
+from providers.interface import Category
+
+RECEIPT_KINDS = frozenset({EventKind.RECEIPT.value, EventKind.DELIVERED.value})
+RESENDABLE = frozenset({Status.FAILED.value, Status.EXPIRED.value})
+
+
+@dataclass
+class NotificationCase:
+    notification: Notification
+    events: list[DeliveryEvent]
+    suppressions: list[Suppression]  # this channel + recipient, newest first
+    caller: str | None
+    summary: str
+    resent_as: list[str] = field(default_factory=list)
+
+    @property
+    def timeline(self) -> list[DeliveryEvent]:
+        return [e for e in self.events if e.kind != EventKind.WEBHOOK.value]
+
+    @property
+    def attempts(self) -> list[DeliveryEvent]:
+        return [e for e in self.events if e.kind == EventKind.ATTEMPT.value]
+
+    @property
+    def receipts(self) -> list[DeliveryEvent]:
+        return [e for e in self.events if e.kind in RECEIPT_KINDS]
+
+    @property
+    def webhooks(self) -> list[DeliveryEvent]:
+        return [e for e in self.events if e.kind == EventKind.WEBHOOK.value]
+
+    @property
+    def active_suppressions(self) -> list[Suppression]:
+        return [s for s in self.suppressions if s.lifted_at is None]
+
+    @property
+    def blocking_suppressions(self) -> list[Suppression]:
+        reasons = blocking_reasons(Category(self.notification.category))
+        return [s for s in self.active_suppressions if reasons is None or s.reason in reasons]
+
+    @property
+    def resendable(self) -> bool:
+        return self.notification.status in RESENDABLE
+
+
+def suppressions_of(
+    session: Session, channel: str | None, recipients: list[str]
+) -> list[Suppression]:
+    if not recipients:
+        return []
+    stmt = select(Suppression).where(Suppression.recipient.in_(recipients))
+    if channel:
+        stmt = stmt.where(Suppression.channel == channel)
+    return list(
+        session.scalars(stmt.order_by(Suppression.created_at.desc(), Suppression.id.desc()))
+    )
+
+
+def load_case(session: Session, notification_id: str) -> NotificationCase | None:
+    row = repository.get(session, notification_id.strip()[:36])
+    if row is None:
+        return None
+    events = repository.events_of(session, row.id)
+    suppressions = suppressions_of(session, row.channel, [row.recipient])
+    caused = [s for s in suppressions if s.notification_id == row.id]
+    later = 0
+    if caused:
+        later = (
+            session.scalar(
+                select(func.count())
+                .select_from(Notification)
+                .where(
+                    Notification.recipient == row.recipient,
+                    Notification.channel == row.channel,
+                    Notification.status == Status.SUPPRESSED.value,
+                    Notification.created_at >= caused[0].created_at,
+                )
+            )
+            or 0
+        )
+    resent_as = list(
+        session.scalars(
+            select(Notification.id)
+            .where(Notification.resend_of == row.id)
+            .order_by(Notification.created_at)
+        )
+    )
+    caller = (
+        session.scalar(select(ApiKey.name).where(ApiKey.id == row.api_key_id))
+        if row.api_key_id
+        else None
+    )
+    facts = Facts(
+        notification=row,
+        events=events,
+        suppressions=list(reversed(suppressions)),
+        later_suppressed=later,
+        resent_as=resent_as,
+    )
+    return NotificationCase(
+        notification=row,
+        events=events,
+        suppressions=suppressions,
+        caller=caller,
+        summary=summarise(facts),
+        resent_as=resent_as,
+    )
+
+
+def recipient_forms(text: str) -> list[str]:
+    return normalise_for_search(text) if text.strip() else []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,9 +24,11 @@ app = typer.Typer(
 keys_app = typer.Typer(help="API keys", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 providers_app = typer.Typer(help="Provider configuration", no_args_is_help=True)
+audiences_app = typer.Typer(help="Campaign audiences", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(providers_app, name="providers")
+app.add_typer(audiences_app, name="audiences")
 app.add_typer(staff_app, name="staff")
 console = Console(stderr=True)
 
@@ -117,14 +120,74 @@ def worker(
 
 @app.command()
 def beat() -> None:
-    """Run celery-beat (exactly one per deployment): safety nets and scheduled work."""
+    """Run celery-beat: safety nets and campaigns, from the database-backed schedule.
+
+    The schedule lives in the database (sqlalchemy-celery-beat), so campaigns created or changed
+    through the API are picked up within seconds without a restart. Run one beat per deployment;
+    a second one by mistake cannot fire a campaign run twice (guarded in the database).
+    """
     from workers.app import create_worker_app
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     celery = create_worker_app(settings)
-    celery.start(["beat", "-s", str(settings.data_dir / "beat-schedule"), "-l", settings.log_level])
+    celery.conf.beat_dburi = settings.database_url
+    celery.conf.beat_max_loop_interval = 5
+    celery.start(
+        [
+            "beat",
+            "--scheduler",
+            "sqlalchemy_celery_beat.schedulers:DatabaseScheduler",
+            "-l",
+            settings.log_level,
+        ]
+    )
+
+
+@audiences_app.command("import")
+def audiences_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    audience: Annotated[str, typer.Option(help="audience name (created if new)")],
+) -> None:
+    """Import contacts from a CSV file into an audience, with a progress bar."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from notifier.campaigns import csv_import
+    from notifier.errors import NotifierError
+
+    settings = _settings()
+    sessions = _sessions(settings)
+    size = file.stat().st_size
+    job = csv_import.start(sessions, audience, file.name, size)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn(
+            "{task.percentage:>3.0f}%  {task.fields[rows]} rows, {task.fields[errors]} errors"
+        ),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar, file.open("rb") as stream:
+        task = bar.add_task(f"importing {file.name}", total=size or 1, rows=0, errors=0)
+
+        def show(state) -> None:  # type: ignore[no-untyped-def]
+            bar.update(
+                task, completed=state.bytes_read, rows=state.rows_read, errors=state.error_count
+            )
+
+        try:
+            csv_import.run(sessions, job, stream, on_progress=show)
+        except NotifierError as e:
+            console.print(f"[red]{e.message}[/red]")
+            raise typer.Exit(2) from e
+    console.print(
+        f"import {job.id}: {job.rows_read} rows, {job.created} created, {job.updated} updated, "
+        f"{job.error_count} errors"
+    )
+    for error in (job.errors or [])[:50]:
+        console.print(f"  line {error.get('line')}: {error.get('message')}")
+    raise typer.Exit(1 if job.error_count else 0)
 
 
 @db_app.command("upgrade")

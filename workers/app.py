@@ -75,4 +75,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
             "schedule": 3600.0,
             "options": {"queue": queues.MAINTENANCE, "expires": 1800},
         },
+        "campaigns-resume-stalled": {
+            "task": campaigns.RESUME_STALLED,
+            "schedule": 60.0,
+            "options": {"queue": queues.CAMPAIGNS, "expires": 60},
+        },
     }

@@ -1,9 +1,46 @@
-"""Campaign run tasks on the ``campaigns`` queue — issue 6."""
+"""Campaign run tasks on the ``campaigns`` queue.
+
+* ``notifier.campaigns.fire`` (from beat's database schedule): start the due run, once;
+* ``notifier.campaigns.run``: release what a resume un-held, then fan out the run in chunks;
+* ``notifier.campaigns.resume_stalled`` (on beat): re-enqueue runs whose worker died.
+
+Tasks take ids and reload everything; a repeated or concurrent task is harmless (the run row is
+unique per occurrence, the fan-out cursor moves with a compare-and-set).
+"""
 
 from __future__ import annotations
 
 from celery import Celery
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from notifier.campaigns import runs
+from notifier.runtime import Runtime
+
+FIRE = runs.FIRE_TASK
+RUN = runs.RUN_TASK
+RESUME_STALLED = "notifier.campaigns.resume_stalled"
+
+POLICY = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
 def register(app: Celery) -> None:
     """Register the campaign tasks on ``app``."""
+    runtime: Runtime = app.runtime  # type: ignore[attr-defined]
+
+    @app.task(name=FIRE, **POLICY)
+    def fire(campaign_id: str) -> str | None:
+        return runs.fire(runtime, campaign_id)
+
+    @app.task(name=RUN, **POLICY)
+    def run(run_id: str) -> dict[str, object]:
+        return runs.run(runtime, run_id).__dict__
+
+    @app.task(name=RESUME_STALLED, **POLICY)
+    def resume_stalled() -> list[str]:
+        return runs.resume_stalled(runtime)

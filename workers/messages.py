@@ -7,6 +7,7 @@ from typing import Any
 from notifier.db.models import Notification
 from notifier.security import Sealer
 from providers.interface import (
+    Category,
     Channel,
     EmailMessage,
     Lane,
@@ -34,6 +35,9 @@ def build_message(row: Notification, sealer: Sealer) -> Message:
             subject=content.get("subject", ""),
             text=content.get("body", ""),
             html=content.get("html"),
+            unsubscribe_url=content.get("unsubscribe_url")
+            if lane.category == Category.PROMOTIONAL
+            else None,
             **common,
         )
     if lane.channel == Channel.SMS:

@@ -12,12 +12,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from notifier.campaigns import templates
+from notifier.campaigns.fanout import unsubscribe_link
+from notifier.campaigns.optout import UnsubscribeTokens
+from notifier.campaigns.quiet_hours import quiet_hours_deferral
+from notifier.campaigns.templates import ResolvedTemplate
 from notifier.config import Settings
 from notifier.db.models import IdempotencyRecord, Notification, new_id, utcnow
 from notifier.db.session import transaction
@@ -176,7 +182,10 @@ class Intake:
         caller.require_lane(lane)
         platform = request.platform if isinstance(request, PushRequest) else None
         recipient = normalise(channel, request.to, platform)
-        rendered = self._render(request)
+        template = self._template(request) if request.template else None
+        rendered = self._render(request, template)
+        if lane == Lane.EMAIL_PROMOTIONAL:
+            unsubscribe_link(rendered, self._unsubscribe.url(Channel.EMAIL, recipient))
         segments = self._check_size(request, rendered)
         if lane == Lane.SMS_TRANSACTIONAL:
             verdict = self.limiter.hit(
@@ -190,6 +199,9 @@ class Intake:
                 )
         now = utcnow()
         send_at = request.send_at if request.send_at and request.send_at > now else None
+        quiet = quiet_hours_deferral(lane, recipient, request.timezone, send_at or now)
+        if quiet is not None:
+            send_at = quiet[0]
         ttl = timedelta(seconds=request.ttl_seconds or self.settings.default_ttl_seconds)
         status = Status.SCHEDULED if send_at else Status.QUEUED
         row = {
@@ -206,6 +218,9 @@ class Intake:
             "sealed_content": self.sealer.seal(rendered.content) if rendered.has_secrets else None,
             "sensitive_fields": sorted(set(request.sensitive)),
             "sms_segments": segments,
+            "template_name": template.name if template else None,
+            "template_version": template.version if template else None,
+            "status_reason": quiet[1] if quiet else None,
             "send_at": send_at,
             "expires_at": (send_at or now) + ttl,
             "created_at": now,
@@ -215,8 +230,24 @@ class Intake:
         }
         return Prepared(row=row, channel=channel, category=request.category)
 
-    def _render(self, request: EmailRequest | SmsRequest | PushRequest) -> Rendered:
+    def _template(self, request: EmailRequest | SmsRequest | PushRequest) -> ResolvedTemplate:
+        with self.sessions() as session:
+            return templates.resolve(
+                session, request.template or "", request.locale, channel=Channel(request.channel)
+            )
+
+    @cached_property
+    def _unsubscribe(self) -> UnsubscribeTokens:
+        return UnsubscribeTokens(self.settings.secret_key, self.settings.public_url)
+
+    def _render(
+        self,
+        request: EmailRequest | SmsRequest | PushRequest,
+        template: ResolvedTemplate | None = None,
+    ) -> Rendered:
         sensitive = frozenset(request.sensitive)
+        if template is not None:
+            return templates.render(template, request.data, sensitive)
         if isinstance(request, EmailRequest):
             fields = {"subject": request.subject, "body": request.body, "html": request.html}
         elif isinstance(request, SmsRequest):

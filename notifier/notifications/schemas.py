@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from notifier.statuses import Status
 from providers.interface import Category, PushPlatform
@@ -33,6 +33,27 @@ class _NotificationRequest(BaseModel):
     ttl_seconds: int | None = Field(
         default=None, ge=1, le=30 * 86400, description="Not sent after this"
     )
+    template: str | None = Field(
+        default=None, max_length=200, description="A stored template's name instead of content"
+    )
+    locale: str | None = Field(
+        default=None, max_length=35, description="Template variant, e.g. fr-CA (falls back)"
+    )
+    timezone: str | None = Field(
+        default=None, max_length=64, description="Recipient's IANA timezone (quiet hours)"
+    )
+
+    @model_validator(mode="after")
+    def _content_or_template(self) -> _NotificationRequest:
+        required = {"email": ("subject", "body"), "sms": ("body",), "push": ("body",)}
+        channel = getattr(self, "channel", "")
+        if self.template is None:
+            missing = [f for f in required.get(channel, ()) if not getattr(self, f, None)]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} required unless a template is named")
+        elif any(getattr(self, f, None) for f in ("subject", "body", "html", "title")):
+            raise ValueError("give either a template or inline content, not both")
+        return self
 
     @field_validator("data")
     @classmethod
@@ -45,21 +66,21 @@ class _NotificationRequest(BaseModel):
 
 class EmailRequest(_NotificationRequest):
     channel: Literal["email"]
-    subject: str = Field(min_length=1, max_length=998)
-    body: str = Field(min_length=1)
+    subject: str | None = Field(default=None, min_length=1, max_length=998)
+    body: str | None = Field(default=None, min_length=1)
     html: str | None = None
 
 
 class SmsRequest(_NotificationRequest):
     channel: Literal["sms"]
-    body: str = Field(min_length=1)
+    body: str | None = Field(default=None, min_length=1)
 
 
 class PushRequest(_NotificationRequest):
     channel: Literal["push"]
     platform: PushPlatform
     title: str | None = Field(default=None, max_length=500)
-    body: str = Field(min_length=1)
+    body: str | None = Field(default=None, min_length=1)
 
 
 NotificationRequest = Annotated[

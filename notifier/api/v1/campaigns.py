@@ -1,5 +1,286 @@
-"""Templates, contacts, audiences and campaigns (scope campaigns:manage) — issue 6."""
+"""Templates, contacts, audiences, imports and campaigns (scope ``campaigns:manage``)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import tempfile
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+
+from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
+from notifier.campaigns import contacts, csv_import, service, templates
+from notifier.campaigns.models import Audience, CampaignRun, ContactImport
+from notifier.campaigns.schemas import (
+    AudienceIn,
+    AudienceOut,
+    CampaignIn,
+    CampaignOut,
+    CampaignPatch,
+    ContactIn,
+    ContactOut,
+    ImportOut,
+    PreviewIn,
+    PreviewOut,
+    RunOut,
+    TemplateIn,
+    TemplateOut,
+)
+from notifier.errors import ErrorCode, NotifierError
+from notifier.keys import Caller, Scope
+from providers.interface import Channel
+
+
+def _manager(caller: ApiKeyDep) -> Caller:
+    caller.require_scope(Scope.CAMPAIGNS)
+    return caller
+
+
+ManagerDep = Annotated[Caller, Depends(_manager)]
+router = APIRouter(prefix="/v1", tags=["campaigns"])
+SPOOL_BYTES = 1_048_576
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def _template_out(template, version) -> TemplateOut:  # type: ignore[no-untyped-def]
+    return TemplateOut(
+        name=template.name,
+        channel=template.channel,
+        version=version.version,
+        latest_version=template.latest_version,
+        default_locale=version.default_locale,
+        variants=version.variants,
+        created_at=version.created_at,
+    )
+
+
+@router.post("/templates", status_code=201, response_model=TemplateOut)
+def save_template(body: TemplateIn, _: ManagerDep, session: SessionDep) -> TemplateOut:
+    version = templates.save_version(
+        session, body.name, body.channel, body.locale, body.all_variants()
+    )
+    return _template_out(templates.get_template(session, body.name), version)
+
+
+@router.get("/templates/{name}", response_model=TemplateOut)
+def get_template(
+    name: str, _: ManagerDep, session: SessionDep, version: int | None = None
+) -> TemplateOut:
+    template = templates.get_template(session, name)
+    return _template_out(template, templates.get_version(session, template, version))
+
+
+@router.get("/templates/{name}/versions", response_model=list[TemplateOut])
+def template_versions(name: str, _: ManagerDep, session: SessionDep) -> list[TemplateOut]:
+    template = templates.get_template(session, name)
+    return [_template_out(template, v) for v in templates.versions_of(session, template)]
+
+
+@router.post("/templates/{name}/preview", response_model=PreviewOut)
+def preview_template(name: str, body: PreviewIn, _: ManagerDep, session: SessionDep) -> PreviewOut:
+    resolved = templates.resolve(session, name, body.locale, body.version)
+    rendered = templates.render(resolved, body.data)
+    return PreviewOut.of(
+        resolved.name, resolved.version, resolved.locale, resolved.channel, rendered.content
+    )
+
+
+# --------------------------------------------------------------------------- contacts
+
+
+def _contact_out(contact) -> ContactOut:  # type: ignore[no-untyped-def]
+    return ContactOut(
+        key=contact.key,
+        email=contact.email,
+        phone=contact.phone,
+        locale=contact.locale,
+        timezone=contact.timezone,
+        attributes=contact.attributes or {},
+        push_tokens=contact.push_tokens or [],
+        consent={c.value: getattr(contact, contacts.CONSENT_FIELD[c]) for c in Channel},
+        updated_at=contact.updated_at,
+    )
+
+
+@router.put("/contacts/{key}", response_model=ContactOut)
+def put_contact(key: str, body: ContactIn, _: ManagerDep, session: SessionDep) -> ContactOut:
+    record = contacts.build_record(
+        key,
+        email=body.email,
+        phone=body.phone,
+        locale=body.locale,
+        timezone=body.timezone,
+        attributes=body.attributes,
+        push_tokens=[t.model_dump() for t in body.push_tokens]
+        if body.push_tokens is not None
+        else None,
+        consent={c.value: v for c, v in body.consent.items()},
+    )
+    [contact], _created = contacts.upsert(session, [record])
+    for name in body.audiences:
+        audience = contacts.get_or_create_audience(session, name)
+        contacts.add_members(session, audience.id, [contact.id])
+    return _contact_out(contact)
+
+
+@router.get("/contacts/{key}", response_model=ContactOut)
+def get_contact(key: str, _: ManagerDep, session: SessionDep) -> ContactOut:
+    return _contact_out(contacts.get_contact(session, key))
+
+
+# --------------------------------------------------------------------------- audiences
+
+
+def _audience_out(session, audience: Audience) -> AudienceOut:  # type: ignore[no-untyped-def]
+    return AudienceOut(
+        id=audience.id,
+        name=audience.name,
+        size=contacts.audience_size(session, audience.id),
+        created_at=audience.created_at,
+    )
+
+
+@router.post("/audiences", status_code=201, response_model=AudienceOut)
+def create_audience(body: AudienceIn, _: ManagerDep, session: SessionDep) -> AudienceOut:
+    return _audience_out(session, contacts.get_or_create_audience(session, body.name))
+
+
+@router.get("/audiences/{name}", response_model=AudienceOut)
+def get_audience(name: str, _: ManagerDep, session: SessionDep) -> AudienceOut:
+    return _audience_out(session, contacts.get_audience(session, name))
+
+
+def _import_out(job: ContactImport, audience: str) -> ImportOut:
+    return ImportOut(
+        id=job.id,
+        audience=audience,
+        status=job.status,
+        filename=job.filename,
+        bytes_total=job.bytes_total,
+        bytes_read=job.bytes_read,
+        rows_read=job.rows_read,
+        created=job.created,
+        updated=job.updated,
+        error_count=job.error_count,
+        errors=job.errors or [],
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+@router.post("/audiences/{name}/import", response_model=ImportOut)
+async def import_contacts(
+    name: str,
+    request: Request,
+    caller: ApiKeyDep,
+    runtime: RuntimeDep,
+    filename: Annotated[str | None, Query(max_length=255)] = None,
+) -> ImportOut:
+    """Body: the CSV file itself (``Content-Type: text/csv``), streamed to a spool file and
+    imported chunk by chunk; ``GET /v1/audiences/{name}/imports`` shows progress meanwhile."""
+    caller.require_scope(Scope.CAMPAIGNS)
+    length = request.headers.get("content-length")
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        async for part in request.stream():
+            spool.write(part)
+        spool.seek(0)
+        job = await run_in_threadpool(
+            csv_import.start,
+            runtime.sessions,
+            name,
+            filename,
+            int(length) if length and length.isdigit() else None,
+        )
+        await run_in_threadpool(csv_import.run, runtime.sessions, job, spool)
+    return _import_out(job, name)
+
+
+@router.get("/audiences/{name}/imports", response_model=list[ImportOut])
+def list_imports(name: str, _: ManagerDep, session: SessionDep) -> list[ImportOut]:
+    audience = contacts.get_audience(session, name)
+    jobs = session.scalars(
+        select(ContactImport)
+        .where(ContactImport.audience_id == audience.id)
+        .order_by(ContactImport.started_at.desc())
+        .limit(50)
+    )
+    return [_import_out(j, name) for j in jobs]
+
+
+@router.get("/imports/{import_id}", response_model=ImportOut)
+def get_import(import_id: str, _: ManagerDep, session: SessionDep) -> ImportOut:
+    job = session.get(ContactImport, import_id)
+    if job is None:
+        raise NotifierError(ErrorCode.NOT_FOUND, "no such import")
+    audience = session.get(Audience, job.audience_id)
+    return _import_out(job, audience.name if audience else "")
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+@router.post("/campaigns", status_code=201, response_model=CampaignOut)
+def create_campaign(
+    body: CampaignIn, caller: ManagerDep, runtime: RuntimeDep, session: SessionDep
+) -> CampaignOut:
+    campaign = service.create(runtime, session, caller, body)
+    return service.campaign_out(session, campaign)
+
+
+@router.get("/campaigns", response_model=list[CampaignOut])
+def list_campaigns(_: ManagerDep, session: SessionDep) -> list[CampaignOut]:
+    return [service.campaign_out(session, c, False) for c in service.list_campaigns(session)]
+
+
+@router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
+def get_campaign(campaign_id: str, _: ManagerDep, session: SessionDep) -> CampaignOut:
+    return service.campaign_out(session, service.get(session, campaign_id))
+
+
+@router.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
+def patch_campaign(
+    campaign_id: str, body: CampaignPatch, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
+) -> CampaignOut:
+    return service.campaign_out(session, service.patch(runtime, session, campaign_id, body))
+
+
+@router.post("/campaigns/{campaign_id}/run", status_code=202, response_model=RunOut)
+def run_campaign_now(
+    campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
+) -> RunOut:
+    run_id = service.run_now(runtime, session, campaign_id)
+    run = session.get(CampaignRun, run_id)
+    assert run is not None
+    return service.run_out(session, run)
+
+
+@router.post("/campaigns/{campaign_id}/pause", response_model=CampaignOut)
+def pause_campaign(
+    campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
+) -> CampaignOut:
+    return service.campaign_out(session, service.pause(runtime, session, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/resume", response_model=CampaignOut)
+def resume_campaign(
+    campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
+) -> CampaignOut:
+    return service.campaign_out(session, service.resume(runtime, session, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/cancel", response_model=CampaignOut)
+def cancel_campaign(
+    campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
+) -> CampaignOut:
+    return service.campaign_out(session, service.cancel(runtime, session, campaign_id))
+
+
+@router.get("/campaigns/{campaign_id}/runs/{run_id}", response_model=RunOut)
+def get_run(campaign_id: str, run_id: str, _: ManagerDep, session: SessionDep) -> RunOut:
+    run = session.get(CampaignRun, run_id)
+    if run is None or run.campaign_id != campaign_id:
+        raise NotifierError(ErrorCode.NOT_FOUND, "no such run of this campaign")
+    return service.run_out(session, run)

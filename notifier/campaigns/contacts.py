@@ -1,0 +1,224 @@
+"""Contacts and audiences: validation, idempotent upserts on the contact key, membership.
+
+A contact's fields are validated and normalised with the same rules as intake (email lower
+case, phone E.164, push tokens per platform). Upserts only change the fields a record carries,
+so importing the same file twice leaves the same contacts and memberships, and a later file with
+only ``key,sms_consent`` changes consent and nothing else. Consent keeps the time it was first
+given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from notifier.campaigns.models import Audience, AudienceMember, Contact
+from notifier.campaigns.quiet_hours import valid_timezone
+from notifier.db.models import utcnow
+from notifier.errors import ErrorCode, NotifierError, field_error
+from notifier.recipients import normalise_email, normalise_phone, normalise_push_token
+from providers.interface import Channel, PushPlatform
+
+CONSENT_FIELD = {
+    Channel.EMAIL: "email_consent_at",
+    Channel.SMS: "sms_consent_at",
+    Channel.PUSH: "push_consent_at",
+}
+_TRUE = {"1", "true", "yes", "y", "on"}
+_FALSE = {"0", "false", "no", "n", "off"}
+
+
+@dataclass
+class ContactRecord:
+    """What one API call or CSV row says about a contact; None means "leave as it is"."""
+
+    key: str
+    values: dict[str, Any] = field(default_factory=dict)  # email, phone, locale, timezone
+    attributes: dict[str, Any] = field(default_factory=dict)
+    push_tokens: list[dict[str, str]] | None = None
+    consent: dict[Channel, bool] = field(default_factory=dict)
+
+
+def parse_bool(value: str, name: str) -> bool:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise field_error(ErrorCode.VALIDATION_ERROR, name, f"{name} must be yes/no, true/false or 1/0")
+
+
+def build_record(
+    key: str | None,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    locale: str | None = None,
+    timezone: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    push_tokens: Sequence[Mapping[str, str]] | None = None,
+    consent: Mapping[str, bool] | None = None,
+) -> ContactRecord:
+    """Validate and normalise one contact; raises NotifierError naming the field."""
+    key = (key or "").strip()
+    if not key or len(key) > 255:
+        raise field_error(ErrorCode.VALIDATION_ERROR, "key", "key is required (at most 255 chars)")
+    record = ContactRecord(key=key)
+    if email:
+        record.values["email"] = _field("email", normalise_email, email)
+    if phone:
+        record.values["phone"] = _field("phone", normalise_phone, phone)
+    if locale:
+        record.values["locale"] = locale.strip().replace("_", "-")[:35]
+    if timezone:
+        if not valid_timezone(timezone.strip()):
+            raise field_error(
+                ErrorCode.VALIDATION_ERROR,
+                "timezone",
+                f"unknown timezone {timezone!r}: use an IANA name such as Europe/Paris",
+            )
+        record.values["timezone"] = timezone.strip()
+    for name in attributes or {}:
+        if not str(name).isidentifier():
+            raise field_error(
+                ErrorCode.VALIDATION_ERROR,
+                f"attributes.{name}",
+                f"attribute name {name!r} must be an identifier (letters, digits, _)",
+            )
+    record.attributes = dict(attributes or {})
+    if push_tokens is not None:
+        record.push_tokens = []
+        for item in push_tokens:
+            platform = PushPlatform(item.get("platform") or "fcm")
+            token = _field(
+                "push_token", lambda v, p=platform: normalise_push_token(v, p), item["token"]
+            )
+            record.push_tokens.append({"token": token, "platform": platform.value})
+    for channel_name, given in (consent or {}).items():
+        record.consent[Channel(channel_name)] = bool(given)
+    return record
+
+
+def _field(name: str, normalise: Any, value: str) -> str:
+    try:
+        return normalise(value)
+    except NotifierError as e:
+        raise field_error(e.code, name, e.message) from e
+
+
+def upsert(session: Session, records: Sequence[ContactRecord]) -> tuple[list[Contact], int]:
+    """Create or update contacts by key (last record wins within a call).
+
+    Returns the contacts in the order of their first record, and how many were created.
+    """
+    merged: dict[str, ContactRecord] = {}
+    for record in records:
+        previous = merged.get(record.key)
+        merged[record.key] = _merge(previous, record) if previous else record
+    existing = {
+        c.key: c for c in session.scalars(select(Contact).where(Contact.key.in_(list(merged))))
+    }
+    now = utcnow()
+    created: list[Contact] = []
+    for key, record in merged.items():
+        contact = existing.get(key)
+        if contact is None:
+            contact = Contact(
+                key=key, attributes={}, push_tokens=[], created_at=now, updated_at=now
+            )
+            created.append(contact)
+            existing[key] = contact
+        _apply(contact, record, now)
+    session.add_all(created)
+    session.flush()
+    return [existing[k] for k in merged], len(created)
+
+
+def _merge(first: ContactRecord, second: ContactRecord) -> ContactRecord:
+    return ContactRecord(
+        key=first.key,
+        values={**first.values, **second.values},
+        attributes={**first.attributes, **second.attributes},
+        push_tokens=second.push_tokens if second.push_tokens is not None else first.push_tokens,
+        consent={**first.consent, **second.consent},
+    )
+
+
+def _apply(contact: Contact, record: ContactRecord, now: Any) -> None:
+    for name, value in record.values.items():
+        setattr(contact, name, value)
+    if record.attributes:
+        contact.attributes = {**(contact.attributes or {}), **record.attributes}
+    if record.push_tokens is not None:
+        contact.push_tokens = record.push_tokens
+    for channel, given in record.consent.items():
+        column = CONSENT_FIELD[channel]
+        if not given:
+            setattr(contact, column, None)
+        elif getattr(contact, column) is None:
+            setattr(contact, column, now)
+    contact.updated_at = now
+
+
+def get_contact(session: Session, key: str) -> Contact:
+    contact = session.scalars(select(Contact).where(Contact.key == key)).first()
+    if contact is None:
+        raise NotifierError(ErrorCode.NOT_FOUND, f"no contact with key {key!r}")
+    return contact
+
+
+# --------------------------------------------------------------------------- audiences
+
+
+def get_or_create_audience(session: Session, name: str) -> Audience:
+    audience = session.scalars(select(Audience).where(Audience.name == name)).first()
+    if audience is None:
+        audience = Audience(name=name, created_at=utcnow())
+        session.add(audience)
+        session.flush()
+    return audience
+
+
+def get_audience(session: Session, name: str) -> Audience:
+    audience = session.scalars(select(Audience).where(Audience.name == name)).first()
+    if audience is None:
+        raise NotifierError(ErrorCode.NOT_FOUND, f"no audience named {name!r}")
+    return audience
+
+
+def add_members(session: Session, audience_id: str, contact_ids: Iterable[int]) -> int:
+    """Add contacts to an audience; members already in it are left alone. Returns how many."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return 0
+    present = set(
+        session.scalars(
+            select(AudienceMember.contact_id).where(
+                AudienceMember.audience_id == audience_id, AudienceMember.contact_id.in_(ids)
+            )
+        )
+    )
+    now = utcnow()
+    new = [
+        {"audience_id": audience_id, "contact_id": i, "created_at": now}
+        for i in ids
+        if i not in present
+    ]
+    if new:
+        session.execute(insert(AudienceMember), new)
+    return len(new)
+
+
+def audience_size(session: Session, audience_id: str) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(AudienceMember)
+            .where(AudienceMember.audience_id == audience_id)
+        )
+        or 0
+    )

@@ -1,0 +1,400 @@
+"""Campaign rules: creation (promotional lanes only), schedule changes, pause, resume, cancel.
+
+Pause, resume and cancel take effect within seconds: the run's fan-out checks the run status
+with every chunk (a compare-and-set on its cursor), and the notifications it already produced
+but nobody sent yet are held (``scheduled`` with ``not_before`` at :data:`HELD`, which neither
+the sweeper nor a worker's claim will touch), released on resume, cancelled on cancel.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from croniter import croniter
+from sqlalchemy import func, insert, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from notifier.campaigns import beat_sync, contacts, runs
+from notifier.campaigns.models import Audience, Campaign, CampaignRun, CampaignStatus, RunStatus
+from notifier.campaigns.quiet_hours import valid_timezone
+from notifier.campaigns.schemas import (
+    CampaignIn,
+    CampaignOut,
+    CampaignPatch,
+    QuietHoursIn,
+    RunOut,
+    RunProgress,
+    ScheduleIn,
+)
+from notifier.campaigns.templates import get_template, get_version
+from notifier.db.models import DeliveryEvent, Notification, UTCDateTime, utcnow
+from notifier.errors import ErrorCode, ErrorDetail, NotifierError, field_error
+from notifier.keys import Caller
+from notifier.runtime import Runtime
+from notifier.statuses import EventKind, Status
+from providers.interface import Category, Lane
+
+HELD = datetime(9999, 12, 31, tzinfo=UTC)
+LANE_NOT_PROMOTIONAL = "campaign_lane_not_promotional"
+
+
+def refuse_transactional(lane: Lane) -> None:
+    if lane.category != Category.PROMOTIONAL:
+        message = (
+            f"campaigns run only on promotional lanes; {lane.value} is transactional "
+            f"(use {lane.channel.value}.promotional)"
+        )
+        raise NotifierError(
+            ErrorCode.VALIDATION_ERROR,
+            message,
+            [ErrorDetail(field="lane", message=message, code=LANE_NOT_PROMOTIONAL)],
+        )
+
+
+def _check_schedule(schedule: ScheduleIn | None) -> None:
+    if schedule is None:
+        return
+    if bool(schedule.at) == bool(schedule.cron):
+        raise field_error(
+            ErrorCode.VALIDATION_ERROR,
+            "schedule",
+            "give exactly one of schedule.at and schedule.cron",
+        )
+    if not valid_timezone(schedule.timezone):
+        raise field_error(
+            ErrorCode.VALIDATION_ERROR,
+            "schedule.timezone",
+            f"unknown timezone {schedule.timezone!r}",
+        )
+    if schedule.cron and (len(schedule.cron.split()) != 5 or not croniter.is_valid(schedule.cron)):
+        raise field_error(
+            ErrorCode.VALIDATION_ERROR,
+            "schedule.cron",
+            "not a cron expression of five fields (minute hour day month weekday)",
+        )
+
+
+def _check_quiet(quiet: QuietHoursIn) -> None:
+    if quiet.timezone and not valid_timezone(quiet.timezone):
+        raise field_error(
+            ErrorCode.VALIDATION_ERROR,
+            "quiet_hours.timezone",
+            f"unknown timezone {quiet.timezone!r}",
+        )
+
+
+def _apply_schedule(campaign: Campaign, schedule: ScheduleIn | None) -> None:
+    campaign.send_at = schedule.at if schedule else None
+    campaign.cron = schedule.cron if schedule else None
+    campaign.timezone = schedule.timezone if schedule else "UTC"
+
+
+def _apply_quiet(campaign: Campaign, quiet: QuietHoursIn) -> None:
+    campaign.quiet_hours = quiet.enabled
+    campaign.quiet_start, campaign.quiet_end = quiet.start, quiet.end
+    campaign.quiet_timezone = quiet.timezone
+
+
+def create(runtime: Runtime, session: Session, caller: Caller, body: CampaignIn) -> Campaign:
+    refuse_transactional(body.lane)
+    caller.require_lane(body.lane)
+    _check_schedule(body.schedule)
+    _check_quiet(body.quiet_hours)
+    template = get_template(session, body.template)
+    if template.channel != body.lane.channel.value:
+        raise field_error(
+            ErrorCode.VALIDATION_ERROR,
+            "template",
+            f"template {body.template!r} is for {template.channel}; the lane is {body.lane.value}",
+        )
+    get_version(session, template, body.template_version)
+    audience = contacts.get_audience(session, body.audience)
+    now = utcnow()
+    campaign = Campaign(
+        name=body.name,
+        api_key_id=caller.id,
+        template_name=body.template,
+        template_version=body.template_version,
+        audience_id=audience.id,
+        lane=body.lane.value,
+        status=(CampaignStatus.SCHEDULED if body.schedule else CampaignStatus.DRAFT).value,
+        throttle_per_minute=body.throttle_per_minute,
+        data=body.data,
+        created_at=now,
+        updated_at=now,
+    )
+    _apply_schedule(campaign, body.schedule)
+    _apply_quiet(campaign, body.quiet_hours)
+    session.add(campaign)
+    session.flush()
+    session.commit()  # beat's entry is written in its own transaction, after ours
+    beat_sync.sync(runtime.engine, campaign)
+    return campaign
+
+
+def get(session: Session, campaign_id: str, *, lock: bool = False) -> Campaign:
+    campaign = session.get(Campaign, campaign_id, with_for_update=lock)
+    if campaign is None:
+        raise NotifierError(ErrorCode.NOT_FOUND, "no such campaign")
+    return campaign
+
+
+def patch(runtime: Runtime, session: Session, campaign_id: str, body: CampaignPatch) -> Campaign:
+    campaign = get(session, campaign_id, lock=True)
+    if campaign.status in (CampaignStatus.COMPLETED.value, CampaignStatus.CANCELLED.value):
+        raise NotifierError(ErrorCode.CONFLICT, f"the campaign is {campaign.status}")
+    fields = body.model_fields_set
+    if "schedule" in fields:
+        _check_schedule(body.schedule)
+        _apply_schedule(campaign, body.schedule)
+        if campaign.status == CampaignStatus.DRAFT.value and body.schedule:
+            campaign.status = CampaignStatus.SCHEDULED.value
+        elif campaign.status == CampaignStatus.SCHEDULED.value and not body.schedule:
+            campaign.status = CampaignStatus.DRAFT.value
+    if body.quiet_hours is not None:
+        _check_quiet(body.quiet_hours)
+        _apply_quiet(campaign, body.quiet_hours)
+    if "template_version" in fields:
+        get_version(session, get_template(session, campaign.template_name), body.template_version)
+        campaign.template_version = body.template_version
+    for name in ("name", "throttle_per_minute", "data"):
+        if name in fields and (getattr(body, name) is not None or name == "throttle_per_minute"):
+            setattr(campaign, name, getattr(body, name))
+    campaign.updated_at = utcnow()
+    session.commit()
+    beat_sync.sync(runtime.engine, campaign)
+    return campaign
+
+
+def run_now(runtime: Runtime, session: Session, campaign_id: str) -> str:
+    campaign = get(session, campaign_id)
+    if campaign.status not in (CampaignStatus.DRAFT.value, *runs.ACTIVE):
+        raise NotifierError(ErrorCode.CONFLICT, f"the campaign is {campaign.status}")
+    if campaign.status == CampaignStatus.DRAFT.value:
+        campaign.status = CampaignStatus.SCHEDULED.value
+    session.commit()
+    run_id = runs.start_run(runtime, campaign_id, utcnow().replace(microsecond=0))
+    if run_id is None:
+        raise NotifierError(ErrorCode.CONFLICT, "a run of this campaign started this second")
+    return run_id
+
+
+def pause(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
+    campaign = get(session, campaign_id, lock=True)
+    if campaign.status not in runs.ACTIVE:
+        raise NotifierError(ErrorCode.CONFLICT, f"a {campaign.status} campaign cannot be paused")
+    now = utcnow()
+    campaign.status, campaign.updated_at = CampaignStatus.PAUSED.value, now
+    _set_runs(session, campaign.id, [RunStatus.RUNNING], RunStatus.PAUSED, now)
+    _change_pending(
+        session,
+        [
+            Notification.reference.in_(_run_ids(session, campaign.id)),
+            Notification.status.in_([Status.QUEUED.value, Status.SCHEDULED.value]),
+            or_(Notification.not_before.is_(None), Notification.not_before != HELD),
+        ],
+        EventKind.SCHEDULED,
+        Status.SCHEDULED,
+        "held: the campaign was paused",
+        now,
+        {"not_before": HELD},
+    )
+    session.commit()
+    beat_sync.sync(runtime.engine, campaign)
+    return campaign
+
+
+def resume(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
+    campaign = get(session, campaign_id, lock=True)
+    if campaign.status != CampaignStatus.PAUSED.value:
+        raise NotifierError(ErrorCode.CONFLICT, f"a {campaign.status} campaign is not paused")
+    now = utcnow()
+    resumed = _set_runs(session, campaign.id, [RunStatus.PAUSED], RunStatus.RUNNING, now)
+    run_ids = _run_ids(session, campaign.id)
+    held_runs = set(
+        session.scalars(
+            select(Notification.reference)
+            .where(Notification.reference.in_(run_ids), Notification.not_before == HELD)
+            .distinct()
+        )
+    )
+    session.execute(
+        update(Notification)
+        .where(Notification.reference.in_(run_ids), Notification.not_before == HELD)
+        .values(not_before=None, updated_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    campaign.status = (CampaignStatus.RUNNING if resumed else CampaignStatus.SCHEDULED).value
+    campaign.updated_at = now
+    session.commit()
+    beat_sync.sync(runtime.engine, campaign)
+    for run_id in sorted(set(resumed) | held_runs):
+        runs.enqueue_run(runtime, run_id)
+    return campaign
+
+
+def cancel(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
+    campaign = get(session, campaign_id, lock=True)
+    if campaign.status in (CampaignStatus.COMPLETED.value, CampaignStatus.CANCELLED.value):
+        raise NotifierError(ErrorCode.CONFLICT, f"the campaign is already {campaign.status}")
+    now = utcnow()
+    campaign.status, campaign.updated_at = CampaignStatus.CANCELLED.value, now
+    _set_runs(session, campaign.id, [RunStatus.RUNNING, RunStatus.PAUSED], RunStatus.CANCELLED, now)
+    _change_pending(
+        session,
+        [
+            Notification.reference.in_(_run_ids(session, campaign.id)),
+            Notification.status.in_([Status.QUEUED.value, Status.SCHEDULED.value]),
+        ],
+        EventKind.CANCELLED,
+        Status.CANCELLED,
+        "the campaign was cancelled",
+        now,
+        {"completed_at": now, "sealed_content": None},
+    )
+    session.commit()
+    beat_sync.sync(runtime.engine, campaign)
+    return campaign
+
+
+def _set_runs(
+    session: Session, campaign_id: str, current: list[RunStatus], target: RunStatus, now: datetime
+) -> list[str]:
+    values: dict[str, object] = {"status": target.value, "heartbeat_at": now}
+    if target == RunStatus.CANCELLED:
+        values["finished_at"] = now
+    return list(
+        session.scalars(
+            update(CampaignRun)
+            .where(
+                CampaignRun.campaign_id == campaign_id,
+                CampaignRun.status.in_([s.value for s in current]),
+            )
+            .values(**values)
+            .returning(CampaignRun.id),
+            execution_options={"synchronize_session": False},
+        )
+    )
+
+
+def _run_ids(session: Session, campaign_id: str) -> list[str]:
+    return list(
+        session.scalars(select(CampaignRun.id).where(CampaignRun.campaign_id == campaign_id))
+    )
+
+
+def _change_pending(
+    session: Session,
+    conditions: list,  # type: ignore[type-arg]
+    kind: EventKind,
+    status: Status,
+    reason: str,
+    now: datetime,
+    values: dict[str, object],
+) -> None:
+    """Move the notifications matching ``conditions`` to ``status`` with one event each, in
+    one INSERT ... SELECT and one UPDATE (a run may hold 100,000 of them)."""
+    source = select(
+        Notification.id,
+        literal(now, UTCDateTime()),
+        literal(kind.value),
+        literal(status.value),
+        literal(reason),
+    ).where(*conditions)
+    session.execute(
+        insert(DeliveryEvent).from_select(
+            ["notification_id", "created_at", "kind", "status", "detail"], source
+        )
+    )
+    session.execute(
+        update(Notification)
+        .where(*conditions)
+        .values(status=status.value, status_reason=reason, updated_at=now, **values),
+        execution_options={"synchronize_session": False},
+    )
+
+
+# --------------------------------------------------------------------------- views
+
+
+def run_out(session: Session, run: CampaignRun) -> RunOut:
+    counts = runs.progress(session, run.id)
+
+    def total(*statuses: Status) -> int:
+        return sum(counts.get(s.value, 0) for s in statuses)
+
+    return RunOut(
+        id=run.id,
+        run_at=run.run_at,
+        status=run.status,
+        template_version=run.template_version,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        progress=RunProgress(
+            total=run.total,
+            processed=run.processed,
+            skipped=run.skipped,
+            created=run.created,
+            queued=total(Status.SCHEDULED, Status.QUEUED, Status.SENDING),
+            sent=total(Status.SENT),
+            delivered=total(Status.DELIVERED),
+            failed=total(Status.FAILED, Status.EXPIRED),
+            suppressed=total(Status.SUPPRESSED),
+            cancelled=total(Status.CANCELLED),
+            by_status=counts,
+        ),
+    )
+
+
+def campaign_out(session: Session, campaign: Campaign, with_runs: bool = True) -> CampaignOut:
+    audience = session.get(Audience, campaign.audience_id)
+    schedule = None
+    if campaign.cron or campaign.send_at:
+        schedule = ScheduleIn(at=campaign.send_at, cron=campaign.cron, timezone=campaign.timezone)
+    run_rows = (
+        list(
+            session.scalars(
+                select(CampaignRun)
+                .where(CampaignRun.campaign_id == campaign.id)
+                .order_by(CampaignRun.run_at.desc())
+                .limit(20)
+            )
+        )
+        if with_runs
+        else []
+    )
+    return CampaignOut(
+        id=campaign.id,
+        name=campaign.name,
+        template=campaign.template_name,
+        template_version=campaign.template_version,
+        audience=audience.name if audience else "",
+        lane=campaign.lane,
+        status=campaign.status,
+        schedule=schedule,
+        throttle_per_minute=campaign.throttle_per_minute,
+        quiet_hours=QuietHoursIn(
+            enabled=campaign.quiet_hours,
+            start=campaign.quiet_start,
+            end=campaign.quiet_end,
+            timezone=campaign.quiet_timezone,
+        ),
+        created_at=campaign.created_at,
+        updated_at=campaign.updated_at,
+        runs=[run_out(session, r) for r in run_rows],
+    )
+
+
+def list_campaigns(session: Session) -> list[Campaign]:
+    return list(session.scalars(select(Campaign).order_by(Campaign.created_at.desc()).limit(500)))
+
+
+def count_runs(session: Session, campaign_id: str) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(CampaignRun)
+            .where(CampaignRun.campaign_id == campaign_id)
+        )
+        or 0
+    )

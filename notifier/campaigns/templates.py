@@ -1,0 +1,217 @@
+"""Named, versioned templates per channel, with locale variants and fallback.
+
+Every save of a template is a new immutable version, so a notification can always say which
+text it was made from. A version holds one variant per locale; :func:`pick_locale` falls back
+from ``fr-CA`` to ``fr`` to the template's default locale. Sources are checked when saved
+(Jinja2 syntax, through the same sandboxed environment that renders them), so a broken template
+is refused at once, not discovered by a campaign at 09:00 on Monday.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from notifier.campaigns.models import Template, TemplateVersion
+from notifier.db.models import utcnow
+from notifier.errors import ErrorCode, NotifierError, field_error
+from notifier.rendering import Rendered, _compile, render_content
+from providers.interface import Channel
+
+# the fields each channel's template has, and which are required
+FIELDS: dict[Channel, tuple[tuple[str, bool], ...]] = {
+    Channel.EMAIL: (("subject", True), ("body", True), ("html", False)),
+    Channel.SMS: (("body", True),),
+    Channel.PUSH: (("title", False), ("body", True), ("data", False)),
+}
+
+
+@dataclass(frozen=True)
+class ResolvedTemplate:
+    name: str
+    channel: Channel
+    version: int
+    locale: str
+    fields: dict[str, Any]
+
+
+def check_fields(channel: Channel, fields: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The variant's fields, checked: required ones present, sources valid Jinja2."""
+    allowed = dict(FIELDS[channel])
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+        raise field_error(
+            ErrorCode.VALIDATION_ERROR,
+            where,
+            f"{channel.value} templates have no field(s) {unknown}; they have {sorted(allowed)}",
+        )
+    clean: dict[str, Any] = {}
+    for name, required in FIELDS[channel]:
+        value = fields.get(name)
+        if value in (None, "", {}):
+            if required:
+                raise field_error(
+                    ErrorCode.VALIDATION_ERROR, f"{where}.{name}", f"{name} is required"
+                )
+            continue
+        sources = value.values() if name == "data" and isinstance(value, dict) else [value]
+        for source in sources:
+            if not isinstance(source, str):
+                raise field_error(
+                    ErrorCode.VALIDATION_ERROR, f"{where}.{name}", f"{name} must be text"
+                )
+            try:
+                _compile(source, name == "html")
+            except jinja2.TemplateSyntaxError as e:
+                raise field_error(
+                    ErrorCode.TEMPLATE_ERROR,
+                    f"{where}.{name}",
+                    f"{name} is not a valid template (line {e.lineno}): {e.message}",
+                ) from e
+        clean[name] = value
+    return clean
+
+
+def save_version(
+    session: Session,
+    name: str,
+    channel: Channel,
+    default_locale: str,
+    variants: Mapping[str, Mapping[str, Any]],
+) -> TemplateVersion:
+    """Create the template or add its next version. The channel of a name never changes."""
+    if default_locale not in variants:
+        raise field_error(
+            ErrorCode.VALIDATION_ERROR,
+            "locale",
+            f"the default locale {default_locale!r} needs its own content",
+        )
+    checked = {
+        locale: check_fields(channel, fields, f"variants.{locale}")
+        for locale, fields in variants.items()
+    }
+    template = session.scalars(
+        select(Template).where(Template.name == name).with_for_update()
+    ).first()
+    now = utcnow()
+    if template is None:
+        template = Template(name=name, channel=channel.value, latest_version=1, created_at=now)
+        session.add(template)
+        session.flush()
+    elif template.channel != channel.value:
+        raise NotifierError(
+            ErrorCode.CONFLICT,
+            f"template {name!r} is a {template.channel} template; it cannot become {channel.value}",
+        )
+    else:
+        template.latest_version += 1
+    template.updated_at = now
+    version = TemplateVersion(
+        template_id=template.id,
+        version=template.latest_version,
+        default_locale=default_locale,
+        variants=checked,
+        created_at=now,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def get_template(session: Session, name: str) -> Template:
+    template = session.scalars(select(Template).where(Template.name == name)).first()
+    if template is None:
+        raise NotifierError(ErrorCode.NOT_FOUND, f"no template named {name!r}")
+    return template
+
+
+def get_version(session: Session, template: Template, version: int | None) -> TemplateVersion:
+    number = version or template.latest_version
+    row = session.scalars(
+        select(TemplateVersion).where(
+            TemplateVersion.template_id == template.id, TemplateVersion.version == number
+        )
+    ).first()
+    if row is None:
+        raise NotifierError(
+            ErrorCode.NOT_FOUND, f"template {template.name!r} has no version {number}"
+        )
+    return row
+
+
+def versions_of(session: Session, template: Template) -> list[TemplateVersion]:
+    return list(
+        session.scalars(
+            select(TemplateVersion)
+            .where(TemplateVersion.template_id == template.id)
+            .order_by(TemplateVersion.version)
+        )
+    )
+
+
+def pick_locale(available: Mapping[str, Any], wanted: str | None, default: str) -> str:
+    """``fr-CA`` -> ``fr-CA``, else ``fr``, else any ``fr-*``, else the default locale."""
+    if wanted:
+        wanted_lower = wanted.replace("_", "-").lower()
+        by_lower = {k.lower(): k for k in available}
+        if wanted_lower in by_lower:
+            return by_lower[wanted_lower]
+        language = wanted_lower.split("-")[0]
+        if language in by_lower:
+            return by_lower[language]
+        for key in sorted(by_lower):
+            if key.split("-")[0] == language:
+                return by_lower[key]
+    return default
+
+
+def resolve(
+    session: Session,
+    name: str,
+    locale: str | None = None,
+    version: int | None = None,
+    channel: Channel | None = None,
+) -> ResolvedTemplate:
+    template = get_template(session, name)
+    if channel is not None and template.channel != channel.value:
+        raise field_error(
+            ErrorCode.VALIDATION_ERROR,
+            "template",
+            f"template {name!r} is for {template.channel}, not {channel.value}",
+        )
+    row = get_version(session, template, version)
+    return resolve_version(template, row, locale)
+
+
+def resolve_version(
+    template: Template, row: TemplateVersion, locale: str | None
+) -> ResolvedTemplate:
+    chosen = pick_locale(row.variants, locale, row.default_locale)
+    return ResolvedTemplate(
+        name=template.name,
+        channel=Channel(template.channel),
+        version=row.version,
+        locale=chosen,
+        fields=dict(row.variants[chosen]),
+    )
+
+
+def render(
+    resolved: ResolvedTemplate, data: Mapping[str, Any], sensitive: frozenset[str] = frozenset()
+) -> Rendered:
+    """Render the variant's fields with ``data``; push ``data`` values are templates too."""
+    text_fields = {k: v for k, v in resolved.fields.items() if k != "data"}
+    rendered = render_content(text_fields, data, sensitive)
+    push_data = resolved.fields.get("data")
+    if push_data:
+        masked = {k: ("[redacted]" if k in sensitive else v) for k, v in data.items()}
+        full = render_content(push_data, data, frozenset())
+        shown = render_content(push_data, masked, frozenset()) if sensitive else full
+        rendered.content["data"] = full.content
+        rendered.redacted["data"] = shown.content
+    return rendered

@@ -60,9 +60,9 @@ def test_sign_in_sets_a_hardened_cookie_and_lands_on_next(anonymous):  # type: i
     )
     assert response.status_code == 303
     assert response.headers["location"] == "/support/recipient?address=x%40example.com"
-    cookie = [
+    cookie = next(
         h for h in response.headers.get_list("set-cookie") if h.startswith("notifier_support=")
-    ][0]
+    )
     lowered = cookie.lower()
     assert "httponly" in lowered and "samesite=lax" in lowered and "path=/support" in lowered
     assert "secure" not in lowered  # plain HTTP here
@@ -72,9 +72,9 @@ def test_sign_in_sets_a_hardened_cookie_and_lands_on_next(anonymous):  # type: i
 def test_cookie_is_secure_over_https(runtime, staff):  # type: ignore[no-untyped-def]
     with TestClient(create_app(runtime=runtime), base_url="https://testserver") as c:
         response = sign_in(c, SUPPORT_EMAIL)
-        cookie = [
+        cookie = next(
             h for h in response.headers.get_list("set-cookie") if h.startswith("notifier_support=")
-        ][0]
+        )
         assert "secure" in cookie.lower()
 
 

@@ -1,0 +1,36 @@
+"""Campaign fixtures: a key with campaigns:manage, templates, an audience of contacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.factories import ALL_SCOPES, api_key
+
+
+@pytest.fixture
+def manager(runtime) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"Authorization": f"Bearer {api_key(runtime, 'marketing', scopes=ALL_SCOPES)}"}
+
+
+def template(client, headers, name: str, channel: str, **fields: Any) -> dict:  # type: ignore[no-untyped-def]
+    response = client.post(
+        "/v1/templates", json={"name": name, "channel": channel, **fields}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def contact(client, headers, key: str, **fields: Any) -> dict:  # type: ignore[no-untyped-def]
+    response = client.put(f"/v1/contacts/{key}", json=fields, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def campaign(client, headers, **fields: Any) -> dict:  # type: ignore[no-untyped-def]
+    body = {"name": "spring sale", "template": "sale", "audience": "everyone", "lane": "email.promotional"}
+    body.update(fields)
+    response = client.post("/v1/campaigns", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()

@@ -235,8 +235,8 @@ def resume(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
 
 def cancel(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
     campaign = get(session, campaign_id, lock=True)
-    if campaign.status in (CampaignStatus.COMPLETED.value, CampaignStatus.CANCELLED.value):
-        raise NotifierError(ErrorCode.CONFLICT, f"the campaign is already {campaign.status}")
+    if campaign.status == CampaignStatus.CANCELLED.value:  # completed: cancels what is pending
+        raise NotifierError(ErrorCode.CONFLICT, "the campaign is already cancelled")
     now = utcnow()
     campaign.status, campaign.updated_at = CampaignStatus.CANCELLED.value, now
     _set_runs(session, campaign.id, [RunStatus.RUNNING, RunStatus.PAUSED], RunStatus.CANCELLED, now)

@@ -34,3 +34,28 @@ def campaign(client, headers, **fields: Any) -> dict:  # type: ignore[no-untyped
     response = client.post("/v1/campaigns", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+@pytest.fixture
+def settings(tmp_path):  # type: ignore[no-untyped-def]
+    from tests.factories import make_settings
+
+    return make_settings(
+        tmp_path, twilio_auth_token="twilio-test-token", public_url="https://notify.example.com"
+    )
+
+
+@pytest.fixture
+def worker_app(runtime, settings):  # type: ignore[no-untyped-def]
+    from workers.app import create_worker_app
+
+    app = create_worker_app(settings, pool_size=5)
+    yield app
+    app.delivery.close()  # type: ignore[attr-defined]
+    app.runtime.close()  # type: ignore[attr-defined]
+
+
+def run_now(client, headers, campaign_id: str) -> str:  # type: ignore[no-untyped-def]
+    response = client.post(f"/v1/campaigns/{campaign_id}/run", headers=headers)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]

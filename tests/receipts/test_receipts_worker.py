@@ -1,0 +1,44 @@
+"""The receipts task on a real Celery worker (embedded, threads) consuming the receipts queue."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from celery import Celery, _state
+
+from tests.factories import sms
+from tests.receipts.flow import send, timeline
+from tests.receipts.test_twilio_receipts import callback, deliver_callback
+from workers.app import create_worker_app
+from workers.embedded import embedded_worker
+from workers.queues import RECEIPTS
+
+
+@pytest.fixture
+def receipts_worker(settings, runtime) -> Iterator[Celery]:  # type: ignore[no-untyped-def]
+    app = create_worker_app(settings, pool_size=2)
+    # The thread pool runs each task on ``current_app``, which in a new thread is the process's
+    # *default* app; embedded_worker only sets the current app of the calling thread, so make
+    # this app the default while it runs (see the report on workers/embedded.py).
+    previous = _state.default_app
+    app.set_default()
+    try:
+        with embedded_worker(app, [RECEIPTS], concurrency=2):
+            yield app
+    finally:
+        _state.set_default_app(previous)
+        app.runtime.close()  # type: ignore[attr-defined]
+
+
+def test_a_real_worker_applies_a_twilio_receipt(client, auth, worker_app, receipts_worker) -> None:  # type: ignore[no-untyped-def]
+    sent = send(client, auth, worker_app, sms())
+
+    deliver_callback(client, callback(sent["provider_message_id"], "delivered"))
+
+    deadline = time.monotonic() + 15
+    while (body := timeline(client, auth, sent["id"]))["status"] != "delivered":
+        assert time.monotonic() < deadline, "the worker did not apply the receipt"
+        time.sleep(0.05)
+    assert [e["kind"] for e in body["events"]][-1] == "receipt"

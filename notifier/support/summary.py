@@ -18,6 +18,7 @@ from notifier.db.models import DeliveryEvent, Notification, Suppression
 from notifier.statuses import EventKind, Status
 
 _ERROR_PREFIX = re.compile(r"^[A-Za-z]+Error:\s*")
+CIRCUIT_OPEN = "circuit_open"  # response code of an attempt the circuit breaker skipped
 
 NOUNS = {"email": "email", "sms": "text message", "push": "push notification"}
 ADDRESSES = {"email": "address", "sms": "phone number", "push": "device token"}
@@ -62,6 +63,14 @@ def _last(events: Sequence[DeliveryEvent], *kinds: EventKind) -> DeliveryEvent |
     wanted = {k.value for k in kinds}
     for event in reversed(events):
         if event.kind in wanted:
+            return event
+    return None
+
+
+def _last_answered(events: Sequence[DeliveryEvent]) -> DeliveryEvent | None:
+    """The last attempt a provider actually answered (not one skipped by the circuit breaker)."""
+    for event in reversed(events):
+        if event.kind == EventKind.ATTEMPT.value and event.response_code != CIRCUIT_OPEN:
             return event
     return None
 
@@ -123,10 +132,15 @@ def _failed(facts: Facts) -> str:
     if caused:
         return _failed_and_suppressed(facts, caused[0], problem)
     if (row.status_reason or "").startswith("gave up"):
-        return (
+        answered = _last_answered(facts.events)
+        sentence = (
             f"Not delivered: every attempt failed; gave up after {row.attempts} attempts. "
-            f"The last answer from {attempt.provider if attempt else 'the provider'} was: {problem}."
+            f"The last answer from {answered.provider if answered else 'the provider'} was: "
+            f"{_problem(answered)}."
         )
+        if attempt is not None and attempt.response_code == CIRCUIT_OPEN:
+            sentence += " Later attempts were skipped while its circuit breaker was open."
+        return sentence
     provider = (attempt.provider if attempt else None) or row.provider or "the provider"
     return f"Rejected by {provider}: {problem}. It will not be retried."
 

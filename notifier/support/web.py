@@ -67,7 +67,7 @@ def _ms(value: float | None) -> str:
 
 def _query(base: dict[str, Any], **changes: Any) -> str:
     merged = {**base, **changes}
-    return urlencode({k: v for k, v in merged.items() if v not in (None, "")})
+    return urlencode({k: v for k, v in merged.items() if v is not None})
 
 
 @lru_cache(maxsize=1)

@@ -84,3 +84,35 @@ def test_api_searches_and_views_are_audited_with_the_key_name(client, auth, runt
     ]
     assert rows[0].query == {"anything": "ada@example.com"}
     assert rows[1].notification_id == notification_id
+
+
+def test_summary_follows_retries_until_it_gives_up(client, auth, runtime, support_key, worker_app):  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from notifier.db.models import Notification
+    from notifier.db.session import transaction
+
+    notification_id = client.post(
+        "/v1/notifications", json=email(to="temporary-failure@simulator.notifier.dev"), headers=auth
+    ).json()["id"]
+
+    def summary() -> str:
+        return client.get(
+            f"/v1/support/notifications/{notification_id}", headers=support_key
+        ).json()["summary"]
+
+    assert summary().startswith("Waiting to be sent on the email.transactional lane since ")
+    deliver_ids(worker_app.delivery, [notification_id])
+    assert summary().startswith(
+        "Not sent yet: attempt 1 at outbox failed temporarily (simulated temporary failure (503)); "
+        "the next attempt is due at "
+    )
+    for _ in range(runtime.settings.max_attempts - 1):
+        with transaction(runtime.sessions) as s:
+            s.execute(update(Notification).values(not_before=None))
+        deliver_ids(worker_app.delivery, [notification_id])
+    assert summary() == (
+        f"Not delivered: every attempt failed; gave up after {runtime.settings.max_attempts} attempts. "
+        "The last answer from outbox was: simulated temporary failure (503). "
+        "Later attempts were skipped while its circuit breaker was open."
+    )

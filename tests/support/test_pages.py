@@ -86,6 +86,9 @@ def test_filters_counts_and_pagination(console, client, auth, worker_app, runtim
     second = console.get(older.replace("&amp;", "&")).text
     assert len(result_ids(second)) == 5
     assert not set(result_ids(first)) & set(result_ids(second))
+    everything = console.get("/support", params={"q": ""}).text  # no text: every notification
+    older = re.search(r'href="(/support\?[^"]*cursor=[^"]+)">Older results', everything).group(1)
+    assert len(result_ids(console.get(older.replace("&amp;", "&")).text)) == 10
 
 
 def test_clear_empty_and_error_states(console):  # type: ignore[no-untyped-def]

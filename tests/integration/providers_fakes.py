@@ -12,8 +12,10 @@ import json
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -45,6 +47,17 @@ SECRET_ENV: Mapping[str, str] = {
 }
 
 Block = dict[str, Any]
+
+
+def daytime_timezone() -> str:
+    """A timezone where it is day now: promotional SMS and push wait out the recipient's quiet
+    hours (21:00-08:00), and these tests send now."""
+    now = datetime.now(UTC)
+    for name in ("Europe/London", "Asia/Tokyo", "America/New_York", "Asia/Kolkata",
+                 "America/Los_Angeles", "Pacific/Auckland", "Asia/Dubai", "Pacific/Honolulu"):  # fmt: skip
+        if 9 <= now.astimezone(ZoneInfo(name)).hour < 20:
+            return name
+    raise AssertionError("no listed timezone has daytime now")
 
 
 def closed_port() -> int:

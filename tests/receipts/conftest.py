@@ -26,6 +26,7 @@ from tests.integration.providers_fakes import (  # noqa: F401 - fixtures
 )
 from tests.receipts.sns_host import LocalSnsHost
 from workers.app import create_worker_app
+from workers.queues import RECEIPTS
 
 PUBLIC_URL = "https://notify.example.com"
 
@@ -58,6 +59,8 @@ def settings(
 @pytest.fixture
 def worker_app(runtime: Any, settings: Settings) -> Iterator[Celery]:
     app = create_worker_app(settings, pool_size=5)
+    with app.connection_for_write() as connection:  # the memory broker is process-wide:
+        connection.SimpleQueue(RECEIPTS).clear()  # forget receipts other tests left queued
     yield app
     app.delivery.close()  # type: ignore[attr-defined]
     app.runtime.close()  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from notifier.db.models import DeliveryEvent, Suppression
 from tests.factories import sms
 from tests.fakes.twilio_api import TwilioAnswer, message_body
+from tests.integration.providers_fakes import daytime_timezone
 from tests.receipts.conftest import PUBLIC_URL
 from tests.receipts.flow import (
     TWILIO_PATH,
@@ -98,9 +99,10 @@ def test_undelivered_fails_without_suppressing(client, auth, worker_app, runtime
 def test_unsubscribed_recipient_21610_fails_and_suppresses_stop(
     client, auth, worker_app, runtime
 ) -> None:  # type: ignore[no-untyped-def]
-    sent = send(
-        client, auth, worker_app, sms(category="promotional", body="Sale!", data={}, sensitive=[])
+    promotional = sms(
+        category="promotional", body="Sale!", data={}, sensitive=[], timezone=daytime_timezone()
     )
+    sent = send(client, auth, worker_app, promotional)
 
     deliver_callback(client, callback(sent["provider_message_id"], "failed", ErrorCode="21610"))
     apply_queued_receipts(worker_app)
@@ -116,11 +118,7 @@ def test_unsubscribed_recipient_21610_fails_and_suppresses_stop(
     )
     assert suppression.notification_id == sent["id"]
     assert "suppressed (stop)" in receipt_events(body)[0]["detail"]
-    later = client.post(
-        "/v1/notifications",
-        json=sms(category="promotional", body="Sale!", data={}, sensitive=[]),
-        headers=auth,
-    ).json()
+    later = client.post("/v1/notifications", json=promotional, headers=auth).json()
     assert later["status"] == "suppressed"
 
 

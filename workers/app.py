@@ -45,17 +45,19 @@ def create_worker_app(
 
 
 def _register_tasks(app: Celery) -> None:
+    # Tasks close over this app's delivery context, so they are registered with shared=False:
+    # Celery's default (shared=True) would hand every later app the first app's callables.
     delivery: DeliveryContext = app.delivery  # type: ignore[attr-defined]
 
-    @app.task(name="notifier.deliver", **TASK_POLICY)
+    @app.task(name="notifier.deliver", shared=False, **TASK_POLICY)
     def deliver(ids: list[str]) -> None:
         deliver_ids(delivery, ids)
 
-    @app.task(name="notifier.sweep", **TASK_POLICY)
+    @app.task(name="notifier.sweep", shared=False, **TASK_POLICY)
     def sweep() -> dict[str, int]:
         return sweeper.sweep(delivery.runtime).as_dict()
 
-    @app.task(name="notifier.purge", **TASK_POLICY)
+    @app.task(name="notifier.purge", shared=False, **TASK_POLICY)
     def purge() -> dict[str, int]:
         return sweeper.purge(delivery.runtime)
 

@@ -33,6 +33,7 @@ def embedded_worker(
     queues: Iterable[str],
     *,
     concurrency: int = 16,
+    pool: str = "threads",
     beat_schedule_file: Path | None = None,
     loglevel: str = "WARNING",
     start_timeout: float = 30.0,
@@ -40,10 +41,11 @@ def embedded_worker(
     """Run a thread-pool worker consuming ``queues``; with ``beat_schedule_file``, also beat."""
     app.finalize()
     app.set_current()
+    app.set_default()  # worker threads fall back to the default app, not this thread's current one
     worker = _ReadyWorkController(
         app=app,
         hostname=f"embedded-{os.getpid()}-{anon_nodename()}",
-        pool="threads",
+        pool=pool,
         concurrency=concurrency,
         queues=list(queues),
         loglevel=loglevel,

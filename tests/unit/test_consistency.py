@@ -1,0 +1,50 @@
+"""Things that must stay in step: README error codes, migrations and models, lanes and queues."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
+from notifier.db.all_models import Base
+from notifier.db.migrate import upgrade
+from notifier.errors import HTTP_STATUS, ErrorCode
+from providers.interface import Lane
+from workers.queues import ALL_QUEUES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_documents_every_error_code_with_its_status() -> None:
+    readme = (ROOT / "README.md").read_text()
+    documented = dict(re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \|", readme, flags=re.MULTILINE))
+    assert documented == {code.value: str(HTTP_STATUS[code]) for code in ErrorCode}
+
+
+def test_every_lane_is_a_queue() -> None:
+    assert {lane.queue for lane in Lane} <= set(ALL_QUEUES)
+
+
+def _diff(url: str) -> list:
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    return diff
+
+
+def test_migrations_match_the_models_on_sqlite(tmp_path: Path) -> None:
+    assert _diff(f"sqlite:///{tmp_path / 'm.db'}") == []
+
+
+@pytest.mark.postgres
+def test_migrations_match_the_models_on_postgresql() -> None:
+    from tests.services import fresh_postgres_database
+
+    with fresh_postgres_database() as url:
+        assert _diff(url) == []

@@ -1,0 +1,162 @@
+"""Unit tests of retry policy, circuit breaker, provider configuration and the engine's failover."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from providers.interface import (
+    ConfigurationError,
+    EmailMessage,
+    InvalidRecipientError,
+    Lane,
+    SendResult,
+    TransientError,
+)
+from tests.fakes.scripted import ScriptedProvider
+from workers.circuit import CircuitBreaker, CircuitState
+from workers.engine import DeliveryEngine
+from workers.provider_config import build_chains, load_chains
+from workers.retry_policy import RetryPolicy
+
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+
+
+def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
+    policy = RetryPolicy(max_attempts=10, base_seconds=2, cap_seconds=60)
+    rng = random.Random(7)
+    for attempt in range(1, 10):
+        delays = [policy.delay(attempt, rng=rng) for _ in range(200)]
+        assert 0 <= min(delays) and max(delays) <= min(60, 2 * 2 ** (attempt - 1))
+
+
+def test_retry_after_is_a_floor() -> None:
+    assert RetryPolicy(base_seconds=0.01).delay(1, retry_after=30) == 30
+
+
+def test_no_retry_past_max_attempts_or_ttl() -> None:
+    policy = RetryPolicy(max_attempts=3, base_seconds=1, cap_seconds=1)
+    assert policy.next_attempt_at(NOW, 3, None) is None
+    assert policy.next_attempt_at(NOW, 1, NOW + timedelta(seconds=0.5), retry_after=5) is None
+    when = policy.next_attempt_at(NOW, 1, NOW + timedelta(hours=1))
+    assert when is not None and NOW <= when <= NOW + timedelta(seconds=1)
+
+
+def test_circuit_opens_after_consecutive_failures_and_probes_once() -> None:
+    clock = [0.0]
+    breaker = CircuitBreaker(threshold=3, cooldown=10, clock=lambda: clock[0])
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.record_failure()
+    assert breaker.state == CircuitState.OPEN and not breaker.allow()
+    clock[0] = 10.0
+    assert breaker.state == CircuitState.HALF_OPEN
+    assert breaker.allow() and not breaker.allow()  # exactly one probe
+    breaker.record_failure()
+    assert breaker.state == CircuitState.OPEN
+    clock[0] = 20.0
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.state == CircuitState.CLOSED
+
+
+def message(lane: Lane = Lane.EMAIL_TRANSACTIONAL) -> EmailMessage:
+    return EmailMessage(notification_id="n1", lane=lane, to="ada@example.com", subject="s", text="t")
+
+
+def run(engine: DeliveryEngine, msg: EmailMessage, resume_with: str | None = None):  # type: ignore[no-untyped-def]
+    return asyncio.run(engine.deliver(msg, resume_with))
+
+
+def test_failover_when_the_first_provider_provably_did_not_accept() -> None:
+    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL, script=[TransientError("refused", code="ECONNREFUSED")])
+    second = ScriptedProvider("second", Lane.EMAIL_TRANSACTIONAL, script=[SendResult("m-2")])
+    outcome = run(DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]}), message())
+    assert [a.provider for a in outcome.attempts] == ["first", "second"]
+    assert outcome.sent is not None and outcome.sent.result.provider_message_id == "m-2"
+
+
+def test_no_failover_when_acceptance_is_unknown_and_the_retry_is_pinned() -> None:
+    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL,
+                             script=[TransientError("read timeout", accepted_unknown=True)])
+    second = ScriptedProvider("second", Lane.EMAIL_TRANSACTIONAL)
+    engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]})
+    outcome = run(engine, message())
+    assert [a.provider for a in outcome.attempts] == ["first"]
+    assert outcome.sent is None and outcome.resume_with == "first"
+    assert second.received == []
+    retry = run(engine, message(), resume_with="first")
+    assert [a.provider for a in retry.attempts] == ["first"] and retry.sent is not None
+
+
+def test_permanent_errors_stop_the_chain() -> None:
+    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL, script=[InvalidRecipientError("550 5.1.1")])
+    second = ScriptedProvider("second", Lane.EMAIL_TRANSACTIONAL)
+    outcome = run(DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]}), message())
+    assert outcome.invalid_recipient is not None and second.received == []
+
+
+def test_open_circuit_skips_the_provider() -> None:
+    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL, script=[TransientError("503")] * 10)
+    second = ScriptedProvider("second", Lane.EMAIL_TRANSACTIONAL)
+    engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]})
+    for _ in range(5):
+        run(engine, message())
+    assert len(first.received) == 5
+    outcome = run(engine, message())
+    assert len(first.received) == 5  # skipped while open
+    assert outcome.attempts[0].error.code == "circuit_open" and outcome.sent is not None
+
+
+def test_a_provider_refuses_a_message_of_another_lane() -> None:
+    promotional = ScriptedProvider("promo", Lane.SMS_PROMOTIONAL)
+    outcome = run(DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [promotional]}), message())
+    assert outcome.permanent is not None and outcome.permanent.code == "lane_mismatch"
+
+
+def test_providers_file_resolves_secrets_from_env_and_files(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    secret = tmp_path / "token"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("TEST_OUTBOX_PATH", str(tmp_path / "outbox"))
+    config = tmp_path / "providers.toml"
+    config.write_text(f'''
+[providers.box]
+type = "outbox"
+path_env = "TEST_OUTBOX_PATH"
+token_file = "{secret}"
+
+[lanes]
+"email.transactional" = ["box"]
+''')
+    chains = load_chains(config, tmp_path)
+    spec = chains[Lane.EMAIL_TRANSACTIONAL][0]
+    assert spec.options == {"path": str(tmp_path / "outbox"), "token": "s3cret"}
+    built = build_chains(chains)
+    assert built[Lane.EMAIL_TRANSACTIONAL][0].kind == "outbox"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[providers.x]\ntype = "smtp"\npassword = "hunter2"\n', "is a secret"),
+    ('[providers.x]\ntype = "outbox"\npath_env = "NOPE_NOT_SET_123"\n', "is not set"),
+    ('[providers.x]\npath = "/tmp"\n', "has no type"),
+    ('[lanes]\n"email.transactional" = ["ghost"]\n', "undefined providers"),
+    ('[lanes]\n"fax.transactional" = []\n', "unknown lane"),
+    ("not toml [", "cannot read"),
+])
+def test_bad_provider_files_are_refused_clearly(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "providers.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigurationError, match=message):
+        load_chains(config, tmp_path)
+    assert "hunter2" not in message
+
+
+def test_unknown_provider_type_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "providers.toml"
+    config.write_text('[providers.x]\ntype = "carrier-pigeon"\n[lanes]\n"sms.transactional" = ["x"]\n')
+    with pytest.raises(ConfigurationError, match="no provider type"):
+        build_chains(load_chains(config, tmp_path))

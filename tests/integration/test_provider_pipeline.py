@@ -26,6 +26,7 @@ from tests.fakes.apns_server import ApnsAnswer
 from tests.fakes.aws import AwsAnswer
 from tests.fakes.fcm_server import FcmAnswer
 from tests.fakes.sns import SnsAnswer
+from tests.fakes.third_party_provider import PigeonProvider, install_distribution
 from tests.fakes.twilio_api import TwilioAnswer
 from tests.integration.providers_fakes import (  # noqa: F401 - fixtures
     APNS_TOPIC,
@@ -500,3 +501,23 @@ def test_one_push_lane_serves_both_platforms(client, auth, build, fcm, apns) -> 
     deliver_ids(app.delivery, ids)
 
     assert [timeline(client, auth, i)["provider"] for i in ids] == ["fcm-main", "apns-main"]
+
+
+def test_a_third_party_provider_delivers_through_its_entry_point(  # type: ignore[no-untyped-def]
+    client, auth, build, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.syspath_prepend(str(install_distribution(tmp_path / "site")))
+    app = build(
+        {"pigeon-main": {"type": "pigeon", "loft": "rooftop"}},
+        {"sms.transactional": ["pigeon-main"]},
+    )
+    notification_id = post(client, auth, sms())
+
+    deliver_ids(app.delivery, [notification_id])
+
+    body = timeline(client, auth, notification_id)
+    assert body["status"] == "sent" and body["provider"] == "pigeon-main"
+    assert body["provider_message_id"].startswith("pigeon-")
+    assert (notification_id, "pigeon-main") in {
+        (m.notification_id, name) for name, m in PigeonProvider.sent
+    }

@@ -23,7 +23,8 @@ OTP = "583920"
 def _sign_in(page, base: str, who: str) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{base}/support")
     assert page.url.startswith(f"{base}/support/login")
-    assert page.evaluate("document.activeElement.id") == "email"  # autofocus, then tab order
+    # autofocus lands on the email field (applied asynchronously after load), then tab order
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'email'")
     page.keyboard.type(who)
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "password"

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -265,8 +266,28 @@ def _one_chunk(runtime: Runtime, ctx: RunContext, size: int) -> tuple[Chunk, boo
         if moved != 1:
             session.rollback()
             raise _Lost
-        repository.insert_notifications(session, chunk.rows, chunk.events)
+        insert_chunk(session, chunk)
     return chunk, False
+
+
+def insert_chunk(session: Session, chunk: Chunk) -> None:
+    """The chunk's notifications and first events: COPY on PostgreSQL (several times faster
+    than multi-row INSERTs for 100,000 rows), the repository's bulk insert elsewhere."""
+    if session.get_bind().dialect.name != "postgresql" or not chunk.rows:
+        repository.insert_notifications(session, chunk.rows, chunk.events)
+        return
+    cursor = session.connection().connection.driver_connection.cursor()
+    _copy(cursor, "notifications", chunk.rows)
+    _copy(cursor, "delivery_events", chunk.events)
+
+
+def _copy(cursor, table: str, rows: list[dict]) -> None:  # type: ignore[no-untyped-def,type-arg]
+    columns = list(rows[0])
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [json.dumps(v) if isinstance(v, dict | list) else v for v in row.values()]
+            )
 
 
 def _finish(session: Session, ctx: RunContext, cursor: int, now: datetime) -> None:

@@ -29,7 +29,12 @@ def contact(client, headers, key: str, **fields: Any) -> dict:  # type: ignore[n
 
 
 def campaign(client, headers, **fields: Any) -> dict:  # type: ignore[no-untyped-def]
-    body = {"name": "spring sale", "template": "sale", "audience": "everyone", "lane": "email.promotional"}
+    body = {
+        "name": "spring sale",
+        "template": "sale",
+        "audience": "everyone",
+        "lane": "email.promotional",
+    }
     body.update(fields)
     response = client.post("/v1/campaigns", json=body, headers=headers)
     assert response.status_code == 201, response.text

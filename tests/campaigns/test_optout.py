@@ -9,9 +9,9 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from notifier.db.models import Suppression
-from workers.delivery import deliver_ids
 from tests.campaigns.conftest import contact
 from tests.factories import email, sms
+from workers.delivery import deliver_ids
 
 PROMO = {"category": "promotional", "subject": "Sale", "body": "20% off, {{ name }}"}
 
@@ -22,13 +22,17 @@ def send(client, headers, payload) -> dict:  # type: ignore[no-untyped-def]
     return response.json()
 
 
-def test_promotional_email_carries_a_signed_link_and_one_click_unsubscribes(client, manager, worker_app, settings):  # type: ignore[no-untyped-def]
+def test_promotional_email_carries_a_signed_link_and_one_click_unsubscribes(
+    client, manager, worker_app, settings
+):  # type: ignore[no-untyped-def]
     sent = send(client, manager, email(**PROMO))
     url = sent["content"]["unsubscribe_url"]
     assert url.startswith("https://notify.example.com/u/") and url in sent["content"]["body"]
     assert "ada@example.com" not in url
     deliver_ids(worker_app.delivery, [sent["id"]])
-    written = json.loads((settings.outbox_dir / "email.promotional" / f"{sent['id']}.json").read_text())
+    written = json.loads(
+        (settings.outbox_dir / "email.promotional" / f"{sent['id']}.json").read_text()
+    )
     assert written["unsubscribe_url"] == url  # the providers turn it into List-Unsubscribe headers
     receipt = send(client, manager, email())
     assert "unsubscribe_url" not in receipt["content"]  # transactional mail carries none
@@ -37,10 +41,16 @@ def test_promotional_email_carries_a_signed_link_and_one_click_unsubscribes(clie
     page = client.get(path)  # no login
     assert page.status_code == 200 and "a…@example.com" in page.text
     assert 'name="List-Unsubscribe" value="One-Click"' in page.text
-    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+    assert (
+        page.headers["cache-control"] == "no-store"
+        and page.headers["referrer-policy"] == "no-referrer"
+    )
     # RFC 8058: the mail provider POSTs the body "List-Unsubscribe=One-Click"
-    done = client.post(path, content="List-Unsubscribe=One-Click",
-                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    done = client.post(
+        path,
+        content="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert done.status_code == 200 and "unsubscribed" in done.text
     again = client.post(path, data={"List-Unsubscribe": "One-Click"})  # idempotent
     assert again.status_code == 200
@@ -49,7 +59,9 @@ def test_promotional_email_carries_a_signed_link_and_one_click_unsubscribes(clie
     assert send(client, manager, email())["status"] == "queued"  # a receipt still goes out
     with worker_app.runtime.sessions() as s:
         rows = s.scalars(select(Suppression)).all()
-    assert [(r.channel, r.recipient, r.reason) for r in rows] == [("email", "ada@example.com", "unsubscribed")]
+    assert [(r.channel, r.recipient, r.reason) for r in rows] == [
+        ("email", "ada@example.com", "unsubscribed")
+    ]
 
 
 def test_forged_or_altered_tokens_are_refused(client, manager, runtime):  # type: ignore[no-untyped-def]
@@ -67,11 +79,18 @@ def test_forged_or_altered_tokens_are_refused(client, manager, runtime):  # type
 def signed_post(client, settings, params: dict[str, str], token: str | None = None):  # type: ignore[no-untyped-def]
     url = "https://notify.example.com/v1/inbound/twilio/sms"
     signature = RequestValidator(token or settings.twilio_auth_token).compute_signature(url, params)
-    return client.post("/v1/inbound/twilio/sms", data=params, headers={"X-Twilio-Signature": signature})
+    return client.post(
+        "/v1/inbound/twilio/sms", data=params, headers={"X-Twilio-Signature": signature}
+    )
 
 
 def inbound(body: str) -> dict[str, str]:
-    return {"From": "+447911123456", "To": "+15005550006", "Body": body, "MessageSid": "SM" + "1" * 32}
+    return {
+        "From": "+447911123456",
+        "To": "+15005550006",
+        "Body": body,
+        "MessageSid": "SM" + "1" * 32,
+    }
 
 
 def test_stop_suppresses_and_start_restores_the_number(client, manager, settings, runtime):  # type: ignore[no-untyped-def]
@@ -99,7 +118,9 @@ def test_unsigned_or_wrongly_signed_inbound_changes_nothing(client, settings, ru
     url = "https://notify.example.com/v1/inbound/twilio/sms"
     signature = RequestValidator(settings.twilio_auth_token).compute_signature(url, params)
     tampered = {**params, "From": "+447911000000"}
-    response = client.post("/v1/inbound/twilio/sms", data=tampered, headers={"X-Twilio-Signature": signature})
+    response = client.post(
+        "/v1/inbound/twilio/sms", data=tampered, headers={"X-Twilio-Signature": signature}
+    )
     assert response.status_code == 403 and response.json()["error"]["code"] == "invalid_signature"
     assert signed_post(client, settings, inbound("stop please")).status_code == 200  # not a keyword
     with runtime.sessions() as s:

@@ -17,7 +17,11 @@ from notifier.campaigns.quiet_hours import (
 from notifier.errors import NotifierError
 from providers.interface import Lane
 
-LONDON, PARIS, NEW_YORK = ZoneInfo("Europe/London"), ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")
+LONDON, PARIS, NEW_YORK = (
+    ZoneInfo("Europe/London"),
+    ZoneInfo("Europe/Paris"),
+    ZoneInfo("America/New_York"),
+)
 
 
 def utc(*parts: int) -> datetime:
@@ -80,10 +84,17 @@ def test_recipient_zone_comes_from_the_contact_then_the_phone_then_the_fallback(
 
 def test_intake_rule_applies_to_promotional_sms_and_push_only():  # type: ignore[no-untyped-def]
     night = utc(2026, 6, 10, 23, 0)  # midnight in London
-    assert quiet_hours_deferral(Lane.SMS_PROMOTIONAL, "+447911123456", None, night)[0] == utc(2026, 6, 11, 7, 0)
+    assert quiet_hours_deferral(Lane.SMS_PROMOTIONAL, "+447911123456", None, night)[0] == utc(
+        2026, 6, 11, 7, 0
+    )
     assert quiet_hours_deferral(Lane.SMS_TRANSACTIONAL, "+447911123456", None, night) is None
-    assert quiet_hours_deferral(Lane.EMAIL_PROMOTIONAL, "a@example.com", "Europe/London", night) is None
-    assert quiet_hours_deferral(Lane.PUSH_PROMOTIONAL, "a" * 64, None, night) is None  # no zone known
+    assert (
+        quiet_hours_deferral(Lane.EMAIL_PROMOTIONAL, "a@example.com", "Europe/London", night)
+        is None
+    )
+    assert (
+        quiet_hours_deferral(Lane.PUSH_PROMOTIONAL, "a" * 64, None, night) is None
+    )  # no zone known
     assert quiet_hours_deferral(Lane.PUSH_PROMOTIONAL, "a" * 64, "Europe/London", night) is not None
     with pytest.raises(NotifierError):
         quiet_hours_deferral(Lane.PUSH_PROMOTIONAL, "a" * 64, "Mars/Olympus", night)

@@ -27,20 +27,31 @@ NO_QUIET = {"enabled": False}
 
 def statuses(runtime, run_id: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     with runtime.sessions() as s:
-        return dict(s.execute(select(Notification.recipient, Notification.status).where(
-            Notification.reference == run_id)).all())
+        return dict(
+            s.execute(
+                select(Notification.recipient, Notification.status).where(
+                    Notification.reference == run_id
+                )
+            ).all()
+        )
 
 
 def test_a_campaign_on_a_transactional_lane_is_refused(client, manager, runtime):  # type: ignore[no-untyped-def]
     template(client, manager, "sale", "sms", body="Sale")
     client.post("/v1/audiences", json={"name": "everyone"}, headers=manager)
-    response = client.post("/v1/campaigns", json={"name": "x", "template": "sale", "audience": "everyone",
-                                                  "lane": "sms.transactional"}, headers=manager)
+    response = client.post(
+        "/v1/campaigns",
+        json={"name": "x", "template": "sale", "audience": "everyone", "lane": "sms.transactional"},
+        headers=manager,
+    )
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "validation_error"
-    assert error["details"][0] == {"field": "lane", "message": error["message"],
-                                   "code": "campaign_lane_not_promotional"}
+    assert error["details"][0] == {
+        "field": "lane",
+        "message": error["message"],
+        "code": "campaign_lane_not_promotional",
+    }
     assert client.get("/v1/campaigns", headers=manager).json() == []
 
 
@@ -49,12 +60,19 @@ def test_a_campaign_on_a_transactional_lane_is_refused(client, manager, runtime)
     [
         ("email.promotional", "email", {"email": "{k}@example.com"}),
         ("sms.promotional", "sms", {"phone": "+4479111234{n:02d}"}),
-        ("push.promotional", "push", {"push_tokens": [{"token": "{k}-token-0123456789", "platform": "fcm"}]}),
+        (
+            "push.promotional",
+            "push",
+            {"push_tokens": [{"token": "{k}-token-0123456789", "platform": "fcm"}]},
+        ),
     ],
 )
 def test_consent_and_suppression_matrix(client, manager, runtime, lane, channel, address):  # type: ignore[no-untyped-def]
-    fields = {"email": {"subject": "Hi {{ name }}", "body": "Sale"}, "sms": {"body": "Sale {{ name }}"},
-              "push": {"title": "Sale", "body": "{{ name }}"}}[channel]
+    fields = {
+        "email": {"subject": "Hi {{ name }}", "body": "Sale"},
+        "sms": {"body": "Sale {{ name }}"},
+        "push": {"title": "Sale", "body": "{{ name }}"},
+    }[channel]
     template(client, manager, "sale", channel, **fields)
     reasons = ["unsubscribed", "hard_bounce", "complaint", "stop", "invalid_token", "manual"]
     people = {}
@@ -62,16 +80,31 @@ def test_consent_and_suppression_matrix(client, manager, runtime, lane, channel,
         [(True, None), (False, None)] + [(True, r) for r in reasons] + [(False, "manual")]
     ):
         key = f"c{n}"
-        filled = {k: (v.format(k=key, n=n) if isinstance(v, str) else
-                      [{**t, "token": t["token"].format(k=key)} for t in v]) for k, v in address.items()}
-        made = contact(client, manager, key, consent={channel: consent}, attributes={"name": key},
-                       audiences=["everyone"], **filled)
+        filled = {
+            k: (
+                v.format(k=key, n=n)
+                if isinstance(v, str)
+                else [{**t, "token": t["token"].format(k=key)} for t in v]
+            )
+            for k, v in address.items()
+        }
+        made = contact(
+            client,
+            manager,
+            key,
+            consent={channel: consent},
+            attributes={"name": key},
+            audiences=["everyone"],
+            **filled,
+        )
         recipient = made["email"] or made["phone"] or made["push_tokens"][0]["token"]
         people[recipient] = (consent, reason)
         if reason:
             with transaction(runtime.sessions) as s:
                 s.add(Suppression(channel=channel, recipient=recipient, reason=reason))
-    contact(client, manager, "nobody", audiences=["everyone"], consent={channel: True})  # no address
+    contact(
+        client, manager, "nobody", audiences=["everyone"], consent={channel: True}
+    )  # no address
     created = campaign(client, manager, lane=lane, quiet_hours=NO_QUIET)
     run_id = run_now(client, manager, created["id"])
     runs.run(runtime, run_id)
@@ -80,36 +113,69 @@ def test_consent_and_suppression_matrix(client, manager, runtime, lane, channel,
         expected = "queued" if consent and reason is None else "suppressed"
         assert result[recipient] == expected, (recipient, consent, reason)
     with runtime.sessions() as s:
-        why = dict(s.execute(select(Notification.recipient, Notification.status_reason).where(
-            Notification.reference == run_id)).all())
+        why = dict(
+            s.execute(
+                select(Notification.recipient, Notification.status_reason).where(
+                    Notification.reference == run_id
+                )
+            ).all()
+        )
     no_consent = [r for r, (c, _) in people.items() if not c]
     assert all(why[r] == f"no marketing consent for {channel}" for r in no_consent)
-    assert {why[r] for r, (c, s) in people.items() if c and s} == {f"recipient suppressed: {x}" for x in reasons}
+    assert {why[r] for r, (c, s) in people.items() if c and s} == {
+        f"recipient suppressed: {x}" for x in reasons
+    }
     run = client.get(f"/v1/campaigns/{created['id']}/runs/{run_id}", headers=manager).json()
     assert run["status"] == "completed"
     assert run["progress"] | {"by_status": None} == {
-        "total": 10, "processed": 10, "skipped": 1, "created": 9, "queued": 1, "sent": 0, "delivered": 0,
-        "failed": 0, "suppressed": 8, "cancelled": 0, "by_status": None}
-    assert client.get(f"/v1/campaigns/{created['id']}", headers=manager).json()["status"] == "completed"
+        "total": 10,
+        "processed": 10,
+        "skipped": 1,
+        "created": 9,
+        "queued": 1,
+        "sent": 0,
+        "delivered": 0,
+        "failed": 0,
+        "suppressed": 8,
+        "cancelled": 0,
+        "by_status": None,
+    }
+    assert (
+        client.get(f"/v1/campaigns/{created['id']}", headers=manager).json()["status"]
+        == "completed"
+    )
 
 
 @pytest.mark.parametrize(
     ("reason", "blocks_transactional"),
-    [("unsubscribed", False), ("stop", False), ("manual", False), ("hard_bounce", True),
-     ("complaint", True), ("invalid_address", True)],
+    [
+        ("unsubscribed", False),
+        ("stop", False),
+        ("manual", False),
+        ("hard_bounce", True),
+        ("complaint", True),
+        ("invalid_address", True),
+    ],
 )
-def test_transactional_sends_skip_only_undeliverable_addresses(client, manager, runtime, reason, blocks_transactional):  # type: ignore[no-untyped-def]
+def test_transactional_sends_skip_only_undeliverable_addresses(
+    client, manager, runtime, reason, blocks_transactional
+):  # type: ignore[no-untyped-def]
     with transaction(runtime.sessions) as s:
         s.add(Suppression(channel="email", recipient="ada@example.com", reason=reason))
     for category, blocked in (("transactional", blocks_transactional), ("promotional", True)):
-        body = client.post("/v1/notifications", json=email(category=category), headers=manager).json()
+        body = client.post(
+            "/v1/notifications", json=email(category=category), headers=manager
+        ).json()
         assert body["status"] == ("suppressed" if blocked else "queued"), (reason, category)
 
 
 def audience(client, manager, count: int, **extra) -> None:  # type: ignore[no-untyped-def]
     rows = "".join(f"k{i:05d},k{i:05d}@example.com,yes\n" for i in range(count))
-    response = client.post("/v1/audiences/everyone/import", content="key,email,email_consent\n" + rows,
-                           headers={**manager, "Content-Type": "text/csv"})
+    response = client.post(
+        "/v1/audiences/everyone/import",
+        content="key,email,email_consent\n" + rows,
+        headers={**manager, "Content-Type": "text/csv"},
+    )
     assert response.json()["created"] == count
 
 
@@ -120,13 +186,18 @@ def test_throttle_spreads_send_times(client, manager, runtime):  # type: ignore[
     run_id = run_now(client, manager, created["id"])
     runs.run(runtime, run_id)
     with runtime.sessions() as s:
-        rows = s.execute(select(Notification.status, Notification.send_at, Notification.status_reason)
-                         .where(Notification.reference == run_id).order_by(Notification.recipient)).all()
+        rows = s.execute(
+            select(Notification.status, Notification.send_at, Notification.status_reason)
+            .where(Notification.reference == run_id)
+            .order_by(Notification.recipient)
+        ).all()
         started = s.get(CampaignRun, run_id).started_at
     assert rows[0].status == "queued"
     offsets = [round((r.send_at - started).total_seconds()) for r in rows[1:]]
     assert offsets == [30, 60, 90, 120, 150]
-    assert {r.status for r in rows[1:]} == {"scheduled"} and rows[1].status_reason == "throttled: 2 per minute"
+    assert {r.status for r in rows[1:]} == {"scheduled"} and rows[
+        1
+    ].status_reason == "throttled: 2 per minute"
 
 
 def test_pause_holds_resume_releases_cancel_cancels(client, manager, runtime):  # type: ignore[no-untyped-def]
@@ -134,16 +205,24 @@ def test_pause_holds_resume_releases_cancel_cancels(client, manager, runtime):  
     audience(client, manager, 50)
     created = campaign(client, manager)
     run_id = run_now(client, manager, created["id"])
-    runs.fan_out(runtime, run_id, chunk_size=20, on_chunk=lambda n: (
-        client.post(f"/v1/campaigns/{created['id']}/pause", headers=manager) if n == 1 else None))
+    runs.fan_out(
+        runtime,
+        run_id,
+        chunk_size=20,
+        on_chunk=lambda n: (
+            client.post(f"/v1/campaigns/{created['id']}/pause", headers=manager) if n == 1 else None
+        ),
+    )
     paused = client.get(f"/v1/campaigns/{created['id']}", headers=manager).json()
     assert paused["status"] == "paused" and paused["runs"][0]["status"] == "paused"
     assert paused["runs"][0]["progress"]["processed"] == 20  # stopped at the next chunk
     with runtime.sessions() as s:
         held = s.scalars(select(Notification).where(Notification.reference == run_id)).all()
     assert len(held) == 20 and {(n.status, n.status_reason) for n in held} == {
-        ("scheduled", "held: the campaign was paused")}
+        ("scheduled", "held: the campaign was paused")
+    }
     from workers.sweeper import release_scheduled
+
     assert release_scheduled(runtime) == 0  # the sweeper leaves held messages alone
 
     resumed = client.post(f"/v1/campaigns/{created['id']}/resume", headers=manager).json()
@@ -155,7 +234,9 @@ def test_pause_holds_resume_releases_cancel_cancels(client, manager, runtime):  
 
     cancelled = client.post(f"/v1/campaigns/{created['id']}/cancel", headers=manager).json()
     assert cancelled["status"] == "cancelled"
-    progress = client.get(f"/v1/campaigns/{created['id']}/runs/{run_id}", headers=manager).json()["progress"]
+    progress = client.get(f"/v1/campaigns/{created['id']}/runs/{run_id}", headers=manager).json()[
+        "progress"
+    ]
     assert progress["cancelled"] == 50 and progress["queued"] == 0
     assert client.post(f"/v1/campaigns/{created['id']}/resume", headers=manager).status_code == 409
 
@@ -164,7 +245,9 @@ def test_two_concurrent_fires_of_one_occurrence_start_one_run(client, manager, r
     template(client, manager, "sale", "email", subject="S", body="B")
     audience(client, manager, 3)
     created = campaign(client, manager, schedule={"cron": "0 9 * * 1", "timezone": "Europe/Paris"})
-    monday_9_paris = utcnow().replace(year=2026, month=6, day=8, hour=7, minute=0, second=5, microsecond=0)
+    monday_9_paris = utcnow().replace(
+        year=2026, month=6, day=8, hour=7, minute=0, second=5, microsecond=0
+    )
     barrier = threading.Barrier(4)
     results: list[str | None] = []
 
@@ -195,8 +278,11 @@ def test_concurrent_fan_outs_of_one_run_send_nobody_twice(client, manager, runti
     for t in threads:
         t.join()
     with runtime.sessions() as s:
-        count, distinct = s.execute(select(func.count(), func.count(func.distinct(Notification.recipient)))
-                                    .where(Notification.reference == run_id)).one()
+        count, distinct = s.execute(
+            select(func.count(), func.count(func.distinct(Notification.recipient))).where(
+                Notification.reference == run_id
+            )
+        ).one()
     assert count == distinct == 300
 
 
@@ -217,8 +303,11 @@ def test_a_run_killed_mid_way_resumes_without_duplicates(client, manager, runtim
     template(client, manager, "sale", "email", subject="S", body="B")
     audience(client, manager, 3000)
     run_id = run_now(client, manager, campaign(client, manager)["id"])
-    process = subprocess.Popen([sys.executable, "-c", CRASHING_RUN, str(tmp_path), run_id],
-                               cwd=os.getcwd(), stdout=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_RUN, str(tmp_path), run_id],
+        cwd=os.getcwd(),
+        stdout=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 30
     processed = 0
     while time.monotonic() < deadline and processed < 500:
@@ -236,7 +325,9 @@ def test_a_run_killed_mid_way_resumes_without_duplicates(client, manager, runtim
     assert runs.resume_stalled(runtime, now=utcnow() + timedelta(minutes=5)) == [run_id]
     runs.run(runtime, run_id)  # what the re-enqueued task does
     with runtime.sessions() as s:
-        count, distinct = s.execute(select(func.count(), func.count(func.distinct(Notification.recipient)))).one()
+        count, distinct = s.execute(
+            select(func.count(), func.count(func.distinct(Notification.recipient)))
+        ).one()
         assert s.get(CampaignRun, run_id).status == "completed"
     assert count == distinct == 3000
     assert {Status.QUEUED.value} == set(statuses(runtime, run_id).values())

@@ -25,17 +25,25 @@ def test_locale_falls_back_from_region_to_language_to_default(client, manager): 
         "sms",
         locale="en",
         body="Sale, {{ name }}!",
-        variants={"fr": {"body": "Soldes, {{ name }} !"}, "pt-BR": {"body": "Promoção, {{ name }}!"}},
+        variants={
+            "fr": {"body": "Soldes, {{ name }} !"},
+            "pt-BR": {"body": "Promoção, {{ name }}!"},
+        },
     )
 
     def preview(locale):  # type: ignore[no-untyped-def]
         response = client.post(
-            "/v1/templates/promo/preview", json={"locale": locale, "data": {"name": "Ada"}}, headers=manager
+            "/v1/templates/promo/preview",
+            json={"locale": locale, "data": {"name": "Ada"}},
+            headers=manager,
         )
         assert response.status_code == 200, response.text
         return response.json()
 
-    assert preview("fr-CA")["locale"] == "fr" and preview("fr-CA")["content"]["body"] == "Soldes, Ada !"
+    assert (
+        preview("fr-CA")["locale"] == "fr"
+        and preview("fr-CA")["content"]["body"] == "Soldes, Ada !"
+    )
     assert preview("pt")["locale"] == "pt-BR"
     assert preview("de")["locale"] == "en" and preview(None)["content"]["body"] == "Sale, Ada!"
     assert preview("fr")["sms"]["segments"] == 1
@@ -48,7 +56,9 @@ def test_preview_shows_sms_segments_and_strict_variables(client, manager):  # ty
     ).json()
     assert body["sms"]["segments"] == 2 and body["sms"]["characters"] == 200
     missing = client.post("/v1/templates/long/preview", json={"data": {}}, headers=manager)
-    assert missing.status_code == 422 and missing.json()["error"]["code"] == "missing_personalisation"
+    assert (
+        missing.status_code == 422 and missing.json()["error"]["code"] == "missing_personalisation"
+    )
 
 
 def test_broken_template_and_channel_change_are_refused(client, manager):  # type: ignore[no-untyped-def]
@@ -57,24 +67,41 @@ def test_broken_template_and_channel_change_are_refused(client, manager):  # typ
     )
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "template_error"
     template(client, manager, "t", "sms", body="hi")
-    clash = client.post("/v1/templates", json={"name": "t", "channel": "email", "subject": "s", "body": "b"},
-                        headers=manager)
+    clash = client.post(
+        "/v1/templates",
+        json={"name": "t", "channel": "email", "subject": "s", "body": "b"},
+        headers=manager,
+    )
     assert clash.status_code == 409
 
 
 def test_templates_need_the_campaigns_scope(client, auth):  # type: ignore[no-untyped-def]
-    response = client.post("/v1/templates", json={"name": "x", "channel": "sms", "body": "b"}, headers=auth)
+    response = client.post(
+        "/v1/templates", json={"name": "x", "channel": "sms", "body": "b"}, headers=auth
+    )
     assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden_scope"
 
 
 def test_single_notification_by_template_records_name_and_version(client, manager):  # type: ignore[no-untyped-def]
     template(client, manager, "receipt", "email", subject="Receipt", body="Old")
-    template(client, manager, "receipt", "email", subject="Receipt {{ n }}", body="Thanks {{ name }}",
-             variants={"fr": {"subject": "Reçu {{ n }}", "body": "Merci {{ name }}"}})
+    template(
+        client,
+        manager,
+        "receipt",
+        "email",
+        subject="Receipt {{ n }}",
+        body="Thanks {{ name }}",
+        variants={"fr": {"subject": "Reçu {{ n }}", "body": "Merci {{ name }}"}},
+    )
     response = client.post(
         "/v1/notifications",
-        json={"channel": "email", "to": "ada@example.com", "template": "receipt", "locale": "fr-FR",
-              "data": {"n": 7, "name": "Ada"}},
+        json={
+            "channel": "email",
+            "to": "ada@example.com",
+            "template": "receipt",
+            "locale": "fr-FR",
+            "data": {"n": 7, "name": "Ada"},
+        },
         headers=manager,
     )
     assert response.status_code == 202, response.text
@@ -92,8 +119,16 @@ def test_template_errors_at_intake(client, manager):  # type: ignore[no-untyped-
     cases = [
         ({"channel": "sms", "to": "+447911123456", "template": "nope"}, 404, "not_found"),
         ({"channel": "email", "to": "a@example.com", "template": "otp"}, 422, "validation_error"),
-        ({"channel": "sms", "to": "+447911123456", "template": "otp"}, 422, "missing_personalisation"),
-        ({"channel": "sms", "to": "+447911123456", "template": "otp", "body": "x"}, 422, "validation_error"),
+        (
+            {"channel": "sms", "to": "+447911123456", "template": "otp"},
+            422,
+            "missing_personalisation",
+        ),
+        (
+            {"channel": "sms", "to": "+447911123456", "template": "otp", "body": "x"},
+            422,
+            "validation_error",
+        ),
         ({"channel": "sms", "to": "+447911123456"}, 422, "validation_error"),
     ]
     for payload, status, code in cases:

@@ -106,6 +106,13 @@ class Authenticator:
         self._cache: dict[str, tuple[float, Caller]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, authorization: str | None) -> Caller | None:
+        """The caller for this header if it was authenticated in the last few seconds."""
+        cached = self._cache.get(_bearer(authorization))
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        return None
+
     def authenticate(self, session: Session, authorization: str | None) -> Caller:
         plaintext = _bearer(authorization)
         cached = self._cache.get(plaintext)

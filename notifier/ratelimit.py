@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from limits import parse
 from limits.storage import MemoryStorage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Verdict:
 class RateLimiter:
     def __init__(self, redis_url: str | None = None) -> None:
         storage = storage_from_string(redis_url) if redis_url else MemoryStorage()
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
 
     def hit(self, rule: str, *identifiers: str) -> Verdict:
         """Count one event against ``rule`` (e.g. "5/10minutes") for these identifiers."""

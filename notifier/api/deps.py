@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from notifier.db.session import transaction
@@ -29,12 +30,15 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_caller(
+async def get_caller(
     runtime: RuntimeDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Caller:
-    with runtime.sessions() as session:
-        caller = runtime.authenticator.authenticate(session, authorization)
+    """Authenticate (from the short cache without leaving the event loop, else from the database
+    on a worker thread), then count the request against the key's rate limit."""
+    caller = runtime.authenticator.cached(authorization)
+    if caller is None:
+        caller = await run_in_threadpool(_authenticate, runtime, authorization)
     verdict = runtime.limiter.hit(
         caller.rate_limit or runtime.settings.api_rate_limit, "api-key", caller.id
     )
@@ -45,6 +49,11 @@ def get_caller(
             retry_after=verdict.retry_after,
         )
     return caller
+
+
+def _authenticate(runtime: Runtime, authorization: str | None) -> Caller:
+    with runtime.sessions() as session:
+        return runtime.authenticator.authenticate(session, authorization)
 
 
 ApiKeyDep = Annotated[Caller, Depends(get_caller)]

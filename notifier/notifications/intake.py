@@ -25,11 +25,12 @@ from notifier.campaigns.optout import UnsubscribeTokens
 from notifier.campaigns.quiet_hours import quiet_hours_deferral
 from notifier.campaigns.templates import ResolvedTemplate
 from notifier.config import Settings
-from notifier.db.models import IdempotencyRecord, Notification, new_id, utcnow
+from notifier.db.models import IdempotencyRecord, Notification, Suppression, new_id, utcnow
 from notifier.db.session import transaction
 from notifier.errors import ErrorCode, NotifierError, field_error, from_validation_errors
 from notifier.keys import Caller
 from notifier.notifications import repository
+from notifier.notifications.group_commit import GroupCommitter
 from notifier.notifications.schemas import (
     EmailRequest,
     NotificationRequest,
@@ -290,11 +291,14 @@ class Intake:
     # ------------------------------------------------------------------ storage
 
     def _store(self, session: Session, prepared: list[Prepared]) -> None:
+        """Suppression check for all items in one query, then one multi-row insert each for the
+        notifications and their first events."""
+        found = repository.active_suppressions(
+            session, [(item.channel.value, item.row["recipient"]) for item in prepared]
+        )
         events = []
         for item in prepared:
-            suppression = repository.active_suppression(
-                session, item.channel.value, item.row["recipient"], blocking_reasons(item.category)
-            )
+            suppression = _blocking(found, item)
             if suppression is not None:
                 item.row.update(
                     status=Status.SUPPRESSED.value,
@@ -306,10 +310,29 @@ class Intake:
             events.append(_first_event(item.row, suppression.reason if suppression else None))
         repository.insert_notifications(session, [p.row for p in prepared], events)
 
+    def store_group(self, prepared: list[Prepared]) -> None:
+        """One transaction for a group of prepared notifications (the group committer's write)."""
+        with transaction(self.sessions) as session:
+            self._store(session, prepared)
+
+    @cached_property
+    def committer(self) -> GroupCommitter:
+        return GroupCommitter(self.store_group, self._publish)
+
     def _publish(self, prepared: list[Prepared]) -> None:
         queued = [(p.id, p.row["lane"]) for p in prepared if p.row["status"] == Status.QUEUED.value]
         if queued and not self.publisher.publish(queued):
             log.warning("intake.publish.deferred_to_sweeper", extra={"count": len(queued)})
+
+
+def _blocking(found: Sequence[Suppression], item: Prepared) -> Suppression | None:
+    reasons = blocking_reasons(item.category)
+    for suppression in found:
+        if (suppression.channel, suppression.recipient) == (item.channel.value, item.row["recipient"]) and (
+            reasons is None or suppression.reason in reasons
+        ):
+            return suppression
+    return None
 
 
 def _first_event(row: dict[str, Any], suppressed_reason: str | None) -> dict[str, Any]:

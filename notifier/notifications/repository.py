@@ -83,9 +83,12 @@ def active_suppressions(
     if not pairs:
         return []
     stmt = select(Suppression).where(
-        Suppression.recipient.in_([r for _, r in pairs]), Suppression.lifted_at.is_(None)
+        Suppression.channel.in_({c for c, _ in pairs}),
+        Suppression.recipient.in_({r for _, r in pairs}),
+        Suppression.lifted_at.is_(None),
     )
-    return [s for s in session.scalars(stmt) if (s.channel, s.recipient) in pairs]
+    found = [s for s in session.scalars(stmt) if (s.channel, s.recipient) in pairs]
+    return sorted(found, key=lambda s: s.created_at, reverse=True)
 
 
 def suppress(

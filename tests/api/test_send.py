@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from notifier.db.models import DeliveryEvent, Notification
 from notifier.errors import ErrorCode
-from tests.factories import api_key, email, push, sms
+from tests.factories import api_key, daytime_timezone, email, push, sms
 
 
 def stored(runtime) -> tuple[int, int]:  # type: ignore[no-untyped-def]
@@ -21,7 +21,7 @@ def stored(runtime) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     [
         (email(to="Ada@Example.COM"), "email.transactional", "ada@example.com"),
         (sms(), "sms.transactional", "+447911123456"),
-        (sms(category="promotional", to="+44 7911 123456"), "sms.promotional", "+447911123456"),
+        (sms(category="promotional", to="+44 7911 123456", timezone=daytime_timezone()), "sms.promotional", "+447911123456"),
         (push(), "push.transactional", "a" * 64),
         (push(platform="fcm", to="fcm-token_abc:DEF-1234567890", category="promotional"), "push.promotional",
          "fcm-token_abc:DEF-1234567890"),

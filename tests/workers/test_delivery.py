@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from notifier.db.models import DeliveryEvent, Notification, Suppression, utcnow
 from notifier.db.session import transaction
 from workers.delivery import deliver_ids
-from tests.factories import email, push, sms
+from tests.factories import daytime_timezone, email, push, sms
 
 
 def post(client, auth, payload) -> str:  # type: ignore[no-untyped-def]
@@ -133,7 +133,7 @@ def test_expired_before_sending_is_not_sent(client, auth, worker_app, settings):
 
 @pytest.mark.parametrize("category", ["transactional", "promotional"])
 def test_each_sms_lane_is_published_to_its_own_queue(client, auth, runtime, category):  # type: ignore[no-untyped-def]
-    notification_id = post(client, auth, sms(category=category))
+    notification_id = post(client, auth, sms(category=category, timezone=daytime_timezone()))
     with runtime.celery.connection_for_read() as connection:
         received = []
         for queue in ("sms.transactional", "sms.promotional"):

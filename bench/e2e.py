@@ -1,0 +1,155 @@
+"""End to end: notifications posted through the API (batch endpoint) until every one is final,
+with a provider that takes --provider-latency-ms per call; beside the no-op Celery ceiling on the
+same broker with the same number of worker processes.
+
+    python -m bench.e2e [--n 20000] [--provider-latency-ms 50] [--broker redis|rabbitmq]
+                        [--worker-processes 2] [--concurrency 16]
+
+Prints: notifications, e2e_per_s, ceiling_per_s, ratio, p50_ms/p99_ms (accept -> sent, from the
+database), lost (not final at the end), duplicates (more than one accepted attempt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import redis
+from sqlalchemy import create_engine, func, select, text
+
+from bench.common import (
+    BIN,
+    BROKERS,
+    create_key,
+    emit,
+    environment,
+    free_port,
+    fresh_database,
+    process,
+    purge_queues,
+)
+from notifier.db.models import Notification
+
+FINAL_OR_SENT = ("sent", "delivered", "failed", "expired", "suppressed", "cancelled")
+
+
+def providers_file(directory: Path, latency_ms: float) -> Path:
+    path = directory / "providers.toml"
+    path.write_text(f'[providers.fake]\ntype = "outbox"\npath = "{directory / "outbox"}"\nlatency_ms = {latency_ms}\n'
+                    '[lanes]\n"email.transactional" = ["fake"]\n')
+    return path
+
+
+def noop_ceiling(broker: str, n: int, processes: int, concurrency: int) -> float:
+    from bench.noop_app import app, noop
+
+    key = f"noop-{uuid.uuid4().hex}"
+    counter = redis.Redis.from_url("redis://127.0.0.1:6379/11")
+    app.conf.broker_url = broker
+    env = {**__import__("os").environ, "BENCH_BROKER_URL": broker}
+    with app.connection_for_write() as connection, app.producer_or_acquire(None) as producer:
+        for _ in range(n):
+            noop.apply_async(args=[key], queue="bench.noop", producer=producer, connection=connection)
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        for i in range(processes):
+            stack.enter_context(process([str(BIN / "celery"), "-A", "bench.noop_app", "worker", "-Q", "bench.noop",
+                                         "-P", "threads", "-c", str(concurrency), "-n", f"noop{i}@%h",
+                                         "--without-gossip", "--without-mingle", "-l", "warning"], env))
+        while int(counter.get(key) or 0) < n:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    counter.delete(key)
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--provider-latency-ms", type=float, default=50)
+    parser.add_argument("--broker", choices=sorted(BROKERS), default="redis")
+    parser.add_argument("--worker-processes", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--pool", default="threads")
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+    broker = BROKERS[args.broker]
+    purge_queues(broker)
+
+    ceiling = noop_ceiling(broker, args.n, args.worker_processes, args.concurrency)
+
+    with fresh_database() as database_url, tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        env = environment(database_url, broker, directory,
+                          NOTIFIER_PROVIDERS_FILE=str(providers_file(directory, args.provider_latency_ms)))
+        key = create_key(env)
+        port = free_port()
+        engine = create_engine(database_url)
+        with ExitStack() as stack:
+            stack.enter_context(process([str(BIN / "notifier"), "api", "--port", str(port)], env,
+                                        ready_url=f"http://127.0.0.1:{port}/healthz"))
+            for _ in range(args.worker_processes):
+                stack.enter_context(process([str(BIN / "notifier"), "worker", "--lanes", "email.transactional",
+                                             "--concurrency", str(args.concurrency), "--pool", args.pool], env))
+            time.sleep(3)  # workers connected
+            started = time.perf_counter()
+            headers = {"Authorization": f"Bearer {key}"}
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
+                for start in range(0, args.n, args.batch):
+                    items = [{"channel": "email", "to": f"user{i}@example.com", "subject": "Receipt",
+                              "body": "Thanks, {{ name }}", "data": {"name": "Ada"}, "reference": f"r{i}"}
+                             for i in range(start, min(args.n, start + args.batch))]
+                    response = client.post("/v1/notifications/batch", json={"notifications": items})
+                    response.raise_for_status()
+            posted = time.perf_counter() - started
+            done = 0
+            while time.perf_counter() - started < args.timeout:
+                with engine.connect() as c:
+                    done = c.execute(select(func.count()).select_from(Notification)
+                                     .where(Notification.status.in_(FINAL_OR_SENT))).scalar_one()
+                if done >= args.n:
+                    break
+                time.sleep(0.1)
+            elapsed = time.perf_counter() - started
+        with engine.connect() as c:
+            latencies = [r[0] for r in c.execute(text(
+                "SELECT EXTRACT(EPOCH FROM (sent_at - created_at)) * 1000 FROM notifications "
+                "WHERE sent_at IS NOT NULL ORDER BY 1"))]
+            duplicates = c.execute(text(
+                "SELECT count(*) FROM (SELECT notification_id FROM delivery_events WHERE kind = 'attempt' "
+                "AND provider_message_id IS NOT NULL GROUP BY notification_id HAVING count(*) > 1) d")).scalar_one()
+            total = c.execute(select(func.count()).select_from(Notification)).scalar_one()
+        engine.dispose()
+    purge_queues(broker)
+
+    def pct(p: float) -> float:
+        return round(float(latencies[min(len(latencies) - 1, int(p * len(latencies)))]), 1) if latencies else -1
+
+    emit({
+        "benchmark": "e2e",
+        "broker": args.broker,
+        "notifications": args.n,
+        "stored": total,
+        "provider_latency_ms": args.provider_latency_ms,
+        "worker_processes": args.worker_processes,
+        "concurrency": args.concurrency,
+        "pool": args.pool,
+        "post_seconds": round(posted, 2),
+        "e2e_per_s": round(done / elapsed, 1),
+        "ceiling_per_s": round(ceiling, 1),
+        "ratio": round((done / elapsed) / ceiling, 3),
+        "p50_ms": pct(0.5),
+        "p99_ms": pct(0.99),
+        "lost": args.n - done,
+        "duplicates": duplicates,
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Intake throughput: single POSTs (or --batch N) at 64 connections against PostgreSQL and a broker.
+
+Prints one JSON line: rps, p50/p99, and the ceiling — a bare FastAPI endpoint validating the same
+body, served with the same uvicorn settings — measured in the same run.
+
+    python -m bench.intake [--broker redis|rabbitmq] [--seconds 10] [--connections 64] [--batch 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from bench.common import (
+    BIN,
+    BROKERS,
+    create_key,
+    emit,
+    environment,
+    free_port,
+    fresh_database,
+    process,
+    purge_queues,
+    wrk,
+)
+
+BODY = {"channel": "email", "category": "transactional", "to": "ada@example.com", "subject": "Your receipt",
+        "body": "Thanks, {{ name }}", "data": {"name": "Ada"}, "reference": "order-42"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--broker", choices=sorted(BROKERS), default="redis")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--api-workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=0, help="notifications per batch request (0: single)")
+    args = parser.parse_args()
+
+    broker = BROKERS[args.broker]
+    with fresh_database() as database_url, tempfile.TemporaryDirectory() as tmp:
+        env = environment(database_url, broker, Path(tmp))
+        key = create_key(env)
+        purge_queues(broker)
+        uvicorn_args = ["--workers", str(args.api_workers), "--loop", "uvloop", "--http", "httptools",
+                        "--no-access-log", "--log-level", "warning"]
+        single = json.dumps(BODY)
+        path = "/v1/notifications"
+        body = single
+        if args.batch:
+            path = "/v1/notifications/batch"
+            body = json.dumps({"notifications": [{**BODY, "to": f"user{i}@example.com"} for i in range(args.batch)]})
+
+        port = free_port()
+        with process([str(BIN / "uvicorn"), "bench.bare_app:app", "--port", str(port), *uvicorn_args], env,
+                     ready_url=f"http://127.0.0.1:{port}/docs"):
+            ceiling = wrk(f"http://127.0.0.1:{port}/v1/notifications", single, {}, args.seconds, args.connections)
+
+        port = free_port()
+        api = [str(BIN / "notifier"), "api", "--port", str(port), "--workers", str(args.api_workers)]
+        with process(api, env, ready_url=f"http://127.0.0.1:{port}/healthz"):
+            measured = wrk(f"http://127.0.0.1:{port}{path}", body, {"Authorization": f"Bearer {key}"},
+                           args.seconds, args.connections)
+        purge_queues(broker)
+
+    result = {
+        "benchmark": "intake_batch" if args.batch else "intake",
+        "broker": args.broker,
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "api_workers": args.api_workers,
+        "rps": measured["rps"],
+        "p50_ms": measured["p50_ms"],
+        "p99_ms": measured["p99_ms"],
+        "non_2xx": measured["non_2xx"],
+        "ceiling_rps": ceiling["rps"],
+        "ratio": round(measured["rps"] / ceiling["rps"], 3),
+    }
+    if args.batch:
+        result["batch"] = args.batch
+        result["notifications_per_s"] = round(measured["rps"] * args.batch, 1)
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

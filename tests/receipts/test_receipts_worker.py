@@ -19,11 +19,9 @@ from workers.queues import RECEIPTS
 @pytest.fixture
 def receipts_worker(settings, runtime) -> Iterator[Celery]:  # type: ignore[no-untyped-def]
     app = create_worker_app(settings, pool_size=2)
-    # The thread pool runs each task on ``current_app``, which in a new thread is the process's
-    # *default* app; embedded_worker only sets the current app of the calling thread, so make
-    # this app the default while it runs (see the report on workers/embedded.py).
+    # The thread pool runs each task on the process's *default* app, which embedded_worker sets
+    # to this app: put the previous default back afterwards so no later test runs on this one.
     previous = _state.default_app
-    app.set_default()
     try:
         with embedded_worker(app, [RECEIPTS], concurrency=2):
             yield app

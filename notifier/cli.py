@@ -226,6 +226,31 @@ def keys_create(
     print(plaintext)
 
 
+@keys_app.command("set-callback")
+def keys_set_callback(
+    key_id: Annotated[str, typer.Argument(help="key id or prefix")],
+    url: Annotated[str | None, typer.Option(help="https URL for status webhooks; omit to remove")] = None,
+) -> None:
+    """Send this key's final statuses to URL, signed; prints the new signing secret once."""
+    from notifier.security import Sealer
+
+    settings = _settings()
+    if url is not None and not url.startswith(("https://", "http://")):
+        console.print("[red]the callback URL must be http(s)[/red]")
+        raise typer.Exit(2)
+    with transaction(_sessions(settings)) as session:
+        result = key_store.set_callback(session, key_id, url, Sealer(settings.secret_key, "callback"))
+    if result is None:
+        console.print(f"[red]no key {key_id}[/red]")
+        raise typer.Exit(1)
+    row, secret = result
+    if secret is None:
+        console.print(f"status webhooks of {row.name} removed")
+        return
+    console.print(f"status webhooks of {row.name} go to {url}; signing secret (shown once):")
+    print(secret)
+
+
 @keys_app.command("list")
 def keys_list() -> None:
     """List API keys (never their secrets)."""
@@ -262,7 +287,7 @@ def providers_check(
     connect: Annotated[bool, typer.Option(help="connect/authenticate, send nothing")] = False,
 ) -> None:
     """Validate the providers file; with --connect, reach each provider without sending."""
-    from providers.interface import ConfigurationError, ProviderError
+    from providers.interface import ConfigurationError
     from workers.provider_config import build_chains, load_chains
 
     settings = _settings()
@@ -271,19 +296,7 @@ def providers_check(
     except ConfigurationError as e:
         console.print(f"[red]invalid provider configuration:[/red] {e}")
         raise typer.Exit(2) from e
-    failed = False
-    for lane, providers in chains.items():
-        for provider in providers:
-            try:
-                description = asyncio.run(provider.check(connect=connect))
-                console.print(
-                    f"ok    {lane.value:22} {provider.name} ({provider.kind}): {description}"
-                )
-            except (ConfigurationError, ProviderError) as e:
-                failed = True
-                console.print(
-                    f"[red]FAIL[/red]  {lane.value:22} {provider.name} ({provider.kind}): {e}"
-                )
+    failed = asyncio.run(_check_all(chains, connect))
     raise typer.Exit(1 if failed else 0)
 
 
@@ -307,6 +320,24 @@ def status() -> None:
         table.add_row(f"worker {worker_name}", ",".join(worker_queues))
     Console().print(table)
     raise typer.Exit(0 if report.database_ok and report.broker_ok else 1)
+
+
+async def _check_all(chains, connect: bool) -> bool:  # type: ignore[no-untyped-def]
+    """Check every provider on one event loop, closing each afterwards; True if any failed."""
+    from providers.interface import ConfigurationError, ProviderError
+
+    failed = False
+    for lane, providers in chains.items():
+        for provider in providers:
+            try:
+                description = await provider.check(connect=connect)
+                console.print(f"ok    {lane.value:22} {provider.name} ({provider.kind}): {description}")
+            except (ConfigurationError, ProviderError) as e:
+                failed = True
+                console.print(f"[red]FAIL[/red]  {lane.value:22} {provider.name} ({provider.kind}): {e}")
+            finally:
+                await provider.close()
+    return failed
 
 
 def main() -> None:

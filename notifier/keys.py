@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from notifier.db.models import ApiKey, utcnow
 from notifier.errors import ErrorCode, NotifierError
-from notifier.security import generate_api_key, key_matches, parse_prefix
+from notifier.security import Sealer, generate_api_key, key_matches, parse_prefix
 from providers.interface import Lane
 
 CACHE_SECONDS = 5.0
@@ -86,6 +86,20 @@ def create_key(
     session.add(row)
     session.flush()
     return row, new.plaintext
+
+
+def set_callback(session: Session, id_or_prefix: str, url: str | None, sealer: Sealer) -> tuple[ApiKey, str | None] | None:
+    """Set (or with ``url=None`` clear) the status-webhook URL of a key; a new signing secret is
+    generated, kept sealed, and returned once."""
+    from notifier.webhooks import new_secret
+
+    row = session.scalars(select(ApiKey).where((ApiKey.id == id_or_prefix) | (ApiKey.prefix == id_or_prefix))).first()
+    if row is None:
+        return None
+    secret = new_secret() if url else None
+    row.callback_url = url
+    row.callback_secret_sealed = sealer.seal(secret) if secret else None
+    return row, secret
 
 
 def list_keys(session: Session) -> list[ApiKey]:

@@ -2,8 +2,9 @@
 
 Promotional sends skip anyone with any active suppression. Transactional sends (receipts,
 login codes) skip only addresses that cannot or must not receive mail at all: hard bounces,
-complaints, invalid addresses and invalid device tokens. An unsubscribe from marketing never
-blocks a password reset.
+complaints, invalid addresses, invalid device tokens, and numbers that replied STOP (carriers
+refuse every message to them after that). An unsubscribe from marketing email never blocks a
+password reset.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ TRANSACTIONAL_BLOCKING = frozenset(
         SuppressionReason.COMPLAINT.value,
         SuppressionReason.INVALID_TOKEN.value,
         SuppressionReason.INVALID_ADDRESS.value,
+        SuppressionReason.STOP.value,  # carriers block every message after STOP (Twilio 21610)
     }
 )
 

@@ -223,6 +223,11 @@ class Provider:
                 code="lane_mismatch",
             )
 
+    def serves(self, message: Message) -> bool:
+        """Whether this provider can carry this message at all (a push provider serves one
+        platform); the engine skips providers that cannot, instead of failing on them."""
+        return True
+
     async def send(self, message: Message) -> SendResult:  # pragma: no cover - interface
         raise NotImplementedError
 

@@ -4,7 +4,6 @@ the delivery context, passed explicitly (``app.runtime``, ``app.delivery``)."""
 from __future__ import annotations
 
 from celery import Celery
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from notifier.broker import make_celery
 from notifier.config import Settings
@@ -14,16 +13,8 @@ from workers import campaigns, queues, receipts, sweeper, webhooks
 from workers.context import DeliveryContext
 from workers.delivery import deliver_ids
 from workers.provider_config import ProviderSpec
+from workers.task_policy import TASK_OPTIONS
 
-# The one bounded retry policy for task-level failures (the database briefly unreachable).
-# Provider failures are not task failures: they are recorded and retried by the delivery flow.
-TASK_POLICY = {
-    "autoretry_for": (OperationalError, InterfaceError),
-    "retry_backoff": 2,
-    "retry_backoff_max": 60,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
 
 
 def create_worker_app(
@@ -45,19 +36,17 @@ def create_worker_app(
 
 
 def _register_tasks(app: Celery) -> None:
-    # Tasks close over this app's delivery context, so they are registered with shared=False:
-    # Celery's default (shared=True) would hand every later app the first app's callables.
     delivery: DeliveryContext = app.delivery  # type: ignore[attr-defined]
 
-    @app.task(name="notifier.deliver", shared=False, **TASK_POLICY)
+    @app.task(name="notifier.deliver", **TASK_OPTIONS)
     def deliver(ids: list[str]) -> None:
         deliver_ids(delivery, ids)
 
-    @app.task(name="notifier.sweep", shared=False, **TASK_POLICY)
+    @app.task(name="notifier.sweep", **TASK_OPTIONS)
     def sweep() -> dict[str, int]:
         return sweeper.sweep(delivery.runtime).as_dict()
 
-    @app.task(name="notifier.purge", shared=False, **TASK_POLICY)
+    @app.task(name="notifier.purge", **TASK_OPTIONS)
     def purge() -> dict[str, int]:
         return sweeper.purge(delivery.runtime)
 
@@ -76,6 +65,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
             "task": "notifier.purge",
             "schedule": 3600.0,
             "options": {"queue": queues.MAINTENANCE, "expires": 1800},
+        },
+        "webhooks": {
+            "task": "notifier.webhooks.dispatch",
+            "schedule": 2.0,
+            "options": {"queue": queues.WEBHOOKS, "expires": 10},
         },
         "campaigns-resume-stalled": {
             "task": campaigns.RESUME_STALLED,

@@ -11,36 +11,29 @@ unique per occurrence, the fan-out cursor moves with a compare-and-set).
 from __future__ import annotations
 
 from celery import Celery
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from notifier.campaigns import runs
 from notifier.runtime import Runtime
+from workers.task_policy import TASK_OPTIONS
 
 FIRE = runs.FIRE_TASK
 RUN = runs.RUN_TASK
 RESUME_STALLED = "notifier.campaigns.resume_stalled"
 
-POLICY = {
-    "autoretry_for": (OperationalError, InterfaceError),
-    "retry_backoff": 2,
-    "retry_backoff_max": 60,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
 
 
 def register(app: Celery) -> None:
     """Register the campaign tasks on ``app``."""
     runtime: Runtime = app.runtime  # type: ignore[attr-defined]
 
-    @app.task(name=FIRE, **POLICY)
+    @app.task(name=FIRE, **TASK_OPTIONS)
     def fire(campaign_id: str) -> str | None:
         return runs.fire(runtime, campaign_id)
 
-    @app.task(name=RUN, **POLICY)
+    @app.task(name=RUN, **TASK_OPTIONS)
     def run(run_id: str) -> dict[str, object]:
         return runs.run(runtime, run_id).__dict__
 
-    @app.task(name=RESUME_STALLED, **POLICY)
+    @app.task(name=RESUME_STALLED, **TASK_OPTIONS)
     def resume_stalled() -> list[str]:
         return runs.resume_stalled(runtime)

@@ -64,7 +64,11 @@ class DeliveryContext:
             return self.__dict__["_engine"]
 
     def close(self) -> None:
-        if "_engine" in self.__dict__:
-            self.loop.run(self.__dict__["_engine"].close(), timeout=10)
-        if "_loop" in self.__dict__:
-            self.__dict__["_loop"].stop()
+        """Close provider connections and stop the loop; safe to call more than once."""
+        with self._lock:
+            engine = self.__dict__.pop("_engine", None)
+            loop = self.__dict__.pop("_loop", None)
+        if engine is not None and loop is not None:
+            loop.run(engine.close(), timeout=10)
+        if loop is not None:
+            loop.stop()

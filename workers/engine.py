@@ -95,13 +95,13 @@ class DeliveryEngine:
 
     async def deliver(self, message: Message, resume_with: str | None = None) -> Outcome:
         outcome = Outcome()
-        chain = self.chain_for(message.lane, resume_with)
+        chain = [p for p in self.chain_for(message.lane, resume_with) if p.serves(message)]
         if not chain:
             outcome.attempts.append(
                 Attempt(
                     "none",
                     0.0,
-                    error=TransientError(f"no provider configured for lane {message.lane}"),
+                    error=TransientError(f"no provider configured for lane {message.lane} serves this message"),
                 )
             )
             return outcome

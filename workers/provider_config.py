@@ -12,7 +12,8 @@
     "email.transactional" = ["ses-main", "smtp-backup"]
 
 An option named ``X_env`` becomes ``X`` read from that environment variable; ``X_file`` becomes
-``X`` read from that file. Secret options written literally in the file are refused. Without a
+``X`` read from that file (except the options that are paths the adapter itself opens:
+``ca_file``, ``key_file``, ``service_account_file``). Secret options written literally in the file are refused. Without a
 providers file every lane uses the outbox provider (the embedded default).
 """
 
@@ -28,6 +29,8 @@ from typing import Any
 from providers.interface import ConfigurationError, Lane, Provider
 
 ENTRY_POINT_GROUP = "notifier.providers"
+# options whose value is itself a path the adapter opens (not "read this option from a file")
+PATH_OPTIONS = frozenset({"ca_file", "key_file", "service_account_file"})
 SECRET_OPTIONS = frozenset(
     {
         "password",
@@ -90,7 +93,7 @@ def _spec(name: str, block: dict[str, Any]) -> ProviderSpec:
             continue
         if key.endswith("_env"):
             options[key[:-4]] = _from_env(name, str(value))
-        elif key.endswith("_file") and key[:-5] in SECRET_OPTIONS:
+        elif key.endswith("_file") and key not in PATH_OPTIONS:
             options[key[:-5]] = _from_file(name, str(value))
         elif key in SECRET_OPTIONS:
             raise ConfigurationError(

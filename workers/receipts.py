@@ -15,6 +15,8 @@ from typing import Any
 
 from celery import Celery
 
+from workers.task_policy import TASK_OPTIONS
+
 from notifier.receipts.schemas import APPLY_TASK, receipt_from_payload, receipt_to_payload
 from notifier.receipts.service import apply_receipts
 from providers.interface import ConfigurationError
@@ -27,13 +29,12 @@ LATE_RECEIPT_DELAYS: tuple[float, ...] = (5.0, 30.0, 120.0)
 
 def register(app: Celery) -> None:
     """Register the receipt tasks on ``app``."""
-    from workers.app import TASK_POLICY  # workers.app imports this module first
 
     delivery = app.delivery  # type: ignore[attr-defined]
 
     # shared=False: a shared task would be attached to every Celery app created later in the
     # process, bound to this app's delivery context (tests build many apps).
-    @app.task(name=APPLY_TASK, queue=queues.RECEIPTS, shared=False, **TASK_POLICY)
+    @app.task(name=APPLY_TASK, queue=queues.RECEIPTS, **TASK_OPTIONS)
     def apply(payloads: list[dict[str, Any]], late_tries: int = 0) -> dict[str, int]:
         receipts = []
         for payload in payloads:

@@ -309,6 +309,9 @@ class Intake:
                 item.row["sealed_content"] = None
             events.append(_first_event(item.row, suppression.reason if suppression else None))
         repository.insert_notifications(session, [p.row for p in prepared], events)
+        suppressed = [p.id for p in prepared if p.row["status"] == Status.SUPPRESSED.value]
+        if suppressed:
+            repository.owe_webhooks(session, suppressed, Status.SUPPRESSED)
 
     def store_group(self, prepared: list[Prepared]) -> None:
         """One transaction for a group of prepared notifications (the group committer's write)."""

@@ -7,10 +7,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from notifier.db.models import DeliveryEvent, IdempotencyRecord, Notification, Suppression, utcnow
+from notifier.db.models import (
+    ApiKey,
+    DeliveryEvent,
+    IdempotencyRecord,
+    Notification,
+    Suppression,
+    UTCDateTime,
+    WebhookDelivery,
+    utcnow,
+)
 from notifier.errors import ErrorCode, field_error
 from notifier.statuses import ALLOWED_FROM, Status
 
@@ -46,7 +55,31 @@ def move(
         .values(status=target.value, updated_at=utcnow(), **values)
         .returning(Notification.id)
     )
-    return list(session.execute(stmt, execution_options={"synchronize_session": False}).scalars())
+    moved = list(session.execute(stmt, execution_options={"synchronize_session": False}).scalars())
+    if target.is_final and moved:
+        owe_webhooks(session, moved, target)
+    return moved
+
+
+def owe_webhooks(session: Session, ids: Sequence[str], status: Status) -> None:
+    """Record, in the caller's transaction, a status webhook for each of these notifications
+    whose API key has a callback URL (the transactional outbox the webhooks queue drains)."""
+    now = utcnow()
+    owed = (
+        select(
+            Notification.id, Notification.api_key_id, literal("pending"), literal(status.value), literal(0),
+            literal(now, UTCDateTime), literal(now, UTCDateTime), literal(now, UTCDateTime),
+        )
+        .join(ApiKey, ApiKey.id == Notification.api_key_id)
+        .where(Notification.id.in_(list(ids)), ApiKey.callback_url.is_not(None))
+    )
+    session.execute(
+        insert(WebhookDelivery).from_select(
+            ["notification_id", "api_key_id", "status", "notification_status", "attempts", "next_attempt_at",
+             "created_at", "updated_at"],
+            owed,
+        )
+    )
 
 
 def get(session: Session, notification_id: str) -> Notification | None:

@@ -254,6 +254,9 @@ class ApnsProvider(Provider):
 
     # ------------------------------------------------------------------ send
 
+    def serves(self, message: Message) -> bool:
+        return isinstance(message, PushMessage) and message.platform == PushPlatform.APNS
+
     async def send(self, message: Message) -> SendResult:
         self.ensure_lane(message)
         if not isinstance(message, PushMessage) or message.platform != PushPlatform.APNS:

@@ -283,6 +283,9 @@ class FcmProvider(Provider):
         )
         return client
 
+    def serves(self, message: Message) -> bool:
+        return isinstance(message, PushMessage) and message.platform == PushPlatform.FCM
+
     async def send(self, message: Message) -> SendResult:
         self.ensure_lane(message)
         if not isinstance(message, PushMessage) or message.platform != PushPlatform.FCM:

@@ -150,7 +150,7 @@ def test_consent_and_suppression_matrix(client, manager, runtime, lane, channel,
     ("reason", "blocks_transactional"),
     [
         ("unsubscribed", False),
-        ("stop", False),
+        ("stop", True),  # carriers block every message after STOP
         ("manual", False),
         ("hard_bounce", True),
         ("complaint", True),

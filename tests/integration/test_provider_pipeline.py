@@ -483,11 +483,6 @@ def test_connection_refused_fails_over(run, kind: str) -> None:  # type: ignore[
     assert KINDS[kind].backup_received(fakes) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug (see report): a push lane's chain is not filtered by platform, so an APNs "
-    "push is offered to FCM first, which refuses it permanently and ends the chain",
-)
 def test_one_push_lane_serves_both_platforms(client, auth, build, fcm, apns) -> None:  # type: ignore[no-untyped-def]
     app = build(
         {"fcm-main": fcm_block(fcm), "apns-main": apns_block(apns)},

@@ -15,6 +15,7 @@ from workers.engine import DeliveryEngine
 from workers.event_loop import LoopThread
 from workers.provider_config import ProviderSpec, build_chains, load_chains
 from workers.retry_policy import RetryPolicy
+from workers.throttle import ProviderThrottle
 
 
 class DeliveryContext:
@@ -59,7 +60,9 @@ class DeliveryContext:
             if "_engine" not in self.__dict__:
                 providers = self._providers if self._providers is not None else build_chains(self.specs)
                 self.__dict__["_engine"] = DeliveryEngine(
-                    providers, timeout=self.runtime.settings.provider_timeout_seconds
+                    providers,
+                    timeout=self.runtime.settings.provider_timeout_seconds,
+                    throttle=ProviderThrottle(self.runtime.limiter),
                 )
             return self.__dict__["_engine"]
 

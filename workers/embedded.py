@@ -35,6 +35,7 @@ def embedded_worker(
     concurrency: int = 16,
     pool: str = "threads",
     beat_schedule_file: Path | None = None,
+    beat_scheduler: str | None = None,
     loglevel: str = "WARNING",
     start_timeout: float = 30.0,
 ) -> Iterator[WorkController]:
@@ -61,7 +62,8 @@ def embedded_worker(
     beat = None
     if beat_schedule_file is not None:
         beat_schedule_file.parent.mkdir(parents=True, exist_ok=True)
-        beat = EmbeddedService(app, thread=True, schedule_filename=str(beat_schedule_file))
+        options = {"scheduler_cls": beat_scheduler} if beat_scheduler else {}
+        beat = EmbeddedService(app, thread=True, schedule_filename=str(beat_schedule_file), **options)
         beat.start()
     try:
         yield worker

@@ -25,6 +25,7 @@ from providers.interface import (
     TransientError,
 )
 from workers.circuit import CircuitBreaker
+from workers.throttle import ProviderThrottle
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,12 @@ class Outcome:
 
 
 class DeliveryEngine:
-    def __init__(self, chains: dict[Lane, list[Provider]], timeout: float = 30.0) -> None:
+    def __init__(
+        self, chains: dict[Lane, list[Provider]], timeout: float = 30.0, throttle: ProviderThrottle | None = None
+    ) -> None:
         self.chains = chains
         self.timeout = timeout
+        self.throttle = throttle
         self.breakers: dict[str, CircuitBreaker] = {}
         for providers in chains.values():
             for provider in providers:
@@ -127,6 +131,8 @@ class DeliveryEngine:
         return outcome
 
     async def _attempt(self, provider: Provider, message: Message) -> Attempt:
+        if self.throttle is not None:
+            await self.throttle.acquire(provider)  # the account's shared send rate, before the clock starts
         started = time.perf_counter()
         try:
             result = await asyncio.wait_for(provider.send(message), self.timeout)

@@ -10,6 +10,11 @@ from alembic.config import Config
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+    """sqlalchemy-celery-beat creates and owns its ``celery_*`` tables: not ours to migrate."""
+    return not (type_ == "table" and name and name.startswith("celery_"))
+
+
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

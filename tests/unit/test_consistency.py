@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from notifier.db.all_models import Base
-from notifier.db.migrate import upgrade
+from notifier.db.migrate import include_object, upgrade
 from notifier.errors import HTTP_STATUS, ErrorCode
 from providers.interface import Lane
 from workers.queues import ALL_QUEUES
@@ -33,7 +33,8 @@ def _diff(url: str) -> list:
     upgrade(url)
     engine = create_engine(url)
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(connection, opts={"include_object": include_object})
+        diff = compare_metadata(context, Base.metadata)
     engine.dispose()
     return diff
 

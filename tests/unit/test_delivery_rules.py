@@ -160,3 +160,23 @@ def test_unknown_provider_type_is_refused(tmp_path: Path) -> None:
     config.write_text('[providers.x]\ntype = "carrier-pigeon"\n[lanes]\n"sms.transactional" = ["x"]\n')
     with pytest.raises(ConfigurationError, match="no provider type"):
         build_chains(load_chains(config, tmp_path))
+
+
+def test_a_providers_shared_send_rate_is_respected() -> None:
+    import time as clock
+
+    from notifier.ratelimit import RateLimiter
+    from workers.throttle import ProviderThrottle, rule_for
+
+    limited = ScriptedProvider("twilio-main", Lane.EMAIL_TRANSACTIONAL, options={"rate_limit": "5/second"})
+    unlimited = ScriptedProvider("box", Lane.EMAIL_TRANSACTIONAL)
+    assert rule_for(limited) == "5/second" and rule_for(unlimited) is None
+    engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [limited]}, throttle=ProviderThrottle(RateLimiter()))
+
+    async def send_many() -> list:
+        return await asyncio.gather(*(engine.deliver(message()) for _ in range(8)))
+
+    started = clock.monotonic()
+    outcomes = asyncio.run(send_many())
+    assert all(o.sent is not None for o in outcomes)  # waited, never failed
+    assert clock.monotonic() - started >= 0.4  # 8 sends at 5/second cannot all go in the first window

@@ -1,0 +1,44 @@
+"""Per-provider-account send rates, shared by every worker on every machine.
+
+A provider's rate comes from its ``rate_limit`` option in the providers file (``limits``
+notation, e.g. ``"100/second"``) or else from its class attribute ``rate_limit_per_second``
+(Twilio's or SES's default account MPS). The count lives in the shared rate-limit storage (Redis
+in production), keyed by the provider's configured name, so ten workers together respect it.
+A send over the rate waits on the event loop until the window allows it; it is never failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from notifier.ratelimit import RateLimiter
+from providers.interface import Provider
+
+
+def rule_for(provider: Provider) -> str | None:
+    configured = provider.options.get("rate_limit")
+    if configured:
+        return str(configured)
+    per_second = getattr(provider, "rate_limit_per_second", None)
+    return f"{per_second:g}/second" if per_second else None
+
+
+class ProviderThrottle:
+    def __init__(self, limiter: RateLimiter, max_wait_step: float = 1.0) -> None:
+        self.limiter = limiter
+        self.max_wait_step = max_wait_step
+
+    async def acquire(self, provider: Provider) -> float:
+        """Wait until ``provider`` may send one more message; returns the seconds waited."""
+        rule = rule_for(provider)
+        waited = 0.0
+        if rule is None:
+            return waited
+        while True:
+            verdict = self.limiter.hit(rule, "provider", provider.name)
+            if verdict.allowed:
+                return waited
+            pause = min(verdict.retry_after, self.max_wait_step) * random.uniform(0.5, 1.0)
+            await asyncio.sleep(pause)
+            waited += pause

@@ -46,6 +46,17 @@ def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
     return make_sessionmaker(make_engine(settings.database_url))
 
 
+def _serve_process_metrics(settings: Settings) -> None:
+    """Workers and beat serve their own /metrics; a second process on one host skips it."""
+    from notifier import metrics, sentry
+
+    sentry.init(settings.sentry_dsn, settings.env.value)
+    try:
+        metrics.serve(settings.metrics_port)
+    except OSError:
+        console.print(f"metrics port {settings.metrics_port} is taken: this process serves no /metrics")
+
+
 @app.command()
 def dev() -> None:
     """Run everything in one process: API, worker, beat, SQLite, in-process broker, outbox."""
@@ -98,6 +109,7 @@ def worker(
     if unknown:
         console.print(f"[red]unknown queues {unknown}[/red]; known: {', '.join(ALL_QUEUES)}")
         raise typer.Exit(2)
+    _serve_process_metrics(settings)
     celery = create_worker_app(settings)
     celery.worker_main(
         [
@@ -131,6 +143,7 @@ def beat() -> None:
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _serve_process_metrics(settings)
     celery = create_worker_app(settings)
     celery.conf.beat_dburi = settings.database_url
     celery.conf.beat_max_loop_interval = 5
@@ -316,6 +329,8 @@ def status() -> None:
     table.add_row("beat last tick", report.beat_last_tick.isoformat(timespec="seconds") if report.beat_last_tick else "never")
     for queue, depth in report.queue_depths.items():
         table.add_row(f"queue {queue}", "?" if depth is None else str(depth))
+    for provider, state in sorted(report.circuits.items()):
+        table.add_row(f"circuit {provider}", state)
     for worker_name, worker_queues in report.workers.items():
         table.add_row(f"worker {worker_name}", ",".join(worker_queues))
     Console().print(table)

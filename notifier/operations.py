@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from notifier.broker import broker_reachable, make_celery
 from notifier.config import Settings
@@ -21,6 +21,7 @@ class StatusReport:
     beat_last_tick: datetime | None = None
     queue_depths: dict[str, int | None] = field(default_factory=dict)
     workers: dict[str, list[str]] = field(default_factory=dict)
+    circuits: dict[str, str] = field(default_factory=dict)
 
 
 def collect_status(settings: Settings, inspect_workers: bool = True) -> StatusReport:
@@ -33,6 +34,8 @@ def collect_status(settings: Settings, inspect_workers: bool = True) -> StatusRe
         with make_sessionmaker(engine)() as session:
             row = session.get(Heartbeat, "sweeper")
             report.beat_last_tick = row.at if row else None
+            for circuit in session.scalars(select(Heartbeat).where(Heartbeat.name.like("circuit:%"))):
+                report.circuits[circuit.name.split(":", 1)[1]] = (circuit.detail or {}).get("state", "unknown")
     except Exception:  # noqa: BLE001 - unreachable or not migrated: reported, not raised
         report.database_ok = report.database_ok
     finally:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from celery import Celery
 
+from notifier.logcontext import request_id_var
 from providers.interface import Lane
 
 DELIVER_TASK = "notifier.deliver"
@@ -41,6 +42,7 @@ class Publisher:
                         queue=queue,
                         routing_key=queue,
                         countdown=countdown,
+                        headers={"request_id": request_id_var.get()},
                     )
         except Exception as e:  # noqa: BLE001 - any broker failure: the sweeper takes over
             log.warning(

@@ -42,3 +42,14 @@ def key(runtime: Runtime) -> str:
 @pytest.fixture
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def worker_app(runtime, settings):  # type: ignore[no-untyped-def]
+    """A worker Celery app on the test database, delivering through the outbox provider."""
+    from workers.app import create_worker_app
+
+    app = create_worker_app(settings, pool_size=5)
+    yield app
+    app.delivery.close()
+    app.runtime.close()

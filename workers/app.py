@@ -9,7 +9,7 @@ from notifier.broker import make_celery
 from notifier.config import Settings
 from notifier.runtime import Runtime
 from providers.interface import Lane, Provider
-from workers import campaigns, queues, receipts, sweeper, webhooks
+from workers import campaigns, log_context, queues, receipts, sweeper, webhooks
 from workers.context import DeliveryContext
 from workers.delivery import deliver_ids
 from workers.provider_config import ProviderSpec
@@ -27,6 +27,7 @@ def create_worker_app(
     app = make_celery(settings)
     runtime = Runtime.build(settings, celery=app, pool_size=pool_size)
     app.runtime = runtime  # type: ignore[attr-defined]
+    log_context.install()
     app.delivery = DeliveryContext(runtime, chains, providers)  # type: ignore[attr-defined]
     _register_tasks(app)
     for module in (receipts, webhooks, campaigns):

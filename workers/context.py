@@ -6,12 +6,15 @@ thread crosses a fork.
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import cached_property
 
 from notifier.runtime import Runtime
 from providers.interface import Lane, Provider
+from workers.circuit import CircuitState
 from workers.engine import DeliveryEngine
+from workers.sweeper import beat
 from workers.event_loop import LoopThread
 from workers.provider_config import ProviderSpec, build_chains, load_chains
 from workers.retry_policy import RetryPolicy
@@ -59,12 +62,23 @@ class DeliveryContext:
         with self._lock:
             if "_engine" not in self.__dict__:
                 providers = self._providers if self._providers is not None else build_chains(self.specs)
-                self.__dict__["_engine"] = DeliveryEngine(
+                engine = DeliveryEngine(
                     providers,
                     timeout=self.runtime.settings.provider_timeout_seconds,
                     throttle=ProviderThrottle(self.runtime.limiter),
                 )
+                engine.on_circuit_change = self._record_circuit
+                self.__dict__["_engine"] = engine
             return self.__dict__["_engine"]
+
+    def _record_circuit(self, provider: str, state: CircuitState) -> None:
+        """Breaker changes are rare: keep the latest in the heartbeats table for /readyz and
+        `notifier status` (best effort: a failure here must not disturb delivery)."""
+        try:
+            beat(self.runtime, f"circuit:{provider}", {"state": state.name.lower()})
+        except Exception:  # noqa: BLE001
+            logging.getLogger("notifier.delivery").warning("provider.circuit.not_recorded",
+                                                           extra={"provider": provider})
 
     def close(self) -> None:
         """Close provider connections and stop the loop; safe to call more than once."""

@@ -24,7 +24,11 @@ from providers.interface import (
     SendResult,
     TransientError,
 )
-from workers.circuit import CircuitBreaker
+import logging
+from typing import Callable
+
+from notifier import metrics
+from workers.circuit import CircuitBreaker, CircuitState
 from workers.throttle import ProviderThrottle
 
 
@@ -84,6 +88,7 @@ class DeliveryEngine:
         self.chains = chains
         self.timeout = timeout
         self.throttle = throttle
+        self.on_circuit_change: Callable[[str, CircuitState], None] | None = None
         self.breakers: dict[str, CircuitBreaker] = {}
         for providers in chains.values():
             for provider in providers:
@@ -122,13 +127,24 @@ class DeliveryEngine:
                 continue
             attempt = await self._attempt(provider, message)
             outcome.attempts.append(attempt)
+            before = breaker.state
             if attempt.result is not None or isinstance(attempt.error, PermanentError):
                 breaker.record_success()  # a definite answer: the provider is healthy
+                self._circuit_changed(provider.name, before, breaker.state)
                 return outcome
             breaker.record_failure()
+            self._circuit_changed(provider.name, before, breaker.state)
             if attempt.error is not None and attempt.error.accepted_unknown:
                 return outcome  # never fail over when the message may have been accepted
         return outcome
+
+    def _circuit_changed(self, provider: str, before: CircuitState, after: CircuitState) -> None:
+        if before == after:
+            return
+        metrics.CIRCUIT_STATE.labels(provider).set(int(after))
+        log.warning("provider.circuit.changed", extra={"provider": provider, "state": after.name.lower()})
+        if self.on_circuit_change is not None:
+            self.on_circuit_change(provider, after)
 
     async def _attempt(self, provider: Provider, message: Message) -> Attempt:
         if self.throttle is not None:
@@ -159,6 +175,9 @@ class DeliveryEngine:
                     await provider.close()
                 except Exception:  # noqa: BLE001 - closing is best effort
                     pass
+
+
+log = logging.getLogger("notifier.delivery")
 
 
 def _ms(started: float) -> float:

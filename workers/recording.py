@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+import logging
+
+from notifier import metrics
 from notifier.db.models import utcnow
 from notifier.db.session import transaction
 from notifier.notifications import repository
@@ -21,6 +24,8 @@ from workers.engine import Attempt, Outcome
 if TYPE_CHECKING:
     from workers.context import DeliveryContext
     from workers.delivery import Job
+
+log = logging.getLogger("notifier.delivery")
 
 Retry = tuple[str, str, float]  # (notification id, lane, delay seconds)
 
@@ -34,6 +39,7 @@ def record_outcomes(
         events: list[dict[str, Any]] = []
         for job, outcome in zip(jobs, outcomes):
             events.extend(_attempt_event(job.id, now, a, job.attempts) for a in outcome.attempts)
+            _observe(job, outcome, now)
             if outcome.sent is not None:
                 events.append(_mark_sent(session, job, outcome.sent, now))
             elif outcome.permanent is not None:
@@ -45,6 +51,24 @@ def record_outcomes(
                     retries.append(retry)
         repository.add_events(session, events)
     return retries
+
+
+def _observe(job: "Job", outcome: Outcome, now: datetime) -> None:
+    """Metrics and one log line per attempt: ids, provider, outcome, latency; never content."""
+    for attempt in outcome.attempts:
+        result = metrics.outcome_of(attempt.error)
+        metrics.SENDS.labels(attempt.provider, job.lane, result).inc()
+        metrics.PROVIDER_LATENCY.labels(attempt.provider, job.lane).observe(attempt.latency_ms / 1000)
+        log.info("delivery.attempt", extra={
+            "notification_id": job.id, "provider": attempt.provider, "lane": job.lane, "outcome": result,
+            "latency_ms": attempt.latency_ms, "response_code": attempt.result.response_code if attempt.result
+            else (attempt.error.code if attempt.error else None),
+        })
+    if outcome.sent is not None:
+        metrics.TIME_TO_SEND.labels(job.lane).observe((now - job.created_at).total_seconds())
+    invalid = outcome.invalid_recipient
+    if invalid is not None:
+        metrics.SUPPRESSIONS.labels(job.channel, invalid.reason.value).inc()
 
 
 def _attempt_event(

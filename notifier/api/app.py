@@ -9,7 +9,9 @@ from fastapi import FastAPI
 
 from notifier.api import errors
 from notifier.api.body_limit import BodyLimitMiddleware
+from notifier.api.observability import ObservabilityMiddleware, metrics_router
 from notifier.api.routers import all_routers
+from notifier import sentry
 from notifier.config import Settings
 from notifier.runtime import Runtime
 
@@ -17,6 +19,7 @@ from notifier.runtime import Runtime
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     runtime = runtime or Runtime.build(settings or Settings())
     settings = runtime.settings
+    sentry.init(settings.sentry_dsn, settings.env.value)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -32,9 +35,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     errors.install(app)
     for router in all_routers():
         app.include_router(router)
+    app.include_router(metrics_router(settings))
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.max_body_bytes,
         limits_by_path={"/v1/notifications/batch": settings.max_batch_bytes},
     )
+    app.add_middleware(ObservabilityMiddleware)  # outermost: ids and metrics for every answer
     return app

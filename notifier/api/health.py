@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy import select, text
+
+from notifier.db.models import Heartbeat
 
 from notifier.api.deps import RuntimeDep
 from notifier.broker import broker_reachable
@@ -25,6 +27,9 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
         "status": "ready" if ready else "unavailable",
         "checks": {name: ("ok" if ok else "unreachable") for name, ok in checks.items()},
     }
+    circuits = _circuits(runtime)
+    if circuits:
+        body["providers"] = circuits  # informational: an open circuit fails over, it is not unreadiness
     if not ready:
         body["error"] = {
             "code": "service_unavailable",
@@ -32,6 +37,15 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
             "details": [],
         }
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _circuits(runtime) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    try:
+        with runtime.sessions() as session:
+            rows = session.scalars(select(Heartbeat).where(Heartbeat.name.like("circuit:%"))).all()
+    except Exception:  # noqa: BLE001 - the database check reports that
+        return {}
+    return {row.name.split(":", 1)[1]: (row.detail or {}).get("state", "unknown") for row in rows}
 
 
 def _database_ok(runtime) -> bool:  # type: ignore[no-untyped-def]

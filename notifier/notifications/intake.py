@@ -24,6 +24,7 @@ from notifier.campaigns.fanout import unsubscribe_link
 from notifier.campaigns.optout import UnsubscribeTokens
 from notifier.campaigns.quiet_hours import quiet_hours_deferral
 from notifier.campaigns.templates import ResolvedTemplate
+from notifier import metrics
 from notifier.config import Settings
 from notifier.db.models import IdempotencyRecord, Notification, Suppression, new_id, utcnow
 from notifier.db.session import transaction
@@ -309,6 +310,8 @@ class Intake:
                 item.row["sealed_content"] = None
             events.append(_first_event(item.row, suppression.reason if suppression else None))
         repository.insert_notifications(session, [p.row for p in prepared], events)
+        for item in prepared:
+            metrics.ACCEPTED.labels(item.row["lane"]).inc()
         suppressed = [p.id for p in prepared if p.row["status"] == Status.SUPPRESSED.value]
         if suppressed:
             repository.owe_webhooks(session, suppressed, Status.SUPPRESSED)

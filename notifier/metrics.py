@@ -1,0 +1,114 @@
+"""Prometheus metrics: one definition of every series, used by the API and the workers.
+
+The names are the contract with ``deploy/prometheus/alerts.yml`` and the Grafana dashboard
+(``tests/deploy`` checks them). The API serves ``/metrics``; each worker and beat process serves
+its own on ``NOTIFIER_METRICS_PORT``. With several API processes (``--workers N``) set
+``PROMETHEUS_MULTIPROC_DIR`` to an empty directory: ``/metrics`` then aggregates all of them.
+Queue depth and beat's last tick are read when scraped, from the broker and the database.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+TIME_TO_SEND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
+
+HTTP_REQUESTS = Counter("notifier_http_requests_total", "Intake requests by route and status",
+                        ["route", "method", "status"])
+HTTP_DURATION = Histogram("notifier_http_request_duration_seconds", "Intake request duration", ["route"],
+                          buckets=LATENCY_BUCKETS)
+ACCEPTED = Counter("notifier_notifications_accepted_total", "Notifications accepted by lane", ["lane"])
+SENDS = Counter("notifier_sends_total", "Provider attempts by outcome", ["provider", "lane", "outcome"])
+PROVIDER_LATENCY = Histogram("notifier_provider_latency_seconds", "Provider call latency", ["provider", "lane"],
+                             buckets=LATENCY_BUCKETS)
+TIME_TO_SEND = Histogram("notifier_time_to_send_seconds", "From accepted to provider accepted", ["lane"],
+                         buckets=TIME_TO_SEND_BUCKETS)
+RETRIES = Counter("notifier_retries_total", "Retries scheduled", ["lane"])
+SUPPRESSIONS = Counter("notifier_suppressions_total", "Suppressions created", ["channel", "reason"])
+CIRCUIT_STATE = Gauge("notifier_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["provider"],
+                      multiprocess_mode="max")
+
+
+def outcome_of(error: object | None) -> str:
+    """The ``outcome`` label of an attempt, from its typed error (None: sent)."""
+    if error is None:
+        return "sent"
+    from providers.interface import InvalidRecipientError, PermanentError, ThrottledError
+
+    if isinstance(error, ThrottledError):
+        return "throttled"
+    if isinstance(error, InvalidRecipientError):
+        return "invalid_recipient"
+    if isinstance(error, PermanentError):
+        return "permanent"
+    return "transient"
+
+
+class DeploymentCollector(Collector):
+    """Queue depth per queue and beat's last tick, read at scrape time (cached a few seconds)."""
+
+    def __init__(self, settings, ttl: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+        self.settings = settings
+        self.ttl = ttl
+        self._cached: tuple[float, list] = (0.0, [])
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        now = time.monotonic()
+        if now - self._cached[0] > self.ttl:
+            self._cached = (now, self._read())
+        yield from self._cached[1]
+
+    def _read(self) -> list[GaugeMetricFamily]:
+        from notifier.operations import collect_status
+
+        report = collect_status(self.settings, inspect_workers=False)
+        depth = GaugeMetricFamily("notifier_queue_depth", "Messages waiting per queue", labels=["queue"])
+        for queue, value in report.queue_depths.items():
+            if value is not None:
+                depth.add_metric([queue], value)
+        families = [depth]
+        if report.beat_last_tick is not None:
+            tick = GaugeMetricFamily("notifier_beat_last_tick_timestamp_seconds", "Last sweeper run (beat ticks)")
+            tick.add_metric([], report.beat_last_tick.timestamp())
+            families.append(tick)
+        return families
+
+
+def registry() -> CollectorRegistry:
+    """The registry to expose: the process's own, or every process's in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        aggregated = CollectorRegistry()
+        multiprocess.MultiProcessCollector(aggregated)
+        return aggregated
+    return REGISTRY
+
+
+def exposition(extra: Collector | None = None) -> bytes:
+    reg = registry()
+    output = generate_latest(reg)
+    if extra is not None:
+        own = CollectorRegistry()
+        own.register(extra)
+        output += generate_latest(own)
+    return output
+
+
+def serve(port: int) -> None:
+    """Serve this process's metrics on ``port`` (workers and beat)."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, registry=registry())

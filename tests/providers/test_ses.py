@@ -48,6 +48,7 @@ def moto_server() -> Iterator[MotoSes]:
 
 @pytest.fixture
 def moto(moto_server: MotoSes) -> Iterator[MotoSes]:
+    moto_server.reset()  # moto's backends are process-wide: start from nothing whatever ran before
     moto_server.verify_identity(SENDER)
     yield moto_server
     moto_server.reset()
@@ -112,8 +113,8 @@ async def test_sends_through_moto(moto: MotoSes, make_provider: MakeProvider) ->
 
     result = await provider.send(email())
 
-    [sent] = moto.sent_messages()
-    assert sent["id"] == result.provider_message_id
+    # moto's backend is process-wide: other tests' messages may be there too, so find ours by id
+    [sent] = [m for m in moto.sent_messages() if m["id"] == result.provider_message_id]
     assert result.response_code == "200"
     assert sent["source"] == SENDER
     assert sent["destinations"] == {"ToAddresses": ["alice@example.com"]}
@@ -122,9 +123,9 @@ async def test_sends_through_moto(moto: MotoSes, make_provider: MakeProvider) ->
 
 
 async def test_text_only_message_through_moto(moto: MotoSes, make_provider: MakeProvider) -> None:
-    await make_provider(moto.endpoint_url).send(email(html=None))
+    result = await make_provider(moto.endpoint_url).send(email(html=None))
 
-    [sent] = moto.sent_messages()
+    [sent] = [m for m in moto.sent_messages() if m["id"] == result.provider_message_id]
     assert sent["body"] == TEXT
 
 

@@ -1,0 +1,113 @@
+"""Support search at scale on PostgreSQL: p50/p95 of the searches the console and API run.
+
+Seeds ``--rows`` notifications with COPY (indexes built after the load, then ANALYZE), then times
+the repository's own queries — by normalised recipient, by caller reference, by provider message
+id — newest 50 first, for random existing values. Baseline in the same run: a primary-key lookup.
+
+    python -m bench.search [--rows 10000000] [--queries 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from bench.common import emit, fresh_database
+from notifier.db.migrate import upgrade
+from notifier.notifications import repository
+
+INDEXES = [
+    "ix_notifications_recipient_created", "ix_notifications_key_created", "ix_notifications_key_reference",
+    "ix_notifications_reference", "ix_notifications_provider_message_id", "ix_notifications_status_published",
+    "ix_notifications_created",
+]
+COLUMNS = ("id", "api_key_id", "channel", "category", "lane", "status", "recipient", "reference", "sensitive_fields",
+           "created_at", "updated_at", "attempts", "provider", "provider_message_id")
+
+
+def seed(url: str, rows: int, recipients: int) -> str:
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    key_id = str(uuid.uuid4())
+    start = datetime.now(timezone.utc) - timedelta(days=90)
+    rng = random.Random(42)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("INSERT INTO api_keys (id, name, prefix, secret_hash, scopes, created_at) "
+                     "VALUES (%s, 'bench', 'benchprefix0', 'x', '[]', now())", (key_id,))
+        definitions = {name: conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (name,))
+                       .fetchone()[0] for name in INDEXES}
+        for name in INDEXES:
+            conn.execute(f"DROP INDEX {name}")
+        with conn.cursor().copy(f"COPY notifications ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for i in range(rows):
+                created = start + timedelta(seconds=i * 90 * 86400 / rows)
+                channel = "email" if i % 3 else "sms"
+                recipient = (f"user{rng.randrange(recipients)}@example.com" if channel == "email"
+                             else f"+4479{rng.randrange(10**8):08d}")
+                copy.write_row((str(uuid.uuid4()), key_id, channel, "transactional", f"{channel}.transactional",
+                                "sent", recipient, f"order-{i}", "[]", created, created, 1, "outbox",
+                                f"pm-{i}"))
+        for definition in definitions.values():
+            conn.execute(definition)
+        conn.execute("ANALYZE notifications")
+    return key_id
+
+
+def timed(fn, samples: int) -> list[float]:  # type: ignore[no-untyped-def]
+    durations = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        fn()
+        durations.append((time.perf_counter() - started) * 1000)
+    return durations
+
+
+def pcts(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"p50_ms": round(statistics.median(ordered), 3), "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args()
+    with fresh_database() as url:
+        upgrade(url)
+        started = time.perf_counter()
+        key_id = seed(url, args.rows, recipients=max(1000, args.rows // 20))
+        seeded = time.perf_counter() - started
+        engine = create_engine(url)
+        rng = random.Random(7)
+        with Session(engine) as session:
+            sample = session.execute(text(
+                "SELECT id, recipient, reference, provider_message_id FROM notifications TABLESAMPLE SYSTEM (1) "
+                f"LIMIT {args.queries}")).all()
+            by_recipient = timed(lambda: repository.search(session, repository.Filters(
+                recipients=[rng.choice(sample).recipient]), None, 50), len(sample))
+            by_reference = timed(lambda: repository.search(session, repository.Filters(
+                api_key_id=key_id, reference=rng.choice(sample).reference), None, 50), len(sample))
+            by_message_id = timed(lambda: repository.search(session, repository.Filters(
+                provider_message_id=rng.choice(sample).provider_message_id), None, 50), len(sample))
+            baseline = timed(lambda: repository.get(session, rng.choice(sample).id) and session.expunge_all(),
+                             len(sample))
+        engine.dispose()
+    combined = pcts(by_recipient + by_reference + by_message_id)
+    emit({
+        "benchmark": "search", "rows": args.rows, "seed_seconds": round(seeded, 1), "queries": len(sample) * 3,
+        **combined,
+        "recipient": pcts(by_recipient), "reference": pcts(by_reference), "provider_message_id": pcts(by_message_id),
+        "baseline_pk_lookup": pcts(baseline),
+        "ratio_p50_to_pk_lookup": round(combined["p50_ms"] / pcts(baseline)["p50_ms"], 2),
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -111,7 +111,8 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
             proc.wait(10)
 
 
-def wrk(url: str, body: str, headers: dict[str, str], seconds: int, connections: int, threads: int = 2) -> dict:
+def wrk(url: str, body: str, headers: dict[str, str], seconds: int, connections: int, threads: int = 2,
+        timeout: int = 30) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
@@ -120,7 +121,9 @@ def wrk(url: str, body: str, headers: dict[str, str], seconds: int, connections:
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
     script.write("\n".join(lines) + "\n")
     script.close()
+    threads = min(threads, connections)
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                          "--timeout", f"{timeout}s",
                           "-s", script.name, url], capture_output=True, text=True, check=True).stdout
     return parse_wrk(out)
 

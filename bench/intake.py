@@ -61,14 +61,15 @@ def main() -> None:
         port = free_port()
         api = [str(BIN / "notifier"), "api", "--port", str(port), "--workers", str(args.api_workers)]
         with process(api, env, ready_url=f"http://127.0.0.1:{port}/healthz"):
+            connections = min(args.connections, args.api_workers * 2) if args.batch else args.connections
             measured = wrk(f"http://127.0.0.1:{port}{path}", body, {"Authorization": f"Bearer {key}"},
-                           args.seconds, args.connections)
+                           args.seconds, connections)
         purge_queues(broker)
 
     result = {
         "benchmark": "intake_batch" if args.batch else "intake",
         "broker": args.broker,
-        "connections": args.connections,
+        "connections": min(args.connections, args.api_workers * 2) if args.batch else args.connections,
         "seconds": args.seconds,
         "api_workers": args.api_workers,
         "rps": measured["rps"],

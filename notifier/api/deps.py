@@ -15,7 +15,7 @@ from notifier.keys import Caller
 from notifier.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:  # async: no thread hop for a lookup
     return request.app.state.runtime
 
 

@@ -18,7 +18,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip per transaction on the hot path. Stale connections are
+    # recycled by age, and a connection lost anyway fails one transaction, which callers retry
+    # (tasks by their retry policy, intake with a 503 the client retries).
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

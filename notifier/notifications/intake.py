@@ -71,6 +71,7 @@ class Outcome:
     notification: Notification | None = None
     replayed: bool = False
     error: NotifierError | None = None
+    accepted: dict[str, Any] | None = None  # batch items: the stored row
 
 
 @dataclass
@@ -172,7 +173,7 @@ class Intake:
         for index in range(len(items)):
             outcome = batch.outcomes[index]
             if outcome.error is None:
-                outcome.notification = Notification(**next(accepted).row)
+                outcome.accepted = next(accepted).row  # a plain row: no ORM object per item
             results.append(outcome)
         return results
 

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, insert, literal, or_, select, update
+from psycopg.types.json import Json as PgJson
+from sqlalchemy import JSON, Table, and_, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from notifier.db.models import (
@@ -25,11 +26,33 @@ from notifier.statuses import ALLOWED_FROM, Status
 
 
 def insert_notifications(session: Session, rows: Sequence[dict], events: Sequence[dict]) -> None:
-    """One multi-row insert for the notifications and one for their first events."""
+    """One bulk write for the notifications and one for their first events: COPY on PostgreSQL
+    (the cheapest path for the group commit, in both database and Python time), a multi-row
+    insert elsewhere."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        copy_rows(session, Notification.__table__, rows)
+        copy_rows(session, DeliveryEvent.__table__, events)
+        return
     if rows:
         session.execute(insert(Notification), list(rows))
     if events:
         session.execute(insert(DeliveryEvent), list(events))
+
+
+def copy_rows(session: Session, table: Table, rows: Sequence[dict]) -> None:
+    """COPY ``rows`` (dicts of column values) into ``table`` inside the session's transaction."""
+    if not rows:
+        return
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    driver = session.connection().connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(
+        f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row([
+                PgJson(row.get(c)) if c in json_columns and row.get(c) is not None else row.get(c) for c in columns
+            ])
 
 
 def add_events(session: Session, events: Iterable[dict]) -> None:

@@ -46,12 +46,15 @@ def providers_file(directory: Path, latency_ms: float) -> Path:
 
 
 def noop_ceiling(broker: str, n: int, processes: int, concurrency: int) -> float:
+    import os
+
+    os.environ["BENCH_BROKER_URL"] = broker
     from bench.noop_app import app, noop
 
     key = f"noop-{uuid.uuid4().hex}"
     counter = redis.Redis.from_url("redis://127.0.0.1:6379/11")
     app.conf.broker_url = broker
-    env = {**__import__("os").environ, "BENCH_BROKER_URL": broker}
+    env = {**os.environ, "BENCH_BROKER_URL": broker}
     with app.connection_for_write() as connection, app.producer_or_acquire(None) as producer:
         for _ in range(n):
             noop.apply_async(args=[key], queue="bench.noop", producer=producer, connection=connection)

@@ -11,7 +11,6 @@ A task carries one or more notification ids of one lane. It
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,9 +57,7 @@ def deliver_ids(ctx: DeliveryContext, ids: Sequence[str]) -> None:
 
 
 async def _send_all(ctx: DeliveryContext, jobs: list[Job]) -> list[Outcome]:
-    return list(
-        await asyncio.gather(*(ctx.engine.deliver(j.message, j.pinned_provider) for j in jobs))
-    )
+    return await ctx.engine.deliver_many([(j.message, j.pinned_provider) for j in jobs])
 
 
 def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:

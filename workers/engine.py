@@ -25,7 +25,7 @@ from providers.interface import (
     TransientError,
 )
 import logging
-from typing import Callable
+from typing import Callable, Sequence
 
 from notifier import metrics
 from workers.circuit import CircuitBreaker, CircuitState
@@ -102,30 +102,38 @@ class DeliveryEngine:
                 return pinned
         return providers
 
-    async def deliver(self, message: Message, resume_with: str | None = None) -> Outcome:
-        outcome = Outcome()
+    async def deliver_many(self, messages: Sequence[tuple[Message, str | None]]) -> list[Outcome]:
+        """Deliver concurrently under one deadline for the whole group (``timeout``): one timer,
+        not one per send. Whatever has not finished by then is cancelled and recorded as a
+        timeout whose acceptance is unknown if the request had been sent."""
+        outcomes = [Outcome() for _ in messages]
+        tasks = [asyncio.ensure_future(self.deliver(m, r, o)) for (m, r), o in zip(messages, outcomes)]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return outcomes
+
+    async def deliver(self, message: Message, resume_with: str | None = None, outcome: Outcome | None = None) -> Outcome:
+        """Try the lane's providers in order, appending each attempt to ``outcome`` as it ends
+        (so a cancellation keeps what happened so far)."""
+        outcome = outcome if outcome is not None else Outcome()
         chain = [p for p in self.chain_for(message.lane, resume_with) if p.serves(message)]
         if not chain:
             outcome.attempts.append(
-                Attempt(
-                    "none",
-                    0.0,
-                    error=TransientError(f"no provider configured for lane {message.lane} serves this message"),
-                )
+                Attempt("none", 0.0, error=TransientError(
+                    f"no provider configured for lane {message.lane} serves this message"))
             )
             return outcome
         for provider in chain:
             breaker = self.breakers[provider.name]
             if not breaker.allow():
                 outcome.attempts.append(
-                    Attempt(
-                        provider.name,
-                        0.0,
-                        error=TransientError("circuit open: provider skipped", code="circuit_open"),
-                    )
+                    Attempt(provider.name, 0.0, error=TransientError("circuit open: provider skipped", code="circuit_open"))
                 )
                 continue
-            attempt = await self._attempt(provider, message)
+            attempt = await self._attempt(provider, message, outcome)
             outcome.attempts.append(attempt)
             before = breaker.state
             if attempt.result is not None or isinstance(attempt.error, PermanentError):
@@ -146,20 +154,20 @@ class DeliveryEngine:
         if self.on_circuit_change is not None:
             self.on_circuit_change(provider, after)
 
-    async def _attempt(self, provider: Provider, message: Message) -> Attempt:
+    async def _attempt(self, provider: Provider, message: Message, outcome: Outcome) -> Attempt:
         if self.throttle is not None:
             await self.throttle.acquire(provider)  # the account's shared send rate, before the clock starts
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(provider.send(message), self.timeout)
+            result = await provider.send(message)
             return Attempt(provider.name, _ms(started), result=result)
         except ProviderError as e:
             return Attempt(provider.name, _ms(started), error=e)
-        except TimeoutError:
-            error = TransientError(
-                f"no answer within {self.timeout:g}s", code="timeout", accepted_unknown=True
-            )
-            return Attempt(provider.name, _ms(started), error=error)
+        except asyncio.CancelledError:
+            # the group's deadline passed while this request was with the provider
+            error = TransientError(f"no answer within {self.timeout:g}s", code="timeout", accepted_unknown=True)
+            outcome.attempts.append(Attempt(provider.name, _ms(started), error=error))
+            raise
         except Exception as e:  # noqa: BLE001 - an adapter bug must not lose the message
             error = TransientError(
                 f"unexpected {type(e).__name__} in provider adapter",

@@ -52,8 +52,10 @@ class ProviderSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def provider_classes() -> dict[str, type[Provider]]:
-    return {ep.name: ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)}
+def provider_classes(kinds: set[str] | None = None) -> dict[str, type[Provider]]:
+    """Provider classes by type name, from the entry points; only ``kinds`` are imported (a
+    worker that sends through SMTP need not import boto3)."""
+    return {ep.name: ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP) if kinds is None or ep.name in kinds}
 
 
 def default_chains(outbox_dir: Path, latency_ms: float = 0) -> dict[Lane, list[ProviderSpec]]:
@@ -124,7 +126,7 @@ def _from_file(provider: str, path: str) -> str:
 
 def build_chains(chains: dict[Lane, list[ProviderSpec]]) -> dict[Lane, list[Provider]]:
     """Instantiate one provider object per (spec, lane)."""
-    classes = provider_classes()
+    classes = provider_classes({spec.kind for specs in chains.values() for spec in specs})
     built: dict[Lane, list[Provider]] = {}
     for lane, specs in chains.items():
         built[lane] = []

@@ -37,11 +37,13 @@ def record_outcomes(
     retries: list[Retry] = []
     with transaction(ctx.runtime.sessions) as session:
         events: list[dict[str, Any]] = []
+        sent: list[tuple[Job, Attempt]] = []
         for job, outcome in zip(jobs, outcomes):
             events.extend(_attempt_event(job.id, now, a, job.attempts) for a in outcome.attempts)
             _observe(job, outcome, now)
             if outcome.sent is not None:
-                events.append(_mark_sent(session, job, outcome.sent, now))
+                sent.append((job, outcome.sent))
+                events.append(_sent_event(job, outcome.sent, now))
             elif outcome.permanent is not None:
                 events.append(_mark_failed(session, job, outcome, now))
             else:
@@ -49,6 +51,7 @@ def record_outcomes(
                 events.append(event)
                 if retry is not None:
                     retries.append(retry)
+        repository.mark_sent(session, [(job.id, a.provider, a.result.provider_message_id) for job, a in sent], now)
         repository.add_events(session, events)
     return retries
 
@@ -98,19 +101,8 @@ def _attempt_event(
     }
 
 
-def _mark_sent(session: Session, job: Job, attempt: Attempt, now: datetime) -> dict[str, Any]:
+def _sent_event(job: Job, attempt: Attempt, now: datetime) -> dict[str, Any]:
     assert attempt.result is not None
-    repository.move(
-        session,
-        [job.id],
-        Status.SENT,
-        sent_at=now,
-        provider=attempt.provider,
-        provider_message_id=attempt.result.provider_message_id,
-        sealed_content=None,
-        pinned_provider=None,
-        status_reason=None,
-    )
     return {
         "notification_id": job.id,
         "created_at": now,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg.types.json import Json as PgJson
-from sqlalchemy import JSON, Table, and_, func, insert, literal, or_, select, update
+from sqlalchemy import JSON, Table, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from notifier.db.models import (
@@ -57,8 +57,28 @@ def copy_rows(session: Session, table: Table, rows: Sequence[dict]) -> None:
 
 def add_events(session: Session, events: Iterable[dict]) -> None:
     events = list(events)
-    if events:
+    if not events:
+        return
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        copy_rows(session, DeliveryEvent.__table__, events)
+    else:
         session.execute(insert(DeliveryEvent), events)
+
+
+_SENT = (
+    update(Notification.__table__)
+    .where(Notification.__table__.c.id == bindparam("b_id"), Notification.__table__.c.status == Status.SENDING.value)
+    .values(status=Status.SENT.value, sent_at=bindparam("b_now"), updated_at=bindparam("b_now"),
+            provider=bindparam("b_provider"), provider_message_id=bindparam("b_message_id"),
+            sealed_content=None, pinned_provider=None, status_reason=None)
+)
+
+
+def mark_sent(session: Session, sent: Sequence[tuple[str, str, str]], now: datetime) -> None:
+    """``sending -> sent`` for many notifications in one executemany: (id, provider, message id).
+    The same guard as :func:`move` (only from ``sending``), without a statement per row."""
+    if sent:
+        session.execute(_SENT, [{"b_id": i, "b_now": now, "b_provider": p, "b_message_id": m} for i, p, m in sent])
 
 
 def move(

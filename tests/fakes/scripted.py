@@ -1,11 +1,12 @@
 """A provider that answers from a script: stands in for a vendor in engine and pipeline tests.
 
-Each ``send`` pops the next scripted answer (a SendResult or a ProviderError to raise); when the
-script is empty it accepts. It records every message it was given.
+Each ``send`` pops the next scripted answer (a SendResult, a ProviderError to raise, or a float:
+seconds to wait before accepting); when the script is empty it accepts. It records every message it was given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any, ClassVar, Mapping
 
@@ -17,7 +18,7 @@ class ScriptedProvider(Provider):
     channel: ClassVar[Channel | None] = None
 
     def __init__(self, name: str, lane: Lane, options: Mapping[str, Any] | None = None,
-                 script: list[SendResult | ProviderError] | None = None) -> None:
+                 script: list[SendResult | ProviderError | float] | None = None) -> None:
         self.name = name
         self.lane = lane
         self.options = dict(options or {})
@@ -28,6 +29,9 @@ class ScriptedProvider(Provider):
         self.ensure_lane(message)
         self.received.append(message)
         answer = self.script.pop(0) if self.script else SendResult(f"{self.name}-{uuid.uuid4()}", "202")
+        if isinstance(answer, float):  # a provider that takes this long to answer
+            await asyncio.sleep(answer)
+            answer = SendResult(f"{self.name}-{uuid.uuid4()}", "202")
         if isinstance(answer, ProviderError):
             raise answer
         return answer

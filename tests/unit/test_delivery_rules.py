@@ -180,3 +180,18 @@ def test_a_providers_shared_send_rate_is_respected() -> None:
     outcomes = asyncio.run(send_many())
     assert all(o.sent is not None for o in outcomes)  # waited, never failed
     assert clock.monotonic() - started >= 0.4  # 8 sends at 5/second cannot all go in the first window
+
+
+def test_a_group_deadline_records_unanswered_sends_as_acceptance_unknown() -> None:
+    slow = ScriptedProvider("slow", Lane.EMAIL_TRANSACTIONAL, script=[5.0])
+    backup = ScriptedProvider("backup", Lane.EMAIL_TRANSACTIONAL)
+    fast = ScriptedProvider("fast", Lane.SMS_TRANSACTIONAL)
+    engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [slow, backup], Lane.SMS_TRANSACTIONAL: [fast]}, timeout=0.2)
+    from providers.interface import SmsMessage
+
+    sms = SmsMessage(notification_id="n2", lane=Lane.SMS_TRANSACTIONAL, to="+447911123456", body="hi")
+    stuck, quick = asyncio.run(engine.deliver_many([(message(), None), (sms, None)]))
+    assert quick.sent is not None
+    assert [a.provider for a in stuck.attempts] == ["slow"]
+    assert stuck.sent is None and stuck.resume_with == "slow"  # retried there only, never failed over
+    assert stuck.last.error.code == "timeout" and backup.received == []

@@ -6,7 +6,6 @@ from __future__ import annotations
 from alembic import context
 
 from notifier.db.all_models import Base
-from notifier.db.migrate import include_object
 from notifier.db.session import make_engine
 
 config = context.config

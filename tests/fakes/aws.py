@@ -31,7 +31,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 
 import boto3
@@ -40,6 +40,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from moto.server import ThreadedMotoServer
+
+from tests.fakes.http_server import FakeHTTPServer
 
 TEST_CREDENTIALS = {"aws_access_key_id": "AKIDTESTING", "aws_secret_access_key": "testing"}
 
@@ -170,7 +172,7 @@ class _SesHandler(BaseHTTPRequestHandler):
         return request
 
 
-class _SesHttpServer(ThreadingHTTPServer):
+class _SesHttpServer(FakeHTTPServer):
     daemon_threads = True
     block_on_close = False
 

@@ -35,6 +35,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.fakes.http_server import FakeHTTPServer
+
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # google-auth signs its grants for Google's token endpoint whatever the token_uri, as Google
 # expects: the fake accepts that audience (and its own token URI).
@@ -165,7 +167,7 @@ class FcmFakeServer:
 
     def __init__(self, account: ServiceAccount) -> None:
         self._state = _State(account=account)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = FakeHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.state = self._state  # type: ignore[attr-defined]
         self.port: int = self._httpd.server_address[1]

@@ -28,6 +28,8 @@ from xml.sax.saxutils import escape
 
 from moto.server import ThreadedMotoServer
 
+from tests.fakes.http_server import FakeHTTPServer
+
 REGION = "eu-west-1"
 ACCESS_KEY_ID = "AKIAFAKESNS000000000"
 SECRET_ACCESS_KEY = "fake-sns-secret-access-key-0123456789"
@@ -156,7 +158,7 @@ class FakeSnsApi:
         self._thread: threading.Thread | None = None
 
     def start(self) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = FakeHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -17,7 +17,7 @@ from notifier.api.deps import RuntimeDep
 from notifier.db.session import transaction
 from notifier.errors import NotifierError
 from notifier.statuses import Status
-from notifier.support import actions, audit, forms, search, signin
+from notifier.support import actions, audit, campaign_progress, forms, search, signin
 from notifier.support.cases import load_case, recipient_forms, suppressions_of
 from notifier.support.models import AuditAction
 from notifier.support.search import Criteria, SearchField
@@ -208,6 +208,14 @@ def recipient_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Re
         },
         staff=staff,
     )
+
+
+@router.get("/campaigns")
+def campaigns_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Response:
+    """Progress of every campaign's latest run (read-only, both roles)."""
+    with transaction(runtime.sessions) as session:
+        items = campaign_progress.latest(session)
+    return render(request, "campaigns.html", {"items": items, "statuses": Status}, staff=staff)
 
 
 @router.get("/audit")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -121,7 +122,7 @@ def worker(
             "-c",
             str(concurrency or settings.worker_concurrency),
             "-n",
-            f"{'+'.join(queues)}@%h",
+            f"{'+'.join(queues)}.{os.getpid()}@%h",  # unique per process: two workers on one host must not share a node name
             "--without-gossip",
             "--without-mingle",
             "-l",

@@ -7,6 +7,8 @@ was queued and recovers whatever was being sent when the last process died.
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 from rich.console import Console
 
@@ -25,6 +27,8 @@ def run_dev(settings: Settings) -> None:
     logs.configure(
         settings.log_level, settings.log_format if settings.log_format != "json" else "console"
     )
+    for chatty in ("celery.worker.strategy", "celery.app.trace", "celery.beat"):
+        logging.getLogger(chatty).setLevel("WARNING")  # one line per task every 2 s drowns the console
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     celery = create_worker_app(settings, pool_size=5)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -62,10 +61,6 @@ class GroupCommitter:
 
     def _ensure_started(self) -> None:
         if not self._threads:
-            # The writers make a handful of short database round trips per group; after each
-            # they need the GIL back from the busy event loop. Python's default 5 ms switch
-            # interval turns that into a convoy (tens of ms per group); 0.5 ms does not.
-            sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))
             with self._lock:
                 if not self._threads:
                     for number in range(self._writers):

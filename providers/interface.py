@@ -21,7 +21,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 
@@ -185,6 +186,57 @@ class InvalidRecipientError(PermanentError):
 
 class ConfigurationError(Exception):
     """A provider's configuration is incomplete or inconsistent (raised at start-up)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRule:
+    """One row of an adapter's error table: which typed error a vendor answer becomes."""
+
+    error: type[ProviderError]
+    reason: SuppressionReason | None = None
+    accepted_unknown: bool = False
+
+    def build(
+        self, message: str, code: str | int | None, retry_after: float | None
+    ) -> ProviderError:
+        if issubclass(self.error, InvalidRecipientError):
+            return self.error(
+                message, code=code, reason=self.reason or SuppressionReason.INVALID_ADDRESS
+            )
+        if issubclass(self.error, TransientError):
+            return self.error(
+                message, code=code, retry_after=retry_after, accepted_unknown=self.accepted_unknown
+            )
+        return self.error(message, code=code)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """A Retry-After header as seconds (it may be delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def positive_option(
+    options: Mapping[str, Any], key: str, default: float, provider: str, kind: str
+) -> float:
+    """A numeric option that must be positive (timeouts, pool sizes), refused clearly otherwise."""
+    value = options.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if number <= 0:
+        raise ConfigurationError(f"provider {provider!r} ({kind}): {key} must be a positive number")
+    return number
 
 
 # --------------------------------------------------------------------------- provider

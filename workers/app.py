@@ -16,7 +16,6 @@ from workers.provider_config import ProviderSpec
 from workers.task_policy import TASK_OPTIONS
 
 
-
 def create_worker_app(
     settings: Settings,
     *,

@@ -14,10 +14,10 @@ from notifier.runtime import Runtime
 from providers.interface import Lane, Provider
 from workers.circuit import CircuitState
 from workers.engine import DeliveryEngine
-from workers.sweeper import beat
 from workers.event_loop import LoopThread
 from workers.provider_config import ProviderSpec, build_chains, load_chains
 from workers.retry_policy import RetryPolicy
+from workers.sweeper import beat
 from workers.throttle import ProviderThrottle
 
 

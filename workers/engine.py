@@ -11,9 +11,12 @@ same provider, never blindly elsewhere, because that could send twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
+from notifier import metrics
 from providers.interface import (
     InvalidRecipientError,
     Lane,
@@ -24,10 +27,6 @@ from providers.interface import (
     SendResult,
     TransientError,
 )
-import logging
-from typing import Callable, Sequence
-
-from notifier import metrics
 from workers.circuit import CircuitBreaker, CircuitState
 from workers.throttle import ProviderThrottle
 

@@ -15,12 +15,11 @@ from typing import Any
 
 from celery import Celery
 
-from workers.task_policy import TASK_OPTIONS
-
 from notifier.receipts.schemas import APPLY_TASK, receipt_from_payload, receipt_to_payload
 from notifier.receipts.service import apply_receipts
 from providers.interface import ConfigurationError
 from workers import queues
+from workers.task_policy import TASK_OPTIONS
 
 log = logging.getLogger("notifier.receipts")
 

@@ -6,13 +6,12 @@ provider call is in flight.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
-
-import logging
 
 from notifier import metrics
 from notifier.db.models import utcnow

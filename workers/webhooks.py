@@ -24,6 +24,7 @@ from notifier.notifications import repository
 from notifier.runtime import Runtime
 from notifier.security import Sealer
 from notifier.statuses import EventKind
+from providers.interface import parse_retry_after
 from workers import queues
 from workers.retry_policy import RetryPolicy
 from workers.task_policy import TASK_OPTIONS
@@ -41,16 +42,22 @@ def dispatch(runtime: Runtime, limit: int = 500) -> int:
     """Publish send tasks for due webhooks (pushed forward so a slow send is not published twice)."""
     now = utcnow()
     with transaction(runtime.sessions) as session:
-        ids = list(session.scalars(
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
-            .order_by(WebhookDelivery.next_attempt_at).limit(limit)
-        ))
+        ids = list(
+            session.scalars(
+                select(WebhookDelivery.id)
+                .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+                .order_by(WebhookDelivery.next_attempt_at)
+                .limit(limit)
+            )
+        )
         if ids:
-            session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
-                            .values(next_attempt_at=now + timedelta(seconds=60)))
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(ids))
+                .values(next_attempt_at=now + timedelta(seconds=60))
+            )
     for start in range(0, len(ids), 50):
-        runtime.celery.send_task(SEND_TASK, args=[ids[start:start + 50]], queue=queues.WEBHOOKS)
+        runtime.celery.send_task(SEND_TASK, args=[ids[start : start + 50]], queue=queues.WEBHOOKS)
     return len(ids)
 
 
@@ -63,53 +70,95 @@ def send(runtime: Runtime, client: httpx.Client, delivery_ids: list[int]) -> Non
                 continue
             notification = session.get(Notification, delivery.notification_id)
             key = session.get(ApiKey, delivery.api_key_id)
-            if notification is None or key is None or not key.callback_url or not key.callback_secret_sealed:
+            if (
+                notification is None
+                or key is None
+                or not key.callback_url
+                or not key.callback_secret_sealed
+            ):
                 continue
             url, secret = key.callback_url, sealer.unseal(key.callback_secret_sealed)
-            body = signing.encode({**signing.payload(notification), "status": delivery.notification_status})
+            body = signing.encode(
+                {**signing.payload(notification), "status": delivery.notification_status}
+            )
             attempt = delivery.attempts + 1
         code, retry_after, latency_ms = _post(client, url, secret, body)
-        _record(runtime, delivery_id, delivery.notification_id, attempt, code, retry_after, latency_ms)
+        _record(
+            runtime, delivery_id, delivery.notification_id, attempt, code, retry_after, latency_ms
+        )
 
 
-def _post(client: httpx.Client, url: str, secret: str, body: bytes) -> tuple[str, float | None, float]:
+def _post(
+    client: httpx.Client, url: str, secret: str, body: bytes
+) -> tuple[str, float | None, float]:
     started = time.perf_counter()
-    headers = {"Content-Type": "application/json", signing.SIGNATURE_HEADER: signing.sign(secret, body),
-               "User-Agent": "notifier-webhooks/1"}
+    headers = {
+        "Content-Type": "application/json",
+        signing.SIGNATURE_HEADER: signing.sign(secret, body),
+        "User-Agent": "notifier-webhooks/1",
+    }
     try:
         response = client.post(url, content=body, headers=headers)
-        code, retry_after = str(response.status_code), _retry_after(response)
+        code, retry_after = (
+            str(response.status_code),
+            parse_retry_after(response.headers.get("Retry-After")),
+        )
     except httpx.HTTPError as e:
         code, retry_after = type(e).__name__, None
     return code, retry_after, round((time.perf_counter() - started) * 1000, 2)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    return float(value) if value and value.isdigit() else None
-
-
-def _record(runtime: Runtime, delivery_id: int, notification_id: str, attempt: int, code: str,
-            retry_after: float | None, latency_ms: float) -> None:
+def _record(
+    runtime: Runtime,
+    delivery_id: int,
+    notification_id: str,
+    attempt: int,
+    code: str,
+    retry_after: float | None,
+    latency_ms: float,
+) -> None:
     now = utcnow()
     delivered = code.isdigit() and 200 <= int(code) < 300
     retryable = not code.isdigit() or int(code) >= 500 or int(code) == 429
     values: dict = {"attempts": attempt, "last_response_code": code, "updated_at": now}
     if delivered:
         values["status"], outcome = "delivered", "delivered"
-    elif retryable and (when := POLICY.next_attempt_at(now, attempt, None, retry_after)) is not None:
-        values["next_attempt_at"], outcome = when, f"will retry at {when.isoformat(timespec='seconds')}"
+    elif (
+        retryable and (when := POLICY.next_attempt_at(now, attempt, None, retry_after)) is not None
+    ):
+        values["next_attempt_at"], outcome = (
+            when,
+            f"will retry at {when.isoformat(timespec='seconds')}",
+        )
     else:
         values["status"], outcome = "failed", "given up"
     with transaction(runtime.sessions) as session:
-        session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values))
-        repository.add_events(session, [{
-            "notification_id": notification_id, "created_at": now, "kind": EventKind.WEBHOOK.value,
-            "response_code": code, "latency_ms": latency_ms, "attempt": attempt,
-            "detail": f"status webhook to the caller: {code}; {outcome}",
-        }])
-    log.info("webhook.attempt", extra={"notification_id": notification_id, "attempt": attempt,
-                                       "response_code": code, "outcome": outcome})
+        session.execute(
+            update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values)
+        )
+        repository.add_events(
+            session,
+            [
+                {
+                    "notification_id": notification_id,
+                    "created_at": now,
+                    "kind": EventKind.WEBHOOK.value,
+                    "response_code": code,
+                    "latency_ms": latency_ms,
+                    "attempt": attempt,
+                    "detail": f"status webhook to the caller: {code}; {outcome}",
+                }
+            ],
+        )
+    log.info(
+        "webhook.attempt",
+        extra={
+            "notification_id": notification_id,
+            "attempt": attempt,
+            "response_code": code,
+            "outcome": outcome,
+        },
+    )
 
 
 def register(app: Celery) -> None:

@@ -58,8 +58,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from providers.email.headers import extra_headers
 from providers.interface import (
-    Category,
     Channel,
     ConfigurationError,
     EmailMessage,
@@ -70,6 +70,8 @@ from providers.interface import (
     SendResult,
     ThrottledError,
     TransientError,
+    parse_retry_after,
+    positive_option,
 )
 
 # How long to wait after throttling when SES does not say (it usually does not): SES limits are
@@ -120,24 +122,6 @@ _CREDENTIAL_CODES = frozenset(
 # SES message tag values: ASCII letters, digits, "_" and "-", at most 256 characters.
 _TAG_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")
 
-_RESERVED_HEADERS = frozenset(
-    {
-        "from",
-        "to",
-        "cc",
-        "bcc",
-        "subject",
-        "date",
-        "message-id",
-        "mime-version",
-        "content-type",
-        "content-transfer-encoding",
-        "list-unsubscribe",
-        "list-unsubscribe-post",
-        "x-notifier-notification-id",
-    }
-)
-
 
 # --------------------------------------------------------------------------- error mapping
 
@@ -153,7 +137,9 @@ def client_error(error: ClientError) -> ProviderError:
     if code not in _CREDENTIAL_CODES and details.get("Message"):
         description += f": {_one_line(str(details['Message']))}"
     if issubclass(error_class, TransientError):
-        retry_after = _retry_after(metadata) or retry_after
+        retry_after = (
+            parse_retry_after((metadata.get("HTTPHeaders") or {}).get("retry-after")) or retry_after
+        )
         return error_class(description, code=code or status, retry_after=retry_after)
     return error_class(description, code=code or status)
 
@@ -164,14 +150,6 @@ def _by_status(status: int) -> tuple[type[ProviderError], float | None]:
     if status >= 500:
         return TransientError, None
     return PermanentError, None
-
-
-def _retry_after(metadata: Mapping[str, Any]) -> float | None:
-    value = (metadata.get("HTTPHeaders") or {}).get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def transport_error(error: BotoCoreError) -> ProviderError:
@@ -214,10 +192,8 @@ class SesProvider(Provider):
         self.from_name: str | None = options.get("from_name") or None
         self.configuration_set: str | None = options.get("configuration_set") or None
         self.endpoint_url: str | None = options.get("endpoint_url") or None
-        self.timeout = _positive(options.get("timeout_seconds", 10), "timeout_seconds", name)
-        self.max_concurrency = int(
-            _positive(options.get("max_concurrency", 64), "max_concurrency", name)
-        )
+        self.timeout = positive_option(options, "timeout_seconds", 10, name, "ses")
+        self.max_concurrency = int(positive_option(options, "max_concurrency", 64, name, "ses"))
         self._client = self._make_client(options)
         self._executor = ThreadPoolExecutor(
             max_workers=self.max_concurrency, thread_name_prefix=f"ses-{name}"
@@ -281,17 +257,7 @@ class SesProvider(Provider):
 
     @staticmethod
     def _headers(message: EmailMessage) -> list[dict[str, str]]:
-        headers = [{"Name": "X-Notifier-Notification-Id", "Value": message.notification_id}]
-        headers += [
-            {"Name": name, "Value": value}
-            for name, value in message.headers.items()
-            if name.lower() not in _RESERVED_HEADERS
-        ]
-        if message.unsubscribe_url and message.lane.category is Category.PROMOTIONAL:
-            # RFC 8058 one-click unsubscribe: https://www.rfc-editor.org/rfc/rfc8058
-            headers.append({"Name": "List-Unsubscribe", "Value": f"<{message.unsubscribe_url}>"})
-            headers.append({"Name": "List-Unsubscribe-Post", "Value": "List-Unsubscribe=One-Click"})
-        return headers
+        return [{"Name": name, "Value": value} for name, value in extra_headers(message)]
 
     # ---------------------------------------------------------------- calls
 
@@ -347,13 +313,3 @@ def _required(options: Mapping[str, Any], key: str, name: str) -> str:
     if not value:
         raise ConfigurationError(f"provider {name!r} (ses) needs the {key!r} option")
     return str(value)
-
-
-def _positive(value: Any, key: str, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = 0.0
-    if number <= 0:
-        raise ConfigurationError(f"provider {name!r} (ses): {key} must be a positive number")
-    return number

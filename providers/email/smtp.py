@@ -53,8 +53,8 @@ from typing import Any, ClassVar
 import aiosmtplib
 from aiosmtplib.email import flatten_message, parse_address
 
+from providers.email.headers import extra_headers
 from providers.interface import (
-    Category,
     Channel,
     ConfigurationError,
     EmailMessage,
@@ -66,6 +66,7 @@ from providers.interface import (
     SendResult,
     SuppressionReason,
     TransientError,
+    positive_option,
 )
 
 _DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
@@ -100,23 +101,6 @@ UNKNOWN_MAILBOX_STATUSES = frozenset({"5.1.0", "5.1.1", "5.1.2", "5.1.3", "5.1.6
 _ENHANCED_STATUS = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
 
 # Headers the adapter owns; a caller's ``headers`` cannot override them.
-_RESERVED_HEADERS = frozenset(
-    {
-        "from",
-        "to",
-        "cc",
-        "bcc",
-        "subject",
-        "date",
-        "message-id",
-        "mime-version",
-        "content-type",
-        "content-transfer-encoding",
-        "list-unsubscribe",
-        "list-unsubscribe-post",
-        "x-notifier-notification-id",
-    }
-)
 
 
 class _Stage(enum.Enum):
@@ -296,7 +280,7 @@ class SmtpProvider(Provider):
         self.from_name: str | None = options.get("from_name") or None
         self.from_domain = _domain_of(self.from_address, name)
         self.pool_size = _positive_int(options.get("pool_size", 4), "pool_size", name)
-        self.timeout = _positive_float(options.get("timeout_seconds", 10), "timeout_seconds", name)
+        self.timeout = positive_option(options, "timeout_seconds", 10, name, "smtp")
         self.helo_hostname: str | None = options.get("helo_hostname") or None
         self._tls_context = self._build_tls_context(options.get("ca_file"))
         self._pool: _SessionPool | None = None
@@ -363,14 +347,8 @@ class SmtpProvider(Provider):
         mime["Subject"] = message.subject
         mime["Date"] = format_datetime(datetime.now(UTC))
         mime["Message-ID"] = message_id
-        mime["X-Notifier-Notification-Id"] = message.notification_id
-        for header, value in message.headers.items():
-            if header.lower() not in _RESERVED_HEADERS:
-                mime[header] = value
-        if message.unsubscribe_url and message.lane.category is Category.PROMOTIONAL:
-            # RFC 8058 one-click unsubscribe: https://www.rfc-editor.org/rfc/rfc8058
-            mime["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
-            mime["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        for header, value in extra_headers(message):
+            mime[header] = value
 
     # ---------------------------------------------------------------- sessions
 
@@ -489,14 +467,4 @@ def _positive_int(value: Any, key: str, name: str) -> int:
         number = 0
     if number < 1:
         raise ConfigurationError(f"provider {name!r} (smtp): {key} must be a positive integer")
-    return number
-
-
-def _positive_float(value: Any, key: str, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = 0.0
-    if number <= 0:
-        raise ConfigurationError(f"provider {name!r} (smtp): {key} must be a positive number")
     return number

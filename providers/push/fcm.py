@@ -67,6 +67,7 @@ from providers.interface import (
     SuppressionReason,
     ThrottledError,
     TransientError,
+    parse_retry_after,
 )
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -152,14 +153,6 @@ def read_error_answer(response: requests.Response) -> _Answer:
     return _Answer(code, tuple(fields))
 
 
-def read_retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP-date; FCM sends seconds
-
-
 class FcmClient(FCMNotification):
     """pyfcm's client with the adjustments this service needs. A subclass is made per provider
     instance because pyfcm reads the endpoint from the class attribute ``FCM_END_POINT_BASE``."""
@@ -187,7 +180,10 @@ class FcmClient(FCMNotification):
             # pyfcm hides the FCM error code and Retry-After: keep them for the error table.
             answer = read_error_answer(response)
             raise FcmAnswerError(
-                response.status_code, answer.error_code, answer.fields, read_retry_after(response)
+                response.status_code,
+                answer.error_code,
+                answer.fields,
+                parse_retry_after(response.headers.get("Retry-After")),
             ) from e
 
     def _get_access_token(self) -> str:

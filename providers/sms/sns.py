@@ -37,7 +37,6 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import boto3
@@ -55,11 +54,11 @@ from providers.interface import (
     Category,
     Channel,
     ConfigurationError,
+    ErrorRule,
     InvalidRecipientError,
     Lane,
     PermanentError,
     Provider,
-    ProviderError,
     SendResult,
     SmsMessage,
     SuppressionReason,
@@ -84,26 +83,9 @@ HTTP_4XX = "http 4xx"
 ERRORS_DOC = "https://docs.aws.amazon.com/sns/latest/api/CommonErrors.html"
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One row of the error table: which typed error a vendor answer becomes."""
-
-    error: type[ProviderError]
-    reason: SuppressionReason | None = None
-    accepted_unknown: bool = False
-
-    def build(self, message: str, code: str | None, retry_after: float | None) -> Exception:
-        if issubclass(self.error, InvalidRecipientError):
-            reason = self.reason or SuppressionReason.INVALID_ADDRESS
-            return self.error(message, code=code, reason=reason)
-        if issubclass(self.error, TransientError):
-            return self.error(
-                message, code=code, retry_after=retry_after, accepted_unknown=self.accepted_unknown
-            )
-        return self.error(message, code=code)
 
 
-INVALID_ADDRESS = Outcome(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS)
+INVALID_ADDRESS = ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS)
 
 # SNS answers and what they mean for us. Publish's errors:
 # https://docs.aws.amazon.com/sns/latest/api/API_Publish.html#API_Publish_Errors, errors common
@@ -112,23 +94,23 @@ INVALID_ADDRESS = Outcome(InvalidRecipientError, SuppressionReason.INVALID_ADDRE
 # error codes ("<code>:PhoneNumber" when the error's message names the phone number, so a bad
 # sender ID or an over-long message never suppresses a good number), then HTTP status classes,
 # then failures below HTTP.
-ERROR_TABLE: Mapping[str, Outcome] = {
-    "Throttling": Outcome(ThrottledError),
-    "Throttled": Outcome(ThrottledError),  # ThrottledException, HTTP 429
-    "InternalError": Outcome(TransientError),
-    "InternalFailure": Outcome(TransientError),
-    "ServiceUnavailable": Outcome(TransientError),
+ERROR_TABLE: Mapping[str, ErrorRule] = {
+    "Throttling": ErrorRule(ThrottledError),
+    "Throttled": ErrorRule(ThrottledError),  # ThrottledException, HTTP 429
+    "InternalError": ErrorRule(TransientError),
+    "InternalFailure": ErrorRule(TransientError),
+    "ServiceUnavailable": ErrorRule(TransientError),
     f"InvalidParameter:{PHONE_NUMBER}": INVALID_ADDRESS,
     f"InvalidParameterValue:{PHONE_NUMBER}": INVALID_ADDRESS,
     f"ParameterValueInvalid:{PHONE_NUMBER}": INVALID_ADDRESS,  # InvalidParameterValueException
-    "OptedOut": Outcome(InvalidRecipientError, SuppressionReason.STOP),  # OptedOutException
-    "AuthorizationError": Outcome(PermanentError),
-    HTTP_429: Outcome(ThrottledError),
-    HTTP_5XX: Outcome(TransientError),
-    HTTP_4XX: Outcome(PermanentError),
-    CONNECT_FAILED: Outcome(TransientError, accepted_unknown=False),
-    ANSWER_LOST: Outcome(TransientError, accepted_unknown=True),
-    CLIENT_REFUSED: Outcome(PermanentError),
+    "OptedOut": ErrorRule(InvalidRecipientError, SuppressionReason.STOP),  # OptedOutException
+    "AuthorizationError": ErrorRule(PermanentError),
+    HTTP_429: ErrorRule(ThrottledError),
+    HTTP_5XX: ErrorRule(TransientError),
+    HTTP_4XX: ErrorRule(PermanentError),
+    CONNECT_FAILED: ErrorRule(TransientError, accepted_unknown=False),
+    ANSWER_LOST: ErrorRule(TransientError, accepted_unknown=True),
+    CLIENT_REFUSED: ErrorRule(PermanentError),
 }
 
 

@@ -40,9 +40,7 @@ import math
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
 
 import requests
@@ -57,16 +55,17 @@ from providers.interface import (
     Category,
     Channel,
     ConfigurationError,
+    ErrorRule,
     InvalidRecipientError,
     Lane,
     PermanentError,
     Provider,
-    ProviderError,
     SendResult,
     SmsMessage,
     SuppressionReason,
     ThrottledError,
     TransientError,
+    parse_retry_after,
 )
 
 T = TypeVar("T")
@@ -79,42 +78,25 @@ HTTP_5XX = "http 5xx"
 HTTP_4XX = "http 4xx"
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One row of the error table: which typed error a vendor answer becomes."""
-
-    error: type[ProviderError]
-    reason: SuppressionReason | None = None
-    accepted_unknown: bool = False
-
-    def build(self, message: str, code: str | int | None, retry_after: float | None) -> Exception:
-        if issubclass(self.error, InvalidRecipientError):
-            reason = self.reason or SuppressionReason.INVALID_ADDRESS
-            return self.error(message, code=code, reason=reason)
-        if issubclass(self.error, TransientError):
-            return self.error(
-                message, code=code, retry_after=retry_after, accepted_unknown=self.accepted_unknown
-            )
-        return self.error(message, code=code)
 
 
 # Twilio's answers and what they mean for us. Error codes are documented one page per code at
 # https://www.twilio.com/docs/errors/<code> (index: https://www.twilio.com/docs/api/errors);
 # HTTP statuses at https://www.twilio.com/docs/usage/requests-to-twilio. Keys are Twilio error
 # codes first, then HTTP status classes, then the transport failures.
-ERROR_TABLE: Mapping[int | str, Outcome] = {
-    21211: Outcome(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # invalid 'To'
-    21214: Outcome(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # cannot be reached
-    21217: Outcome(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a valid number
-    21614: Outcome(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a mobile
-    21610: Outcome(InvalidRecipientError, SuppressionReason.STOP),  # recipient replied STOP
-    20429: Outcome(ThrottledError),  # too many requests
-    20003: Outcome(PermanentError),  # authentication failed
-    HTTP_429: Outcome(ThrottledError),
-    HTTP_5XX: Outcome(TransientError),
-    HTTP_4XX: Outcome(PermanentError),
-    CONNECT_FAILED: Outcome(TransientError, accepted_unknown=False),
-    ANSWER_LOST: Outcome(TransientError, accepted_unknown=True),
+ERROR_TABLE: Mapping[int | str, ErrorRule] = {
+    21211: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # invalid 'To'
+    21214: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # cannot be reached
+    21217: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a valid number
+    21614: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a mobile
+    21610: ErrorRule(InvalidRecipientError, SuppressionReason.STOP),  # recipient replied STOP
+    20429: ErrorRule(ThrottledError),  # too many requests
+    20003: ErrorRule(PermanentError),  # authentication failed
+    HTTP_429: ErrorRule(ThrottledError),
+    HTTP_5XX: ErrorRule(TransientError),
+    HTTP_4XX: ErrorRule(PermanentError),
+    CONNECT_FAILED: ErrorRule(TransientError, accepted_unknown=False),
+    ANSWER_LOST: ErrorRule(TransientError, accepted_unknown=True),
 }
 
 
@@ -151,21 +133,6 @@ def transport_error(error: requests.RequestException) -> Exception:
         f"twilio unreachable ({name})" if refused else f"twilio answer lost after sending ({name})"
     )
     return ERROR_TABLE[key].build(text, key.replace(" ", "_"), None)
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds (it may be delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def validity_period(expires_at: datetime | None, now: datetime) -> int | None:

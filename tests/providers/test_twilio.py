@@ -22,8 +22,9 @@ from providers.interface import (
     SuppressionReason,
     ThrottledError,
     TransientError,
+    parse_retry_after,
 )
-from providers.sms.twilio import ERROR_TABLE, TwilioProvider, parse_retry_after
+from providers.sms.twilio import ERROR_TABLE, TwilioProvider
 from tests.fakes.twilio_api import FakeTwilioApi, TwilioAnswer
 
 TO = "+447700900123"

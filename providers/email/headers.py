@@ -1,0 +1,41 @@
+"""The headers every email adapter adds beyond From/To/Subject, decided once.
+
+The notification id (so a bounce can be traced back), the caller's own headers except those the
+adapter owns, and on promotional mail with an unsubscribe URL the RFC 8058 one-click pair
+(https://www.rfc-editor.org/rfc/rfc8058).
+"""
+
+from __future__ import annotations
+
+from providers.interface import Category, EmailMessage
+
+RESERVED_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "x-notifier-notification-id",
+    }
+)
+
+
+def extra_headers(message: EmailMessage) -> list[tuple[str, str]]:
+    headers = [("X-Notifier-Notification-Id", message.notification_id)]
+    headers += [
+        (name, value)
+        for name, value in message.headers.items()
+        if name.lower() not in RESERVED_HEADERS
+    ]
+    if message.unsubscribe_url and message.lane.category is Category.PROMOTIONAL:
+        headers.append(("List-Unsubscribe", f"<{message.unsubscribe_url}>"))
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return headers

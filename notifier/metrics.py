@@ -61,8 +61,8 @@ def outcome_of(error: object | None) -> str:
 class DeploymentCollector(Collector):
     """Queue depth per queue and beat's last tick, read at scrape time (cached a few seconds)."""
 
-    def __init__(self, settings, ttl: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-        self.settings = settings
+    def __init__(self, runtime, ttl: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+        self.runtime = runtime
         self.ttl = ttl
         self._cached: tuple[float, list] = (0.0, [])
 
@@ -75,7 +75,8 @@ class DeploymentCollector(Collector):
     def _read(self) -> list[GaugeMetricFamily]:
         from notifier.operations import collect_status
 
-        report = collect_status(self.settings, inspect_workers=False)
+        rt = self.runtime  # the API's own pool and broker connections, not new ones per scrape
+        report = collect_status(rt.settings, inspect_workers=False, engine=rt.engine, celery=rt.celery)
         depth = GaugeMetricFamily("notifier_queue_depth", "Messages waiting per queue", labels=["queue"])
         for queue, value in report.queue_depths.items():
             if value is not None:

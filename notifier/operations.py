@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, text
+from celery import Celery
+from sqlalchemy import Engine, select, text
 
 from notifier.broker import broker_reachable, make_celery
 from notifier.config import Settings
@@ -24,9 +25,14 @@ class StatusReport:
     circuits: dict[str, str] = field(default_factory=dict)
 
 
-def collect_status(settings: Settings, inspect_workers: bool = True) -> StatusReport:
+def collect_status(
+    settings: Settings, inspect_workers: bool = True, engine: Engine | None = None, celery: Celery | None = None
+) -> StatusReport:
+    """Pass a running process's ``engine`` and ``celery`` to reuse their connections (the API's
+    metrics scrape does); without them a short-lived engine and app are made (the CLI)."""
     report = StatusReport()
-    engine = make_engine(settings.database_url, pool_size=1)
+    own_engine = engine is None
+    engine = engine or make_engine(settings.database_url, pool_size=1)
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -37,10 +43,11 @@ def collect_status(settings: Settings, inspect_workers: bool = True) -> StatusRe
             for circuit in session.scalars(select(Heartbeat).where(Heartbeat.name.like("circuit:%"))):
                 report.circuits[circuit.name.split(":", 1)[1]] = (circuit.detail or {}).get("state", "unknown")
     except Exception:  # noqa: BLE001 - unreachable or not migrated: reported, not raised
-        report.database_ok = report.database_ok
+        pass
     finally:
-        engine.dispose()
-    celery = make_celery(settings)
+        if own_engine:
+            engine.dispose()
+    celery = celery or make_celery(settings)
     report.broker_ok = broker_reachable(celery)
     report.queue_depths = queue_depths(celery) if report.broker_ok else {q: None for q in ALL_QUEUES}
     if report.broker_ok and inspect_workers:

@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     errors.install(app)
     for router in all_routers():
         app.include_router(router)
-    app.include_router(metrics_router(settings))
+    app.include_router(metrics_router(runtime))
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.max_body_bytes,

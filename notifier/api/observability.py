@@ -51,9 +51,9 @@ class ObservabilityMiddleware:
                 metrics.HTTP_DURATION.labels(path).observe(time.perf_counter() - started)
 
 
-def metrics_router(settings) -> APIRouter:  # type: ignore[no-untyped-def]
+def metrics_router(runtime) -> APIRouter:  # type: ignore[no-untyped-def]
     router = APIRouter(include_in_schema=False)
-    collector = metrics.DeploymentCollector(settings)
+    collector = metrics.DeploymentCollector(runtime)
 
     @router.get("/metrics")
     def serve_metrics(request: Request) -> Response:

@@ -244,11 +244,12 @@ def _conditions(filters: Filters) -> list:
     return conditions
 
 
-def search(
-    session: Session, filters: Filters, cursor: str | None, limit: int
+def page(
+    session: Session, conditions: Sequence, cursor: str | None, limit: int
 ) -> tuple[list[Notification], str | None]:
-    """Newest first, keyset-paginated on (created_at, id)."""
-    stmt = select(Notification).where(*_conditions(filters))
+    """Notifications matching ``conditions``, newest first, keyset-paginated on (created_at, id).
+    The one pagination of notifications: the API's list and the support searches use it."""
+    stmt = select(Notification).where(*conditions)
     if cursor:
         created, last_id = decode_cursor(cursor)
         stmt = stmt.where(
@@ -268,10 +269,13 @@ def search(
     return rows[:limit], next_cursor
 
 
-def count_by_status(session: Session, filters: Filters) -> dict[str, int]:
-    stmt = (
-        select(Notification.status, func.count())
-        .where(*_conditions(filters))
-        .group_by(Notification.status)
-    )
+def status_counts(session: Session, conditions: Sequence) -> dict[str, int]:
+    stmt = select(Notification.status, func.count()).where(*conditions).group_by(Notification.status)
     return {status: count for status, count in session.execute(stmt)}
+
+
+def search(
+    session: Session, filters: Filters, cursor: str | None, limit: int
+) -> tuple[list[Notification], str | None]:
+    """The caller's notifications matching ``filters``, newest first."""
+    return page(session, _conditions(filters), cursor, limit)

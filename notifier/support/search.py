@@ -13,11 +13,11 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from notifier.db.models import ApiKey, Notification
-from notifier.notifications.repository import decode_cursor, encode_cursor
+from notifier.notifications import repository
 from notifier.recipients import normalise_for_search
 
 MAX_TERM_LENGTH = 4096
@@ -120,25 +120,8 @@ def conditions(criteria: Criteria) -> list:
 
 def search(session: Session, criteria: Criteria, cursor: str | None, limit: int) -> Results:
     where = conditions(criteria)
-    stmt = select(Notification).where(*where)
-    if cursor:
-        created, last_id = decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(
-                Notification.created_at < created,
-                and_(Notification.created_at == created, Notification.id < last_id),
-            )
-        )
-    stmt = stmt.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit + 1)
-    rows = list(session.scalars(stmt))
-    next_cursor = (
-        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    )
-    rows = rows[:limit]
-    counts_stmt = (
-        select(Notification.status, func.count()).where(*where).group_by(Notification.status)
-    )
-    counts = {status: count for status, count in session.execute(counts_stmt)}
+    rows, next_cursor = repository.page(session, where, cursor, limit)
+    counts = repository.status_counts(session, where)
     return Results(rows, next_cursor, counts, caller_names(session, rows))
 
 

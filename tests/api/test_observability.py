@@ -56,6 +56,17 @@ def test_logs_are_json_with_ids_and_never_carry_secrets(client, auth, key, runti
     attempts = [line for line in lines if line["event"] == "delivery.attempt"]
     assert {a["notification_id"] for a in attempts} == {first["id"], second["id"]}
     assert {a["outcome"] for a in attempts} == {"sent", "transient"}
+    assert {a["response_code"] for a in attempts} == {"250", "503"}  # ids and codes are not masked
+
+
+def test_the_formatter_masks_fields_named_as_secrets() -> None:
+    record = logging.LogRecord("t", logging.INFO, "", 0, "e", (), None)
+    for name, value in {"password": "p", "auth_token": "t", "code": "583920", "webhook_secret": "s",
+                        "response_code": "550", "api_key_id": "k1", "notification_id": "n1"}.items():
+        setattr(record, name, value)
+    entry = json.loads(JsonFormatter().format(record))
+    assert [entry[k] for k in ("password", "auth_token", "code", "webhook_secret")] == ["[masked]"] * 4
+    assert (entry["response_code"], entry["api_key_id"], entry["notification_id"]) == ("550", "k1", "n1")
 
 
 def test_sentry_events_are_scrubbed_of_personal_data() -> None:

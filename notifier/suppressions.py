@@ -9,7 +9,13 @@ password reset.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from providers.interface import Category, SuppressionReason
+
+if TYPE_CHECKING:
+    from notifier.db.models import Suppression
 
 TRANSACTIONAL_BLOCKING = frozenset(
     {
@@ -25,3 +31,16 @@ TRANSACTIONAL_BLOCKING = frozenset(
 def blocking_reasons(category: Category) -> frozenset[str] | None:
     """The suppression reasons that block a send of this category; None means every reason."""
     return TRANSACTIONAL_BLOCKING if category == Category.TRANSACTIONAL else None
+
+
+def blocking_suppression(
+    found: Iterable["Suppression"], channel: str, recipient: str, category: Category
+) -> "Suppression | None":
+    """The first of ``found`` (active suppressions, newest first) that stops this send."""
+    reasons = blocking_reasons(category)
+    for suppression in found:
+        if (suppression.channel, suppression.recipient) == (channel, recipient) and (
+            reasons is None or suppression.reason in reasons
+        ):
+            return suppression
+    return None

@@ -23,7 +23,7 @@ from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
 from notifier.notifications import repository
 from notifier.statuses import EventKind, Status
-from notifier.suppressions import blocking_reasons
+from notifier.suppressions import blocking_suppression
 from providers.interface import Category, Message
 from workers.context import DeliveryContext
 from workers.engine import Outcome
@@ -131,13 +131,11 @@ def _end_suppressed(
         return rows
     blocked: dict[str, str] = {}
     for row in rows:
-        allowed_reasons = blocking_reasons(Category(row.category))
-        for suppression in found:
-            if (suppression.channel, suppression.recipient) == (row.channel, row.recipient) and (
-                allowed_reasons is None or suppression.reason in allowed_reasons
-            ):
-                blocked[row.id] = suppression.reason
-                break
+        suppression = blocking_suppression(
+            found, row.channel, row.recipient, Category(row.category)
+        )
+        if suppression is not None:
+            blocked[row.id] = suppression.reason
     for notification_id, reason in blocked.items():
         repository.move(
             session,

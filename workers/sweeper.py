@@ -99,50 +99,41 @@ def expire_overdue(runtime: Runtime) -> int:
 
 def release_scheduled(runtime: Runtime) -> int:
     now = utcnow()
-    with transaction(runtime.sessions) as session:
-        rows = session.execute(
-            select(Notification.id, Notification.lane)
-            .where(
-                Notification.status == Status.SCHEDULED.value,
-                or_(Notification.send_at.is_(None), Notification.send_at <= now),
-                or_(Notification.not_before.is_(None), Notification.not_before <= now),
-            )
-            .limit(CHUNK)
-        ).all()
-        lanes = dict(rows)
-        moved = repository.move(
-            session, list(lanes), Status.QUEUED, published_at=now, not_before=None
-        )
-        _events(session, moved, EventKind.QUEUED, Status.QUEUED, "released: its send time has come")
-    runtime.publisher.publish([(i, lanes[i]) for i in moved])
-    return len(moved)
+    due = [
+        Notification.status == Status.SCHEDULED.value,
+        or_(Notification.send_at.is_(None), Notification.send_at <= now),
+        or_(Notification.not_before.is_(None), Notification.not_before <= now),
+    ]
+    return _requeue(runtime, due, EventKind.QUEUED, "released: its send time has come")
 
 
 def recover_sending(runtime: Runtime, timeout: float) -> int:
+    stuck = [
+        Notification.status == Status.SENDING.value,
+        Notification.claimed_at <= utcnow() - timedelta(seconds=timeout),
+    ]
+    return _requeue(
+        runtime,
+        stuck,
+        EventKind.RECOVERED,
+        "recovered: the worker sending it stopped without recording an answer; sending again",
+    )
+
+
+def _requeue(runtime: Runtime, conditions: list, kind: EventKind, detail: str) -> int:
+    """Move what matches ``conditions`` (re-checked in the guarded update) back to ``queued``,
+    record why, and publish it after commit."""
     now = utcnow()
-    cutoff = now - timedelta(seconds=timeout)
     with transaction(runtime.sessions) as session:
-        rows = session.execute(
-            select(Notification.id, Notification.lane)
-            .where(Notification.status == Status.SENDING.value, Notification.claimed_at <= cutoff)
-            .limit(CHUNK)
-        ).all()
-        lanes = dict(rows)
+        lanes = dict(
+            session.execute(
+                select(Notification.id, Notification.lane).where(*conditions).limit(CHUNK)
+            ).all()
+        )
         moved = repository.move(
-            session,
-            list(lanes),
-            Status.QUEUED,
-            published_at=now,
-            not_before=None,
-            where=[Notification.status == Status.SENDING.value],
+            session, list(lanes), Status.QUEUED, where=conditions, published_at=now, not_before=None
         )
-        _events(
-            session,
-            moved,
-            EventKind.RECOVERED,
-            Status.QUEUED,
-            "recovered: the worker sending it stopped without recording an answer; sending again",
-        )
+        _events(session, moved, kind, Status.QUEUED, detail)
     runtime.publisher.publish([(i, lanes[i]) for i in moved])
     return len(moved)
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 import gc
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from notifier import sentry
 from notifier.api import errors
 from notifier.api.body_limit import BodyLimitMiddleware
 from notifier.api.observability import ObservabilityMiddleware, metrics_router
 from notifier.api.routers import all_routers
-from notifier import sentry
 from notifier.config import Settings
 from notifier.runtime import Runtime
 

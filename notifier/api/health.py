@@ -6,10 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 
-from notifier.db.models import Heartbeat
-
 from notifier.api.deps import RuntimeDep
 from notifier.broker import broker_reachable
+from notifier.db.models import Heartbeat
 
 router = APIRouter(tags=["health"])
 

@@ -19,14 +19,14 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from notifier import metrics
 from notifier.campaigns import templates
 from notifier.campaigns.fanout import unsubscribe_link
 from notifier.campaigns.optout import UnsubscribeTokens
 from notifier.campaigns.quiet_hours import quiet_hours_deferral
 from notifier.campaigns.templates import ResolvedTemplate
-from notifier import metrics
 from notifier.config import Settings
-from notifier.db.models import IdempotencyRecord, Notification, Suppression, new_id, utcnow
+from notifier.db.models import IdempotencyRecord, Notification, new_id, utcnow
 from notifier.db.session import transaction
 from notifier.errors import ErrorCode, NotifierError, field_error, from_validation_errors
 from notifier.keys import Caller
@@ -45,7 +45,7 @@ from notifier.rendering import Rendered, render_content
 from notifier.security import Sealer
 from notifier.sms_segments import count_segments
 from notifier.statuses import EventKind, Status
-from notifier.suppressions import blocking_reasons
+from notifier.suppressions import blocking_suppression
 from providers.interface import Category, Channel, Lane
 
 log = logging.getLogger("notifier.intake")
@@ -300,7 +300,9 @@ class Intake:
         )
         events = []
         for item in prepared:
-            suppression = _blocking(found, item)
+            suppression = blocking_suppression(
+                found, item.channel.value, item.row["recipient"], item.category
+            )
             if suppression is not None:
                 item.row.update(
                     status=Status.SUPPRESSED.value,
@@ -330,16 +332,6 @@ class Intake:
         queued = [(p.id, p.row["lane"]) for p in prepared if p.row["status"] == Status.QUEUED.value]
         if queued and not self.publisher.publish(queued):
             log.warning("intake.publish.deferred_to_sweeper", extra={"count": len(queued)})
-
-
-def _blocking(found: Sequence[Suppression], item: Prepared) -> Suppression | None:
-    reasons = blocking_reasons(item.category)
-    for suppression in found:
-        if (suppression.channel, suppression.recipient) == (item.channel.value, item.row["recipient"]) and (
-            reasons is None or suppression.reason in reasons
-        ):
-            return suppression
-    return None
 
 
 def _first_event(row: dict[str, Any], suppressed_reason: str | None) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Response
-from fastapi.responses import JSONResponse
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
 from notifier.db.models import Notification

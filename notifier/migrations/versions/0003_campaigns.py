@@ -6,10 +6,10 @@ Create Date: 2026-11-22 02:41:44.724677
 """
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
-import notifier.db.models
+from alembic import op
 
+import notifier.db.models
 
 revision: str = '0003_campaigns'
 down_revision: Union[str, None] = '13a097fc4d33'

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+from sqlalchemy import make_url
 from rich.console import Console
 
 from notifier import logs
@@ -43,7 +44,7 @@ def run_dev(settings: Settings) -> None:
             )
         console.print(
             f"notifier dev: API on http://{settings.host}:{settings.port} (docs at /docs), "
-            f"database {settings.database_url}, outbox {settings.outbox_dir}/"
+            f"database {make_url(settings.database_url).render_as_string(hide_password=True)}, outbox {settings.outbox_dir}/"
         )
         app = create_app(runtime=celery.runtime)  # type: ignore[attr-defined]
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)

@@ -3,6 +3,12 @@
 Status only moves forward. The one loop is a retry: ``sending -> queued`` when an attempt failed
 transiently and another is scheduled. A final status never changes again, so a late or
 duplicate receipt cannot move it back.
+
+``unconfirmed`` is the final status of a message that *may have been delivered*: its last
+request reached a provider and no definite answer ever came (a timeout after the request was
+sent, a worker that died between the send and the record), and the retries on that same
+provider ran out. It is not ``failed``: a caller or an agent who resends it may send a
+duplicate, so the console asks for confirmation and the API and webhooks say so.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ class Status(enum.StrEnum):
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"  # may have been delivered: see below
     EXPIRED = "expired"
     SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"
@@ -27,7 +34,14 @@ class Status(enum.StrEnum):
 
 
 FINAL_STATUSES = frozenset(
-    {Status.DELIVERED, Status.FAILED, Status.EXPIRED, Status.SUPPRESSED, Status.CANCELLED}
+    {
+        Status.DELIVERED,
+        Status.FAILED,
+        Status.UNCONFIRMED,
+        Status.EXPIRED,
+        Status.SUPPRESSED,
+        Status.CANCELLED,
+    }
 )
 
 # target -> the statuses it may be reached from
@@ -38,6 +52,7 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     Status.SENT: frozenset({Status.SENDING}),
     Status.DELIVERED: frozenset({Status.SENT, Status.SENDING}),
     Status.FAILED: frozenset({Status.SENDING, Status.SENT, Status.QUEUED}),
+    Status.UNCONFIRMED: frozenset({Status.SENDING, Status.QUEUED}),
     Status.EXPIRED: frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING}),
     Status.SUPPRESSED: frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING}),
     Status.CANCELLED: frozenset({Status.SCHEDULED, Status.QUEUED}),

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     retry_cap_seconds: float = 600.0
     default_ttl_seconds: int = 72 * 3600
     provider_timeout_seconds: float = 30.0
+    # a provider instance's circuit breaker: opens after this many provider-health failures in a
+    # row (at once on an account-level refusal) and lets one trial through after the cool-down
+    circuit_failure_threshold: int = 5
+    circuit_cooldown_seconds: float = 30.0
 
     # safety nets
     sweep_interval_seconds: float = 15.0

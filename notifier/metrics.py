@@ -39,18 +39,33 @@ TIME_TO_SEND = Histogram("notifier_time_to_send_seconds", "From accepted to prov
                          buckets=TIME_TO_SEND_BUCKETS)
 RETRIES = Counter("notifier_retries_total", "Retries scheduled", ["lane"])
 SUPPRESSIONS = Counter("notifier_suppressions_total", "Suppressions created", ["channel", "reason"])
-CIRCUIT_STATE = Gauge("notifier_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["provider"],
-                      multiprocess_mode="max")
+CIRCUIT_STATE = Gauge("notifier_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open",
+                      ["provider", "lane"], multiprocess_mode="max")
+ACCOUNT_REFUSALS = Counter("notifier_provider_account_refusals_total",
+                           "A provider refused our account (credentials, certificate, account paused)",
+                           ["provider", "lane"])
+UNCONFIRMED = Counter("notifier_unconfirmed_total",
+                      "Notifications ended unconfirmed: the provider may have accepted them", ["lane"])
 
 
 def outcome_of(error: object | None) -> str:
     """The ``outcome`` label of an attempt, from its typed error (None: sent)."""
     if error is None:
         return "sent"
-    from providers.interface import InvalidRecipientError, PermanentError, ThrottledError
+    from providers.interface import (
+        InvalidRecipientError,
+        PermanentError,
+        ProviderAccountError,
+        ProviderUnavailableError,
+        ThrottledError,
+    )
 
     if isinstance(error, ThrottledError):
         return "throttled"
+    if isinstance(error, ProviderAccountError):
+        return "account_refused"
+    if isinstance(error, ProviderUnavailableError):
+        return "unavailable"
     if isinstance(error, InvalidRecipientError):
         return "invalid_recipient"
     if isinstance(error, PermanentError):

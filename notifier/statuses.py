@@ -75,6 +75,7 @@ class EventKind(enum.StrEnum):
     SENT = "sent"
     RETRY_SCHEDULED = "retry_scheduled"
     FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"
     EXPIRED = "expired"
     SUPPRESSED = "suppressed"
     RECOVERED = "recovered"

@@ -156,14 +156,32 @@ class ProviderError(Exception):
 
 
 class TransientError(ProviderError):
-    """Try again later (5xx, connection refused, timeout). ``retry_after`` in seconds if the
-    provider said so. ``accepted_unknown`` when the request may have reached the provider."""
+    """Try this message again later: an answer about this one message (a mailbox busy, a
+    recipient's server greylisting it). ``retry_after`` in seconds if the provider said so.
+    ``accepted_unknown`` when the request may have reached the provider.
+
+    It says nothing about the provider's health, so it never moves the circuit breaker; the
+    subclasses below say which answers do."""
 
     retryable = True
 
 
 class ThrottledError(TransientError):
-    """The provider asked us to slow down (HTTP 429, SES Throttling, Twilio 20429)."""
+    """The provider asked us to slow down (HTTP 429, SES Throttling, Twilio 20429). Paced by
+    Retry-After and the shared send rate, never by the circuit breaker."""
+
+
+class ProviderUnavailableError(TransientError):
+    """The provider itself is unhealthy: connection refused or reset, a TLS handshake that
+    failed, a 5xx, no answer in time. Counts toward the provider's circuit breaker; the message
+    fails over to the next provider when it was not accepted."""
+
+
+class ProviderAccountError(ProviderUnavailableError):
+    """The provider refuses every message of ours, whatever the message: a wrong or rotated
+    credential, a server certificate that does not verify, an account paused or suspended. Opens
+    the provider's breaker at once and alerts; the message fails over and is never failed
+    permanently for it (it is not the message's fault)."""
 
 
 class PermanentError(ProviderError):

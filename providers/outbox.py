@@ -19,6 +19,13 @@ recipient                              outcome
 
 Options: ``path`` (the outbox folder), ``latency_ms`` (an artificial provider latency, used by
 the benchmarks).
+
+An email's record also holds ``wire_headers``: every header a real email adapter would add
+(Message-ID, X-Notifier-Notification-Id, the caller's headers, List-Unsubscribe and
+List-Unsubscribe-Post on promotional mail), exactly as they would be sent.
+
+The simulated temporary failure is an answer about that one recipient: like a real mailbox
+that is busy, it is retried and never opens the outbox's circuit breaker.
 """
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from providers.email.headers import extra_headers, message_id_for
 from providers.interface import (
     Channel,
+    EmailMessage,
     ConfigurationError,
     InvalidRecipientError,
     Lane,
@@ -83,6 +92,8 @@ class OutboxProvider(Provider):
         self._simulate(message.to)
         message_id = f"outbox-{uuid.uuid4()}"
         record = {"provider_message_id": message_id, **_jsonable(dataclasses.asdict(message))}
+        if isinstance(message, EmailMessage):
+            record["wire_headers"] = dict(wire_headers(message))
         await asyncio.to_thread(self._write, message.notification_id, record)
         return SendResult(provider_message_id=message_id, response_code="250")
 
@@ -111,6 +122,16 @@ class OutboxProvider(Provider):
         if connect:
             await asyncio.to_thread(self.path.mkdir, parents=True, exist_ok=True)
         return f"writes to {self.path}"
+
+
+OUTBOX_DOMAIN = "outbox.notifier.dev"
+
+
+def wire_headers(message: EmailMessage) -> list[tuple[str, str]]:
+    """The headers an email adapter would add beyond From/To/Subject/Date, as they would be
+    sent: a developer sees the Message-ID, List-Unsubscribe and the rest in the outbox."""
+    return [("Message-ID", message_id_for(message.notification_id, OUTBOX_DOMAIN)),
+            *extra_headers(message)]
 
 
 def _jsonable(value: Any) -> Any:

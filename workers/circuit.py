@@ -1,8 +1,13 @@
-"""A circuit breaker per provider: open after consecutive transient failures, then one probe.
+"""A circuit breaker per configured provider instance (one provider of one lane).
 
-closed -> open after ``threshold`` transient failures in a row; open -> half-open after
-``cooldown`` seconds, when exactly one probe is let through; the probe's success closes it, its
-failure opens it again. Permanent errors say nothing about the provider's health.
+closed -> open after ``threshold`` provider-health failures in a row (connection refused or
+reset, TLS failure, 5xx, timeout), or at once on an account-level refusal (:meth:`trip`);
+open -> half-open after ``cooldown`` seconds, when exactly one trial request is let through;
+the trial's healthy answer closes it, its failure opens it again.
+
+Only health signals move it. Any answer that shows the provider is up — sent, a refusal of one
+recipient, a message-level transient, throttling — counts as healthy; throttling is paced by
+Retry-After and the shared send rate instead.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
+from collections.abc import Callable
 
 
 class CircuitState(enum.IntEnum):
@@ -19,7 +25,9 @@ class CircuitState(enum.IntEnum):
 
 
 class CircuitBreaker:
-    def __init__(self, threshold: int = 5, cooldown: float = 30.0, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, threshold: int = 5, cooldown: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.threshold = threshold
         self.cooldown = cooldown
         self._clock = clock
@@ -35,6 +43,13 @@ class CircuitBreaker:
         if self._clock() - self._opened_at >= self.cooldown:
             return CircuitState.HALF_OPEN
         return CircuitState.OPEN
+
+    def retry_in(self) -> float:
+        """Seconds until a trial request may go through (0 when one may go now)."""
+        with self._lock:
+            if self._opened_at is None:
+                return 0.0
+            return max(0.0, self._opened_at + self.cooldown - self._clock())
 
     def allow(self) -> bool:
         with self._lock:
@@ -57,4 +72,16 @@ class CircuitBreaker:
             self._failures += 1
             if self._probing or self._failures >= self.threshold:
                 self._opened_at = self._clock()
+            self._probing = False
+
+    def trip(self) -> None:
+        """Open now: the provider refused our account, so every other message would fail too."""
+        with self._lock:
+            self._failures = max(self._failures, self.threshold)
+            self._opened_at = self._clock()
+            self._probing = False
+
+    def release(self) -> None:
+        """An answer that says nothing either way (an adapter bug): let the next trial through."""
+        with self._lock:
             self._probing = False

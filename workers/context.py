@@ -12,7 +12,7 @@ from functools import cached_property
 
 from notifier.runtime import Runtime
 from providers.interface import Lane, Provider
-from workers.circuit import CircuitState
+from workers.circuit import CircuitBreaker, CircuitState
 from workers.engine import DeliveryEngine
 from workers.event_loop import LoopThread
 from workers.provider_config import ProviderSpec, build_chains, load_chains
@@ -62,10 +62,14 @@ class DeliveryContext:
         with self._lock:
             if "_engine" not in self.__dict__:
                 providers = self._providers if self._providers is not None else build_chains(self.specs)
+                settings = self.runtime.settings
                 engine = DeliveryEngine(
                     providers,
-                    timeout=self.runtime.settings.provider_timeout_seconds,
+                    timeout=settings.provider_timeout_seconds,
                     throttle=ProviderThrottle(self.runtime.limiter),
+                    breaker_factory=lambda: CircuitBreaker(
+                        settings.circuit_failure_threshold, settings.circuit_cooldown_seconds
+                    ),
                 )
                 engine.on_circuit_change = self._record_circuit
                 self.__dict__["_engine"] = engine

@@ -26,9 +26,9 @@ from notifier.statuses import EventKind, Status
 from notifier.suppressions import blocking_suppression
 from providers.interface import Category, Message
 from workers.context import DeliveryContext
-from workers.engine import Outcome
+from workers.engine import DeliveryOutcome
 from workers.messages import build_message
-from workers.recording import record_outcomes
+from workers.recording import end_overdue, record_outcomes
 
 log = logging.getLogger("notifier.delivery")
 
@@ -56,7 +56,7 @@ def deliver_ids(ctx: DeliveryContext, ids: Sequence[str]) -> None:
         ctx.runtime.publisher.publish([(notification_id, lane)], countdown=delay)
 
 
-async def _send_all(ctx: DeliveryContext, jobs: list[Job]) -> list[Outcome]:
+async def _send_all(ctx: DeliveryContext, jobs: list[Job]) -> list[DeliveryOutcome]:
     return await ctx.engine.deliver_many([(j.message, j.pinned_provider) for j in jobs])
 
 
@@ -69,7 +69,6 @@ def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:
             Status.SENDING,
             where=[or_(Notification.not_before.is_(None), Notification.not_before <= now)],
             claimed_at=now,
-            attempts=Notification.attempts + 1,
         )
         if len(claimed) < len(ids):
             log.info("delivery.claim.skipped", extra={"skipped": len(ids) - len(claimed)})
@@ -98,28 +97,7 @@ def _job(ctx: DeliveryContext, row: Notification) -> Job:
 def _end_expired(session: Session, rows: list[Notification], now: datetime) -> list[Notification]:
     expired = [r for r in rows if r.expires_at is not None and r.expires_at <= now]
     if expired:
-        ids = [r.id for r in expired]
-        repository.move(
-            session,
-            ids,
-            Status.EXPIRED,
-            completed_at=now,
-            sealed_content=None,
-            status_reason="time to live passed before sending",
-        )
-        repository.add_events(
-            session,
-            [
-                {
-                    "notification_id": i,
-                    "created_at": now,
-                    "kind": EventKind.EXPIRED.value,
-                    "status": Status.EXPIRED.value,
-                    "detail": "not sent: its time to live passed before it could be sent",
-                }
-                for i in ids
-            ],
-        )
+        end_overdue(session, [(r.id, r.lane, r.pinned_provider) for r in expired], now)
     return [r for r in rows if r not in expired]
 
 

@@ -1,11 +1,21 @@
 """The delivery engine: try a lane's providers in order and classify what happened.
 
 Runs on the worker's delivery event loop. It never touches the database: it takes a message and
-returns an :class:`Outcome` listing every attempt, which the task records afterwards.
+returns a :class:`DeliveryOutcome` listing every contact with a provider (an attempt) and every
+provider it skipped, which the task records afterwards.
 
-Failover happens only on errors that prove the message was not accepted. An error that leaves
-acceptance unknown (a timeout after the request was sent) stops the chain: the retry goes to the
-same provider, never blindly elsewhere, because that could send twice.
+The rules it keeps:
+
+* Failover happens only on errors that prove the message was not accepted. An error that leaves
+  acceptance unknown (a timeout after the request was sent) stops the chain and *pins* the
+  message to that provider: every later retry goes there only, because anywhere else could
+  send twice. The pin is durable (``notifications.pinned_provider``) and survives open-circuit
+  periods; only a definite answer from that provider ends it.
+* An attempt is a contact with a provider. A provider skipped because its circuit breaker is
+  open is not an attempt: when nothing could be contacted the message waits for the earliest
+  breaker's cool-down instead of spending its retry budget.
+* Breakers belong to one configured provider instance (a provider of one lane) and move only on
+  provider-health signals (see :mod:`workers.circuit`).
 """
 
 from __future__ import annotations
@@ -13,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from notifier import metrics
 from providers.interface import (
@@ -23,25 +33,46 @@ from providers.interface import (
     Message,
     PermanentError,
     Provider,
+    ProviderAccountError,
     ProviderError,
+    ProviderUnavailableError,
     SendResult,
     TransientError,
 )
 from workers.circuit import CircuitBreaker, CircuitState
 from workers.throttle import ProviderThrottle
 
+# How long a message waits when no configured provider of its lane can carry it at all.
+NO_PROVIDER_WAIT_SECONDS = 60.0
+
+log = logging.getLogger("notifier.delivery")
+
 
 @dataclass(frozen=True)
 class Attempt:
+    """One contact with a provider and its answer."""
+
     provider: str
     latency_ms: float
     result: SendResult | None = None
     error: ProviderError | None = None
 
 
+@dataclass(frozen=True)
+class Skip:
+    """A provider not contacted, and in how many seconds it may be tried again."""
+
+    provider: str
+    retry_in: float
+    reason: str = "circuit open"
+
+
 @dataclass
-class Outcome:
+class DeliveryOutcome:
+    pinned: str | None = None  # acceptance is unknown at this provider: retries go there only
     attempts: list[Attempt] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    pin_lost: bool = False  # the pinned provider is no longer configured for the lane
 
     @property
     def last(self) -> Attempt | None:
@@ -64,49 +95,53 @@ class Outcome:
 
     @property
     def retry_after(self) -> float | None:
-        errors = [
-            a.error.retry_after
-            for a in self.attempts
-            if a.error is not None and a.error.retry_after
-        ]
+        errors = [a.error.retry_after for a in self.attempts if a.error is not None and a.error.retry_after]
         return max(errors) if errors else None
 
     @property
-    def resume_with(self) -> str | None:
-        """The provider a retry must go back to, when acceptance is unknown there."""
-        last = self.last
-        if last is not None and last.error is not None and last.error.accepted_unknown:
-            return last.provider
-        return None
+    def wait_seconds(self) -> float | None:
+        """When no provider was contacted because of skips: how long until one may be."""
+        if self.attempts or not self.skipped:
+            return None
+        return min(s.retry_in for s in self.skipped)
 
 
 class DeliveryEngine:
     def __init__(
-        self, chains: dict[Lane, list[Provider]], timeout: float = 30.0, throttle: ProviderThrottle | None = None
+        self,
+        chains: dict[Lane, list[Provider]],
+        timeout: float = 30.0,
+        throttle: ProviderThrottle | None = None,
+        breaker_factory: Callable[[], CircuitBreaker] = CircuitBreaker,
     ) -> None:
         self.chains = chains
         self.timeout = timeout
         self.throttle = throttle
         self.on_circuit_change: Callable[[str, CircuitState], None] | None = None
-        self.breakers: dict[str, CircuitBreaker] = {}
-        for providers in chains.values():
-            for provider in providers:
-                self.breakers.setdefault(provider.name, CircuitBreaker())
+        self.breakers: dict[tuple[str, Lane], CircuitBreaker] = {
+            (p.name, p.lane): breaker_factory() for providers in chains.values() for p in providers
+        }
 
-    def chain_for(self, lane: Lane, resume_with: str | None = None) -> list[Provider]:
+    def breaker(self, provider: Provider) -> CircuitBreaker:
+        return self.breakers[(provider.name, provider.lane)]
+
+    def chain_for(self, lane: Lane, pinned: str | None = None) -> list[Provider]:
         providers = self.chains.get(lane, [])
-        if resume_with:
-            pinned = [p for p in providers if p.name == resume_with]
-            if pinned:
-                return pinned
+        if pinned:
+            return [p for p in providers if p.name == pinned]
         return providers
 
-    async def deliver_many(self, messages: Sequence[tuple[Message, str | None]]) -> list[Outcome]:
+    async def deliver_many(
+        self, messages: Sequence[tuple[Message, str | None]]
+    ) -> list[DeliveryOutcome]:
         """Deliver concurrently under one deadline for the whole group (``timeout``): one timer,
         not one per send. Whatever has not finished by then is cancelled and recorded as a
         timeout whose acceptance is unknown if the request had been sent."""
-        outcomes = [Outcome() for _ in messages]
-        tasks = [asyncio.ensure_future(self.deliver(m, r, o)) for (m, r), o in zip(messages, outcomes)]
+        outcomes = [DeliveryOutcome(pinned=pinned) for _, pinned in messages]
+        tasks = [
+            asyncio.ensure_future(self.deliver(m, p, o))
+            for (m, p), o in zip(messages, outcomes, strict=True)
+        ]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.timeout)
             for task in pending:
@@ -114,77 +149,102 @@ class DeliveryEngine:
             await asyncio.gather(*tasks, return_exceptions=True)
         return outcomes
 
-    async def deliver(self, message: Message, resume_with: str | None = None, outcome: Outcome | None = None) -> Outcome:
-        """Try the lane's providers in order, appending each attempt to ``outcome`` as it ends
-        (so a cancellation keeps what happened so far)."""
-        outcome = outcome if outcome is not None else Outcome()
-        chain = [p for p in self.chain_for(message.lane, resume_with) if p.serves(message)]
+    async def deliver(
+        self, message: Message, pinned: str | None = None, outcome: DeliveryOutcome | None = None
+    ) -> DeliveryOutcome:
+        """Try the lane's providers in order (only the pinned one if acceptance is unknown
+        there), appending each attempt to ``outcome`` as it ends, so a cancellation keeps what
+        happened so far."""
+        outcome = outcome if outcome is not None else DeliveryOutcome(pinned=pinned)
+        chain = self.chain_for(message.lane, pinned)
+        if pinned and not chain:
+            outcome.pin_lost = True
+            return outcome
+        chain = [p for p in chain if p.serves(message)]
         if not chain:
-            outcome.attempts.append(
-                Attempt("none", 0.0, error=TransientError(
-                    f"no provider configured for lane {message.lane} serves this message"))
-            )
+            outcome.skipped.append(Skip("none", NO_PROVIDER_WAIT_SECONDS, "no provider serves it"))
             return outcome
         for provider in chain:
-            breaker = self.breakers[provider.name]
+            breaker = self.breaker(provider)
             if not breaker.allow():
-                outcome.attempts.append(
-                    Attempt(provider.name, 0.0, error=TransientError("circuit open: provider skipped", code="circuit_open"))
-                )
+                outcome.skipped.append(Skip(provider.name, breaker.retry_in()))
                 continue
             attempt = await self._attempt(provider, message, outcome)
             outcome.attempts.append(attempt)
-            before = breaker.state
             if attempt.result is not None or isinstance(attempt.error, PermanentError):
-                breaker.record_success()  # a definite answer: the provider is healthy
-                self._circuit_changed(provider.name, before, breaker.state)
                 return outcome
-            breaker.record_failure()
-            self._circuit_changed(provider.name, before, breaker.state)
             if attempt.error is not None and attempt.error.accepted_unknown:
-                return outcome  # never fail over when the message may have been accepted
+                outcome.pinned = provider.name  # never fail over: it may have been accepted
+                return outcome
         return outcome
 
-    def _circuit_changed(self, provider: str, before: CircuitState, after: CircuitState) -> None:
-        if before == after:
-            return
-        metrics.CIRCUIT_STATE.labels(provider).set(int(after))
-        log.warning("provider.circuit.changed", extra={"provider": provider, "state": after.name.lower()})
-        if self.on_circuit_change is not None:
-            self.on_circuit_change(provider, after)
-
-    async def _attempt(self, provider: Provider, message: Message, outcome: Outcome) -> Attempt:
+    async def _attempt(
+        self, provider: Provider, message: Message, outcome: DeliveryOutcome
+    ) -> Attempt:
         if self.throttle is not None:
-            await self.throttle.acquire(provider)  # the account's shared send rate, before the clock starts
+            await self.throttle.acquire(provider)  # the account's shared send rate, before the clock
         started = time.perf_counter()
         try:
             result = await provider.send(message)
-            return Attempt(provider.name, _ms(started), result=result)
         except ProviderError as e:
+            self._feedback(provider, e)
             return Attempt(provider.name, _ms(started), error=e)
         except asyncio.CancelledError:
             # the group's deadline passed while this request was with the provider
-            error = TransientError(f"no answer within {self.timeout:g}s", code="timeout", accepted_unknown=True)
+            error = ProviderUnavailableError(
+                f"no answer within {self.timeout:g}s", code="timeout", accepted_unknown=True
+            )
+            self._feedback(provider, error)
             outcome.attempts.append(Attempt(provider.name, _ms(started), error=error))
+            outcome.pinned = provider.name
             raise
         except Exception as e:  # noqa: BLE001 - an adapter bug must not lose the message
+            self.breaker(provider).release()
             error = TransientError(
                 f"unexpected {type(e).__name__} in provider adapter",
                 code="adapter_error",
                 accepted_unknown=True,
             )
             return Attempt(provider.name, _ms(started), error=error)
+        self._feedback(provider, None)
+        return Attempt(provider.name, _ms(started), result=result)
+
+    def _feedback(self, provider: Provider, error: ProviderError | None) -> None:
+        """Tell the provider's breaker what this answer says about its health."""
+        breaker = self.breaker(provider)
+        before = breaker.state
+        if isinstance(error, ProviderAccountError):
+            breaker.trip()
+            metrics.ACCOUNT_REFUSALS.labels(provider.name, provider.lane.value).inc()
+            log.error(
+                "provider.account.refused",
+                extra={"provider": provider.name, "lane": provider.lane.value, "response_code": error.code,
+                       "reason": error.message},
+            )
+        elif isinstance(error, ProviderUnavailableError):
+            breaker.record_failure()
+        else:
+            breaker.record_success()  # any other answer shows the provider is up
+        after = breaker.state
+        if before != after:
+            self._circuit_changed(provider, after)
+
+    def _circuit_changed(self, provider: Provider, state: CircuitState) -> None:
+        metrics.CIRCUIT_STATE.labels(provider.name, provider.lane.value).set(int(state))
+        log.warning(
+            "provider.circuit.changed",
+            extra={"provider": provider.name, "lane": provider.lane.value, "state": state.name.lower()},
+        )
+        if self.on_circuit_change is not None:
+            self.on_circuit_change(f"{provider.name}@{provider.lane.value}", state)
 
     async def close(self) -> None:
         for providers in self.chains.values():
             for provider in providers:
                 try:
                     await provider.close()
-                except Exception:  # noqa: BLE001 - closing is best effort
+                except Exception:  # noqa: BLE001, S110 - closing is best effort
                     pass
-
-
-log = logging.getLogger("notifier.delivery")
 
 
 def _ms(started: float) -> float:

@@ -2,6 +2,17 @@
 
 All of one task's results are written in one transaction after the sends, never while a
 provider call is in flight.
+
+What happens next, per outcome:
+
+* sent -> ``sent``; a message-level permanent answer -> ``failed`` (suppressing an invalid
+  recipient);
+* nothing contacted (every provider's breaker open, or no provider serves it) -> back to
+  ``queued`` until the earliest cool-down ends, with no attempt spent; the TTL still applies;
+* a transient answer -> a retry under the retry policy, pinned to the provider where acceptance
+  is unknown if there is one;
+* out of retries or TTL: ``unconfirmed`` when acceptance is unknown at the pinned provider (it
+  may have been delivered), otherwise ``failed`` or ``expired``.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from notifier.db.models import utcnow
 from notifier.db.session import transaction
 from notifier.notifications import repository
 from notifier.statuses import EventKind, Status
-from workers.engine import Attempt, Outcome
+from workers.engine import Attempt, DeliveryOutcome
 
 if TYPE_CHECKING:
     from workers.context import DeliveryContext
@@ -30,41 +41,48 @@ Retry = tuple[str, str, float]  # (notification id, lane, delay seconds)
 
 
 def record_outcomes(
-    ctx: DeliveryContext, jobs: Sequence[Job], outcomes: Sequence[Outcome]
+    ctx: DeliveryContext, jobs: Sequence[Job], outcomes: Sequence[DeliveryOutcome]
 ) -> list[Retry]:
     now = utcnow()
     retries: list[Retry] = []
     with transaction(ctx.runtime.sessions) as session:
         events: list[dict[str, Any]] = []
-        sent: list[tuple[Job, Attempt]] = []
-        for job, outcome in zip(jobs, outcomes):
-            events.extend(_attempt_event(job.id, now, a, job.attempts) for a in outcome.attempts)
+        sent: list[tuple[str, str, str, int]] = []
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            attempts = job.attempts + len(outcome.attempts)
+            events.extend(
+                _attempt_event(job.id, now, a, job.attempts + n)
+                for n, a in enumerate(outcome.attempts, start=1)
+            )
             _observe(job, outcome, now)
             if outcome.sent is not None:
-                sent.append((job, outcome.sent))
+                result = outcome.sent.result
+                assert result is not None
+                sent.append((job.id, outcome.sent.provider, result.provider_message_id, attempts))
                 events.append(_sent_event(job, outcome.sent, now))
             elif outcome.permanent is not None:
-                events.append(_mark_failed(session, job, outcome, now))
+                events.append(_mark_failed(session, job, outcome, attempts, now))
             else:
-                event, retry = _retry_or_give_up(ctx, session, job, outcome, now)
+                event, retry = _next_step(ctx, session, job, outcome, attempts, now)
                 events.append(event)
                 if retry is not None:
                     retries.append(retry)
-        repository.mark_sent(session, [(job.id, a.provider, a.result.provider_message_id) for job, a in sent], now)
+        repository.mark_sent(session, sent, now)
         repository.add_events(session, events)
     return retries
 
 
-def _observe(job: "Job", outcome: Outcome, now: datetime) -> None:
+def _observe(job: Job, outcome: DeliveryOutcome, now: datetime) -> None:
     """Metrics and one log line per attempt: ids, provider, outcome, latency; never content."""
     for attempt in outcome.attempts:
         result = metrics.outcome_of(attempt.error)
         metrics.SENDS.labels(attempt.provider, job.lane, result).inc()
         metrics.PROVIDER_LATENCY.labels(attempt.provider, job.lane).observe(attempt.latency_ms / 1000)
+        code = attempt.result.response_code if attempt.result else (
+            attempt.error.code if attempt.error else None)
         log.info("delivery.attempt", extra={
-            "notification_id": job.id, "provider": attempt.provider, "lane": job.lane, "outcome": result,
-            "latency_ms": attempt.latency_ms, "response_code": attempt.result.response_code if attempt.result
-            else (attempt.error.code if attempt.error else None),
+            "notification_id": job.id, "provider": attempt.provider, "lane": job.lane,
+            "outcome": result, "latency_ms": attempt.latency_ms, "response_code": code,
         })
     if outcome.sent is not None:
         metrics.TIME_TO_SEND.labels(job.lane).observe((now - job.created_at).total_seconds())
@@ -113,7 +131,9 @@ def _sent_event(job: Job, attempt: Attempt, now: datetime) -> dict[str, Any]:
     }
 
 
-def _mark_failed(session: Session, job: Job, outcome: Outcome, now: datetime) -> dict[str, Any]:
+def _mark_failed(
+    session: Session, job: Job, outcome: DeliveryOutcome, attempts: int, now: datetime
+) -> dict[str, Any]:
     error = outcome.permanent
     assert error is not None and outcome.last is not None
     reason = f"{error.code or 'error'}: {error.message}"[:200]
@@ -125,6 +145,7 @@ def _mark_failed(session: Session, job: Job, outcome: Outcome, now: datetime) ->
         provider=outcome.last.provider,
         sealed_content=None,
         status_reason=reason,
+        attempts=attempts,
     )
     detail = f"failed permanently at {outcome.last.provider}: {reason}"
     invalid = outcome.invalid_recipient
@@ -144,53 +165,146 @@ def _mark_failed(session: Session, job: Job, outcome: Outcome, now: datetime) ->
     }
 
 
-def _retry_or_give_up(
-    ctx: DeliveryContext, session: Session, job: Job, outcome: Outcome, now: datetime
+def _next_step(
+    ctx: DeliveryContext,
+    session: Session,
+    job: Job,
+    outcome: DeliveryOutcome,
+    attempts: int,
+    now: datetime,
 ) -> tuple[dict[str, Any], Retry | None]:
-    when = ctx.retry_policy.next_attempt_at(now, job.attempts, job.expires_at, outcome.retry_after)
-    if when is not None:
-        pinned = outcome.resume_with
-        repository.move(
-            session,
-            [job.id],
-            Status.QUEUED,
-            not_before=when,
-            published_at=now,
-            pinned_provider=pinned,
-        )
-        delay = (when - now).total_seconds()
-        detail = f"attempt {job.attempts} failed transiently; retry in {delay:.1f}s"
-        if pinned:
-            detail += f" on {pinned} only"
-        event = {
-            "notification_id": job.id,
-            "created_at": now,
-            "kind": EventKind.RETRY_SCHEDULED.value,
-            "status": Status.QUEUED.value,
-            "detail": detail,
-        }
-        return event, (job.id, job.lane, delay)
-    expired = job.expires_at is not None and job.expires_at <= now + timedelta(
-        seconds=ctx.retry_policy.base_seconds
-    )
-    target = (
-        Status.EXPIRED
-        if expired and job.attempts < ctx.retry_policy.max_attempts
-        else Status.FAILED
-    )
-    reason = (
-        f"gave up after {job.attempts} attempts"
-        if target == Status.FAILED
-        else "time to live ran out while retrying"
-    )
+    """Retry, wait for a breaker, or end the notification."""
+    if outcome.pin_lost:
+        return _end(session, job, outcome, attempts, now, lost=True), None
+    if not outcome.attempts:
+        wait = outcome.wait_seconds
+        when = now + timedelta(seconds=wait if wait is not None else ctx.retry_policy.base_seconds)
+        if job.expires_at is not None and when >= job.expires_at:
+            return _end(session, job, outcome, attempts, now, ttl=True), None
+        return _requeue(session, job, outcome, attempts, now, when, _waiting_detail(outcome))
+    when = ctx.retry_policy.next_attempt_at(now, attempts, job.expires_at, outcome.retry_after)
+    if when is None:
+        ttl = attempts < ctx.retry_policy.max_attempts
+        return _end(session, job, outcome, attempts, now, ttl=ttl), None
+    delay = (when - now).total_seconds()
+    detail = f"attempt {attempts} failed transiently; retry in {delay:.1f}s"
+    if outcome.pinned:
+        detail += f" on {outcome.pinned} only"
+    return _requeue(session, job, outcome, attempts, now, when, detail)
+
+
+def _waiting_detail(outcome: DeliveryOutcome) -> str:
+    if not outcome.skipped:
+        return "not sent yet: the delivery deadline passed before a provider was contacted; no attempt used"
+    skipped = ", ".join(f"{s.provider} ({s.reason})" for s in outcome.skipped)
+    wait = outcome.wait_seconds or 0.0
+    return f"waiting {wait:.1f}s: no provider could be contacted [{skipped}]; no attempt used"
+
+
+def _requeue(
+    session: Session,
+    job: Job,
+    outcome: DeliveryOutcome,
+    attempts: int,
+    now: datetime,
+    when: datetime,
+    detail: str,
+) -> tuple[dict[str, Any], Retry]:
     repository.move(
-        session, [job.id], target, completed_at=now, sealed_content=None, status_reason=reason
+        session,
+        [job.id],
+        Status.QUEUED,
+        not_before=when,
+        published_at=now,
+        pinned_provider=outcome.pinned,
+        attempts=attempts,
     )
-    kind = EventKind.FAILED if target == Status.FAILED else EventKind.EXPIRED
+    event = {
+        "notification_id": job.id,
+        "created_at": now,
+        "kind": EventKind.RETRY_SCHEDULED.value,
+        "status": Status.QUEUED.value,
+        "detail": detail,
+    }
+    return event, (job.id, job.lane, (when - now).total_seconds())
+
+
+def _end(
+    session: Session,
+    job: Job,
+    outcome: DeliveryOutcome,
+    attempts: int,
+    now: datetime,
+    *,
+    lost: bool = False,
+    ttl: bool = False,
+) -> dict[str, Any]:
+    """No more tries: unconfirmed if a provider may have it, else expired (its TTL ran out) or
+    failed (its attempts ran out)."""
+    if outcome.pinned:
+        target, kind = Status.UNCONFIRMED, EventKind.UNCONFIRMED
+        reason = unconfirmed_reason(outcome.pinned, lost)
+        metrics.UNCONFIRMED.labels(job.lane).inc()
+    elif ttl or lost:
+        target, kind = Status.EXPIRED, EventKind.EXPIRED
+        reason = ("time to live ran out while retrying" if attempts
+                  else "time to live ran out while waiting for a provider")
+    else:
+        target, kind = Status.FAILED, EventKind.FAILED
+        reason = f"gave up after {attempts} attempts"
+    repository.move(
+        session,
+        [job.id],
+        target,
+        completed_at=now,
+        sealed_content=None,
+        status_reason=reason,
+        attempts=attempts,
+        provider=outcome.pinned,
+    )
     return {
         "notification_id": job.id,
         "created_at": now,
         "kind": kind.value,
         "status": target.value,
+        "provider": outcome.pinned,
         "detail": reason,
-    }, None
+    }
+
+
+def unconfirmed_reason(provider: str, lost: bool = False) -> str:
+    """The reason of an ``unconfirmed`` notification, said the same way everywhere."""
+    if lost:
+        return (f"may have been delivered: {provider} received a request and never answered, "
+                f"and {provider} is no longer configured for its lane")
+    return f"may have been delivered: {provider} received a request and never gave a definite answer"
+
+
+def end_overdue(session: Session, rows: Sequence[tuple[str, str, str | None]], now: datetime) -> int:
+    """End notifications whose TTL passed before they could be sent: (id, lane, pinned
+    provider). ``expired`` — never sent — unless a provider may already have one, which is then
+    ``unconfirmed``. Used by the claim and by the sweeper alike."""
+    never = [i for i, _, pinned in rows if not pinned]
+    moved = repository.move(
+        session, never, Status.EXPIRED, completed_at=now, sealed_content=None,
+        status_reason="time to live passed before sending",
+    )
+    events = [{
+        "notification_id": i, "created_at": now, "kind": EventKind.EXPIRED.value,
+        "status": Status.EXPIRED.value,
+        "detail": "not sent: its time to live passed before it could be sent",
+    } for i in moved]
+    for notification_id, lane, pinned in rows:
+        if not pinned:
+            continue
+        reason = unconfirmed_reason(pinned)
+        if repository.move(session, [notification_id], Status.UNCONFIRMED, completed_at=now,
+                           sealed_content=None, status_reason=reason, provider=pinned):
+            metrics.UNCONFIRMED.labels(lane).inc()
+            events.append({
+                "notification_id": notification_id, "created_at": now,
+                "kind": EventKind.UNCONFIRMED.value, "status": Status.UNCONFIRMED.value,
+                "provider": pinned, "detail": reason + "; its time to live has passed",
+            })
+    repository.add_events(session, events)
+    return len(events)

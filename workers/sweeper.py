@@ -25,6 +25,7 @@ from notifier.db.session import transaction
 from notifier.notifications import repository
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
+from workers.recording import end_overdue
 
 log = logging.getLogger("notifier.sweeper")
 CHUNK = 1000
@@ -73,28 +74,15 @@ def beat(runtime: Runtime, name: str, detail: dict | None = None) -> None:
 def expire_overdue(runtime: Runtime) -> int:
     now = utcnow()
     with transaction(runtime.sessions) as session:
-        ids = list(
-            session.scalars(
-                select(Notification.id)
-                .where(
-                    Notification.status.in_([Status.SCHEDULED.value, Status.QUEUED.value]),
-                    Notification.expires_at <= now,
-                )
-                .limit(CHUNK)
+        rows = session.execute(
+            select(Notification.id, Notification.lane, Notification.pinned_provider)
+            .where(
+                Notification.status.in_([Status.SCHEDULED.value, Status.QUEUED.value]),
+                Notification.expires_at <= now,
             )
-        )
-        moved = repository.move(
-            session,
-            ids,
-            Status.EXPIRED,
-            completed_at=now,
-            sealed_content=None,
-            status_reason="time to live passed before sending",
-        )
-        _events(
-            session, moved, EventKind.EXPIRED, Status.EXPIRED, "not sent: its time to live passed"
-        )
-    return len(moved)
+            .limit(CHUNK)
+        ).all()
+        return end_overdue(session, [tuple(r) for r in rows], now)
 
 
 def release_scheduled(runtime: Runtime) -> int:

@@ -70,15 +70,20 @@ _SENT = (
     .where(Notification.__table__.c.id == bindparam("b_id"), Notification.__table__.c.status == Status.SENDING.value)
     .values(status=Status.SENT.value, sent_at=bindparam("b_now"), updated_at=bindparam("b_now"),
             provider=bindparam("b_provider"), provider_message_id=bindparam("b_message_id"),
-            sealed_content=None, pinned_provider=None, status_reason=None)
+            attempts=bindparam("b_attempts"), sealed_content=None, pinned_provider=None,
+            status_reason=None)
 )
 
 
-def mark_sent(session: Session, sent: Sequence[tuple[str, str, str]], now: datetime) -> None:
-    """``sending -> sent`` for many notifications in one executemany: (id, provider, message id).
-    The same guard as :func:`move` (only from ``sending``), without a statement per row."""
+def mark_sent(session: Session, sent: Sequence[tuple[str, str, str, int]], now: datetime) -> None:
+    """``sending -> sent`` for many notifications in one executemany: (id, provider, message id,
+    attempts). The same guard as :func:`move` (only from ``sending``), without a statement per
+    row."""
     if sent:
-        session.execute(_SENT, [{"b_id": i, "b_now": now, "b_provider": p, "b_message_id": m} for i, p, m in sent])
+        session.execute(_SENT, [
+            {"b_id": i, "b_now": now, "b_provider": p, "b_message_id": m, "b_attempts": n}
+            for i, p, m, n in sent
+        ])
 
 
 def move(

@@ -3,6 +3,10 @@
 The notification id (so a bounce can be traced back), the caller's own headers except those the
 adapter owns, and on promotional mail with an unsubscribe URL the RFC 8058 one-click pair
 (https://www.rfc-editor.org/rfc/rfc8058).
+
+The Message-ID of a notification is derived from its id, not drawn at random: every resend of
+the same notification (after a timeout that left acceptance unknown) carries the same
+Message-ID, which is how mail systems and clients recognise a duplicate.
 """
 
 from __future__ import annotations
@@ -39,3 +43,8 @@ def extra_headers(message: EmailMessage) -> list[tuple[str, str]]:
         headers.append(("List-Unsubscribe", f"<{message.unsubscribe_url}>"))
         headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     return headers
+
+
+def message_id_for(notification_id: str, domain: str) -> str:
+    """The Message-ID (with angle brackets) of a notification: the same on every resend."""
+    return f"<{notification_id}@{domain}>"

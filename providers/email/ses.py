@@ -64,14 +64,16 @@ from providers.interface import (
     ConfigurationError,
     EmailMessage,
     Lane,
+    parse_retry_after,
     PermanentError,
+    positive_option,
     Provider,
+    ProviderAccountError,
     ProviderError,
+    ProviderUnavailableError,
     SendResult,
     ThrottledError,
     TransientError,
-    parse_retry_after,
-    positive_option,
 )
 
 # How long to wait after throttling when SES does not say (it usually does not): SES limits are
@@ -87,24 +89,26 @@ ERROR_TABLE: dict[str, tuple[type[ProviderError], float | None]] = {
     "ThrottlingException": (ThrottledError, DEFAULT_THROTTLE_SECONDS),
     "TooManyRequestsException": (ThrottledError, DEFAULT_THROTTLE_SECONDS),
     "LimitExceededException": (ThrottledError, DEFAULT_THROTTLE_SECONDS),
-    "InternalFailure": (TransientError, None),
-    "InternalServerError": (TransientError, None),
-    "ServiceUnavailable": (TransientError, None),
-    "ServiceUnavailableException": (TransientError, None),
-    "RequestTimeout": (TransientError, None),
+    "InternalFailure": (ProviderUnavailableError, None),
+    "InternalServerError": (ProviderUnavailableError, None),
+    "ServiceUnavailable": (ProviderUnavailableError, None),
+    "ServiceUnavailableException": (ProviderUnavailableError, None),
+    "RequestTimeout": (ProviderUnavailableError, None),
     "MessageRejected": (PermanentError, None),
     "InvalidParameterValue": (PermanentError, None),
     "BadRequestException": (PermanentError, None),
-    "MailFromDomainNotVerifiedException": (PermanentError, None),
-    "AccountSuspendedException": (PermanentError, None),
-    "SendingPausedException": (PermanentError, None),
-    "NotFoundException": (PermanentError, None),  # e.g. the configuration set does not exist
-    "AccessDeniedException": (PermanentError, None),
-    "UnrecognizedClientException": (PermanentError, None),
-    "InvalidClientTokenId": (PermanentError, None),
-    "SignatureDoesNotMatch": (PermanentError, None),
-    "IncompleteSignature": (PermanentError, None),
-    "MissingAuthenticationToken": (PermanentError, None),
+    # our account, sender or credentials, not the message: fail over, open the breaker, alert
+    "MailFromDomainNotVerifiedException": (ProviderAccountError, None),
+    "AccountSuspendedException": (ProviderAccountError, None),
+    "AccountSendingPausedException": (ProviderAccountError, None),
+    "SendingPausedException": (ProviderAccountError, None),
+    "NotFoundException": (ProviderAccountError, None),  # e.g. the configuration set does not exist
+    "AccessDeniedException": (ProviderAccountError, None),
+    "UnrecognizedClientException": (ProviderAccountError, None),
+    "InvalidClientTokenId": (ProviderAccountError, None),
+    "SignatureDoesNotMatch": (ProviderAccountError, None),
+    "IncompleteSignature": (ProviderAccountError, None),
+    "MissingAuthenticationToken": (ProviderAccountError, None),
 }
 
 # Codes whose AWS message may describe the request signature or key: never copied into ours.
@@ -148,23 +152,25 @@ def _by_status(status: int) -> tuple[type[ProviderError], float | None]:
     if status == 429:
         return ThrottledError, DEFAULT_THROTTLE_SECONDS
     if status >= 500:
-        return TransientError, None
+        return ProviderUnavailableError, None
     return PermanentError, None
 
 
 def transport_error(error: BotoCoreError) -> ProviderError:
     """The typed error for a failure of botocore before or while talking to SES."""
     if isinstance(error, ReadTimeoutError):
-        return TransientError("SES read timed out", code="timeout", accepted_unknown=True)
+        return ProviderUnavailableError("SES read timed out", code="timeout", accepted_unknown=True)
     if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
-        return TransientError("SES endpoint unreachable", code="connect", accepted_unknown=False)
+        return ProviderUnavailableError(
+            "SES endpoint unreachable", code="connect", accepted_unknown=False
+        )
     if isinstance(error, ConnectionClosedError):
         # The request was written; SES may have processed it before the connection dropped.
-        return TransientError(
+        return ProviderUnavailableError(
             "SES connection closed before the answer", code="disconnected", accepted_unknown=True
         )
     if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
-        return PermanentError("no usable AWS credentials for SES", code="credentials")
+        return ProviderAccountError("no usable AWS credentials for SES", code="credentials")
     if isinstance(error, ParamValidationError):
         return PermanentError("SES refused the request parameters", code="invalid_request")
     return TransientError(
@@ -216,7 +222,9 @@ class SesProvider(Provider):
             return description
         account = await self._call("get_account")
         if not account.get("SendingEnabled", True):
-            raise PermanentError("SES sending is paused for this account", code="sending_paused")
+            raise ProviderAccountError(
+                "SES sending is paused for this account", code="sending_paused"
+            )
         quota = account.get("SendQuota", {})
         return (
             f"{description}: sending enabled, max {quota.get('MaxSendRate', '?')}/s, "

@@ -26,18 +26,24 @@ session instead.
 Outcomes: the SMTP reply code decides, through :data:`REPLY_TABLE`. A recipient refused with an
 RFC 3463 "bad destination mailbox" status (5.1.1, 5.1.2, 5.1.3, 5.1.6, 5.1.10) is an
 :class:`InvalidRecipientError` (hard bounce, suppressed); any other 5xx is permanent, 4xx is
-transient. Network failures before DATA are transient with ``accepted_unknown=False`` (the
-message was not sent; failover is safe); a timeout or disconnect during DATA is transient with
-``accepted_unknown=True`` (the relay may have queued it). A failed login (535) and a server
-certificate that does not verify are configuration problems and permanent. Error messages
-carry the reply code, the enhanced status and the relay's reply text, never the subject, the
-body or a credential.
+transient about this message, except 421 and 454 which say the relay itself is unavailable.
+Network failures before DATA mean the relay is unavailable with ``accepted_unknown=False`` (the
+message was not sent; failover is safe); a timeout or disconnect during DATA is the same with
+``accepted_unknown=True`` (the relay may have queued it). A failed login (530/534/535/538) and a
+server certificate that does not verify are account-level refusals: the message fails over and
+the relay's breaker opens. Error messages carry the reply code, the enhanced status and the
+relay's reply text, never the subject, the body or a credential.
+
+Identity: the Message-ID is derived from the notification id (``<id@from-domain>``), so a
+resend after "acceptance unknown" carries the same Message-ID and mail clients show one
+message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import io
 import re
 import socket
 import ssl
@@ -46,14 +52,16 @@ from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage as MimeMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, make_msgid
+from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
+from email.generator import BytesGenerator
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 import aiosmtplib
-from aiosmtplib.email import flatten_message, parse_address
+from aiosmtplib.email import parse_address
 
-from providers.email.headers import extra_headers
+from providers.email.headers import extra_headers, message_id_for
 from providers.interface import (
     Channel,
     ConfigurationError,
@@ -61,12 +69,14 @@ from providers.interface import (
     InvalidRecipientError,
     Lane,
     PermanentError,
+    positive_option,
     Provider,
+    ProviderAccountError,
     ProviderError,
+    ProviderUnavailableError,
     SendResult,
     SuppressionReason,
     TransientError,
-    positive_option,
 )
 
 _DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
@@ -75,15 +85,16 @@ _DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
 # AUTH replies: RFC 4954 section 6 https://www.rfc-editor.org/rfc/rfc4954#section-6.
 # Codes not listed fall back to their class: 4xx transient, 5xx permanent.
 REPLY_TABLE: dict[int, tuple[type[ProviderError], str]] = {
-    421: (TransientError, "service not available"),
+    421: (ProviderUnavailableError, "service not available"),
     450: (TransientError, "mailbox unavailable, try again"),
     451: (TransientError, "local error in processing"),
     452: (TransientError, "insufficient system storage"),
-    454: (TransientError, "TLS or authentication temporarily unavailable"),
-    530: (PermanentError, "authentication required"),
-    534: (PermanentError, "authentication mechanism too weak"),
-    535: (PermanentError, "authentication failed"),
-    538: (PermanentError, "encryption required for authentication"),
+    454: (ProviderUnavailableError, "TLS or authentication temporarily unavailable"),
+    # our credentials, not the message: fail over, open the breaker, alert
+    530: (ProviderAccountError, "authentication required"),
+    534: (ProviderAccountError, "authentication mechanism too weak"),
+    535: (ProviderAccountError, "authentication failed"),
+    538: (ProviderAccountError, "encryption required for authentication"),
     550: (InvalidRecipientError, "mailbox unavailable"),
     551: (InvalidRecipientError, "user not local"),
     552: (PermanentError, "exceeded storage allocation"),
@@ -189,7 +200,7 @@ def translate_failure(stage: _Stage, exc: BaseException) -> ProviderError:
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return reply_error(exc.code, exc.message)
     if _certificate_rejected(exc):
-        return PermanentError("SMTP server certificate did not verify", code="tls_verify")
+        return ProviderAccountError("SMTP server certificate did not verify", code="tls_verify")
     if isinstance(exc, ValueError):  # from_address was checked at start-up: the recipient's
         return InvalidRecipientError(
             "recipient address cannot be sent over SMTP", code="invalid_address"
@@ -197,19 +208,31 @@ def translate_failure(stage: _Stage, exc: BaseException) -> ProviderError:
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         return PermanentError(f"SMTP server lacks a required extension: {exc}", code="unsupported")
     if stage is _Stage.CONNECT or isinstance(exc, aiosmtplib.SMTPConnectError):
-        return TransientError(f"SMTP connection failed: {_one_line(str(exc))}", code="connect")
+        return ProviderUnavailableError(
+            f"SMTP connection failed: {_one_line(str(exc))}", code="connect"
+        )
     accepted_unknown = stage is _Stage.DATA
     if isinstance(exc, (aiosmtplib.SMTPTimeoutError, asyncio.TimeoutError)):
-        return TransientError(
+        return ProviderUnavailableError(
             f"SMTP timed out during {stage.value}",
             code="timeout",
             accepted_unknown=accepted_unknown,
         )
-    return TransientError(
+    return ProviderUnavailableError(
         f"SMTP session lost during {stage.value}: {type(exc).__name__}",
         code="disconnected",
         accepted_unknown=accepted_unknown,
     )
+
+
+def wire_bytes(mime: MimeMessage, *, utf8: bool, cte_type: str) -> bytes:
+    """The message as sent. Header lines fold only past RFC 5322's hard limit of 998
+    characters: the default 78 would fold a long ``List-Unsubscribe`` URL, which has no space to
+    fold at, into RFC 2047 encoded words that mail clients do not read as a URL."""
+    policy = (SMTPUTF8_POLICY if utf8 else SMTP_POLICY).clone(max_line_length=998, cte_type=cte_type)
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, policy=policy).flatten(mime)
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- session pool
@@ -328,7 +351,7 @@ class SmtpProvider(Provider):
     def compose(self, message: EmailMessage) -> tuple[MimeMessage, str]:
         """The MIME message to transmit and its Message-ID without angle brackets."""
         mime = MimeMessage(policy=SMTP_POLICY)
-        message_id = make_msgid(domain=self.from_domain)
+        message_id = message_id_for(message.notification_id, self.from_domain)
         try:
             self._set_headers(mime, message, message_id)
             mime.set_content(message.text)
@@ -426,7 +449,7 @@ class SmtpProvider(Provider):
         if utf8 and not client.supports_extension("smtputf8"):
             raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is needed for a non-ASCII address")
         eight_bit = client.supports_extension("8bitmime")
-        payload = flatten_message(mime, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
+        payload = wire_bytes(mime, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
         options = ["SMTPUTF8"] if utf8 else []
         if eight_bit:
             options.append("BODY=8BITMIME")

@@ -65,7 +65,9 @@ from providers.interface import (
     Message,
     PermanentError,
     Provider,
+    ProviderAccountError,
     ProviderError,
+    ProviderUnavailableError,
     PushMessage,
     PushPlatform,
     SendResult,
@@ -85,12 +87,16 @@ APNS_ERRORS: dict[tuple[str, str | None], type[ProviderError]] = {
     ("400", "DeviceTokenNotForTopic"): InvalidRecipientError,
     ("429", "TooManyRequests"): ThrottledError,
     ("429", None): ThrottledError,
-    ("500", None): TransientError,
-    ("503", None): TransientError,
-    ("403", "InvalidProviderToken"): PermanentError,
-    ("403", "ExpiredProviderToken"): PermanentError,
+    ("500", None): ProviderUnavailableError,
+    ("503", None): ProviderUnavailableError,
+    # our key, certificate or topic, not the message: fail over, open the breaker, alert
+    ("403", "InvalidProviderToken"): ProviderAccountError,
+    ("403", "ExpiredProviderToken"): ProviderAccountError,  # often this machine's clock
+    ("403", None): ProviderAccountError,  # BadCertificate, Forbidden, MissingProviderToken
+    ("400", "BadTopic"): ProviderAccountError,
+    ("400", "TopicDisallowed"): ProviderAccountError,
     ("4xx", None): PermanentError,
-    ("5xx", None): TransientError,
+    ("5xx", None): ProviderUnavailableError,
 }
 
 _COLLAPSE_ID_LIMIT = 64  # bytes
@@ -250,7 +256,7 @@ class ApnsProvider(Provider):
         try:
             return await client.pool.acquire()
         except ApnsConnectionError as e:
-            raise TransientError("APNs connection failed", code="connect") from e
+            raise ProviderUnavailableError("APNs connection failed", code="connect") from e
 
     # ------------------------------------------------------------------ send
 
@@ -274,13 +280,13 @@ class ApnsProvider(Provider):
                 sent = True
                 result = await self._send_on(connection, request)
         except TimeoutError as e:
-            raise TransientError(
+            raise ProviderUnavailableError(
                 "APNs answer timed out" if sent else "APNs connection timed out",
                 code="timeout",
                 accepted_unknown=sent,
             ) from e
         except ConnectionClosed as e:
-            raise TransientError(
+            raise ProviderUnavailableError(
                 "APNs connection lost", code="connection", accepted_unknown=True
             ) from e
         if not result.is_successful:
@@ -312,7 +318,7 @@ class ApnsProvider(Provider):
         except (NoAvailableStreamIDError, FlowControlError) as e:
             # the request never left whole: drop the connection, the pool opens a new one
             connection.close()
-            raise TransientError("APNs connection exhausted", code="connection") from e
+            raise ProviderUnavailableError("APNs connection exhausted", code="connection") from e
 
     def _start(
         self, connection: APNsBaseClientProtocol, request: NotificationRequest
@@ -342,7 +348,7 @@ class ApnsProvider(Provider):
             async with asyncio.timeout(self.timeout):
                 await self._connection(client)
         except TimeoutError as e:
-            raise TransientError("APNs connection timed out", code="timeout") from e
+            raise ProviderUnavailableError("APNs connection timed out", code="timeout") from e
         return f"{description}: HTTP/2 connection open (the provider token is checked on send)"
 
     async def close(self) -> None:

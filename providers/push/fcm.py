@@ -18,9 +18,15 @@ Options (secrets already resolved):
     How many sends may be in flight at once (default 64). pyfcm is synchronous, so every
     send runs on a thread of a pool of this size owned by the provider instance.
 
-A send posts title, body and data (string values), with ``android.ttl`` from the message's
-``expires_at`` and ``android.priority`` high on the transactional lane, normal on the
-promotional one. The result's provider message id is FCM's message name
+A send posts title, body and data, with ``android.ttl`` from the message's
+``expires_at``, ``android.priority`` high on the transactional lane, normal on the
+promotional one, and ``android.collapse_key`` set to the notification id. FCM data values must
+be strings: a string value goes as it is, any other value as its JSON text (``true``,
+``{"a":1}``, ``3``).
+
+Identity: FCM has no idempotency key. A resend after "acceptance unknown" is a new FCM message;
+the collapse key makes copies still waiting at FCM (device offline) arrive as one, but a copy
+already shown is shown again. The result's provider message id is FCM's message name
 (``projects/<project>/messages/<id>``).
 
 pyfcm is used for the payload, the OAuth grant and the request, with four adjustments in a
@@ -58,16 +64,18 @@ from providers.interface import (
     InvalidRecipientError,
     Lane,
     Message,
+    parse_retry_after,
     PermanentError,
     Provider,
+    ProviderAccountError,
     ProviderError,
+    ProviderUnavailableError,
     PushMessage,
     PushPlatform,
     SendResult,
     SuppressionReason,
     ThrottledError,
     TransientError,
-    parse_retry_after,
 )
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -86,18 +94,18 @@ FCM_ERRORS: dict[str, type[ProviderError]] = {
     "INVALID_ARGUMENT:message.token": InvalidRecipientError,
     "INVALID_ARGUMENT": PermanentError,
     "SENDER_ID_MISMATCH": PermanentError,
-    "THIRD_PARTY_AUTH_ERROR": PermanentError,
+    "THIRD_PARTY_AUTH_ERROR": ProviderAccountError,  # our APNs credentials in FCM
     "QUOTA_EXCEEDED": ThrottledError,
-    "UNAVAILABLE": TransientError,
-    "INTERNAL": TransientError,
+    "UNAVAILABLE": ProviderUnavailableError,
+    "INTERNAL": ProviderUnavailableError,
     "UNSPECIFIED_ERROR": TransientError,
     "HTTP 400": PermanentError,
-    "HTTP 401": PermanentError,
-    "HTTP 403": PermanentError,
+    "HTTP 401": ProviderAccountError,
+    "HTTP 403": ProviderAccountError,
     "HTTP 404": InvalidRecipientError,
     "HTTP 429": ThrottledError,
     "HTTP 4xx": PermanentError,
-    "HTTP 5xx": TransientError,
+    "HTTP 5xx": ProviderUnavailableError,
 }
 
 _TOKEN_FIELD = "message.token"
@@ -298,7 +306,9 @@ class FcmProvider(Provider):
 
     def _notify_arguments(self, message: PushMessage) -> dict[str, Any]:
         android: dict[str, Any] = {
-            "priority": "high" if message.lane.category == Category.TRANSACTIONAL else "normal"
+            "priority": "high" if message.lane.category == Category.TRANSACTIONAL else "normal",
+            # copies of one notification still waiting at FCM collapse into one
+            "collapse_key": message.notification_id,
         }
         ttl = android_ttl(message.expires_at, datetime.now(UTC))
         if ttl is not None:
@@ -307,7 +317,7 @@ class FcmProvider(Provider):
             "fcm_token": message.to,
             "notification_title": message.title,
             "notification_body": message.body,
-            "data_payload": dict(message.data) or None,
+            "data_payload": data_payload(message.data) or None,
             "android_config": android,
             "timeout": (self.timeout, self.timeout),
         }
@@ -328,6 +338,15 @@ class FcmProvider(Provider):
         self._adapter.close()
 
 
+def data_payload(data: Mapping[str, Any]) -> dict[str, str]:
+    """FCM data values must be strings: strings go as they are, anything else as its JSON
+    (``true``, ``{"a": 1}``), never as Python's ``str()`` of it (``True``, ``{'a': 1}``)."""
+    return {
+        str(key): value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        for key, value in data.items()
+    }
+
+
 def answer_error(e: FcmAnswerError) -> ProviderError:
     """FCM answered with an error: walk the table. Messages carry no token nor content."""
     error_class = FCM_ERRORS[e.table_key]
@@ -345,14 +364,14 @@ def transport_error(e: Exception) -> ProviderError:
     connect timeout) another provider may be tried; after it left (read timeout, connection
     dropped) it may have been accepted."""
     if isinstance(e, google.auth.exceptions.RefreshError) and not e.retryable:
-        return PermanentError("FCM OAuth token grant refused", code="oauth")
+        return ProviderAccountError("FCM OAuth token grant refused", code="oauth")
     if isinstance(e, google.auth.exceptions.GoogleAuthError):
-        return TransientError("FCM OAuth token endpoint unreachable", code="oauth")
+        return ProviderUnavailableError("FCM OAuth token endpoint unreachable", code="oauth")
     if isinstance(e, requests.ConnectTimeout) or _connection_refused(e):
-        return TransientError("FCM connection failed", code="connect")
+        return ProviderUnavailableError("FCM connection failed", code="connect")
     if isinstance(e, requests.Timeout):
-        return TransientError("FCM answer timed out", code="timeout", accepted_unknown=True)
-    return TransientError("FCM connection lost", code="connection", accepted_unknown=True)
+        return ProviderUnavailableError("FCM answer timed out", code="timeout", accepted_unknown=True)
+    return ProviderUnavailableError("FCM connection lost", code="connection", accepted_unknown=True)
 
 
 def _connection_refused(e: Exception) -> bool:

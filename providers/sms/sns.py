@@ -59,6 +59,8 @@ from providers.interface import (
     Lane,
     PermanentError,
     Provider,
+    ProviderAccountError,
+    ProviderUnavailableError,
     SendResult,
     SmsMessage,
     SuppressionReason,
@@ -76,7 +78,8 @@ PHONE_NUMBER = "PhoneNumber"  # suffix of error-table keys whose error names the
 NAMES_PHONE_NUMBER = re.compile(r"phone\s*number", re.IGNORECASE)
 CONNECT_FAILED = "connect failed"  # nothing reached SNS: safe to fail over
 ANSWER_LOST = "answer lost"  # the request went out, the answer did not come back
-CLIENT_REFUSED = "client refused"  # botocore refused before sending: credentials, parameters
+CLIENT_REFUSED = "client refused"  # botocore refused before sending: no usable credentials
+BAD_PARAMETERS = "bad parameters"  # botocore refused the request's parameters before sending
 HTTP_429 = "http 429"
 HTTP_5XX = "http 5xx"
 HTTP_4XX = "http 4xx"
@@ -97,20 +100,26 @@ INVALID_ADDRESS = ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADD
 ERROR_TABLE: Mapping[str, ErrorRule] = {
     "Throttling": ErrorRule(ThrottledError),
     "Throttled": ErrorRule(ThrottledError),  # ThrottledException, HTTP 429
-    "InternalError": ErrorRule(TransientError),
-    "InternalFailure": ErrorRule(TransientError),
-    "ServiceUnavailable": ErrorRule(TransientError),
+    "InternalError": ErrorRule(ProviderUnavailableError),
+    "InternalFailure": ErrorRule(ProviderUnavailableError),
+    "ServiceUnavailable": ErrorRule(ProviderUnavailableError),
     f"InvalidParameter:{PHONE_NUMBER}": INVALID_ADDRESS,
     f"InvalidParameterValue:{PHONE_NUMBER}": INVALID_ADDRESS,
     f"ParameterValueInvalid:{PHONE_NUMBER}": INVALID_ADDRESS,  # InvalidParameterValueException
     "OptedOut": ErrorRule(InvalidRecipientError, SuppressionReason.STOP),  # OptedOutException
-    "AuthorizationError": ErrorRule(PermanentError),
+    # our account or credentials, not the message: fail over, open the breaker, alert
+    "AuthorizationError": ErrorRule(ProviderAccountError),
+    "InvalidClientTokenId": ErrorRule(ProviderAccountError),
+    "SignatureDoesNotMatch": ErrorRule(ProviderAccountError),
+    "AccessDenied": ErrorRule(ProviderAccountError),
+    "KMSAccessDenied": ErrorRule(ProviderAccountError),
     HTTP_429: ErrorRule(ThrottledError),
-    HTTP_5XX: ErrorRule(TransientError),
+    HTTP_5XX: ErrorRule(ProviderUnavailableError),
     HTTP_4XX: ErrorRule(PermanentError),
-    CONNECT_FAILED: ErrorRule(TransientError, accepted_unknown=False),
-    ANSWER_LOST: ErrorRule(TransientError, accepted_unknown=True),
-    CLIENT_REFUSED: ErrorRule(PermanentError),
+    CONNECT_FAILED: ErrorRule(ProviderUnavailableError, accepted_unknown=False),
+    ANSWER_LOST: ErrorRule(ProviderUnavailableError, accepted_unknown=True),
+    CLIENT_REFUSED: ErrorRule(ProviderAccountError),
+    BAD_PARAMETERS: ErrorRule(PermanentError),
 }
 
 
@@ -139,8 +148,10 @@ def error_key(code: str, status: int, aws_message: str) -> str:
 
 def botocore_error(error: BotoCoreError) -> Exception:
     """The typed error for a failure below HTTP, or before the request was made."""
-    if isinstance(error, NoCredentialsError | PartialCredentialsError | ParamValidationError):
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
         key, text = CLIENT_REFUSED, f"sns request refused by the client ({type(error).__name__})"
+    elif isinstance(error, ParamValidationError):
+        key, text = BAD_PARAMETERS, "sns request parameters refused by the client"
     elif isinstance(error, BotoConnectionError):
         key, text = CONNECT_FAILED, f"sns unreachable ({type(error).__name__})"
     else:  # HTTPClientError (read timeout, connection closed) and anything unforeseen

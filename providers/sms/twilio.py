@@ -58,14 +58,16 @@ from providers.interface import (
     ErrorRule,
     InvalidRecipientError,
     Lane,
+    parse_retry_after,
     PermanentError,
     Provider,
+    ProviderAccountError,
+    ProviderUnavailableError,
     SendResult,
     SmsMessage,
     SuppressionReason,
     ThrottledError,
     TransientError,
-    parse_retry_after,
 )
 
 T = TypeVar("T")
@@ -91,12 +93,17 @@ ERROR_TABLE: Mapping[int | str, ErrorRule] = {
     21614: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a mobile
     21610: ErrorRule(InvalidRecipientError, SuppressionReason.STOP),  # recipient replied STOP
     20429: ErrorRule(ThrottledError),  # too many requests
-    20003: ErrorRule(PermanentError),  # authentication failed
+    # our account or sender, not the message: fail over, open the breaker, alert
+    20003: ErrorRule(ProviderAccountError),  # authentication failed
+    20005: ErrorRule(ProviderAccountError),  # account not active
+    21212: ErrorRule(ProviderAccountError),  # invalid 'From' number
+    21606: ErrorRule(ProviderAccountError),  # 'From' is not a valid number of this account
+    30002: ErrorRule(ProviderAccountError),  # account suspended
     HTTP_429: ErrorRule(ThrottledError),
-    HTTP_5XX: ErrorRule(TransientError),
+    HTTP_5XX: ErrorRule(ProviderUnavailableError),
     HTTP_4XX: ErrorRule(PermanentError),
-    CONNECT_FAILED: ErrorRule(TransientError, accepted_unknown=False),
-    ANSWER_LOST: ErrorRule(TransientError, accepted_unknown=True),
+    CONNECT_FAILED: ErrorRule(ProviderUnavailableError, accepted_unknown=False),
+    ANSWER_LOST: ErrorRule(ProviderUnavailableError, accepted_unknown=True),
 }
 
 
@@ -245,7 +252,7 @@ class TwilioProvider(Provider):
             return description
         account = await self._call(self._client.api.v2010.accounts(self.account_sid).fetch)
         if account.status != "active":
-            raise PermanentError(f"twilio account is {account.status}", code=account.status)
+            raise ProviderAccountError(f"twilio account is {account.status}", code=account.status)
         return f"{description}: authenticated, account active"
 
     async def close(self) -> None:

@@ -8,7 +8,7 @@ import logging
 
 from notifier import sentry
 from notifier.logs import JsonFormatter
-from providers.interface import Lane, TransientError
+from providers.interface import Lane, ProviderUnavailableError
 from tests.factories import email, make_settings, sms
 from tests.fakes.scripted import ScriptedProvider
 from workers import sweeper
@@ -95,7 +95,7 @@ def test_an_open_circuit_shows_in_readiness_and_metrics(tmp_path):  # type: igno
     settings = make_settings(tmp_path, max_attempts=50)
     settings.data_dir.mkdir(parents=True)
     upgrade(settings.database_url)
-    flaky = ScriptedProvider("flaky-smtp", Lane.EMAIL_TRANSACTIONAL, script=[TransientError("503", code=503)] * 10)
+    flaky = ScriptedProvider("flaky-smtp", Lane.EMAIL_TRANSACTIONAL, script=[ProviderUnavailableError("503", code=503)] * 10)
     worker = create_worker_app(settings, providers={Lane.EMAIL_TRANSACTIONAL: [flaky]})
     runtime = Runtime.build(settings)
     headers = {"Authorization": f"Bearer {api_key(runtime)}"}
@@ -104,7 +104,7 @@ def test_an_open_circuit_shows_in_readiness_and_metrics(tmp_path):  # type: igno
         deliver_ids(worker.delivery, ids)  # type: ignore[attr-defined]
         ready = client.get("/readyz").json()
     worker.delivery.close()  # type: ignore[attr-defined]
-    assert ready["providers"] == {"flaky-smtp": "open"}
+    assert ready["providers"] == {"flaky-smtp@email.transactional": "open"}  # one per instance
     from notifier import metrics
 
-    assert metrics.CIRCUIT_STATE.labels("flaky-smtp")._value.get() == 2
+    assert metrics.CIRCUIT_STATE.labels("flaky-smtp", "email.transactional")._value.get() == 2

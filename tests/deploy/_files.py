@@ -44,7 +44,7 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "notifier_time_to_send_seconds": ("histogram", frozenset({"lane"})),
     "notifier_retries_total": ("counter", frozenset({"lane"})),
     "notifier_suppressions_total": ("counter", frozenset({"channel", "reason"})),
-    "notifier_circuit_state": ("gauge", frozenset({"provider"})),
+    "notifier_circuit_state": ("gauge", frozenset({"provider", "lane"})),
     "notifier_queue_depth": ("gauge", frozenset({"queue"})),
     "notifier_beat_last_tick_timestamp_seconds": ("gauge", frozenset()),
 }

@@ -86,7 +86,7 @@ def test_the_required_alerts_exist() -> None:
 
 def test_structural_check_catches_invented_names() -> None:
     assert _promql.unknown_series("rate(notifier_sent_total[5m])") == {"notifier_sent_total"}
-    assert _promql.check('notifier_circuit_state{lane="x"} == 2')
+    assert _promql.check('notifier_circuit_state{queue="x"} == 2')
     assert _promql.check("sum by (provider) (rate(notifier_retries_total[5m]))")
     assert _promql.check("sum(rate(notifier_retries_total[5m])")
     assert _promql.check("rate(queue_depth[5m])")

@@ -20,7 +20,9 @@ from providers.interface import (
     InvalidRecipientError,
     Lane,
     PermanentError,
+    ProviderAccountError,
     ProviderError,
+    ProviderUnavailableError,
     PushMessage,
     PushPlatform,
     SendResult,
@@ -186,13 +188,13 @@ ERROR_ROWS = [
     (400, "DeviceTokenNotForTopic", InvalidRecipientError),
     (429, "TooManyRequests", ThrottledError),
     (429, "TooManyProviderTokenUpdates", ThrottledError),
-    (500, "InternalServerError", TransientError),
-    (503, "ServiceUnavailable", TransientError),
-    (503, "Shutdown", TransientError),
-    (403, "InvalidProviderToken", PermanentError),
-    (403, "ExpiredProviderToken", PermanentError),
-    (403, "BadCertificateEnvironment", PermanentError),
-    (400, "BadTopic", PermanentError),
+    (500, "InternalServerError", ProviderUnavailableError),
+    (503, "ServiceUnavailable", ProviderUnavailableError),
+    (503, "Shutdown", ProviderUnavailableError),
+    (403, "InvalidProviderToken", ProviderAccountError),
+    (403, "ExpiredProviderToken", ProviderAccountError),
+    (403, "BadCertificateEnvironment", ProviderAccountError),
+    (400, "BadTopic", ProviderAccountError),
     (400, "BadExpirationDate", PermanentError),
     (405, "MethodNotAllowed", PermanentError),
     (413, "PayloadTooLarge", PermanentError),
@@ -239,7 +241,7 @@ def test_timeout_after_sending_is_accepted_unknown_and_keeps_the_connection(
 
     timed_out, retried = run(provider, time_out_then_send_again)
 
-    assert type(timed_out) is TransientError
+    assert type(timed_out) is ProviderUnavailableError
     assert timed_out.accepted_unknown is True
     assert retried.provider_message_id == NOTIFICATION_ID
     assert len(apns.requests) == 2
@@ -249,7 +251,7 @@ def test_timeout_after_sending_is_accepted_unknown_and_keeps_the_connection(
 def test_connection_refused_is_transient_and_not_accepted(options: dict[str, Any]) -> None:
     outcome = send_one({**options, "port": free_port()}, push())
 
-    assert type(outcome) is TransientError
+    assert type(outcome) is ProviderUnavailableError
     assert outcome.accepted_unknown is False
     assert outcome.code == "connect"
 
@@ -259,7 +261,7 @@ def test_server_not_trusted_is_transient_and_not_accepted(
 ) -> None:
     outcome = send_one({**options, "ca_file": None}, push())  # the system's trust store
 
-    assert type(outcome) is TransientError
+    assert type(outcome) is ProviderUnavailableError
     assert outcome.accepted_unknown is False
     assert apns.requests == []
 
@@ -277,7 +279,7 @@ def test_bad_provider_token_is_rejected(
 ) -> None:
     outcome = send_one({**options, **impostor}, push())
 
-    assert type(outcome) is PermanentError
+    assert type(outcome) is ProviderAccountError
     assert outcome.code == "403 InvalidProviderToken"
     (received,) = apns.requests
     assert received.authorized is False

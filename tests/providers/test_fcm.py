@@ -18,7 +18,9 @@ from providers.interface import (
     InvalidRecipientError,
     Lane,
     PermanentError,
+    ProviderAccountError,
     ProviderError,
+    ProviderUnavailableError,
     PushMessage,
     PushPlatform,
     SendResult,
@@ -72,9 +74,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+NOTIFICATION_ID = "5b0e3d0c-8a1e-4c43-9d43-0f1f1f9f2a11"
+
+
 def push(lane: Lane = Lane.PUSH_TRANSACTIONAL, **changes: Any) -> PushMessage:
     fields: dict[str, Any] = {
-        "notification_id": "5b0e3d0c-8a1e-4c43-9d43-0f1f1f9f2a11",
+        "notification_id": NOTIFICATION_ID,
         "lane": lane,
         "to": DEVICE_TOKEN,
         "platform": PushPlatform.FCM,
@@ -115,7 +120,7 @@ def test_send_posts_the_message_after_a_signed_jwt_grant(
             "token": DEVICE_TOKEN,
             "notification": {"title": "Sign-in code", "body": BODY},
             "data": {"kind": "otp", "n": "1"},
-            "android": {"priority": "high", "ttl": "3600s"},
+            "android": {"priority": "high", "ttl": "3600s", "collapse_key": NOTIFICATION_ID},
         },
         "validate_only": False,
     }
@@ -136,7 +141,20 @@ def test_promotional_lane_sends_normal_priority_without_ttl_or_data(
     assert fcm.messages[0].message == {
         "token": DEVICE_TOKEN,
         "notification": {"body": BODY},
-        "android": {"priority": "normal"},
+        "android": {"priority": "normal", "collapse_key": NOTIFICATION_ID},
+    }
+
+
+def test_data_values_that_are_not_strings_go_as_json(
+    fcm: FcmFakeServer, options: dict[str, Any]
+) -> None:
+    data = {"flag": True, "nested": {"a": 1}, "count": 3, "none": None, "text": "as is"}
+
+    result = send_one(options, push(data=data))
+
+    assert isinstance(result, SendResult)
+    assert fcm.messages[0].message["data"] == {
+        "flag": "true", "nested": '{"a":1}', "count": "3", "none": "null", "text": "as is"
     }
 
 
@@ -192,7 +210,7 @@ ERROR_ROWS = [
     ),
     pytest.param(
         FcmAnswer(401, "THIRD_PARTY_AUTH_ERROR", "Auth error from APNS or Web Push Service"),
-        PermanentError,
+        ProviderAccountError,
         "THIRD_PARTY_AUTH_ERROR",
         None,
         id="401-THIRD_PARTY_AUTH_ERROR",
@@ -206,23 +224,23 @@ ERROR_ROWS = [
     ),
     pytest.param(
         FcmAnswer(503, "UNAVAILABLE", "The service is currently unavailable.", retry_after="7"),
-        TransientError,
+        ProviderUnavailableError,
         "UNAVAILABLE",
         7.0,
         id="503-UNAVAILABLE",
     ),
     pytest.param(
         FcmAnswer(500, "INTERNAL", "Internal error encountered."),
-        TransientError,
+        ProviderUnavailableError,
         "INTERNAL",
         None,
         id="500-INTERNAL",
     ),
     pytest.param(FcmAnswer(404), InvalidRecipientError, "404", None, id="404-no-code"),
     pytest.param(FcmAnswer(429, retry_after="5"), ThrottledError, "429", 5.0, id="429-no-code"),
-    pytest.param(FcmAnswer(502), TransientError, "502", None, id="502-no-code"),
-    pytest.param(FcmAnswer(401), PermanentError, "401", None, id="401-no-code"),
-    pytest.param(FcmAnswer(403), PermanentError, "403", None, id="403-no-code"),
+    pytest.param(FcmAnswer(502), ProviderUnavailableError, "502", None, id="502-no-code"),
+    pytest.param(FcmAnswer(401), ProviderAccountError, "401", None, id="401-no-code"),
+    pytest.param(FcmAnswer(403), ProviderAccountError, "403", None, id="403-no-code"),
     pytest.param(FcmAnswer(413), PermanentError, "413", None, id="413-other-4xx"),
 ]
 
@@ -257,7 +275,7 @@ def test_timeout_after_sending_is_accepted_unknown(
 
     outcome = send_one({**options, "timeout_seconds": 0.5}, push())
 
-    assert type(outcome) is TransientError
+    assert type(outcome) is ProviderUnavailableError
     assert outcome.accepted_unknown is True
     assert len(fcm.messages) == 1
 
@@ -267,7 +285,7 @@ def test_connection_refused_is_transient_and_not_accepted(options: dict[str, Any
 
     outcome = send_one(refused, push())
 
-    assert type(outcome) is TransientError
+    assert type(outcome) is ProviderUnavailableError
     assert outcome.accepted_unknown is False
     assert outcome.code == "connect"
 
@@ -279,7 +297,7 @@ def test_unreachable_token_endpoint_is_transient_and_not_accepted(
 
     outcome = send_one({**options, "service_account_json": json.dumps(info)}, push())
 
-    assert type(outcome) is TransientError
+    assert type(outcome) is ProviderUnavailableError
     assert outcome.accepted_unknown is False
     assert fcm.messages == []
 
@@ -299,7 +317,7 @@ def test_grant_signed_with_another_key_is_refused(
         finally:
             await provider.close()
 
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(ProviderAccountError) as caught:
         asyncio.run(check_and_close())
 
     assert caught.value.code == "oauth"

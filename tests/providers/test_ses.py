@@ -16,7 +16,9 @@ from providers.interface import (
     EmailMessage,
     Lane,
     PermanentError,
+    ProviderAccountError,
     ProviderError,
+    ProviderUnavailableError,
     SendResult,
     ThrottledError,
     TransientError,
@@ -244,21 +246,21 @@ VENDOR_ANSWERS = [
     Row(aws(400, "Throttling", message="Maximum sending rate exceeded."), ThrottledError,
         "Throttling", 1.0),
     Row(aws(400, "LimitExceededException"), ThrottledError, "LimitExceededException", 1.0),
-    Row(aws(500, "InternalFailure"), TransientError, "InternalFailure"),
-    Row(aws(503, "ServiceUnavailable"), TransientError, "ServiceUnavailable"),
-    Row(aws(500, "SomethingUnheardOf"), TransientError, "SomethingUnheardOf"),
-    Row(aws(502, None, body={}), TransientError, "502"),
+    Row(aws(500, "InternalFailure"), ProviderUnavailableError, "InternalFailure"),
+    Row(aws(503, "ServiceUnavailable"), ProviderUnavailableError, "ServiceUnavailable"),
+    Row(aws(500, "SomethingUnheardOf"), ProviderUnavailableError, "SomethingUnheardOf"),
+    Row(aws(502, None, body={}), ProviderUnavailableError, "502"),
     Row(aws(400, "MessageRejected", message="Email address is not verified."), PermanentError,
         "MessageRejected"),
     Row(aws(400, "BadRequestException"), PermanentError, "BadRequestException"),
     Row(aws(400, "InvalidParameterValue"), PermanentError, "InvalidParameterValue"),
-    Row(aws(400, "MailFromDomainNotVerifiedException"), PermanentError,
+    Row(aws(400, "MailFromDomainNotVerifiedException"), ProviderAccountError,
         "MailFromDomainNotVerifiedException"),
-    Row(aws(400, "AccountSuspendedException"), PermanentError, "AccountSuspendedException"),
-    Row(aws(400, "SendingPausedException"), PermanentError, "SendingPausedException"),
+    Row(aws(400, "AccountSuspendedException"), ProviderAccountError, "AccountSuspendedException"),
+    Row(aws(400, "SendingPausedException"), ProviderAccountError, "SendingPausedException"),
     Row(aws(404, "NotFoundException", message="Configuration set <x> does not exist."),
-        PermanentError, "NotFoundException"),
-    Row(aws(403, "UnrecognizedClientException", message=f"bad token {SECRET}"), PermanentError,
+        ProviderAccountError, "NotFoundException"),
+    Row(aws(403, "UnrecognizedClientException", message=f"bad token {SECRET}"), ProviderAccountError,
         "UnrecognizedClientException"),
     Row(aws(418, "SomethingNewAndOdd"), PermanentError, "SomethingNewAndOdd"),
 ]  # fmt: skip
@@ -324,7 +326,7 @@ async def test_connection_refused_was_not_accepted(make_provider: MakeProvider) 
     with pytest.raises(TransientError) as caught:
         await provider.send(email())
 
-    assert type(caught.value) is TransientError
+    assert type(caught.value) is ProviderUnavailableError
     assert (caught.value.code, caught.value.accepted_unknown) == ("connect", False)
 
 
@@ -359,18 +361,18 @@ async def test_check_reports_paused_sending(
 ) -> None:
     ses_api.answer(AwsAnswer(body={"SendingEnabled": False}))
 
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(ProviderAccountError) as caught:
         await make_provider(ses_api.endpoint_url).check(connect=True)
 
     assert caught.value.code == "sending_paused"
 
 
-async def test_check_with_bad_credentials_is_permanent(
+async def test_check_with_bad_credentials_is_an_account_refusal(
     ses_api: SesApiFake, make_provider: MakeProvider
 ) -> None:
     ses_api.answer(aws(403, "UnrecognizedClientException"))
 
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(ProviderAccountError) as caught:
         await make_provider(ses_api.endpoint_url).check(connect=True)
 
     assert caught.value.code == "UnrecognizedClientException"

@@ -17,7 +17,9 @@ from providers.interface import (
     InvalidRecipientError,
     Lane,
     PermanentError,
+    ProviderAccountError,
     ProviderError,
+    ProviderUnavailableError,
     SendResult,
     SuppressionReason,
     TransientError,
@@ -209,16 +211,17 @@ async def test_implicit_tls_and_auth(
     assert received.login == "mailer"
 
 
-async def test_wrong_password_is_a_permanent_auth_failure_without_the_password(
+async def test_wrong_password_is_an_account_refusal_without_the_password(
     starttls_server: FakeSmtpServer, make_provider: MakeProvider
 ) -> None:
     provider = make_provider(starttls_server, username="mailer", password="hunter2-wrong")
 
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(ProviderAccountError) as caught:
         await provider.send(email())
 
     error = caught.value
-    assert type(error) is PermanentError
+    assert type(error) is ProviderAccountError
+    assert error.accepted_unknown is False  # nothing was sent: the next provider may have it
     assert error.code == "535"
     assert "authentication failed" in str(error)
     for secret_or_content in ("hunter2-wrong", SUBJECT, "424242"):
@@ -226,12 +229,12 @@ async def test_wrong_password_is_a_permanent_auth_failure_without_the_password(
     assert starttls_server.messages == []
 
 
-async def test_untrusted_server_certificate_is_a_configuration_error(
+async def test_untrusted_server_certificate_is_an_account_refusal(
     starttls_server: FakeSmtpServer, make_provider: MakeProvider
 ) -> None:
     provider = make_provider(starttls_server, ca_file=None)  # system CAs only
 
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(ProviderAccountError) as caught:
         await provider.send(email())
 
     assert caught.value.code == "tls_verify"
@@ -244,7 +247,7 @@ async def test_check_connects_and_authenticates_without_sending(
     bad = make_provider(starttls_server, username="mailer", password="wrong")
 
     assert "connected" in await good.check(connect=True)
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(ProviderAccountError) as caught:
         await bad.check(connect=True)
 
     assert caught.value.code == "535"
@@ -336,10 +339,10 @@ VENDOR_ANSWERS = [
     Row("rcpt", "452 4.5.3 too many recipients", TransientError, "452"),
     Row("rcpt", "499 4.0.0 something temporary", TransientError, "499"),
     Row("rcpt", "521 5.3.2 does not accept mail", PermanentError, "521"),
-    Row("mail", "421 4.3.2 service shutting down", TransientError, "421"),
+    Row("mail", "421 4.3.2 service shutting down", ProviderUnavailableError, "421"),
     Row("mail", "451 4.3.0 greylisted, try later", TransientError, "451"),
     Row("mail", "552 5.3.4 message size exceeds limit", PermanentError, "552"),
-    Row("mail", "530 5.7.0 authentication required", PermanentError, "530"),
+    Row("mail", "530 5.7.0 authentication required", ProviderAccountError, "530"),
     Row("data", "451 4.3.0 local error in processing", TransientError, "451"),
     Row("data", "452 4.3.1 insufficient system storage", TransientError, "452"),
     Row("data", "554 5.6.0 message content rejected", PermanentError, "554"),
@@ -443,7 +446,7 @@ async def test_connection_refused_was_not_accepted() -> None:
     with pytest.raises(TransientError) as caught:
         await provider.send(email())
 
-    assert type(caught.value) is TransientError
+    assert type(caught.value) is ProviderUnavailableError
     assert caught.value.code == "connect"
     assert caught.value.accepted_unknown is False
 

@@ -17,7 +17,9 @@ from providers.interface import (
     InvalidRecipientError,
     Lane,
     PermanentError,
+    ProviderAccountError,
     ProviderError,
+    ProviderUnavailableError,
     SendResult,
     SmsMessage,
     SuppressionReason,
@@ -235,16 +237,16 @@ def test_check_without_connect_describes_the_lane(on_fake: ProviderFactory) -> N
     assert "Promotional" in asyncio.run(on_fake(Lane.SMS_PROMOTIONAL).check())
 
 
-def test_wrong_credentials_are_permanent_on_send_and_check(
+def test_wrong_credentials_are_an_account_refusal_on_send_and_check(
     api: FakeSnsApi, on_fake: ProviderFactory
 ) -> None:
     provider = on_fake(access_key_id="AKIAWRONG0000000000", secret_access_key="wrong-secret")
 
     error = send_error(provider, sms())
-    with pytest.raises(PermanentError) as checked:
+    with pytest.raises(ProviderAccountError) as checked:
         asyncio.run(provider.check(connect=True))
 
-    assert type(error) is PermanentError
+    assert type(error) is ProviderAccountError
     assert error.code == checked.value.code == "InvalidClientTokenId"
     assert "wrong-secret" not in str(error)
 
@@ -283,23 +285,24 @@ ROWS = {
         retry_after=3.0,
     ),
     "InternalError": Row(
-        SnsAnswer.error(500, "InternalError"), "InternalError", TransientError, "InternalError"
+        SnsAnswer.error(500, "InternalError"), "InternalError", ProviderUnavailableError,
+        "InternalError",
     ),
     "InternalFailure": Row(
         SnsAnswer.error(500, "InternalFailure"),
         "InternalFailure",
-        TransientError,
+        ProviderUnavailableError,
         "InternalFailure",
     ),
     "ServiceUnavailable with Retry-After": Row(
         SnsAnswer.error(503, "ServiceUnavailable", headers={"Retry-After": "20"}),
         "ServiceUnavailable",
-        TransientError,
+        ProviderUnavailableError,
         "ServiceUnavailable",
         retry_after=20.0,
     ),
     "HTTP 502, unknown code": Row(
-        SnsAnswer.error(502, "BadGateway"), "http 5xx", TransientError, "BadGateway"
+        SnsAnswer.error(502, "BadGateway"), "http 5xx", ProviderUnavailableError, "BadGateway"
     ),
     "InvalidParameter on the phone number": Row(
         SnsAnswer.error(400, "InvalidParameter", PHONE_INVALID),
@@ -338,14 +341,32 @@ ROWS = {
     "AuthorizationError": Row(
         SnsAnswer.error(403, "AuthorizationError"),
         "AuthorizationError",
-        PermanentError,
+        ProviderAccountError,
         "AuthorizationError",
     ),
-    "InvalidClientTokenId (other 4xx)": Row(
+    "InvalidClientTokenId": Row(
         SnsAnswer.error(403, "InvalidClientTokenId"),
-        "http 4xx",
-        PermanentError,
         "InvalidClientTokenId",
+        ProviderAccountError,
+        "InvalidClientTokenId",
+    ),
+    "SignatureDoesNotMatch": Row(
+        SnsAnswer.error(403, "SignatureDoesNotMatch"),
+        "SignatureDoesNotMatch",
+        ProviderAccountError,
+        "SignatureDoesNotMatch",
+    ),
+    "AccessDenied": Row(
+        SnsAnswer.error(403, "AccessDenied"), "AccessDenied", ProviderAccountError, "AccessDenied"
+    ),
+    "KMSAccessDenied": Row(
+        SnsAnswer.error(400, "KMSAccessDenied"),
+        "KMSAccessDenied",
+        ProviderAccountError,
+        "KMSAccessDenied",
+    ),
+    "Another 4xx": Row(
+        SnsAnswer.error(400, "ValidationError"), "http 4xx", PermanentError, "ValidationError"
     ),
 }
 
@@ -373,7 +394,7 @@ def test_read_timeout_after_sending_may_have_been_accepted(
 
     error = send_error(on_fake(timeout_seconds=0.5), sms())
 
-    assert type(error) is TransientError
+    assert type(error) is ProviderUnavailableError
     assert error.accepted_unknown is True
     assert error.code == "answer_lost"
     assert isinstance(error.__cause__, BotoCoreError)
@@ -385,7 +406,7 @@ def test_connection_refused_was_not_accepted(on_fake: ProviderFactory) -> None:
 
     error = send_error(provider, sms())
 
-    assert type(error) is TransientError
+    assert type(error) is ProviderUnavailableError
     assert error.accepted_unknown is False
     assert error.code == "connect_failed"
 
@@ -406,13 +427,13 @@ def test_missing_credentials_are_refused_before_sending(
 
     error = send_error(on_fake(access_key_id=None, secret_access_key=None), sms())
 
-    assert type(error) is PermanentError
+    assert type(error) is ProviderAccountError
     assert error.code == "client_refused"
     assert api.requests == []
 
 
 def test_every_table_row_is_exercised() -> None:
     exercised = {row.table_key for row in ROWS.values()}
-    exercised |= {"answer lost", "connect failed", "client refused"}
+    exercised |= {"answer lost", "connect failed", "client refused", "bad parameters"}
 
     assert exercised == set(ERROR_TABLE)

@@ -16,13 +16,15 @@ from providers.interface import (
     ConfigurationError,
     InvalidRecipientError,
     Lane,
+    parse_retry_after,
     PermanentError,
+    ProviderAccountError,
     ProviderError,
+    ProviderUnavailableError,
     SmsMessage,
     SuppressionReason,
     ThrottledError,
     TransientError,
-    parse_retry_after,
 )
 from providers.sms.twilio import ERROR_TABLE, TwilioProvider
 from tests.fakes.twilio_api import FakeTwilioApi, TwilioAnswer
@@ -224,16 +226,16 @@ def test_check_with_connect_fetches_the_account(
     assert api.messages == []
 
 
-def test_wrong_auth_token_is_a_permanent_error_on_send_and_check(
+def test_wrong_auth_token_is_an_account_refusal_on_send_and_check(
     api: FakeTwilioApi, make_provider: ProviderFactory
 ) -> None:
     provider = make_provider(auth_token="not-the-token")
 
     error = send_error(provider, sms())
-    with pytest.raises(PermanentError) as checked:
+    with pytest.raises(ProviderAccountError) as checked:
         asyncio.run(provider.check(connect=True))
 
-    assert type(error) is PermanentError
+    assert type(error) is ProviderAccountError
     assert error.code == "20003"
     assert checked.value.code == "20003"
     assert "not-the-token" not in str(error)
@@ -323,21 +325,35 @@ ROWS = {
         "429",
         retry_after=0.0,
     ),
-    "HTTP 500": Row(TwilioAnswer.error(500, 20500), "http 5xx", TransientError, "20500"),
+    "HTTP 500": Row(
+        TwilioAnswer.error(500, 20500), "http 5xx", ProviderUnavailableError, "20500"
+    ),
     "HTTP 503 with Retry-After": Row(
         TwilioAnswer.error(503, 20503, headers={"Retry-After": "30"}),
         "http 5xx",
-        TransientError,
+        ProviderUnavailableError,
         "20503",
         retry_after=30.0,
     ),
     "HTTP 502 without JSON": Row(
         TwilioAnswer(502, {}, raw=b"<html>Bad Gateway</html>"),
         "http 5xx",
-        TransientError,
+        ProviderUnavailableError,
         "502",
     ),
-    "20003 authentication": Row(TwilioAnswer.error(401, 20003), 20003, PermanentError, "20003"),
+    "20003 authentication": Row(
+        TwilioAnswer.error(401, 20003), 20003, ProviderAccountError, "20003"
+    ),
+    "20005 account not active": Row(
+        TwilioAnswer.error(401, 20005), 20005, ProviderAccountError, "20005"
+    ),
+    "21212 invalid From": Row(TwilioAnswer.error(400, 21212), 21212, ProviderAccountError, "21212"),
+    "21606 From not of this account": Row(
+        TwilioAnswer.error(400, 21606), 21606, ProviderAccountError, "21606"
+    ),
+    "30002 account suspended": Row(
+        TwilioAnswer.error(400, 30002), 30002, ProviderAccountError, "30002"
+    ),
     "21602 body required (other 4xx)": Row(
         TwilioAnswer.error(400, 21602), "http 4xx", PermanentError, "21602"
     ),
@@ -347,7 +363,7 @@ ROWS = {
     "201 that is not JSON": Row(
         TwilioAnswer(raw=b"<html>oops</html>"),
         "answer lost",
-        TransientError,
+        ProviderUnavailableError,
         "bad_answer",
         accepted_unknown=True,
     ),
@@ -380,7 +396,7 @@ def test_read_timeout_after_sending_may_have_been_accepted(
 
     error = send_error(make_provider(timeout_seconds=0.5), sms())
 
-    assert type(error) is TransientError
+    assert type(error) is ProviderUnavailableError
     assert error.accepted_unknown is True
     assert error.code == "answer_lost"
     assert len(api.messages) == 1  # it did reach Twilio
@@ -391,7 +407,7 @@ def test_connection_refused_was_not_accepted(make_provider: ProviderFactory) -> 
 
     error = send_error(provider, sms())
 
-    assert type(error) is TransientError
+    assert type(error) is ProviderUnavailableError
     assert error.accepted_unknown is False
     assert error.code == "connect_failed"
 

@@ -14,7 +14,10 @@ from providers.interface import (
     EmailMessage,
     InvalidRecipientError,
     Lane,
+    ProviderAccountError,
+    ProviderUnavailableError,
     SendResult,
+    ThrottledError,
     TransientError,
 )
 from tests.fakes.scripted import ScriptedProvider
@@ -68,12 +71,13 @@ def message(lane: Lane = Lane.EMAIL_TRANSACTIONAL) -> EmailMessage:
     return EmailMessage(notification_id="n1", lane=lane, to="ada@example.com", subject="s", text="t")
 
 
-def run(engine: DeliveryEngine, msg: EmailMessage, resume_with: str | None = None):  # type: ignore[no-untyped-def]
-    return asyncio.run(engine.deliver(msg, resume_with))
+def run(engine: DeliveryEngine, msg: EmailMessage, pinned: str | None = None):  # type: ignore[no-untyped-def]
+    return asyncio.run(engine.deliver(msg, pinned))
 
 
 def test_failover_when_the_first_provider_provably_did_not_accept() -> None:
-    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL, script=[TransientError("refused", code="ECONNREFUSED")])
+    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL,
+                             script=[ProviderUnavailableError("refused", code="ECONNREFUSED")])
     second = ScriptedProvider("second", Lane.EMAIL_TRANSACTIONAL, script=[SendResult("m-2")])
     outcome = run(DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]}), message())
     assert [a.provider for a in outcome.attempts] == ["first", "second"]
@@ -87,9 +91,9 @@ def test_no_failover_when_acceptance_is_unknown_and_the_retry_is_pinned() -> Non
     engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]})
     outcome = run(engine, message())
     assert [a.provider for a in outcome.attempts] == ["first"]
-    assert outcome.sent is None and outcome.resume_with == "first"
+    assert outcome.sent is None and outcome.pinned == "first"
     assert second.received == []
-    retry = run(engine, message(), resume_with="first")
+    retry = run(engine, message(), pinned="first")
     assert [a.provider for a in retry.attempts] == ["first"] and retry.sent is not None
 
 
@@ -100,8 +104,8 @@ def test_permanent_errors_stop_the_chain() -> None:
     assert outcome.invalid_recipient is not None and second.received == []
 
 
-def test_open_circuit_skips_the_provider() -> None:
-    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL, script=[TransientError("503")] * 10)
+def test_open_circuit_skips_the_provider_without_an_attempt() -> None:
+    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL, script=[ProviderUnavailableError("503")] * 10)
     second = ScriptedProvider("second", Lane.EMAIL_TRANSACTIONAL)
     engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]})
     for _ in range(5):
@@ -109,7 +113,66 @@ def test_open_circuit_skips_the_provider() -> None:
     assert len(first.received) == 5
     outcome = run(engine, message())
     assert len(first.received) == 5  # skipped while open
-    assert outcome.attempts[0].error.code == "circuit_open" and outcome.sent is not None
+    assert [a.provider for a in outcome.attempts] == ["second"] and outcome.sent is not None
+    assert [s.provider for s in outcome.skipped] == ["first"]
+
+
+@pytest.mark.parametrize("answer", [
+    TransientError("452 mailbox full", code=452),  # about one recipient
+    ThrottledError("429", code=429, retry_after=1),  # paced by Retry-After instead
+])
+def test_recipient_level_and_throttling_answers_never_open_the_breaker(answer) -> None:  # type: ignore[no-untyped-def]
+    provider = ScriptedProvider("p", Lane.EMAIL_TRANSACTIONAL, script=[answer] * 6 + [SendResult("ok")])
+    engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [provider]})
+    for _ in range(6):
+        assert run(engine, message()).attempts[0].error is answer
+    assert engine.breaker(provider).state == CircuitState.CLOSED
+    assert run(engine, message()).sent is not None and len(provider.received) == 7
+
+
+def test_an_account_refusal_opens_the_breaker_at_once_and_fails_over() -> None:
+    refused = ScriptedProvider("smtp", Lane.EMAIL_TRANSACTIONAL,
+                               script=[ProviderAccountError("535 authentication failed", code=535)])
+    backup = ScriptedProvider("ses", Lane.EMAIL_TRANSACTIONAL)
+    engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [refused, backup]})
+    outcome = run(engine, message())
+    assert [a.provider for a in outcome.attempts] == ["smtp", "ses"] and outcome.sent is not None
+    assert outcome.permanent is None
+    assert engine.breaker(refused).state == CircuitState.OPEN
+    again = run(engine, message())
+    assert [a.provider for a in again.attempts] == ["ses"] and len(refused.received) == 1
+
+
+def test_a_pinned_message_waits_for_its_open_provider_and_never_goes_elsewhere() -> None:
+    clock = [0.0]
+    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL, script=[ProviderUnavailableError("503")] * 5)
+    second = ScriptedProvider("second", Lane.EMAIL_TRANSACTIONAL)
+    engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]},
+                            breaker_factory=lambda: CircuitBreaker(5, 30, clock=lambda: clock[0]))
+    for _ in range(5):
+        run(engine, message(), pinned="first")
+    assert engine.breaker(first).state == CircuitState.OPEN and second.received == []
+    waiting = run(engine, message(), pinned="first")
+    assert waiting.attempts == [] and waiting.pinned == "first" and second.received == []
+    assert waiting.wait_seconds == 30
+    clock[0] = 30.0  # the cool-down is over: one trial goes to the pinned provider
+    trial = run(engine, message(), pinned="first")
+    assert [a.provider for a in trial.attempts] == ["first"] and trial.sent is not None
+
+
+def test_every_provider_open_means_waiting_not_an_attempt() -> None:
+    only = ScriptedProvider("only", Lane.EMAIL_TRANSACTIONAL, script=[ProviderUnavailableError("503")] * 5)
+    engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [only]})
+    for _ in range(5):
+        run(engine, message())
+    outcome = run(engine, message())
+    assert outcome.attempts == [] and outcome.wait_seconds is not None and 0 < outcome.wait_seconds <= 30
+
+
+def test_a_pin_to_a_provider_no_longer_configured_is_reported_not_sent_elsewhere() -> None:
+    other = ScriptedProvider("other", Lane.EMAIL_TRANSACTIONAL)
+    outcome = run(DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [other]}), message(), pinned="gone")
+    assert outcome.pin_lost and outcome.attempts == [] and other.received == []
 
 
 def test_a_provider_refuses_a_message_of_another_lane() -> None:
@@ -196,5 +259,5 @@ def test_a_group_deadline_records_unanswered_sends_as_acceptance_unknown() -> No
     stuck, quick = asyncio.run(engine.deliver_many([(message(), None), (sms, None)]))
     assert quick.sent is not None
     assert [a.provider for a in stuck.attempts] == ["slow"]
-    assert stuck.sent is None and stuck.resume_with == "slow"  # retried there only, never failed over
+    assert stuck.sent is None and stuck.pinned == "slow"  # retried there only, never failed over
     assert stuck.last.error.code == "timeout" and backup.received == []

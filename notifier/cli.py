@@ -110,6 +110,7 @@ def worker(
     if unknown:
         console.print(f"[red]unknown queues {unknown}[/red]; known: {', '.join(ALL_QUEUES)}")
         raise typer.Exit(2)
+    _check_providers(settings, queues)
     _serve_process_metrics(settings)
     celery = create_worker_app(settings)
     celery.worker_main(
@@ -129,6 +130,20 @@ def worker(
             settings.log_level,
         ]
     )
+
+
+def _check_providers(settings: Settings, queues: list[str]) -> None:
+    """Refuse to start (exit 2, naming the problem) when a provider of the worker's lanes
+    cannot be built: better no worker than one that claims messages it cannot send."""
+    from providers.interface import ConfigurationError, Lane
+    from workers.provider_config import check_lanes, load_chains
+
+    lanes = [Lane(q) for q in queues if q in {lane.value for lane in Lane}]
+    try:
+        check_lanes(load_chains(settings.providers_file, settings.outbox_dir), lanes)
+    except ConfigurationError as e:
+        console.print(f"[red]cannot start the worker:[/red] {e}")
+        raise typer.Exit(2) from e
 
 
 @app.command()

@@ -137,3 +137,22 @@ def build_chains(chains: dict[Lane, list[ProviderSpec]]) -> dict[Lane, list[Prov
                 )
             built[lane].append(classes[spec.kind](spec.name, lane, spec.options))
     return built
+
+
+def check_lanes(chains: dict[Lane, list[ProviderSpec]], lanes: list[Lane]) -> None:
+    """Build (and close again) every provider of ``lanes``: a worker refuses to start when one
+    cannot be built (a missing secret, a bad option) or a lane it consumes has none, instead of
+    claiming messages it can never send."""
+    import asyncio
+
+    missing = [lane.value for lane in lanes if not chains.get(lane)]
+    if missing:
+        raise ConfigurationError(f"no provider is configured for lane(s) {', '.join(missing)}")
+    built = build_chains({lane: chains[lane] for lane in lanes})
+
+    async def close_all() -> None:
+        for providers in built.values():
+            for provider in providers:
+                await provider.close()
+
+    asyncio.run(close_all())

@@ -193,6 +193,7 @@ class _Script:
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
     data_delay: float = 0.0
+    accept_before_delay: bool = False  # a relay that queued the message, then lost the answer
 
 
 class _Handler:
@@ -229,8 +230,12 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         script = self._server.script
+        if script.accept_before_delay:
+            self._server.record(server, session, envelope)
         if script.data_delay:
             await asyncio.sleep(script.data_delay)
+        if script.accept_before_delay:
+            return "250 2.0.0 OK queued"
         if script.data_reply:
             return script.data_reply
         self._server.record(server, session, envelope)
@@ -328,6 +333,12 @@ class FakeSmtpServer:
 
     def delay_data(self, seconds: float) -> None:
         """Wait this long after the message content before answering DATA."""
+        self.script.data_delay = seconds
+
+    def accept_then_stall(self, seconds: float) -> None:
+        """Take the message in (it counts as received: a recipient would see it), then wait
+        this long before answering DATA: the relay has it, the client never hears so."""
+        self.script.accept_before_delay = True
         self.script.data_delay = seconds
 
     def reset(self) -> None:

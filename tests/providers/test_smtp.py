@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from email import parser as email_parser
+from email import policy as email_policy
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,39 @@ async def test_list_unsubscribe_only_on_promotional_lane(
     assert received.message["List-Unsubscribe"] == expected
     one_click = "List-Unsubscribe=One-Click" if expected else None
     assert received.message["List-Unsubscribe-Post"] == one_click
+
+
+async def test_a_long_list_unsubscribe_leaves_as_plain_ascii_never_encoded(
+    server: FakeSmtpServer, make_provider: MakeProvider
+) -> None:
+    url = "https://notifier.example/v1/unsubscribe/" + "a1B2c3D4e5" * 12  # folds past 78 columns
+    provider = make_provider(server, lane=Lane.EMAIL_PROMOTIONAL)
+
+    await provider.send(email(lane=Lane.EMAIL_PROMOTIONAL, unsubscribe_url=url))
+
+    [received] = server.messages
+    head = received.raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    at = next(i for i, raw in enumerate(head) if raw.lower().startswith(b"list-unsubscribe:"))
+    assert head[at] == f"List-Unsubscribe: <{url}>".encode("ascii")  # one plain line, no =?utf-8?
+    assert not head[at + 1].startswith((b" ", b"\t"))  # and nothing folded after it
+    parsed = email_parser.BytesParser(policy=email_policy.default).parsebytes(received.raw)
+    assert parsed["List-Unsubscribe"] == f"<{url}>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+async def test_every_send_of_one_notification_carries_the_same_message_id(
+    server: FakeSmtpServer, make_provider: MakeProvider
+) -> None:
+    provider = make_provider(server)
+
+    first = await provider.send(email())
+    again = await provider.send(email())
+    other = await provider.send(email(notification_id="ntf_0002"))
+
+    ids = [m.message["Message-ID"] for m in server.messages]
+    assert ids == ["<ntf_0001@notifier.example>"] * 2 + ["<ntf_0002@notifier.example>"]
+    assert first.provider_message_id == again.provider_message_id == "ntf_0001@notifier.example"
+    assert other.provider_message_id != first.provider_message_id
 
 
 async def test_refuses_a_message_of_another_lane(

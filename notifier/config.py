@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     sending_timeout_seconds: float = 300.0
     content_retention_days: int = 7  # rendered content, kept for support; then purged
 
+    # worker liveness (notifier/liveness.py): every worker process upserts its row in
+    # worker_heartbeats this often; a worker not seen for worker_lapse_seconds counts as dead
+    # (its claims are recovered, health stops counting it). The lapse must leave room for a few
+    # missed beats: at least twice the heartbeat interval.
+    worker_heartbeat_seconds: float = 5.0
+    worker_lapse_seconds: float = 20.0
+
     # inbound webhooks (receipts, STOP/START): the Twilio auth token that signs them, and which SNS
     # topics may deliver SES events (empty: any topic whose message signature verifies)
     twilio_auth_token: str | None = None
@@ -95,6 +102,11 @@ class Settings(BaseSettings):
     def _defaults_and_safety(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'notifier.db'}"
+        if self.worker_heartbeat_seconds <= 0 or self.worker_lapse_seconds < 2 * self.worker_heartbeat_seconds:
+            raise ValueError(
+                "NOTIFIER_WORKER_LAPSE_SECONDS must be at least twice NOTIFIER_WORKER_HEARTBEAT_SECONDS "
+                "(and the heartbeat positive): one late beat must not make a live worker look dead"
+            )
         if self.env == Environment.PRODUCTION and self.secret_key == DEV_SECRET_KEY:
             raise ValueError(
                 "NOTIFIER_SECRET_KEY is the development default; set a real secret "

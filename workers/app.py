@@ -9,7 +9,7 @@ from notifier.broker import make_celery
 from notifier.config import Settings
 from notifier.runtime import Runtime
 from providers.interface import Lane, Provider
-from workers import campaigns, log_context, queues, receipts, sweeper, webhooks
+from workers import campaigns, heartbeat, log_context, queues, receipts, sweeper, webhooks
 from workers.context import DeliveryContext
 from workers.delivery import deliver_ids
 from workers.provider_config import ProviderSpec
@@ -32,6 +32,7 @@ def create_worker_app(
     for module in (receipts, webhooks, campaigns):
         module.register(app)
     app.conf.beat_schedule = beat_schedule(settings)
+    heartbeat.install(app)  # every worker process built on this app heartbeats (notifier.liveness)
     return app
 
 

@@ -191,6 +191,22 @@ class Heartbeat(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
+class WorkerHeartbeat(Base):
+    """One row per live worker process, upserted every ``NOTIFIER_WORKER_HEARTBEAT_SECONDS`` by
+    :class:`notifier.liveness.HeartbeatWriter` and deleted on a clean stop. A row whose
+    ``seen_at`` is older than ``NOTIFIER_WORKER_LAPSE_SECONDS`` belongs to a worker that died (or
+    cannot reach the database): the sweeper recovers its claims, health counts it as gone."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class WebhookDelivery(Base):
     """A status webhook owed to a caller: written in the same transaction as the final status
     (a transactional outbox), then sent and retried by the ``webhooks`` queue."""

@@ -1,0 +1,64 @@
+"""Starts the liveness heartbeat (``notifier.liveness``) in every worker process, as a Celery
+worker bootstep, so that ``notifier worker`` and the embedded worker of ``notifier dev`` (both
+build their blueprint from ``app.steps["worker"]``) get it the same way, with the queues the
+worker actually consumes.
+
+With the thread and solo pools the worker process itself runs the tasks, so it heartbeats.
+With the prefork pool the tasks run in the pool's child processes, each with its own
+``worker_identity()``, so each child heartbeats (started on ``worker_process_init``, stopped on
+``worker_process_shutdown``) and the parent, which claims nothing, does not.
+"""
+
+from __future__ import annotations
+
+from celery import Celery, bootsteps, signals
+
+from notifier.liveness import HeartbeatWriter, worker_identity
+
+
+def install(app: Celery) -> None:
+    app.steps["worker"].add(HeartbeatStep)
+
+
+def writer_for(app: Celery, queues: list[str]) -> HeartbeatWriter:
+    runtime = app.runtime  # type: ignore[attr-defined]
+    return HeartbeatWriter(
+        runtime.sessions, worker_identity(), queues, runtime.settings.worker_heartbeat_seconds
+    )
+
+
+def _consumed_queues(worker) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
+
+
+def _is_prefork(worker) -> bool:  # type: ignore[no-untyped-def]
+    return getattr(worker.pool_cls, "__module__", "") == "celery.concurrency.prefork"
+
+
+class HeartbeatStep(bootsteps.StartStopStep):
+    """Heartbeats from ``start`` to ``stop`` of the worker (the row is deleted on a clean stop)."""
+
+    label = "Liveness heartbeat"
+
+    def create(self, worker):  # type: ignore[no-untyped-def]
+        queues = _consumed_queues(worker)
+        if _is_prefork(worker):
+            _heartbeat_in_pool_children(worker.app, queues)
+            return None
+        return writer_for(worker.app, queues)
+
+
+def _heartbeat_in_pool_children(app: Celery, queues: list[str]) -> None:
+    writers: list[HeartbeatWriter] = []
+
+    @signals.worker_process_init.connect(weak=False)
+    def _start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
+        app.runtime.engine.dispose(close=False)  # type: ignore[attr-defined]  # the parent's connections are not ours
+        writer = writer_for(app, queues)
+        writers.append(writer)
+        writer.start()
+
+    @signals.worker_process_shutdown.connect(weak=False)
+    def _stop(**_kwargs) -> None:  # type: ignore[no-untyped-def]
+        while writers:
+            writers.pop().stop()

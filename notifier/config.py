@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     # row (at once on an account-level refusal) and lets one trial through after the cool-down
     circuit_failure_threshold: int = 5
     circuit_cooldown_seconds: float = 30.0
+    # how long a worker holds delivery results and retries writing them while the database is away
+    record_retry_seconds: float = 600.0
+    # lanes whose messages are sent again (same provider, same identity) when their worker died
+    # between contacting the provider and recording its answer; on other lanes such a message
+    # ends `unconfirmed` (a login code may rather arrive twice than never; a marketing email not)
+    resend_after_crash_lanes: list[str] = [
+        "email.transactional", "sms.transactional", "push.transactional"
+    ]
 
     # safety nets
     sweep_interval_seconds: float = 15.0

@@ -27,6 +27,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Iterable
+from typing import Any
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -188,3 +189,18 @@ def lapsed_worker_ids(session: Session, now: datetime, lapse: float) -> list[str
             .order_by(WorkerHeartbeat.worker_id)
         )
     )
+
+
+def forget_workers(runtime: Any, worker_ids: Iterable[str], now: datetime, lapse: float) -> None:
+    """Delete the rows of lapsed workers once the sweeper has taken back their claims (a row
+    refreshed meanwhile, by a worker that was only cut off, is kept)."""
+    ids = list(worker_ids)
+    if not ids:
+        return
+    cutoff = now - timedelta(seconds=lapse)
+    with transaction(runtime.sessions) as session:
+        session.execute(
+            delete(WorkerHeartbeat).where(
+                WorkerHeartbeat.worker_id.in_(ids), WorkerHeartbeat.seen_at < cutoff
+            )
+        )

@@ -44,6 +44,13 @@ CIRCUIT_STATE = Gauge("notifier_circuit_state", "Circuit breaker: 0 closed, 1 ha
 ACCOUNT_REFUSALS = Counter("notifier_provider_account_refusals_total",
                            "A provider refused our account (credentials, certificate, account paused)",
                            ["provider", "lane"])
+RECORD_RETRIES = Counter("notifier_record_retries_total",
+                         "Writes of delivery results retried because the database was away")
+RECORD_ABANDONED = Counter("notifier_record_abandoned_total",
+                           "Delivery results that could not be written within the retry bound")
+RECOVERED = Counter("notifier_recovered_total",
+                    "Notifications recovered from a worker that stopped mid-send, by what followed",
+                    ["lane", "outcome"])
 UNCONFIRMED = Counter("notifier_unconfirmed_total",
                       "Notifications ended unconfirmed: the provider may have accepted them", ["lane"])
 

@@ -6,12 +6,15 @@ thread crosses a fork.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from functools import cached_property
 
+from notifier.db.session import transaction
+from notifier.notifications import repository
 from notifier.runtime import Runtime
-from providers.interface import Lane, Provider
+from providers.interface import Lane, Message, Provider
 from workers.circuit import CircuitBreaker, CircuitState
 from workers.engine import DeliveryEngine
 from workers.event_loop import LoopThread
@@ -72,8 +75,18 @@ class DeliveryContext:
                     ),
                 )
                 engine.on_circuit_change = self._record_circuit
+                engine.before_contact = self._write_ahead
                 self.__dict__["_engine"] = engine
             return self.__dict__["_engine"]
+
+    async def _write_ahead(self, message: Message, provider: Provider) -> None:
+        """Before a provider other than the one the claim recorded is contacted (a failover),
+        record it, off the event loop."""
+        await asyncio.to_thread(self._write_inflight, message.notification_id, provider.name)
+
+    def _write_inflight(self, notification_id: str, provider: str) -> None:
+        with transaction(self.runtime.sessions) as session:
+            repository.record_inflight(session, notification_id, provider)
 
     def _record_circuit(self, provider: str, state: CircuitState) -> None:
         """Breaker changes are rare: keep the latest in the heartbeats table for /readyz and

@@ -3,10 +3,16 @@
 A task carries one or more notification ids of one lane. It
 
 1. claims them with one guarded update (``queued -> sending``, only if due), so a task delivered
-   twice by the broker sends once; expired or since-suppressed rows end here;
+   twice by the broker sends once; expired or since-suppressed rows end here. The claim is the
+   write-ahead record: it names the worker process (``claimed_by``, whose heartbeat the sweeper
+   watches) and the provider each message is about to be sent through (``inflight_provider``),
+   so that if the worker dies mid-send, recovery knows a send may have happened, and where;
 2. reads what the sends need, releases the database connection, and sends them all concurrently
    on the worker's delivery event loop;
 3. records every attempt and the resulting status in one transaction, then publishes retries.
+   While the database is away the results are held and the write retried (with a metric), for
+   up to ``NOTIFIER_RECORD_RETRY_SECONDS``: an acceptance is never forgotten because one write
+   failed.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
+from notifier.liveness import worker_identity
 from notifier.notifications import repository
 from notifier.statuses import EventKind, Status
 from notifier.suppressions import blocking_suppression
@@ -28,7 +35,7 @@ from providers.interface import Category, Message
 from workers.context import DeliveryContext
 from workers.engine import DeliveryOutcome
 from workers.messages import build_message
-from workers.recording import end_overdue, record_outcomes
+from workers.recording import end_overdue, record_durably
 
 log = logging.getLogger("notifier.delivery")
 
@@ -43,6 +50,7 @@ class Job:
     expires_at: datetime | None
     created_at: datetime
     pinned_provider: str | None
+    inflight_provider: str | None
     message: Message
 
 
@@ -51,13 +59,15 @@ def deliver_ids(ctx: DeliveryContext, ids: Sequence[str]) -> None:
     if not jobs:
         return
     outcomes = ctx.loop.run(_send_all(ctx, jobs))
-    retries = record_outcomes(ctx, jobs, outcomes)
+    retries = record_durably(ctx, jobs, outcomes)
     for notification_id, lane, delay in retries:
         ctx.runtime.publisher.publish([(notification_id, lane)], countdown=delay)
 
 
 async def _send_all(ctx: DeliveryContext, jobs: list[Job]) -> list[DeliveryOutcome]:
-    return await ctx.engine.deliver_many([(j.message, j.pinned_provider) for j in jobs])
+    return await ctx.engine.deliver_many(
+        [(j.message, j.pinned_provider) for j in jobs], [j.inflight_provider for j in jobs]
+    )
 
 
 def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:
@@ -69,6 +79,8 @@ def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:
             Status.SENDING,
             where=[or_(Notification.not_before.is_(None), Notification.not_before <= now)],
             claimed_at=now,
+            claimed_by=worker_identity(),
+            inflight_provider=None,
         )
         if len(claimed) < len(ids):
             log.info("delivery.claim.skipped", extra={"skipped": len(ids) - len(claimed)})
@@ -77,10 +89,27 @@ def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:
         rows = list(session.scalars(select(Notification).where(Notification.id.in_(claimed))))
         rows = _end_expired(session, rows, now)
         rows = _end_suppressed(session, rows, now)
-        return [_job(ctx, row) for row in rows]
+        jobs = [_job(ctx, row) for row in rows]
+        _write_ahead(session, jobs)
+        return jobs
+
+
+def _write_ahead(session: Session, jobs: list[Job]) -> None:
+    """Record, in the claim's transaction, the provider each job will contact first (one
+    statement per distinct provider: usually one per task)."""
+    by_provider: dict[str, list[str]] = {}
+    for job in jobs:
+        if job.inflight_provider is not None:
+            by_provider.setdefault(job.inflight_provider, []).append(job.id)
+    for provider, ids in by_provider.items():
+        session.execute(
+            update(Notification).where(Notification.id.in_(ids)).values(inflight_provider=provider),
+            execution_options={"synchronize_session": False},
+        )
 
 
 def _job(ctx: DeliveryContext, row: Notification) -> Job:
+    message = build_message(row, ctx.runtime.sealer)
     return Job(
         id=row.id,
         lane=row.lane,
@@ -90,7 +119,8 @@ def _job(ctx: DeliveryContext, row: Notification) -> Job:
         expires_at=row.expires_at,
         created_at=row.created_at,
         pinned_provider=row.pinned_provider,
-        message=build_message(row, ctx.runtime.sealer),
+        inflight_provider=ctx.engine.first_contact(message, row.pinned_provider),
+        message=message,
     )
 
 

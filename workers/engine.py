@@ -16,6 +16,10 @@ The rules it keeps:
   breaker's cool-down instead of spending its retry budget.
 * Breakers belong to one configured provider instance (a provider of one lane) and move only on
   provider-health signals (see :mod:`workers.circuit`).
+* Write-ahead: the provider a message is about to be sent through is recorded before it is
+  contacted. The claim records the one :meth:`DeliveryEngine.first_contact` predicts; when the
+  engine is about to contact another (a failover, a breaker that changed meanwhile) it awaits
+  ``before_contact`` first, and a message whose record cannot be written is not sent now.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from notifier import metrics
@@ -44,6 +48,8 @@ from workers.throttle import ProviderThrottle
 
 # How long a message waits when no configured provider of its lane can carry it at all.
 NO_PROVIDER_WAIT_SECONDS = 60.0
+# How long it waits when the provider it was about to be sent through could not be recorded.
+WRITE_AHEAD_RETRY_SECONDS = 5.0
 
 log = logging.getLogger("notifier.delivery")
 
@@ -73,6 +79,7 @@ class DeliveryOutcome:
     attempts: list[Attempt] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     pin_lost: bool = False  # the pinned provider is no longer configured for the lane
+    inflight: str | None = None  # the provider recorded (write-ahead) as the one being contacted
 
     @property
     def last(self) -> Attempt | None:
@@ -118,6 +125,7 @@ class DeliveryEngine:
         self.timeout = timeout
         self.throttle = throttle
         self.on_circuit_change: Callable[[str, CircuitState], None] | None = None
+        self.before_contact: Callable[[Message, Provider], Awaitable[None]] | None = None
         self.breakers: dict[tuple[str, Lane], CircuitBreaker] = {
             (p.name, p.lane): breaker_factory() for providers in chains.values() for p in providers
         }
@@ -131,13 +139,28 @@ class DeliveryEngine:
             return [p for p in providers if p.name == pinned]
         return providers
 
+    def first_contact(self, message: Message, pinned: str | None = None) -> str | None:
+        """The provider a delivery of ``message`` would contact first, as things stand (without
+        taking a breaker's trial): what the claim records as in flight."""
+        for provider in self.chain_for(message.lane, pinned):
+            if provider.serves(message) and self.breaker(provider).state != CircuitState.OPEN:
+                return provider.name
+        return None
+
     async def deliver_many(
-        self, messages: Sequence[tuple[Message, str | None]]
+        self,
+        messages: Sequence[tuple[Message, str | None]],
+        inflight: Sequence[str | None] | None = None,
     ) -> list[DeliveryOutcome]:
         """Deliver concurrently under one deadline for the whole group (``timeout``): one timer,
         not one per send. Whatever has not finished by then is cancelled and recorded as a
-        timeout whose acceptance is unknown if the request had been sent."""
-        outcomes = [DeliveryOutcome(pinned=pinned) for _, pinned in messages]
+        timeout whose acceptance is unknown if the request had been sent. ``inflight`` is what
+        the claim recorded for each message."""
+        recorded = list(inflight) if inflight is not None else [None] * len(messages)
+        outcomes = [
+            DeliveryOutcome(pinned=pinned, inflight=first)
+            for (_, pinned), first in zip(messages, recorded, strict=True)
+        ]
         tasks = [
             asyncio.ensure_future(self.deliver(m, p, o))
             for (m, p), o in zip(messages, outcomes, strict=True)
@@ -169,6 +192,9 @@ class DeliveryEngine:
             if not breaker.allow():
                 outcome.skipped.append(Skip(provider.name, breaker.retry_in()))
                 continue
+            if not await self._written_ahead(provider, message, outcome):
+                breaker.release()
+                return outcome
             attempt = await self._attempt(provider, message, outcome)
             outcome.attempts.append(attempt)
             if attempt.result is not None or isinstance(attempt.error, PermanentError):
@@ -177,6 +203,23 @@ class DeliveryEngine:
                 outcome.pinned = provider.name  # never fail over: it may have been accepted
                 return outcome
         return outcome
+
+    async def _written_ahead(
+        self, provider: Provider, message: Message, outcome: DeliveryOutcome
+    ) -> bool:
+        """Make sure the record says ``provider`` is being contacted before it is."""
+        if outcome.inflight == provider.name or self.before_contact is None:
+            return True
+        try:
+            await self.before_contact(message, provider)
+        except Exception:  # noqa: BLE001 - not recorded: not sent now, retried later
+            log.warning("delivery.write_ahead.failed",
+                        extra={"notification_id": message.notification_id, "provider": provider.name})
+            outcome.skipped.append(Skip(provider.name, WRITE_AHEAD_RETRY_SECONDS,
+                                        "the attempt could not be recorded before sending"))
+            return False
+        outcome.inflight = provider.name
+        return True
 
     async def _attempt(
         self, provider: Provider, message: Message, outcome: DeliveryOutcome

@@ -18,10 +18,12 @@ What happens next, per outcome:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from notifier import metrics
@@ -40,11 +42,39 @@ log = logging.getLogger("notifier.delivery")
 Retry = tuple[str, str, float]  # (notification id, lane, delay seconds)
 
 
+def record_durably(
+    ctx: DeliveryContext, jobs: Sequence[Job], outcomes: Sequence[DeliveryOutcome]
+) -> list[Retry]:
+    """Record the outcomes, holding them and retrying the write while the database is away
+    (backoff up to 5 s, for at most ``NOTIFIER_RECORD_RETRY_SECONDS``): a provider's acceptance
+    held in memory is worth waiting for, because a row left ``sending`` is recovered later as
+    "may have been sent". Gives up (and re-raises) only past that bound."""
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        _observe(job, outcome)
+    deadline = time.monotonic() + ctx.runtime.settings.record_retry_seconds
+    delay = 0.25
+    while True:
+        try:
+            return record_outcomes(ctx, jobs, outcomes)
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + delay > deadline:
+                metrics.RECORD_ABANDONED.inc(len(jobs))
+                log.error("delivery.record.abandoned", extra={
+                    "notifications": len(jobs), "notification_ids": [j.id for j in jobs][:50]})
+                raise
+            metrics.RECORD_RETRIES.inc()
+            log.warning("delivery.record.retrying",
+                        extra={"notifications": len(jobs), "retry_in_seconds": delay})
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def record_outcomes(
     ctx: DeliveryContext, jobs: Sequence[Job], outcomes: Sequence[DeliveryOutcome]
 ) -> list[Retry]:
     now = utcnow()
     retries: list[Retry] = []
+    unconfirmed: list[str] = []
     with transaction(ctx.runtime.sessions) as session:
         events: list[dict[str, Any]] = []
         sent: list[tuple[str, str, str, int]] = []
@@ -54,7 +84,6 @@ def record_outcomes(
                 _attempt_event(job.id, now, a, job.attempts + n)
                 for n, a in enumerate(outcome.attempts, start=1)
             )
-            _observe(job, outcome, now)
             if outcome.sent is not None:
                 result = outcome.sent.result
                 assert result is not None
@@ -67,12 +96,16 @@ def record_outcomes(
                 events.append(event)
                 if retry is not None:
                     retries.append(retry)
+                if event["kind"] == EventKind.UNCONFIRMED.value:
+                    unconfirmed.append(job.lane)
         repository.mark_sent(session, sent, now)
         repository.add_events(session, events)
+    for lane in unconfirmed:  # counted once it is on record
+        metrics.UNCONFIRMED.labels(lane).inc()
     return retries
 
 
-def _observe(job: Job, outcome: DeliveryOutcome, now: datetime) -> None:
+def _observe(job: Job, outcome: DeliveryOutcome) -> None:
     """Metrics and one log line per attempt: ids, provider, outcome, latency; never content."""
     for attempt in outcome.attempts:
         result = metrics.outcome_of(attempt.error)
@@ -85,7 +118,7 @@ def _observe(job: Job, outcome: DeliveryOutcome, now: datetime) -> None:
             "outcome": result, "latency_ms": attempt.latency_ms, "response_code": code,
         })
     if outcome.sent is not None:
-        metrics.TIME_TO_SEND.labels(job.lane).observe((now - job.created_at).total_seconds())
+        metrics.TIME_TO_SEND.labels(job.lane).observe((utcnow() - job.created_at).total_seconds())
     invalid = outcome.invalid_recipient
     if invalid is not None:
         metrics.SUPPRESSIONS.labels(job.channel, invalid.reason.value).inc()
@@ -244,7 +277,6 @@ def _end(
     if outcome.pinned:
         target, kind = Status.UNCONFIRMED, EventKind.UNCONFIRMED
         reason = unconfirmed_reason(outcome.pinned, lost)
-        metrics.UNCONFIRMED.labels(job.lane).inc()
     elif ttl or lost:
         target, kind = Status.EXPIRED, EventKind.EXPIRED
         reason = ("time to live ran out while retrying" if attempts

@@ -3,8 +3,9 @@
 * release scheduled notifications whose time has come;
 * re-publish what stayed ``queued`` too long (a publish that failed, a broker that lost a
   message, a countdown held by a worker that died);
-* recover ``sending`` rows whose worker died mid-send (back to ``queued``: the provider may or
-  may not have accepted; the event says so);
+* recover ``sending`` rows whose worker died mid-send: within seconds when the worker's
+  heartbeat lapsed (``notifier.liveness``), after ``NOTIFIER_SENDING_TIMEOUT_SECONDS`` for a
+  worker that is alive but stuck; what follows depends on the write-ahead record (below);
 * expire what passed its TTL before it could be sent;
 * purge idempotency records and sealed content past their retention.
 
@@ -20,12 +21,14 @@ from datetime import timedelta
 
 from sqlalchemy import and_, delete, or_, select, update
 
+from notifier import metrics
 from notifier.db.models import Heartbeat, IdempotencyRecord, Notification, utcnow
+from notifier.liveness import forget_workers, lapsed_worker_ids
 from notifier.db.session import transaction
 from notifier.notifications import repository
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
-from workers.recording import end_overdue
+from workers.recording import end_overdue, unconfirmed_reason
 
 log = logging.getLogger("notifier.sweeper")
 CHUNK = 1000
@@ -96,16 +99,84 @@ def release_scheduled(runtime: Runtime) -> int:
 
 
 def recover_sending(runtime: Runtime, timeout: float) -> int:
-    stuck = [
-        Notification.status == Status.SENDING.value,
-        Notification.claimed_at <= utcnow() - timedelta(seconds=timeout),
-    ]
-    return _requeue(
-        runtime,
-        stuck,
-        EventKind.RECOVERED,
-        "recovered: the worker sending it stopped without recording an answer; sending again",
-    )
+    """Take back what a stopped worker held: at once when its heartbeat has lapsed, after
+    ``timeout`` otherwise (a worker that is alive but stuck). What follows depends on the
+    write-ahead record (see :func:`_recover`)."""
+    settings = runtime.settings
+    now = utcnow()
+    with transaction(runtime.sessions) as session:
+        lapsed = lapsed_worker_ids(session, now, settings.worker_lapse_seconds)
+    held = [Notification.status == Status.SENDING.value]
+    stuck = Notification.claimed_at <= now - timedelta(seconds=timeout)
+    of_the_dead = Notification.claimed_by.in_(lapsed) if lapsed else None
+    recovered = _recover(runtime, [*held, or_(stuck, of_the_dead) if of_the_dead is not None else stuck])
+    if lapsed:
+        forget_workers(runtime, lapsed, now, settings.worker_lapse_seconds)
+    return recovered
+
+
+def _recover(runtime: Runtime, conditions: list) -> int:
+    """A recovered notification that was never handed to a provider goes back to ``queued``.
+    One whose write-ahead record names a provider may have been sent: on the lanes of
+    ``NOTIFIER_RESEND_AFTER_CRASH_LANES`` it goes back pinned to that provider (retried there
+    only, with the same identity: Message-ID, apns-id), elsewhere it ends ``unconfirmed``.
+    Either way the timeline says so and ``notifier_recovered_total`` counts it."""
+    now = utcnow()
+    resend_lanes = set(runtime.settings.resend_after_crash_lanes)
+    with transaction(runtime.sessions) as session:
+        rows = session.execute(
+            select(Notification.id, Notification.lane, Notification.inflight_provider)
+            .where(*conditions)
+            .limit(CHUNK)
+        ).all()
+        fresh = [(i, lane) for i, lane, provider in rows if provider is None]
+        pinned = [(i, lane, p) for i, lane, p in rows if p is not None and lane in resend_lanes]
+        ended = [(i, lane, p) for i, lane, p in rows if p is not None and lane not in resend_lanes]
+        publish = _requeue_fresh(session, fresh, conditions, now)
+        publish += _requeue_pinned(session, pinned, conditions, now)
+        _end_unconfirmed(session, ended, conditions, now)
+    runtime.publisher.publish(publish)
+    return len(rows)
+
+
+def _requeue_fresh(session, rows, conditions, now) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    moved = repository.move(session, [i for i, _ in rows], Status.QUEUED, where=conditions,
+                            published_at=now, not_before=None)
+    _events(session, moved, EventKind.RECOVERED, Status.QUEUED,
+            "recovered: the worker holding it stopped before contacting a provider; sending again")
+    lanes = dict(rows)
+    for i in moved:
+        metrics.RECOVERED.labels(lanes[i], "requeued").inc()
+    return [(i, lanes[i]) for i in moved]
+
+
+def _requeue_pinned(session, rows, conditions, now) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    published: list[tuple[str, str]] = []
+    for notification_id, lane, provider in rows:
+        if not repository.move(session, [notification_id], Status.QUEUED, where=conditions,
+                               published_at=now, not_before=None, pinned_provider=provider,
+                               attempts=Notification.attempts + 1):
+            continue
+        _events(session, [notification_id], EventKind.RECOVERED, Status.QUEUED,
+                f"recovered: the worker stopped while sending it through {provider}, so it may "
+                f"have been sent; sending again through {provider} only, with the same identity")
+        metrics.RECOVERED.labels(lane, "resent_pinned").inc()
+        published.append((notification_id, lane))
+    return published
+
+
+def _end_unconfirmed(session, rows, conditions, now) -> None:  # type: ignore[no-untyped-def]
+    for notification_id, lane, provider in rows:
+        reason = unconfirmed_reason(provider)
+        if not repository.move(session, [notification_id], Status.UNCONFIRMED, where=conditions,
+                               completed_at=now, sealed_content=None, status_reason=reason,
+                               provider=provider, attempts=Notification.attempts + 1):
+            continue
+        _events(session, [notification_id], EventKind.UNCONFIRMED, Status.UNCONFIRMED,
+                f"{reason}: the worker stopped while {provider} had it, and messages of "
+                f"{lane} are not resent when they may have been delivered")
+        metrics.RECOVERED.labels(lane, "unconfirmed").inc()
+        metrics.UNCONFIRMED.labels(lane).inc()
 
 
 def _requeue(runtime: Runtime, conditions: list, kind: EventKind, detail: str) -> int:

@@ -117,7 +117,12 @@ class Notification(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     pinned_provider: Mapped[str | None] = mapped_column(
         String(100), nullable=True
-    )  # retry here only
+    )  # acceptance unknown there: retry there only
+    # the claim, written before any provider is contacted (write-ahead): which worker process
+    # holds it, and which provider it is being sent through — so recovery knows a send may
+    # have happened, and where
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    inflight_provider: Mapped[str | None] = mapped_column(String(100), nullable=True)
     resend_of: Mapped[str | None] = mapped_column(ForeignKey("notifications.id"), nullable=True)
     campaign_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 

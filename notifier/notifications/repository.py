@@ -86,6 +86,16 @@ def mark_sent(session: Session, sent: Sequence[tuple[str, str, str, int]], now: 
         ])
 
 
+def record_inflight(session: Session, notification_id: str, provider: str) -> None:
+    """Write ahead that a ``sending`` notification is about to be sent through ``provider``."""
+    session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.status == Status.SENDING.value)
+        .values(inflight_provider=provider),
+        execution_options={"synchronize_session": False},
+    )
+
+
 def move(
     session: Session, ids: Sequence[str], target: Status, *, where: Sequence = (), **values: object
 ) -> list[str]:

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     sms_recipient_rate_limit: str = "5/10minutes"  # transactional SMS per phone number
     idempotency_retention_hours: int = 48
 
+    # database connections per process (a hard bound: PostgreSQL's max_connections is shared by
+    # every process; see README "Connection budget"). Unset: 5 for an API process, and for a
+    # worker process concurrency / 8 + 2, at most 10 (deliveries hold a connection only to claim
+    # and to record, never across a provider call).
+    db_pool_size: int | None = None
+    db_max_overflow: int = 0
+
     # delivery
     worker_concurrency: int = 64
     max_attempts: int = 8
@@ -123,6 +130,14 @@ class Settings(BaseSettings):
         if self.env == Environment.PRODUCTION and len(self.secret_key) < 32:
             raise ValueError("NOTIFIER_SECRET_KEY must be at least 32 characters in production")
         return self
+
+    def pool_size_for(self, kind: str) -> int:
+        """Connections a process of ``kind`` (``api``, ``worker``, ``beat``, ``cli``) keeps."""
+        if self.db_pool_size is not None:
+            return self.db_pool_size
+        if kind == "worker":
+            return min(10, self.worker_concurrency // 8 + 2)
+        return {"api": 5, "beat": 2}.get(kind, 1)
 
     @property
     def outbox_dir(self) -> Path:

@@ -32,9 +32,18 @@ class Runtime:
 
     @classmethod
     def build(
-        cls, settings: Settings, celery: Celery | None = None, pool_size: int = 10
+        cls,
+        settings: Settings,
+        celery: Celery | None = None,
+        pool_size: int | None = None,
+        kind: str = "api",
     ) -> Runtime:
-        engine = make_engine(settings.database_url, pool_size=pool_size)
+        """``pool_size`` overrides the connections of this process kind (tests use it)."""
+        engine = make_engine(
+            settings.database_url,
+            pool_size=pool_size if pool_size is not None else settings.pool_size_for(kind),
+            max_overflow=settings.db_max_overflow,
+        )
         return cls(
             settings=settings,
             engine=engine,

@@ -21,10 +21,10 @@ def create_worker_app(
     *,
     chains: dict[Lane, list[ProviderSpec]] | None = None,
     providers: dict[Lane, list[Provider]] | None = None,
-    pool_size: int = 20,
+    pool_size: int | None = None,
 ) -> Celery:
     app = make_celery(settings)
-    runtime = Runtime.build(settings, celery=app, pool_size=pool_size)
+    runtime = Runtime.build(settings, celery=app, pool_size=pool_size, kind="worker")
     app.runtime = runtime  # type: ignore[attr-defined]
     log_context.install()
     app.delivery = DeliveryContext(runtime, chains, providers)  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 0) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -21,7 +21,11 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     # No pre-ping: it costs a round trip per transaction on the hot path. Stale connections are
     # recycled by age, and a connection lost anyway fails one transaction, which callers retry
     # (tasks by their retry policy, intake with a 503 the client retries).
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300)
+    # A hard bound per process (``max_overflow`` 0 by default): a thread beyond the pool waits
+    # for a connection rather than opening one PostgreSQL may not have to give.
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=300, pool_timeout=30
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

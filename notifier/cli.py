@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -137,13 +138,17 @@ def _check_providers(settings: Settings, queues: list[str]) -> None:
     cannot be built: better no worker than one that claims messages it cannot send."""
     from providers.interface import ConfigurationError, Lane
     from workers.provider_config import check_lanes, load_chains
+    from workers.throttle import describe_rate
 
     lanes = [Lane(q) for q in queues if q in {lane.value for lane in Lane}]
     try:
-        check_lanes(load_chains(settings.providers_file, settings.outbox_dir), lanes)
+        providers = check_lanes(load_chains(settings.providers_file, settings.outbox_dir), lanes)
     except ConfigurationError as e:
         console.print(f"[red]cannot start the worker:[/red] {e}")
         raise typer.Exit(2) from e
+    for provider in providers:  # every send rate said once, where an operator looks first
+        logging.getLogger("notifier.worker").info("provider.rate", extra={
+            "provider": provider.name, "lane": provider.lane.value, "rate": describe_rate(provider)})
 
 
 @app.command()
@@ -356,6 +361,7 @@ def status() -> None:
 async def _check_all(chains, connect: bool) -> bool:  # type: ignore[no-untyped-def]
     """Check every provider on one event loop, closing each afterwards; True if any failed."""
     from providers.interface import ConfigurationError, ProviderError
+    from workers.throttle import describe_rate
 
     failed = False
     for lane, providers in chains.items():
@@ -363,6 +369,7 @@ async def _check_all(chains, connect: bool) -> bool:  # type: ignore[no-untyped-
             try:
                 description = await provider.check(connect=connect)
                 console.print(f"ok    {lane.value:22} {provider.name} ({provider.kind}): {description}")
+                console.print(f"      {'':22} send rate: {describe_rate(provider)}")
             except (ConfigurationError, ProviderError) as e:
                 failed = True
                 console.print(f"[red]FAIL[/red]  {lane.value:22} {provider.name} ({provider.kind}): {e}")

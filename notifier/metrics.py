@@ -44,6 +44,8 @@ CIRCUIT_STATE = Gauge("notifier_circuit_state", "Circuit breaker: 0 closed, 1 ha
 ACCOUNT_REFUSALS = Counter("notifier_provider_account_refusals_total",
                            "A provider refused our account (credentials, certificate, account paused)",
                            ["provider", "lane"])
+THROTTLE_WAIT = Counter("notifier_provider_rate_wait_seconds_total",
+                        "Seconds sends waited for a provider's shared send rate", ["provider", "lane"])
 RECORD_RETRIES = Counter("notifier_record_retries_total",
                          "Writes of delivery results retried because the database was away")
 RECORD_ABANDONED = Counter("notifier_record_abandoned_total",

@@ -139,7 +139,7 @@ def build_chains(chains: dict[Lane, list[ProviderSpec]]) -> dict[Lane, list[Prov
     return built
 
 
-def check_lanes(chains: dict[Lane, list[ProviderSpec]], lanes: list[Lane]) -> None:
+def check_lanes(chains: dict[Lane, list[ProviderSpec]], lanes: list[Lane]) -> list[Provider]:
     """Build (and close again) every provider of ``lanes``: a worker refuses to start when one
     cannot be built (a missing secret, a bad option) or a lane it consumes has none, instead of
     claiming messages it can never send."""
@@ -156,3 +156,4 @@ def check_lanes(chains: dict[Lane, list[ProviderSpec]], lanes: list[Lane]) -> No
                 await provider.close()
 
     asyncio.run(close_all())
+    return [provider for providers in built.values() for provider in providers]

@@ -5,6 +5,8 @@ notation, e.g. ``"100/second"``) or else from its class attribute ``rate_limit_p
 (Twilio's or SES's default account MPS). The count lives in the shared rate-limit storage (Redis
 in production), keyed by the provider's configured name, so ten workers together respect it.
 A send over the rate waits on the event loop until the window allows it; it is never failed.
+The time waited is counted in ``notifier_provider_rate_wait_seconds_total{provider,lane}``: a
+lane held back by its provider's rate shows there (and in the dashboard), not as an error.
 """
 
 from __future__ import annotations
@@ -12,8 +14,20 @@ from __future__ import annotations
 import asyncio
 import random
 
+from notifier import metrics
 from notifier.ratelimit import RateLimiter
 from providers.interface import Provider
+
+
+def describe_rate(provider: Provider) -> str:
+    """The send rate a provider instance keeps, said plainly (``providers check``, worker start)."""
+    configured = provider.options.get("rate_limit")
+    if configured:
+        return f"{configured} (configured)"
+    per_second = getattr(provider, "rate_limit_per_second", None)
+    if per_second:
+        return f"{per_second:g}/second ({provider.kind}'s default; set rate_limit to change it)"
+    return "no shared send rate (the provider's own limits apply)"
 
 
 def rule_for(provider: Provider) -> str | None:
@@ -38,6 +52,8 @@ class ProviderThrottle:
         while True:
             verdict = self.limiter.hit(rule, "provider", provider.name)
             if verdict.allowed:
+                if waited:
+                    metrics.THROTTLE_WAIT.labels(provider.name, provider.lane.value).inc(waited)
                 return waited
             pause = min(verdict.retry_after, self.max_wait_step) * random.uniform(0.5, 1.0)
             await asyncio.sleep(pause)

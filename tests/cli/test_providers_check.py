@@ -89,6 +89,23 @@ def test_valid_file_is_ok_for_every_lane(check, secret_env, twilio, ses_api, smt
     assert twilio.requests == [] and ses_api.requests == [] and smtp.connections == 0
 
 
+def test_every_providers_send_rate_is_shown(check, secret_env, twilio, ses_api, smtp) -> None:  # type: ignore[no-untyped-def]
+    result = check(
+        {
+            "ses-main": ses_block(ses_api.endpoint_url),
+            "smtp-backup": smtp_block(smtp),
+            "twilio-main": twilio_block(twilio, rate_limit="30/second"),
+        },
+        {"email.transactional": ["ses-main", "smtp-backup"], "sms.transactional": ["twilio-main"]},
+    )
+
+    assert result.exit_code == 0, output(result)
+    text = output(result)
+    assert "ses-main (ses)" in text and "send rate: 14/second (ses's default; set rate_limit" in text
+    assert "send rate: no shared send rate (the provider's own limits apply)" in text  # smtp
+    assert "send rate: 30/second (configured)" in text
+
+
 def test_missing_environment_secret_exits_2_naming_the_variable(  # type: ignore[no-untyped-def]
     check, secret_env, twilio, monkeypatch
 ) -> None:

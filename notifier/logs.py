@@ -47,6 +47,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Loggers that speak per request, per task or per beat tick at INFO: at 50 million notifications
+# a day that is tens of gigabytes of lines nobody reads. Our own events say what matters, once
+# per lifecycle step (``delivery.attempt``, ``sweeper.swept``, ...); these speak from WARNING.
+NOISY_LOGGERS = (
+    "uvicorn.access",
+    "celery.app.trace",  # "Task ... succeeded in ..." per task
+    "celery.worker.strategy",  # "Task ... received" per task
+    "celery.beat",  # "Scheduler: Sending due task ..." every tick
+    "sqlalchemy_celery_beat.schedulers",  # "DatabaseScheduler: Schedule changed." etc.
+)
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -57,5 +69,5 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access",):
-        logging.getLogger(noisy).setLevel("WARNING")
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

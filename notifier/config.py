@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     api_rate_limit: str = "3000/minute"  # per API key, `limits` notation
     sms_recipient_rate_limit: str = "5/10minutes"  # transactional SMS per phone number
     idempotency_retention_hours: int = 48
+    # template rendering bounds (see notifier/rendering.py): non-plain templates render in worker
+    # processes, killed at the deadline; a batch shares one rendering budget
+    render_workers: int = 2
+    render_timeout_seconds: float = 0.5
+    render_memory_mb: int = 256
+    batch_render_budget_seconds: float = 5.0
+    batch_max_content_chars: int = 8 * 1_048_576  # rendered content stored by one batch
+    send_at_past_tolerance_seconds: int = 60
+    send_at_max_days: int = 90
 
     # delivery
     worker_concurrency: int = 64

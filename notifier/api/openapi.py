@@ -1,0 +1,104 @@
+"""The OpenAPI document: bearer auth and every error response, declared once for every route.
+
+FastAPI documents only the 422 of body validation, in its own ``{"detail"}`` shape, which this
+API never sends. Here the generated document is completed after the fact, from the routes
+themselves, so a router added later gets the same without doing anything:
+
+- the ``bearer`` security scheme, required on every operation whose dependencies include the
+  API-key check (:func:`notifier.api.deps.get_caller`);
+- the error responses each operation can give (401/403/429 where a key is checked; 400, 404,
+  413, 415, 422 and 503 everywhere), all with the one error envelope
+  (:class:`ErrorEnvelope`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+
+from notifier.api.deps import get_caller
+from notifier.errors import HTTP_STATUS, ErrorCode
+
+
+class ErrorDetailOut(BaseModel):
+    field: str | None = Field(default=None, description="the field or parameter concerned")
+    message: str
+    code: str | None = Field(default=None, description="a finer-grained reason")
+
+
+class ErrorOut(BaseModel):
+    code: ErrorCode
+    message: str
+    details: list[ErrorDetailOut] = []
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error this API answers."""
+
+    error: ErrorOut
+
+
+EVERYWHERE = (400, 404, 413, 415, 422, 503)
+WITH_KEY = (401, 403, 429)
+_STATUS_TEXT = {
+    400: "Malformed request (the body is not JSON)", 401: "Missing, unknown or revoked API key",
+    403: "The key lacks the scope or lane", 404: "No such resource for this key",
+    413: "Body or batch too large", 415: "The body is not declared as JSON",
+    422: "A field, parameter or header is invalid (details name it)",
+    429: "Rate limited (Retry-After says when)", 503: "A dependency is down; retry (Retry-After)",
+}
+
+
+def _checks_api_key(dependant: Dependant) -> bool:
+    return any(d.call is get_caller or _checks_api_key(d) for d in dependant.dependencies)
+
+
+def _codes_for(status: int) -> str:
+    codes = ", ".join(f"`{c.value}`" for c, s in HTTP_STATUS.items() if s == status)
+    return f"{_STATUS_TEXT[status]}: {codes}"
+
+
+def install(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        envelope = ErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(envelope.pop("$defs", {}))
+        schemas["ErrorEnvelope"] = envelope
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        components["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "An API key from `notifier keys create`"},
+        }
+        keyed = {
+            (route.path_format, method.lower())
+            for route in app.routes if isinstance(route, APIRoute) and _checks_api_key(route.dependant)
+            for method in route.methods
+        }
+        ref = {"$ref": "#/components/schemas/ErrorEnvelope"}
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                statuses = EVERYWHERE + (WITH_KEY if (path, method) in keyed else ())
+                if (path, method) in keyed:
+                    operation["security"] = [{"bearer": []}]
+                for status in sorted(statuses):
+                    responses[str(status)] = {
+                        "description": _codes_for(status),
+                        "content": {"application/json": {"schema": ref}},
+                    }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -26,6 +26,7 @@ runtime error, forbidden construct, over a bound), ``missing_personalisation``, 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -264,17 +265,22 @@ def render_content(
 
     Plain templates render here; the others in ``pool`` (the process-wide default pool when
     none is given) within ``timeout`` seconds (the pool's own deadline when None)."""
-    sources = {name: source for name, source in fields.items() if source is not None}
-    job = Job(
-        fields=sources,
-        data=dict(data),
-        masked=redacted_data(data, sensitive) if sensitive else None,
-        max_chars=dict(max_chars or {}),
-    )
-    if is_plain(sources):
-        content, redacted = run_job(job)
-    else:
-        from notifier.render_pool import default_pool
+    masked = redacted_data(data, sensitive) if sensitive else None
+    limits = dict(max_chars or {})
+    content: dict[str, Any] = {}
+    redacted: dict[str, Any] = {}
+    started = time.monotonic()
+    for name, source in fields.items():
+        if source is None:
+            continue
+        # one job per field: a deadline or a crash is then reported on the right field
+        job = Job(fields={name: source}, data=dict(data), masked=masked, max_chars=limits)
+        if is_plain({name: source}):
+            done = run_job(job)
+        else:
+            from notifier.render_pool import default_pool
 
-        content, redacted = (pool or default_pool()).run(job, timeout)
-    return Rendered(content=dict(content), redacted=dict(redacted))
+            left = None if timeout is None else timeout - (time.monotonic() - started)
+            done = (pool or default_pool()).run(job, left)
+        content[name], redacted[name] = done[0][name], done[1][name]
+    return Rendered(content=content, redacted=redacted)

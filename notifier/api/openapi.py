@@ -4,8 +4,9 @@ FastAPI documents only the 422 of body validation, in its own ``{"detail"}`` sha
 API never sends. Here the generated document is completed after the fact, from the routes
 themselves, so a router added later gets the same without doing anything:
 
-- the ``bearer`` security scheme, required on every operation whose dependencies include the
-  API-key check (:func:`notifier.api.deps.get_caller`);
+- the ``bearer`` security scheme is FastAPI's own, from the ``Security`` dependency of the
+  API-key check (:func:`notifier.api.deps.get_caller`): every operation that checks a key
+  declares it;
 - the error responses each operation can give (401/403/429 where a key is checked; 400, 404,
   413, 415, 422 and 503 everywhere), all with the one error envelope
   (:class:`ErrorEnvelope`).
@@ -16,12 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
-from notifier.api.deps import get_caller
 from notifier.errors import HTTP_STATUS, ErrorCode
 
 
@@ -54,10 +52,6 @@ _STATUS_TEXT = {
 }
 
 
-def _checks_api_key(dependant: Dependant) -> bool:
-    return any(d.call is get_caller or _checks_api_key(d) for d in dependant.dependencies)
-
-
 def _codes_for(status: int) -> str:
     codes = ", ".join(f"`{c.value}`" for c, s in HTTP_STATUS.items() if s == status)
     return f"{_STATUS_TEXT[status]}: {codes}"
@@ -77,22 +71,11 @@ def install(app: FastAPI) -> None:
         schemas["ErrorEnvelope"] = envelope
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
-        components["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer",
-                       "description": "An API key from `notifier keys create`"},
-        }
-        keyed = {
-            (route.path_format, method.lower())
-            for route in app.routes if isinstance(route, APIRoute) and _checks_api_key(route.dependant)
-            for method in route.methods
-        }
         ref = {"$ref": "#/components/schemas/ErrorEnvelope"}
-        for path, operations in schema.get("paths", {}).items():
-            for method, operation in operations.items():
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
                 responses = operation.setdefault("responses", {})
-                statuses = EVERYWHERE + (WITH_KEY if (path, method) in keyed else ())
-                if (path, method) in keyed:
-                    operation["security"] = [{"bearer": []}]
+                statuses = EVERYWHERE + (WITH_KEY if operation.get("security") else ())
                 for status in sorted(statuses):
                     responses[str(status)] = {
                         "description": _codes_for(status),

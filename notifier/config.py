@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from notifier.home import discover_data_dir
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
 SECRET_FIELDS = ("secret_key", "database_url", "broker_url", "redis_url", "sentry_dsn", "twilio_auth_token")
@@ -29,7 +31,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
 
     env: Environment = Environment.DEV
-    data_dir: Path = Path(".notifier")
+    data_dir: Path = Field(default_factory=discover_data_dir)  # see notifier/home.py
     database_url: str = ""  # default: SQLite file in data_dir
     broker_url: str = "memory://"
     redis_url: str | None = None  # rate limits; in-memory when unset

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from limits import parse_many
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 

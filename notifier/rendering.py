@@ -84,9 +84,9 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
         if ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
             raise SecurityError(f"the result of * would exceed {MAX_INT_BITS} bits")
         for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
-                if len(seq) * times > DEFAULT_MAX_CHARS:
-                    raise SecurityError("the result of * would be longer than any field may be")
+            sized = isinstance(seq, (str, list, tuple)) and isinstance(times, int)
+            if sized and len(seq) * times > DEFAULT_MAX_CHARS:
+                raise SecurityError("the result of * would be longer than any field may be")
     elif operator == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
         if len(left) + len(right) > DEFAULT_MAX_CHARS:
             raise SecurityError("the result of + would be longer than any field may be")
@@ -206,7 +206,7 @@ def _render_field(name: str, source: str, data: Mapping[str, Any], limit: int) -
             raise field_error(ErrorCode.TEMPLATE_ERROR, name, f"{name} recurses too deeply") from e
         except MemoryError as e:
             raise field_error(ErrorCode.TEMPLATE_ERROR, name, f"{name} needs too much memory") from e
-        except Exception as e:  # noqa: BLE001 - any runtime error of a template is the caller's
+        except Exception as e:
             raise field_error(
                 ErrorCode.TEMPLATE_ERROR, name,
                 f"{name} could not be rendered: {type(e).__name__}: {str(e)[:200]}",

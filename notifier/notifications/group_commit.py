@@ -24,9 +24,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from notifier.notifications.intake import Prepared
@@ -36,8 +37,8 @@ log = logging.getLogger("notifier.intake.group_commit")
 
 @dataclass
 class _Pending:
-    prepared: "Prepared"
-    future: "Future[Prepared]"
+    prepared: Prepared
+    future: Future[Prepared]
 
 
 class GroupCommitter:

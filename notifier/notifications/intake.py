@@ -31,11 +31,9 @@ from notifier.db.models import IdempotencyRecord, Notification, new_id, utcnow
 from notifier.db.session import transaction
 from notifier.errors import ErrorCode, NotifierError, field_error
 from notifier.keys import Caller
-from notifier.notifications import repository
+from notifier.notifications import bounds, repository
 from notifier.notifications.group_commit import GroupCommitter
 from notifier.notifications.schemas import (
-    PUSH_TITLE_MAX,
-    SUBJECT_MAX,
     EmailRequest,
     NotificationRequest,
     PushRequest,
@@ -47,7 +45,6 @@ from notifier.recipients import normalise
 from notifier.render_pool import RenderPool
 from notifier.rendering import Rendered, is_plain, render_content, too_long
 from notifier.security import Sealer, request_fingerprint
-from notifier.sms_segments import count_segments
 from notifier.statuses import EventKind, Status
 from notifier.suppressions import blocking_suppression
 from providers.interface import Category, Channel, Lane
@@ -55,7 +52,6 @@ from providers.interface import Category, Channel, Lane
 log = logging.getLogger("notifier.intake")
 
 _request_adapter: TypeAdapter[Any] = TypeAdapter(NotificationRequest)
-PUSH_DATA_MAX_BYTES = 4096  # FCM and APNs both refuse payloads over 4 KB
 INLINE_SOURCE_MAX = 2048  # longer sources are compiled on a worker thread, not the event loop
 
 
@@ -193,12 +189,12 @@ class Intake:
         caller.require_lane(lane)
         platform = request.platform if isinstance(request, PushRequest) else None
         recipient = normalise(channel, request.to, platform)
-        send_at = self._send_at(request)
+        send_at = bounds.send_at(self.settings, request.send_at)
         template = self._template(request) if request.template else None
         rendered = self._render(request, template, render_timeout)
         if lane == Lane.EMAIL_PROMOTIONAL:
             unsubscribe_link(rendered, self._unsubscribe.url(Channel.EMAIL, recipient))
-        segments = self._check_size(request, rendered)
+        segments = bounds.check_body(self.settings, request, rendered)
         if lane == Lane.SMS_TRANSACTIONAL:
             verdict = self.limiter.hit(
                 self.settings.sms_recipient_rate_limit, "sms-recipient", recipient
@@ -251,35 +247,6 @@ class Intake:
     def _unsubscribe(self) -> UnsubscribeTokens:
         return UnsubscribeTokens(self.settings.secret_key, self.settings.public_url)
 
-    def _send_at(self, request: EmailRequest | SmsRequest | PushRequest) -> datetime | None:
-        """A future ``send_at``, or None (now). Slightly past (clock skew) is now; further past,
-        or further ahead than ``send_at_max_days``, is a 422."""
-        if request.send_at is None:
-            return None
-        now = utcnow()
-        tolerance = timedelta(seconds=self.settings.send_at_past_tolerance_seconds)
-        if request.send_at < now - tolerance:
-            raise field_error(
-                ErrorCode.VALIDATION_ERROR, "send_at",
-                f"send_at is in the past (more than {int(tolerance.total_seconds())} s ago)",
-            )
-        if request.send_at > now + timedelta(days=self.settings.send_at_max_days):
-            raise field_error(
-                ErrorCode.VALIDATION_ERROR, "send_at",
-                f"send_at is more than {self.settings.send_at_max_days} days ahead",
-            )
-        return request.send_at if request.send_at > now else None
-
-    def max_chars(self, channel: Channel) -> dict[str, int]:
-        """The longest rendered text of each field (counted while rendering)."""
-        if channel == Channel.EMAIL:
-            body = self.settings.email_max_body_chars
-            return {"subject": SUBJECT_MAX, "body": body, "html": body}
-        if channel == Channel.SMS:  # the segment count decides; this bounds the counting
-            return {"body": self.settings.sms_max_segments * 160 + 1}
-        return {"title": PUSH_TITLE_MAX, "body": self.settings.push_max_body_chars,
-                "data": PUSH_DATA_MAX_BYTES}
-
     def _render(
         self,
         request: EmailRequest | SmsRequest | PushRequest,
@@ -289,7 +256,7 @@ class Intake:
         sensitive = frozenset(request.sensitive)
         channel = Channel(request.channel)
         options: dict[str, Any] = {
-            "max_chars": self.max_chars(channel), "pool": self.render_pool, "timeout": timeout,
+            "max_chars": bounds.max_chars(self.settings, channel), "pool": self.render_pool, "timeout": timeout,
         }
         if template is not None:
             rendered = templates.render(template, request.data, sensitive, **options)
@@ -308,34 +275,9 @@ class Intake:
             )
         if "data" in rendered.content:
             size = len(json.dumps(rendered.content["data"], separators=(",", ":")).encode())
-            if size > PUSH_DATA_MAX_BYTES:
-                raise too_long("data", PUSH_DATA_MAX_BYTES)
+            if size > bounds.PUSH_DATA_MAX_BYTES:
+                raise too_long("data", bounds.PUSH_DATA_MAX_BYTES)
         return rendered
-
-    def _check_size(
-        self, request: EmailRequest | SmsRequest | PushRequest, rendered: Rendered
-    ) -> int | None:
-        body = rendered.content["body"]
-        if isinstance(request, SmsRequest):
-            count = count_segments(body)
-            if count.segments > self.settings.sms_max_segments:
-                raise field_error(
-                    ErrorCode.BODY_TOO_LONG,
-                    "body",
-                    f"SMS body needs {count.segments} {count.encoding.value} segments; "
-                    f"at most {self.settings.sms_max_segments} are allowed",
-                )
-            return count.segments
-        limit = (
-            self.settings.email_max_body_chars
-            if isinstance(request, EmailRequest)
-            else self.settings.push_max_body_chars
-        )
-        if len(body) > limit:
-            raise field_error(
-                ErrorCode.BODY_TOO_LONG, "body", f"body is {len(body)} characters; at most {limit}"
-            )
-        return None
 
     # ------------------------------------------------------------------ storage
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -104,7 +104,7 @@ def test_every_field_has_a_maximum(client, auth, payload, field):  # type: ignor
 
 
 def _at(**delta: float) -> str:
-    return (datetime.now(timezone.utc) + timedelta(**delta)).isoformat()
+    return (datetime.now(UTC) + timedelta(**delta)).isoformat()
 
 
 @pytest.mark.parametrize("send_at", ["9999-12-31T23:59:59Z", _at(days=91), _at(minutes=-10), "0001-01-01T00:00:00Z"])

@@ -15,6 +15,7 @@ from notifier.db.models import Notification
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Scope
 from notifier.notifications import repository
+from notifier.notifications.batch import BATCH_HEADER_MAX
 from notifier.notifications.schemas import (
     BatchRequest,
     BatchResponse,
@@ -24,9 +25,8 @@ from notifier.notifications.schemas import (
 )
 from notifier.notifications.views import notification_out
 from notifier.recipients import normalise_for_search
-from notifier.notifications.batch import BATCH_HEADER_MAX
-from notifier.storable import require_storable
 from notifier.statuses import Status
+from notifier.storable import require_storable
 from providers.interface import Channel
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])

@@ -7,8 +7,8 @@ themselves, so a router added later gets the same without doing anything:
 - the ``bearer`` security scheme is FastAPI's own, from the ``Security`` dependency of the
   API-key check (:func:`notifier.api.deps.get_caller`): every operation that checks a key
   declares it;
-- the error responses each operation can give (401/403/429 where a key is checked; 400, 404,
-  413, 415, 422 and 503 everywhere), all with the one error envelope
+- the error responses each operation can give (401 and 429 where a key is checked; 400, 403,
+  404, 413, 415, 422 and 503 everywhere), all with the one error envelope
   (:class:`ErrorEnvelope`).
 """
 
@@ -41,11 +41,11 @@ class ErrorEnvelope(BaseModel):
     error: ErrorOut
 
 
-EVERYWHERE = (400, 404, 413, 415, 422, 503)
-WITH_KEY = (401, 403, 429)
+EVERYWHERE = (400, 403, 404, 413, 415, 422, 503)  # 403: also an inbound signature that fails
+WITH_KEY = (401, 429)
 _STATUS_TEXT = {
     400: "Malformed request (the body is not JSON)", 401: "Missing, unknown or revoked API key",
-    403: "The key lacks the scope or lane", 404: "No such resource for this key",
+    403: "The key lacks the scope or lane, or a signature does not verify", 404: "No such resource for this key",
     413: "Body or batch too large", 415: "The body is not declared as JSON",
     422: "A field, parameter or header is invalid (details name it)",
     429: "Rate limited (Retry-After says when)", 503: "A dependency is down; retry (Retry-After)",

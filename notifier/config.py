@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # template rendering bounds (see notifier/rendering.py): non-plain templates render in worker
     # processes, killed at the deadline; a batch shares one rendering budget
     render_workers: int = 2
-    render_timeout_seconds: float = 0.5
+    render_timeout_seconds: float = 0.25
     render_memory_mb: int = 256
     batch_render_budget_seconds: float = 5.0
     batch_max_content_chars: int = 8 * 1_048_576  # rendered content stored by one batch

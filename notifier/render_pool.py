@@ -4,8 +4,9 @@ Why processes and not threads: a thread cannot be stopped, and one Python operat
 ``9 ** (9 ** 8)`` or ``'a'.ljust(10 ** 9)`` runs in C without ever returning to a check. A worker
 process can be killed at its deadline, and its address space is capped with ``RLIMIT_AS``, so
 ``MemoryError`` (a 422) comes instead of the machine swapping. Workers run at a lower CPU
-priority (``nice``) than the API, so a caller sending expensive templates slows its own requests
-first. They are forked from a ``forkserver`` that has the renderer imported, so replacing a
+priority (``nice 19``) than the API, so a caller sending expensive templates slows its own
+requests first, and one API key may hold at most half of the workers at a time (more is a 429
+``rate_limited``), so it cannot take every renderer from the other callers. They are forked from a ``forkserver`` that has the renderer imported, so replacing a
 killed worker costs a fork, not an interpreter start.
 
 A request waits for a free worker at most ``queue_seconds``; if none frees up, it is answered
@@ -38,7 +39,7 @@ _context.set_forkserver_preload(["notifier.render_pool"])
 def _serve(conn: Connection, memory_bytes: int) -> None:
     """A worker: render jobs from ``conn`` until it closes."""
     try:
-        os.nice(10)
+        os.nice(19)
     except OSError:  # pragma: no cover - not allowed here: run at the normal priority
         pass
     with open("/proc/self/statm") as statm:
@@ -72,7 +73,7 @@ class _Worker:
 
 class RenderPool:
     def __init__(
-        self, size: int = 2, timeout: float = 0.5, memory_bytes: int = 256 * 1024 * 1024,
+        self, size: int = 2, timeout: float = 0.25, memory_bytes: int = 256 * 1024 * 1024,
         queue_seconds: float = 2.0,
     ) -> None:
         self.size = size
@@ -82,10 +83,38 @@ class RenderPool:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._started = 0
         self._lock = threading.Lock()
+        self._held: dict[str, int] = {}  # workers in use per owner (API key)
         self.killed = 0  # workers killed at their deadline (for tests and metrics)
 
-    def run(self, job: Job, timeout: float | None = None) -> tuple[dict[str, str], dict[str, str]]:
-        """Render ``job`` in a worker within ``timeout`` seconds (default: the pool's)."""
+    def run(
+        self, job: Job, timeout: float | None = None, owner: str | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Render ``job`` in a worker within ``timeout`` seconds (default: the pool's); ``owner``
+        (an API key id) may hold at most half of the workers at once."""
+        if owner is None:
+            return self._run(job, timeout)
+        with self._lock:
+            self.check_share(owner)
+            self._held[owner] = self._held.get(owner, 0) + 1
+        try:
+            return self._run(job, timeout)
+        finally:
+            with self._lock:
+                self._held[owner] -= 1
+                if not self._held[owner]:
+                    del self._held[owner]
+
+    def check_share(self, owner: str) -> None:
+        """429 when ``owner`` already holds its share of the workers (cheap: the API asks before
+        it hands a request to a thread)."""
+        if self._held.get(owner, 0) >= max(1, self.size // 2):
+            raise NotifierError(
+                ErrorCode.RATE_LIMITED,
+                "this API key already has its share of template renderers busy; retry shortly",
+                retry_after=1,
+            )
+
+    def _run(self, job: Job, timeout: float | None) -> tuple[dict[str, str], dict[str, str]]:
         deadline = self.timeout if timeout is None else min(timeout, self.timeout)
         field = next(iter(job.fields), "body")
         if deadline <= 0:

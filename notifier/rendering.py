@@ -260,11 +260,13 @@ def render_content(
     max_chars: Mapping[str, int] | None = None,
     pool: RenderPool | None = None,
     timeout: float | None = None,
+    owner: str | None = None,
 ) -> Rendered:
     """Render each template field (name -> source) with ``data``; ``html`` escapes.
 
     Plain templates render here; the others in ``pool`` (the process-wide default pool when
-    none is given) within ``timeout`` seconds (the pool's own deadline when None)."""
+    none is given) within ``timeout`` seconds (the pool's own deadline when None), counted
+    against ``owner``'s share of the pool."""
     masked = redacted_data(data, sensitive) if sensitive else None
     limits = dict(max_chars or {})
     content: dict[str, Any] = {}
@@ -281,6 +283,6 @@ def render_content(
             from notifier.render_pool import default_pool
 
             left = None if timeout is None else timeout - (time.monotonic() - started)
-            done = (pool or default_pool()).run(job, left)
+            done = (pool or default_pool()).run(job, left, owner)
         content[name], redacted[name] = done[0][name], done[1][name]
     return Rendered(content=content, redacted=redacted)

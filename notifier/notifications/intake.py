@@ -191,7 +191,7 @@ class Intake:
         recipient = normalise(channel, request.to, platform)
         send_at = bounds.send_at(self.settings, request.send_at)
         template = self._template(request) if request.template else None
-        rendered = self._render(request, template, render_timeout)
+        rendered = self._render(request, template, render_timeout, caller.id)
         if lane == Lane.EMAIL_PROMOTIONAL:
             unsubscribe_link(rendered, self._unsubscribe.url(Channel.EMAIL, recipient))
         segments = bounds.check_body(self.settings, request, rendered)
@@ -252,11 +252,12 @@ class Intake:
         request: EmailRequest | SmsRequest | PushRequest,
         template: ResolvedTemplate | None = None,
         timeout: float | None = None,
+        owner: str | None = None,
     ) -> Rendered:
         sensitive = frozenset(request.sensitive)
         channel = Channel(request.channel)
         options: dict[str, Any] = {
-            "max_chars": bounds.max_chars(self.settings, channel), "pool": self.render_pool, "timeout": timeout,
+            "max_chars": bounds.max_chars(self.settings, channel), "pool": self.render_pool, "timeout": timeout, "owner": owner,
         }
         if template is not None:
             rendered = templates.render(template, request.data, sensitive, **options)

@@ -56,6 +56,7 @@ async def send_notification(
     if intake.renders_inline(request):
         prepared = intake.prepare(caller, request)
     else:
+        intake.render_pool.check_share(caller.id)  # before a thread is taken for it
         prepared = await run_in_threadpool(intake.prepare, caller, request)
     await asyncio.wrap_future(runtime.intake.committer.submit(prepared))
     return notification_out(Notification(**prepared.row))

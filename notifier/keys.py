@@ -9,6 +9,7 @@ within ``CACHE_SECONDS``.
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from notifier.security import Sealer, generate_api_key, key_matches, parse_prefi
 from providers.interface import Lane
 
 CACHE_SECONDS = 5.0
+log = logging.getLogger("notifier.keys")
 
 
 class Scope(enum.StrEnum):
@@ -185,8 +187,18 @@ class Authenticator:
             name=row.name,
             scopes=frozenset(row.scopes or ()),
             lanes=None if row.lanes is None else frozenset(row.lanes),
-            rate_limit=row.rate_limit,
+            rate_limit=_usable_rate(row),
         )
+
+
+def _usable_rate(row: ApiKey) -> str | None:
+    """The key's own rate, or None (the default) for one stored before rates were checked: a
+    bad value must not turn every request of that key into a 500."""
+    try:
+        return parse_rate_limit(row.rate_limit)
+    except ValueError:
+        log.warning("keys.invalid_rate_limit", extra={"api_key_id": row.id})
+        return None
 
 
 def _bearer(authorization: str | None) -> str:

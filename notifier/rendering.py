@@ -29,7 +29,6 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -129,8 +128,22 @@ class _ForbiddenConstruct(Exception):
     pass
 
 
-@lru_cache(maxsize=4096)
+_CACHE_SIZE = 4096
+_cache: dict[tuple[str, bool], Compiled] = {}
+
+
 def _compile(source: str, html: bool) -> Compiled:
+    """Compiled once per process (parsing a 2 KB template can take 20 ms: it is worth keeping)."""
+    compiled = _cache.get((source, html))
+    if compiled is None:
+        compiled = _compile_new(source, html)
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.clear()
+        _cache[(source, html)] = compiled
+    return compiled
+
+
+def _compile_new(source: str, html: bool) -> Compiled:
     env = _html_env if html else _env
     tree = env.parse(source)
     for node in tree.find_all(_FORBIDDEN):
@@ -149,6 +162,18 @@ def _is_plain(tree: nodes.Node) -> bool:
             return False
         if isinstance(node, nodes.Filter | nodes.Test) and (node.dyn_args or node.dyn_kwargs):
             return False
+    return True
+
+
+def known_plain(fields: Mapping[str, str | None]) -> bool:
+    """True when every templated field is already compiled and plain: rendering them costs
+    microseconds, so the API may do it on its event loop. A source seen for the first time is
+    compiled on a worker thread (compiling can take milliseconds)."""
+    for name, source in fields.items():
+        if source is not None and "{" in source:
+            compiled = _cache.get((source, name == "html"))
+            if compiled is None or not compiled.plain:
+                return False
     return True
 
 

@@ -43,7 +43,7 @@ from notifier.publishing import Publisher
 from notifier.ratelimit import RateLimiter
 from notifier.recipients import normalise
 from notifier.render_pool import RenderPool
-from notifier.rendering import Rendered, is_plain, render_content, too_long
+from notifier.rendering import Rendered, known_plain, render_content, too_long
 from notifier.security import Sealer, request_fingerprint
 from notifier.statuses import EventKind, Status
 from notifier.suppressions import blocking_suppression
@@ -52,7 +52,6 @@ from providers.interface import Category, Channel, Lane
 log = logging.getLogger("notifier.intake")
 
 _request_adapter: TypeAdapter[Any] = TypeAdapter(NotificationRequest)
-INLINE_SOURCE_MAX = 2048  # longer sources are compiled on a worker thread, not the event loop
 
 
 @dataclass
@@ -168,17 +167,11 @@ class Intake:
         )
 
     def renders_inline(self, request: EmailRequest | SmsRequest | PushRequest) -> bool:
-        """Whether :meth:`prepare` may run on the event loop: no stored template to read, only
-        short plain sources (rendered in microseconds). Everything else takes a worker thread."""
-        if request.template:
-            return False
-        sources = _sources(request)
-        if any(s is not None and len(s) > INLINE_SOURCE_MAX for s in sources.values()):
-            return False
-        try:
-            return is_plain(sources)
-        except NotifierError:
-            return True  # a syntax error: prepare answers it at once
+        """Whether :meth:`prepare` may run on the event loop: no stored template to read, and
+        every source already compiled and plain (rendered in microseconds). Everything else,
+        including the first sight of a source (compiling it can take milliseconds), takes a
+        worker thread."""
+        return not request.template and known_plain(_sources(request))
 
     def prepare(
         self, caller: Caller, request: EmailRequest | SmsRequest | PushRequest,

@@ -210,3 +210,11 @@ def test_a_batch_stores_a_bounded_amount_of_content(tmp_path):  # type: ignore[n
     assert [r.get("error", {}).get("code") for r in results] == [None, None, "body_too_long", "body_too_long"]
     assert stored(runtime) == 2
     runtime.close()
+
+
+def test_a_key_stored_with_an_unparsable_rate_uses_the_default_instead_of_failing(client, runtime):  # type: ignore[no-untyped-def]
+    from tests.factories import api_key
+
+    key = api_key(runtime, "old", rate_limit="lots")  # as `keys create` accepted before it checked
+    response = client.post("/v1/notifications", json=email(), headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 202, response.text

@@ -4,12 +4,21 @@ Prints one JSON line: rps, p50/p99, and the ceiling — a bare FastAPI endpoint 
 body, served with the same uvicorn settings — measured in the same run.
 
     python -m bench.intake [--broker redis|rabbitmq] [--seconds 10] [--connections 64] [--batch 1000]
+    python -m bench.intake --hostile [--hostile-connections 4]
+
+``--hostile``: the valid key's requests/s and p99 alone, then again while a second key sends
+expensive templates (killed at the render deadline, refused by the operator bounds, or over the
+memory cap) and unstorable rows (NUL) on its own connections, in one run. Prints solo and
+contended figures and the ratios the issue targets (throughput kept >= 0.8, p99 < 2x solo, no
+errors for the valid key).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -21,6 +30,8 @@ from bench.common import (
     environment,
     free_port,
     fresh_database,
+    notifier,
+    parse_wrk,
     process,
     purge_queues,
     wrk,
@@ -30,6 +41,87 @@ BODY = {"channel": "email", "category": "transactional", "to": "ada@example.com"
         "body": "Thanks, {{ name }}", "data": {"name": "Ada"}, "reference": "order-42"}
 
 
+HOSTILE = [
+    {**BODY, "body": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"},
+    {**BODY, "body": "{{ (9**(9**8)) % 7 }}"},
+    {**BODY, "body": "{{ 'a' * 10**9 }}"},
+    {**BODY, "body": "{% set ns = namespace(x='ab') %}{% for i in range(40) %}{% set ns.x = ns.x ~ ns.x %}"
+                     "{% endfor %}{{ ns.x }}"},
+    {**BODY, "reference": "order-\u0000"},
+    {**BODY, "data": {"name": "Ada\u0000"}},
+]
+
+
+def hostile_wrk(url: str, key: str, seconds: int, connections: int, kinds: list[dict]) -> subprocess.Popen:
+    """wrk cycling through the hostile bodies on its own connections (started, not awaited)."""
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115 - wrk reads it later
+    bodies = ", ".join(json.dumps(json.dumps(b)) for b in kinds)
+    script.write(
+        f"local bodies = {{{bodies}}}\nlocal n = 0\n"
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+        "request = function()\n  n = n + 1\n"
+        "  return wrk.format(nil, nil, nil, bodies[(n % #bodies) + 1])\nend\n"
+    )
+    script.close()
+    return subprocess.Popen(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "--timeout", "30s",
+         "-s", script.name,
+         url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def hostile(args: argparse.Namespace) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install -y wrk")
+    broker = args.broker_url or BROKERS[args.broker]
+    with fresh_database() as database_url, tempfile.TemporaryDirectory() as tmp:
+        env = environment(database_url, broker, Path(tmp))
+        key = create_key(env)
+        attacker = notifier(env, "keys", "create", "--name", "attacker").strip().splitlines()[-1]
+        purge_queues(broker)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/v1/notifications"
+        api = [str(BIN / "notifier"), "api", "--port", str(port), "--workers", str(args.api_workers)]
+        auth = {"Authorization": f"Bearer {key}"}
+        with process(api, env, ready_url=f"http://127.0.0.1:{port}/healthz"):
+            wrk(url, json.dumps(BODY), auth, 2, args.connections)  # warm-up: pools, caches
+            kinds = {"all": HOSTILE, "templates": HOSTILE[:4], "rows": HOSTILE[4:], "valid": [BODY]}[args.hostile_kind]
+            # alternate solo and contended rounds: the machine is shared, and its load drifts
+            # more between minutes than between adjacent rounds
+            solos, contendeds, attacks = [], [], []
+            for _ in range(args.rounds):
+                solos.append(wrk(url, json.dumps(BODY), auth, args.seconds, args.connections))
+                attack = hostile_wrk(url, attacker, args.seconds + 2, args.hostile_connections, kinds)
+                contendeds.append(wrk(url, json.dumps(BODY), auth, args.seconds, args.connections))
+                attacks.append(parse_wrk(attack.communicate(timeout=args.seconds + 60)[0]))
+        purge_queues(broker)
+    solo, contended, attacked = _total(solos), _total(contendeds), _total(attacks)
+    emit({
+        "benchmark": "intake_hostile", "broker": args.broker, "connections": args.connections,
+        "hostile_connections": args.hostile_connections, "hostile_kind": args.hostile_kind,
+        "seconds": args.seconds,
+        "api_workers": args.api_workers,
+        "solo_rps": solo["rps"], "solo_p99_ms": solo["p99_ms"], "solo_non_2xx": solo["non_2xx"],
+        "contended_rps": contended["rps"], "contended_p99_ms": contended["p99_ms"],
+        "contended_non_2xx": contended["non_2xx"], "contended_socket_errors": contended["socket_errors"],
+        "throughput_kept": round(contended["rps"] / solo["rps"], 3),
+        "p99_ratio": round(contended["p99_ms"] / solo["p99_ms"], 2),
+        "attacker_rps": attacked["rps"], "attacker_non_2xx": attacked["non_2xx"],
+        "solo_rounds": solo["rounds"], "contended_rounds": contended["rounds"],
+    })
+
+
+def _total(runs: list[dict]) -> dict:
+    """Rounds combined: summed requests over summed time, the worst p99, all errors."""
+    return {
+        "rps": round(sum(r["rps"] for r in runs) / len(runs), 1),
+        "p99_ms": max(r["p99_ms"] for r in runs),
+        "non_2xx": sum(r["non_2xx"] for r in runs),
+        "socket_errors": [r["socket_errors"] for r in runs if r["socket_errors"]] or None,
+        "rounds": [(r["rps"], r["p99_ms"]) for r in runs],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--broker", choices=sorted(BROKERS), default="redis")
@@ -37,7 +129,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=0, help="notifications per batch request (0: single)")
+    parser.add_argument("--hostile", action="store_true", help="solo vs. alongside a hostile second key")
+    parser.add_argument("--hostile-connections", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2, help="--hostile: solo/contended rounds")
+    parser.add_argument("--hostile-kind", choices=["all", "templates", "rows", "valid"], default="all",
+                        help="what the second key sends (valid: a baseline of plain load)")
+    parser.add_argument("--broker-url", default=None, help="override the broker URL (a private Redis db)")
     args = parser.parse_args()
+    if args.hostile:
+        hostile(args)
+        return
 
     broker = BROKERS[args.broker]
     with fresh_database() as database_url, tempfile.TemporaryDirectory() as tmp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -20,13 +21,17 @@ from notifier.db.migrate import upgrade
 from notifier.db.session import make_engine, make_sessionmaker, transaction
 from notifier.support.cli import staff_app
 
+# plain click help: option value labels read HOST, PORT, N (typer's rich help printed <str>,
+# <int> and <bool>, even for --help), and every default is shown
+_HELP = {"rich_markup_mode": None, "context_settings": {"show_default": True}}
 app = typer.Typer(
-    help="notifier: notification delivery service", no_args_is_help=True, add_completion=False
+    help="notifier: notification delivery service", no_args_is_help=True, add_completion=False,
+    **_HELP,
 )
-keys_app = typer.Typer(help="API keys", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema", no_args_is_help=True)
-providers_app = typer.Typer(help="Provider configuration", no_args_is_help=True)
-audiences_app = typer.Typer(help="Campaign audiences", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys", no_args_is_help=True, **_HELP)
+db_app = typer.Typer(help="Database schema", no_args_is_help=True, **_HELP)
+providers_app = typer.Typer(help="Provider configuration", no_args_is_help=True, **_HELP)
+audiences_app = typer.Typer(help="Campaign audiences", no_args_is_help=True, **_HELP)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(providers_app, name="providers")
@@ -44,6 +49,11 @@ def _settings() -> Settings:
 
 
 def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
+    """Sessions on the configured database, said on stderr (found as notifier/home.py says)."""
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    console.print(f"database {shown}", highlight=False, soft_wrap=True)
     upgrade(settings.database_url)
     return make_sessionmaker(make_engine(settings.database_url))
 
@@ -69,9 +79,11 @@ def dev() -> None:
 
 @app.command()
 def api(
-    host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    host: Annotated[str | None, typer.Option(
+        metavar="HOST", help="address to listen on", show_default="NOTIFIER_HOST, 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(
+        metavar="PORT", min=1, max=65535, help="port to listen on", show_default="NOTIFIER_PORT, 8000")] = None,
+    workers: Annotated[int, typer.Option(metavar="N", min=1, help="uvicorn worker processes")] = 1,
 ) -> None:
     """Run the intake API (production: uvicorn with uvloop and httptools)."""
     import uvicorn
@@ -93,12 +105,13 @@ def api(
 @app.command()
 def worker(
     lanes: Annotated[
-        str, typer.Option(help="comma-separated queues, e.g. sms.transactional,receipts")
+        str, typer.Option(metavar="QUEUES", help="comma-separated queues, e.g. sms.transactional,receipts")
     ],
     concurrency: Annotated[
-        int | None, typer.Option(help="deliveries in flight per process")
+        int | None, typer.Option(metavar="N", min=1, help="deliveries in flight per process",
+                                 show_default="NOTIFIER_WORKER_CONCURRENCY, 64")
     ] = None,
-    pool: Annotated[str, typer.Option(help="threads (default) or prefork or solo")] = "threads",
+    pool: Annotated[str, typer.Option(metavar="POOL", help="threads, prefork or solo")] = "threads",
 ) -> None:
     """Run a Celery worker consuming the given lanes and service queues."""
     from workers.app import create_worker_app
@@ -181,8 +194,8 @@ def beat() -> None:
 
 @audiences_app.command("import")
 def audiences_import(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    audience: Annotated[str, typer.Option(help="audience name (created if new)")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="FILE")],
+    audience: Annotated[str, typer.Option(metavar="NAME", help="audience name (created if new)")],
 ) -> None:
     """Import contacts from a CSV file into an audience, with a progress bar."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -225,7 +238,9 @@ def audiences_import(
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "heads") -> None:
+def db_upgrade(
+    revision: Annotated[str, typer.Option(metavar="REVISION", help="Alembic revision")] = "heads",
+) -> None:
     """Apply schema migrations."""
     settings = _settings()
     upgrade(settings.database_url, revision)
@@ -234,21 +249,26 @@ def db_upgrade(revision: str = "heads") -> None:
 
 @keys_app.command("create")
 def keys_create(
-    name: Annotated[str, typer.Option(help="who the key is for")],
+    name: Annotated[str, typer.Option(metavar="NAME", help="who the key is for")],
     scopes: Annotated[
-        str, typer.Option(help="comma-separated scopes")
+        str, typer.Option(metavar="SCOPES", help=f"comma-separated, of: {', '.join(s.value for s in key_store.Scope)}")
     ] = "notifications:send,notifications:read",
     lanes: Annotated[
-        str | None, typer.Option(help="restrict to these lanes (default: all)")
+        str | None, typer.Option(metavar="LANES", help="comma-separated lanes this key may send on",
+                                 show_default="all lanes")
     ] = None,
     rate_limit: Annotated[
-        str | None, typer.Option(help="e.g. 100/second (default from settings)")
+        str | None, typer.Option(metavar="RATE", help="requests allowed, e.g. 100/second or 6000/minute",
+                                 show_default="NOTIFIER_API_RATE_LIMIT, 3000/minute")
     ] = None,
 ) -> None:
     """Create an API key. The key is printed once, alone on the last line; only its hash is kept."""
     settings = _settings()
     try:
+        if not name.strip():
+            raise ValueError("--name must not be empty")
         scope_list, lane_list = key_store.parse_scopes(scopes), key_store.parse_lanes(lanes)
+        rate_limit = key_store.parse_rate_limit(rate_limit)
     except ValueError as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from e
@@ -262,8 +282,9 @@ def keys_create(
 
 @keys_app.command("set-callback")
 def keys_set_callback(
-    key_id: Annotated[str, typer.Argument(help="key id or prefix")],
-    url: Annotated[str | None, typer.Option(help="https URL for status webhooks; omit to remove")] = None,
+    key_id: Annotated[str, typer.Argument(metavar="KEY", help="key id or prefix")],
+    url: Annotated[str | None, typer.Option(metavar="URL", help="https URL for status webhooks; omit to remove",
+                                            show_default="none: remove")] = None,
 ) -> None:
     """Send this key's final statuses to URL, signed; prints the new signing secret once."""
     from notifier.security import Sealer
@@ -286,26 +307,33 @@ def keys_set_callback(
 
 
 @keys_app.command("list")
-def keys_list() -> None:
-    """List API keys (never their secrets)."""
+def keys_list(
+    output: Annotated[str, typer.Option("--format", metavar="FORMAT", help="table or json")] = "table",
+) -> None:
+    """List API keys (never their secrets). The table never cuts the id or the prefix that
+    `keys revoke` takes; long scopes and lanes wrap instead."""
+    if output not in ("table", "json"):
+        console.print("[red]--format is table or json[/red]")
+        raise typer.Exit(2)
     settings = _settings()
-    table = Table("id", "name", "prefix", "scopes", "lanes", "created", "revoked")
     with transaction(_sessions(settings)) as session:
-        for row in key_store.list_keys(session):
-            table.add_row(
-                row.id,
-                row.name,
-                row.prefix,
-                ",".join(row.scopes),
-                ",".join(row.lanes or ["all"]),
-                row.created_at.isoformat(timespec="seconds"),
-                row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else "",
-            )
+        rows = [key_store.describe(row) for row in key_store.list_keys(session)]
+    if output == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "prefix"):
+        table.add_column(column, no_wrap=True, min_width=len(rows[0][column]) if rows else None)
+    for column in ("name", "scopes", "lanes", "created", "revoked"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["id"], row["prefix"], row["name"], ",".join(row["scopes"]),
+                      ",".join(row["lanes"] or ["all"]), row["created"][:10], (row["revoked"] or "")[:10])
     Console().print(table)
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="key id or prefix")]) -> None:
+def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="KEY", help="key id or prefix")]) -> None:
     """Revoke an API key (takes effect within seconds)."""
     settings = _settings()
     with transaction(_sessions(settings)) as session:

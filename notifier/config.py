@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from notifier.home import discover_data_dir
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
 SECRET_FIELDS = ("secret_key", "database_url", "broker_url", "redis_url", "sentry_dsn", "twilio_auth_token")
@@ -29,7 +31,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
 
     env: Environment = Environment.DEV
-    data_dir: Path = Path(".notifier")
+    data_dir: Path = Field(default_factory=discover_data_dir)  # see notifier/home.py
     database_url: str = ""  # default: SQLite file in data_dir
     broker_url: str = "memory://"
     redis_url: str | None = None  # rate limits; in-memory when unset
@@ -50,6 +52,15 @@ class Settings(BaseSettings):
     api_rate_limit: str = "3000/minute"  # per API key, `limits` notation
     sms_recipient_rate_limit: str = "5/10minutes"  # transactional SMS per phone number
     idempotency_retention_hours: int = 48
+    # template rendering bounds (see notifier/rendering.py): non-plain templates render in worker
+    # processes, killed at the deadline; a batch shares one rendering budget
+    render_workers: int = 2
+    render_timeout_seconds: float = 0.25
+    render_memory_mb: int = 256
+    batch_render_budget_seconds: float = 5.0
+    batch_max_content_chars: int = 8 * 1_048_576  # rendered content stored by one batch
+    send_at_past_tolerance_seconds: int = 60
+    send_at_max_days: int = 90
 
     # database connections per process (a hard bound: PostgreSQL's max_connections is shared by
     # every process; see README "Connection budget"). Unset: 5 for an API process, and for a

@@ -14,6 +14,7 @@ from typing import Any
 
 class ErrorCode(enum.StrEnum):
     MALFORMED_JSON = "malformed_json"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     VALIDATION_ERROR = "validation_error"
     INVALID_CHANNEL = "invalid_channel"
     INVALID_RECIPIENT = "invalid_recipient"
@@ -40,6 +41,7 @@ class ErrorCode(enum.StrEnum):
 
 HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.MALFORMED_JSON: 400,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.VALIDATION_ERROR: 422,
     ErrorCode.INVALID_CHANNEL: 422,
     ErrorCode.INVALID_RECIPIENT: 422,

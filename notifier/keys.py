@@ -9,10 +9,13 @@ within ``CACHE_SECONDS``.
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from limits import parse_many
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,6 +25,7 @@ from notifier.security import Sealer, generate_api_key, key_matches, parse_prefi
 from providers.interface import Lane
 
 CACHE_SECONDS = 5.0
+log = logging.getLogger("notifier.keys")
 
 
 class Scope(enum.StrEnum):
@@ -56,15 +60,44 @@ def parse_scopes(text: str) -> list[str]:
     scopes = [s.strip() for s in text.split(",") if s.strip()]
     valid = {s.value for s in Scope}
     unknown = [s for s in scopes if s not in valid]
-    if unknown:
+    if unknown or not scopes:
         raise ValueError(f"unknown scopes {unknown}; known: {sorted(valid)}")
     return scopes
 
 
 def parse_lanes(text: str | None) -> list[str] | None:
-    if not text:
+    if text is None:
         return None
-    return [Lane(s.strip()).value for s in text.split(",") if s.strip()]
+    lanes = [s.strip() for s in text.split(",") if s.strip()]
+    valid = {lane.value for lane in Lane}
+    unknown = [lane for lane in lanes if lane not in valid]
+    if unknown or not lanes:
+        raise ValueError(f"unknown lanes {unknown or [text]}; known: {sorted(valid)}")
+    return lanes
+
+
+def parse_rate_limit(text: str | None) -> str | None:
+    """A rate in the `limits` notation (``100/second``, ``6000/minute``, ``5/10minutes``), checked
+    now: a key stored with an unparsable rate would make every one of its requests fail."""
+    if text is None:
+        return None
+    try:
+        items = parse_many(text)
+    except ValueError as e:
+        raise ValueError(f"--rate-limit {text!r} is not a rate such as 100/second or 6000/minute") from e
+    if len(items) != 1 or items[0].amount < 1:
+        raise ValueError(f"--rate-limit {text!r} must be one positive rate such as 100/second")
+    return text.strip()
+
+
+def describe(row: ApiKey) -> dict[str, Any]:
+    """A key as the CLI shows it (never its secret or hash)."""
+    return {
+        "id": row.id, "name": row.name, "prefix": row.prefix, "scopes": list(row.scopes or ()),
+        "lanes": None if row.lanes is None else list(row.lanes), "rate_limit": row.rate_limit,
+        "created": row.created_at.isoformat(timespec="seconds"),
+        "revoked": row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else None,
+    }
 
 
 def create_key(
@@ -154,8 +187,18 @@ class Authenticator:
             name=row.name,
             scopes=frozenset(row.scopes or ()),
             lanes=None if row.lanes is None else frozenset(row.lanes),
-            rate_limit=row.rate_limit,
+            rate_limit=_usable_rate(row),
         )
+
+
+def _usable_rate(row: ApiKey) -> str | None:
+    """The key's own rate, or None (the default) for one stored before rates were checked: a
+    bad value must not turn every request of that key into a 500."""
+    try:
+        return parse_rate_limit(row.rate_limit)
+    except ValueError:
+        log.warning("keys.invalid_rate_limit", extra={"api_key_id": row.id})
+        return None
 
 
 def _bearer(authorization: str | None) -> str:

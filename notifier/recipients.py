@@ -14,6 +14,7 @@ from email_validator import EmailNotValidError, validate_email
 from notifier.errors import ErrorCode, field_error
 from providers.interface import Channel, PushPlatform
 
+_PHONE_CHARACTERS = re.compile(r"^\+?[0-9\s\-().]+$")
 _APNS_TOKEN = re.compile(r"^[0-9a-fA-F]{64,200}$")
 _FCM_TOKEN = re.compile(r"^[A-Za-z0-9_:\-\.]{16,4096}$")
 
@@ -29,15 +30,29 @@ def normalise_email(value: str) -> str:
 
 
 def normalise_phone(value: str, default_region: str | None = None) -> str:
-    """E.164. Without a default region the number must carry its country code (+44...)."""
+    """E.164. Without a default region the number must carry its country code (+44...).
+
+    Only digits, a leading ``+``, spaces and ``- ( ) .`` are accepted: phonenumbers would turn
+    letters into keypad digits (``+447911abc456`` -> ``+447911222456``) and drop an extension,
+    and a typo must not send a login code to somebody else."""
+    if not _PHONE_CHARACTERS.match(value.strip()):
+        raise field_error(
+            ErrorCode.INVALID_RECIPIENT, "to",
+            "not a valid phone number: only digits, a leading +, spaces and - ( ) . are allowed "
+            "(no letters or extensions), e.g. +447911123456",
+        )
     try:
         number = phonenumbers.parse(value.strip(), default_region)
     except phonenumbers.NumberParseException as e:
         raise field_error(
             ErrorCode.INVALID_RECIPIENT,
             "to",
-            "not a valid phone number: use E.164, e.g. +447700900123",
+            "not a valid phone number: use E.164, e.g. +447911123456",
         ) from e
+    if number.extension:
+        raise field_error(
+            ErrorCode.INVALID_RECIPIENT, "to", "phone numbers with an extension cannot receive SMS"
+        )
     if not phonenumbers.is_valid_number(number):
         raise field_error(
             ErrorCode.INVALID_RECIPIENT, "to", "not a valid phone number for its region"

@@ -73,7 +73,12 @@ class Sealer:
             raise ValueError("sealed value cannot be decrypted with this secret key") from e
 
 
-def request_fingerprint(payload: Any) -> str:
-    """A stable hash of a request body, for Idempotency-Key comparisons."""
+def request_fingerprint(payload: Any, secret_key: str) -> str:
+    """A stable keyed hash of a request body, for Idempotency-Key comparisons.
+
+    HMAC-SHA256 under a key derived from ``NOTIFIER_SECRET_KEY``: a plain hash of a body that
+    holds a 6-digit code can be brute-forced from a database dump in seconds; without the secret
+    the fingerprint tells nothing about the body."""
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    key = derive_key(secret_key, "idempotency-fingerprint")
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()

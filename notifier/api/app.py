@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from notifier import sentry
-from notifier.api import errors
+from notifier.api import errors, openapi
 from notifier.api.body_limit import BodyLimitMiddleware
+from notifier.api.input_guard import InputGuardMiddleware
 from notifier.api.observability import ObservabilityMiddleware, metrics_router
 from notifier.api.routers import all_routers
 from notifier.config import Settings
@@ -31,7 +33,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         gc.set_threshold(50_000, 20, 20)
         yield
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the packaged assets of fastapi-offline, not a CDN: /docs
+    # works offline and behind strict egress rules
+    app = FastAPIOffline(
         title="notifier",
         version="0.1.0",
         summary="Notification delivery: email, SMS and push, with searchable delivery logs.",
@@ -42,6 +46,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for router in all_routers():
         app.include_router(router)
     app.include_router(metrics_router(runtime))
+    openapi.install(app)  # after every router: it documents them all
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.max_body_bytes,

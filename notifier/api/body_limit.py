@@ -1,4 +1,9 @@
-"""Refuse request bodies over the configured size with 413 before reading them whole."""
+"""Refuse request bodies over the configured size with 413 before reading them whole.
+
+A declared ``Content-Length`` over the limit is refused at once. A chunked body is counted as it
+arrives; when it passes the limit the application's reading fails, and whatever the application
+would then answer (FastAPI turns a failed body read into a 400) is replaced by the 413.
+"""
 
 from __future__ import annotations
 
@@ -39,10 +44,23 @@ class BodyLimitMiddleware:
                     raise _BodyTooLarge()
             return message
 
+        responded = False
+
+        async def guarded_send(message: dict) -> None:
+            nonlocal responded
+            if too_large:
+                if not responded:
+                    responded = True
+                    await _too_large(send, limit)
+                return
+            responded = responded or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
+            await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLarge:
-            await _too_large(send, limit)
+            if not responded:
+                await _too_large(send, limit)
 
 
 class _BodyTooLarge(Exception):

@@ -13,14 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jinja2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import Template, TemplateVersion
 from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, NotifierError, field_error
-from notifier.rendering import Rendered, _compile, render_content
+from notifier.rendering import Rendered, check_source, render_content
+from notifier.storable import require_storable
 from providers.interface import Channel
 
 # the fields each channel's template has, and which are required
@@ -65,14 +65,9 @@ def check_fields(channel: Channel, fields: Mapping[str, Any], where: str) -> dic
                 raise field_error(
                     ErrorCode.VALIDATION_ERROR, f"{where}.{name}", f"{name} must be text"
                 )
-            try:
-                _compile(source, name == "html")
-            except jinja2.TemplateSyntaxError as e:
-                raise field_error(
-                    ErrorCode.TEMPLATE_ERROR,
-                    f"{where}.{name}",
-                    f"{name} is not a valid template (line {e.lineno}): {e.message}",
-                ) from e
+            # the same checks as intake's: syntax, NUL/surrogates, include/extends/import
+            require_storable(source, f"{where}.{name}")
+            check_source(f"{where}.{name}", source, name == "html")
         clean[name] = value
     return clean
 
@@ -202,16 +197,19 @@ def resolve_version(
 
 
 def render(
-    resolved: ResolvedTemplate, data: Mapping[str, Any], sensitive: frozenset[str] = frozenset()
+    resolved: ResolvedTemplate, data: Mapping[str, Any], sensitive: frozenset[str] = frozenset(),
+    **bounds: Any,
 ) -> Rendered:
-    """Render the variant's fields with ``data``; push ``data`` values are templates too."""
+    """Render the variant's fields with ``data``; push ``data`` values are templates too.
+    ``bounds`` (``max_chars``, ``pool``, ``timeout``) go to :func:`render_content` unchanged."""
     text_fields = {k: v for k, v in resolved.fields.items() if k != "data"}
-    rendered = render_content(text_fields, data, sensitive)
+    rendered = render_content(text_fields, data, sensitive, **bounds)
     push_data = resolved.fields.get("data")
     if push_data:
         masked = {k: ("[redacted]" if k in sensitive else v) for k, v in data.items()}
-        full = render_content(push_data, data, frozenset())
-        shown = render_content(push_data, masked, frozenset()) if sensitive else full
+        data_bounds = {k: v for k, v in bounds.items() if k != "max_chars"}
+        full = render_content(push_data, data, frozenset(), **data_bounds)
+        shown = render_content(push_data, masked, frozenset(), **data_bounds) if sensitive else full
         rendered.content["data"] = full.content
         rendered.redacted["data"] = shown.content
     return rendered

@@ -1,6 +1,6 @@
 """Intake: the rules between an authenticated request and a persisted, published notification.
 
-Order (DESIGN.md, "The life of a notification"): lane allowed for the key, recipient valid and
+Order: lane allowed for the key, recipient valid and
 normalised, content rendered (a missing value is the caller's 4xx now), per-recipient limits,
 suppressions, then the notification and its first event in one transaction, then publish after
 commit. Nothing is stored for a rejected request.
@@ -8,14 +8,15 @@ commit. Nothing is stored for a rejected request.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,9 +29,9 @@ from notifier.campaigns.templates import ResolvedTemplate
 from notifier.config import Settings
 from notifier.db.models import IdempotencyRecord, Notification, new_id, utcnow
 from notifier.db.session import transaction
-from notifier.errors import ErrorCode, NotifierError, field_error, from_validation_errors
+from notifier.errors import ErrorCode, NotifierError, field_error
 from notifier.keys import Caller
-from notifier.notifications import repository
+from notifier.notifications import bounds, repository
 from notifier.notifications.group_commit import GroupCommitter
 from notifier.notifications.schemas import (
     EmailRequest,
@@ -41,9 +42,9 @@ from notifier.notifications.schemas import (
 from notifier.publishing import Publisher
 from notifier.ratelimit import RateLimiter
 from notifier.recipients import normalise
-from notifier.rendering import Rendered, render_content
-from notifier.security import Sealer
-from notifier.sms_segments import count_segments
+from notifier.render_pool import RenderPool
+from notifier.rendering import Rendered, known_plain, render_content, too_long
+from notifier.security import Sealer, request_fingerprint
 from notifier.statuses import EventKind, Status
 from notifier.suppressions import blocking_suppression
 from providers.interface import Category, Channel, Lane
@@ -72,12 +73,6 @@ class Outcome:
     replayed: bool = False
     error: NotifierError | None = None
     accepted: dict[str, Any] | None = None  # batch items: the stored row
-
-
-@dataclass
-class _Batch:
-    prepared: list[Prepared] = field(default_factory=list)
-    outcomes: dict[int, Outcome] = field(default_factory=dict)
 
 
 class Intake:
@@ -151,45 +146,48 @@ class Intake:
 
     # ------------------------------------------------------------------ batch
 
-    def accept_batch(self, caller: Caller, items: Sequence[Any]) -> list[Outcome]:
-        batch = _Batch()
-        for index, item in enumerate(items):
-            try:
-                request = _request_adapter.validate_python(item)
-                batch.prepared.append(self.prepare(caller, request))
-                batch.outcomes[index] = Outcome()
-            except ValidationError as e:
-                batch.outcomes[index] = Outcome(
-                    error=from_validation_errors(e.errors(include_url=False), skip_loc=())
-                )
-            except NotifierError as e:
-                batch.outcomes[index] = Outcome(error=e)
-        if batch.prepared:
-            with transaction(self.sessions) as session:
-                self._store(session, batch.prepared)
-            self._publish(batch.prepared)
-        accepted = iter(batch.prepared)
-        results: list[Outcome] = []
-        for index in range(len(items)):
-            outcome = batch.outcomes[index]
-            if outcome.error is None:
-                outcome.accepted = next(accepted).row  # a plain row: no ORM object per item
-            results.append(outcome)
-        return results
+    def accept_batch(
+        self, caller: Caller, items: Sequence[Any], idempotency_key: str | None = None
+    ) -> list[Outcome]:
+        from notifier.notifications.batch import accept_batch
+
+        return accept_batch(self, caller, items, idempotency_key)
 
     # ------------------------------------------------------------------ rules
 
-    def prepare(self, caller: Caller, request: EmailRequest | SmsRequest | PushRequest) -> Prepared:
+    def fingerprint(self, payload: Any) -> str:
+        return request_fingerprint(payload, self.settings.secret_key)
+
+    @cached_property
+    def render_pool(self) -> RenderPool:
+        return RenderPool(
+            size=self.settings.render_workers,
+            timeout=self.settings.render_timeout_seconds,
+            memory_bytes=self.settings.render_memory_mb * 1024 * 1024,
+        )
+
+    def renders_inline(self, request: EmailRequest | SmsRequest | PushRequest) -> bool:
+        """Whether :meth:`prepare` may run on the event loop: no stored template to read, and
+        every source already compiled and plain (rendered in microseconds). Everything else,
+        including the first sight of a source (compiling it can take milliseconds), takes a
+        worker thread."""
+        return not request.template and known_plain(_sources(request))
+
+    def prepare(
+        self, caller: Caller, request: EmailRequest | SmsRequest | PushRequest,
+        render_timeout: float | None = None,
+    ) -> Prepared:
         channel = Channel(request.channel)
         lane = Lane.of(channel, request.category)
         caller.require_lane(lane)
         platform = request.platform if isinstance(request, PushRequest) else None
         recipient = normalise(channel, request.to, platform)
+        send_at = bounds.send_at(self.settings, request.send_at)
         template = self._template(request) if request.template else None
-        rendered = self._render(request, template)
+        rendered = self._render(request, template, render_timeout, caller.id)
         if lane == Lane.EMAIL_PROMOTIONAL:
             unsubscribe_link(rendered, self._unsubscribe.url(Channel.EMAIL, recipient))
-        segments = self._check_size(request, rendered)
+        segments = bounds.check_body(self.settings, request, rendered)
         if lane == Lane.SMS_TRANSACTIONAL:
             verdict = self.limiter.hit(
                 self.settings.sms_recipient_rate_limit, "sms-recipient", recipient
@@ -201,7 +199,6 @@ class Intake:
                     retry_after=verdict.retry_after,
                 )
         now = utcnow()
-        send_at = request.send_at if request.send_at and request.send_at > now else None
         quiet = quiet_hours_deferral(lane, recipient, request.timezone, send_at or now)
         if quiet is not None:
             send_at = quiet[0]
@@ -247,48 +244,34 @@ class Intake:
         self,
         request: EmailRequest | SmsRequest | PushRequest,
         template: ResolvedTemplate | None = None,
+        timeout: float | None = None,
+        owner: str | None = None,
     ) -> Rendered:
         sensitive = frozenset(request.sensitive)
+        channel = Channel(request.channel)
+        options: dict[str, Any] = {
+            "max_chars": bounds.max_chars(self.settings, channel), "pool": self.render_pool, "timeout": timeout, "owner": owner,
+        }
         if template is not None:
-            return templates.render(template, request.data, sensitive)
-        if isinstance(request, EmailRequest):
-            fields = {"subject": request.subject, "body": request.body, "html": request.html}
-        elif isinstance(request, SmsRequest):
-            fields = {"body": request.body}
+            rendered = templates.render(template, request.data, sensitive, **options)
         else:
-            fields = {"title": request.title, "body": request.body}
-        rendered = render_content(fields, request.data, sensitive)
-        if isinstance(request, PushRequest) and request.data:
-            rendered.content["data"] = {k: str(v) for k, v in request.data.items()}
-            rendered.redacted["data"] = {
-                k: ("[redacted]" if k in sensitive else str(v)) for k, v in request.data.items()
-            }
-        return rendered
-
-    def _check_size(
-        self, request: EmailRequest | SmsRequest | PushRequest, rendered: Rendered
-    ) -> int | None:
-        body = rendered.content["body"]
-        if isinstance(request, SmsRequest):
-            count = count_segments(body)
-            if count.segments > self.settings.sms_max_segments:
-                raise field_error(
-                    ErrorCode.BODY_TOO_LONG,
-                    "body",
-                    f"SMS body needs {count.segments} {count.encoding.value} segments; "
-                    f"at most {self.settings.sms_max_segments} are allowed",
-                )
-            return count.segments
-        limit = (
-            self.settings.email_max_body_chars
-            if isinstance(request, EmailRequest)
-            else self.settings.push_max_body_chars
-        )
-        if len(body) > limit:
+            rendered = render_content(_sources(request), request.data, sensitive, **options)
+            if isinstance(request, PushRequest) and request.data:
+                rendered.content["data"] = {k: str(v) for k, v in request.data.items()}
+                rendered.redacted["data"] = {
+                    k: ("[redacted]" if k in sensitive else str(v)) for k, v in request.data.items()
+                }
+        subject = rendered.content.get("subject")
+        if subject is not None and ("\r" in subject or "\n" in subject):
             raise field_error(
-                ErrorCode.BODY_TOO_LONG, "body", f"body is {len(body)} characters; at most {limit}"
+                ErrorCode.VALIDATION_ERROR, "subject",
+                "subject must be one line: it renders with a CR or LF",
             )
-        return None
+        if "data" in rendered.content:
+            size = len(json.dumps(rendered.content["data"], separators=(",", ":")).encode())
+            if size > bounds.PUSH_DATA_MAX_BYTES:
+                raise too_long("data", bounds.PUSH_DATA_MAX_BYTES)
+        return rendered
 
     # ------------------------------------------------------------------ storage
 
@@ -332,6 +315,14 @@ class Intake:
         queued = [(p.id, p.row["lane"]) for p in prepared if p.row["status"] == Status.QUEUED.value]
         if queued and not self.publisher.publish(queued):
             log.warning("intake.publish.deferred_to_sweeper", extra={"count": len(queued)})
+
+
+def _sources(request: EmailRequest | SmsRequest | PushRequest) -> dict[str, str | None]:
+    if isinstance(request, EmailRequest):
+        return {"subject": request.subject, "body": request.body, "html": request.html}
+    if isinstance(request, SmsRequest):
+        return {"body": request.body}
+    return {"title": request.title, "body": request.body}
 
 
 def _first_event(row: dict[str, Any], suppressed_reason: str | None) -> dict[str, Any]:

@@ -8,7 +8,19 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from notifier.statuses import Status
+from notifier.storable import require_storable
 from providers.interface import Category, PushPlatform
+
+# Maxima of the template sources a request may carry (characters). The rendered text of each field
+# has its own maximum, checked while rendering (see Intake and notifier/rendering.py); both are
+# listed in the README.
+SUBJECT_MAX = 998  # RFC 5322 line length
+EMAIL_BODY_MAX = 500_000
+HTML_MAX = 500_000
+SMS_BODY_MAX = 5_000
+PUSH_TITLE_MAX = 500
+PUSH_BODY_MAX = 4_000
+DATA_MAX_KEYS = 200
 
 
 class _NotificationRequest(BaseModel):
@@ -19,7 +31,8 @@ class _NotificationRequest(BaseModel):
         min_length=1, max_length=4096, description="Recipient: email, E.164 phone or device token"
     )
     data: dict[str, Any] = Field(
-        default_factory=dict, description="Personalisation for the templates"
+        default_factory=dict, max_length=DATA_MAX_KEYS,
+        description=f"Personalisation for the templates (at most {DATA_MAX_KEYS} keys)",
     )
     sensitive: list[Annotated[str, Field(max_length=100)]] = Field(
         default_factory=list, max_length=50, description="Names of data fields to redact everywhere"
@@ -42,6 +55,13 @@ class _NotificationRequest(BaseModel):
     timezone: str | None = Field(
         default=None, max_length=64, description="Recipient's IANA timezone (quiet hours)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, values: Any) -> Any:
+        """NUL and lone surrogates anywhere (data included) are refused before anything else."""
+        require_storable(values)
+        return values
 
     @model_validator(mode="after")
     def _content_or_template(self) -> _NotificationRequest:
@@ -66,21 +86,31 @@ class _NotificationRequest(BaseModel):
 
 class EmailRequest(_NotificationRequest):
     channel: Literal["email"]
-    subject: str | None = Field(default=None, min_length=1, max_length=998)
-    body: str | None = Field(default=None, min_length=1)
-    html: str | None = None
+    subject: str | None = Field(
+        default=None, min_length=1, max_length=SUBJECT_MAX,
+        description="One line: CR and LF are refused (also after rendering)",
+    )
+    body: str | None = Field(default=None, min_length=1, max_length=EMAIL_BODY_MAX)
+    html: str | None = Field(default=None, min_length=1, max_length=HTML_MAX)
+
+    @field_validator("subject")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and ("\r" in value or "\n" in value):
+            raise ValueError("subject must be one line (no CR or LF)")
+        return value
 
 
 class SmsRequest(_NotificationRequest):
     channel: Literal["sms"]
-    body: str | None = Field(default=None, min_length=1)
+    body: str | None = Field(default=None, min_length=1, max_length=SMS_BODY_MAX)
 
 
 class PushRequest(_NotificationRequest):
     channel: Literal["push"]
     platform: PushPlatform
-    title: str | None = Field(default=None, max_length=500)
-    body: str | None = Field(default=None, min_length=1)
+    title: str | None = Field(default=None, max_length=PUSH_TITLE_MAX)
+    body: str | None = Field(default=None, min_length=1, max_length=PUSH_BODY_MAX)
 
 
 NotificationRequest = Annotated[
@@ -90,7 +120,11 @@ NotificationRequest = Annotated[
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    notifications: list[dict[str, Any]] = Field(min_length=1)
+    notifications: list[dict[str, Any]] = Field(
+        min_length=1,
+        description="Notifications as for POST /v1/notifications; each may also carry its own "
+        "`idempotency_key` (at most 255 characters)",
+    )
 
 
 class EventOut(BaseModel):
@@ -139,6 +173,7 @@ class BatchItemResult(BaseModel):
     index: int
     id: str | None = None
     status: Status | None = None
+    replayed: bool | None = None
     error: ErrorBody | None = None
 
 

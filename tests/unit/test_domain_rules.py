@@ -108,5 +108,15 @@ def test_sealer_round_trips_and_refuses_another_key() -> None:
 
 
 def test_request_fingerprint_ignores_key_order() -> None:
-    assert request_fingerprint({"a": 1, "b": 2}) == request_fingerprint({"b": 2, "a": 1})
-    assert request_fingerprint({"a": 1}) != request_fingerprint({"a": 2})
+    assert request_fingerprint({"a": 1, "b": 2}, "k" * 32) == request_fingerprint({"b": 2, "a": 1}, "k" * 32)
+    assert request_fingerprint({"a": 1}, "k" * 32) != request_fingerprint({"a": 2}, "k" * 32)
+
+
+def test_request_fingerprint_is_keyed_so_a_dump_does_not_reveal_the_body() -> None:
+    import hashlib
+    import json
+
+    body = {"data": {"code": "583920"}}
+    plain = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert request_fingerprint(body, "k" * 32) != plain
+    assert request_fingerprint(body, "k" * 32) != request_fingerprint(body, "other-secret" * 3)

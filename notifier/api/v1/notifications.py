@@ -15,6 +15,7 @@ from notifier.db.models import Notification
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Scope
 from notifier.notifications import repository
+from notifier.notifications.batch import BATCH_HEADER_MAX
 from notifier.notifications.schemas import (
     BatchRequest,
     BatchResponse,
@@ -24,8 +25,8 @@ from notifier.notifications.schemas import (
 )
 from notifier.notifications.views import notification_out
 from notifier.recipients import normalise_for_search
-from notifier.security import request_fingerprint
 from notifier.statuses import Status
+from notifier.storable import require_storable
 from providers.interface import Channel
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
@@ -37,38 +38,60 @@ async def send_notification(
     caller: ApiKeyDep,
     runtime: RuntimeDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> NotificationOut:
-    """Validation and rendering run on the event loop; the write joins the next group commit.
-    Requests with an Idempotency-Key take the direct path (their uniqueness check needs it)."""
+    """Validation and plain rendering run on the event loop (microseconds, bounded); stored
+    templates and non-plain ones are rendered from a worker thread (the render pool's deadline
+    applies), so the loop is never held. The write joins the next group commit. Requests with an
+    Idempotency-Key take the direct path (their uniqueness check needs it)."""
     caller.require_scope(Scope.SEND)
+    intake = runtime.intake
     if idempotency_key:
-        fingerprint = request_fingerprint(request.model_dump(mode="json"))
-        outcome = await run_in_threadpool(runtime.intake.accept, caller, request, idempotency_key, fingerprint)
+        require_storable(idempotency_key, "Idempotency-Key")
+        fingerprint = intake.fingerprint(request.model_dump(mode="json"))
+        outcome = await run_in_threadpool(intake.accept, caller, request, idempotency_key, fingerprint)
         if outcome.replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return notification_out(outcome.notification)
-    prepared = await run_in_threadpool(runtime.intake.prepare, caller, request) if request.template else (
-        runtime.intake.prepare(caller, request)
-    )
+    if intake.renders_inline(request):
+        prepared = intake.prepare(caller, request)
+    else:
+        intake.render_pool.check_share(caller.id)  # before a thread is taken for it
+        prepared = await run_in_threadpool(intake.prepare, caller, request)
     await asyncio.wrap_future(runtime.intake.committer.submit(prepared))
     return notification_out(Notification(**prepared.row))
 
 
 @router.post("/batch", status_code=202, response_model=BatchResponse)
-def send_batch(batch: BatchRequest, caller: ApiKeyDep, runtime: RuntimeDep) -> JSONResponse:
+def send_batch(
+    batch: BatchRequest,
+    caller: ApiKeyDep,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(min_length=1, max_length=BATCH_HEADER_MAX,
+               description="Item i gets the key `<this>#<i>` unless it carries its own"),
+    ] = None,
+) -> JSONResponse:
+    """Each item is judged on its own; see notifier/notifications/batch.py for idempotency."""
     caller.require_scope(Scope.SEND)
     limit = runtime.settings.max_batch_items
     if len(batch.notifications) > limit:
         raise NotifierError(
             ErrorCode.BATCH_TOO_LARGE, f"a batch holds at most {limit} notifications"
         )
+    if idempotency_key:
+        require_storable(idempotency_key, "Idempotency-Key")
     results: list[dict] = []
-    for index, outcome in enumerate(runtime.intake.accept_batch(caller, batch.notifications)):
+    outcomes = runtime.intake.accept_batch(caller, batch.notifications, idempotency_key)
+    for index, outcome in enumerate(outcomes):
         if outcome.error is not None:
             results.append({"index": index, "error": outcome.error.envelope()["error"]})
         else:
-            results.append({"index": index, "id": outcome.accepted["id"], "status": outcome.accepted["status"]})
+            result = {"index": index, "id": outcome.accepted["id"], "status": outcome.accepted["status"]}
+            if outcome.replayed:
+                result["replayed"] = True
+            results.append(result)
     accepted = sum(1 for r in results if "error" not in r)
     # built as plain JSON (the shape is BatchResponse, documented above): validating a thousand
     # result models again would cost more than accepting the notifications did

@@ -1,0 +1,204 @@
+"""Worker processes that render non-plain templates under hard CPU-time and memory bounds.
+
+Why processes and not threads: a thread cannot be stopped, and one Python operation such as
+``9 ** (9 ** 8)`` or ``'a'.ljust(10 ** 9)`` runs in C without ever returning to a check. A worker
+process can be killed at its deadline, and its address space is capped with ``RLIMIT_AS``, so
+``MemoryError`` (a 422) comes instead of the machine swapping. Workers run at a lower CPU
+priority (``nice 19``) than the API, so a caller sending expensive templates slows its own
+requests first, and one API key may hold at most half of the workers at a time (more is a 429
+``rate_limited``), so it cannot take every renderer from the other callers. They are forked from a ``forkserver`` that has the renderer imported, so replacing a
+killed worker costs a fork, not an interpreter start.
+
+A request waits for a free worker at most ``queue_seconds``; if none frees up, it is answered
+503 ``service_unavailable`` (retry) rather than queued without bound behind someone else's
+expensive templates. The cost of the detour (a pipe round trip, ~0.1 ms) is why plain templates
+never take it (see :mod:`notifier.rendering`).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import resource
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from notifier.errors import ErrorCode, ErrorDetail, NotifierError, field_error
+from notifier.rendering import Job, run_job
+
+log = logging.getLogger("notifier.rendering")
+
+_context = multiprocessing.get_context("forkserver")
+_context.set_forkserver_preload(["notifier.render_pool"])
+
+
+def _serve(conn: Connection, memory_bytes: int) -> None:
+    """A worker: render jobs from ``conn`` until it closes."""
+    try:
+        os.nice(19)
+    except OSError:  # pragma: no cover - not allowed here: run at the normal priority
+        pass
+    with open("/proc/self/statm") as statm:
+        in_use = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    resource.setrlimit(resource.RLIMIT_AS, (in_use + memory_bytes, in_use + memory_bytes))
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send(("ok", run_job(job)))
+        except NotifierError as e:  # sent as plain data: the dataclass exception does not pickle
+            conn.send(("error", (e.code.value, e.message, [d.as_dict() for d in e.details])))
+        except MemoryError:
+            conn.send(("error", (ErrorCode.TEMPLATE_ERROR.value, "a template needs too much memory", [])))
+
+
+class _Worker:
+    def __init__(self, memory_bytes: int) -> None:
+        self.conn, child = _context.Pipe()
+        self.process = _context.Process(target=_serve, args=(child, memory_bytes), daemon=True)
+        self.process.start()
+        child.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+class RenderPool:
+    def __init__(
+        self, size: int = 2, timeout: float = 0.25, memory_bytes: int = 256 * 1024 * 1024,
+        queue_seconds: float = 2.0,
+    ) -> None:
+        self.size = size
+        self.timeout = timeout
+        self.memory_bytes = memory_bytes
+        self.queue_seconds = queue_seconds
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._started = 0
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}  # workers in use per owner (API key)
+        self.killed = 0  # workers killed at their deadline (for tests and metrics)
+
+    def run(
+        self, job: Job, timeout: float | None = None, owner: str | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Render ``job`` in a worker within ``timeout`` seconds (default: the pool's); ``owner``
+        (an API key id) may hold at most half of the workers at once."""
+        if owner is None:
+            return self._run(job, timeout)
+        with self._lock:
+            self.check_share(owner)
+            self._held[owner] = self._held.get(owner, 0) + 1
+        try:
+            return self._run(job, timeout)
+        finally:
+            with self._lock:
+                self._held[owner] -= 1
+                if not self._held[owner]:
+                    del self._held[owner]
+
+    def check_share(self, owner: str) -> None:
+        """429 when ``owner`` already holds its share of the workers (cheap: the API asks before
+        it hands a request to a thread)."""
+        if self._held.get(owner, 0) >= max(1, self.size // 2):
+            raise NotifierError(
+                ErrorCode.RATE_LIMITED,
+                "this API key already has its share of template renderers busy; retry shortly",
+                retry_after=1,
+            )
+
+    def _run(self, job: Job, timeout: float | None) -> tuple[dict[str, str], dict[str, str]]:
+        deadline = self.timeout if timeout is None else min(timeout, self.timeout)
+        field = next(iter(job.fields), "body")
+        if deadline <= 0:
+            raise field_error(
+                ErrorCode.TEMPLATE_ERROR, field,
+                "this request has spent its rendering time; send fewer or simpler templates",
+            )
+        worker = self._acquire()
+        try:
+            worker.conn.send(job)
+            if not worker.conn.poll(deadline):
+                self._replace(worker)
+                worker = None
+                raise field_error(
+                    ErrorCode.TEMPLATE_ERROR, field,
+                    f"rendering took longer than {int(deadline * 1000)} ms",
+                )
+            kind, value = worker.conn.recv()
+        except (EOFError, OSError, BrokenPipeError) as e:  # the worker died (out of memory?)
+            if worker is not None:
+                self._replace(worker)
+                worker = None
+            raise field_error(ErrorCode.TEMPLATE_ERROR, field, "rendering failed: the template needs too much memory") from e
+        finally:
+            if worker is not None:
+                self._idle.put(worker)
+        if kind == "error":
+            code, message, details = value
+            raise NotifierError(ErrorCode(code), message, [ErrorDetail(**d) for d in details])
+        return value
+
+    def _acquire(self) -> _Worker:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if self._started < self.size:
+                self._started += 1
+                return _Worker(self.memory_bytes)
+        try:
+            return self._idle.get(timeout=self.queue_seconds)
+        except queue.Empty:
+            raise NotifierError(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                "every template renderer is busy; retry shortly", retry_after=1,
+            ) from None
+
+    def _replace(self, worker: _Worker) -> None:
+        self.killed += 1
+        started = time.perf_counter()
+        worker.kill()
+        self._idle.put(_Worker(self.memory_bytes))
+        log.warning("rendering.worker_replaced", extra={"ms": round((time.perf_counter() - started) * 1000, 1)})
+
+    def close(self) -> None:
+        with self._lock:
+            while True:
+                try:
+                    self._idle.get_nowait().kill()
+                except queue.Empty:
+                    break
+            self._started = 0
+
+
+_default: RenderPool | None = None
+_default_lock = threading.Lock()
+
+
+def default_pool() -> RenderPool:
+    """The process-wide pool for callers that do not bring their own (campaign fan-out)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = RenderPool()
+    return _default
+
+
+def configure_default(**options: Any) -> RenderPool:
+    """Replace the process-wide pool (the API does this once, from its settings)."""
+    global _default
+    with _default_lock:
+        if _default is not None:
+            _default.close()
+        _default = RenderPool(**options)
+    return _default

@@ -179,6 +179,7 @@ def beat() -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _serve_process_metrics(settings)
     celery = create_worker_app(settings)
+    logs.quiet_beat_ticks(celery.conf.beat_schedule)  # the safety nets tick silently
     celery.conf.beat_dburi = settings.database_url
     celery.conf.beat_max_loop_interval = 5
     celery.start(

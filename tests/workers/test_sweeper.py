@@ -56,8 +56,9 @@ def test_stale_queued_is_republished_and_fresh_is_not(client, auth, runtime):  #
 
 
 def test_due_scheduled_are_released_and_overdue_expire(client, auth, runtime):  # type: ignore[no-untyped-def]
-    due = client.post("/v1/notifications", json=email(send_at="2999-01-01T00:00:00Z"), headers=auth).json()["id"]
-    gone = client.post("/v1/notifications", json=email(send_at="2999-01-01T00:00:00Z"), headers=auth).json()["id"]
+    later = (utcnow() + timedelta(days=1)).isoformat()
+    due = client.post("/v1/notifications", json=email(send_at=later), headers=auth).json()["id"]
+    gone = client.post("/v1/notifications", json=email(send_at=later), headers=auth).json()["id"]
     with transaction(runtime.sessions) as s:
         s.execute(update(Notification).where(Notification.id == due).values(send_at=utcnow()))
         s.execute(update(Notification).where(Notification.id == gone)

@@ -315,12 +315,18 @@ def providers_check(
 
 
 @app.command()
-def status() -> None:
+def status(
+    dependencies_only: Annotated[
+        bool, typer.Option(help="exit 1 only when the database or broker is unreachable (a worker's readiness)")
+    ] = False,
+) -> None:
     """Reachability, queue depths, beat's last tick, circuits, live workers and delivery health.
 
     Exits 1 when the database or the broker is unreachable, or when delivery has stopped (a lane
     with due work and no live worker, a notification queued too long, beat's tick stale: see
-    ``notifier.delivery_health``), so it can be a monitor's probe.
+    ``notifier.delivery_health``), so it can be a monitor's probe. ``--dependencies-only`` keeps
+    the exit code to reachability: a worker pod's readiness must not fail because another lane
+    or beat is down (unready pods would also block node drains through their disruption budget).
     """
     from notifier.operations import collect_status
 
@@ -348,7 +354,8 @@ def status() -> None:
     else:
         table.add_row("delivery", "UNKNOWN (no database)")
     Console().print(table)
-    raise typer.Exit(0 if report.healthy else 1)
+    reachable = report.database_ok and report.broker_ok
+    raise typer.Exit(0 if (reachable if dependencies_only else report.healthy) else 1)
 
 
 async def _check_all(chains, connect: bool) -> bool:  # type: ignore[no-untyped-def]

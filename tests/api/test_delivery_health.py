@@ -113,11 +113,11 @@ def test_gauges_carry_live_workers_due_counts_and_ages(client, auth, runtime) ->
     assert 'notifier_oldest_due_age_seconds{queue="push.promotional"} 0.0' in text
 
 
-def _status(settings, monkeypatch) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+def _status(settings, monkeypatch, *options: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("NOTIFIER_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("NOTIFIER_BROKER_URL", "memory://")
     monkeypatch.setenv("NOTIFIER_DATA_DIR", str(settings.data_dir))
-    result = CliRunner().invoke(cli, ["status"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(cli, ["status", *options], env={"COLUMNS": "200"})
     return result.exit_code, result.output
 
 
@@ -127,6 +127,7 @@ def test_notifier_status_exits_1_when_delivery_stopped_and_0_when_delivering(
     client.post("/v1/notifications", json=email(), headers=auth)
     code, output = _status(settings, monkeypatch)
     assert code == 1 and "STOPPED" in output and "no_live_worker" in output
+    assert _status(settings, monkeypatch, "--dependencies-only")[0] == 0  # a worker pod's readiness
     tick(runtime)
     worker(runtime, "w-all", list(ALL_QUEUES))
     code, output = _status(settings, monkeypatch)

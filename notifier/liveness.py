@@ -188,3 +188,12 @@ def lapsed_worker_ids(session: Session, now: datetime, lapse: float) -> list[str
             .order_by(WorkerHeartbeat.worker_id)
         )
     )
+
+
+def forget_workers(session: Session, worker_ids: list[str]) -> int:
+    """Delete the rows of workers known dead (their claims recovered), so the table holds only
+    the living and the not-yet-handled; returns how many went."""
+    if not worker_ids:
+        return 0
+    result = session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id.in_(worker_ids)))
+    return int(result.rowcount or 0)

@@ -27,7 +27,18 @@ def make_celery(settings: Settings, name: str = "notifier") -> Celery:
         task_ignore_result=True,
         result_backend=None,
         worker_prefetch_multiplier=4,
+        # After a broker connection loss Celery can shrink the prefetch count and grow it back one
+        # step per acknowledged task. With our thread pool that growth step (a synchronous
+        # ``basic.qos``) runs on the pool thread that finished the task, while the consumer's
+        # event loop reads the same AMQP connection: the two threads race on one socket, the
+        # consumer stops dispatching with its prefetch full and every thread idle, until the
+        # broker drops the connection (missed heartbeats, minutes later) or the frames corrupt
+        # ("UnexpectedFrame"). Off, the new connection starts at the full prefetch; the tasks that
+        # were running when the connection died finish, cannot be acknowledged, are redelivered,
+        # and the guarded claim turns the redelivered copy into a no-op.
+        worker_enable_prefetch_count_reduction=False,
         worker_hijack_root_logger=False,
+        worker_consumer="workers.consumer:Consumer",  # survives a Redis broker restart (see there)
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=3,
         broker_transport_options={

@@ -91,7 +91,7 @@ def api(
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
     uvicorn.run(
-        "notifier.api.app:create_app",
+        "notifier.api.app:create_served_app",  # configures logging in each worker process
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
@@ -364,10 +364,18 @@ def providers_check(
 
 
 @app.command()
-def status() -> None:
-    """Queue depth per lane, database and broker reachability, last sweeper (beat) tick.
+def status(
+    dependencies_only: Annotated[
+        bool, typer.Option(help="exit 1 only when the database or broker is unreachable (a worker's readiness)")
+    ] = False,
+) -> None:
+    """Reachability, queue depths, beat's last tick, circuits, live workers and delivery health.
 
-    Exits non-zero when the database or the broker is unreachable (usable as a readiness probe).
+    Exits 1 when the database or the broker is unreachable, or when delivery has stopped (a lane
+    with due work and no live worker, a notification queued too long, beat's tick stale: see
+    ``notifier.delivery_health``), so it can be a monitor's probe. ``--dependencies-only`` keeps
+    the exit code to reachability: a worker pod's readiness must not fail because another lane
+    or beat is down (unready pods would also block node drains through their disruption budget).
     """
     from notifier.operations import collect_status
 
@@ -381,10 +389,22 @@ def status() -> None:
         table.add_row(f"queue {queue}", "?" if depth is None else str(depth))
     for provider, state in sorted(report.circuits.items()):
         table.add_row(f"circuit {provider}", state)
-    for worker_name, worker_queues in report.workers.items():
-        table.add_row(f"worker {worker_name}", ",".join(worker_queues))
+    health = report.delivery
+    if health is not None:
+        for queue, backlog in sorted(health.backlog.items()):
+            table.add_row(f"due {queue}", f"{backlog.due}, oldest waiting {backlog.oldest_due_age_seconds:.0f} s")
+        for queue, count in health.live_workers.items():
+            table.add_row(f"live workers {queue}", str(count))
+        for worker_name, worker_queues in report.workers.items():
+            table.add_row(f"worker {worker_name}", ",".join(worker_queues))
+        table.add_row("delivery", "delivering" if health.delivering else "STOPPED")
+        for problem in health.problems:
+            table.add_row(f"problem {problem.code}", problem.message)
+    else:
+        table.add_row("delivery", "UNKNOWN (no database)")
     Console().print(table)
-    raise typer.Exit(0 if report.database_ok and report.broker_ok else 1)
+    reachable = report.database_ok and report.broker_ok
+    raise typer.Exit(0 if (reachable if dependencies_only else report.healthy) else 1)
 
 
 async def _check_all(chains, connect: bool) -> bool:  # type: ignore[no-untyped-def]

@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: float = 5.0
     worker_lapse_seconds: float = 20.0
 
+    # delivery health (notifier/delivery_health.py: GET /health/delivery, `notifier status`):
+    # delivery counts as stopped when the oldest due queued notification of a lane waited longer
+    # than this (promotional lanes: the second limit, campaigns keep long backlogs), or when the
+    # sweeper (beat) has not run for health_beat_stale_seconds
+    health_queued_age_seconds: float = 300.0
+    health_promotional_queued_age_seconds: float = 6 * 3600.0
+    health_beat_stale_seconds: float = 120.0
+
     # inbound webhooks (receipts, STOP/START): the Twilio auth token that signs them, and which SNS
     # topics may deliver SES events (empty: any topic whose message signature verifies)
     twilio_auth_token: str | None = None

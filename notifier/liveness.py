@@ -27,7 +27,6 @@ import secrets
 import socket
 import threading
 from collections.abc import Iterable
-from typing import Any
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -191,16 +190,15 @@ def lapsed_worker_ids(session: Session, now: datetime, lapse: float) -> list[str
     )
 
 
-def forget_workers(runtime: Any, worker_ids: Iterable[str], now: datetime, lapse: float) -> None:
-    """Delete the rows of lapsed workers once the sweeper has taken back their claims (a row
-    refreshed meanwhile, by a worker that was only cut off, is kept)."""
-    ids = list(worker_ids)
-    if not ids:
-        return
-    cutoff = now - timedelta(seconds=lapse)
-    with transaction(runtime.sessions) as session:
-        session.execute(
-            delete(WorkerHeartbeat).where(
-                WorkerHeartbeat.worker_id.in_(ids), WorkerHeartbeat.seen_at < cutoff
-            )
-        )
+def forget_workers(
+    session: Session, worker_ids: list[str], seen_before: datetime | None = None
+) -> int:
+    """Delete the rows of workers known dead (their claims recovered), so the table holds only
+    the living and the not-yet-handled; with ``seen_before``, a row refreshed since (a worker
+    that was only cut off) is kept. Returns how many went."""
+    if not worker_ids:
+        return 0
+    stmt = delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id.in_(worker_ids))
+    if seen_before is not None:
+        stmt = stmt.where(WorkerHeartbeat.seen_at < seen_before)
+    return int(session.execute(stmt).rowcount or 0)

@@ -37,6 +37,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,  # several API or pool processes log to one stream
             "event": record.getMessage(),
             **current(),
         }

@@ -4,7 +4,9 @@ The names are the contract with ``deploy/prometheus/alerts.yml`` and the Grafana
 (``tests/deploy`` checks them). The API serves ``/metrics``; each worker and beat process serves
 its own on ``NOTIFIER_METRICS_PORT``. With several API processes (``--workers N``) set
 ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory: ``/metrics`` then aggregates all of them.
-Queue depth and beat's last tick are read when scraped, from the broker and the database.
+Queue depth, beat's last tick and delivery health (``notifier.delivery_health``: due notifications
+and the age of the oldest per lane, live workers per queue) are read when scraped, from the broker
+and the database.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ TIME_TO_SEND = Histogram("notifier_time_to_send_seconds", "From accepted to prov
                          buckets=TIME_TO_SEND_BUCKETS)
 RETRIES = Counter("notifier_retries_total", "Retries scheduled", ["lane"])
 SUPPRESSIONS = Counter("notifier_suppressions_total", "Suppressions created", ["channel", "reason"])
+RATE_LIMIT_FALLBACKS = Counter("notifier_rate_limit_fallbacks_total",
+                               "Rate-limit decisions taken in process memory because Redis was unreachable")
 CIRCUIT_STATE = Gauge("notifier_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open",
                       ["provider", "lane"], multiprocess_mode="max")
 ACCOUNT_REFUSALS = Counter("notifier_provider_account_refusals_total",
@@ -83,7 +87,7 @@ def outcome_of(error: object | None) -> str:
 
 
 class DeploymentCollector(Collector):
-    """Queue depth per queue and beat's last tick, read at scrape time (cached a few seconds)."""
+    """Queue depth, beat's last tick and delivery health, read at scrape time (cached a few seconds)."""
 
     def __init__(self, runtime, ttl: float = 5.0) -> None:  # type: ignore[no-untyped-def]
         self.runtime = runtime
@@ -100,7 +104,7 @@ class DeploymentCollector(Collector):
         from notifier.operations import collect_status
 
         rt = self.runtime  # the API's own pool and broker connections, not new ones per scrape
-        report = collect_status(rt.settings, inspect_workers=False, engine=rt.engine, celery=rt.celery)
+        report = collect_status(rt.settings, engine=rt.engine, celery=rt.celery)
         depth = GaugeMetricFamily("notifier_queue_depth", "Messages waiting per queue", labels=["queue"])
         for queue, value in report.queue_depths.items():
             if value is not None:
@@ -110,7 +114,28 @@ class DeploymentCollector(Collector):
             tick = GaugeMetricFamily("notifier_beat_last_tick_timestamp_seconds", "Last sweeper run (beat ticks)")
             tick.add_metric([], report.beat_last_tick.timestamp())
             families.append(tick)
+        if report.delivery is not None:
+            families.extend(_delivery_families(report.delivery))
         return families
+
+
+def _delivery_families(health) -> list[GaugeMetricFamily]:  # type: ignore[no-untyped-def]
+    """Every queue gets a live-worker count (0 included, so "== 0" alerts can fire); every lane
+    its due count and oldest due age (0 when nothing is due)."""
+    from providers.interface import Lane
+
+    live = GaugeMetricFamily("notifier_live_workers", "Worker processes with a fresh heartbeat, per queue",
+                             labels=["queue"])
+    for queue, count in sorted(health.live_workers.items()):
+        live.add_metric([queue], count)
+    due = GaugeMetricFamily("notifier_due_notifications", "Queued notifications due now, per lane", labels=["queue"])
+    age = GaugeMetricFamily("notifier_oldest_due_age_seconds", "How long the oldest due notification has waited",
+                            labels=["queue"])
+    for lane in Lane:
+        backlog = health.backlog.get(lane.queue)
+        due.add_metric([lane.queue], backlog.due if backlog else 0)
+        age.add_metric([lane.queue], backlog.oldest_due_age_seconds if backlog else 0.0)
+    return [live, due, age]
 
 
 def registry() -> CollectorRegistry:

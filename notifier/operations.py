@@ -1,4 +1,5 @@
-"""What an operator asks of a running deployment: reachability, queue depths, beat, workers."""
+"""What an operator asks of a running deployment: reachability, queue depths, beat, workers,
+and whether anything is being delivered (``notifier.delivery_health``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime
 from celery import Celery
 from sqlalchemy import Engine, select, text
 
+from notifier import delivery_health
 from notifier.broker import broker_reachable, make_celery
 from notifier.config import Settings
 from notifier.db.models import Heartbeat
@@ -21,13 +23,21 @@ class StatusReport:
     broker_ok: bool = False
     beat_last_tick: datetime | None = None
     queue_depths: dict[str, int | None] = field(default_factory=dict)
-    workers: dict[str, list[str]] = field(default_factory=dict)
     circuits: dict[str, str] = field(default_factory=dict)
+    delivery: delivery_health.DeliveryHealth | None = None  # None: the database was unreachable
+
+    @property
+    def workers(self) -> dict[str, list[str]]:
+        """Live workers (from their heartbeats) and the queues each consumes."""
+        return self.delivery.workers if self.delivery else {}
+
+    @property
+    def healthy(self) -> bool:
+        """Reachable and delivering: what ``notifier status`` exits 0 on."""
+        return self.database_ok and self.broker_ok and self.delivery is not None and self.delivery.delivering
 
 
-def collect_status(
-    settings: Settings, inspect_workers: bool = True, engine: Engine | None = None, celery: Celery | None = None
-) -> StatusReport:
+def collect_status(settings: Settings, engine: Engine | None = None, celery: Celery | None = None) -> StatusReport:
     """Pass a running process's ``engine`` and ``celery`` to reuse their connections (the API's
     metrics scrape does); without them a short-lived engine and app are made (the CLI)."""
     report = StatusReport()
@@ -42,6 +52,7 @@ def collect_status(
             report.beat_last_tick = row.at if row else None
             for circuit in session.scalars(select(Heartbeat).where(Heartbeat.name.like("circuit:%"))):
                 report.circuits[circuit.name.split(":", 1)[1]] = (circuit.detail or {}).get("state", "unknown")
+            report.delivery = delivery_health.assess(session, settings)
     except Exception:  # noqa: BLE001 - unreachable or not migrated: reported, not raised
         pass
     finally:
@@ -50,8 +61,6 @@ def collect_status(
     celery = celery or make_celery(settings)
     report.broker_ok = broker_reachable(celery)
     report.queue_depths = queue_depths(celery) if report.broker_ok else {q: None for q in ALL_QUEUES}
-    if report.broker_ok and inspect_workers:
-        report.workers = active_workers(celery)
     return report
 
 
@@ -66,11 +75,3 @@ def queue_depths(celery) -> dict[str, int | None]:  # type: ignore[no-untyped-de
                 depths[queue] = None
                 channel = connection.channel()
     return depths
-
-
-def active_workers(celery, timeout: float = 1.0) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
-    try:
-        replies = celery.control.inspect(timeout=timeout).active_queues() or {}
-    except Exception:  # noqa: BLE001 - no worker answered
-        return {}
-    return {name: sorted(q["name"] for q in queues) for name, queues in replies.items()}

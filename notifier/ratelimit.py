@@ -2,17 +2,38 @@
 
 Backed by Redis when ``NOTIFIER_REDIS_URL`` is set (shared by every API process and worker
 machine), in memory otherwise (the embedded default). Used for: requests per API key, transactional
-SMS per phone number, and sends per provider account.
+SMS per phone number, support sign-in attempts, and sends per provider account.
+
+**While Redis is unreachable the limits fall back to this process's memory** (fail open to local
+limits, never a 500): intake keeps accepting notifications, which is the service's first job,
+and every limit still holds per process, so the shared limits become at most N times looser
+with N processes for the length of the outage. Each fallback decision counts in
+``notifier_rate_limit_fallbacks_total``; the first one of an outage logs
+``ratelimit.storage_unavailable`` (a warning) and the first shared decision after it
+``ratelimit.storage_recovered``. After a failure Redis is left alone for
+``RETRY_AFTER_FAILURE`` seconds, so an outage costs one short timeout per process every few
+seconds instead of one per request; connecting and each command time out after
+``REDIS_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from dataclasses import dataclass
 
-from limits import parse
+from limits import RateLimitItem, parse
+from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
+
+from notifier import metrics
+
+log = logging.getLogger("notifier.ratelimit")
+
+REDIS_TIMEOUT = 0.5
+RETRY_AFTER_FAILURE = 5.0
 
 
 @dataclass(frozen=True)
@@ -23,13 +44,53 @@ class Verdict:
 
 class RateLimiter:
     def __init__(self, redis_url: str | None = None) -> None:
-        storage = storage_from_string(redis_url) if redis_url else MemoryStorage()
-        self._limiter = SlidingWindowCounterRateLimiter(storage)
+        self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._shared: SlidingWindowCounterRateLimiter | None = None
+        if redis_url:
+            storage = storage_from_string(
+                redis_url,
+                wrap_exceptions=True,  # every Redis failure arrives as limits' StorageError
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+            )
+            self._shared = SlidingWindowCounterRateLimiter(storage)
+        self._lock = threading.Lock()
+        self._shared_down_until = 0.0
+        self._shared_down = False
 
     def hit(self, rule: str, *identifiers: str) -> Verdict:
         """Count one event against ``rule`` (e.g. "5/10minutes") for these identifiers."""
         item = parse(rule)
-        if self._limiter.hit(item, *identifiers):
-            return Verdict(True)
-        stats = self._limiter.get_window_stats(item, *identifiers)
-        return Verdict(False, retry_after=max(1.0, stats.reset_time - time.time()))
+        if self._shared is not None and time.monotonic() >= self._shared_down_until:
+            try:
+                verdict = _decide(self._shared, item, identifiers)
+            except StorageError as e:
+                self._shared_failed(e)
+            else:
+                self._shared_answered()
+                return verdict
+        if self._shared is not None:
+            metrics.RATE_LIMIT_FALLBACKS.inc()
+        return _decide(self._local, item, identifiers)
+
+    def _shared_failed(self, error: StorageError) -> None:
+        with self._lock:
+            self._shared_down_until = time.monotonic() + RETRY_AFTER_FAILURE
+            first = not self._shared_down
+            self._shared_down = True
+        if first:
+            log.warning("ratelimit.storage_unavailable", extra={"error_type": type(error.storage_error).__name__})
+
+    def _shared_answered(self) -> None:
+        if self._shared_down:
+            with self._lock:
+                recovered, self._shared_down = self._shared_down, False
+            if recovered:
+                log.info("ratelimit.storage_recovered")
+
+
+def _decide(limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]) -> Verdict:
+    if limiter.hit(item, *identifiers):
+        return Verdict(True)
+    stats = limiter.get_window_stats(item, *identifiers)
+    return Verdict(False, retry_after=max(1.0, stats.reset_time - time.time()))

@@ -17,6 +17,8 @@ from celery.beat import EmbeddedService
 from celery.utils.nodenames import anon_nodename
 from celery.worker import WorkController, state
 
+from workers import heartbeat
+
 
 class _ReadyWorkController(WorkController):
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -73,6 +75,8 @@ def embedded_worker(
         state.should_terminate = 0
         thread.join(30)
         state.should_terminate = None
+        if not thread.is_alive():
+            heartbeat.stop_heartbeat(worker)  # its pool is done: the worker may leave the liveness table
         delivery = getattr(app, "delivery", None)
         if delivery is not None:
             delivery.close()

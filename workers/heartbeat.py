@@ -36,7 +36,14 @@ def _is_prefork(worker) -> bool:  # type: ignore[no-untyped-def]
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
-    """Heartbeats from ``start`` to ``stop`` of the worker (the row is deleted on a clean stop)."""
+    """Heartbeats from the worker's start until its warm shutdown has finished.
+
+    The row is deleted on ``worker_shutdown``, which Celery sends after the blueprint stopped and
+    the pool finished the tasks in flight, not when this step stops (bootsteps stop before the
+    pool drains): a worker still completing sends must not look gone, or its claims would be
+    recovered and sent again. A cold shutdown (tasks cut short) sends no ``worker_shutdown``: the
+    row lapses and the claims are recovered, which is then right.
+    """
 
     label = "Liveness heartbeat"
 
@@ -45,7 +52,29 @@ class HeartbeatStep(bootsteps.StartStopStep):
         if _is_prefork(worker):
             _heartbeat_in_pool_children(worker.app, queues)
             return None
-        return writer_for(worker.app, queues)
+        writer = writer_for(worker.app, queues)
+
+        def _stop_after_shutdown(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+            if sender is worker:
+                signals.worker_shutdown.disconnect(_stop_after_shutdown)
+                writer.stop()
+
+        signals.worker_shutdown.connect(_stop_after_shutdown, weak=False)
+        return writer
+
+    def stop(self, worker) -> None:  # type: ignore[no-untyped-def]
+        """Keep beating: see the class docstring."""
+
+    def terminate(self, worker) -> None:  # type: ignore[no-untyped-def]
+        """Keep beating until the process ends; the row then lapses."""
+
+
+def stop_heartbeat(worker) -> None:  # type: ignore[no-untyped-def]
+    """Delete the row of a worker whose pool has finished (the embedded worker, which ends with a
+    cold shutdown after its thread joined: nothing is in flight any more)."""
+    for step in getattr(worker, "steps", []):
+        if isinstance(step, HeartbeatStep) and step.obj is not None:
+            step.obj.stop()
 
 
 def _heartbeat_in_pool_children(app: Celery, queues: list[str]) -> None:

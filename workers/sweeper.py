@@ -111,7 +111,8 @@ def recover_sending(runtime: Runtime, timeout: float) -> int:
     of_the_dead = Notification.claimed_by.in_(lapsed) if lapsed else None
     recovered = _recover(runtime, [*held, or_(stuck, of_the_dead) if of_the_dead is not None else stuck])
     if lapsed:
-        forget_workers(runtime, lapsed, now, settings.worker_lapse_seconds)
+        with transaction(runtime.sessions) as session:
+            forget_workers(session, lapsed, seen_before=now - timedelta(seconds=settings.worker_lapse_seconds))
     return recovered
 
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from notifier import sentry
+from notifier import logs, sentry
 from notifier.api import errors, openapi
 from notifier.api.body_limit import BodyLimitMiddleware
 from notifier.api.input_guard import InputGuardMiddleware
@@ -17,6 +17,16 @@ from notifier.api.observability import ObservabilityMiddleware, metrics_router
 from notifier.api.routers import all_routers
 from notifier.config import Settings
 from notifier.runtime import Runtime
+
+
+def create_served_app() -> FastAPI:
+    """The factory ``notifier api`` gives uvicorn. With ``--workers N`` uvicorn starts N fresh
+    interpreters (spawned, not forked) and each calls this factory, so logging is configured
+    here, in every process that serves requests: configured only in the supervising parent, the
+    children logged bare messages and dropped INFO."""
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:

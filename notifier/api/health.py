@@ -1,4 +1,6 @@
-"""Liveness and readiness."""
+"""Liveness (``/healthz``), readiness (``/readyz``: can this process accept and store?) and
+delivery health (``/health/delivery``: is anything being delivered? see
+``notifier.delivery_health``). Only ``/healthz`` is routed from outside (nginx, the ingress)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 
+from notifier import delivery_health
 from notifier.api.deps import RuntimeDep
 from notifier.broker import broker_reachable
 from notifier.db.models import Heartbeat
@@ -36,6 +39,27 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
             "details": [],
         }
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/health/delivery")
+def delivery(runtime: RuntimeDep) -> JSONResponse:
+    """200 while delivering; 503 (in the error envelope) naming what stopped it."""
+    try:
+        with runtime.sessions() as session:
+            health = delivery_health.assess(session, runtime.settings)
+    except Exception:  # noqa: BLE001 - no database: nothing can be known, and nothing delivers
+        body = {"status": "unknown", "error": {"code": "service_unavailable",
+                                               "message": "the database is unreachable", "details": []}}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+    body = health.as_dict()
+    if health.delivering:
+        return JSONResponse(body)
+    body["error"] = {
+        "code": "service_unavailable",
+        "message": "delivery has stopped",
+        "details": [{"field": p.queue or "beat", "code": p.code, "message": p.message} for p in health.problems],
+    }
+    return JSONResponse(body, status_code=503)
 
 
 def _circuits(runtime) -> dict[str, str]:  # type: ignore[no-untyped-def]

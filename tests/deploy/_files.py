@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+README = REPO / "README.md"
 DEPLOY = REPO / "deploy"
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
@@ -47,6 +48,10 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "notifier_circuit_state": ("gauge", frozenset({"provider", "lane"})),
     "notifier_queue_depth": ("gauge", frozenset({"queue"})),
     "notifier_beat_last_tick_timestamp_seconds": ("gauge", frozenset()),
+    "notifier_rate_limit_fallbacks_total": ("counter", frozenset()),
+    "notifier_live_workers": ("gauge", frozenset({"queue"})),
+    "notifier_due_notifications": ("gauge", frozenset({"queue"})),
+    "notifier_oldest_due_age_seconds": ("gauge", frozenset({"queue"})),
 }
 # Labels Prometheus itself attaches to every scraped series.
 TARGET_LABELS = frozenset({"job", "instance", "worker_group", "component", "pod"})
@@ -108,6 +113,24 @@ def lanes_argument(args: list[str]) -> list[str] | None:
     else:
         raise AssertionError(f"worker command without --lanes: {args}")
     return [queue.strip() for queue in value.split(",") if queue.strip()]
+
+
+def readme_processes() -> list[list[str]]:
+    """The commands of the README's "Production processes" list: argv after `notifier`."""
+    text = README.read_text()
+    section = text.split("\n## Production processes\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = []
+    for line in block.splitlines():
+        words = shlex.split(line.split("#", 1)[0])
+        if words:
+            assert words[0] == "notifier", f"README process list runs {line!r}"
+            commands.append(words[1:])
+    return commands
+
+
+def readme_worker_lanes() -> list[list[str]]:
+    return [queues for args in readme_processes() if (queues := lanes_argument(args)) is not None]
 
 
 def is_notifier_image(service: dict[str, Any]) -> bool:

@@ -22,6 +22,7 @@ from ._files import (
     compose,
     is_notifier_image,
     notifier_containers,
+    readme_processes,
 )
 
 
@@ -35,13 +36,16 @@ def _dockerfile_instruction(name: str) -> list[str]:
 
 
 def deployment_commands() -> Iterator[tuple[str, list[str]]]:
-    """(where, argv after `notifier`) for every command the deployment files run."""
+    """(where, argv after `notifier`) for every command the deployment files and the README's
+    production process list run."""
     assert _dockerfile_instruction("ENTRYPOINT") == ["notifier"]
     yield "Dockerfile CMD", _dockerfile_instruction("CMD")
     for name, service in compose()["services"].items():
         if is_notifier_image(service):
             assert "entrypoint" not in service, f"{name} must keep the image's entry point"
             yield f"compose {name}", command_list(service.get("command"))
+    for number, argv in enumerate(readme_processes()):
+        yield f"README process {number + 1}", argv
     for name, container in notifier_containers():
         command = container.get("command")
         if command:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.queues import ALL_QUEUES, CAMPAIGNS
+from workers.queues import ALL_QUEUES, CAMPAIGNS, MAINTENANCE
 
 from ._files import (
     COMPOSE_FILE,
@@ -32,7 +32,6 @@ REQUIRED_SERVICES = {
     "nginx",
     "worker-transactional",
     "worker-promotional",
-    "worker-maintenance",
     "beat",
     "flower",
     "prometheus",
@@ -198,7 +197,7 @@ def test_ops_override_publishes_consoles_on_localhost_only() -> None:
 
 def test_app_services_build_the_one_image() -> None:
     app = [s for s in SERVICES.values() if is_notifier_image(s)]
-    assert len(app) >= 6
+    assert len(app) >= 5
     assert len({s["image"] for s in app}) == 1
     assert all(s["build"]["context"] == "." for s in app)
 
@@ -208,7 +207,7 @@ def test_every_queue_is_consumed_by_a_compose_worker() -> None:
     consumed = {queue for queues in lanes.values() for queue in queues}
     assert set(ALL_QUEUES) <= consumed, f"no consumer for {set(ALL_QUEUES) - consumed}"
     assert consumed <= set(ALL_QUEUES), f"unknown queues {consumed - set(ALL_QUEUES)}"
-    assert set(lanes) == {"worker-transactional", "worker-promotional", "worker-maintenance"}
+    assert set(lanes) == {"worker-transactional", "worker-promotional"}
 
 
 def test_promotional_and_transactional_lanes_never_share_a_compose_worker() -> None:
@@ -227,14 +226,21 @@ def test_compose_lane_groups_are_the_documented_ones() -> None:
         "push.transactional",
         "receipts",
         "webhooks",
+        MAINTENANCE,
     }
     assert lanes["worker-promotional"] == {
         "email.promotional",
         "sms.promotional",
         "push.promotional",
         "campaigns",
+        MAINTENANCE,
     }
-    assert lanes["worker-maintenance"] == {"maintenance"}
+
+
+def test_every_compose_worker_also_runs_the_safety_nets() -> None:
+    """The sweeper must not depend on one worker being healthy: every worker consumes maintenance."""
+    for name, queues in compose_worker_lanes().items():
+        assert MAINTENANCE in queues, f"{name} does not consume {MAINTENANCE}"
 
 
 def test_exactly_one_beat() -> None:

@@ -19,7 +19,13 @@ from sqlalchemy import create_engine, select, text
 from notifier.db.migrate import upgrade
 from notifier.db.models import WorkerHeartbeat, utcnow
 from notifier.db.session import make_engine, make_sessionmaker, transaction
-from notifier.liveness import HeartbeatWriter, lapsed_worker_ids, live_workers, worker_identity
+from notifier.liveness import (
+    HeartbeatWriter,
+    forget_workers,
+    lapsed_worker_ids,
+    live_workers,
+    worker_identity,
+)
 from tests.services import PG_ADMIN_URL, fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +90,9 @@ def test_readers_split_live_from_lapsed(runtime) -> None:  # type: ignore[no-unt
         assert lapsed_worker_ids(session, now, 20) == ["dead"]
         assert lapsed_worker_ids(session, now + timedelta(seconds=10), 20) == ["dead", "late"]
         assert live_workers(session, now + timedelta(minutes=1), 20) == []
+    with transaction(runtime.sessions) as session:
+        assert forget_workers(session, ["dead"]) == 1 and forget_workers(session, []) == 0
+    assert sorted(rows(runtime.sessions)) == ["fresh", "late"]
 
 
 @pytest.mark.postgres
@@ -197,3 +206,55 @@ def test_a_lapse_shorter_than_two_heartbeats_is_refused(tmp_path: Path) -> None:
         make_settings(tmp_path, worker_heartbeat_seconds=5, worker_lapse_seconds=9)
     settings = make_settings(tmp_path)
     assert (settings.worker_heartbeat_seconds, settings.worker_lapse_seconds) == (5, 20)
+
+
+def test_a_warm_shutdown_keeps_the_row_until_the_sends_in_flight_are_done(tmp_path: Path) -> None:
+    """SIGTERM while a send is in flight: the worker stays live until the send finished (its
+    claims must not look abandoned), then leaves the table; the provider got the message once."""
+    from fastapi.testclient import TestClient
+
+    from notifier.api.app import create_app
+    from notifier.runtime import Runtime
+    from tests.factories import api_key, email, make_settings
+    from tests.fakes.smtp_server import FakeSmtpServer
+    from tests.integration.providers_fakes import SENDER, write_providers_file
+    from tests.private_services import require_private
+
+    broker = require_private("redis")
+    smtp = FakeSmtpServer().start()
+    smtp.delay_data(4)
+    settings = make_settings(tmp_path, broker_url=broker.url)
+    settings.data_dir.mkdir(parents=True)
+    upgrade(settings.database_url)
+    runtime = Runtime.build(settings)
+    providers = write_providers_file(
+        tmp_path / "providers.toml",
+        {"smtp": {"type": "smtp", "host": smtp.host, "port": smtp.port, "tls": "none", "from_address": SENDER}},
+        {"email.transactional": ["smtp"]})
+    env = {**_worker_env(tmp_path), "NOTIFIER_BROKER_URL": broker.url, "NOTIFIER_PROVIDERS_FILE": str(providers),
+           "NOTIFIER_DATABASE_URL": settings.database_url}
+    process = subprocess.Popen([str(Path(sys.executable).parent / "notifier"), "worker", "--lanes",
+                                "email.transactional,maintenance", "--concurrency", "2"],
+                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: rows(runtime.sessions), timeout=60)
+        with TestClient(create_app(runtime=runtime)) as client:
+            auth = {"Authorization": f"Bearer {api_key(runtime)}"}
+            assert client.post("/v1/notifications", json=email(), headers=auth).status_code == 202
+        wait_for(lambda: smtp.connections >= 1, timeout=30)  # the send has begun (DATA is held 4 s)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(2)  # well past a heartbeat and the lapse of this test (2 s)
+        assert process.poll() is None and not smtp.messages, "the send should still be in flight"
+        with runtime.sessions() as session:
+            assert len(live_workers(session, utcnow(), 2)) == 1  # still live: its claim is not abandoned
+        assert process.wait(60) == 0, process.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        smtp.stop()
+        runtime.close()
+        broker.close()
+    assert len(smtp.messages) == 1
+    assert rows(make_sessionmaker(make_engine(settings.database_url))) == {}

@@ -18,6 +18,9 @@ EXAMPLES = 10
 # missing value, body and template together are refused with a documented 422 by rules that JSON
 # Schema cannot express, so "schema-valid data must be accepted" does not hold for this API
 EXCLUDED = [positive_data_acceptance]
+# health answers 503 by design when a dependency or delivery is down (here: no worker, no beat);
+# their own tests (test_delivery_health, test_observability) check them
+OPERATIONAL = frozenset({"/healthz", "/readyz", "/health/delivery"})
 
 
 def test_every_operation_answers_as_documented(runtime):  # type: ignore[no-untyped-def]
@@ -28,6 +31,8 @@ def test_every_operation_answers_as_documented(runtime):  # type: ignore[no-unty
     operations = 0
     for result in schema.get_all_operations():
         operation = result.ok()
+        if operation.path in OPERATIONAL:
+            continue
         operations += 1
 
         @given(case=operation.as_strategy())

@@ -40,7 +40,8 @@ from notifier.rendering import Job, run_job
 log = logging.getLogger("notifier.rendering")
 
 _context = multiprocessing.get_context("fork")
-GRACE_SECONDS = 0.2  # past the deadline, before a worker that did not answer is killed
+# past the deadline, before a worker that did not answer is killed (a loaded machine is slow)
+GRACE_SECONDS = 0.5
 
 
 class _Deadline(BaseException):

@@ -2,12 +2,18 @@
 
 Why processes and not threads: a thread cannot be stopped, and one Python operation such as
 ``9 ** (9 ** 8)`` or ``'a'.ljust(10 ** 9)`` runs in C without ever returning to a check. A worker
-process can be killed at its deadline, and its address space is capped with ``RLIMIT_AS``, so
-``MemoryError`` (a 422) comes instead of the machine swapping. Workers run at a lower CPU
+process can be killed, and its address space is capped with ``RLIMIT_AS``, so ``MemoryError``
+(a 422) comes instead of the machine swapping. The deadline is enforced twice: inside the worker
+a timer signal interrupts Python-level work (a loop, a recursion) and the worker answers the
+422 and lives on; a worker stuck in C past the deadline plus a grace period is killed and
+replaced. Workers run at a lower CPU
 priority (``nice 19``) than the API, so a caller sending expensive templates slows its own
 requests first, and one API key may hold at most half of the workers at a time (more is a 429
-``rate_limited``), so it cannot take every renderer from the other callers. They are forked from a ``forkserver`` that has the renderer imported, so replacing a
-killed worker costs a fork, not an interpreter start.
+``rate_limited``), so it cannot take every renderer from the other callers. Workers are forked from the API process (``fork``): a new worker costs a few milliseconds and
+starts with the renderer imported. (The ``forkserver`` and ``spawn`` methods re-run the main
+script in every new worker: 600 ms of CPU each for the ``notifier`` command.) A worker only
+reads its pipe and renders; should it inherit a lock held by another thread at fork time and
+hang, the deadline kills it like any other.
 
 A request waits for a free worker at most ``queue_seconds``; if none frees up, it is answered
 503 ``service_unavailable`` (retry) rather than queued without bound behind someone else's
@@ -22,6 +28,7 @@ import multiprocessing
 import os
 import queue
 import resource
+import signal
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -32,8 +39,17 @@ from notifier.rendering import Job, run_job
 
 log = logging.getLogger("notifier.rendering")
 
-_context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["notifier.render_pool"])
+_context = multiprocessing.get_context("fork")
+# past the deadline, before a worker that did not answer is killed (a loaded machine is slow)
+GRACE_SECONDS = 0.5
+
+
+class _Deadline(BaseException):
+    """Raised by the timer signal; a BaseException, so no ``except Exception`` swallows it."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _Deadline
 
 
 def _serve(conn: Connection, memory_bytes: int) -> None:
@@ -42,20 +58,37 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
         os.nice(19)
     except OSError:  # pragma: no cover - not allowed here: run at the normal priority
         pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the API process's to handle
+    signal.signal(signal.SIGALRM, _on_alarm)
     with open("/proc/self/statm") as statm:
         in_use = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     resource.setrlimit(resource.RLIMIT_AS, (in_use + memory_bytes, in_use + memory_bytes))
     while True:
         try:
-            job = conn.recv()
+            job, seconds = conn.recv()
         except (EOFError, OSError):
-            return
+            os._exit(0)
         try:
-            conn.send(("ok", run_job(job)))
+            try:
+                signal.setitimer(signal.ITIMER_REAL, seconds)
+                answer: tuple[str, Any] = ("ok", run_job(job))
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except _Deadline:
+            answer = ("error", (ErrorCode.TEMPLATE_ERROR.value, _late(next(iter(job.fields), "body"), seconds),
+                                []))
         except NotifierError as e:  # sent as plain data: the dataclass exception does not pickle
-            conn.send(("error", (e.code.value, e.message, [d.as_dict() for d in e.details])))
+            answer = ("error", (e.code.value, e.message, [d.as_dict() for d in e.details]))
         except MemoryError:
-            conn.send(("error", (ErrorCode.TEMPLATE_ERROR.value, "a template needs too much memory", [])))
+            answer = ("error", (ErrorCode.TEMPLATE_ERROR.value, "a template needs too much memory", []))
+        try:
+            conn.send(answer)
+        except _Deadline:  # the timer fired just as the job ended: send the answer anyway
+            conn.send(answer)
+
+
+def _late(field: str, seconds: float) -> str:
+    return f"{field}: rendering took longer than {int(seconds * 1000)} ms"
 
 
 class _Worker:
@@ -124,14 +157,11 @@ class RenderPool:
             )
         worker = self._acquire()
         try:
-            worker.conn.send(job)
-            if not worker.conn.poll(deadline):
+            worker.conn.send((job, deadline))
+            if not worker.conn.poll(deadline + GRACE_SECONDS):
                 self._replace(worker)
                 worker = None
-                raise field_error(
-                    ErrorCode.TEMPLATE_ERROR, field,
-                    f"rendering took longer than {int(deadline * 1000)} ms",
-                )
+                raise field_error(ErrorCode.TEMPLATE_ERROR, field, _late(field, deadline))
             kind, value = worker.conn.recv()
         except (EOFError, OSError, BrokenPipeError) as e:  # the worker died (out of memory?)
             if worker is not None:
@@ -143,6 +173,8 @@ class RenderPool:
                 self._idle.put(worker)
         if kind == "error":
             code, message, details = value
+            if not details:  # the worker's own errors (deadline, memory): name the field
+                raise field_error(ErrorCode(code), field, message)
             raise NotifierError(ErrorCode(code), message, [ErrorDetail(**d) for d in details])
         return value
 

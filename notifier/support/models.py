@@ -77,6 +77,8 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(30))
     notification_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     query: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    client_address: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
     __table_args__ = (
         Index("ix_support_audit_at", "at"),

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
-from notifier.campaigns import contacts, csv_import, service, templates
+from notifier.campaigns import contacts, csv_import, service, templates, views
 from notifier.campaigns.models import Audience, CampaignRun, ContactImport
 from notifier.campaigns.schemas import (
     AudienceIn,
@@ -227,24 +227,24 @@ def create_campaign(
     body: CampaignIn, caller: ManagerDep, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
     campaign = service.create(runtime, session, caller, body)
-    return service.campaign_out(session, campaign)
+    return views.campaign_out(session, campaign)
 
 
 @router.get("/campaigns", response_model=list[CampaignOut])
 def list_campaigns(_: ManagerDep, session: SessionDep) -> list[CampaignOut]:
-    return [service.campaign_out(session, c, False) for c in service.list_campaigns(session)]
+    return [views.campaign_out(session, c, False) for c in views.list_campaigns(session)]
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
 def get_campaign(campaign_id: str, _: ManagerDep, session: SessionDep) -> CampaignOut:
-    return service.campaign_out(session, service.get(session, campaign_id))
+    return views.campaign_out(session, service.get(session, campaign_id))
 
 
 @router.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
 def patch_campaign(
     campaign_id: str, body: CampaignPatch, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
-    return service.campaign_out(session, service.patch(runtime, session, campaign_id, body))
+    return views.campaign_out(session, service.patch(runtime, session, campaign_id, body))
 
 
 @router.post("/campaigns/{campaign_id}/run", status_code=202, response_model=RunOut)
@@ -254,28 +254,28 @@ def run_campaign_now(
     run_id = service.run_now(runtime, session, campaign_id)
     run = session.get(CampaignRun, run_id)
     assert run is not None
-    return service.run_out(session, run)
+    return views.run_out(session, run)
 
 
 @router.post("/campaigns/{campaign_id}/pause", response_model=CampaignOut)
 def pause_campaign(
     campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
-    return service.campaign_out(session, service.pause(runtime, session, campaign_id))
+    return views.campaign_out(session, service.pause(runtime, session, campaign_id))
 
 
 @router.post("/campaigns/{campaign_id}/resume", response_model=CampaignOut)
 def resume_campaign(
     campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
-    return service.campaign_out(session, service.resume(runtime, session, campaign_id))
+    return views.campaign_out(session, service.resume(runtime, session, campaign_id))
 
 
 @router.post("/campaigns/{campaign_id}/cancel", response_model=CampaignOut)
 def cancel_campaign(
     campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
-    return service.campaign_out(session, service.cancel(runtime, session, campaign_id))
+    return views.campaign_out(session, service.cancel(runtime, session, campaign_id))
 
 
 @router.get("/campaigns/{campaign_id}/runs/{run_id}", response_model=RunOut)
@@ -283,4 +283,4 @@ def get_run(campaign_id: str, run_id: str, _: ManagerDep, session: SessionDep) -
     run = session.get(CampaignRun, run_id)
     if run is None or run.campaign_id != campaign_id:
         raise NotifierError(ErrorCode.NOT_FOUND, "no such run of this campaign")
-    return service.run_out(session, run)
+    return views.run_out(session, run)

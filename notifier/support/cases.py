@@ -20,7 +20,7 @@ from notifier.suppressions import blocking_reasons
 from providers.interface import Category
 
 RECEIPT_KINDS = frozenset({EventKind.RECEIPT.value, EventKind.DELIVERED.value})
-RESENDABLE = frozenset({Status.FAILED.value, Status.EXPIRED.value})
+RESENDABLE = frozenset({Status.FAILED.value, Status.EXPIRED.value, Status.UNCONFIRMED.value})
 
 
 @dataclass
@@ -60,6 +60,12 @@ class NotificationCase:
     @property
     def resendable(self) -> bool:
         return self.notification.status in RESENDABLE
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """Resending may give the customer a second copy: it may have been delivered
+        (``unconfirmed``), or it was resent already."""
+        return self.notification.status == Status.UNCONFIRMED.value or bool(self.resent_as)
 
 
 def suppressions_of(

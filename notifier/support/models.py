@@ -5,8 +5,9 @@ notifier.db.all_models; ``migrations/versions/0002_support.py`` creates them.
   Argon2 hashes; ``role`` is ``support`` (read-only) or ``admin`` (may resend and lift).
 * ``staff_sessions``: server-side sessions, so signing out and expiry really end them. The row's
   id is the SHA-256 of the random token in the cookie, never the token itself.
-* ``support_audit``: one row per search, per notification or recipient view and per action, by
-  staff or by an API key with ``support:read``.
+* ``support_audit``: one row per search, per notification or recipient view, per action and per
+  refusal (failed sign-in, action not allowed), by staff or by an API key, with the source
+  address and user agent of console requests.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ class AuditAction(enum.StrEnum):
     RESEND = "resend"
     LIFT_SUPPRESSION = "lift_suppression"
     SIGN_IN = "sign_in"
+    SIGN_IN_FAILED = "sign_in_failed"
     SIGN_OUT = "sign_out"
+    REFUSED = "refused"  # an action the account may not do, or a form not from the console
 
 
 class StaffAccount(Base):

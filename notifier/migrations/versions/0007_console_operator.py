@@ -13,7 +13,7 @@ Revision ID: 0007_console_operator
 Revises: 0004_webhooks
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,10 +21,10 @@ from alembic import op
 import notifier.db.models
 
 revision: str = "0007_console_operator"
-down_revision: Union[str, None] = "0004_webhooks"
-branch_labels: Union[str, Sequence[str], None] = None
+down_revision: str | None = "0004_webhooks"
+branch_labels: str | Sequence[str] | None = None
 # the tables changed here are created on the support and campaigns branches
-depends_on: Union[str, Sequence[str], None] = ("0002_support", "0003_campaigns")
+depends_on: str | Sequence[str] | None = ("0002_support", "0003_campaigns")
 
 _WHEN = notifier.db.models.UTCDateTime(timezone=True)
 

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated addresses or
+    # networks); see notifier/api/serving.py
+    trusted_proxies: str = "127.0.0.1"
 
     # intake
     max_body_bytes: int = 1_048_576
@@ -96,9 +99,18 @@ class Settings(BaseSettings):
                 "NOTIFIER_SECRET_KEY is the development default; set a real secret "
                 "(or NOTIFIER_SECRET_KEY_FILE) outside dev"
             )
+        if self.env == Environment.PRODUCTION and "*" in self.trusted_proxy_list:
+            raise ValueError(
+                "NOTIFIER_TRUSTED_PROXIES='*' trusts X-Forwarded-For from anyone, so any client "
+                "can choose its own address; name the reverse proxies' addresses in production"
+            )
         if self.env == Environment.PRODUCTION and len(self.secret_key) < 32:
             raise ValueError("NOTIFIER_SECRET_KEY must be at least 32 characters in production")
         return self
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def outbox_dir(self) -> Path:

@@ -12,6 +12,10 @@ when the original's content cannot be reproduced faithfully: sensitive values (a
 are sealed only while delivery needs them and destroyed when it ends, so resending would send
 "[redacted]"; the caller must send a new one. It also refuses while a suppression blocks the
 recipient (lift it first, deliberately).
+
+Lifting a suppression always needs a reason, which is kept. A STOP is never lifted by staff: it
+is the recipient's legal opt-out from that number, and only a START from the same number lifts
+it (``notifier.campaigns.optout`` handles the inbound START).
 """
 
 from __future__ import annotations
@@ -28,8 +32,14 @@ from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from notifier.support.cases import RESENDABLE, NotificationCase, load_case
 from notifier.support.summary import reason_text, when
+from providers.interface import SuppressionReason
 
 MAX_REASON = MAX_LIFT_REASON = 500
+STOP_RULE = (
+    "The recipient replied STOP: that is their legal opt-out, and only a START sent from that "
+    "number lifts it. Staff cannot lift it, whatever was said on the phone; ask the recipient "
+    "to text START."
+)
 
 
 class ActionRefused(Exception):
@@ -178,6 +188,8 @@ def lift(session: Session, suppression_id: int, reason: str, by: str) -> Suppres
             f"This suppression was already lifted on {when(suppression.lifted_at)} "
             f"by {suppression.lifted_by}."
         )
+    if suppression.reason == SuppressionReason.STOP.value:
+        raise ActionRefused(STOP_RULE)
     suppression.lifted_at = utcnow()
     suppression.lifted_reason = reason
     suppression.lifted_by = by

@@ -12,8 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from phonenumbers import SUPPORTED_REGIONS
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from notifier.recipients import DEFAULT_SEARCH_REGIONS
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
 SECRET_FIELDS = ("secret_key", "database_url", "broker_url", "redis_url", "sentry_dsn", "twilio_auth_token")
@@ -71,8 +74,12 @@ class Settings(BaseSettings):
     # inbound webhooks (receipts, STOP/START): the Twilio auth token that signs them, and which SNS
     # topics may deliver SES events (empty: any topic whose message signature verifies)
     twilio_auth_token: str | None = None
-    ses_topic_arns: list[str] = []
+    ses_topic_arns: list[str] = []  # required in production (else every SNS message is refused)
     sns_certificate_host_pattern: str = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
+
+    # support search: regions tried for a phone number typed in local format (JSON list of
+    # ISO 3166 codes, e.g. '["AU","NZ"]'); see notifier.recipients.DEFAULT_SEARCH_REGIONS
+    phone_search_regions: list[str] = list(DEFAULT_SEARCH_REGIONS)
 
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
@@ -99,6 +106,9 @@ class Settings(BaseSettings):
                 "NOTIFIER_SECRET_KEY is the development default; set a real secret "
                 "(or NOTIFIER_SECRET_KEY_FILE) outside dev"
             )
+        unknown = [r for r in self.phone_search_regions if r not in SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"NOTIFIER_PHONE_SEARCH_REGIONS: unknown regions {unknown}")
         if self.env == Environment.PRODUCTION and "*" in self.trusted_proxy_list:
             raise ValueError(
                 "NOTIFIER_TRUSTED_PROXIES='*' trusts X-Forwarded-For from anyone, so any client "

@@ -6,6 +6,7 @@ Only redacted data is loaded into these objects: ``content`` (rendered with sens
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from notifier.db.models import ApiKey, DeliveryEvent, Notification, Suppression
 from notifier.notifications import repository
-from notifier.recipients import normalise_for_search
+from notifier.recipients import DEFAULT_SEARCH_REGIONS, normalise_for_search
 from notifier.statuses import EventKind, Status
 from notifier.support.summary import Facts, summarise
 from notifier.suppressions import blocking_reasons
@@ -132,5 +133,5 @@ def load_case(session: Session, notification_id: str) -> NotificationCase | None
     )
 
 
-def recipient_forms(text: str) -> list[str]:
-    return normalise_for_search(text) if text.strip() else []
+def recipient_forms(text: str, regions: Sequence[str] = DEFAULT_SEARCH_REGIONS) -> list[str]:
+    return normalise_for_search(text, regions) if text.strip() else []

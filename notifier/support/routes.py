@@ -47,7 +47,7 @@ def stylesheet() -> Response:
 
 @router.get("")
 def search_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Response:
-    form = forms.parse(request.query_params)
+    form = forms.parse(request.query_params, runtime.settings.phone_search_regions)
     cursor = request.query_params.get("cursor") or None
     results, error_status = None, 200
     with transaction(runtime.sessions) as session:
@@ -214,8 +214,9 @@ def recipient_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Re
     cursor = request.query_params.get("cursor") or None
     if not address:
         return RedirectResponse("/support", status_code=303)
-    forms_of = recipient_forms(address)
-    criteria = Criteria(terms=((SearchField.RECIPIENT, address),))
+    regions = tuple(runtime.settings.phone_search_regions)
+    forms_of = recipient_forms(address, regions)
+    criteria = Criteria(terms=((SearchField.RECIPIENT, address),), regions=regions)
     with transaction(runtime.sessions) as session:
         try:
             results = search.search(session, criteria, cursor, PAGE_SIZE)

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     # intake
     max_body_bytes: int = 1_048_576
     max_batch_bytes: int = 8 * 1_048_576
+    max_import_bytes: int = 256 * 1_048_576  # a CSV import through the API, streamed
     max_batch_items: int = 1000
     sms_max_segments: int = 10
     email_max_body_chars: int = 500_000

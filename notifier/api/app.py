@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from notifier import sentry
 from notifier.api import errors
 from notifier.api.body_limit import BodyLimitMiddleware
+from notifier.api.v1.campaigns import IMPORT_PATH
 from notifier.api.observability import ObservabilityMiddleware, metrics_router
 from notifier.api.routers import all_routers
 from notifier.config import Settings
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         BodyLimitMiddleware,
         default_limit=settings.max_body_bytes,
         limits_by_path={"/v1/notifications/batch": settings.max_batch_bytes},
+        limits_by_pattern=[(IMPORT_PATH, settings.max_import_bytes)],
     )
     app.add_middleware(ObservabilityMiddleware)  # outermost: ids and metrics for every answer
     return app

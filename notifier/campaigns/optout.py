@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import Contact
+from notifier.config import Settings
 from notifier.db.models import Suppression, utcnow
 from notifier.notifications import repository
 from notifier.security import Sealer
@@ -30,6 +31,12 @@ _CONSENT_COLUMN = {
     Channel.PUSH: Contact.push_consent_at,
 }
 _ADDRESS_COLUMN = {Channel.EMAIL: Contact.email, Channel.SMS: Contact.phone}
+
+
+def preview_unsubscribe_url(settings: Settings) -> str:
+    """What a template preview shows for ``{{ unsubscribe_url }}``: clearly a placeholder (a
+    real link is signed per recipient when a run fans out, and opens nothing here)."""
+    return f"{settings.public_url.rstrip('/')}/u/preview-unsubscribe-link"
 
 
 class InvalidToken(Exception):

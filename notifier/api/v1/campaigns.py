@@ -12,7 +12,9 @@ from sqlalchemy import select
 
 from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
 from notifier.campaigns import contacts, csv_import, service, templates, views
+from notifier.campaigns.fanout import add_unsubscribe_link
 from notifier.campaigns.models import Audience, CampaignRun, ContactImport
+from notifier.campaigns.optout import preview_unsubscribe_url
 from notifier.campaigns.schemas import (
     AudienceIn,
     AudienceOut,
@@ -81,9 +83,20 @@ def template_versions(name: str, _: ManagerDep, session: SessionDep) -> list[Tem
 
 
 @router.post("/templates/{name}/preview", response_model=PreviewOut)
-def preview_template(name: str, body: PreviewIn, _: ManagerDep, session: SessionDep) -> PreviewOut:
+def preview_template(
+    name: str, body: PreviewIn, _: ManagerDep, session: SessionDep, runtime: RuntimeDep
+) -> PreviewOut:
+    """Render as a campaign would: an email gets a placeholder ``unsubscribe_url`` (a real one
+    is signed per recipient at fan-out) and the same unsubscribe footer when the template has
+    no link of its own."""
     resolved = templates.resolve(session, name, body.locale, body.version)
-    rendered = templates.render(resolved, body.data)
+    data = dict(body.data)
+    url = None
+    if resolved.channel == Channel.EMAIL:
+        url = data.setdefault("unsubscribe_url", preview_unsubscribe_url(runtime.settings))
+    rendered = templates.render(resolved, data)
+    if url:
+        add_unsubscribe_link(rendered.content, str(url))
     return PreviewOut.of(
         resolved.name, resolved.version, resolved.locale, resolved.channel, rendered.content
     )

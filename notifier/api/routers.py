@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from notifier.api import health, unsubscribe
-from notifier.api.v1 import campaigns, inbound, notifications, receipts, support
+from notifier.api.v1 import campaigns, cancel, inbound, notifications, receipts, support
 from notifier.support import routes as console
 
 
@@ -13,6 +13,7 @@ def all_routers() -> list[APIRouter]:
     return [
         health.router,
         notifications.router,
+        cancel.router,
         receipts.router,
         support.router,
         campaigns.router,

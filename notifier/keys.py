@@ -29,6 +29,9 @@ class Scope(enum.StrEnum):
     READ = "notifications:read"
     SUPPORT_READ = "support:read"
     CAMPAIGNS = "campaigns:manage"
+    SUPPRESSIONS = "suppressions:manage"  # list, add and lift suppressions (personal data)
+    KEYS = "keys:manage"  # admin: create, list, revoke and rotate API keys
+    ERASE = "data:erase"  # admin: erase a person's data for a data-protection request
 
 
 @dataclass(frozen=True)

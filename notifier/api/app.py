@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from notifier import sentry
 from notifier.api import errors
 from notifier.api.body_limit import BodyLimitMiddleware
-from notifier.api.v1.campaigns import IMPORT_PATH
 from notifier.api.observability import ObservabilityMiddleware, metrics_router
 from notifier.api.routers import all_routers
+from notifier.api.v1.campaigns import IMPORT_PATH
 from notifier.config import Settings
 from notifier.runtime import Runtime
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from notifier.api import health, unsubscribe
-from notifier.api.v1 import campaigns, cancel, inbound, notifications, receipts, support
+from notifier.api.v1 import (
+    campaigns,
+    cancel,
+    inbound,
+    notifications,
+    receipts,
+    support,
+    suppressions,
+)
 from notifier.support import routes as console
 
 
@@ -16,6 +24,7 @@ def all_routers() -> list[APIRouter]:
         cancel.router,
         receipts.router,
         support.router,
+        suppressions.router,
         campaigns.router,
         inbound.router,
         unsubscribe.router,

@@ -196,6 +196,26 @@ def lift(session: Session, suppression_id: int, reason: str, by: str) -> Suppres
     return suppression
 
 
+def add_manual(
+    session: Session, channel: str, recipient: str, detail: str | None, by: str
+) -> tuple[Suppression, bool]:
+    """A manual suppression of a (normalised) recipient; returns it and whether it is new (an
+    active manual suppression of the same recipient is returned as it is)."""
+    existing = repository.active_suppression(session, channel, recipient, ["manual"])
+    if existing is not None:
+        return existing, False
+    row = Suppression(
+        channel=channel,
+        recipient=recipient,
+        reason=SuppressionReason.MANUAL.value,
+        detail=f"{detail.strip()} (by {by})" if detail and detail.strip() else f"by {by}",
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row, True
+
+
 def _ttl(original: Notification, runtime: Runtime) -> timedelta:
     start = original.send_at or original.created_at
     if original.expires_at and start and original.expires_at > start:

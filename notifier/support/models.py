@@ -38,6 +38,8 @@ class AuditAction(enum.StrEnum):
     VIEW_RECIPIENT = "view_recipient"
     RESEND = "resend"
     LIFT_SUPPRESSION = "lift_suppression"
+    ADD_SUPPRESSION = "add_suppression"
+    LIST_SUPPRESSIONS = "list_suppressions"
     SIGN_IN = "sign_in"
     SIGN_IN_FAILED = "sign_in_failed"
     SIGN_OUT = "sign_out"

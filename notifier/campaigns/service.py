@@ -17,7 +17,7 @@ from croniter import croniter
 from sqlalchemy import func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from notifier.campaigns import beat_sync, contacts, runs, throttle
+from notifier.campaigns import archive, beat_sync, contacts, runs, throttle
 from notifier.campaigns.models import HELD, Campaign, CampaignRun, CampaignStatus, RunStatus
 from notifier.campaigns.quiet_hours import valid_timezone
 from notifier.campaigns.schemas import (
@@ -110,6 +110,8 @@ def create(runtime: Runtime, session: Session, caller: Caller, body: CampaignIn)
         )
     get_version(session, template, body.template_version)
     audience = contacts.get_audience(session, body.audience)
+    archive.refuse_archived("template", template.name, template.archived_at)
+    archive.refuse_archived("audience", audience.name, audience.archived_at)
     now = utcnow()
     campaign = Campaign(
         name=body.name,
@@ -140,8 +142,15 @@ def get(session: Session, campaign_id: str, *, lock: bool = False) -> Campaign:
     return campaign
 
 
+def get_live(session: Session, campaign_id: str, *, lock: bool = False) -> Campaign:
+    """The campaign, for a change: an archived campaign is read-only."""
+    campaign = get(session, campaign_id, lock=lock)
+    archive.refuse_archived("campaign", campaign.name, campaign.archived_at)
+    return campaign
+
+
 def patch(runtime: Runtime, session: Session, campaign_id: str, body: CampaignPatch) -> Campaign:
-    campaign = get(session, campaign_id, lock=True)
+    campaign = get_live(session, campaign_id, lock=True)
     if campaign.status in (CampaignStatus.COMPLETED.value, CampaignStatus.CANCELLED.value):
         raise NotifierError(ErrorCode.CONFLICT, f"the campaign is {campaign.status}")
     fields = body.model_fields_set
@@ -168,7 +177,7 @@ def patch(runtime: Runtime, session: Session, campaign_id: str, body: CampaignPa
 
 
 def run_now(runtime: Runtime, session: Session, campaign_id: str) -> str:
-    campaign = get(session, campaign_id)
+    campaign = get_live(session, campaign_id)
     if campaign.status not in (CampaignStatus.DRAFT.value, *runs.ACTIVE):
         raise NotifierError(ErrorCode.CONFLICT, f"the campaign is {campaign.status}")
     if campaign.status == CampaignStatus.DRAFT.value:
@@ -206,7 +215,7 @@ def pause(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
 
 
 def resume(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
-    campaign = get(session, campaign_id, lock=True)
+    campaign = get_live(session, campaign_id, lock=True)
     if campaign.status != CampaignStatus.PAUSED.value:
         raise NotifierError(ErrorCode.CONFLICT, f"a {campaign.status} campaign is not paused")
     now = utcnow()

@@ -75,6 +75,7 @@ def campaign_out(session: Session, campaign: Campaign, with_runs: bool = True) -
         ),
         created_at=campaign.created_at,
         updated_at=campaign.updated_at,
+        archived_at=campaign.archived_at,
         runs=[run_out(session, r) for r in run_rows],
     )
 

@@ -57,6 +57,7 @@ def _template_out(template, version) -> TemplateOut:  # type: ignore[no-untyped-
         default_locale=version.default_locale,
         variants=version.variants,
         created_at=version.created_at,
+        archived_at=template.archived_at,
     )
 
 
@@ -154,6 +155,7 @@ def _audience_out(session, audience: Audience) -> AudienceOut:  # type: ignore[n
         name=audience.name,
         size=contacts.audience_size(session, audience.id),
         created_at=audience.created_at,
+        archived_at=audience.archived_at,
     )
 
 
@@ -249,8 +251,14 @@ def create_campaign(
 
 
 @router.get("/campaigns", response_model=list[CampaignOut])
-def list_campaigns(_: ManagerDep, session: SessionDep) -> list[CampaignOut]:
-    return [views.campaign_out(session, c, False) for c in views.list_campaigns(session)]
+def list_campaigns(
+    _: ManagerDep, session: SessionDep, include_archived: bool = False
+) -> list[CampaignOut]:
+    return [
+        views.campaign_out(session, c, False)
+        for c in views.list_campaigns(session)
+        if include_archived or c.archived_at is None
+    ]
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)

@@ -8,6 +8,7 @@ from notifier.api import health, unsubscribe
 from notifier.api.v1 import (
     campaigns,
     cancel,
+    erasures,
     inbound,
     keys,
     notifications,
@@ -28,6 +29,7 @@ def all_routers() -> list[APIRouter]:
         support.router,
         suppressions.router,
         keys.router,
+        erasures.router,
         campaigns.router,
         operator_listings.router,
         inbound.router,

@@ -23,6 +23,7 @@ from notifier.config import Settings
 from notifier.db.models import Suppression, utcnow
 from notifier.notifications import repository
 from notifier.security import Sealer
+from notifier.suppressions import suppression_forms
 from providers.interface import Channel, SuppressionReason
 
 _CONSENT_COLUMN = {
@@ -94,7 +95,7 @@ def opt_in(
         session.scalars(
             select(Suppression).where(
                 Suppression.channel == channel.value,
-                Suppression.recipient == recipient,
+                Suppression.recipient.in_(suppression_forms(channel.value, recipient)),
                 Suppression.reason == reason.value,
                 Suppression.lifted_at.is_(None),
             )

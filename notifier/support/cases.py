@@ -17,8 +17,8 @@ from notifier.notifications import repository
 from notifier.recipients import DEFAULT_SEARCH_REGIONS, normalise_for_search
 from notifier.statuses import EventKind, Status
 from notifier.support.summary import Facts, summarise
-from notifier.suppressions import blocking_reasons
-from providers.interface import Category
+from notifier.suppressions import blocking_reasons, suppression_forms
+from providers.interface import Category, Channel
 
 RECEIPT_KINDS = frozenset({EventKind.RECEIPT.value, EventKind.DELIVERED.value})
 RESENDABLE = frozenset({Status.FAILED.value, Status.EXPIRED.value, Status.UNCONFIRMED.value})
@@ -74,7 +74,8 @@ def suppressions_of(
 ) -> list[Suppression]:
     if not recipients:
         return []
-    stmt = select(Suppression).where(Suppression.recipient.in_(recipients))
+    forms = {f for r in recipients for c in Channel for f in suppression_forms(c.value, r)}
+    stmt = select(Suppression).where(Suppression.recipient.in_(forms))
     if channel:
         stmt = stmt.where(Suppression.channel == channel)
     return list(

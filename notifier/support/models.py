@@ -43,6 +43,7 @@ class AuditAction(enum.StrEnum):
     CREATE_KEY = "create_key"
     REVOKE_KEY = "revoke_key"
     ROTATE_KEY = "rotate_key"
+    ERASE = "erase"  # a data-protection erasure: counts and the request reference only
     SIGN_IN = "sign_in"
     SIGN_IN_FAILED = "sign_in_failed"
     SIGN_OUT = "sign_out"

@@ -5,6 +5,7 @@ and the call is audited without the addresses."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 
 import pytest
 from sqlalchemy import select
@@ -12,10 +13,21 @@ from sqlalchemy import select
 from notifier.db.models import Notification, Suppression
 from notifier.db.session import transaction
 from notifier.support.models import AuditEntry
-from tests.factories import ALL_SCOPES, api_key, email, sms
+from tests.factories import ALL_SCOPES, api_key, email, make_settings, sms
+from tests.services import fresh_postgres_database
 from workers.delivery import deliver_ids
 
 ADA_EMAIL, ADA_PHONE, BOB = "ada.lovelace@example.com", "+447911123456", "bob@example.com"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request, tmp_path):  # type: ignore[no-untyped-def]
+    """Both databases: the JSON text matching of the audit and import scrub differs by dialect."""
+    if request.param == "sqlite":
+        yield make_settings(tmp_path)
+        return
+    with fresh_postgres_database() as url:
+        yield make_settings(tmp_path, database_url=url)
 
 
 @pytest.fixture
@@ -24,9 +36,13 @@ def dpo(runtime) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 def _dump(runtime) -> str:  # type: ignore[no-untyped-def]
-    path = runtime.settings.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as connection:
-        return "\n".join(connection.iterdump())
+    """The whole database as the tools dump it (sqlite3's iterdump, pg_dump)."""
+    url = runtime.settings.database_url
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+            return "\n".join(connection.iterdump())
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    return subprocess.run(["pg_dump", "--data-only", plain], check=True, capture_output=True, text=True).stdout
 
 
 def _files(runtime) -> str:  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from notifier.campaigns import completion, runs
@@ -13,7 +14,20 @@ from notifier.db.models import DeliveryEvent, Notification, utcnow
 from notifier.db.session import transaction
 from tests.campaigns.conftest import campaign, run_now, template
 from tests.campaigns.test_runs import audience
+from tests.factories import make_settings
+from tests.services import fresh_postgres_database
 from workers.sweeper import release_scheduled
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request, tmp_path):  # type: ignore[no-untyped-def]
+    """Both databases: the completion check and the throttle shift are plain SQL on each."""
+    extra = {"public_url": "https://notify.example.com"}
+    if request.param == "sqlite":
+        yield make_settings(tmp_path, **extra)
+        return
+    with fresh_postgres_database() as url:
+        yield make_settings(tmp_path, database_url=url, **extra)
 
 
 def _rows(runtime, run_id):  # type: ignore[no-untyped-def]

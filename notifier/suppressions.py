@@ -57,8 +57,8 @@ def blocking_reasons(category: Category) -> frozenset[str] | None:
 
 
 def blocking_suppression(
-    found: Iterable["Suppression"], channel: str, recipient: str, category: Category
-) -> "Suppression | None":
+    found: Iterable[Suppression], channel: str, recipient: str, category: Category
+) -> Suppression | None:
     """The first of ``found`` (active suppressions, newest first) that stops this send."""
     reasons = blocking_reasons(category)
     for suppression in found:

@@ -20,11 +20,11 @@ def _import(client, headers, body: bytes, audience: str = "everyone"):  # type: 
 
 def test_a_key_repeated_in_one_file_is_reported_and_does_not_overwrite(client, manager):  # type: ignore[no-untyped-def]
     body = (
-        "key,email,first_name\n"
-        "u1,ada@example.com,Ada\n"
-        "u2,bob@example.com,Bob\n"
-        "u1,eve@example.com,Eve\n"  # line 4: the same key again
-    ).encode()
+        b"key,email,first_name\n"
+        b"u1,ada@example.com,Ada\n"
+        b"u2,bob@example.com,Bob\n"
+        b"u1,eve@example.com,Eve\n"  # line 4: the same key again
+    )
     job = _import(client, manager, body).json()
     assert job["created"] == 2 and job["error_count"] == 1
     assert job["errors"] == [

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from notifier.campaigns.models import AudienceMember, Contact
 from notifier.campaigns import runs
+from notifier.campaigns.models import AudienceMember, Contact
 from tests.campaigns.conftest import campaign, contact, run_now, template
 
 ROUTES = [

@@ -4,6 +4,7 @@ as long as it has anything left to send, and a resume keeps the throttle's pace.
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import select, update
@@ -129,6 +130,6 @@ def test_a_run_paused_mid_fan_out_queues_later_messages_behind_the_shifted_ones(
     # in audience order: the two held before the pause, then the three fanned out after it
     times = [r.send_at for r in _rows(runtime, run_id) if r.send_at is not None]
     assert len(times) == 5
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in pairwise(times)]
     # one a second (a partial slot of the pause rounds up), nobody jumps the queue
     assert all(0.9 <= g <= 2.1 for g in gaps), gaps

@@ -15,11 +15,11 @@ from notifier.support.summary import Facts, summarise
 
 def _row(status: Status, **fields) -> Notification:  # type: ignore[no-untyped-def]
     now = utcnow()
-    values = dict(
-        id="n-1", channel="email", category="transactional", lane="email.transactional",
-        status=status.value, recipient="ada@example.com", created_at=now, attempts=0,
-        expires_at=now + timedelta(hours=1),
-    )
+    values = {
+        "id": "n-1", "channel": "email", "category": "transactional", "lane": "email.transactional",
+        "status": status.value, "recipient": "ada@example.com", "created_at": now, "attempts": 0,
+        "expires_at": now + timedelta(hours=1),
+    }
     values.update(fields)
     return Notification(**values)
 

@@ -5,9 +5,10 @@ version it used, and a run its campaign, so support can still read what went out
 instead hides the object from listings (``include_archived=true`` shows it), keeps it readable
 by name or id, and stops new use: a new campaign cannot use an archived template or audience,
 and an archived campaign cannot be run, scheduled or changed. What is still in use cannot be
-archived (409): a template or audience of a campaign that may still send (draft, scheduled,
-running, paused), or a campaign that may still send itself (pause does not count: cancel it
-first, so that its held messages are cancelled rather than left waiting).
+archived (409): a template or audience of an unarchived campaign that may still send (draft,
+scheduled, running, paused), or a scheduled, running or paused campaign itself (pause does not
+count: cancel it first, so that its held messages are cancelled rather than left waiting); a
+draft, completed or cancelled campaign can be archived.
 
 Deleting a contact removes the row and its audience memberships (a data-protection request
 that must erase everything goes through ``POST /v1/erasures`` instead); notifications already
@@ -32,7 +33,11 @@ MAY_SEND = (
     CampaignStatus.RUNNING.value,
     CampaignStatus.PAUSED.value,
 )
-ARCHIVABLE = (CampaignStatus.COMPLETED.value, CampaignStatus.CANCELLED.value)
+ARCHIVABLE = (
+    CampaignStatus.DRAFT.value,
+    CampaignStatus.COMPLETED.value,
+    CampaignStatus.CANCELLED.value,
+)
 
 
 def refuse_archived(kind: str, name: str, archived: object) -> None:
@@ -81,7 +86,7 @@ def archive_campaign(runtime: Runtime, session: Session, campaign_id: str) -> Ca
     if campaign is None:
         raise NotifierError(ErrorCode.NOT_FOUND, "no such campaign")
     refuse_archived("campaign", campaign.name, campaign.archived_at)
-    if campaign.status not in ARCHIVABLE + (CampaignStatus.DRAFT.value,):
+    if campaign.status not in ARCHIVABLE:
         raise NotifierError(
             ErrorCode.CONFLICT,
             f"a {campaign.status} campaign may still send; cancel it before archiving it",

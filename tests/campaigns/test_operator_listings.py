@@ -106,3 +106,14 @@ def test_delete_a_contact(client, manager, runtime):  # type: ignore[no-untyped-
     with runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Contact)) == 0
         assert s.scalar(select(func.count()).select_from(AudienceMember)) == 0
+
+
+def test_a_campaign_that_may_still_send_is_not_archived(client, manager, runtime):  # type: ignore[no-untyped-def]
+    template(client, manager, "sale", "email", subject="S", body="B")
+    client.post("/v1/audiences", json={"name": "everyone"}, headers=manager)
+    scheduled = campaign(client, manager, schedule={"cron": "0 9 * * 1", "timezone": "Europe/London"})
+    refused = client.post(f"/v1/campaigns/{scheduled['id']}/archive", headers=manager)
+    assert refused.status_code == 409 and "cancel it before archiving" in refused.json()["error"]["message"]
+    assert client.get(f"/v1/campaigns/{scheduled['id']}", headers=manager).json()["archived_at"] is None
+    assert client.post(f"/v1/campaigns/{scheduled['id']}/cancel", headers=manager).status_code == 200
+    assert client.post(f"/v1/campaigns/{scheduled['id']}/archive", headers=manager).status_code == 200

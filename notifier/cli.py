@@ -88,6 +88,8 @@ def api(
     """Run the intake API (production: uvicorn with uvloop and httptools)."""
     import uvicorn
 
+    from notifier.api.serving import uvicorn_options
+
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
     uvicorn.run(
@@ -98,7 +100,7 @@ def api(
         workers=workers,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        **uvicorn_options(settings),
     )
 
 

@@ -12,10 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from phonenumbers import SUPPORTED_REGIONS
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from notifier.home import discover_data_dir
+from notifier.recipients import DEFAULT_SEARCH_REGIONS
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
 SECRET_FIELDS = ("secret_key", "database_url", "broker_url", "redis_url", "sentry_dsn", "twilio_auth_token")
@@ -41,10 +43,14 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated addresses or
+    # networks); see notifier/api/serving.py
+    trusted_proxies: str = "127.0.0.1"
 
     # intake
     max_body_bytes: int = 1_048_576
     max_batch_bytes: int = 8 * 1_048_576
+    max_import_bytes: int = 256 * 1_048_576  # a CSV import through the API, streamed
     max_batch_items: int = 1000
     sms_max_segments: int = 10
     email_max_body_chars: int = 500_000
@@ -113,8 +119,12 @@ class Settings(BaseSettings):
     # inbound webhooks (receipts, STOP/START): the Twilio auth token that signs them, and which SNS
     # topics may deliver SES events (empty: any topic whose message signature verifies)
     twilio_auth_token: str | None = None
-    ses_topic_arns: list[str] = []
+    ses_topic_arns: list[str] = []  # required in production (else every SNS message is refused)
     sns_certificate_host_pattern: str = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
+
+    # support search: regions tried for a phone number typed in local format (JSON list of
+    # ISO 3166 codes, e.g. '["AU","NZ"]'); see notifier.recipients.DEFAULT_SEARCH_REGIONS
+    phone_search_regions: list[str] = list(DEFAULT_SEARCH_REGIONS)
 
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
@@ -146,6 +156,14 @@ class Settings(BaseSettings):
                 "NOTIFIER_SECRET_KEY is the development default; set a real secret "
                 "(or NOTIFIER_SECRET_KEY_FILE) outside dev"
             )
+        unknown = [r for r in self.phone_search_regions if r not in SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"NOTIFIER_PHONE_SEARCH_REGIONS: unknown regions {unknown}")
+        if self.env == Environment.PRODUCTION and "*" in self.trusted_proxy_list:
+            raise ValueError(
+                "NOTIFIER_TRUSTED_PROXIES='*' trusts X-Forwarded-For from anyone, so any client "
+                "can choose its own address; name the reverse proxies' addresses in production"
+            )
         if self.env == Environment.PRODUCTION and len(self.secret_key) < 32:
             raise ValueError("NOTIFIER_SECRET_KEY must be at least 32 characters in production")
         return self
@@ -157,6 +175,10 @@ class Settings(BaseSettings):
         if kind == "worker":
             return min(10, self.worker_concurrency // 8 + 2)
         return {"api": 5, "beat": 2}.get(kind, 1)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def outbox_dir(self) -> Path:

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from limits import parse_many
@@ -33,6 +34,9 @@ class Scope(enum.StrEnum):
     READ = "notifications:read"
     SUPPORT_READ = "support:read"
     CAMPAIGNS = "campaigns:manage"
+    SUPPRESSIONS = "suppressions:manage"  # list, add and lift suppressions (personal data)
+    KEYS = "keys:manage"  # admin: create, list, revoke and rotate API keys
+    ERASE = "data:erase"  # admin: erase a person's data for a data-protection request
 
 
 @dataclass(frozen=True)
@@ -140,12 +144,31 @@ def list_keys(session: Session) -> list[ApiKey]:
 
 
 def revoke_key(session: Session, id_or_prefix: str) -> ApiKey | None:
+    """Revoke now (also cutting short a rotation's overlap that has not ended yet)."""
     row = session.scalars(
         select(ApiKey).where((ApiKey.id == id_or_prefix) | (ApiKey.prefix == id_or_prefix))
     ).first()
-    if row is not None and row.revoked_at is None:
-        row.revoked_at = utcnow()
+    now = utcnow()
+    if row is not None and (row.revoked_at is None or row.revoked_at > now):
+        row.revoked_at = now
     return row
+
+
+def is_revoked(row: ApiKey, now: datetime | None = None) -> bool:
+    """``revoked_at`` in the future is a rotation's overlap: the key works until then."""
+    return row.revoked_at is not None and row.revoked_at <= (now or utcnow())
+
+
+def rotate_key(session: Session, row: ApiKey, overlap: timedelta) -> tuple[ApiKey, str]:
+    """A new key with the same name, scopes, lanes, rate limit and webhook; the old one keeps
+    working for ``overlap`` (so callers can switch without an outage), then stops."""
+    new, plaintext = create_key(session, row.name, list(row.scopes or []), row.lanes, row.rate_limit)
+    new.callback_url = row.callback_url
+    new.callback_secret_sealed = row.callback_secret_sealed
+    end = utcnow() + overlap
+    if row.revoked_at is None or row.revoked_at > end:
+        row.revoked_at = end
+    return new, plaintext
 
 
 class Authenticator:
@@ -180,7 +203,7 @@ class Authenticator:
             if prefix
             else None
         )
-        if row is None or row.revoked_at is not None or not key_matches(plaintext, row.secret_hash):
+        if row is None or is_revoked(row) or not key_matches(plaintext, row.secret_hash):
             raise NotifierError(ErrorCode.UNAUTHENTICATED, "unknown or revoked API key")
         return Caller(
             id=row.id,

@@ -7,6 +7,7 @@ Phone: phonenumbers, E.164. Push: a device token, kept as given after trimming.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -78,11 +79,19 @@ def normalise(channel: Channel, value: str, platform: PushPlatform | None = None
     return normalise_push_token(value, platform or PushPlatform.FCM)
 
 
-def normalise_for_search(value: str) -> list[str]:
+# Regions tried for a phone number written in local format (``0491 570 159``), which cannot be
+# E.164 without one. NOTIFIER_PHONE_SEARCH_REGIONS replaces the list.
+DEFAULT_SEARCH_REGIONS = ("GB", "US", "AU", "CA", "IE", "NZ", "IN", "ZA", "DE", "FR", "ES", "IT", "NL")
+
+
+def normalise_for_search(value: str, regions: Sequence[str] = DEFAULT_SEARCH_REGIONS) -> list[str]:
     """Every normalised form a free-text recipient query could mean (support search).
 
-    ``Ada@Example.com`` -> the email; ``07700 900123`` can't be E.164 without a region, so UK
-    (the default region for national numbers, configurable later) is tried; a token as given.
+    ``Ada@Example.com`` -> the email; ``+44 7700 900123`` or ``447700900123`` -> that number;
+    a local-format number (``07700 900123``, ``0491 570 159``) -> its E.164 form in the *first*
+    region of ``regions`` where it is a valid number (the order is the operator's preference:
+    a local number can be valid in several countries, and matching all of them would show
+    strangers' messages); a token as given.
     """
     text = value.strip()
     forms: list[str] = []
@@ -94,15 +103,16 @@ def normalise_for_search(value: str) -> list[str]:
         return forms
     digits = re.sub(r"[\s\-\(\)\.]", "", text)
     if re.fullmatch(r"\+?\d{6,16}", digits):
-        for region in (None, "GB", "US"):
+        candidates: list[tuple[str, str | None]] = [
+            (digits if digits.startswith("+") else "+" + digits, None)
+        ]
+        if not digits.startswith("+"):
+            candidates += [(digits, region) for region in regions]
+        for number, region in candidates:
             try:
-                forms.append(
-                    normalise_phone(
-                        digits if region or digits.startswith("+") else "+" + digits, region
-                    )
-                )
+                forms.append(normalise_phone(number, region))
                 break
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S112 - not a number in that region
                 continue
     forms.append(text)
     return list(dict.fromkeys(forms))

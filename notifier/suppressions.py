@@ -5,10 +5,19 @@ login codes) skip only addresses that cannot or must not receive mail at all: ha
 complaints, invalid addresses, invalid device tokens, and numbers that replied STOP (carriers
 refuse every message to them after that). An unsubscribe from marketing email never blocks a
 password reset.
+
+After a data-protection erasure an opt-out (STOP, unsubscribe, complaint, a manual
+do-not-contact) is kept only as a fingerprint, ``sha256:<hex of SHA-256("<channel>:<recipient>")>``
+in place of the recipient, because the law requires remembering that this person opted out
+while the address itself must go. Every match below accepts the recipient or its fingerprint.
+The hash is not keyed on purpose: rotating ``NOTIFIER_SECRET_KEY`` must never silently forget an
+opt-out. The price (someone holding a database dump can confirm a guessed address) is the
+same as for any suppression list, and smaller than keeping the address.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -28,18 +37,35 @@ TRANSACTIONAL_BLOCKING = frozenset(
 )
 
 
+FINGERPRINT_PREFIX = "sha256:"
+
+
+def fingerprint(channel: str, recipient: str) -> str:
+    """What an erased opt-out keeps instead of the (normalised) recipient."""
+    digest = hashlib.sha256(f"{channel}:{recipient}".encode()).hexdigest()
+    return f"{FINGERPRINT_PREFIX}{digest}"
+
+
+def suppression_forms(channel: str, recipient: str) -> tuple[str, str]:
+    """The values of ``suppressions.recipient`` that mean this recipient."""
+    return recipient, fingerprint(channel, recipient)
+
+
 def blocking_reasons(category: Category) -> frozenset[str] | None:
     """The suppression reasons that block a send of this category; None means every reason."""
     return TRANSACTIONAL_BLOCKING if category == Category.TRANSACTIONAL else None
 
 
 def blocking_suppression(
-    found: Iterable["Suppression"], channel: str, recipient: str, category: Category
-) -> "Suppression | None":
+    found: Iterable[Suppression], channel: str, recipient: str, category: Category
+) -> Suppression | None:
     """The first of ``found`` (active suppressions, newest first) that stops this send."""
     reasons = blocking_reasons(category)
     for suppression in found:
-        if (suppression.channel, suppression.recipient) == (channel, recipient) and (
+        if (
+            suppression.channel == channel
+            and suppression.recipient in suppression_forms(channel, recipient)
+        ) and (
             reasons is None or suppression.reason in reasons
         ):
             return suppression

@@ -77,4 +77,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
             "schedule": 60.0,
             "options": {"queue": queues.CAMPAIGNS, "expires": 60},
         },
+        "campaigns-settle": {
+            "task": campaigns.SETTLE,
+            "schedule": settings.sweep_interval_seconds,
+            "options": {"queue": queues.CAMPAIGNS, "expires": settings.sweep_interval_seconds * 2},
+        },
     }

@@ -2,7 +2,9 @@
 
 * ``notifier.campaigns.fire`` (from beat's database schedule): start the due run, once;
 * ``notifier.campaigns.run``: release what a resume un-held, then fan out the run in chunks;
-* ``notifier.campaigns.resume_stalled`` (on beat): re-enqueue runs whose worker died.
+* ``notifier.campaigns.resume_stalled`` (on beat): re-enqueue runs whose worker died;
+* ``notifier.campaigns.settle`` (on beat): complete the fanned-out runs with nothing held back
+  any more (a throttled run completes when its last message is released, not when it fanned out).
 
 Tasks take ids and reload everything; a repeated or concurrent task is harmless (the run row is
 unique per occurrence, the fan-out cursor moves with a compare-and-set).
@@ -12,15 +14,14 @@ from __future__ import annotations
 
 from celery import Celery
 
-from notifier.campaigns import runs
+from notifier.campaigns import completion, runs
 from notifier.runtime import Runtime
 from workers.task_policy import TASK_OPTIONS
 
 FIRE = runs.FIRE_TASK
 RUN = runs.RUN_TASK
 RESUME_STALLED = "notifier.campaigns.resume_stalled"
-
-
+SETTLE = "notifier.campaigns.settle"
 
 def register(app: Celery) -> None:
     """Register the campaign tasks on ``app``."""
@@ -37,3 +38,7 @@ def register(app: Celery) -> None:
     @app.task(name=RESUME_STALLED, **TASK_OPTIONS)
     def resume_stalled() -> list[str]:
         return runs.resume_stalled(runtime)
+
+    @app.task(name=SETTLE, **TASK_OPTIONS)
+    def settle() -> list[str]:
+        return completion.settle(runtime)

@@ -15,6 +15,7 @@ from notifier.api.body_limit import BodyLimitMiddleware
 from notifier.api.input_guard import InputGuardMiddleware
 from notifier.api.observability import ObservabilityMiddleware, metrics_router
 from notifier.api.routers import all_routers
+from notifier.api.v1.campaigns import IMPORT_PATH
 from notifier.config import Settings
 from notifier.runtime import Runtime
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         BodyLimitMiddleware,
         default_limit=settings.max_body_bytes,
         limits_by_path={"/v1/notifications/batch": settings.max_batch_bytes},
+        limits_by_pattern=[(IMPORT_PATH, settings.max_import_bytes)],
     )
     app.add_middleware(ObservabilityMiddleware)  # outermost: ids and metrics for every answer
     return app

@@ -3,12 +3,16 @@
 A declared ``Content-Length`` over the limit is refused at once. A chunked body is counted as it
 arrives; when it passes the limit the application's reading fails, and whatever the application
 would then answer (FastAPI turns a failed body read into a 400) is replaced by the 413.
+
+Limits are per exact path (``limits_by_path``) or per path pattern (``limits_by_pattern``, for
+paths with parameters such as ``/v1/audiences/{name}/import``); the default applies otherwise.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 Scope = dict[str, Any]
@@ -16,17 +20,30 @@ Scope = dict[str, Any]
 
 class BodyLimitMiddleware:
     def __init__(
-        self, app: Callable, default_limit: int, limits_by_path: dict[str, int] | None = None
+        self,
+        app: Callable,
+        default_limit: int,
+        limits_by_path: dict[str, int] | None = None,
+        limits_by_pattern: Sequence[tuple[re.Pattern[str], int]] = (),
     ) -> None:
         self.app = app
         self.default_limit = default_limit
         self.limits_by_path = limits_by_path or {}
+        self.limits_by_pattern = list(limits_by_pattern)
+
+    def limit_for(self, path: str) -> int:
+        if path in self.limits_by_path:
+            return self.limits_by_path[path]
+        for pattern, limit in self.limits_by_pattern:
+            if pattern.fullmatch(path):
+                return limit
+        return self.default_limit
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        limit = self.limits_by_path.get(scope["path"], self.default_limit)
+        limit = self.limit_for(scope["path"])
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(send, limit)

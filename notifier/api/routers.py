@@ -5,7 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from notifier.api import health, unsubscribe
-from notifier.api.v1 import campaigns, inbound, notifications, receipts, support
+from notifier.api.v1 import (
+    campaigns,
+    cancel,
+    erasures,
+    inbound,
+    keys,
+    notifications,
+    operator_listings,
+    receipts,
+    support,
+    suppressions,
+)
 from notifier.support import routes as console
 
 
@@ -13,9 +24,14 @@ def all_routers() -> list[APIRouter]:
     return [
         health.router,
         notifications.router,
+        cancel.router,
         receipts.router,
         support.router,
+        suppressions.router,
+        keys.router,
+        erasures.router,
         campaigns.router,
+        operator_listings.router,
         inbound.router,
         unsubscribe.router,
         console.router,

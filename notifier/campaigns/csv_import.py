@@ -10,6 +10,12 @@ Columns: ``key`` (required), ``email``, ``phone``, ``locale``, ``timezone``, ``e
 ``sms_consent``, ``push_consent`` (yes/no; empty leaves consent as it is), ``push_token`` and
 ``push_platform`` (fcm or apns). Every other column is a personalisation attribute, usable in
 templates by its name. An empty cell leaves that field as it is.
+
+A key that appears twice in one file is a line error on the later row (the first row is
+imported): silently letting the later row overwrite the earlier one hid mistakes in exported
+lists. Through the API the body may be up to ``NOTIFIER_MAX_IMPORT_BYTES`` (256 MiB by default;
+the 1 MiB limit of other requests does not apply); it is streamed to a spool file, never held
+in memory whole.
 """
 
 from __future__ import annotations
@@ -110,10 +116,20 @@ def run(
     try:
         header = _header(next(reader, None))
         batch: list[_Row] = []
+        first_line: dict[str, int] = {}  # key -> the line it first appeared on
         for cells in reader:
             if not any(c.strip() for c in cells):
                 continue
-            batch.append(_Row(reader.line_num, _cells(header, cells)))
+            row = _Row(reader.line_num, _cells(header, cells))
+            key = row.cells.get("key", "").strip()
+            if key and key in first_line:
+                row.cells = {
+                    "__error__": f"the key {key!r} already appeared on line {first_line[key]}; "
+                    "this row was not imported (one row per contact)"
+                }
+            elif key:
+                first_line[key] = row.line
+            batch.append(row)
             if len(batch) >= CHUNK:
                 _commit_chunk(sessions, job, batch, counter.count, on_progress)
                 batch = []

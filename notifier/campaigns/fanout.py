@@ -31,6 +31,7 @@ from notifier.errors import NotifierError
 from notifier.rendering import Rendered
 from notifier.sms_segments import count_segments
 from notifier.statuses import EventKind, Status
+from notifier.suppressions import suppression_forms
 from providers.interface import Category, Channel, Lane
 
 CONSENT = {
@@ -93,8 +94,10 @@ def build_chunk(
             row = _row(ctx, contact, recipient, platform, now)
             if getattr(contact, CONSENT[channel]) is None:
                 _end(row, Status.SUPPRESSED, f"no marketing consent for {channel.value}", now)
-            elif recipient in blocked:
-                _end(row, Status.SUPPRESSED, f"recipient suppressed: {blocked[recipient]}", now)
+            elif reason := next(
+                (blocked[f] for f in suppression_forms(channel.value, recipient) if f in blocked), None
+            ):
+                _end(row, Status.SUPPRESSED, f"recipient suppressed: {reason}", now)
             else:
                 _content(ctx, row, contact, recipient, now, first_slot + chunk.slots)
                 if row["status"] != Status.FAILED.value:

@@ -18,7 +18,7 @@ through notifier.db.all_models; ``migrations/versions/0003_campaigns.py`` create
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -37,6 +37,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from notifier.db.models import Base, BigIntPK, UTCDateTime, new_id, utcnow
 
 ContactId = BigInteger().with_variant(Integer(), "sqlite")
+# ``not_before`` of a campaign message held by a pause: neither the sweeper nor a worker's claim
+# touches it until a resume clears it
+HELD = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 class CampaignStatus(enum.StrEnum):
@@ -49,9 +52,9 @@ class CampaignStatus(enum.StrEnum):
 
 
 class RunStatus(enum.StrEnum):
-    RUNNING = "running"  # fanning out
+    RUNNING = "running"  # fanning out, or fanned out with messages still held back
     PAUSED = "paused"
-    COMPLETED = "completed"  # every contact fanned out
+    COMPLETED = "completed"  # every recipient queued (or settled) and nothing held back
     CANCELLED = "cancelled"
 
 
@@ -70,6 +73,7 @@ class Template(Base):
     latest_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class TemplateVersion(Base):
@@ -114,6 +118,7 @@ class Audience(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AudienceMember(Base):
@@ -167,6 +172,7 @@ class Campaign(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class CampaignRun(Base):
@@ -186,6 +192,8 @@ class CampaignRun(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    fanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (

@@ -19,9 +19,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import Contact
+from notifier.config import Settings
 from notifier.db.models import Suppression, utcnow
 from notifier.notifications import repository
 from notifier.security import Sealer
+from notifier.suppressions import suppression_forms
 from providers.interface import Channel, SuppressionReason
 
 _CONSENT_COLUMN = {
@@ -30,6 +32,12 @@ _CONSENT_COLUMN = {
     Channel.PUSH: Contact.push_consent_at,
 }
 _ADDRESS_COLUMN = {Channel.EMAIL: Contact.email, Channel.SMS: Contact.phone}
+
+
+def preview_unsubscribe_url(settings: Settings) -> str:
+    """What a template preview shows for ``{{ unsubscribe_url }}``: clearly a placeholder (a
+    real link is signed per recipient when a run fans out, and opens nothing here)."""
+    return f"{settings.public_url.rstrip('/')}/u/preview-unsubscribe-link"
 
 
 class InvalidToken(Exception):
@@ -87,7 +95,7 @@ def opt_in(
         session.scalars(
             select(Suppression).where(
                 Suppression.channel == channel.value,
-                Suppression.recipient == recipient,
+                Suppression.recipient.in_(suppression_forms(channel.value, recipient)),
                 Suppression.reason == reason.value,
                 Suppression.lifted_at.is_(None),
             )

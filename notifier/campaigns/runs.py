@@ -12,6 +12,10 @@
   next chunk. Queued notifications are published after commit, many ids per task; a publish lost
   in a crash is re-published by the sweeper.
 * :func:`resume_stalled` (on beat) re-enqueues runs whose worker died mid-run.
+* A run is ``completed`` only when every recipient has been queued (or settled: suppressed,
+  failed) and nothing of it is held back. A throttled run fans out in a second but holds most of
+  its messages as ``scheduled`` for minutes or hours; it stays ``running`` (so it can be paused,
+  resumed and cancelled throughout) until :func:`settle`, on beat, sees the last one released.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from notifier.campaigns import completion, quiet_hours
 from notifier.campaigns import contacts as contact_store
-from notifier.campaigns import quiet_hours
 from notifier.campaigns.fanout import Chunk, RunContext, addresses, build_chunk
 from notifier.campaigns.models import (
     AudienceMember,
@@ -291,6 +295,8 @@ def _copy(cursor, table: str, rows: list[dict]) -> None:  # type: ignore[no-unty
 
 
 def _finish(session: Session, ctx: RunContext, cursor: int, now: datetime) -> None:
+    """The fan-out reached the end of the audience: record it, and complete the run if nothing
+    of it is held back (a throttled or quiet-hours run completes later, in :func:`settle`)."""
     moved = session.execute(
         update(CampaignRun)
         .where(
@@ -298,19 +304,13 @@ def _finish(session: Session, ctx: RunContext, cursor: int, now: datetime) -> No
             CampaignRun.cursor == cursor,
             CampaignRun.status == RunStatus.RUNNING.value,
         )
-        .values(status=RunStatus.COMPLETED.value, finished_at=now, heartbeat_at=now),
+        .values(fanned_out_at=func.coalesce(CampaignRun.fanned_out_at, now), heartbeat_at=now),
         execution_options={"synchronize_session": False},
     ).rowcount
     if moved != 1:
         raise _Lost
-    after = CampaignStatus.SCHEDULED if ctx.campaign.cron else CampaignStatus.COMPLETED
-    session.execute(
-        update(Campaign)
-        .where(Campaign.id == ctx.campaign.id, Campaign.status == CampaignStatus.RUNNING.value)
-        .values(status=after.value, updated_at=now),
-        execution_options={"synchronize_session": False},
-    )
     log.info("campaign.run.fanned_out", extra={"run_id": ctx.run.id})
+    completion.complete_if_settled(session, ctx.run.id, now)
 
 
 # --------------------------------------------------------------------------- safety nets
@@ -363,6 +363,7 @@ def resume_stalled(runtime: Runtime, now: datetime | None = None) -> list[str]:
                 select(CampaignRun.id).where(
                     and_(
                         CampaignRun.status == RunStatus.RUNNING.value,
+                        CampaignRun.fanned_out_at.is_(None),
                         CampaignRun.heartbeat_at < now - STALLED_AFTER,
                     )
                 )

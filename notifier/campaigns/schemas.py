@@ -57,6 +57,7 @@ class TemplateOut(BaseModel):
     default_locale: str
     variants: dict[str, dict[str, Any]]
     created_at: datetime
+    archived_at: datetime | None = None
 
 
 class PreviewIn(_In):
@@ -135,6 +136,7 @@ class AudienceOut(BaseModel):
     name: str
     size: int
     created_at: datetime
+    archived_at: datetime | None = None
 
 
 class ImportOut(BaseModel):
@@ -230,3 +232,4 @@ class CampaignOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     runs: list[RunOut] = []
+    archived_at: datetime | None = None

@@ -1,29 +1,29 @@
 """Campaign rules: creation (promotional lanes only), schedule changes, pause, resume, cancel.
 
-Pause, resume and cancel take effect within seconds: the run's fan-out checks the run status
-with every chunk (a compare-and-set on its cursor), and the notifications it already produced
-but nobody sent yet are held (``scheduled`` with ``not_before`` at :data:`HELD`, which neither
-the sweeper nor a worker's claim will touch), released on resume, cancelled on cancel.
+Pause, resume and cancel take effect within seconds, for as long as a run has anything left to
+send (a throttled run stays ``running`` until its last message is released): the run's fan-out
+checks the run status with every chunk (a compare-and-set on its cursor), and the notifications
+it already produced but nobody sent yet are held (``scheduled`` with ``not_before`` at
+:data:`HELD`, which neither the sweeper nor a worker's claim will touch), released on resume
+(with an event and a status reason that says so; a throttled run's send times move by the
+length of the pause, so the throttle still holds), cancelled on cancel.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from croniter import croniter
 from sqlalchemy import func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from notifier.campaigns import beat_sync, contacts, runs
-from notifier.campaigns.models import Audience, Campaign, CampaignRun, CampaignStatus, RunStatus
+from notifier.campaigns import archive, beat_sync, contacts, runs, throttle
+from notifier.campaigns.models import HELD, Campaign, CampaignRun, CampaignStatus, RunStatus
 from notifier.campaigns.quiet_hours import valid_timezone
 from notifier.campaigns.schemas import (
     CampaignIn,
-    CampaignOut,
     CampaignPatch,
     QuietHoursIn,
-    RunOut,
-    RunProgress,
     ScheduleIn,
 )
 from notifier.campaigns.templates import get_template, get_version
@@ -34,7 +34,8 @@ from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from providers.interface import Category, Lane
 
-HELD = datetime(9999, 12, 31, tzinfo=UTC)
+PAUSED = "held: the campaign was paused"
+RELEASED = "released: the campaign was resumed"
 LANE_NOT_PROMOTIONAL = "campaign_lane_not_promotional"
 
 
@@ -109,6 +110,8 @@ def create(runtime: Runtime, session: Session, caller: Caller, body: CampaignIn)
         )
     get_version(session, template, body.template_version)
     audience = contacts.get_audience(session, body.audience)
+    archive.refuse_archived("template", template.name, template.archived_at)
+    archive.refuse_archived("audience", audience.name, audience.archived_at)
     now = utcnow()
     campaign = Campaign(
         name=body.name,
@@ -139,8 +142,15 @@ def get(session: Session, campaign_id: str, *, lock: bool = False) -> Campaign:
     return campaign
 
 
+def get_live(session: Session, campaign_id: str, *, lock: bool = False) -> Campaign:
+    """The campaign, for a change: an archived campaign is read-only."""
+    campaign = get(session, campaign_id, lock=lock)
+    archive.refuse_archived("campaign", campaign.name, campaign.archived_at)
+    return campaign
+
+
 def patch(runtime: Runtime, session: Session, campaign_id: str, body: CampaignPatch) -> Campaign:
-    campaign = get(session, campaign_id, lock=True)
+    campaign = get_live(session, campaign_id, lock=True)
     if campaign.status in (CampaignStatus.COMPLETED.value, CampaignStatus.CANCELLED.value):
         raise NotifierError(ErrorCode.CONFLICT, f"the campaign is {campaign.status}")
     fields = body.model_fields_set
@@ -167,7 +177,7 @@ def patch(runtime: Runtime, session: Session, campaign_id: str, body: CampaignPa
 
 
 def run_now(runtime: Runtime, session: Session, campaign_id: str) -> str:
-    campaign = get(session, campaign_id)
+    campaign = get_live(session, campaign_id)
     if campaign.status not in (CampaignStatus.DRAFT.value, *runs.ACTIVE):
         raise NotifierError(ErrorCode.CONFLICT, f"the campaign is {campaign.status}")
     if campaign.status == CampaignStatus.DRAFT.value:
@@ -195,7 +205,7 @@ def pause(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
         ],
         EventKind.SCHEDULED,
         Status.SCHEDULED,
-        "held: the campaign was paused",
+        PAUSED,
         now,
         {"not_before": HELD},
     )
@@ -205,10 +215,19 @@ def pause(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
 
 
 def resume(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
-    campaign = get(session, campaign_id, lock=True)
+    campaign = get_live(session, campaign_id, lock=True)
     if campaign.status != CampaignStatus.PAUSED.value:
         raise NotifierError(ErrorCode.CONFLICT, f"a {campaign.status} campaign is not paused")
     now = utcnow()
+    paused = {
+        r.id: r.paused_at
+        for r in session.scalars(
+            select(CampaignRun).where(
+                CampaignRun.campaign_id == campaign.id,
+                CampaignRun.status == RunStatus.PAUSED.value,
+            )
+        )
+    }
     resumed = _set_runs(session, campaign.id, [RunStatus.PAUSED], RunStatus.RUNNING, now)
     run_ids = _run_ids(session, campaign.id)
     held_runs = set(
@@ -218,13 +237,29 @@ def resume(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
             .distinct()
         )
     )
-    session.execute(
-        update(Notification)
-        .where(Notification.reference.in_(run_ids), Notification.not_before == HELD)
-        .values(not_before=None, updated_at=now),
-        execution_options={"synchronize_session": False},
+    if campaign.throttle_per_minute:
+        for run_id in resumed:
+            throttle.shift(session, run_id, paused.get(run_id), now, campaign.throttle_per_minute)
+    _change_pending(
+        session,
+        [Notification.reference.in_(run_ids), Notification.not_before == HELD],
+        EventKind.SCHEDULED,
+        Status.SCHEDULED,
+        RELEASED,
+        now,
+        {"not_before": None},
     )
-    campaign.status = (CampaignStatus.RUNNING if resumed else CampaignStatus.SCHEDULED).value
+    has_runs = bool(resumed) or bool(
+        session.scalar(
+            select(func.count())
+            .select_from(CampaignRun)
+            .where(
+                CampaignRun.campaign_id == campaign.id,
+                CampaignRun.status == RunStatus.RUNNING.value,
+            )
+        )
+    )
+    campaign.status = (CampaignStatus.RUNNING if has_runs else CampaignStatus.SCHEDULED).value
     campaign.updated_at = now
     session.commit()
     beat_sync.sync(runtime.engine, campaign)
@@ -263,6 +298,8 @@ def _set_runs(
     values: dict[str, object] = {"status": target.value, "heartbeat_at": now}
     if target == RunStatus.CANCELLED:
         values["finished_at"] = now
+    if target == RunStatus.PAUSED:
+        values["paused_at"] = now
     return list(
         session.scalars(
             update(CampaignRun)
@@ -311,90 +348,4 @@ def _change_pending(
         .where(*conditions)
         .values(status=status.value, status_reason=reason, updated_at=now, **values),
         execution_options={"synchronize_session": False},
-    )
-
-
-# --------------------------------------------------------------------------- views
-
-
-def run_out(session: Session, run: CampaignRun) -> RunOut:
-    counts = runs.progress(session, run.id)
-
-    def total(*statuses: Status) -> int:
-        return sum(counts.get(s.value, 0) for s in statuses)
-
-    return RunOut(
-        id=run.id,
-        run_at=run.run_at,
-        status=run.status,
-        template_version=run.template_version,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        progress=RunProgress(
-            total=run.total,
-            processed=run.processed,
-            skipped=run.skipped,
-            created=run.created,
-            queued=total(Status.SCHEDULED, Status.QUEUED, Status.SENDING),
-            sent=total(Status.SENT),
-            delivered=total(Status.DELIVERED),
-            failed=total(Status.FAILED, Status.EXPIRED),
-            suppressed=total(Status.SUPPRESSED),
-            cancelled=total(Status.CANCELLED),
-            by_status=counts,
-        ),
-    )
-
-
-def campaign_out(session: Session, campaign: Campaign, with_runs: bool = True) -> CampaignOut:
-    audience = session.get(Audience, campaign.audience_id)
-    schedule = None
-    if campaign.cron or campaign.send_at:
-        schedule = ScheduleIn(at=campaign.send_at, cron=campaign.cron, timezone=campaign.timezone)
-    run_rows = (
-        list(
-            session.scalars(
-                select(CampaignRun)
-                .where(CampaignRun.campaign_id == campaign.id)
-                .order_by(CampaignRun.run_at.desc())
-                .limit(20)
-            )
-        )
-        if with_runs
-        else []
-    )
-    return CampaignOut(
-        id=campaign.id,
-        name=campaign.name,
-        template=campaign.template_name,
-        template_version=campaign.template_version,
-        audience=audience.name if audience else "",
-        lane=campaign.lane,
-        status=campaign.status,
-        schedule=schedule,
-        throttle_per_minute=campaign.throttle_per_minute,
-        quiet_hours=QuietHoursIn(
-            enabled=campaign.quiet_hours,
-            start=campaign.quiet_start,
-            end=campaign.quiet_end,
-            timezone=campaign.quiet_timezone,
-        ),
-        created_at=campaign.created_at,
-        updated_at=campaign.updated_at,
-        runs=[run_out(session, r) for r in run_rows],
-    )
-
-
-def list_campaigns(session: Session) -> list[Campaign]:
-    return list(session.scalars(select(Campaign).order_by(Campaign.created_at.desc()).limit(500)))
-
-
-def count_runs(session: Session, campaign_id: str) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(CampaignRun)
-            .where(CampaignRun.campaign_id == campaign_id)
-        )
-        or 0
     )

@@ -23,6 +23,7 @@ from notifier.db.models import (
 )
 from notifier.errors import ErrorCode, field_error
 from notifier.statuses import ALLOWED_FROM, Status
+from notifier.suppressions import suppression_forms
 
 
 def insert_notifications(session: Session, rows: Sequence[dict], events: Sequence[dict]) -> None:
@@ -158,7 +159,7 @@ def active_suppression(
 ) -> Suppression | None:
     stmt = select(Suppression).where(
         Suppression.channel == channel,
-        Suppression.recipient == recipient,
+        Suppression.recipient.in_(suppression_forms(channel, recipient)),
         Suppression.lifted_at.is_(None),
     )
     if reasons is not None:
@@ -169,8 +170,9 @@ def active_suppression(
 def active_suppressions(
     session: Session, channel_recipients: Iterable[tuple[str, str]]
 ) -> list[Suppression]:
-    """Every active suppression of these (channel, recipient) pairs, in one query."""
-    pairs = set(channel_recipients)
+    """Every active suppression of these (channel, recipient) pairs, in one query (an erased
+    opt-out matches by its fingerprint: see notifier.suppressions)."""
+    pairs = {(c, form) for c, r in set(channel_recipients) for form in suppression_forms(c, r)}
     if not pairs:
         return []
     stmt = select(Suppression).where(

@@ -16,6 +16,11 @@ SES events via SNS
     The SNS message's signature is checked with :func:`verify_sns_message` against a certificate
     downloaded over https from a host matching ``NOTIFIER_SNS_CERTIFICATE_HOST_PATTERN`` (AWS's
     SNS hosts by default); with ``NOTIFIER_SES_TOPIC_ARNS`` set, only those topics are accepted.
+    In production the list is required: without it every SNS message is refused (a valid
+    signature only proves that *some* AWS account's topic sent it, and anyone can create a
+    topic, subscribe this endpoint and publish fake bounces). The service still starts, because
+    a deployment without SES has no topic to name; in dev and test an empty list accepts any
+    topic whose signature verifies.
     A ``SubscriptionConfirmation`` is confirmed by GETting its ``SubscribeURL`` (same host rule)
     only after the signature verified; an ``UnsubscribeConfirmation`` is acknowledged and logged.
 """
@@ -31,7 +36,7 @@ from typing import Any
 
 from celery import Celery
 
-from notifier.config import Settings
+from notifier.config import Environment, Settings
 from notifier.errors import ErrorCode, NotifierError
 from notifier.receipts.certificates import HttpsFetcher
 from notifier.receipts.schemas import APPLY_TASK, receipt_to_payload
@@ -105,6 +110,12 @@ def ses_receipts(
     fetcher = fetch or HttpsFetcher()
     allowed_host = _pattern(settings.sns_certificate_host_pattern)
     topic = message.get("TopicArn")
+    if not settings.ses_topic_arns and settings.env == Environment.PRODUCTION:
+        log.error("receipt.sns.no_topics_configured", extra={"topic_arn": str(topic)[:256]})
+        raise refused(
+            "NOTIFIER_SES_TOPIC_ARNS is not set: in production no SNS topic is accepted until "
+            "the allowed topics are listed"
+        )
     if settings.ses_topic_arns and topic not in settings.ses_topic_arns:
         log.warning("receipt.sns.topic_refused", extra={"topic_arn": str(topic)[:256]})
         raise refused("this SNS topic is not accepted here")

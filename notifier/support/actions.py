@@ -1,11 +1,21 @@
-"""Admin actions: resend a failed or expired notification, lift a suppression.
+"""Admin actions: resend a failed, expired or unconfirmed notification, lift a suppression.
 
 Resend creates a new notification linked by ``resend_of``, with a ``resent`` event on both, in
-one transaction, and publishes it after commit. It refuses, with a reason a person can act on,
+one transaction, and publishes it after commit.
+
+The resend guard: a customer must not get the same message twice because two people (or one
+person twice) pressed "resend". A notification that is ``unconfirmed`` (the request reached the
+provider and no answer came: it may have been delivered) or that was already resent is resent
+only with an explicit confirmation *and* a reason; the page lists the earlier resends, and every
+resend is audited with its reason. It refuses, with a reason a person can act on,
 when the original's content cannot be reproduced faithfully: sensitive values (a login code)
 are sealed only while delivery needs them and destroyed when it ends, so resending would send
 "[redacted]"; the caller must send a new one. It also refuses while a suppression blocks the
 recipient (lift it first, deliberately).
+
+Lifting a suppression always needs a reason, which is kept. A STOP is never lifted by staff: it
+is the recipient's legal opt-out from that number, and only a START from the same number lifts
+it (``notifier.campaigns.optout`` handles the inbound START).
 """
 
 from __future__ import annotations
@@ -13,16 +23,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from notifier.db.models import Notification, Suppression, new_id, utcnow
 from notifier.notifications import repository
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
-from notifier.support.cases import RESENDABLE, load_case
+from notifier.support.cases import RESENDABLE, NotificationCase, load_case
 from notifier.support.summary import reason_text, when
+from providers.interface import SuppressionReason
 
-MAX_LIFT_REASON = 500
+MAX_REASON = MAX_LIFT_REASON = 500
+STOP_RULE = (
+    "The recipient replied STOP: that is their legal opt-out, and only a START sent from that "
+    "number lifts it. Staff cannot lift it, whatever was said on the phone; ask the recipient "
+    "to text START."
+)
 
 
 class ActionRefused(Exception):
@@ -39,18 +56,43 @@ class Resent:
     original_id: str
     new_id: str
     lane: str
+    guarded: bool = False  # it needed (and had) a confirmation and a reason
 
 
-def resend(session: Session, runtime: Runtime, notification_id: str, by: str) -> Resent:
-    """Write the new notification and both events; the caller publishes after commit."""
+def resend(
+    session: Session,
+    runtime: Runtime,
+    notification_id: str,
+    by: str,
+    *,
+    confirmed: bool = False,
+    reason: str = "",
+) -> Resent:
+    """Write the new notification and both events; the caller publishes after commit.
+
+    The original's row is written first (a row lock on PostgreSQL, the write lock on SQLite),
+    so two admins pressing resend at once are serialised: the second sees the first's resend
+    and meets the guard."""
+    session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id.strip()[:36])
+        .values(updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
     case = load_case(session, notification_id)
     if case is None:
         raise ActionRefused(f"There is no notification {notification_id}.", 404)
     original = case.notification
     if original.status not in RESENDABLE:
         raise ActionRefused(
-            f"Only failed or expired notifications can be resent; this one is {original.status}."
+            "Only failed, expired or unconfirmed notifications can be resent; "
+            f"this one is {original.status}."
         )
+    reason = reason.strip()
+    if len(reason) > MAX_REASON:
+        raise ActionRefused(f"Keep the reason under {MAX_REASON} characters.", 422)
+    if case.needs_confirmation and not (confirmed and reason):
+        raise ActionRefused(f"{guard_text(case)} Tick the confirmation and say why.", 409)
     if original.content is None:
         raise ActionRefused(
             "Its content was purged after the retention period, so it cannot be resent. "
@@ -68,6 +110,8 @@ def resend(session: Session, runtime: Runtime, notification_id: str, by: str) ->
             f"The recipient is suppressed since {when(s.created_at)} because "
             f"{reason_text(s.reason)}. Lift the suppression first if it no longer applies."
         )
+    note = f"confirmed: {reason}" if case.needs_confirmation else reason
+    why = f" ({note})" if note else ""
     now = utcnow()
     ttl = _ttl(original, runtime)
     copy = Notification(
@@ -99,11 +143,31 @@ def resend(session: Session, runtime: Runtime, notification_id: str, by: str) ->
     repository.add_events(
         session,
         [
-            _event(copy.id, now, Status.QUEUED, f"resend of {original.id}, requested by {by}"),
-            _event(original.id, now, None, f"resent as {copy.id} by {by}"),
+            _event(copy.id, now, Status.QUEUED, f"resend of {original.id}, requested by {by}{why}"),
+            _event(original.id, now, None, f"resent as {copy.id} by {by}{why}"),
         ],
     )
-    return Resent(original_id=original.id, new_id=copy.id, lane=copy.lane)
+    return Resent(
+        original_id=original.id, new_id=copy.id, lane=copy.lane, guarded=case.needs_confirmation
+    )
+
+
+def guard_text(case: NotificationCase) -> str:
+    """Why a resend of this notification needs a confirmation and a reason."""
+    parts = []
+    if case.notification.status == Status.UNCONFIRMED.value:
+        provider = case.notification.provider or "the provider"
+        parts.append(
+            f"The request reached {provider} and no answer came: it may have been delivered, "
+            "and a resend may give the customer a second copy."
+        )
+    if case.resent_as:
+        count = len(case.resent_as)
+        parts.append(
+            f"It was already resent {count} time{'s' if count != 1 else ''} "
+            f"(as {', '.join(case.resent_as)})."
+        )
+    return " ".join(parts)
 
 
 def publish(runtime: Runtime, resent: Resent) -> None:
@@ -124,10 +188,32 @@ def lift(session: Session, suppression_id: int, reason: str, by: str) -> Suppres
             f"This suppression was already lifted on {when(suppression.lifted_at)} "
             f"by {suppression.lifted_by}."
         )
+    if suppression.reason == SuppressionReason.STOP.value:
+        raise ActionRefused(STOP_RULE)
     suppression.lifted_at = utcnow()
     suppression.lifted_reason = reason
     suppression.lifted_by = by
     return suppression
+
+
+def add_manual(
+    session: Session, channel: str, recipient: str, detail: str | None, by: str
+) -> tuple[Suppression, bool]:
+    """A manual suppression of a (normalised) recipient; returns it and whether it is new (an
+    active manual suppression of the same recipient is returned as it is)."""
+    existing = repository.active_suppression(session, channel, recipient, ["manual"])
+    if existing is not None:
+        return existing, False
+    row = Suppression(
+        channel=channel,
+        recipient=recipient,
+        reason=SuppressionReason.MANUAL.value,
+        detail=f"{detail.strip()} (by {by})" if detail and detail.strip() else f"by {by}",
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row, True
 
 
 def _ttl(original: Notification, runtime: Runtime) -> timedelta:

@@ -1,7 +1,12 @@
-"""The support audit log: who looked at what, and who changed what.
+"""The support audit log: who looked at what, who changed what, and who was refused.
 
 Every console search, notification view, recipient view and action, and every support API
-search and view, writes one row in the same transaction as the read it records.
+search and view, writes one row in the same transaction as the read it records. Refusals are
+audited too, in their own transaction (nothing else is written for them): a failed or
+rate-limited sign-in (``sign_in_failed``), and an action the account may not do or whose form
+did not come from the console (``refused``). Console rows carry the request's source address
+(the peer, or the forwarded client when the peer is a trusted proxy: see the README) and its
+user agent.
 """
 
 from __future__ import annotations
@@ -11,11 +16,30 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 
 from notifier.db.models import utcnow
 from notifier.keys import Caller
 from notifier.support.models import ActorKind, AuditAction, AuditEntry
 from notifier.support.staff import Staff
+
+USER_AGENT_LENGTH = 300
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an audited request came from."""
+
+    address: str | None
+    user_agent: str | None
+
+    @classmethod
+    def of(cls, request: Request) -> Source:
+        agent = request.headers.get("user-agent")
+        return cls(
+            address=request.client.host[:100] if request.client else None,
+            user_agent=agent[:USER_AGENT_LENGTH] if agent else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -40,6 +64,7 @@ def record(
     *,
     notification_id: str | None = None,
     query: dict[str, Any] | None = None,
+    source: Source | None = None,
 ) -> None:
     session.add(
         AuditEntry(
@@ -50,6 +75,8 @@ def record(
             action=action.value,
             notification_id=notification_id,
             query={k: v for k, v in (query or {}).items() if v not in (None, "")} or None,
+            client_address=source.address if source else None,
+            user_agent=source.user_agent if source else None,
         )
     )
 

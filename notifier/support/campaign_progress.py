@@ -24,8 +24,15 @@ class RunProgress:
     @property
     def done(self) -> int:
         """Notifications that reached the provider or a final status."""
-        return self.count(Status.SENT, Status.DELIVERED, Status.FAILED, Status.EXPIRED, Status.SUPPRESSED,
-                          Status.CANCELLED)
+        return self.count(
+            Status.SENT,
+            Status.DELIVERED,
+            Status.FAILED,
+            Status.UNCONFIRMED,
+            Status.EXPIRED,
+            Status.SUPPRESSED,
+            Status.CANCELLED,
+        )
 
     @property
     def total(self) -> int:

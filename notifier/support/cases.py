@@ -6,6 +6,7 @@ Only redacted data is loaded into these objects: ``content`` (rendered with sens
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -13,14 +14,14 @@ from sqlalchemy.orm import Session
 
 from notifier.db.models import ApiKey, DeliveryEvent, Notification, Suppression
 from notifier.notifications import repository
-from notifier.recipients import normalise_for_search
+from notifier.recipients import DEFAULT_SEARCH_REGIONS, normalise_for_search
 from notifier.statuses import EventKind, Status
 from notifier.support.summary import Facts, summarise
-from notifier.suppressions import blocking_reasons
-from providers.interface import Category
+from notifier.suppressions import blocking_reasons, suppression_forms
+from providers.interface import Category, Channel
 
 RECEIPT_KINDS = frozenset({EventKind.RECEIPT.value, EventKind.DELIVERED.value})
-RESENDABLE = frozenset({Status.FAILED.value, Status.EXPIRED.value})
+RESENDABLE = frozenset({Status.FAILED.value, Status.EXPIRED.value, Status.UNCONFIRMED.value})
 
 
 @dataclass
@@ -61,13 +62,20 @@ class NotificationCase:
     def resendable(self) -> bool:
         return self.notification.status in RESENDABLE
 
+    @property
+    def needs_confirmation(self) -> bool:
+        """Resending may give the customer a second copy: it may have been delivered
+        (``unconfirmed``), or it was resent already."""
+        return self.notification.status == Status.UNCONFIRMED.value or bool(self.resent_as)
+
 
 def suppressions_of(
     session: Session, channel: str | None, recipients: list[str]
 ) -> list[Suppression]:
     if not recipients:
         return []
-    stmt = select(Suppression).where(Suppression.recipient.in_(recipients))
+    forms = {f for r in recipients for c in Channel for f in suppression_forms(c.value, r)}
+    stmt = select(Suppression).where(Suppression.recipient.in_(forms))
     if channel:
         stmt = stmt.where(Suppression.channel == channel)
     return list(
@@ -126,5 +134,5 @@ def load_case(session: Session, notification_id: str) -> NotificationCase | None
     )
 
 
-def recipient_forms(text: str) -> list[str]:
-    return normalise_for_search(text) if text.strip() else []
+def recipient_forms(text: str, regions: Sequence[str] = DEFAULT_SEARCH_REGIONS) -> list[str]:
+    return normalise_for_search(text, regions) if text.strip() else []

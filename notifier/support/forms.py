@@ -7,11 +7,12 @@ can say precisely what was searched: "No notifications for ada@example.com in th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from notifier.db.models import utcnow
+from notifier.recipients import DEFAULT_SEARCH_REGIONS
 from notifier.statuses import Status
 from notifier.support.search import Criteria, SearchField
 from providers.interface import Channel, Lane
@@ -71,7 +72,7 @@ def _day(value: str, label: str, errors: list[str]) -> date | None:
         return None
 
 
-def parse(params: Mapping[str, str]) -> SearchForm:
+def parse(params: Mapping[str, str], regions: Sequence[str] = DEFAULT_SEARCH_REGIONS) -> SearchForm:
     values = {name: (params.get(name) or "").strip()[:4096] for name in FIELDS}
     errors: list[str] = []
     by = _choice(values["by"], {f.value for f in SearchField}, "Search by", errors)
@@ -102,6 +103,7 @@ def parse(params: Mapping[str, str]) -> SearchForm:
         caller=values["caller"] or None,
         since=since,
         until=until,
+        regions=tuple(regions),
     )
     submitted = any(name in params for name in ("q", "channel", "lane", "status", "caller"))
     return SearchForm(values, criteria, errors, submitted, period_text)

@@ -5,8 +5,9 @@ notifier.db.all_models; ``migrations/versions/0002_support.py`` creates them.
   Argon2 hashes; ``role`` is ``support`` (read-only) or ``admin`` (may resend and lift).
 * ``staff_sessions``: server-side sessions, so signing out and expiry really end them. The row's
   id is the SHA-256 of the random token in the cookie, never the token itself.
-* ``support_audit``: one row per search, per notification or recipient view and per action, by
-  staff or by an API key with ``support:read``.
+* ``support_audit``: one row per search, per notification or recipient view, per action and per
+  refusal (failed sign-in, action not allowed), by staff or by an API key, with the source
+  address and user agent of console requests.
 """
 
 from __future__ import annotations
@@ -37,8 +38,16 @@ class AuditAction(enum.StrEnum):
     VIEW_RECIPIENT = "view_recipient"
     RESEND = "resend"
     LIFT_SUPPRESSION = "lift_suppression"
+    ADD_SUPPRESSION = "add_suppression"
+    LIST_SUPPRESSIONS = "list_suppressions"
+    CREATE_KEY = "create_key"
+    REVOKE_KEY = "revoke_key"
+    ROTATE_KEY = "rotate_key"
+    ERASE = "erase"  # a data-protection erasure: counts and the request reference only
     SIGN_IN = "sign_in"
+    SIGN_IN_FAILED = "sign_in_failed"
     SIGN_OUT = "sign_out"
+    REFUSED = "refused"  # an action the account may not do, or a form not from the console
 
 
 class StaffAccount(Base):
@@ -77,6 +86,8 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(30))
     notification_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     query: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    client_address: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
     __table_args__ = (
         Index("ix_support_audit_at", "at"),

@@ -27,6 +27,7 @@ from notifier.support.web import (
     FormStaffDep,
     PageRefused,
     StaffDep,
+    audit_refusal,
     render,
     require_admin,
 )
@@ -46,7 +47,7 @@ def stylesheet() -> Response:
 
 @router.get("")
 def search_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Response:
-    form = forms.parse(request.query_params)
+    form = forms.parse(request.query_params, runtime.settings.phone_search_regions)
     cursor = request.query_params.get("cursor") or None
     results, error_status = None, 200
     with transaction(runtime.sessions) as session:
@@ -62,6 +63,7 @@ def search_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Respo
                     audit.Actor.of_staff(staff),
                     AuditAction.SEARCH,
                     query=form.criteria.as_audit_query(),
+                    source=audit.Source.of(request),
                 )
         if form.errors:
             error_status = 422
@@ -99,6 +101,7 @@ def notification_page(
                 audit.Actor.of_staff(staff),
                 AuditAction.VIEW_NOTIFICATION,
                 notification_id=case.notification.id,
+                source=audit.Source.of(request),
             )
     if case is None:
         raise PageRefused(
@@ -111,7 +114,12 @@ def _case_page(request, staff, case, *, done=None, error=None, status_code=200):
     return render(
         request,
         "notification.html",
-        {"case": case, "done": done, "error": error},
+        {
+            "case": case,
+            "done": done,
+            "error": error,
+            "guard": actions.guard_text(case) if case.needs_confirmation else "",
+        },
         staff=staff,
         status_code=status_code,
     )
@@ -119,20 +127,41 @@ def _case_page(request, staff, case, *, done=None, error=None, status_code=200):
 
 @router.post("/notifications/{notification_id}/resend")
 def resend(
-    request: Request, notification_id: str, runtime: RuntimeDep, staff: FormStaffDep
+    request: Request,
+    notification_id: str,
+    runtime: RuntimeDep,
+    staff: FormStaffDep,
+    confirm: Annotated[str, Form(max_length=10)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    require_admin(staff)
+    require_admin(request, runtime, staff, "resend")
+    source = audit.Source.of(request)
     try:
         with transaction(runtime.sessions) as session:
-            resent = actions.resend(session, runtime, notification_id, staff.email)
+            resent = actions.resend(
+                session,
+                runtime,
+                notification_id,
+                staff.email,
+                confirmed=confirm == "yes",
+                reason=reason,
+            )
             audit.record(
                 session,
                 audit.Actor.of_staff(staff),
                 AuditAction.RESEND,
                 notification_id=notification_id,
-                query={"new_notification_id": resent.new_id},
+                query={
+                    "new_notification_id": resent.new_id,
+                    "reason": reason.strip()[: actions.MAX_REASON],
+                    "confirmed": "yes" if resent.guarded else "",
+                },
+                source=source,
             )
     except actions.ActionRefused as e:
+        audit_refusal(
+            request, runtime, staff, "resend", e.message, notification_id=notification_id[:36]
+        )
         with transaction(runtime.sessions) as session:
             case = load_case(session, notification_id)
         if case is None:
@@ -154,7 +183,7 @@ def lift_suppression(
     reason: Annotated[str, Form(max_length=2000)] = "",
     back: Annotated[str, Form(max_length=2000)] = "/support",
 ) -> Response:
-    require_admin(staff)
+    require_admin(request, runtime, staff, "lift_suppression")
     back = back if back.startswith("/support") and not back.startswith("//") else "/support"
     try:
         with transaction(runtime.sessions) as session:
@@ -165,8 +194,12 @@ def lift_suppression(
                 AuditAction.LIFT_SUPPRESSION,
                 notification_id=lifted.notification_id,
                 query={"suppression_id": suppression_id, "reason": reason.strip()},
+                source=audit.Source.of(request),
             )
     except actions.ActionRefused as e:
+        audit_refusal(
+            request, runtime, staff, "lift_suppression", e.message, suppression_id=suppression_id
+        )
         raise PageRefused(e.status_code, "Suppression not lifted", e.message) from e
     log.info(
         "support.suppression.lifted", extra={"staff_id": staff.id, "suppression_id": suppression_id}
@@ -181,8 +214,9 @@ def recipient_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Re
     cursor = request.query_params.get("cursor") or None
     if not address:
         return RedirectResponse("/support", status_code=303)
-    forms_of = recipient_forms(address)
-    criteria = Criteria(terms=((SearchField.RECIPIENT, address),))
+    regions = tuple(runtime.settings.phone_search_regions)
+    forms_of = recipient_forms(address, regions)
+    criteria = Criteria(terms=((SearchField.RECIPIENT, address),), regions=regions)
     with transaction(runtime.sessions) as session:
         try:
             results = search.search(session, criteria, cursor, PAGE_SIZE)
@@ -194,6 +228,7 @@ def recipient_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Re
             audit.Actor.of_staff(staff),
             AuditAction.VIEW_RECIPIENT,
             query={"recipient": address},
+            source=audit.Source.of(request),
         )
     return render(
         request,
@@ -220,7 +255,7 @@ def campaigns_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Re
 
 @router.get("/audit")
 def audit_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Response:
-    require_admin(staff)
+    require_admin(request, runtime, staff, "view_audit")
     actor = (request.query_params.get("actor") or "").strip()[:320]
     before = request.query_params.get("before")
     before_id = int(before) if before and before.isdigit() else None
@@ -231,4 +266,12 @@ def audit_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Respon
         "audit.html",
         {"rows": rows, "next_before": next_before, "actor": actor},
         staff=staff,
+    )
+
+
+@router.api_route("/{unknown:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def not_a_console_page(request: Request, unknown: str) -> Response:
+    """Last route: an unknown path under /support is a console page, not the API's JSON 404."""
+    raise PageRefused(
+        404, "Page not found", f"There is no console page at {request.url.path}."
     )

@@ -10,6 +10,7 @@ created_at, the primary key, reference, provider_message_id), so PostgreSQL answ
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from notifier.db.models import ApiKey, Notification
 from notifier.notifications import repository
-from notifier.recipients import normalise_for_search
+from notifier.recipients import DEFAULT_SEARCH_REGIONS, normalise_for_search
 
 MAX_TERM_LENGTH = 4096
 
@@ -53,6 +54,7 @@ class Criteria:
     caller: str | None = None  # API key name
     since: datetime | None = None
     until: datetime | None = None
+    regions: tuple[str, ...] = DEFAULT_SEARCH_REGIONS  # for local-format phone numbers
 
     def is_empty(self) -> bool:
         return not (self.terms or self.channel or self.lane or self.status or self.caller)
@@ -81,9 +83,11 @@ class Results:
         return sum(self.counts.values())
 
 
-def term_condition(search_field: SearchField, text: str):  # type: ignore[no-untyped-def]
+def term_condition(  # type: ignore[no-untyped-def]
+    search_field: SearchField, text: str, regions: Sequence[str] = DEFAULT_SEARCH_REGIONS
+):
     text = text.strip()[:MAX_TERM_LENGTH]
-    recipient = Notification.recipient.in_(normalise_for_search(text))
+    recipient = Notification.recipient.in_(normalise_for_search(text, regions))
     if search_field == SearchField.RECIPIENT:
         return recipient
     if search_field == SearchField.ID:
@@ -101,7 +105,9 @@ def term_condition(search_field: SearchField, text: str):  # type: ignore[no-unt
 
 
 def conditions(criteria: Criteria) -> list:
-    found = [term_condition(f, text) for f, text in criteria.terms if text.strip()]
+    found = [
+        term_condition(f, text, criteria.regions) for f, text in criteria.terms if text.strip()
+    ]
     if criteria.channel:
         found.append(Notification.channel == criteria.channel)
     if criteria.lane:

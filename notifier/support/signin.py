@@ -21,7 +21,13 @@ from notifier.api.deps import RuntimeDep
 from notifier.db.session import transaction
 from notifier.support import audit, sessions
 from notifier.support.models import ActorKind, AuditAction
-from notifier.support.staff import Staff, check_password
+from notifier.support.staff import (
+    Staff,
+    StaffAccountError,
+    check_password,
+    find_by_email,
+    normalise_email,
+)
 from notifier.support.web import (
     ConsoleRoute,
     FormStaffDep,
@@ -114,6 +120,7 @@ def sign_in(
         if not verdict.allowed:
             minutes = max(1, math.ceil(verdict.retry_after / 60))
             log.warning("support.sign_in.rate_limited", extra={"scope": scope})
+            _audit_failure(runtime, request, email, f"rate limited ({scope.rsplit('-', 1)[-1]})")
             return _form(
                 request,
                 next_path=next_path,
@@ -133,9 +140,11 @@ def sign_in(
                 session,
                 audit.Actor(ActorKind.STAFF, account.id, account.email),
                 AuditAction.SIGN_IN,
+                source=audit.Source.of(request),
             )
     if token is None:
         log.info("support.sign_in.failed")
+        _audit_failure(runtime, request, email, "wrong email or password")
         return _form(
             request,
             next_path=next_path,
@@ -158,13 +167,38 @@ def sign_in(
 
 @router.post("/logout")
 def sign_out(request: Request, runtime: RuntimeDep, staff: FormStaffDep) -> Response:
-    _end(runtime, staff)
+    _end(runtime, request, staff)
     response = RedirectResponse("/support/login?signed_out=1", status_code=303)
     sessions.clear_cookie(response, request, sessions.COOKIE)
     return response
 
 
-def _end(runtime: RuntimeDep, staff: Staff) -> None:
+def _end(runtime: RuntimeDep, request: Request, staff: Staff) -> None:
     with transaction(runtime.sessions) as session:
         sessions.end(session, staff.session_id)
-        audit.record(session, audit.Actor.of_staff(staff), AuditAction.SIGN_OUT)
+        audit.record(
+            session,
+            audit.Actor.of_staff(staff),
+            AuditAction.SIGN_OUT,
+            source=audit.Source.of(request),
+        )
+
+
+def _audit_failure(runtime: RuntimeDep, request: Request, typed: str, why: str) -> None:
+    """Audit a refused sign-in with the account it named. What was typed is kept only when it
+    is an account's email or at least looks like an email address: people type passwords into
+    the email field, and the audit log must not become a list of them."""
+    with transaction(runtime.sessions) as session:
+        try:
+            address = normalise_email(typed)
+        except StaffAccountError:
+            address = ""
+        account = find_by_email(session, address) if address else None
+        name = account.email if account else (address or "(not an email address)")
+        audit.record(
+            session,
+            audit.Actor(ActorKind.STAFF, account.id if account else "unknown", name),
+            AuditAction.SIGN_IN_FAILED,
+            query={"why": why, "account": "known" if account else "no such account"},
+            source=audit.Source.of(request),
+        )

@@ -1,7 +1,10 @@
 """The plain-language account of what happened to one notification, for the top of its page.
 
 Built only from recorded facts: the status, the last attempt (provider, response code, redacted
-detail), receipts, and the suppressions of the recipient. For example:
+detail), receipts, and the suppressions of the recipient. There is one sentence for every status
+(``_SENTENCES`` must cover the enum; a test checks it), and each says plainly what is known: a
+message no provider was ever asked about says so, and an ``unconfirmed`` one says the request
+reached the provider and no answer came, so it may have been delivered. For example:
 
     Bounced by the recipient's mail server: mailbox does not exist (550 5.1.1). The address has
     been suppressed since 21 Nov 2026 10:02 UTC; 2 later emails to it were not sent.
@@ -14,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from notifier.campaigns.models import HELD
 from notifier.db.models import DeliveryEvent, Notification, Suppression
 from notifier.statuses import EventKind, Status
 
@@ -98,7 +102,13 @@ def _queued(facts: Facts) -> str:
 
 
 def _scheduled(facts: Facts) -> str:
-    return f"Scheduled: it will be sent at {when(facts.notification.send_at)}."
+    row = facts.notification
+    if row.not_before is not None and row.not_before >= HELD:
+        return "Held: its campaign was paused; it will be sent when the campaign is resumed."
+    if row.send_at is None:
+        return "Scheduled: it waits to be released for sending."
+    why = f" ({row.status_reason})" if row.status_reason else ""
+    return f"Scheduled: it will be sent at {when(row.send_at)}{why}."
 
 
 def _sending(facts: Facts) -> str:
@@ -123,9 +133,19 @@ def _delivered(facts: Facts) -> str:
     return f"Delivered at {when(row.completed_at)}, as reported by {by}."
 
 
+def _never_asked(facts: Facts) -> str:
+    """Failed before any provider was asked to send it (it could not be rendered, no provider
+    serves its lane, ...): say so, never "the provider answered"."""
+    reason = (facts.notification.status_reason or "").rstrip(".")
+    why = f": {reason}" if reason else ""
+    return f"Not sent: it failed before any provider was asked to send it{why}. It will not be retried."
+
+
 def _failed(facts: Facts) -> str:
     row = facts.notification
     attempt = _last(facts.events, EventKind.ATTEMPT)
+    if attempt is None and not any(e.kind == EventKind.RECEIPT.value for e in facts.events):
+        return _never_asked(facts)
     failure = _last(facts.events, EventKind.FAILED, EventKind.RECEIPT)
     problem = _problem(attempt if attempt is not None else failure)
     caused = [s for s in facts.suppressions if s.notification_id == row.id]
@@ -133,6 +153,11 @@ def _failed(facts: Facts) -> str:
         return _failed_and_suppressed(facts, caused[0], problem)
     if (row.status_reason or "").startswith("gave up"):
         answered = _last_answered(facts.events)
+        if answered is None:
+            return (
+                f"Not delivered: gave up after {row.attempts} attempts, and no provider was "
+                "actually asked: every attempt was skipped while the circuit breaker was open."
+            )
         sentence = (
             f"Not delivered: every attempt failed; gave up after {row.attempts} attempts. "
             f"The last answer from {answered.provider if answered else 'the provider'} was: "
@@ -175,6 +200,17 @@ def _failed_and_suppressed(facts: Facts, suppression: Suppression, problem: str)
     return f"{first}: {problem}. {tail}"
 
 
+def _unconfirmed(facts: Facts) -> str:
+    row = facts.notification
+    attempt = _last_answered(facts.events) or _last(facts.events, EventKind.ATTEMPT)
+    provider = (attempt.provider if attempt else None) or row.provider or "the provider"
+    tried = f" after {row.attempts} attempts" if row.attempts and row.attempts > 1 else ""
+    return (
+        f"The request reached {provider} and no answer came{tried}; it may have been delivered. "
+        "Ask the recipient before resending: a resend may give them a second copy."
+    )
+
+
 def _expired(facts: Facts) -> str:
     row = facts.notification
     tried = f" after {row.attempts} failed attempts" if row.attempts else ""
@@ -205,7 +241,9 @@ def _suppressed(facts: Facts) -> str:
 
 
 def _cancelled(facts: Facts) -> str:
-    return f"Cancelled at {when(facts.notification.completed_at)}, before it was sent."
+    row = facts.notification
+    why = f" ({row.status_reason})" if row.status_reason else ""
+    return f"Cancelled at {when(row.completed_at)}{why}, before it was sent."
 
 
 _SENTENCES = {
@@ -215,6 +253,7 @@ _SENTENCES = {
     Status.SENT: _sent,
     Status.DELIVERED: _delivered,
     Status.FAILED: _failed,
+    Status.UNCONFIRMED: _unconfirmed,
     Status.EXPIRED: _expired,
     Status.SUPPRESSED: _suppressed,
     Status.CANCELLED: _cancelled,

@@ -17,13 +17,16 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from notifier.api.deps import RuntimeDep
 from notifier.db.session import transaction
-from notifier.support import sessions
+from notifier.runtime import Runtime
+from notifier.support import audit, sessions
+from notifier.support.models import AuditAction
 from notifier.support.staff import Staff
 from notifier.support.summary import when
 
@@ -132,11 +135,28 @@ def current_staff(request: Request, runtime: RuntimeDep) -> Staff:
 StaffDep = Annotated[Staff, Depends(current_staff)]
 
 
-async def staff_with_valid_form(request: Request, staff: StaffDep) -> Staff:
+def audit_refusal(
+    request: Request, runtime: Runtime, staff: Staff, action: str, why: str, **query: Any
+) -> None:
+    """Write the ``refused`` audit row in its own transaction (the refused action writes none)."""
+    with transaction(runtime.sessions) as session:
+        audit.record(
+            session,
+            audit.Actor.of_staff(staff),
+            AuditAction.REFUSED,
+            query={"action": action, "path": request.url.path, "why": why, **query},
+            source=audit.Source.of(request),
+        )
+
+
+async def staff_with_valid_form(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Staff:
     """The signed-in staff member, after checking the form's CSRF token against the session's."""
     form = await request.form()
     token = form.get("csrf_token")
     if not isinstance(token, str) or not hmac.compare_digest(token, staff.csrf_token):
+        await run_in_threadpool(
+            audit_refusal, request, runtime, staff, "form", "missing or wrong CSRF token"
+        )
         raise PageRefused(
             403,
             "Form expired",
@@ -149,8 +169,10 @@ async def staff_with_valid_form(request: Request, staff: StaffDep) -> Staff:
 FormStaffDep = Annotated[Staff, Depends(staff_with_valid_form)]
 
 
-def require_admin(staff: Staff) -> None:
+def require_admin(request: Request, runtime: Runtime, staff: Staff, action: str) -> None:
+    """Refuse (and audit the refusal of) an admin-only ``action`` to a support account."""
     if not staff.is_admin:
+        audit_refusal(request, runtime, staff, action, f"the role {staff.role} may not do this")
         raise PageRefused(
             403, "Not allowed", "Only admins can do this. Your account can search and read."
         )

@@ -134,3 +134,18 @@ def test_template_errors_at_intake(client, manager):  # type: ignore[no-untyped-
     for payload, status, code in cases:
         response = client.post("/v1/notifications", json=payload, headers=manager)
         assert (response.status_code, response.json()["error"]["code"]) == (status, code), payload
+
+
+def test_email_preview_renders_the_unsubscribe_link_as_a_campaign_would(client, manager):  # type: ignore[no-untyped-def]
+    from tests.campaigns.conftest import template
+
+    template(client, manager, "news", "email", subject="News", body="Hi. Leave: {{ unsubscribe_url }}")
+    template(client, manager, "plain", "email", subject="News", body="Hi.")
+    linked = client.post("/v1/templates/news/preview", json={"data": {}}, headers=manager)
+    assert linked.status_code == 200, linked.text
+    body = linked.json()["content"]["body"]
+    assert body == "Hi. Leave: https://notify.example.com/u/preview-unsubscribe-link"
+    footer = client.post("/v1/templates/plain/preview", json={}, headers=manager).json()
+    assert footer["content"]["body"].endswith(
+        "Unsubscribe: https://notify.example.com/u/preview-unsubscribe-link\n"
+    )

@@ -143,6 +143,12 @@ def test_body_limits_match_the_application() -> None:
     batch_location = _location("= /v1/notifications/batch")
     match = re.search(r"client_max_body_size (\S+);", batch_location)
     assert match and _size(match.group(1)) == batch
+    imports = _location("~ ^/v1/audiences/[^/]+/import$")
+    match = re.search(r"client_max_body_size (\S+);", imports)
+    from notifier.config import Settings
+
+    assert match and _size(match.group(1)) == Settings.model_fields["max_import_bytes"].default
+    assert "proxy_request_buffering off;" in imports
 
 
 def test_v1_is_rate_limited_per_ip_and_internal_endpoints_are_hidden() -> None:
@@ -282,6 +288,9 @@ def test_live_proxy_limits_and_hidden_endpoints(running_nginx: int, stub_api: St
     assert status == 202 and json.loads(payload)["bytes"] == 2 * body
     status, _, _ = _request(port, "POST", "/v1/notifications/batch", b"x" * (batch + 1))
     assert status == 413
+
+    status, _, payload = _request(port, "POST", "/v1/audiences/everyone/import", b"x" * (2 * batch))
+    assert status == 202 and json.loads(payload)["bytes"] == 2 * batch  # imports stream through
 
     status, _, _ = _request(port, "GET", "/healthz")
     assert status == 202  # proxied to the stub

@@ -189,7 +189,7 @@ def test_admin_resends_a_failed_notification(admin_console, client, auth, worker
     )
     assert (
         again.status_code == 409
-        and "Only failed or expired notifications can be resent" in again.text
+        and "Only failed, expired or unconfirmed notifications can be resent" in again.text
     )
 
 

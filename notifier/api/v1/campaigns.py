@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from typing import Annotated
 
@@ -10,8 +11,10 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
-from notifier.campaigns import contacts, csv_import, service, templates
+from notifier.campaigns import contacts, csv_import, service, templates, views
+from notifier.campaigns.fanout import add_unsubscribe_link
 from notifier.campaigns.models import Audience, CampaignRun, ContactImport
+from notifier.campaigns.optout import preview_unsubscribe_url
 from notifier.campaigns.schemas import (
     AudienceIn,
     AudienceOut,
@@ -54,6 +57,7 @@ def _template_out(template, version) -> TemplateOut:  # type: ignore[no-untyped-
         default_locale=version.default_locale,
         variants=version.variants,
         created_at=version.created_at,
+        archived_at=template.archived_at,
     )
 
 
@@ -80,9 +84,20 @@ def template_versions(name: str, _: ManagerDep, session: SessionDep) -> list[Tem
 
 
 @router.post("/templates/{name}/preview", response_model=PreviewOut)
-def preview_template(name: str, body: PreviewIn, _: ManagerDep, session: SessionDep) -> PreviewOut:
+def preview_template(
+    name: str, body: PreviewIn, _: ManagerDep, session: SessionDep, runtime: RuntimeDep
+) -> PreviewOut:
+    """Render as a campaign would: an email gets a placeholder ``unsubscribe_url`` (a real one
+    is signed per recipient at fan-out) and the same unsubscribe footer when the template has
+    no link of its own."""
     resolved = templates.resolve(session, name, body.locale, body.version)
-    rendered = templates.render(resolved, body.data)
+    data = dict(body.data)
+    url = None
+    if resolved.channel == Channel.EMAIL:
+        url = data.setdefault("unsubscribe_url", preview_unsubscribe_url(runtime.settings))
+    rendered = templates.render(resolved, data)
+    if url:
+        add_unsubscribe_link(rendered.content, str(url))
     return PreviewOut.of(
         resolved.name, resolved.version, resolved.locale, resolved.channel, rendered.content
     )
@@ -140,6 +155,7 @@ def _audience_out(session, audience: Audience) -> AudienceOut:  # type: ignore[n
         name=audience.name,
         size=contacts.audience_size(session, audience.id),
         created_at=audience.created_at,
+        archived_at=audience.archived_at,
     )
 
 
@@ -169,6 +185,10 @@ def _import_out(job: ContactImport, audience: str) -> ImportOut:
         started_at=job.started_at,
         finished_at=job.finished_at,
     )
+
+
+# the import's body limit is NOTIFIER_MAX_IMPORT_BYTES, not the API's 1 MiB (see app.py)
+IMPORT_PATH = re.compile(r"/v1/audiences/[^/]+/import")
 
 
 @router.post("/audiences/{name}/import", response_model=ImportOut)
@@ -227,24 +247,30 @@ def create_campaign(
     body: CampaignIn, caller: ManagerDep, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
     campaign = service.create(runtime, session, caller, body)
-    return service.campaign_out(session, campaign)
+    return views.campaign_out(session, campaign)
 
 
 @router.get("/campaigns", response_model=list[CampaignOut])
-def list_campaigns(_: ManagerDep, session: SessionDep) -> list[CampaignOut]:
-    return [service.campaign_out(session, c, False) for c in service.list_campaigns(session)]
+def list_campaigns(
+    _: ManagerDep, session: SessionDep, include_archived: bool = False
+) -> list[CampaignOut]:
+    return [
+        views.campaign_out(session, c, False)
+        for c in views.list_campaigns(session)
+        if include_archived or c.archived_at is None
+    ]
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
 def get_campaign(campaign_id: str, _: ManagerDep, session: SessionDep) -> CampaignOut:
-    return service.campaign_out(session, service.get(session, campaign_id))
+    return views.campaign_out(session, service.get(session, campaign_id))
 
 
 @router.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
 def patch_campaign(
     campaign_id: str, body: CampaignPatch, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
-    return service.campaign_out(session, service.patch(runtime, session, campaign_id, body))
+    return views.campaign_out(session, service.patch(runtime, session, campaign_id, body))
 
 
 @router.post("/campaigns/{campaign_id}/run", status_code=202, response_model=RunOut)
@@ -254,28 +280,28 @@ def run_campaign_now(
     run_id = service.run_now(runtime, session, campaign_id)
     run = session.get(CampaignRun, run_id)
     assert run is not None
-    return service.run_out(session, run)
+    return views.run_out(session, run)
 
 
 @router.post("/campaigns/{campaign_id}/pause", response_model=CampaignOut)
 def pause_campaign(
     campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
-    return service.campaign_out(session, service.pause(runtime, session, campaign_id))
+    return views.campaign_out(session, service.pause(runtime, session, campaign_id))
 
 
 @router.post("/campaigns/{campaign_id}/resume", response_model=CampaignOut)
 def resume_campaign(
     campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
-    return service.campaign_out(session, service.resume(runtime, session, campaign_id))
+    return views.campaign_out(session, service.resume(runtime, session, campaign_id))
 
 
 @router.post("/campaigns/{campaign_id}/cancel", response_model=CampaignOut)
 def cancel_campaign(
     campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
-    return service.campaign_out(session, service.cancel(runtime, session, campaign_id))
+    return views.campaign_out(session, service.cancel(runtime, session, campaign_id))
 
 
 @router.get("/campaigns/{campaign_id}/runs/{run_id}", response_model=RunOut)
@@ -283,4 +309,4 @@ def get_run(campaign_id: str, run_id: str, _: ManagerDep, session: SessionDep) -
     run = session.get(CampaignRun, run_id)
     if run is None or run.campaign_id != campaign_id:
         raise NotifierError(ErrorCode.NOT_FOUND, "no such run of this campaign")
-    return service.run_out(session, run)
+    return views.run_out(session, run)

@@ -114,6 +114,7 @@ def get_notification(
 def list_notifications(
     caller: ApiKeyDep,
     session: SessionDep,
+    runtime: RuntimeDep,
     recipient: str | None = None,
     reference: str | None = None,
     status: Status | None = None,
@@ -126,7 +127,9 @@ def list_notifications(
     caller.require_scope(Scope.READ)
     filters = repository.Filters(
         api_key_id=caller.id,
-        recipients=normalise_for_search(recipient) if recipient else (),
+        recipients=normalise_for_search(recipient, runtime.settings.phone_search_regions)
+        if recipient
+        else (),
         reference=reference,
         status=status.value if status else None,
         channel=channel.value if channel else None,

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from notifier.api.deps import ApiKeyDep, SessionDep
+from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Scope
 from notifier.statuses import Status
@@ -34,6 +34,7 @@ Text = Annotated[str | None, Query(max_length=4096)]
 def search_notifications(
     caller: ApiKeyDep,
     session: SessionDep,
+    runtime: RuntimeDep,
     q: Annotated[str | None, Query(max_length=4096, description="any of the fields below")] = None,
     recipient: Text = None,
     notification_id: Text = None,
@@ -66,6 +67,7 @@ def search_notifications(
         caller=api_key_name,
         since=_aware(since),
         until=_aware(until),
+        regions=tuple(runtime.settings.phone_search_regions),
     )
     results = search(session, criteria, cursor, limit)
     audit.record(

@@ -1,0 +1,194 @@
+"""Listings and lifecycle of campaign objects for operators without the console (scope
+``campaigns:manage``), keyset-paginated like the notification listings (``cursor`` from the
+previous page's ``next_cursor``; a cursor this API did not issue is 422 ``invalid_cursor``).
+
+    GET  /v1/templates                 newest first; archived only with include_archived=true
+    GET  /v1/audiences                 newest first; archived only with include_archived=true
+    GET  /v1/audiences/{name}/contacts by contact id
+    GET  /v1/imports                   newest first; ?audience= to narrow
+    GET  /v1/campaigns/{id}/runs       newest first
+    POST /v1/templates/{name}/archive, /v1/audiences/{name}/archive, /v1/campaigns/{id}/archive
+    DELETE /v1/contacts/{key}
+
+What archiving means and when it is refused: :mod:`notifier.campaigns.archive`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from notifier.api.deps import RuntimeDep, SessionDep
+from notifier.api.v1.campaigns import (
+    ManagerDep,
+    _audience_out,
+    _contact_out,
+    _import_out,
+    _template_out,
+)
+from notifier.campaigns import archive, contacts, service, templates, views
+from notifier.campaigns.models import (
+    Audience,
+    AudienceMember,
+    CampaignRun,
+    Contact,
+    ContactImport,
+    Template,
+)
+from notifier.campaigns.schemas import (
+    AudienceOut,
+    CampaignOut,
+    ContactOut,
+    ImportOut,
+    RunOut,
+    TemplateOut,
+)
+from notifier.errors import ErrorCode, field_error
+from notifier.notifications.repository import decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/v1", tags=["campaigns"])
+
+T = TypeVar("T")
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def _newest_first(session: Session, stmt, created, ident, cursor: str | None, limit: int):  # type: ignore[no-untyped-def]
+    """Rows newest first on (created, id), after ``cursor``; and the next cursor."""
+    if cursor:
+        at, last = decode_cursor(cursor)
+        stmt = stmt.where(or_(created < at, and_(created == at, ident < last)))
+    rows = list(session.scalars(stmt.order_by(created.desc(), ident.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last_row = rows[-1] if more else None
+    next_cursor = (
+        encode_cursor(getattr(last_row, created.key), getattr(last_row, ident.key))
+        if last_row is not None
+        else None
+    )
+    return rows, next_cursor
+
+
+@router.get("/templates", response_model=Page[TemplateOut])
+def list_templates(
+    _: ManagerDep,
+    session: SessionDep,
+    include_archived: bool = False,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[TemplateOut]:
+    stmt = select(Template)
+    if not include_archived:
+        stmt = stmt.where(Template.archived_at.is_(None))
+    rows, next_cursor = _newest_first(
+        session, stmt, Template.created_at, Template.id, cursor, limit
+    )
+    items = [_template_out(t, templates.get_version(session, t, None)) for t in rows]
+    return Page[TemplateOut](items=items, next_cursor=next_cursor)
+
+
+@router.get("/audiences", response_model=Page[AudienceOut])
+def list_audiences(
+    _: ManagerDep,
+    session: SessionDep,
+    include_archived: bool = False,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[AudienceOut]:
+    stmt = select(Audience)
+    if not include_archived:
+        stmt = stmt.where(Audience.archived_at.is_(None))
+    rows, next_cursor = _newest_first(
+        session, stmt, Audience.created_at, Audience.id, cursor, limit
+    )
+    return Page[AudienceOut](
+        items=[_audience_out(session, a) for a in rows], next_cursor=next_cursor
+    )
+
+
+@router.get("/audiences/{name}/contacts", response_model=Page[ContactOut])
+def list_audience_contacts(
+    name: str, _: ManagerDep, session: SessionDep, cursor: Cursor = None, limit: Limit = 50
+) -> Page[ContactOut]:
+    audience = contacts.get_audience(session, name)
+    if cursor is not None and not cursor.isdigit():
+        raise field_error(ErrorCode.INVALID_CURSOR, "cursor", "cursor is not one this API returned")
+    stmt = (
+        select(Contact)
+        .join(AudienceMember, AudienceMember.contact_id == Contact.id)
+        .where(AudienceMember.audience_id == audience.id)
+    )
+    if cursor is not None:
+        stmt = stmt.where(Contact.id > int(cursor))
+    rows = list(session.scalars(stmt.order_by(Contact.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[ContactOut](
+        items=[_contact_out(c) for c in rows], next_cursor=str(rows[-1].id) if more else None
+    )
+
+
+@router.get("/imports", response_model=Page[ImportOut])
+def list_imports(
+    _: ManagerDep,
+    session: SessionDep,
+    audience: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[ImportOut]:
+    stmt = select(ContactImport)
+    if audience:
+        stmt = stmt.where(ContactImport.audience_id == contacts.get_audience(session, audience).id)
+    rows, next_cursor = _newest_first(
+        session, stmt, ContactImport.started_at, ContactImport.id, cursor, limit
+    )
+    names = dict(session.execute(select(Audience.id, Audience.name)).all()) if rows else {}
+    return Page[ImportOut](
+        items=[_import_out(j, names.get(j.audience_id, "")) for j in rows], next_cursor=next_cursor
+    )
+
+
+@router.get("/campaigns/{campaign_id}/runs", response_model=Page[RunOut])
+def list_runs(
+    campaign_id: str, _: ManagerDep, session: SessionDep, cursor: Cursor = None, limit: Limit = 50
+) -> Page[RunOut]:
+    service.get(session, campaign_id)
+    stmt = select(CampaignRun).where(CampaignRun.campaign_id == campaign_id)
+    rows, next_cursor = _newest_first(
+        session, stmt, CampaignRun.run_at, CampaignRun.id, cursor, limit
+    )
+    return Page[RunOut](items=[views.run_out(session, r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post("/templates/{name}/archive", response_model=TemplateOut)
+def archive_template(name: str, _: ManagerDep, session: SessionDep) -> TemplateOut:
+    template = archive.archive_template(session, name)
+    return _template_out(template, templates.get_version(session, template, None))
+
+
+@router.post("/audiences/{name}/archive", response_model=AudienceOut)
+def archive_audience(name: str, _: ManagerDep, session: SessionDep) -> AudienceOut:
+    return _audience_out(session, archive.archive_audience(session, name))
+
+
+@router.post("/campaigns/{campaign_id}/archive", response_model=CampaignOut)
+def archive_campaign(
+    campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
+) -> CampaignOut:
+    return views.campaign_out(session, archive.archive_campaign(runtime, session, campaign_id))
+
+
+@router.delete("/contacts/{key}", status_code=204)
+def delete_contact(key: str, _: ManagerDep, session: SessionDep) -> Response:
+    archive.delete_contact(session, key)
+    return Response(status_code=204)

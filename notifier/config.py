@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     ]
 
     # safety nets
-    sweep_interval_seconds: float = 15.0
+    sweep_interval_seconds: float = 5.0  # scheduled sends go out within this of their time
     queued_stale_seconds: float = 120.0
     sending_timeout_seconds: float = 300.0
     content_retention_days: int = 7  # rendered content, kept for support; then purged

@@ -18,12 +18,17 @@ seconds instead of one per request; connecting and each command time out after
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
+from limits.aio.strategies import (
+    SlidingWindowCounterRateLimiter as AsyncSlidingWindowCounterRateLimiter,
+)
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
@@ -57,6 +62,48 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._shared_down_until = 0.0
         self._shared_down = False
+        self._redis_url = redis_url
+        # one asyncio client per event loop (the API's loop, a worker's delivery loop): a redis
+        # asyncio connection belongs to the loop that opened it
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncSlidingWindowCounterRateLimiter
+        ] = weakref.WeakKeyDictionary()
+
+    @property
+    def shared(self) -> bool:
+        """Whether decisions are shared through Redis (and so cost a round trip)."""
+        return self._shared is not None
+
+    async def ahit(self, rule: str, *identifiers: str) -> Verdict:
+        """:meth:`hit` for code on an event loop: the Redis round trip is awaited, never blocks
+        the loop. Same counters, same fallback to this process's memory."""
+        item = parse(rule)
+        if self._redis_url and time.monotonic() >= self._shared_down_until:
+            try:
+                verdict = await _adecide(self._async_limiter(), item, identifiers)
+            except StorageError as e:
+                self._shared_failed(e)
+            else:
+                self._shared_answered()
+                return verdict
+        if self._redis_url:
+            metrics.RATE_LIMIT_FALLBACKS.inc()
+        return _decide(self._local, item, identifiers)
+
+    def _async_limiter(self) -> AsyncSlidingWindowCounterRateLimiter:
+        loop = asyncio.get_running_loop()
+        limiter = self._async.get(loop)
+        if limiter is None:
+            assert self._redis_url is not None
+            storage = storage_from_string(
+                f"async+{self._redis_url}",
+                implementation="redispy",
+                wrap_exceptions=True,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+            )
+            limiter = self._async[loop] = AsyncSlidingWindowCounterRateLimiter(storage)
+        return limiter
 
     def hit(self, rule: str, *identifiers: str) -> Verdict:
         """Count one event against ``rule`` (e.g. "5/10minutes") for these identifiers."""
@@ -87,6 +134,15 @@ class RateLimiter:
                 recovered, self._shared_down = self._shared_down, False
             if recovered:
                 log.info("ratelimit.storage_recovered")
+
+
+async def _adecide(
+    limiter: AsyncSlidingWindowCounterRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]
+) -> Verdict:
+    if await limiter.hit(item, *identifiers):
+        return Verdict(True)
+    stats = await limiter.get_window_stats(item, *identifiers)
+    return Verdict(False, retry_after=max(1.0, stats.reset_time - time.time()))
 
 
 def _decide(limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]) -> Verdict:

@@ -50,7 +50,7 @@ class ProviderThrottle:
         if rule is None:
             return waited
         while True:
-            verdict = self.limiter.hit(rule, "provider", provider.name)
+            verdict = await self.limiter.ahit(rule, "provider", provider.name)
             if verdict.allowed:
                 if waited:
                     metrics.THROTTLE_WAIT.labels(provider.name, provider.lane.value).inc(waited)

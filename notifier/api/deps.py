@@ -49,7 +49,7 @@ async def get_caller(
     caller = runtime.authenticator.cached(authorization)
     if caller is None:
         caller = await run_in_threadpool(_authenticate, runtime, authorization)
-    verdict = runtime.limiter.hit(
+    verdict = await runtime.limiter.ahit(
         caller.rate_limit or runtime.settings.api_rate_limit, "api-key", caller.id
     )
     if not verdict.allowed:

@@ -170,7 +170,14 @@ class Intake:
         """Whether :meth:`prepare` may run on the event loop: no stored template to read, and
         every source already compiled and plain (rendered in microseconds). Everything else,
         including the first sight of a source (compiling it can take milliseconds), takes a
-        worker thread."""
+        worker thread, and so does a transactional SMS while the per-number limit lives in Redis
+        (its check is a round trip)."""
+        if (
+            self.limiter.shared
+            and request.channel == Channel.SMS.value
+            and request.category == Category.TRANSACTIONAL
+        ):
+            return False
         return not request.template and known_plain(_sources(request))
 
     def prepare(

@@ -95,9 +95,9 @@ class PrivateService:
     start_timeout = 60.0
     stop_signal = signal.SIGTERM
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix=f"private-{self.name}-"))
-        self.port = free_port()
+        self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.directory / "server.log"
         self.starts = 0
@@ -208,8 +208,7 @@ def _postgres_bin(program: str) -> str:
     newest = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"), key=lambda p: int(p.split("/")[4]))
     found = newest[-1] if newest else shutil.which(program)
     if found is None:
-        raise ServiceUnavailable(f"PostgreSQL's {program} is not installed (looked in /usr/lib/postgresql/*/bin "
-                                 "and PATH)")
+        raise ServiceUnavailable(f"PostgreSQL's {program} is in neither /usr/lib/postgresql/*/bin nor PATH")
     return found
 
 
@@ -219,9 +218,9 @@ class PrivatePostgres(PrivateService):
     name = "postgres"
     stop_signal = signal.SIGINT  # "fast" shutdown: disconnect clients (SIGTERM would wait for them)
 
-    def __init__(self, max_connections: int = 200) -> None:
+    def __init__(self, port: int | None = None, max_connections: int = 200) -> None:
         self.initdb, self.postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
-        super().__init__()
+        super().__init__(port)
         self.max_connections = max_connections
         self.data = self.directory / "data"
         owner = self._user()
@@ -277,9 +276,7 @@ class PrivatePostgres(PrivateService):
 
 def _rabbitmq_bin(program: str) -> str:
     direct = Path("/usr/lib/rabbitmq/bin") / program
-    if direct.exists():
-        return str(direct)
-    found = shutil.which(program)
+    found = str(direct) if direct.exists() else shutil.which(program)
     if found is None:
         raise ServiceUnavailable(f"RabbitMQ's {program} is not installed")
     return found
@@ -291,9 +288,9 @@ class PrivateRabbitMQ(PrivateService):
     name = "rabbitmq"
     start_timeout = 120.0
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         self.server, self.rabbitmqctl = _rabbitmq_bin("rabbitmq-server"), _rabbitmq_bin("rabbitmqctl")
-        super().__init__()
+        super().__init__(port)
         # rabbitmqctl talks to the node over Erlang distribution from ports dist+10000..dist+10010.
         self.dist_port = free_port(40000, 55000)
         self.nodename = f"private_{secrets.token_hex(4)}@localhost"
@@ -349,12 +346,12 @@ class PrivateRedis(PrivateService):
 
     name = "redis"
 
-    def __init__(self, appendonly: bool = False) -> None:
+    def __init__(self, port: int | None = None, appendonly: bool = False) -> None:
         self.server = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(self.server).exists():
             raise ServiceUnavailable("redis-server is not installed")
         self.appendonly = appendonly
-        super().__init__()
+        super().__init__(port)
 
     @property
     def url(self) -> str:

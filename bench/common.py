@@ -142,9 +142,9 @@ def create_key(env: dict[str, str]) -> str:
 @contextmanager
 def process(args: list[str], env: dict[str, str], ready_url: str | None = None,
             timeout: float = 60) -> Iterator[subprocess.Popen]:
-    log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)
-    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            cwd=ROOT)
+    with tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False) as log:  # kept to read
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=ROOT)
     try:
         if ready_url:
             deadline = time.monotonic() + timeout
@@ -176,12 +176,11 @@ def wrk(url: str, body: str, headers: dict[str, str], seconds: int, connections:
         timeout: int = 30) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}",
              'wrk.headers["Content-Type"] = "application/json"']
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
-    script.write("\n".join(lines) + "\n")
-    script.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lines) + "\n")
     threads = min(threads, connections)
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
                           "--timeout", f"{timeout}s",

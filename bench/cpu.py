@@ -57,6 +57,17 @@ def named(*names: str) -> Selector:
     return select
 
 
+def shared_labels(broker: str, **ours: Selector) -> dict[str, Selector]:
+    """Our processes' labels plus the local services by command name (``postgres``, ``beam.smp``,
+    ``redis-server``); with a Redis broker, one redis-server is both ``broker`` and ``redis``."""
+    labels = {**ours, "postgres": named("postgres")}
+    if broker == "rabbitmq":
+        labels.update(broker=named("beam.smp"), redis=named("redis-server"))
+    else:
+        labels["broker"] = named("redis-server")
+    return labels
+
+
 class CpuMeter:
     """Samples labelled process groups in a thread; ``result()`` gives ``cpu_ms_by_process``."""
 

@@ -133,10 +133,12 @@ def run(scenario: str, args: argparse.Namespace) -> dict:
         deadline = time.time() + args.timeout
         while time.time() < deadline and set(load.accepted) - set(read_sends(stack.sink_file).first_seen()):
             time.sleep(0.5)
-        all_arrived = time.time()
         time.sleep(args.settle if args.settle is not None else args.sending_timeout + 10)
+        observed_until = time.time()
         cpu = meter.stop()
         sink = read_sends(stack.sink_file)
+        arrivals = sink.first_seen()
+        all_arrived = set(load.accepted) <= set(arrivals)
         figures = chaos_report.sink_figures(load.accepted, sink)
         records = chaos_report.records(stack.database_url, set(load.accepted), sink)
         exits = stack.unexpected_exits()
@@ -148,13 +150,16 @@ def run(scenario: str, args: argparse.Namespace) -> dict:
         "duplicates_recorded": records["duplicates_recorded"],
         "duplicates_not_in_records": records["duplicates_not_in_records"],
         "unconfirmed": records["unconfirmed"],
-        "longest_stall_s": chaos_report.longest_stall(load.accepted, sink, all_arrived),
+        "longest_stall_s": chaos_report.longest_stall(load.accepted, sink, observed_until),
         "faults": [f.figures(load.started, load.accepted, sink) for f in faults],
         "unexpected_exits": exits, "client_failed_tries": dict(load.failed_tries),
         "statuses": records["statuses"], "lost_by_status": records["lost_by_status"], "events": records["events"],
         "sends_of_unknown_ids": figures["sends_of_unknown_ids"],
         "sending_timeout_s": args.sending_timeout, "hard": args.hard,
-        "seconds": round(all_arrived - load.started, 1),
+        **({"redis_appendonly": args.redis_appendonly} if args.broker == "redis" and not args.broker_url else {}),
+        "seconds_to_last_arrival": round(max(arrivals[nid] for nid in load.accepted) - load.started, 1)
+        if all_arrived and load.accepted else None,
+        "observed_s": round(observed_until - load.started, 1),
         "cpu_ms_by_process": cpu, "cpu_ms_per_notification": per_notification(cpu, len(load.accepted)),
         "logs": str(directory / "logs") if args.keep else None,
     }
@@ -187,7 +192,7 @@ def main() -> None:
     parser.add_argument("--redis-appendonly", action="store_true", help="the Redis broker with appendonly yes")
     parser.add_argument("--sending-timeout", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--timeout", type=float, default=180.0, help="wait for the last arrival after posting")
+    parser.add_argument("--timeout", type=float, default=400.0, help="wait for the last arrival after posting")
     parser.add_argument("--settle", type=float, default=None, help="then wait (default: sending timeout + 10 s)")
     parser.add_argument("--database-url", help="a PostgreSQL server instead of a private one (not restarted)")
     parser.add_argument("--broker-url", help="a broker instead of a private one (not restarted, not purged)")

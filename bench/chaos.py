@@ -41,7 +41,7 @@ from bench import chaos_report
 from bench.chaos_load import Load
 from bench.chaos_report import Fault
 from bench.common import emit
-from bench.cpu import CpuMeter, groups, per_notification
+from bench.cpu import CpuMeter, groups, per_notification, pids
 from bench.smtp_sink import read_sends
 from bench.stack import Stack
 
@@ -115,13 +115,13 @@ def run(scenario: str, args: argparse.Namespace) -> dict:
                   api_port=args.api_port, sink_port=args.sink_port, restart_delay=args.restart_delay,
                   urls=urls, ports=ports)
     with stack:
-        def pgid(service) -> Callable[[], int | None]:  # type: ignore[no-untyped-def]
-            return lambda: service.process.pid if service.process is not None and service.running else None
+        def server(service) -> Callable[[], list[int]]:  # type: ignore[no-untyped-def]
+            return service.pids if hasattr(service, "pids") else list  # an External one: not ours to count
 
         meter = CpuMeter({"api": groups(lambda: stack.api.pgid),
                           "worker": groups(*[lambda w=w: w.pgid for w in stack.workers]),
-                          "beat": groups(lambda: stack.beat.pgid), "postgres": groups(pgid(stack.postgres)),
-                          "broker": groups(pgid(stack.broker)), "redis": groups(pgid(stack.redis)),
+                          "beat": groups(lambda: stack.beat.pgid), "postgres": pids(server(stack.postgres)),
+                          "broker": pids(server(stack.broker)), "redis": pids(server(stack.redis)),
                           "sink": groups(lambda: stack.sink.pgid)}).start()
         time.sleep(args.warmup)  # workers connected, beat scheduled
         load = Load(stack.base_url, stack.key, args.n, args.rate, args.clients).start()
@@ -159,6 +159,7 @@ def run(scenario: str, args: argparse.Namespace) -> dict:
         **({"redis_appendonly": args.redis_appendonly} if args.broker == "redis" and not args.broker_url else {}),
         "seconds_to_last_arrival": round(max(arrivals[nid] for nid in load.accepted) - load.started, 1)
         if all_arrived and load.accepted else None,
+        "posting_s": round(max(load.accepted.values(), default=load.started) - load.started, 1),
         "observed_s": round(observed_until - load.started, 1),
         "cpu_ms_by_process": cpu, "cpu_ms_per_notification": per_notification(cpu, len(load.accepted)),
         "logs": str(directory / "logs") if args.keep else None,

@@ -1,9 +1,10 @@
 """CPU time by process, from the operating system: what each part of the system cost.
 
 A benchmark names the processes it cares about by label (``api``, ``worker``, ``postgres``,
-``broker``, ``redis``) as process groups (every process we start gets its own session, so its
-group holds it and everything it forks: uvicorn's workers, PostgreSQL's backends, Erlang's
-helpers) or as a match on the command name for services we did not start. A sampler thread reads
+``broker``, ``redis``): as process groups (every process of ours gets its own session, so its
+group holds it and what it forks, e.g. uvicorn's workers), as a list of pids (a private server's
+processes: PostgreSQL puts each backend in a session of its own), or by command name for
+services we did not start. A sampler thread reads
 ``utime + stime`` from ``/proc/<pid>/stat`` every ``interval`` seconds and keeps, per process,
 the first and the last value it saw; a process that is killed keeps what it had used at its last
 sample (at most ``interval`` of its CPU goes unseen). The result is in milliseconds.
@@ -23,7 +24,8 @@ from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
-Selector = Callable[[], Iterable[int]]  # the pgids of a label, asked anew at every sample
+# What a label covers, asked anew at every sample: process group ids, or pids given negated.
+Selector = Callable[[], Iterable[int]]
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:
@@ -40,6 +42,12 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
 def groups(*pgids: Callable[[], int | None]) -> Selector:
     """A selector for process groups whose leader pid may change (a restarted process)."""
     return lambda: [pgid for get in pgids if (pgid := get()) is not None]
+
+
+def pids(get: Callable[[], Iterable[int]]) -> Selector:
+    """A selector for the processes ``get`` lists (a private server's ``pids()``, which reaches the
+    PostgreSQL backends that run in sessions of their own)."""
+    return lambda: [-pid for pid in get()]
 
 
 def named(*names: str) -> Selector:

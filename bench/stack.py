@@ -67,13 +67,18 @@ class Proc:
         self.unexpected_exits = 0
         self.starts = 0
         self.expected = False  # set while we stop or kill it on purpose
+        self._lock = threading.Lock()
 
     def start(self) -> None:
-        with open(self.logs / f"{self.name}.log", "ab") as log:
-            self.popen = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
-        self.starts += 1
-        self.expected = False
+        """Start it unless it runs: the supervisor and a fault may both restart a process that died."""
+        with self._lock:
+            if self.popen is not None and self.popen.poll() is None:
+                return
+            with open(self.logs / f"{self.name}.log", "ab") as log:
+                self.popen = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
+            self.starts += 1
+            self.expected = False
 
     def signal(self, sig: int) -> None:
         self.expected = True

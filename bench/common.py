@@ -92,7 +92,10 @@ def own_broker(kind: str, url: str | None = None) -> Iterator[str]:
 def _rabbitmqctl(*args: str) -> None:
     if shutil.which("rabbitmqctl") is None:
         raise SystemExit("rabbitmqctl is needed to create the benchmark's vhost; or pass --broker-url")
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+    done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"rabbitmqctl {args[0]} failed ({(done.stderr or done.stdout).strip()[:300]}); "
+                         "pass --broker-url with a vhost the benchmark may fill")
 
 
 @contextmanager

@@ -4,7 +4,11 @@ Prints one JSON line: rps, p50/p99, and the ceiling — a bare FastAPI endpoint 
 body, served with the same uvicorn settings — measured in the same run.
 
     python -m bench.intake [--broker redis|rabbitmq] [--seconds 10] [--connections 64] [--batch 1000]
+                           [--database-url ...] [--broker-url ...] [--redis-url ...]
     python -m bench.intake --hostile [--hostile-connections 4]
+
+Also prints the CPU each part used during the measured run (``cpu_ms_by_process``,
+``cpu_ms_per_notification``: ``bench/cpu.py``).
 
 ``--hostile``: the valid key's requests/s and p99 alone, then again while a second key sends
 expensive templates (killed at the render deadline, refused by the operator bounds, or over the
@@ -24,18 +28,19 @@ from pathlib import Path
 
 from bench.common import (
     BIN,
-    BROKERS,
+    add_service_options,
     create_key,
     emit,
     environment,
     free_port,
     fresh_database,
     notifier,
+    own_broker,
     parse_wrk,
     process,
-    purge_queues,
     wrk,
 )
+from bench.cpu import CpuMeter, groups, per_notification, shared_labels
 
 BODY = {"channel": "email", "category": "transactional", "to": "ada@example.com", "subject": "Your receipt",
         "body": "Thanks, {{ name }}", "data": {"name": "Ada"}, "reference": "order-42"}
@@ -73,12 +78,11 @@ def hostile_wrk(url: str, key: str, seconds: int, connections: int, kinds: list[
 def hostile(args: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
-    broker = args.broker_url or BROKERS[args.broker]
-    with fresh_database() as database_url, tempfile.TemporaryDirectory() as tmp:
-        env = environment(database_url, broker, Path(tmp))
+    with own_broker(args.broker, args.broker_url) as broker, \
+            fresh_database(args.database_url) as database_url, tempfile.TemporaryDirectory() as tmp:
+        env = environment(database_url, broker, Path(tmp), args.redis_url)
         key = create_key(env)
         attacker = notifier(env, "keys", "create", "--name", "attacker").strip().splitlines()[-1]
-        purge_queues(broker)
         port = free_port()
         url = f"http://127.0.0.1:{port}/v1/notifications"
         api = [str(BIN / "notifier"), "api", "--port", str(port), "--workers", str(args.api_workers)]
@@ -94,7 +98,6 @@ def hostile(args: argparse.Namespace) -> None:
                 attack = hostile_wrk(url, attacker, args.seconds + 2, args.hostile_connections, kinds)
                 contendeds.append(wrk(url, json.dumps(BODY), auth, args.seconds, args.connections))
                 attacks.append(parse_wrk(attack.communicate(timeout=args.seconds + 60)[0]))
-        purge_queues(broker)
     solo, contended, attacked = _total(solos), _total(contendeds), _total(attacks)
     emit({
         "benchmark": "intake_hostile", "broker": args.broker, "connections": args.connections,
@@ -124,7 +127,6 @@ def _total(runs: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--broker", choices=sorted(BROKERS), default="redis")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--api-workers", type=int, default=2)
@@ -134,17 +136,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="--hostile: solo/contended rounds")
     parser.add_argument("--hostile-kind", choices=["all", "templates", "rows", "valid"], default="all",
                         help="what the second key sends (valid: a baseline of plain load)")
-    parser.add_argument("--broker-url", default=None, help="override the broker URL (a private Redis db)")
+    add_service_options(parser)
     args = parser.parse_args()
     if args.hostile:
         hostile(args)
         return
 
-    broker = BROKERS[args.broker]
-    with fresh_database() as database_url, tempfile.TemporaryDirectory() as tmp:
-        env = environment(database_url, broker, Path(tmp))
+    with own_broker(args.broker, args.broker_url) as broker, fresh_database(args.database_url) as database_url, \
+            tempfile.TemporaryDirectory() as tmp:
+        env = environment(database_url, broker, Path(tmp), args.redis_url)
         key = create_key(env)
-        purge_queues(broker)
         uvicorn_args = ["--workers", str(args.api_workers), "--loop", "uvloop", "--http", "httptools",
                         "--no-access-log", "--log-level", "warning"]
         single = json.dumps(BODY)
@@ -161,15 +162,16 @@ def main() -> None:
 
         port = free_port()
         api = [str(BIN / "notifier"), "api", "--port", str(port), "--workers", str(args.api_workers)]
-        with process(api, env, ready_url=f"http://127.0.0.1:{port}/healthz"):
+        with process(api, env, ready_url=f"http://127.0.0.1:{port}/healthz") as api_process:
             connections = min(args.connections, args.api_workers * 2) if args.batch else args.connections
+            meter = CpuMeter(shared_labels(args.broker, api=groups(lambda: api_process.pid))).start()
             measured = wrk(f"http://127.0.0.1:{port}{path}", body, {"Authorization": f"Bearer {key}"},
                            args.seconds, connections)
-        purge_queues(broker)
+            cpu = meter.stop()
 
     result = {
         "benchmark": "intake_batch" if args.batch else "intake",
-        "broker": args.broker,
+        "broker": args.broker if not args.broker_url else "given",
         "connections": min(args.connections, args.api_workers * 2) if args.batch else args.connections,
         "seconds": args.seconds,
         "api_workers": args.api_workers,
@@ -183,6 +185,8 @@ def main() -> None:
     if args.batch:
         result["batch"] = args.batch
         result["notifications_per_s"] = round(measured["rps"] * args.batch, 1)
+    result["cpu_ms_by_process"] = cpu
+    result["cpu_ms_per_notification"] = per_notification(cpu, measured["requests"] * (args.batch or 1))
     emit(result)
 
 

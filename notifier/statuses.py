@@ -74,6 +74,7 @@ class EventKind(enum.StrEnum):
     ATTEMPT = "attempt"
     SENT = "sent"
     RETRY_SCHEDULED = "retry_scheduled"
+    WAITING = "waiting"  # no provider could be contacted (breakers open): no attempt spent
     FAILED = "failed"
     UNCONFIRMED = "unconfirmed"
     EXPIRED = "expired"

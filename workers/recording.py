@@ -214,7 +214,8 @@ def _next_step(
         when = now + timedelta(seconds=wait if wait is not None else ctx.retry_policy.base_seconds)
         if job.expires_at is not None and when >= job.expires_at:
             return _end(session, job, outcome, attempts, now, ttl=True), None
-        return _requeue(session, job, outcome, attempts, now, when, _waiting_detail(outcome))
+        return _requeue(session, job, outcome, attempts, now, when, _waiting_detail(outcome),
+                        kind=EventKind.WAITING)
     when = ctx.retry_policy.next_attempt_at(now, attempts, job.expires_at, outcome.retry_after)
     if when is None:
         ttl = attempts < ctx.retry_policy.max_attempts
@@ -242,6 +243,7 @@ def _requeue(
     now: datetime,
     when: datetime,
     detail: str,
+    kind: EventKind = EventKind.RETRY_SCHEDULED,
 ) -> tuple[dict[str, Any], Retry]:
     repository.move(
         session,
@@ -255,7 +257,7 @@ def _requeue(
     event = {
         "notification_id": job.id,
         "created_at": now,
-        "kind": EventKind.RETRY_SCHEDULED.value,
+        "kind": kind.value,
         "status": Status.QUEUED.value,
         "detail": detail,
     }

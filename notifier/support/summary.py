@@ -90,6 +90,18 @@ def _problem(event: DeliveryEvent | None) -> str:
 
 def _queued(facts: Facts) -> str:
     row = facts.notification
+    step = _last(facts.events, EventKind.RETRY_SCHEDULED, EventKind.WAITING, EventKind.RECOVERED)
+    if step is not None and step.kind == EventKind.WAITING.value:
+        return (
+            f"Not sent yet: no provider of the {row.lane} lane could be contacted (their circuit "
+            f"breakers are open after provider failures); it waits until {when(row.not_before)} "
+            "and no attempt is used up meanwhile."
+        )
+    if step is not None and step.kind == EventKind.RECOVERED.value and row.pinned_provider:
+        return (
+            f"Being sent again through {row.pinned_provider} only: the worker sending it stopped "
+            "after contacting the provider, so it may already have been delivered once."
+        )
     retry = _last(facts.events, EventKind.RETRY_SCHEDULED)
     if retry is not None and row.attempts:
         attempt = _last(facts.events, EventKind.ATTEMPT)

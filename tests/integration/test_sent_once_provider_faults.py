@@ -20,7 +20,7 @@ from sqlalchemy import update
 from notifier.config import Settings
 from notifier.db.models import Notification
 from notifier.db.session import transaction
-from tests.factories import email, make_settings
+from tests.factories import api_key, email, make_settings
 from tests.fakes.aws import AwsAnswer
 from tests.integration.providers_fakes import (  # noqa: F401 - fixtures
     Block,
@@ -105,7 +105,7 @@ def test_a_relay_that_takes_the_message_and_never_answers_gets_one_message_id_an
     deliver_ids(app.delivery, [notification_id])  # open: it waits, no attempt is spent
     waiting = view(client, auth, notification_id)
     assert waiting["status"] == "queued" and waiting["attempts"] == 2
-    assert "no attempt used" in waiting["events"][-1]["detail"]
+    assert waiting["events"][-1]["kind"] == "waiting" and "no attempt used" in waiting["events"][-1]["detail"]
     time.sleep(COOL_DOWN)
     due_now(runtime)
     deliver_ids(app.delivery, [notification_id])  # the trial after the cool-down: attempt 3
@@ -165,7 +165,11 @@ def test_every_provider_open_spends_no_attempt_and_the_message_goes_after_the_co
         due_now(runtime)
     held = view(client, auth, waiting)
     assert (held["status"], held["attempts"]) == ("queued", 0), held
-    assert "attempt" not in kinds(held)
+    assert "attempt" not in kinds(held) and "waiting" in kinds(held)
+    support = {"Authorization": f"Bearer {api_key(runtime, 'helpdesk', scopes=['support:read'])}"}
+    summary = client.get(f"/v1/support/notifications/{waiting}", headers=support).json()["summary"]
+    assert summary.startswith("Not sent yet: no provider of the email.transactional lane could be "
+                              "contacted"), summary
     time.sleep(COOL_DOWN)
     deliver_ids(app.delivery, [waiting])
 

@@ -7,8 +7,9 @@ themselves, so a router added later gets the same without doing anything:
 - the ``bearer`` security scheme is FastAPI's own, from the ``Security`` dependency of the
   API-key check (:func:`notifier.api.deps.get_caller`): every operation that checks a key
   declares it;
-- the error responses each operation can give (401 and 429 where a key is checked; 400, 403,
-  404, 413, 415, 422 and 503 everywhere), all with the one error envelope
+- the error responses each operation can give (401 and 429 where a key is checked; 409 on the
+  operations that change something; 400, 403, 404, 413, 415, 422 and 503 everywhere), all with
+  the one error envelope
   (:class:`ErrorEnvelope`).
 """
 
@@ -43,11 +44,13 @@ class ErrorEnvelope(BaseModel):
 
 EVERYWHERE = (400, 403, 404, 413, 415, 422, 503)  # 403: also an inbound signature that fails
 WITH_KEY = (401, 429)
+CHANGING = (409,)  # a change that conflicts with the resource's state (archived, already sent)
 _STATUS_TEXT = {
     400: "Malformed request (the body is not JSON)", 401: "Missing, unknown or revoked API key",
     403: "The key lacks the scope or lane, or a signature does not verify", 404: "No such resource for this key",
     413: "Body or batch too large", 415: "The body is not declared as JSON",
     422: "A field, parameter or header is invalid (details name it)",
+    409: "The change conflicts with the resource's state",
     429: "Rate limited (Retry-After says when)", 503: "A dependency is down; retry (Retry-After)",
 }
 
@@ -73,9 +76,11 @@ def install(app: FastAPI) -> None:
             schemas.pop(unused, None)
         ref = {"$ref": "#/components/schemas/ErrorEnvelope"}
         for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
+            for method, operation in operations.items():
                 responses = operation.setdefault("responses", {})
                 statuses = EVERYWHERE + (WITH_KEY if operation.get("security") else ())
+                if method in ("post", "put", "patch", "delete"):
+                    statuses += CHANGING
                 for status in sorted(statuses):
                     responses[str(status)] = {
                         "description": _codes_for(status),

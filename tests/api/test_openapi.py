@@ -22,7 +22,7 @@ def test_every_keyed_operation_declares_bearer_auth_and_the_error_envelope(clien
                 assert operation["security"] == [{"bearer": []}]
                 for status in ("401", "429"):
                     assert responses[status]["content"]["application/json"]["schema"] == envelope
-    assert keyed == 4
+    assert keyed == 5  # send, batch, read one, list, cancel
     codes = schema["components"]["schemas"]["ErrorCode"]["enum"]
     assert "unsupported_media_type" in codes and "template_error" in codes
 

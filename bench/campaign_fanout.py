@@ -1,32 +1,33 @@
 """Fan out a 100,000-recipient campaign run on PostgreSQL and time it.
 
-Creates a throw-away database (``NOTIFIER_BENCH_PG_URL``, default the local test server), an
-audience of N contacts with email consent (set-up, not timed), then times the run's fan-out:
+Creates a throw-away database in ``--database-url`` (default the local server), an audience of
+N contacts with email consent (set-up, not timed), then times the run's fan-out:
 keyset-paginated chunks, consent and suppression checks, rendering, a signed unsubscribe link
-per email, bulk inserts of notifications and events, and publishing the delivery tasks to
-Redis (``NOTIFIER_BENCH_REDIS_URL``; the in-memory broker if Redis is not there).
+per email, bulk inserts of notifications and events, and publishing the delivery tasks to the
+broker (``--broker-url``, or by default the benchmarks' own Redis DB 12 or RabbitMQ vhost, see
+``bench/common.py``; ``--broker memory`` for none).
 
 Prints one JSON line: {"recipients", "seconds", "per_s", "notifications", "broker"}.
-Usage: .venv/bin/python bench/campaign_fanout.py [N]
+Usage: .venv/bin/python -m bench.campaign_fanout [--recipients N] [--database-url ...] [--broker-url ...]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
-import socket
 import sys
 import tempfile
 import time
-import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # also runnable as a script: python bench/campaign_fanout.py
 
+from bench.common import add_service_options, fresh_database, own_broker
 from notifier.api.app import create_app
 from notifier.campaigns import runs
 from notifier.campaigns.models import Audience, AudienceMember, Contact
@@ -36,19 +37,6 @@ from notifier.db.models import utcnow
 from notifier.db.session import transaction
 from notifier.keys import create_key
 from notifier.runtime import Runtime
-
-PG_ADMIN = os.environ.get(
-    "NOTIFIER_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-REDIS = os.environ.get("NOTIFIER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
-
-
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _audience(runtime: Runtime, count: int) -> None:
@@ -80,26 +68,31 @@ def _audience(runtime: Runtime, count: int) -> None:
         )
 
 
-def main(count: int) -> None:
-    name = f"notifier_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    broker = REDIS if _redis_up() else "memory://"
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--recipients", type=int, default=100_000)
+    add_service_options(parser)
+    args = parser.parse_args()
+    with ExitStack() as stack:
+        broker = "memory://" if args.broker_url == "memory" else stack.enter_context(
+            own_broker(args.broker, args.broker_url))
+        url = stack.enter_context(fresh_database(args.database_url))
+        result = fan_out(args.recipients, url, broker, args.redis_url)
+    print(json.dumps(result))
+
+
+def fan_out(count: int, url: str, broker: str, redis_url: str) -> dict:
+    upgrade(url)
+    settings = Settings(
+        env="test",
+        data_dir=Path(tempfile.mkdtemp()),
+        database_url=url,
+        broker_url=broker,
+        redis_url=redis_url,
+        api_rate_limit="100000/minute",
+    )
+    runtime = Runtime.build(settings)
     try:
-        upgrade(url)
-        settings = Settings(
-            env="test",
-            data_dir=Path(tempfile.mkdtemp()),
-            database_url=url,
-            broker_url=broker,
-            api_rate_limit="100000/minute",
-        )
-        runtime = Runtime.build(settings)
-        if broker != "memory://":
-            with runtime.celery.connection_for_write() as connection:
-                connection.default_channel.client.flushdb()
         _audience(runtime, count)
         with transaction(runtime.sessions) as session:
             _, key = create_key(session, "bench", ["campaigns:manage"])
@@ -131,26 +124,16 @@ def main(count: int) -> None:
         report = runs.fan_out(runtime, run_id)
         seconds = time.perf_counter() - started
         assert report.finished
-        print(
-            json.dumps(
-                {
-                    "recipients": count,
-                    "seconds": round(seconds, 2),
-                    "per_s": round(count / seconds),
-                    "notifications": report.notifications,
-                    "broker": broker.split(":", 1)[0],
-                }
-            )
-        )
-        if broker != "memory://":
-            with runtime.celery.connection_for_write() as connection:
-                connection.default_channel.client.flushdb()
-        runtime.close()
+        return {
+            "recipients": count,
+            "seconds": round(seconds, 2),
+            "per_s": round(count / seconds),
+            "notifications": report.notifications,
+            "broker": broker.split(":", 1)[0],
+        }
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        runtime.close()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    main()

@@ -1,7 +1,18 @@
-"""What the benchmarks share: a fresh PostgreSQL database, processes of ours, wrk, JSON output."""
+"""What the benchmarks share: the services they run on, processes of ours, wrk, JSON output.
+
+Every benchmark takes ``--database-url``, ``--broker-url`` and ``--redis-url``
+(:func:`add_service_options`). By default they are the local services, and a benchmark only ever
+removes what it created itself: a database of its own in the PostgreSQL server (dropped at the
+end), a RabbitMQ vhost of its own (created with ``rabbitmqctl``, deleted at the end) or the
+benchmarks' Redis DB 12, which must be empty when the run starts (flushed at the end). A broker URL
+given on the command line is used as it is and never purged: give one the benchmark may fill.
+``--redis-url`` is what notifier's rate limits use (``NOTIFIER_REDIS_URL``, as in production) and
+where the no-op ceiling counts; only keys of the run's own are written there.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -24,7 +35,8 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-BROKERS = {"redis": "redis://127.0.0.1:6379/12", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//"}
+REDIS_URL = "redis://127.0.0.1:6379/11"
+BROKERS = {"redis": "redis://127.0.0.1:6379/12", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/"}
 
 
 def emit(result: dict) -> None:
@@ -37,21 +49,71 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def add_service_options(parser: argparse.ArgumentParser, broker_default: str = "redis") -> None:
+    parser.add_argument("--broker", choices=sorted(BROKERS), default=broker_default,
+                        help="kind of the default broker when --broker-url is not given")
+    parser.add_argument("--database-url", default=PG_ADMIN_URL,
+                        help="a PostgreSQL server: a database of the benchmark's own is created there and dropped")
+    parser.add_argument("--broker-url", default=None,
+                        help="used as is, never purged (default: a vhost of its own on the local RabbitMQ, "
+                             "or the local Redis DB 12, which must be empty)")
+    parser.add_argument("--redis-url", default=REDIS_URL,
+                        help="rate limits (NOTIFIER_REDIS_URL) and counters; only keys of the run's own")
+
+
 @contextmanager
-def fresh_database() -> Iterator[str]:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def own_broker(kind: str, url: str | None = None) -> Iterator[str]:
+    """The broker URL to use; see the module docstring for what is created and removed."""
+    if url:
+        yield url
+        return
+    if kind == "rabbitmq":
+        vhost = f"bench_{uuid.uuid4().hex[:8]}"
+        _rabbitmqctl("add_vhost", vhost)
+        try:
+            _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+            yield BROKERS["rabbitmq"] + vhost
+        finally:
+            _rabbitmqctl("delete_vhost", vhost)
+        return
+    import redis
+
+    client = redis.Redis.from_url(BROKERS["redis"])
+    if client.dbsize():
+        raise SystemExit(f"{BROKERS['redis']} is not empty (another run, or one that was killed): pass "
+                         "--broker-url with an empty Redis DB of yours")
+    try:
+        yield BROKERS["redis"]
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def _rabbitmqctl(*args: str) -> None:
+    if shutil.which("rabbitmqctl") is None:
+        raise SystemExit("rabbitmqctl is needed to create the benchmark's vhost; or pass --broker-url")
+    done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"rabbitmqctl {args[0]} failed ({(done.stderr or done.stdout).strip()[:300]}); "
+                         "pass --broker-url with a vhost the benchmark may fill")
+
+
+@contextmanager
+def fresh_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"notifier_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
-def environment(database_url: str, broker_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+def environment(database_url: str, broker_url: str, data_dir: Path, redis_url: str | None = None,
+                **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
         "NOTIFIER_ENV": "production",
@@ -64,6 +126,8 @@ def environment(database_url: str, broker_url: str, data_dir: Path, **extra: str
         "NOTIFIER_LOG_LEVEL": "WARNING",
         "FORWARDED_ALLOW_IPS": "127.0.0.1",
     }
+    if redis_url:
+        env["NOTIFIER_REDIS_URL"] = redis_url
     env.update(extra)
     return env
 
@@ -81,9 +145,9 @@ def create_key(env: dict[str, str]) -> str:
 @contextmanager
 def process(args: list[str], env: dict[str, str], ready_url: str | None = None,
             timeout: float = 60) -> Iterator[subprocess.Popen]:
-    log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)
-    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            cwd=ROOT)
+    with tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False) as log:  # kept to read
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=ROOT)
     try:
         if ready_url:
             deadline = time.monotonic() + timeout
@@ -115,12 +179,11 @@ def wrk(url: str, body: str, headers: dict[str, str], seconds: int, connections:
         timeout: int = 30) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}",
              'wrk.headers["Content-Type"] = "application/json"']
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
-    script.write("\n".join(lines) + "\n")
-    script.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lines) + "\n")
     threads = min(threads, connections)
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
                           "--timeout", f"{timeout}s",
@@ -144,17 +207,3 @@ def parse_wrk(out: str) -> dict:
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": errors.group(1) if errors else None,
     }
-
-
-def purge_queues(broker_url: str) -> None:
-    from kombu import Connection
-
-    from workers.queues import ALL_QUEUES
-
-    with Connection(broker_url) as connection:
-        channel = connection.default_channel
-        for queue in ALL_QUEUES:
-            try:
-                channel.queue_purge(queue)
-            except Exception:  # noqa: BLE001 - a queue not declared yet
-                channel = connection.channel()

@@ -4,14 +4,18 @@ same broker with the same number of worker processes.
 
     python -m bench.e2e [--n 20000] [--provider-latency-ms 50] [--broker redis|rabbitmq]
                         [--worker-processes 2] [--concurrency 16]
+                        [--database-url ...] [--broker-url ...] [--redis-url ...]
 
 Prints: notifications, e2e_per_s, ceiling_per_s, ratio, p50_ms/p99_ms (accept -> sent, from the
-database), lost (not final at the end), duplicates (more than one accepted attempt).
+database), lost (not final at the end), duplicates (more than one accepted attempt), and what
+each part cost in CPU (``cpu_ms_by_process``, ``cpu_ms_per_notification``, see ``bench/cpu.py``:
+the local PostgreSQL, broker and Redis also serve whatever else runs on the machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import uuid
@@ -24,15 +28,16 @@ from sqlalchemy import create_engine, func, select, text
 
 from bench.common import (
     BIN,
-    BROKERS,
+    add_service_options,
     create_key,
     emit,
     environment,
     free_port,
     fresh_database,
+    own_broker,
     process,
-    purge_queues,
 )
+from bench.cpu import CpuMeter, groups, per_notification, shared_labels
 from notifier.db.models import Notification
 
 FINAL_OR_SENT = ("sent", "delivered", "failed", "expired", "suppressed", "cancelled")
@@ -45,16 +50,15 @@ def providers_file(directory: Path, latency_ms: float) -> Path:
     return path
 
 
-def noop_ceiling(broker: str, n: int, processes: int, concurrency: int) -> float:
-    import os
-
+def noop_ceiling(broker: str, redis_url: str, n: int, processes: int, concurrency: int) -> float:
     os.environ["BENCH_BROKER_URL"] = broker
+    os.environ["BENCH_COUNTER_URL"] = redis_url
     from bench.noop_app import app, noop
 
     key = f"noop-{uuid.uuid4().hex}"
-    counter = redis.Redis.from_url("redis://127.0.0.1:6379/11")
+    counter = redis.Redis.from_url(redis_url)
     app.conf.broker_url = broker
-    env = {**os.environ, "BENCH_BROKER_URL": broker}
+    env = {**os.environ, "BENCH_BROKER_URL": broker, "BENCH_COUNTER_URL": redis_url}
     with app.connection_for_write() as connection, app.producer_or_acquire(None) as producer:
         for _ in range(n):
             noop.apply_async(args=[key], queue="bench.noop", producer=producer, connection=connection)
@@ -75,32 +79,36 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--provider-latency-ms", type=float, default=50)
-    parser.add_argument("--broker", choices=sorted(BROKERS), default="redis")
     parser.add_argument("--worker-processes", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--pool", default="threads")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=600)
+    add_service_options(parser)
     args = parser.parse_args()
-    broker = BROKERS[args.broker]
-    purge_queues(broker)
+    with own_broker(args.broker, args.broker_url) as broker:
+        ceiling = noop_ceiling(broker, args.redis_url, args.n, args.worker_processes, args.concurrency)
+        result = measure(args, broker)
+    emit({**result, "ceiling_per_s": round(ceiling, 1), "ratio": round(result["e2e_per_s"] / ceiling, 3)})
 
-    ceiling = noop_ceiling(broker, args.n, args.worker_processes, args.concurrency)
 
-    with fresh_database() as database_url, tempfile.TemporaryDirectory() as tmp:
+def measure(args: argparse.Namespace, broker: str) -> dict:
+    with fresh_database(args.database_url) as database_url, tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        env = environment(database_url, broker, directory,
+        env = environment(database_url, broker, directory, args.redis_url,
                           NOTIFIER_PROVIDERS_FILE=str(providers_file(directory, args.provider_latency_ms)))
         key = create_key(env)
         port = free_port()
         engine = create_engine(database_url)
         with ExitStack() as stack:
-            stack.enter_context(process([str(BIN / "notifier"), "api", "--port", str(port)], env,
-                                        ready_url=f"http://127.0.0.1:{port}/healthz"))
-            for _ in range(args.worker_processes):
-                stack.enter_context(process([str(BIN / "notifier"), "worker", "--lanes", "email.transactional",
-                                             "--concurrency", str(args.concurrency), "--pool", args.pool], env))
+            api = stack.enter_context(process([str(BIN / "notifier"), "api", "--port", str(port)], env,
+                                              ready_url=f"http://127.0.0.1:{port}/healthz"))
+            workers = [stack.enter_context(process([str(BIN / "notifier"), "worker", "--lanes", "email.transactional",
+                                                    "--concurrency", str(args.concurrency), "--pool", args.pool], env))
+                       for _ in range(args.worker_processes)]
             time.sleep(3)  # workers connected
+            meter = CpuMeter(shared_labels(args.broker, api=groups(lambda: api.pid),
+                                           worker=groups(*[lambda w=w: w.pid for w in workers]))).start()
             started = time.perf_counter()
             headers = {"Authorization": f"Bearer {key}"}
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
@@ -120,6 +128,7 @@ def main() -> None:
                     break
                 time.sleep(0.1)
             elapsed = time.perf_counter() - started
+            cpu = meter.stop()
         with engine.connect() as c:
             latencies = [r[0] for r in c.execute(text(
                 "SELECT EXTRACT(EPOCH FROM (sent_at - created_at)) * 1000 FROM notifications "
@@ -129,14 +138,13 @@ def main() -> None:
                 "AND provider_message_id IS NOT NULL GROUP BY notification_id HAVING count(*) > 1) d")).scalar_one()
             total = c.execute(select(func.count()).select_from(Notification)).scalar_one()
         engine.dispose()
-    purge_queues(broker)
 
     def pct(p: float) -> float:
         return round(float(latencies[min(len(latencies) - 1, int(p * len(latencies)))]), 1) if latencies else -1
 
-    emit({
+    return {
         "benchmark": "e2e",
-        "broker": args.broker,
+        "broker": args.broker if not args.broker_url else "given",
         "notifications": args.n,
         "stored": total,
         "provider_latency_ms": args.provider_latency_ms,
@@ -145,13 +153,13 @@ def main() -> None:
         "pool": args.pool,
         "post_seconds": round(posted, 2),
         "e2e_per_s": round(done / elapsed, 1),
-        "ceiling_per_s": round(ceiling, 1),
-        "ratio": round((done / elapsed) / ceiling, 3),
         "p50_ms": pct(0.5),
         "p99_ms": pct(0.99),
         "lost": args.n - done,
         "duplicates": duplicates,
-    })
+        "cpu_ms_by_process": cpu,
+        "cpu_ms_per_notification": per_notification(cpu, done),
+    }
 
 
 if __name__ == "__main__":

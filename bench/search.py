@@ -4,7 +4,9 @@ Seeds ``--rows`` notifications with COPY (indexes built after the load, then ANA
 the repository's own queries — by normalised recipient, by caller reference, by provider message
 id — newest 50 first, for random existing values. Baseline in the same run: a primary-key lookup.
 
-    python -m bench.search [--rows 10000000] [--queries 300]
+    python -m bench.search [--rows 10000000] [--queries 300] [--database-url ...]
+
+(It uses neither a broker nor Redis, so it takes only ``--database-url``: see ``bench/common.py``.)
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import random
 import statistics
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from bench.common import emit, fresh_database
+from bench.common import PG_ADMIN_URL, emit, fresh_database
 from notifier.db.migrate import upgrade
 from notifier.notifications import repository
 
@@ -36,7 +38,7 @@ COLUMNS = ("id", "api_key_id", "channel", "category", "lane", "status", "recipie
 def seed(url: str, rows: int, recipients: int) -> str:
     plain = url.replace("postgresql+psycopg://", "postgresql://")
     key_id = str(uuid.uuid4())
-    start = datetime.now(timezone.utc) - timedelta(days=90)
+    start = datetime.now(UTC) - timedelta(days=90)
     rng = random.Random(42)
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute("INSERT INTO api_keys (id, name, prefix, secret_hash, scopes, created_at) "
@@ -78,8 +80,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--database-url", default=PG_ADMIN_URL,
+                        help="a PostgreSQL server: a database of the benchmark's own is created there and dropped")
     args = parser.parse_args()
-    with fresh_database() as url:
+    with fresh_database(args.database_url) as url:
         upgrade(url)
         started = time.perf_counter()
         key_id = seed(url, args.rows, recipients=max(1000, args.rows // 20))

@@ -1,9 +1,8 @@
 """Private PostgreSQL, RabbitMQ and Redis instances that a test or benchmark may kill at will.
 
-The local services on their default ports are shared by everyone working on this machine, so a
-test that restarts a broker or a database must never touch them. Each class here starts its own
-instance of the installed server on free ports of 127.0.0.1, with its data in a temporary
-directory, and offers the faults the tests need:
+The local services are shared by everyone on this machine, so a test that restarts a broker or a
+database starts its own instance of the installed server here, on free ports of 127.0.0.1 with
+its data in a temporary directory, with the faults the tests need:
 
 ``start()``, ``stop()`` (a clean shutdown), ``kill()`` (SIGKILL of the whole process group, what
 a crash or an OOM kill does), ``restart(down_seconds)`` (stop, stay down, start again on the same
@@ -32,6 +31,7 @@ pytest skip with the reason (a failure when ``CI=true``).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import glob
 import os
 import pwd
@@ -46,46 +46,14 @@ import weakref
 from pathlib import Path
 from typing import Self
 
+from tests.private_processes import alive, free_port, port_open, server_processes
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _LIVE: weakref.WeakSet[PrivateService] = weakref.WeakSet()
 
 
 class ServiceUnavailable(RuntimeError):
     """The server's binaries are not installed (or cannot run here)."""
-
-
-def free_port(low: int | None = None, high: int | None = None) -> int:
-    """A TCP port of 127.0.0.1 nothing listens on now; within [low, high) when given."""
-    for _ in range(200):
-        port = 0 if low is None else secrets.randbelow(high - low) + low  # type: ignore[operator]
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise RuntimeError("no free port found")
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def process_group(pgid: int) -> list[int]:
-    """The processes of group ``pgid`` (a server and every process it forked), read from /proc."""
-    members = []
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            text = Path(stat).read_text()
-        except OSError:  # exited meanwhile
-            continue
-        if int(text[text.rindex(")") + 2:].split()[2]) == pgid:
-            members.append(int(stat.split("/")[2]))
-    return members
 
 
 class PrivateService:
@@ -95,9 +63,9 @@ class PrivateService:
     start_timeout = 60.0
     stop_signal = signal.SIGTERM
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix=f"private-{self.name}-"))
-        self.port = free_port()
+        self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.directory / "server.log"
         self.starts = 0
@@ -147,11 +115,14 @@ class PrivateService:
 
     def kill(self) -> None:
         """SIGKILL of the server and every process it started, as a crash would end it."""
-        self._signal(signal.SIGKILL)
         if self.process is not None:
+            victims = server_processes(self.process.pid)
+            for pid in victims:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.process.wait(10)
             deadline = time.monotonic() + 10
-            while process_group(self.process.pid) and time.monotonic() < deadline:
+            while any(map(alive, victims)) and time.monotonic() < deadline:
                 time.sleep(0.05)
         self._wait_port_closed()
 
@@ -178,7 +149,7 @@ class PrivateService:
         return self.process is not None and self.process.poll() is None
 
     def pids(self) -> list[int]:
-        return process_group(self.process.pid) if self.process is not None else []
+        return server_processes(self.process.pid) if self.process is not None else []
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -187,9 +158,9 @@ class PrivateService:
             return ""
 
     def _signal(self, sig: int) -> None:
-        # The whole group, even when its leader is gone: orphaned backends would hold the port.
-        if self.process is not None and process_group(self.process.pid):
-            os.killpg(self.process.pid, sig)
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
 
     def _wait_port_closed(self, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
@@ -208,8 +179,7 @@ def _postgres_bin(program: str) -> str:
     newest = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"), key=lambda p: int(p.split("/")[4]))
     found = newest[-1] if newest else shutil.which(program)
     if found is None:
-        raise ServiceUnavailable(f"PostgreSQL's {program} is not installed (looked in /usr/lib/postgresql/*/bin "
-                                 "and PATH)")
+        raise ServiceUnavailable(f"PostgreSQL's {program} is in neither /usr/lib/postgresql/*/bin nor PATH")
     return found
 
 
@@ -219,9 +189,9 @@ class PrivatePostgres(PrivateService):
     name = "postgres"
     stop_signal = signal.SIGINT  # "fast" shutdown: disconnect clients (SIGTERM would wait for them)
 
-    def __init__(self, max_connections: int = 200) -> None:
+    def __init__(self, port: int | None = None, max_connections: int = 200) -> None:
         self.initdb, self.postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
-        super().__init__()
+        super().__init__(port)
         self.max_connections = max_connections
         self.data = self.directory / "data"
         owner = self._user()
@@ -277,9 +247,7 @@ class PrivatePostgres(PrivateService):
 
 def _rabbitmq_bin(program: str) -> str:
     direct = Path("/usr/lib/rabbitmq/bin") / program
-    if direct.exists():
-        return str(direct)
-    found = shutil.which(program)
+    found = str(direct) if direct.exists() else shutil.which(program)
     if found is None:
         raise ServiceUnavailable(f"RabbitMQ's {program} is not installed")
     return found
@@ -291,9 +259,9 @@ class PrivateRabbitMQ(PrivateService):
     name = "rabbitmq"
     start_timeout = 120.0
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         self.server, self.rabbitmqctl = _rabbitmq_bin("rabbitmq-server"), _rabbitmq_bin("rabbitmqctl")
-        super().__init__()
+        super().__init__(port)
         # rabbitmqctl talks to the node over Erlang distribution from ports dist+10000..dist+10010.
         self.dist_port = free_port(40000, 55000)
         self.nodename = f"private_{secrets.token_hex(4)}@localhost"
@@ -349,12 +317,12 @@ class PrivateRedis(PrivateService):
 
     name = "redis"
 
-    def __init__(self, appendonly: bool = False) -> None:
+    def __init__(self, port: int | None = None, appendonly: bool = False) -> None:
         self.server = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(self.server).exists():
             raise ServiceUnavailable("redis-server is not installed")
         self.appendonly = appendonly
-        super().__init__()
+        super().__init__(port)
 
     @property
     def url(self) -> str:

@@ -9,6 +9,7 @@ import redis
 from kombu import Connection
 from sqlalchemy import create_engine, text
 
+from tests.private_processes import alive
 from tests.private_services import port_open, require_private
 
 SHARED_PORTS = {5432, 5672, 6379}
@@ -34,7 +35,12 @@ def test_private_postgres_restarts_keeping_its_data_and_dies_on_kill() -> None:
         assert down >= 0.5
         with engine.connect() as c:  # the same URL, a reconnect, the committed row still there
             assert c.execute(text("SELECT count(*) FROM t")).scalar_one() == 1
+            # backends run in sessions of their own: pids() and kill() must reach them anyway
+            backend = c.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        victims = pg.pids()  # the connection is back in the pool: its backend still runs
+        assert backend in victims
         pg.kill()
+        assert not any(alive(pid) for pid in victims)
         _down(pg)
         pg.start()
         with engine.begin() as c:

@@ -52,6 +52,12 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "notifier_live_workers": ("gauge", frozenset({"queue"})),
     "notifier_due_notifications": ("gauge", frozenset({"queue"})),
     "notifier_oldest_due_age_seconds": ("gauge", frozenset({"queue"})),
+    "notifier_provider_account_refusals_total": ("counter", frozenset({"provider", "lane"})),
+    "notifier_unconfirmed_total": ("counter", frozenset({"lane"})),
+    "notifier_recovered_total": ("counter", frozenset({"lane", "outcome"})),
+    "notifier_record_retries_total": ("counter", frozenset()),
+    "notifier_record_abandoned_total": ("counter", frozenset()),
+    "notifier_provider_rate_wait_seconds_total": ("counter", frozenset({"provider", "lane"})),
 }
 # Labels Prometheus itself attaches to every scraped series.
 TARGET_LABELS = frozenset({"job", "instance", "worker_group", "component", "pod"})

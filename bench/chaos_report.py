@@ -22,6 +22,12 @@ from bench.smtp_sink import SinkCount
 
 ACCEPTED_ATTEMPTS = ("SELECT notification_id, count(*) FROM delivery_events WHERE kind = 'attempt' "
                      "AND provider_message_id IS NOT NULL GROUP BY notification_id")
+# every send our records know happened or may have happened: accepted attempts, attempts whose
+# acceptance is unknown (a timeout after the request went), and recoveries whose write-ahead
+# record named the provider in flight when the worker died
+POSSIBLE_SENDS = ("SELECT notification_id, count(*) FROM delivery_events WHERE "
+                  "(kind = 'attempt' AND (provider_message_id IS NOT NULL OR detail LIKE '%acceptance unknown%')) "
+                  "OR (kind = 'recovered' AND provider IS NOT NULL) GROUP BY notification_id")
 
 
 @dataclass
@@ -84,14 +90,16 @@ def records(database_url: str, accepted_ids: set[str], sink: SinkCount) -> dict:
         with engine.connect() as c:
             statuses = dict(c.execute(text("SELECT status, count(*) FROM notifications GROUP BY status")).all())
             recorded = dict(c.execute(text(ACCEPTED_ATTEMPTS)).all())
+            possible = dict(c.execute(text(POSSIBLE_SENDS)).all())
             kinds = dict(c.execute(text("SELECT kind, count(*) FROM delivery_events GROUP BY kind")).all())
     finally:
         engine.dispose()
     at_sink = sink.duplicated()
-    invisible = sum(1 for nid, copies in at_sink.items() if copies > recorded.get(nid, 0))
+    invisible = sum(1 for nid, copies in at_sink.items() if copies > possible.get(nid, 0))
     lost_ids = accepted_ids - set(sink.first_seen())
     return {
         "duplicates_recorded": sum(1 for count in recorded.values() if count > 1),
+        "possible_duplicates_recorded": sum(1 for count in possible.values() if count > 1),
         "duplicates_not_in_records": invisible,
         "unconfirmed": statuses.get("unconfirmed", 0),
         "statuses": statuses,

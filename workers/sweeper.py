@@ -160,7 +160,8 @@ def _requeue_pinned(session, rows, conditions, now) -> list[tuple[str, str]]:  #
             continue
         _events(session, [notification_id], EventKind.RECOVERED, Status.QUEUED,
                 f"recovered: the worker stopped while sending it through {provider}, so it may "
-                f"have been sent; sending again through {provider} only, with the same identity")
+                f"have been sent; sending again through {provider} only, with the same identity",
+                provider=provider)
         metrics.RECOVERED.labels(lane, "resent_pinned").inc()
         published.append((notification_id, lane))
     return published
@@ -173,9 +174,9 @@ def _end_unconfirmed(session, rows, conditions, now) -> None:  # type: ignore[no
                                completed_at=now, sealed_content=None, status_reason=reason,
                                provider=provider, attempts=Notification.attempts + 1):
             continue
-        _events(session, [notification_id], EventKind.UNCONFIRMED, Status.UNCONFIRMED,
+        _events(session, [notification_id], EventKind.RECOVERED, Status.UNCONFIRMED,
                 f"{reason}: the worker stopped while {provider} had it, and messages of "
-                f"{lane} are not resent when they may have been delivered")
+                f"{lane} are not resent when they may have been delivered", provider=provider)
         metrics.RECOVERED.labels(lane, "unconfirmed").inc()
         metrics.UNCONFIRMED.labels(lane).inc()
 
@@ -269,7 +270,10 @@ def purge(runtime: Runtime) -> dict[str, int]:
     return {"idempotency_keys": keys or 0, "contents": content or 0}
 
 
-def _events(session, ids, kind: EventKind, status: Status, detail: str) -> None:  # type: ignore[no-untyped-def]
+def _events(session, ids, kind: EventKind, status: Status, detail: str,  # type: ignore[no-untyped-def]
+            provider: str | None = None) -> None:
+    """``provider`` on a recovery event: the write-ahead record said a send through it may have
+    happened (what the chaos benchmark counts as a recorded possible send)."""
     now = utcnow()
     repository.add_events(
         session,
@@ -280,6 +284,7 @@ def _events(session, ids, kind: EventKind, status: Status, detail: str) -> None:
                 "kind": kind.value,
                 "status": status.value,
                 "detail": detail,
+                "provider": provider,
             }
             for i in ids
         ],

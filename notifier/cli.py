@@ -161,6 +161,10 @@ def _check_providers(settings: Settings, queues: list[str]) -> None:
     except ConfigurationError as e:
         console.print(f"[red]cannot start the worker:[/red] {e}")
         raise typer.Exit(2) from e
+    without = sorted({lane.value for lane in lanes} - {p.lane.value for p in providers})
+    if without:  # allowed (an email-only deployment runs the generic command), but said loudly
+        logging.getLogger("notifier.worker").warning(
+            "worker.lanes_without_provider", extra={"lanes": without})
     for provider in providers:  # every send rate said once, where an operator looks first
         logging.getLogger("notifier.worker").info("provider.rate", extra={
             "provider": provider.name, "lane": provider.lane.value, "rate": describe_rate(provider)})

@@ -141,14 +141,12 @@ def build_chains(chains: dict[Lane, list[ProviderSpec]]) -> dict[Lane, list[Prov
 
 def check_lanes(chains: dict[Lane, list[ProviderSpec]], lanes: list[Lane]) -> list[Provider]:
     """Build (and close again) every provider of ``lanes``: a worker refuses to start when one
-    cannot be built (a missing secret, a bad option) or a lane it consumes has none, instead of
-    claiming messages it can never send."""
+    cannot be built (a missing secret, a bad option), instead of claiming messages it can never
+    send. A lane with no provider at all is allowed (a deployment that sends only email runs the
+    generic worker command): its messages wait, and the caller warns about it."""
     import asyncio
 
-    missing = [lane.value for lane in lanes if not chains.get(lane)]
-    if missing:
-        raise ConfigurationError(f"no provider is configured for lane(s) {', '.join(missing)}")
-    built = build_chains({lane: chains[lane] for lane in lanes})
+    built = build_chains({lane: chains[lane] for lane in lanes if chains.get(lane)})
 
     async def close_all() -> None:
         for providers in built.values():

@@ -148,6 +148,7 @@ def process(args: list[str], env: dict[str, str], ready_url: str | None = None,
     with tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False) as log:  # kept to read
         proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 cwd=ROOT)
+    proc.log_path = log.name  # type: ignore[attr-defined]  # what it logged, for log-volume figures
     try:
         if ready_url:
             deadline = time.monotonic() + timeout

@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--provider-latency-ms", type=float, default=50)
     parser.add_argument("--worker-processes", type=int, default=2)
+    parser.add_argument("--api-workers", type=int, default=2, help="API processes (production: 2)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--pool", default="threads")
     parser.add_argument("--batch", type=int, default=1000)
@@ -101,12 +102,15 @@ def measure(args: argparse.Namespace, broker: str) -> dict:
         port = free_port()
         engine = create_engine(database_url)
         with ExitStack() as stack:
-            api = stack.enter_context(process([str(BIN / "notifier"), "api", "--port", str(port)], env,
+            api = stack.enter_context(process([str(BIN / "notifier"), "api", "--port", str(port), "--workers",
+                                               str(args.api_workers)], env,
                                               ready_url=f"http://127.0.0.1:{port}/healthz"))
             workers = [stack.enter_context(process([str(BIN / "notifier"), "worker", "--lanes", "email.transactional",
                                                     "--concurrency", str(args.concurrency), "--pool", args.pool], env))
                        for _ in range(args.worker_processes)]
             time.sleep(3)  # workers connected
+            logs = [Path(p.log_path) for p in (api, *workers)]  # type: ignore[attr-defined]
+            logged_before = sum(f.stat().st_size for f in logs)
             meter = CpuMeter(shared_labels(args.broker, api=groups(lambda: api.pid),
                                            worker=groups(*[lambda w=w: w.pid for w in workers]))).start()
             started = time.perf_counter()
@@ -129,6 +133,7 @@ def measure(args: argparse.Namespace, broker: str) -> dict:
                 time.sleep(0.1)
             elapsed = time.perf_counter() - started
             cpu = meter.stop()
+            logged = sum(f.stat().st_size for f in logs) - logged_before
         with engine.connect() as c:
             latencies = [r[0] for r in c.execute(text(
                 "SELECT EXTRACT(EPOCH FROM (sent_at - created_at)) * 1000 FROM notifications "
@@ -159,6 +164,8 @@ def measure(args: argparse.Namespace, broker: str) -> dict:
         "duplicates": duplicates,
         "cpu_ms_by_process": cpu,
         "cpu_ms_per_notification": per_notification(cpu, done),
+        "worker_cpu_ms_per_notification": round(cpu.get("worker", 0.0) / max(done, 1), 3),
+        "log_bytes_per_notification": round(logged / max(done, 1), 1),
     }
 
 

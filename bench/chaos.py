@@ -91,8 +91,8 @@ def plan(scenario: str, duration: float, kill_every: float) -> list[tuple[float,
         "broker-restart": [(0.4 * duration, restart_broker)],
         "postgres-restart": [(0.4 * duration, restart_postgres)],
         "api-kill": [(0.4 * duration, _kill_api)],
-        "combined": kills + [(0.3 * duration, restart_broker), (0.55 * duration, restart_postgres),
-                             (0.8 * duration, _kill_api)],
+        "combined": [*kills, (0.3 * duration, restart_broker), (0.55 * duration, restart_postgres),
+                     (0.8 * duration, _kill_api)],
     }
     return sorted(steps[scenario], key=lambda step: step[0])
 

@@ -59,7 +59,7 @@ HOSTILE = [
 
 def hostile_wrk(url: str, key: str, seconds: int, connections: int, kinds: list[dict]) -> subprocess.Popen:
     """wrk cycling through the hostile bodies on its own connections (started, not awaited)."""
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115 - wrk reads it later
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     bodies = ", ".join(json.dumps(json.dumps(b)) for b in kinds)
     script.write(
         f"local bodies = {{{bodies}}}\nlocal n = 0\n"

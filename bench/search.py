@@ -93,7 +93,7 @@ def main() -> None:
         with Session(engine) as session:
             sample = session.execute(text(
                 "SELECT id, recipient, reference, provider_message_id FROM notifications TABLESAMPLE SYSTEM (1) "
-                f"LIMIT {args.queries}")).all()
+                "LIMIT :queries"), {"queries": args.queries}).all()
             by_recipient = timed(lambda: repository.search(session, repository.Filters(
                 recipients=[rng.choice(sample).recipient]), None, 50), len(sample))
             by_reference = timed(lambda: repository.search(session, repository.Filters(

@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from notifier.home import discover_data_dir
 from notifier.recipients import DEFAULT_SEARCH_REGIONS
 
-DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - the public dev default, refused outside dev mode
 SECRET_FIELDS = ("secret_key", "database_url", "broker_url", "redis_url", "sentry_dsn", "twilio_auth_token")
 
 

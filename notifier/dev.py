@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 
 import uvicorn
-from sqlalchemy import make_url
 from rich.console import Console
+from sqlalchemy import make_url
 
 from notifier import logs
 from notifier.api.app import create_app

@@ -94,7 +94,8 @@ class RateLimiter:
         loop = asyncio.get_running_loop()
         limiter = self._async.get(loop)
         if limiter is None:
-            assert self._redis_url is not None
+            if self._redis_url is None:  # callers take the in-process path without a Redis URL
+                raise RuntimeError("no Redis URL for an asynchronous rate limiter")
             storage = storage_from_string(
                 f"async+{self._redis_url}",
                 implementation="redispy",

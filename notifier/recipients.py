@@ -98,7 +98,7 @@ def normalise_for_search(value: str, regions: Sequence[str] = DEFAULT_SEARCH_REG
     if "@" in text:
         try:
             forms.append(normalise_email(text))
-        except Exception:  # noqa: BLE001 - a query need not be valid
+        except Exception:
             forms.append(text.lower())
         return forms
     digits = re.sub(r"[\s\-\(\)\.]", "", text)
@@ -112,7 +112,7 @@ def normalise_for_search(value: str, regions: Sequence[str] = DEFAULT_SEARCH_REG
             try:
                 forms.append(normalise_phone(number, region))
                 break
-            except Exception:  # noqa: BLE001, S112 - not a number in that region
+            except Exception:  # noqa: S112 - not a number in that region
                 continue
     forms.append(text)
     return list(dict.fromkeys(forms))

@@ -21,7 +21,7 @@ from typing import Any
 from notifier.db.models import Notification
 
 SIGNATURE_HEADER = "Notifier-Signature"
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
 
 
 def new_secret() -> str:

@@ -43,8 +43,8 @@ from typing import Any, ClassVar
 from providers.email.headers import extra_headers, message_id_for
 from providers.interface import (
     Channel,
-    EmailMessage,
     ConfigurationError,
+    EmailMessage,
     InvalidRecipientError,
     Lane,
     Message,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,8 @@ def push(**overrides: Any) -> dict[str, Any]:
 
 def daytime_timezone() -> str:
     """An IANA zone where it is now about noon: quiet hours (21:00-08:00) never apply there."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    offset = 12 - datetime.now(timezone.utc).hour  # hours ahead of UTC
+    offset = 12 - datetime.now(UTC).hour  # hours ahead of UTC
     offset = offset - 24 if offset > 14 else offset
     return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-5 is UTC+5

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pytest
 
@@ -48,7 +48,7 @@ def fresh_postgres_database() -> Iterator[str]:
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         if IN_CI:
             pytest.fail(f"cannot create a PostgreSQL test database: {e}", pytrace=False)
         pytest.skip(f"cannot create a PostgreSQL test database: {e}")

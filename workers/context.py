@@ -93,7 +93,7 @@ class DeliveryContext:
         `notifier status` (best effort: a failure here must not disturb delivery)."""
         try:
             beat(self.runtime, f"circuit:{provider}", {"state": state.name.lower()})
-        except Exception:  # noqa: BLE001
+        except Exception:
             logging.getLogger("notifier.delivery").warning("provider.circuit.not_recorded",
                                                            extra={"provider": provider})
 

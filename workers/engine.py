@@ -212,7 +212,7 @@ class DeliveryEngine:
             return True
         try:
             await self.before_contact(message, provider)
-        except Exception:  # noqa: BLE001 - not recorded: not sent now, retried later
+        except Exception:
             log.warning("delivery.write_ahead.failed",
                         extra={"notification_id": message.notification_id, "provider": provider.name})
             outcome.skipped.append(Skip(provider.name, WRITE_AHEAD_RETRY_SECONDS,
@@ -241,7 +241,7 @@ class DeliveryEngine:
             outcome.attempts.append(Attempt(provider.name, _ms(started), error=error))
             outcome.pinned = provider.name
             raise
-        except Exception as e:  # noqa: BLE001 - an adapter bug must not lose the message
+        except Exception as e:
             self.breaker(provider).release()
             error = TransientError(
                 f"unexpected {type(e).__name__} in provider adapter",
@@ -286,7 +286,7 @@ class DeliveryEngine:
             for provider in providers:
                 try:
                     await provider.close()
-                except Exception:  # noqa: BLE001, S110 - closing is best effort
+                except Exception:  # noqa: S110 - closing is best effort
                     pass
 
 

@@ -31,6 +31,7 @@ from notifier.db.models import utcnow
 from notifier.db.session import transaction
 from notifier.notifications import repository
 from notifier.statuses import EventKind, Status
+from providers.interface import PermanentError, SendResult
 from workers.engine import Attempt, DeliveryOutcome
 
 if TYPE_CHECKING:
@@ -84,13 +85,15 @@ def record_outcomes(
                 _attempt_event(job.id, now, a, job.attempts + n)
                 for n, a in enumerate(outcome.attempts, start=1)
             )
-            if outcome.sent is not None:
-                result = outcome.sent.result
-                assert result is not None
-                sent.append((job.id, outcome.sent.provider, result.provider_message_id, attempts))
-                events.append(_sent_event(job, outcome.sent, now))
-            elif outcome.permanent is not None:
-                events.append(_mark_failed(session, job, outcome, attempts, now))
+            # An outcome's ``sent`` attempt always has a result and a ``permanent`` error always
+            # has a last attempt: the second half of each test only narrows the types.
+            if (attempt := outcome.sent) is not None and (result := attempt.result) is not None:
+                sent.append((job.id, attempt.provider, result.provider_message_id, attempts))
+                events.append(_sent_event(job, attempt.provider, result, now))
+            elif (error := outcome.permanent) is not None and (last := outcome.last) is not None:
+                events.append(
+                    _mark_failed(session, job, outcome, last.provider, error, attempts, now)
+                )
             else:
                 event, retry = _next_step(ctx, session, job, outcome, attempts, now)
                 events.append(event)
@@ -151,36 +154,39 @@ def _attempt_event(
     }
 
 
-def _sent_event(job: Job, attempt: Attempt, now: datetime) -> dict[str, Any]:
-    assert attempt.result is not None
+def _sent_event(job: Job, provider: str, result: SendResult, now: datetime) -> dict[str, Any]:
     return {
         "notification_id": job.id,
         "created_at": now,
         "kind": EventKind.SENT.value,
         "status": Status.SENT.value,
-        "provider": attempt.provider,
-        "provider_message_id": attempt.result.provider_message_id,
-        "detail": f"sent via {attempt.provider}",
+        "provider": provider,
+        "provider_message_id": result.provider_message_id,
+        "detail": f"sent via {provider}",
     }
 
 
 def _mark_failed(
-    session: Session, job: Job, outcome: DeliveryOutcome, attempts: int, now: datetime
+    session: Session,
+    job: Job,
+    outcome: DeliveryOutcome,
+    provider: str,
+    error: PermanentError,
+    attempts: int,
+    now: datetime,
 ) -> dict[str, Any]:
-    error = outcome.permanent
-    assert error is not None and outcome.last is not None
     reason = f"{error.code or 'error'}: {error.message}"[:200]
     repository.move(
         session,
         [job.id],
         Status.FAILED,
         completed_at=now,
-        provider=outcome.last.provider,
+        provider=provider,
         sealed_content=None,
         status_reason=reason,
         attempts=attempts,
     )
-    detail = f"failed permanently at {outcome.last.provider}: {reason}"
+    detail = f"failed permanently at {provider}: {reason}"
     invalid = outcome.invalid_recipient
     if invalid is not None:
         repository.suppress(
@@ -192,7 +198,7 @@ def _mark_failed(
         "created_at": now,
         "kind": EventKind.FAILED.value,
         "status": Status.FAILED.value,
-        "provider": outcome.last.provider,
+        "provider": provider,
         "response_code": error.code,
         "detail": detail,
     }

@@ -23,8 +23,8 @@ from sqlalchemy import and_, delete, or_, select, update
 
 from notifier import metrics
 from notifier.db.models import Heartbeat, IdempotencyRecord, Notification, utcnow
-from notifier.liveness import forget_workers, lapsed_worker_ids
 from notifier.db.session import transaction
+from notifier.liveness import forget_workers, lapsed_worker_ids
 from notifier.notifications import repository
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status

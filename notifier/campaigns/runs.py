@@ -136,7 +136,7 @@ def enqueue_run(runtime: Runtime, run_id: str) -> None:
         runtime.celery.send_task(
             RUN_TASK, args=[run_id], queue=CAMPAIGNS_QUEUE, routing_key=CAMPAIGNS_QUEUE
         )
-    except Exception as e:  # noqa: BLE001 - resume_stalled picks the run up
+    except Exception as e:
         log.warning(
             "campaign.run.publish_failed", extra={"run_id": run_id, "error": type(e).__name__}
         )
@@ -192,7 +192,8 @@ def _context(runtime: Runtime, run_id: str) -> RunContext | None:
         if run_row is None or run_row.status != RunStatus.RUNNING.value:
             return None
         campaign = session.get(Campaign, run_row.campaign_id)
-        assert campaign is not None
+        if campaign is None:  # a run's campaign is a foreign key: it cannot be gone
+            raise LookupError(f"campaign {run_row.campaign_id} of run {run_row.id} is missing")
         template = get_template(session, campaign.template_name)
         version = get_version(session, template, run_row.template_version)
         session.expunge_all()

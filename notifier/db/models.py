@@ -34,7 +34,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-_ids = random.Random(os.urandom(32))
+_ids = random.Random(os.urandom(32))  # noqa: S311 - ids must be unique, not secret (see new_id)
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
 

@@ -94,7 +94,7 @@ class GroupCommitter:
         started = time.perf_counter()
         try:
             self._store(items)
-        except Exception as e:  # noqa: BLE001 - isolate: write each row on its own
+        except Exception as e:
             if len(group) == 1:
                 group[0].future.set_exception(e)
                 return
@@ -118,7 +118,7 @@ class GroupCommitter:
         for pending in group:
             try:
                 self._store([pending.prepared])
-            except Exception as e:  # noqa: BLE001 - this request's own error
+            except Exception as e:
                 pending.future.set_exception(e)
             else:
                 stored.append(pending)

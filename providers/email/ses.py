@@ -64,9 +64,7 @@ from providers.interface import (
     ConfigurationError,
     EmailMessage,
     Lane,
-    parse_retry_after,
     PermanentError,
-    positive_option,
     Provider,
     ProviderAccountError,
     ProviderError,
@@ -74,6 +72,8 @@ from providers.interface import (
     SendResult,
     ThrottledError,
     TransientError,
+    parse_retry_after,
+    positive_option,
 )
 
 # How long to wait after throttling when SES does not say (it usually does not): SES limits are

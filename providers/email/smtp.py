@@ -49,11 +49,11 @@ import socket
 import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from email.generator import BytesGenerator
 from email.headerregistry import Address
 from email.message import EmailMessage as MimeMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
-from email.generator import BytesGenerator
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -69,7 +69,6 @@ from providers.interface import (
     InvalidRecipientError,
     Lane,
     PermanentError,
-    positive_option,
     Provider,
     ProviderAccountError,
     ProviderError,
@@ -77,6 +76,7 @@ from providers.interface import (
     SendResult,
     SuppressionReason,
     TransientError,
+    positive_option,
 )
 
 _DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}

@@ -73,7 +73,6 @@ from providers.interface import (
     SendResult,
     SuppressionReason,
     ThrottledError,
-    TransientError,
 )
 
 # What APNs answers mean for us, one row per vendor answer, keyed (HTTP status, reason); a

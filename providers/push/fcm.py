@@ -64,7 +64,6 @@ from providers.interface import (
     InvalidRecipientError,
     Lane,
     Message,
-    parse_retry_after,
     PermanentError,
     Provider,
     ProviderAccountError,
@@ -76,6 +75,7 @@ from providers.interface import (
     SuppressionReason,
     ThrottledError,
     TransientError,
+    parse_retry_after,
 )
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -108,7 +108,7 @@ FCM_ERRORS: dict[str, type[ProviderError]] = {
     "HTTP 5xx": ProviderUnavailableError,
 }
 
-_TOKEN_FIELD = "message.token"
+_TOKEN_FIELD = "message.token"  # noqa: S105 - the name of FCM's device-token field
 
 
 class FcmAnswerError(FCMError):

@@ -65,7 +65,6 @@ from providers.interface import (
     SmsMessage,
     SuppressionReason,
     ThrottledError,
-    TransientError,
 )
 
 T = TypeVar("T")

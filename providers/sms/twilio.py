@@ -58,7 +58,6 @@ from providers.interface import (
     ErrorRule,
     InvalidRecipientError,
     Lane,
-    parse_retry_after,
     PermanentError,
     Provider,
     ProviderAccountError,
@@ -67,7 +66,7 @@ from providers.interface import (
     SmsMessage,
     SuppressionReason,
     ThrottledError,
-    TransientError,
+    parse_retry_after,
 )
 
 T = TypeVar("T")
@@ -163,9 +162,11 @@ class AnswerKeepingHttpClient(TwilioHttpClient):
         super().__init__(pool_connections=True, timeout=timeout)
         self._answers = threading.local()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
-        assert self.session is not None
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        session = self.session
+        if session is None:  # pool_connections=True above makes the SDK create one
+            raise RuntimeError("the Twilio SDK made no pooled session")
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
 
     def request(self, *args: Any, **kwargs: Any) -> Response:
         self._answers.headers = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from sqlalchemy import func, select
 
@@ -56,9 +58,9 @@ def test_sensitive_value_is_sealed_not_stored_in_clear(client, auth, runtime):  
 
 
 def test_send_at_in_the_future_is_scheduled(client, auth):  # type: ignore[no-untyped-def]
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    when = (datetime.now(timezone.utc) + timedelta(days=3)).replace(microsecond=0)
+    when = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
     body = client.post("/v1/notifications", json=email(send_at=when.isoformat()), headers=auth).json()
     assert body["status"] == "scheduled"
     assert body["send_at"].startswith(when.isoformat()[:19])

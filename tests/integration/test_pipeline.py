@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -67,7 +67,7 @@ def test_batch_is_delivered(stack):  # type: ignore[no-untyped-def]
 
 
 def test_a_retry_goes_back_through_the_broker(stack):  # type: ignore[no-untyped-def]
-    client, headers, runtime = stack
+    client, headers, _runtime = stack
     notification_id = client.post("/v1/notifications", json=email(to="throttled@simulator.notifier.dev"),
                                   headers=headers).json()["id"]
     deadline = time.monotonic() + 20

@@ -26,7 +26,6 @@ from providers.interface import (
     SendResult,
     SuppressionReason,
     ThrottledError,
-    TransientError,
 )
 from providers.push.fcm import FCM_SCOPE, FcmProvider
 from tests.fakes.fcm_server import (

@@ -24,7 +24,6 @@ from providers.interface import (
     SmsMessage,
     SuppressionReason,
     ThrottledError,
-    TransientError,
 )
 from providers.sms.sns import ERROR_TABLE, SnsProvider
 from tests.fakes.sns import SECRET_ACCESS_KEY, FakeSnsApi, MotoSns, SentSms, SnsAnswer

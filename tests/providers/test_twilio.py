@@ -16,7 +16,6 @@ from providers.interface import (
     ConfigurationError,
     InvalidRecipientError,
     Lane,
-    parse_retry_after,
     PermanentError,
     ProviderAccountError,
     ProviderError,
@@ -24,7 +23,7 @@ from providers.interface import (
     SmsMessage,
     SuppressionReason,
     ThrottledError,
-    TransientError,
+    parse_retry_after,
 )
 from providers.sms.twilio import ERROR_TABLE, TwilioProvider
 from tests.fakes.twilio_api import FakeTwilioApi, TwilioAnswer

@@ -5,9 +5,20 @@ from __future__ import annotations
 import pytest
 
 from notifier.errors import ErrorCode, NotifierError
-from notifier.recipients import normalise_email, normalise_for_search, normalise_phone, normalise_push_token
+from notifier.recipients import (
+    normalise_email,
+    normalise_for_search,
+    normalise_phone,
+    normalise_push_token,
+)
 from notifier.rendering import REDACTED, render_content
-from notifier.security import Sealer, generate_api_key, key_matches, parse_prefix, request_fingerprint
+from notifier.security import (
+    Sealer,
+    generate_api_key,
+    key_matches,
+    parse_prefix,
+    request_fingerprint,
+)
 from notifier.sms_segments import SmsEncoding, count_segments
 from notifier.statuses import ALLOWED_FROM, FINAL_STATUSES, Status, can_move
 from providers.interface import PushPlatform

@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 
 from notifier.db.models import DeliveryEvent, Notification, Suppression, utcnow
 from notifier.db.session import transaction
-from workers.delivery import deliver_ids
 from tests.factories import daytime_timezone, email, push, sms
+from workers.delivery import deliver_ids
 
 
 def post(client, auth, payload) -> str:  # type: ignore[no-untyped-def]
@@ -88,7 +88,7 @@ def test_retry_is_not_claimed_before_it_is_due(client, auth, worker_app):  # typ
     deliver_ids(worker_app.delivery, [notification_id])  # a duplicate task arriving early
     body = timeline(client, auth, notification_id)
     assert body["status"] == "queued" and body["attempts"] == 1
-    retry = [e for e in body["events"] if e["kind"] == "retry_scheduled"][0]
+    retry = next(e for e in body["events"] if e["kind"] == "retry_scheduled")
     assert "retry in 1." in retry["detail"]  # Retry-After: 1 s honoured over the tiny backoff
 
 

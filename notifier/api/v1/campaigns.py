@@ -279,7 +279,8 @@ def run_campaign_now(
 ) -> RunOut:
     run_id = service.run_now(runtime, session, campaign_id)
     run = session.get(CampaignRun, run_id)
-    assert run is not None
+    if run is None:  # run_now stored it in this session a moment ago
+        raise LookupError(f"campaign run {run_id} vanished after it was started")
     return views.run_out(session, run)
 
 

@@ -4,7 +4,7 @@ Revision ID: 0004_webhooks
 Revises: 13a097fc4d33
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,9 +12,9 @@ from alembic import op
 import notifier.db.models
 
 revision: str = "0004_webhooks"
-down_revision: Union[str, None] = "13a097fc4d33"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = "13a097fc4d33"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

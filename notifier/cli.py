@@ -23,15 +23,18 @@ from notifier.support.cli import staff_app
 
 # plain click help: option value labels read HOST, PORT, N (typer's rich help printed <str>,
 # <int> and <bool>, even for --help), and every default is shown
-_HELP = {"rich_markup_mode": None, "context_settings": {"show_default": True}}
-app = typer.Typer(
-    help="notifier: notification delivery service", no_args_is_help=True, add_completion=False,
-    **_HELP,
-)
-keys_app = typer.Typer(help="API keys", no_args_is_help=True, **_HELP)
-db_app = typer.Typer(help="Database schema", no_args_is_help=True, **_HELP)
-providers_app = typer.Typer(help="Provider configuration", no_args_is_help=True, **_HELP)
-audiences_app = typer.Typer(help="Campaign audiences", no_args_is_help=True, **_HELP)
+def _typer(help: str, add_completion: bool = True) -> typer.Typer:
+    return typer.Typer(
+        help=help, no_args_is_help=True, add_completion=add_completion, rich_markup_mode=None,
+        context_settings={"show_default": True},
+    )
+
+
+app = _typer("notifier: notification delivery service", add_completion=False)
+keys_app = _typer("API keys")
+db_app = _typer("Database schema")
+providers_app = _typer("Provider configuration")
+audiences_app = _typer("Campaign audiences")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(providers_app, name="providers")
@@ -434,4 +437,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -124,7 +124,7 @@ def _backlog(session: Session, now: datetime) -> dict[str, Backlog]:
 def _aware(value: datetime | str | None) -> datetime | None:
     """``min()`` over a UTC column comes back untyped on SQLite (a string, or a naive datetime)."""
     if value is None or (isinstance(value, datetime) and value.tzinfo is not None):
-        return value  # type: ignore[return-value]
+        return value
     parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 

@@ -37,7 +37,7 @@ def run_dev(settings: Settings) -> None:
     with embedded_worker(
         celery, ALL_QUEUES, concurrency=16, beat_schedule_file=settings.data_dir / "beat-schedule"
     ):
-        report = sweeper.sweep(celery.runtime, queued_stale=0, sending_timeout=0)  # type: ignore[attr-defined]
+        report = sweeper.sweep(celery.runtime, queued_stale=0, sending_timeout=0)
         if report.republished or report.recovered:
             console.print(
                 f"recovered after restart: {report.republished} queued, {report.recovered} in flight"
@@ -46,5 +46,5 @@ def run_dev(settings: Settings) -> None:
             f"notifier dev: API on http://{settings.host}:{settings.port} (docs at /docs), "
             f"database {make_url(settings.database_url).render_as_string(hide_password=True)}, outbox {settings.outbox_dir}/"
         )
-        app = create_app(runtime=celery.runtime)  # type: ignore[attr-defined]
+        app = create_app(runtime=celery.runtime)
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import AudienceMember, Contact, ContactImport
 from notifier.db.models import DeliveryEvent, IdempotencyRecord, Notification, Suppression, utcnow
+from notifier.db.session import affected
 from notifier.support.models import AuditEntry
 from notifier.suppressions import fingerprint
 from providers.interface import SuppressionReason
@@ -142,17 +143,17 @@ def erase(session: Session, person: Person, outbox_dir: Path | None = None) -> E
     ids = [r.id for r in rows]
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
-        result.events += session.execute(
+        result.events += affected(session.execute(
             update(DeliveryEvent)
             .where(DeliveryEvent.notification_id.in_(part), DeliveryEvent.detail.is_not(None))
             .values(detail=ERASED),
             execution_options={"synchronize_session": False},
-        ).rowcount
-        result.idempotency_records += session.execute(
+        ))
+        result.idempotency_records += affected(session.execute(
             delete(IdempotencyRecord).where(IdempotencyRecord.notification_id.in_(part)),
             execution_options={"synchronize_session": False},
-        ).rowcount
-        result.notifications += session.execute(
+        ))
+        result.notifications += affected(session.execute(
             update(Notification)
             .where(Notification.id.in_(part))
             .values(
@@ -163,7 +164,7 @@ def erase(session: Session, person: Person, outbox_dir: Path | None = None) -> E
                 updated_at=now,
             ),
             execution_options={"synchronize_session": False},
-        ).rowcount
+        ))
     for suppression in session.scalars(
         select(Suppression).where(Suppression.recipient.in_(addresses))
     ):

@@ -33,7 +33,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.db.models import WorkerHeartbeat, utcnow
-from notifier.db.session import transaction
+from notifier.db.session import affected, transaction
 
 log = logging.getLogger("notifier.liveness")
 
@@ -148,7 +148,7 @@ class HeartbeatWriter:
                 .where(WorkerHeartbeat.worker_id == self.worker_id)
                 .values(seen_at=now, queues=self.queues)
             )
-            if result.rowcount == 0:  # first beat, or the row was removed while we were away
+            if affected(result) == 0:  # first beat, or the row was removed while we were away
                 session.add(
                     WorkerHeartbeat(
                         worker_id=self.worker_id,
@@ -201,4 +201,4 @@ def forget_workers(
     stmt = delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id.in_(worker_ids))
     if seen_before is not None:
         stmt = stmt.where(WorkerHeartbeat.seen_at < seen_before)
-    return int(session.execute(stmt).rowcount or 0)
+    return affected(session.execute(stmt))

@@ -25,9 +25,9 @@ def create_worker_app(
 ) -> Celery:
     app = make_celery(settings)
     runtime = Runtime.build(settings, celery=app, pool_size=pool_size, kind="worker")
-    app.runtime = runtime  # type: ignore[attr-defined]
+    app.runtime = runtime
     log_context.install()
-    app.delivery = DeliveryContext(runtime, chains, providers)  # type: ignore[attr-defined]
+    app.delivery = DeliveryContext(runtime, chains, providers)
     _register_tasks(app)
     for module in (receipts, webhooks, campaigns):
         module.register(app)
@@ -37,7 +37,7 @@ def create_worker_app(
 
 
 def _register_tasks(app: Celery) -> None:
-    delivery: DeliveryContext = app.delivery  # type: ignore[attr-defined]
+    delivery: DeliveryContext = app.delivery
 
     @app.task(name="notifier.deliver", **TASK_OPTIONS)
     def deliver(ids: list[str]) -> None:

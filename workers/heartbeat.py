@@ -21,7 +21,7 @@ def install(app: Celery) -> None:
 
 
 def writer_for(app: Celery, queues: list[str]) -> HeartbeatWriter:
-    runtime = app.runtime  # type: ignore[attr-defined]
+    runtime = app.runtime
     return HeartbeatWriter(
         runtime.sessions, worker_identity(), queues, runtime.settings.worker_heartbeat_seconds
     )
@@ -82,7 +82,7 @@ def _heartbeat_in_pool_children(app: Celery, queues: list[str]) -> None:
 
     @signals.worker_process_init.connect(weak=False)
     def _start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
-        app.runtime.engine.dispose(close=False)  # type: ignore[attr-defined]  # the parent's connections are not ours
+        app.runtime.engine.dispose(close=False)  # the parent's connections are not ours
         writer = writer_for(app, queues)
         writers.append(writer)
         writer.start()

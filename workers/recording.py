@@ -217,10 +217,10 @@ def _next_step(
         return _end(session, job, outcome, attempts, now, lost=True), None
     if not outcome.attempts:
         wait = outcome.wait_seconds
-        when = now + timedelta(seconds=wait if wait is not None else ctx.retry_policy.base_seconds)
-        if job.expires_at is not None and when >= job.expires_at:
+        wake = now + timedelta(seconds=wait if wait is not None else ctx.retry_policy.base_seconds)
+        if job.expires_at is not None and wake >= job.expires_at:
             return _end(session, job, outcome, attempts, now, ttl=True), None
-        return _requeue(session, job, outcome, attempts, now, when, _waiting_detail(outcome),
+        return _requeue(session, job, outcome, attempts, now, wake, _waiting_detail(outcome),
                         kind=EventKind.WAITING)
     when = ctx.retry_policy.next_attempt_at(now, attempts, job.expires_at, outcome.retry_after)
     if when is None:

@@ -23,7 +23,7 @@ from sqlalchemy import and_, delete, or_, select, update
 
 from notifier import metrics
 from notifier.db.models import Heartbeat, IdempotencyRecord, Notification, utcnow
-from notifier.db.session import transaction
+from notifier.db.session import affected, transaction
 from notifier.liveness import forget_workers, lapsed_worker_ids
 from notifier.notifications import repository
 from notifier.runtime import Runtime
@@ -234,13 +234,13 @@ def purge(runtime: Runtime) -> dict[str, int]:
     now = utcnow()
     settings = runtime.settings
     with transaction(runtime.sessions) as session:
-        keys = session.execute(
+        keys = affected(session.execute(
             delete(IdempotencyRecord).where(
                 IdempotencyRecord.created_at
                 < now - timedelta(hours=settings.idempotency_retention_hours)
             )
-        ).rowcount
-        content = session.execute(
+        ))
+        content = affected(session.execute(
             update(Notification)
             .where(
                 and_(
@@ -265,7 +265,7 @@ def purge(runtime: Runtime) -> dict[str, int]:
             )
             .values(content=None, sealed_content=None),
             execution_options={"synchronize_session": False},
-        ).rowcount
+        ))
     return {"idempotency_keys": keys or 0, "contents": content or 0}
 
 

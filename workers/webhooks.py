@@ -163,7 +163,7 @@ def _record(
 
 def register(app: Celery) -> None:
     """Register the webhook tasks on ``app`` (closures over its runtime; never shared)."""
-    runtime: Runtime = app.runtime  # type: ignore[attr-defined]
+    runtime: Runtime = app.runtime
     client = httpx.Client(timeout=TIMEOUT, follow_redirects=False)
 
     @app.task(name=DISPATCH_TASK, **TASK_OPTIONS)

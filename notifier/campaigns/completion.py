@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import Campaign, CampaignRun, CampaignStatus, RunStatus
 from notifier.db.models import Notification, utcnow
-from notifier.db.session import transaction
+from notifier.db.session import affected, transaction
 from notifier.runtime import Runtime
 from notifier.statuses import Status
 
@@ -48,7 +48,7 @@ def complete_if_settled(session: Session, run_id: str, now: datetime) -> bool:
     run_row = session.get(CampaignRun, run_id)
     if run_row is None:
         return False
-    moved = session.execute(
+    moved = affected(session.execute(
         update(CampaignRun)
         .where(
             CampaignRun.id == run_id,
@@ -57,7 +57,7 @@ def complete_if_settled(session: Session, run_id: str, now: datetime) -> bool:
         )
         .values(status=RunStatus.COMPLETED.value, finished_at=now, heartbeat_at=now),
         execution_options={"synchronize_session": False},
-    ).rowcount
+    ))
     if moved != 1:
         return False
     campaign = session.get(Campaign, run_row.campaign_id)

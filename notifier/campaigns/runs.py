@@ -46,7 +46,7 @@ from notifier.campaigns.models import (
 from notifier.campaigns.optout import UnsubscribeTokens
 from notifier.campaigns.templates import get_template, get_version, resolve_version
 from notifier.db.models import Notification, utcnow
-from notifier.db.session import transaction
+from notifier.db.session import affected, transaction
 from notifier.notifications import repository
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
@@ -251,7 +251,7 @@ def _one_chunk(runtime: Runtime, ctx: RunContext, size: int) -> tuple[Chunk, boo
         pairs = {(channel.value, r) for c in members for r, _ in addresses(c, channel)}
         suppressions = repository.active_suppressions(session, pairs)
         chunk = build_chunk(ctx, members, suppressions, now, state.slots)
-        moved = session.execute(
+        moved = affected(session.execute(
             update(CampaignRun)
             .where(
                 CampaignRun.id == ctx.run.id,
@@ -267,7 +267,7 @@ def _one_chunk(runtime: Runtime, ctx: RunContext, size: int) -> tuple[Chunk, boo
                 heartbeat_at=now,
             ),
             execution_options={"synchronize_session": False},
-        ).rowcount
+        ))
         if moved != 1:
             session.rollback()
             raise _Lost
@@ -298,7 +298,7 @@ def _copy(cursor, table: str, rows: list[dict]) -> None:  # type: ignore[no-unty
 def _finish(session: Session, ctx: RunContext, cursor: int, now: datetime) -> None:
     """The fan-out reached the end of the audience: record it, and complete the run if nothing
     of it is held back (a throttled or quiet-hours run completes later, in :func:`settle`)."""
-    moved = session.execute(
+    moved = affected(session.execute(
         update(CampaignRun)
         .where(
             CampaignRun.id == ctx.run.id,
@@ -307,7 +307,7 @@ def _finish(session: Session, ctx: RunContext, cursor: int, now: datetime) -> No
         )
         .values(fanned_out_at=func.coalesce(CampaignRun.fanned_out_at, now), heartbeat_at=now),
         execution_options={"synchronize_session": False},
-    ).rowcount
+    ))
     if moved != 1:
         raise _Lost
     log.info("campaign.run.fanned_out", extra={"run_id": ctx.run.id})

@@ -82,7 +82,7 @@ class PreviewOut(BaseModel):
     @classmethod
     def of(
         cls, name: str, version: int, locale: str, channel: Channel, content: dict
-    ) -> PreviewOut:  # type: ignore[type-arg]
+    ) -> PreviewOut:
         sms = None
         if channel == Channel.SMS:
             count = count_segments(content["body"])

@@ -11,7 +11,7 @@ import os
 import random
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -21,6 +21,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -65,7 +66,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    pass
+    # Every model here is mapped to a Table (none to a join or a select), so Core code can use
+    # ``Model.__table__`` where a Table is needed.
+    __table__: ClassVar[Table]
 
 
 class ApiKey(Base):

@@ -8,7 +8,7 @@ strands little. No result backend: statuses live in our own tables.
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from notifier.config import Settings
 from workers.queues import ALL_QUEUES

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from notifier.config import Settings
 from notifier.db.migrate import upgrade
 from notifier.db.session import make_engine, make_sessionmaker, transaction
 from notifier.support.cli import staff_app
+
 
 # plain click help: option value labels read HOST, PORT, N (typer's rich help printed <str>,
 # <int> and <bool>, even for --help), and every default is shown

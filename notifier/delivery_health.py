@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -74,7 +75,7 @@ class DeliveryHealth:
     def delivering(self) -> bool:
         return not self.problems
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """The public summary (no worker host names: ``notifier status`` shows those)."""
         return {
             "status": "delivering" if self.delivering else "stopped",
@@ -115,8 +116,8 @@ def _backlog(session: Session, now: datetime) -> dict[str, Backlog]:
         .group_by(Notification.lane)
     ).all()
     backlog = {}
-    for lane, count, oldest in rows:
-        oldest = _aware(oldest)
+    for lane, count, oldest_row in rows:
+        oldest = _aware(oldest_row)
         backlog[lane] = Backlog(int(count), max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
     return backlog
 

@@ -92,7 +92,7 @@ class DeploymentCollector(Collector):
     def __init__(self, runtime, ttl: float = 5.0) -> None:  # type: ignore[no-untyped-def]
         self.runtime = runtime
         self.ttl = ttl
-        self._cached: tuple[float, list] = (0.0, [])
+        self._cached: tuple[float, list[GaugeMetricFamily]] = (0.0, [])
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         now = time.monotonic()

@@ -156,27 +156,29 @@ class RenderPool:
                 "this request has spent its rendering time; send fewer or simpler templates",
             )
         worker = self._acquire()
+        held = True  # False once the worker is replaced: it must not go back to the idle queue
         try:
             worker.conn.send((job, deadline))
             if not worker.conn.poll(deadline + GRACE_SECONDS):
                 self._replace(worker)
-                worker = None
+                held = False
                 raise field_error(ErrorCode.TEMPLATE_ERROR, field, _late(field, deadline))
             kind, value = worker.conn.recv()
         except (EOFError, OSError, BrokenPipeError) as e:  # the worker died (out of memory?)
-            if worker is not None:
+            if held:
                 self._replace(worker)
-                worker = None
+                held = False
             raise field_error(ErrorCode.TEMPLATE_ERROR, field, "rendering failed: the template needs too much memory") from e
         finally:
-            if worker is not None:
+            if held:
                 self._idle.put(worker)
         if kind == "error":
             code, message, details = value
             if not details:  # the worker's own errors (deadline, memory): name the field
                 raise field_error(ErrorCode(code), field, message)
             raise NotifierError(ErrorCode(code), message, [ErrorDetail(**d) for d in details])
-        return value
+        rendered: tuple[dict[str, str], dict[str, str]] = value
+        return rendered
 
     def _acquire(self) -> _Worker:
         try:

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2 import nodes
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 from notifier.errors import ErrorCode, NotifierError, field_error
 

@@ -271,7 +271,7 @@ class Provider:
     """
 
     kind: ClassVar[str] = ""
-    channel: ClassVar[Channel]
+    channel: ClassVar[Channel | None]  # None: any channel (the development outbox)
     body_limit: ClassVar[int | None] = None
     rate_limit_per_second: ClassVar[float | None] = None
 

@@ -3,6 +3,8 @@ the delivery context, passed explicitly (``app.runtime``, ``app.delivery``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
 from notifier.broker import make_celery
@@ -52,7 +54,7 @@ def _register_tasks(app: Celery) -> None:
         return sweeper.purge(delivery.runtime)
 
 
-def beat_schedule(settings: Settings) -> dict[str, dict]:
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         "sweep": {
             "task": "notifier.sweep",

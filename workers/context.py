@@ -58,7 +58,8 @@ class DeliveryContext:
         with self._lock:
             if "_loop" not in self.__dict__:
                 self.__dict__["_loop"] = LoopThread()
-            return self.__dict__["_loop"]
+            loop: LoopThread = self.__dict__["_loop"]
+            return loop
 
     @property
     def engine(self) -> DeliveryEngine:
@@ -77,7 +78,8 @@ class DeliveryContext:
                 engine.on_circuit_change = self._record_circuit
                 engine.before_contact = self._write_ahead
                 self.__dict__["_engine"] = engine
-            return self.__dict__["_engine"]
+            made: DeliveryEngine = self.__dict__["_engine"]
+            return made
 
     async def _write_ahead(self, message: Message, provider: Provider) -> None:
         """Before a provider other than the one the claim recorded is contacted (a failover),

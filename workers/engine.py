@@ -243,12 +243,12 @@ class DeliveryEngine:
             raise
         except Exception as e:
             self.breaker(provider).release()
-            error = TransientError(
+            unexpected = TransientError(
                 f"unexpected {type(e).__name__} in provider adapter",
                 code="adapter_error",
                 accepted_unknown=True,
             )
-            return Attempt(provider.name, _ms(started), error=error)
+            return Attempt(provider.name, _ms(started), error=unexpected)
         self._feedback(provider, None)
         return Attempt(provider.name, _ms(started), result=result)
 

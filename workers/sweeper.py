@@ -18,8 +18,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from notifier import metrics
 from notifier.db.models import Heartbeat, IdempotencyRecord, Notification, utcnow
@@ -64,7 +66,7 @@ def sweep(
     return report
 
 
-def beat(runtime: Runtime, name: str, detail: dict | None = None) -> None:
+def beat(runtime: Runtime, name: str, detail: dict[str, Any] | None = None) -> None:
     """Record that a periodic job ran now."""
     with transaction(runtime.sessions) as session:
         row = session.get(Heartbeat, name)
@@ -85,7 +87,7 @@ def expire_overdue(runtime: Runtime) -> int:
             )
             .limit(CHUNK)
         ).all()
-        return end_overdue(session, [tuple(r) for r in rows], now)
+        return end_overdue(session, [(r.id, r.lane, r.pinned_provider) for r in rows], now)
 
 
 def release_scheduled(runtime: Runtime) -> int:
@@ -116,7 +118,7 @@ def recover_sending(runtime: Runtime, timeout: float) -> int:
     return recovered
 
 
-def _recover(runtime: Runtime, conditions: list) -> int:
+def _recover(runtime: Runtime, conditions: list[ColumnElement[bool]]) -> int:
     """A recovered notification that was never handed to a provider goes back to ``queued``.
     One whose write-ahead record names a provider may have been sent: on the lanes of
     ``NOTIFIER_RESEND_AFTER_CRASH_LANES`` it goes back pinned to that provider (retried there
@@ -180,7 +182,7 @@ def _end_unconfirmed(session, rows, conditions, now) -> None:  # type: ignore[no
         metrics.UNCONFIRMED.labels(lane).inc()
 
 
-def _requeue(runtime: Runtime, conditions: list, kind: EventKind, detail: str) -> int:
+def _requeue(runtime: Runtime, conditions: list[ColumnElement[bool]], kind: EventKind, detail: str) -> int:
     """Move what matches ``conditions`` (re-checked in the guarded update) back to ``queued``,
     record why, and publish it after commit."""
     now = utcnow()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from celery import Celery
@@ -120,7 +121,7 @@ def _record(
     now = utcnow()
     delivered = code.isdigit() and 200 <= int(code) < 300
     retryable = not code.isdigit() or int(code) >= 500 or int(code) == 429
-    values: dict = {"attempts": attempt, "last_response_code": code, "updated_at": now}
+    values: dict[str, Any] = {"attempts": attempt, "last_response_code": code, "updated_at": now}
     if delivered:
         values["status"], outcome = "delivered", "delivered"
     elif (

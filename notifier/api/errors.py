@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,7 +32,7 @@ def error_response(error: NotifierError) -> JSONResponse:
     return JSONResponse(error.envelope(), status_code=error.http_status, headers=headers)
 
 
-def _request_error(request: Request, errors: list[dict]) -> NotifierError:
+def _request_error(request: Request, errors: list[dict[str, Any]]) -> NotifierError:
     """The body-level problems get their own codes: no JSON at all, or not declared as JSON."""
     body_errors = [e for e in errors if tuple(e.get("loc", ()))[:1] == ("body",)]
     if body_errors and request.method in ("POST", "PUT", "PATCH"):

@@ -4,6 +4,8 @@ delivery health (``/health/delivery``: is anything being delivered? see
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
@@ -25,7 +27,7 @@ def healthz() -> dict[str, str]:
 def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks = {"database": _database_ok(runtime), "broker": broker_reachable(runtime.celery)}
     ready = all(checks.values())
-    body = {
+    body: dict[str, Any] = {
         "status": "ready" if ready else "unavailable",
         "checks": {name: ("ok" if ok else "unreachable") for name, ok in checks.items()},
     }

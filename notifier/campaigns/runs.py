@@ -25,8 +25,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 from croniter import croniter
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -74,7 +76,7 @@ def due_occurrence(campaign: Campaign, now: datetime) -> datetime | None:
     """The occurrence of the campaign's schedule that is due at ``now`` (UTC), if any."""
     if campaign.cron:
         local = (now + FIRE_TOLERANCE).astimezone(ZoneInfo(campaign.timezone or "UTC"))
-        previous = croniter(campaign.cron, local).get_prev(datetime)
+        previous: datetime = croniter(campaign.cron, local).get_prev(datetime)
         return previous.astimezone(UTC).replace(microsecond=0)
     if campaign.send_at is not None and campaign.send_at <= now + FIRE_TOLERANCE:
         return campaign.send_at
@@ -281,12 +283,15 @@ def insert_chunk(session: Session, chunk: Chunk) -> None:
     if session.get_bind().dialect.name != "postgresql" or not chunk.rows:
         repository.insert_notifications(session, chunk.rows, chunk.events)
         return
-    cursor = session.connection().connection.driver_connection.cursor()
+    driver = session.connection().connection.driver_connection
+    if driver is None:  # a checked-out connection always has its DBAPI connection
+        raise RuntimeError("the session's connection has no driver connection")
+    cursor = driver.cursor()
     _copy(cursor, "notifications", chunk.rows)
     _copy(cursor, "delivery_events", chunk.events)
 
 
-def _copy(cursor, table: str, rows: list[dict]) -> None:  # type: ignore[no-untyped-def,type-arg]
+def _copy(cursor: psycopg.Cursor[Any], table: str, rows: list[dict[str, Any]]) -> None:
     columns = list(rows[0])
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:

@@ -81,7 +81,7 @@ class PreviewOut(BaseModel):
 
     @classmethod
     def of(
-        cls, name: str, version: int, locale: str, channel: Channel, content: dict
+        cls, name: str, version: int, locale: str, channel: Channel, content: dict[str, Any]
     ) -> PreviewOut:
         sms = None
         if channel == Channel.SMS:

@@ -230,13 +230,15 @@ def resume(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
     }
     resumed = _set_runs(session, campaign.id, [RunStatus.PAUSED], RunStatus.RUNNING, now)
     run_ids = _run_ids(session, campaign.id)
-    held_runs = set(
-        session.scalars(
+    held_runs = {
+        reference  # never None: IN matches no NULL, the test only narrows the type
+        for reference in session.scalars(
             select(Notification.reference)
             .where(Notification.reference.in_(run_ids), Notification.not_before == HELD)
             .distinct()
         )
-    )
+        if reference is not None
+    }
     if campaign.throttle_per_minute:
         for run_id in resumed:
             throttle.shift(session, run_id, paused.get(run_id), now, campaign.throttle_per_minute)

@@ -64,7 +64,8 @@ class Prepared:
 
     @property
     def id(self) -> str:
-        return self.row["id"]
+        value: str = self.row["id"]
+        return value
 
 
 @dataclass

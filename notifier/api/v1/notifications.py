@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -52,6 +52,8 @@ async def send_notification(
         outcome = await run_in_threadpool(intake.accept, caller, request, idempotency_key, fingerprint)
         if outcome.replayed:
             response.headers["Idempotent-Replayed"] = "true"
+        if outcome.notification is None:  # accept raises for every refusal
+            raise RuntimeError("an accepted notification without its row")
         return notification_out(outcome.notification)
     if intake.renders_inline(request):
         prepared = intake.prepare(caller, request)
@@ -82,13 +84,14 @@ def send_batch(
         )
     if idempotency_key:
         require_storable(idempotency_key, "Idempotency-Key")
-    results: list[dict] = []
+    results: list[dict[str, Any]] = []
     outcomes = runtime.intake.accept_batch(caller, batch.notifications, idempotency_key)
     for index, outcome in enumerate(outcomes):
         if outcome.error is not None:
             results.append({"index": index, "error": outcome.error.envelope()["error"]})
         else:
-            result = {"index": index, "id": outcome.accepted["id"], "status": outcome.accepted["status"]}
+            stored = outcome.accepted or {}  # every item without an error was accepted
+            result = {"index": index, "id": stored["id"], "status": stored["status"]}
             if outcome.replayed:
                 result["replayed"] = True
             results.append(result)

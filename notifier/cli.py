@@ -7,7 +7,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +19,12 @@ from notifier.config import Settings
 from notifier.db.migrate import upgrade
 from notifier.db.session import make_engine, make_sessionmaker, transaction
 from notifier.support.cli import staff_app
+
+if TYPE_CHECKING:  # the commands import what they use when they run (a fast --help)
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from notifier.campaigns.models import ContactImport
+    from providers.interface import Lane, Provider
 
 
 # plain click help: option value labels read HOST, PORT, N (typer's rich help printed <str>,
@@ -51,7 +57,7 @@ def _settings() -> Settings:
         raise typer.Exit(2) from e
 
 
-def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
+def _sessions(settings: Settings) -> sessionmaker[Session]:
     """Sessions on the configured database, said on stderr (found as notifier/home.py says)."""
     from sqlalchemy.engine import make_url
 
@@ -224,7 +230,7 @@ def audiences_import(
     with Progress(*columns, console=console) as bar, file.open("rb") as stream:
         task = bar.add_task(f"importing {file.name}", total=size or 1, rows=0, errors=0)
 
-        def show(state) -> None:  # type: ignore[no-untyped-def]
+        def show(state: ContactImport) -> None:
             bar.update(
                 task, completed=state.bytes_read, rows=state.rows_read, errors=state.error_count
             )
@@ -412,7 +418,7 @@ def status(
     raise typer.Exit(0 if (reachable if dependencies_only else report.healthy) else 1)
 
 
-async def _check_all(chains, connect: bool) -> bool:  # type: ignore[no-untyped-def]
+async def _check_all(chains: dict[Lane, list[Provider]], connect: bool) -> bool:
     """Check every provider on one event loop, closing each afterwards; True if any failed."""
     from providers.interface import ConfigurationError, ProviderError
     from workers.throttle import describe_rate

@@ -29,10 +29,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import String, cast, delete, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ScalarResult, String, cast, delete, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from notifier.campaigns.models import AudienceMember, Contact, ContactImport
 from notifier.db.models import DeliveryEvent, IdempotencyRecord, Notification, Suppression, utcnow
@@ -40,6 +40,8 @@ from notifier.db.session import affected
 from notifier.support.models import AuditEntry
 from notifier.suppressions import fingerprint
 from providers.interface import SuppressionReason
+
+M = TypeVar("M")
 
 ERASED = "[erased]"
 REMEMBERED = frozenset(
@@ -123,7 +125,9 @@ def _scrub(value: Any, addresses: set[str]) -> tuple[Any, bool]:
     return value, False
 
 
-def _json_rows(session: Session, model, column, addresses: set[str]):  # type: ignore[no-untyped-def]
+def _json_rows(
+    session: Session, model: type[M], column: InstrumentedAttribute[Any], addresses: set[str]
+) -> ScalarResult[M]:
     """Rows whose JSON ``column`` mentions any address (found by text match, both dialects)."""
     text = cast(column, String)
     return session.scalars(select(model).where(or_(*(text.contains(a) for a in addresses))))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -25,6 +26,10 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
+
+if TYPE_CHECKING:  # both import this module
+    from notifier.delivery_health import DeliveryHealth
+    from notifier.runtime import Runtime
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 TIME_TO_SEND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
@@ -89,7 +94,7 @@ def outcome_of(error: object | None) -> str:
 class DeploymentCollector(Collector):
     """Queue depth, beat's last tick and delivery health, read at scrape time (cached a few seconds)."""
 
-    def __init__(self, runtime, ttl: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, runtime: Runtime, ttl: float = 5.0) -> None:
         self.runtime = runtime
         self.ttl = ttl
         self._cached: tuple[float, list[GaugeMetricFamily]] = (0.0, [])
@@ -119,7 +124,7 @@ class DeploymentCollector(Collector):
         return families
 
 
-def _delivery_families(health) -> list[GaugeMetricFamily]:  # type: ignore[no-untyped-def]
+def _delivery_families(health: DeliveryHealth) -> list[GaugeMetricFamily]:
     """Every queue gets a live-worker count (0 included, so "== 0" alerts can fire); every lane
     its due count and oldest due age (0 when nothing is due)."""
     from providers.interface import Lane

@@ -64,7 +64,7 @@ def collect_status(settings: Settings, engine: Engine | None = None, celery: Cel
     return report
 
 
-def queue_depths(celery) -> dict[str, int | None]:  # type: ignore[no-untyped-def]
+def queue_depths(celery: Celery) -> dict[str, int | None]:
     depths: dict[str, int | None] = {}
     with celery.connection_for_read() as connection:
         channel = connection.default_channel

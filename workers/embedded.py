@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from celery.beat import EmbeddedService
@@ -19,13 +20,16 @@ from celery.worker import WorkController, state
 
 from workers import heartbeat
 
+if TYPE_CHECKING:
+    from celery.worker.consumer import Consumer
+
 
 class _ReadyWorkController(WorkController):
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.ready = threading.Event()
         super().__init__(*args, **kwargs)
 
-    def on_consumer_ready(self, consumer) -> None:  # type: ignore[no-untyped-def]
+    def on_consumer_ready(self, consumer: Consumer) -> None:
         self.ready.set()
 
 

@@ -16,11 +16,13 @@ makes that harmless.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from notifier import metrics
@@ -142,7 +144,9 @@ def _recover(runtime: Runtime, conditions: list[ColumnElement[bool]]) -> int:
     return len(rows)
 
 
-def _requeue_fresh(session, rows, conditions, now) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _requeue_fresh(
+    session: Session, rows: list[tuple[str, str]], conditions: Sequence[ColumnElement[bool]], now: datetime
+) -> list[tuple[str, str]]:
     moved = repository.move(session, [i for i, _ in rows], Status.QUEUED, where=conditions,
                             published_at=now, not_before=None)
     _events(session, moved, EventKind.RECOVERED, Status.QUEUED,
@@ -153,7 +157,9 @@ def _requeue_fresh(session, rows, conditions, now) -> list[tuple[str, str]]:  # 
     return [(i, lanes[i]) for i in moved]
 
 
-def _requeue_pinned(session, rows, conditions, now) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _requeue_pinned(
+    session: Session, rows: list[tuple[str, str, str]], conditions: Sequence[ColumnElement[bool]], now: datetime
+) -> list[tuple[str, str]]:
     published: list[tuple[str, str]] = []
     for notification_id, lane, provider in rows:
         if not repository.move(session, [notification_id], Status.QUEUED, where=conditions,
@@ -168,7 +174,9 @@ def _requeue_pinned(session, rows, conditions, now) -> list[tuple[str, str]]:  #
     return published
 
 
-def _end_unconfirmed(session, rows, conditions, now) -> None:  # type: ignore[no-untyped-def]
+def _end_unconfirmed(
+    session: Session, rows: list[tuple[str, str, str]], conditions: Sequence[ColumnElement[bool]], now: datetime
+) -> None:
     for notification_id, lane, provider in rows:
         reason = unconfirmed_reason(provider)
         if not repository.move(session, [notification_id], Status.UNCONFIRMED, where=conditions,
@@ -271,7 +279,9 @@ def purge(runtime: Runtime) -> dict[str, int]:
     return {"idempotency_keys": keys or 0, "contents": content or 0}
 
 
-def _events(session, ids, kind: EventKind, status: Status, detail: str) -> None:  # type: ignore[no-untyped-def]
+def _events(
+    session: Session, ids: Sequence[str], kind: EventKind, status: Status, detail: str
+) -> None:
     now = utcnow()
     repository.add_events(
         session,

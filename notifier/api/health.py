@@ -14,6 +14,7 @@ from notifier import delivery_health
 from notifier.api.deps import RuntimeDep
 from notifier.broker import broker_reachable
 from notifier.db.models import Heartbeat
+from notifier.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 
@@ -64,7 +65,7 @@ def delivery(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body, status_code=503)
 
 
-def _circuits(runtime) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _circuits(runtime: Runtime) -> dict[str, str]:
     try:
         with runtime.sessions() as session:
             rows = session.scalars(select(Heartbeat).where(Heartbeat.name.like("circuit:%"))).all()
@@ -73,7 +74,7 @@ def _circuits(runtime) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {row.name.split(":", 1)[1]: (row.detail or {}).get("state", "unknown") for row in rows}
 
 
-def _database_ok(runtime) -> bool:  # type: ignore[no-untyped-def]
+def _database_ok(runtime: Runtime) -> bool:
     try:
         with runtime.engine.connect() as connection:
             connection.execute(text("SELECT 1"))

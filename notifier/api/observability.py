@@ -18,6 +18,7 @@ from starlette.types import Message as ASGIMessage
 
 from notifier import metrics
 from notifier.logcontext import bind, request_id_var
+from notifier.runtime import Runtime
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -52,7 +53,7 @@ class ObservabilityMiddleware:
                 metrics.HTTP_DURATION.labels(path).observe(time.perf_counter() - started)
 
 
-def metrics_router(runtime) -> APIRouter:  # type: ignore[no-untyped-def]
+def metrics_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     collector = metrics.DeploymentCollector(runtime)
 

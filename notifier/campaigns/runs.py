@@ -46,7 +46,12 @@ from notifier.campaigns.models import (
     RunStatus,
 )
 from notifier.campaigns.optout import UnsubscribeTokens
-from notifier.campaigns.templates import get_template, get_version, resolve_version
+from notifier.campaigns.templates import (
+    ResolvedTemplate,
+    get_template,
+    get_version,
+    resolve_version,
+)
 from notifier.db.models import Notification, utcnow
 from notifier.db.session import affected, transaction
 from notifier.notifications import repository
@@ -199,9 +204,9 @@ def _context(runtime: Runtime, run_id: str) -> RunContext | None:
         template = get_template(session, campaign.template_name)
         version = get_version(session, template, run_row.template_version)
         session.expunge_all()
-    resolved: dict[str, object] = {}
+    resolved: dict[str, ResolvedTemplate] = {}
 
-    def pick(locale: str | None):  # type: ignore[no-untyped-def]
+    def pick(locale: str | None) -> ResolvedTemplate:
         key = locale or ""
         if key not in resolved:
             resolved[key] = resolve_version(template, version, locale)

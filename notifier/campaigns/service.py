@@ -16,6 +16,7 @@ from datetime import datetime
 from croniter import croniter
 from sqlalchemy import func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.campaigns import archive, beat_sync, contacts, runs, throttle
 from notifier.campaigns.models import HELD, Campaign, CampaignRun, CampaignStatus, RunStatus
@@ -324,7 +325,7 @@ def _run_ids(session: Session, campaign_id: str) -> list[str]:
 
 def _change_pending(
     session: Session,
-    conditions: list,  # type: ignore[type-arg]
+    conditions: list[ColumnElement[bool]],
     kind: EventKind,
     status: Status,
     reason: str,

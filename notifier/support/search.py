@@ -84,9 +84,9 @@ class Results:
         return sum(self.counts.values())
 
 
-def term_condition(  # type: ignore[no-untyped-def]
+def term_condition(
     search_field: SearchField, text: str, regions: Sequence[str] = DEFAULT_SEARCH_REGIONS
-):
+) -> ColumnElement[bool]:
     text = text.strip()[:MAX_TERM_LENGTH]
     recipient = Notification.recipient.in_(normalise_for_search(text, regions))
     if search_field == SearchField.RECIPIENT:

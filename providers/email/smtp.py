@@ -68,6 +68,7 @@ from providers.interface import (
     EmailMessage,
     InvalidRecipientError,
     Lane,
+    Message,
     PermanentError,
     Provider,
     ProviderAccountError,
@@ -310,8 +311,10 @@ class SmtpProvider(Provider):
 
     # ---------------------------------------------------------------- interface
 
-    async def send(self, message: EmailMessage) -> SendResult:  # type: ignore[override]
+    async def send(self, message: Message) -> SendResult:
         self.ensure_lane(message)
+        if not isinstance(message, EmailMessage):  # the lane's channel decides the kind: narrows it
+            raise PermanentError(f"provider {self.name} sends email only", code="lane_mismatch")
         if not is_bare_address(message.to):
             raise InvalidRecipientError(
                 "recipient is not a plain email address", code="invalid_address"

@@ -57,6 +57,7 @@ from providers.interface import (
     ErrorRule,
     InvalidRecipientError,
     Lane,
+    Message,
     PermanentError,
     Provider,
     ProviderAccountError,
@@ -215,8 +216,10 @@ class SnsProvider(Provider):
         )
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"sns-{name}")
 
-    async def send(self, message: SmsMessage) -> SendResult:  # type: ignore[override]
+    async def send(self, message: Message) -> SendResult:
         self.ensure_lane(message)
+        if not isinstance(message, SmsMessage):  # the lane's channel decides the kind: narrows it
+            raise PermanentError(f"provider {self.name} sends SMS only", code="lane_mismatch")
         if self.check_opted_out:
             await self._refuse_opted_out(message.to)
         answer = await self._call(self._client.publish, **self.publish_params(message))

@@ -58,6 +58,7 @@ from providers.interface import (
     ErrorRule,
     InvalidRecipientError,
     Lane,
+    Message,
     PermanentError,
     Provider,
     ProviderAccountError,
@@ -231,8 +232,10 @@ class TwilioProvider(Provider):
             self._client.api.base_url = str(options["base_url"]).rstrip("/")
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"twilio-{name}")
 
-    async def send(self, message: SmsMessage) -> SendResult:  # type: ignore[override]
+    async def send(self, message: Message) -> SendResult:
         self.ensure_lane(message)
+        if not isinstance(message, SmsMessage):  # the lane's channel decides the kind: narrows it
+            raise PermanentError(f"provider {self.name} sends SMS only", code="lane_mismatch")
         params = self.message_params(message, datetime.now(UTC))
         created = await self._call(self._client.messages.create, **params)
         return SendResult(provider_message_id=created.sid, response_code="201")

@@ -8,7 +8,8 @@ broker (``--broker-url``, or by default the benchmarks' own Redis DB 12 or Rabbi
 ``bench/common.py``; ``--broker memory`` for none).
 
 Prints one JSON line: {"recipients", "seconds", "per_s", "notifications", "broker"}.
-Usage: .venv/bin/python -m bench.campaign_fanout [--recipients N] [--database-url ...] [--broker-url ...]
+Usage: .venv/bin/python -m bench.campaign_fanout [--recipients N] [--database-url ...]
+    [--broker-url ...]
 """
 
 from __future__ import annotations

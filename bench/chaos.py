@@ -15,7 +15,8 @@ Scenarios (``--scenario``, default ``all`` = the first four, one line each):
   started again, at 40 % of the load;
 * ``postgres-restart``: PostgreSQL stopped (fast shutdown), down ``--postgres-down-seconds``;
 * ``api-kill``: SIGKILL of ``notifier api`` under load, started again ``--restart-delay`` later;
-* ``combined``: worker kills throughout, then a broker restart, a PostgreSQL restart and an API kill.
+* ``combined``: worker kills throughout, then a broker restart, a PostgreSQL restart and an API
+  kill.
 
 ``--hard`` kills the broker and PostgreSQL (SIGKILL) instead of stopping them. A process that
 exits by itself is counted (``unexpected_exits``) and started again after ``--restart-delay``.

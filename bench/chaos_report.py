@@ -104,7 +104,8 @@ def _lost_by_status(database_url: str, ids: set[str]) -> dict[str, int]:
     engine = create_engine(database_url)
     try:
         with engine.connect() as c:
-            rows = c.execute(text("SELECT status, count(*) FROM notifications WHERE id = ANY(:ids) GROUP BY status"),
+            rows = c.execute(text("SELECT status, count(*) FROM notifications "
+                                  "WHERE id = ANY(:ids) GROUP BY status"),
                              {"ids": list(ids)}).all()
     finally:
         engine.dispose()

@@ -135,7 +135,8 @@ class CpuMeter:
 
 
 def per_notification(cpu_ms: dict[str, float], notifications: int) -> dict[str, float]:
-    """``cpu_ms_per_notification``: each label's CPU divided by what was delivered, and the total."""
+    """``cpu_ms_per_notification``: each label's CPU divided by what was delivered, and the
+    total."""
     if notifications <= 0:
         return {}
     shares = {label: round(ms / notifications, 3) for label, ms in cpu_ms.items()}

@@ -45,7 +45,8 @@ FINAL_OR_SENT = ("sent", "delivered", "failed", "expired", "suppressed", "cancel
 
 def providers_file(directory: Path, latency_ms: float) -> Path:
     path = directory / "providers.toml"
-    path.write_text(f'[providers.fake]\ntype = "outbox"\npath = "{directory / "outbox"}"\nlatency_ms = {latency_ms}\n'
+    path.write_text(f'[providers.fake]\ntype = "outbox"\npath = "{directory / "outbox"}"\n'
+                    f'latency_ms = {latency_ms}\n'
                     '[lanes]\n"email.transactional" = ["fake"]\n')
     return path
 
@@ -131,11 +132,12 @@ def measure(args: argparse.Namespace, broker: str) -> dict:
             cpu = meter.stop()
         with engine.connect() as c:
             latencies = [r[0] for r in c.execute(text(
-                "SELECT EXTRACT(EPOCH FROM (sent_at - created_at)) * 1000 FROM notifications "
-                "WHERE sent_at IS NOT NULL ORDER BY 1"))]
+                "SELECT EXTRACT(EPOCH FROM (sent_at - created_at)) * 1000 "
+                "FROM notifications WHERE sent_at IS NOT NULL ORDER BY 1"))]
             duplicates = c.execute(text(
-                "SELECT count(*) FROM (SELECT notification_id FROM delivery_events WHERE kind = 'attempt' "
-                "AND provider_message_id IS NOT NULL GROUP BY notification_id HAVING count(*) > 1) d")).scalar_one()
+                "SELECT count(*) FROM (SELECT notification_id FROM delivery_events "
+                "WHERE kind = 'attempt' AND provider_message_id IS NOT NULL "
+                "GROUP BY notification_id HAVING count(*) > 1) d")).scalar_one()
             total = c.execute(select(func.count()).select_from(Notification)).scalar_one()
         engine.dispose()
 

@@ -3,7 +3,8 @@
 Prints one JSON line: rps, p50/p99, and the ceiling — a bare FastAPI endpoint validating the same
 body, served with the same uvicorn settings — measured in the same run.
 
-    python -m bench.intake [--broker redis|rabbitmq] [--seconds 10] [--connections 64] [--batch 1000]
+    python -m bench.intake [--broker redis|rabbitmq] [--seconds 10] [--connections 64]
+        [--batch 1000]
                            [--database-url ...] [--broker-url ...] [--redis-url ...]
     python -m bench.intake --hostile [--hostile-connections 4]
 
@@ -50,8 +51,8 @@ HOSTILE = [
     {**BODY, "body": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"},
     {**BODY, "body": "{{ (9**(9**8)) % 7 }}"},
     {**BODY, "body": "{{ 'a' * 10**9 }}"},
-    {**BODY, "body": "{% set ns = namespace(x='ab') %}{% for i in range(40) %}{% set ns.x = ns.x ~ ns.x %}"
-                     "{% endfor %}{{ ns.x }}"},
+    {**BODY, "body": "{% set ns = namespace(x='ab') %}{% for i in range(40) %}"
+                     "{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x }}"},
     {**BODY, "reference": "order-\u0000"},
     {**BODY, "data": {"name": "Ada\u0000"}},
 ]

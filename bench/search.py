@@ -92,7 +92,8 @@ def main() -> None:
         rng = random.Random(7)
         with Session(engine) as session:
             sample = session.execute(text(
-                "SELECT id, recipient, reference, provider_message_id FROM notifications TABLESAMPLE SYSTEM (1) "
+                "SELECT id, recipient, reference, provider_message_id "
+                "FROM notifications TABLESAMPLE SYSTEM (1) "
                 "LIMIT :queries"), {"queries": args.queries}).all()
             by_recipient = timed(lambda: repository.search(session, repository.Filters(
                 recipients=[rng.choice(sample).recipient]), None, 50), len(sample))

@@ -53,7 +53,8 @@ def fast_safety_nets(sending_timeout: float) -> dict[str, str]:
 def providers_file(directory: Path, sink_port: int) -> Path:
     path = directory / "providers.toml"
     path.write_text(f'[providers.sink]\ntype = "smtp"\nhost = "127.0.0.1"\nport = {sink_port}\ntls = "none"\n'
-                    'from_address = "bench@example.com"\nhelo_hostname = "bench.example.com"\ntimeout_seconds = 10\n'
+                    'from_address = "bench@example.com"\nhelo_hostname = "bench.example.com"\n'
+                    'timeout_seconds = 10\n'
                     '[lanes]\n"email.transactional" = ["sink"]\n')
     return path
 
@@ -70,7 +71,8 @@ class Proc:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Start it unless it runs: the supervisor and a fault may both restart a process that died."""
+        """Start it unless it runs: the supervisor and a fault may both restart a process that
+        died."""
         with self._lock:
             if self.popen is not None and self.popen.poll() is None:
                 return
@@ -108,7 +110,8 @@ class Proc:
 
 
 class External:
-    """A service given by URL (``--database-url`` etc.): used as it is, never restarted or purged."""
+    """A service given by URL (``--database-url`` etc.): used as it is, never restarted or
+    purged."""
 
     running = True
     process = None

@@ -148,7 +148,8 @@ def worker(
             "-c",
             str(concurrency or settings.worker_concurrency),
             "-n",
-            f"{'+'.join(queues)}.{os.getpid()}@%h",  # unique per process: two workers on one host must not share a node name
+            # unique per process: two workers on one host must not share a node name
+            f"{'+'.join(queues)}.{os.getpid()}@%h",
             "--without-gossip",
             "--without-mingle",
             "-l",
@@ -287,7 +288,8 @@ def keys_create(
     with transaction(_sessions(settings)) as session:
         row, plaintext = key_store.create_key(session, name, scope_list, lane_list, rate_limit)
     console.print(
-        f"created key {row.id} ({name}), scopes {', '.join(scope_list)}. Store it now: it is not shown again."
+        f"created key {row.id} ({name}), scopes {', '.join(scope_list)}. "
+        "Store it now: it is not shown again."
     )
     print(plaintext)
 

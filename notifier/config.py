@@ -148,7 +148,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'notifier.db'}"
         if self.worker_heartbeat_seconds <= 0 or self.worker_lapse_seconds < 2 * self.worker_heartbeat_seconds:
             raise ValueError(
-                "NOTIFIER_WORKER_LAPSE_SECONDS must be at least twice NOTIFIER_WORKER_HEARTBEAT_SECONDS "
+                "NOTIFIER_WORKER_LAPSE_SECONDS must be at least twice "
+                "NOTIFIER_WORKER_HEARTBEAT_SECONDS "
                 "(and the heartbeat positive): one late beat must not make a live worker look dead"
             )
         if self.env == Environment.PRODUCTION and self.secret_key == DEV_SECRET_KEY:

@@ -40,11 +40,13 @@ def run_dev(settings: Settings) -> None:
         report = sweeper.sweep(celery.runtime, queued_stale=0, sending_timeout=0)
         if report.republished or report.recovered:
             console.print(
-                f"recovered after restart: {report.republished} queued, {report.recovered} in flight"
+                f"recovered after restart: {report.republished} queued, "
+                f"{report.recovered} in flight"
             )
         console.print(
             f"notifier dev: API on http://{settings.host}:{settings.port} (docs at /docs), "
-            f"database {make_url(settings.database_url).render_as_string(hide_password=True)}, outbox {settings.outbox_dir}/"
+            f"database {make_url(settings.database_url).render_as_string(hide_password=True)}, "
+            f"outbox {settings.outbox_dir}/"
         )
         app = create_app(runtime=celery.runtime)
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)

@@ -92,7 +92,8 @@ def outcome_of(error: object | None) -> str:
 
 
 class DeploymentCollector(Collector):
-    """Queue depth, beat's last tick and delivery health, read at scrape time (cached a few seconds)."""
+    """Queue depth, beat's last tick and delivery health, read at scrape time (cached a few
+    seconds)."""
 
     def __init__(self, runtime: Runtime, ttl: float = 5.0) -> None:
         self.runtime = runtime

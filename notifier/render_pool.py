@@ -9,7 +9,8 @@ a timer signal interrupts Python-level work (a loop, a recursion) and the worker
 replaced. Workers run at a lower CPU
 priority (``nice 19``) than the API, so a caller sending expensive templates slows its own
 requests first, and one API key may hold at most half of the workers at a time (more is a 429
-``rate_limited``), so it cannot take every renderer from the other callers. Workers are forked from the API process (``fork``): a new worker costs a few milliseconds and
+``rate_limited``), so it cannot take every renderer from the other callers. Workers are forked
+from the API process (``fork``): a new worker costs a few milliseconds and
 starts with the renderer imported. (The ``forkserver`` and ``spawn`` methods re-run the main
 script in every new worker: 600 ms of CPU each for the ``notifier`` command.) A worker only
 reads its pipe and renders; should it inherit a lock held by another thread at fork time and

@@ -104,7 +104,8 @@ class PrivateService:
         self.starts += 1
 
     def stop(self, timeout: float = 30) -> None:
-        """A clean shutdown: the server's own stop signal, SIGKILL if it takes longer than ``timeout``."""
+        """A clean shutdown: the server's own stop signal, SIGKILL if it takes longer than
+        ``timeout``."""
         self._signal(self.stop_signal)
         if self.process is not None:
             try:
@@ -127,7 +128,8 @@ class PrivateService:
         self._wait_port_closed()
 
     def restart(self, down_seconds: float = 0.0, kill: bool = False) -> float:
-        """Stop (or kill), stay down ``down_seconds``, start again; returns the seconds it was unreachable."""
+        """Stop (or kill), stay down ``down_seconds``, start again; returns the seconds it was
+        unreachable."""
         began = time.monotonic()
         self.kill() if kill else self.stop()
         time.sleep(down_seconds)
@@ -254,7 +256,8 @@ def _rabbitmq_bin(program: str) -> str:
 
 
 class PrivateRabbitMQ(PrivateService):
-    """A second RabbitMQ node; ``url`` is its default vhost as guest (private, so purging it is fine)."""
+    """A second RabbitMQ node; ``url`` is its default vhost as guest (private, so purging it is
+    fine)."""
 
     name = "rabbitmq"
     start_timeout = 120.0
@@ -347,7 +350,8 @@ KINDS: dict[str, type[PrivateService]] = {"postgres": PrivatePostgres, "rabbitmq
 
 
 def require_private(kind: str, **options: object) -> PrivateService:
-    """A started private ``kind`` for a test: skipped when its binaries are missing (failed in CI)."""
+    """A started private ``kind`` for a test: skipped when its binaries are missing (failed in
+    CI)."""
     import pytest
 
     try:

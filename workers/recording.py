@@ -235,7 +235,10 @@ def _next_step(
 
 def _waiting_detail(outcome: DeliveryOutcome) -> str:
     if not outcome.skipped:
-        return "not sent yet: the delivery deadline passed before a provider was contacted; no attempt used"
+        return (
+            "not sent yet: the delivery deadline passed before a provider was contacted; "
+            "no attempt used"
+        )
     skipped = ", ".join(f"{s.provider} ({s.reason})" for s in outcome.skipped)
     wait = outcome.wait_seconds or 0.0
     return f"waiting {wait:.1f}s: no provider could be contacted [{skipped}]; no attempt used"

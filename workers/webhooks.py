@@ -40,7 +40,8 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
 def dispatch(runtime: Runtime, limit: int = 500) -> int:
-    """Publish send tasks for due webhooks (pushed forward so a slow send is not published twice)."""
+    """Publish send tasks for due webhooks (pushed forward so a slow send is not published
+    twice)."""
     now = utcnow()
     with transaction(runtime.sessions) as session:
         ids = list(

@@ -43,7 +43,8 @@ def _request_error(request: Request, errors: list[dict[str, Any]]) -> NotifierEr
         if not declared_json:
             return NotifierError(
                 ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-                f"send the body as JSON with 'Content-Type: application/json' (got {content_type[:100]!r})",
+                "send the body as JSON with 'Content-Type: application/json' "
+                f"(got {content_type[:100]!r})",
             )
         if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in body_errors):
             return NotifierError(ErrorCode.MALFORMED_JSON, "the request body is empty: send a JSON object")

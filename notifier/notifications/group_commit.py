@@ -2,8 +2,8 @@
 
 A request that passed validation hands its prepared row to the :class:`GroupCommitter` and waits.
 A writer thread per API process (one measured faster than two: bigger groups, less GIL
-contention; see bench/README.md) takes everything that arrived while the previous group was being written (up to
-``max_items``), checks suppressions for all of it in one query, inserts
+contention; see bench/README.md) takes everything that arrived while the previous group was
+being written (up to ``max_items``), checks suppressions for all of it in one query, inserts
 all rows and first events with one multi-row insert each, commits once, then publishes one task
 per lane carrying many ids, and wakes every waiting request. Under load a request waits for at
 most one group write; alone, it is written at once (no timer).

@@ -1,4 +1,5 @@
-"""Inputs a hostile or careless caller sends: each a clear 4xx with a stable code, nothing stored."""
+"""Inputs a hostile or careless caller sends: each a clear 4xx with a stable code, nothing
+stored."""
 
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ EXPENSIVE = [
     "{{ 'a'.ljust(10**9) }}",
     "{{ '%999999999d' % 1 }}",
     "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-    "{% set ns = namespace(x='ab') %}{% for i in range(40) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x }}",
+    "{% set ns = namespace(x='ab') %}{% for i in range(40) %}{% set ns.x = ns.x ~ ns.x %}"
+    "{% endfor %}{{ ns.x }}",
 ]
 
 
@@ -120,7 +121,8 @@ def test_one_key_holds_at_most_half_of_the_renderers(runtime):  # type: ignore[n
     from notifier.rendering import Job
 
     pool = RenderPool(size=2, timeout=1.0)
-    slow = Job({"body": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"},
+    slow = Job({"body": "{% for i in range(100000) %}{% for j in range(100000) %}"
+                        "{% endfor %}{% endfor %}"},
                {}, None, {})
     outcomes: list[str] = []
 

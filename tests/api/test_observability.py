@@ -71,7 +71,9 @@ def test_the_formatter_masks_fields_named_as_secrets() -> None:
 
 def test_sentry_events_are_scrubbed_of_personal_data() -> None:
     event = {
-        "message": "failed for ada@example.com and +44 7911 123456 with ntf_0123456789ab_secretpart",
+        "message": (
+            "failed for ada@example.com and +44 7911 123456 with ntf_0123456789ab_secretpart"
+        ),
         "request": {"data": {"to": "ada@example.com"}, "headers": {"Authorization": "Bearer x"}, "url": "/v1/x"},
         "exception": {"values": [{"value": "bad whsec_abcdef", "stacktrace": {"frames": [{"vars": {"code": "1"}}]}}]},
         "extra": {"data": {"code": "583920"}},

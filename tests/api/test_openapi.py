@@ -1,4 +1,5 @@
-"""The OpenAPI document: bearer auth and every error response in our envelope; docs served locally."""
+"""The OpenAPI document: bearer auth and every error response in our envelope; docs served
+locally."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """/v1/suppressions: list (filters, any spelling, keyset pages), add a manual one, lift one under
-the console's rules (a reason always, never a STOP); every change audited, refusals store nothing."""
+the console's rules (a reason always, never a STOP); every change audited, refusals store
+nothing."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The README's "Production processes" list runs everything a deployment needs, as the Compose and
 Kubernetes tests check for their files: every queue has a consumer, every worker also runs the
 safety nets (`maintenance`), lanes of the two categories never share a worker, exactly one beat,
-the migrations and the API. (Each command also parses with the real CLI: tests/deploy/test_commands.)"""
+the migrations and the API. (Each command also parses with the real CLI:
+tests/deploy/test_commands.)"""
 
 from __future__ import annotations
 

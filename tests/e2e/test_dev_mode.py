@@ -81,7 +81,8 @@ def test_a_new_user_gets_a_delivered_email_and_nothing_is_lost_on_a_kill(tmp_pat
                                .read_text())
         assert delivered["text"] == "Thanks, Ada"
 
-        # queue work whose retry is due later, then kill -9: the restart must deliver what was queued
+        # queue work whose retry is due later, then kill -9: the restart must deliver what was
+        # queued
         scheduled = httpx.post(f"{base}/v1/notifications", headers=headers, json={
             "channel": "sms", "to": "+447911123456", "body": "later",
             "send_at": _in_seconds(3)}).json()["id"]

@@ -1,7 +1,8 @@
 """A provider that answers from a script: stands in for a vendor in engine and pipeline tests.
 
 Each ``send`` pops the next scripted answer (a SendResult, a ProviderError to raise, or a float:
-seconds to wait before accepting); when the script is empty it accepts. It records every message it was given.
+seconds to wait before accepting); when the script is empty it accepts. It records every message
+it was given.
 """
 
 from __future__ import annotations

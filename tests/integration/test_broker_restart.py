@@ -164,7 +164,8 @@ def test_deliveries_resume_after_broker_restarts(kind: str, ways: list[str], dat
         gap = longest_gap(times, began, end)
         outage = back - began
         assert gap < outage + RESUME_BOUND, (
-            f"{kind}: no send for {gap:.1f} s after a restart that kept the broker away {outage:.1f} s",
+            f"{kind}: no send for {gap:.1f} s after a restart that kept the broker away "
+            f"{outage:.1f} s",
             log[-3000:],
         )
         assert any(back <= t <= end for t in times)

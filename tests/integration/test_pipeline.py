@@ -1,4 +1,5 @@
-"""The whole path on PostgreSQL with a real broker: API -> broker -> worker -> provider -> events."""
+"""The whole path on PostgreSQL with a real broker: API -> broker -> worker -> provider ->
+events."""
 
 from __future__ import annotations
 

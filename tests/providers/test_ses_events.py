@@ -112,7 +112,7 @@ FORGERIES = [
     Forgery("SNS host as userinfo", "credentials or an unusual port", lambda s, f: f.sign(_without(bounce_notification(s), "Signature"), cert_url="https://sns.eu-west-1.amazonaws.com@evil.example/c.pem")),
     Forgery("SNS host on another port", "credentials or an unusual port", lambda s, f: f.sign(_without(bounce_notification(s), "Signature"), cert_url="https://sns.eu-west-1.amazonaws.com:8443/c.pem")),
     Forgery("certificate URL that does not exist", "could not fetch", lambda s, f: s.sign(_without(bounce_notification(s), "Signature"), cert_url="https://sns.eu-west-1.amazonaws.com/missing.pem")),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("forgery", FORGERIES, ids=lambda forgery: forgery.name)

@@ -1,7 +1,8 @@
 """API keys over the API, for a platform team automating rotation (scope ``keys:manage``, an
 admin scope: give it to few keys). The CLI (``notifier keys ...``) does the same on the host.
 
-    POST /v1/keys                   {"name": "billing", "scopes": [...], "lanes": [...]}  -> 201, the key once
+    POST /v1/keys                   {"name": "billing", "scopes": [...], "lanes": [...]}
+                                    -> 201, the key once
     GET  /v1/keys                   every key, newest first, never a secret or hash
     POST /v1/keys/{id}/revoke       revoked now (also ends a rotation's overlap)
     POST /v1/keys/{id}/rotate       {"overlap_seconds": 86400} -> 201, the new key once; the old

@@ -15,6 +15,7 @@ from notifier.db.migrate import upgrade
 from notifier.runtime import Runtime
 from tests.factories import api_key, email, make_settings, push, sms
 from tests.integration.conftest import broker_url, purge
+from tests.notifications_api import wait_for
 from workers import sweeper
 from workers.app import create_worker_app
 from workers.embedded import embedded_worker
@@ -36,13 +37,6 @@ def stack(request, pg_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, di
     worker.runtime.close()  # type: ignore[attr-defined]
 
 
-def wait_for(client, headers, notification_id, statuses=("sent",), timeout=30.0) -> dict:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        body = client.get(f"/v1/notifications/{notification_id}", headers=headers).json()
-        if body["status"] in statuses or time.monotonic() > deadline:
-            return body
-        time.sleep(0.1)
 
 
 def test_every_channel_is_delivered_and_logged(stack):  # type: ignore[no-untyped-def]

@@ -34,6 +34,7 @@ from tests.integration.providers_fakes import (  # noqa: F401 - fixtures
     smtp_certificates,
     write_providers_file,
 )
+from tests.notifications_api import post, timeline
 from workers.app import create_worker_app
 from workers.delivery import deliver_ids
 
@@ -68,14 +69,8 @@ def build(settings: Settings, runtime: Any) -> Iterator[Any]:
         app.runtime.close()  # type: ignore[attr-defined]
 
 
-def post(client: Any, auth: dict[str, str], payload: dict[str, Any]) -> str:
-    response = client.post("/v1/notifications", json=payload, headers=auth)
-    assert response.status_code == 202, response.text
-    return str(response.json()["id"])
 
 
-def view(client: Any, auth: dict[str, str], notification_id: str) -> dict[str, Any]:
-    return dict(client.get(f"/v1/notifications/{notification_id}", headers=auth).json())
 
 
 def due_now(runtime: Any) -> None:
@@ -103,14 +98,14 @@ def test_a_relay_that_takes_the_message_and_never_answers_gets_one_message_id_an
     deliver_ids(app.delivery, [notification_id])  # attempt 2: the same; the breaker opens
     due_now(runtime)
     deliver_ids(app.delivery, [notification_id])  # open: it waits, no attempt is spent
-    waiting = view(client, auth, notification_id)
+    waiting = timeline(client, auth, notification_id)
     assert waiting["status"] == "queued" and waiting["attempts"] == 2
     assert waiting["events"][-1]["kind"] == "waiting" and "no attempt used" in waiting["events"][-1]["detail"]
     time.sleep(COOL_DOWN)
     due_now(runtime)
     deliver_ids(app.delivery, [notification_id])  # the trial after the cool-down: attempt 3
 
-    body = view(client, auth, notification_id)
+    body = timeline(client, auth, notification_id)
     assert body["status"] == "unconfirmed", body
     assert body["attempts"] == 3
     assert "may have been delivered" in body["status_reason"]
@@ -136,7 +131,7 @@ def test_a_wrong_smtp_password_fails_over_to_ses_and_opens_the_smtp_breaker(
     second = post(client, auth, email(to="bob@example.com"))
     deliver_ids(app.delivery, [second])
 
-    one, two = view(client, auth, first), view(client, auth, second)
+    one, two = timeline(client, auth, first), timeline(client, auth, second)
     assert (one["status"], one["provider"]) == ("sent", "ses-backup"), one
     assert [(e["provider"], e["response_code"]) for e in one["events"] if e["kind"] == "attempt"] == [
         ("smtp-main", "535"), ("ses-backup", "200")]
@@ -163,7 +158,7 @@ def test_every_provider_open_spends_no_attempt_and_the_message_goes_after_the_co
     for _ in range(5):  # however often it comes round while open, nothing is spent
         deliver_ids(app.delivery, [waiting])
         due_now(runtime)
-    held = view(client, auth, waiting)
+    held = timeline(client, auth, waiting)
     assert (held["status"], held["attempts"]) == ("queued", 0), held
     assert "attempt" not in kinds(held) and "waiting" in kinds(held)
     support = {"Authorization": f"Bearer {api_key(runtime, 'helpdesk', scopes=['support:read'])}"}
@@ -173,7 +168,7 @@ def test_every_provider_open_spends_no_attempt_and_the_message_goes_after_the_co
     time.sleep(COOL_DOWN)
     deliver_ids(app.delivery, [waiting])
 
-    sent = view(client, auth, waiting)
+    sent = timeline(client, auth, waiting)
     assert (sent["status"], sent["attempts"]) == ("sent", 1), sent
     assert [m.rcpt_tos for m in smtp.messages] == [["ada@example.com"]]
 
@@ -193,7 +188,7 @@ def test_answers_about_one_recipient_or_throttling_never_hold_up_the_others(
                  for i in range(5)]
     deliver_ids(app.delivery, busy)
     deliver_ids(app.delivery, throttled)
-    assert {view(client, auth, i)["status"] for i in busy + throttled} == {"queued"}
+    assert {timeline(client, auth, i)["status"] for i in busy + throttled} == {"queued"}
     ses_api.answer(AwsAnswer())
 
     other = post(client, auth, email(to="ada@example.com"))
@@ -201,8 +196,8 @@ def test_answers_about_one_recipient_or_throttling_never_hold_up_the_others(
     deliver_ids(app.delivery, [other])
     deliver_ids(app.delivery, [promo])
 
-    assert view(client, auth, other)["status"] == "sent"  # the relay's breaker stayed closed
-    assert view(client, auth, promo)["status"] == "sent"  # and so did SES's
+    assert timeline(client, auth, other)["status"] == "sent"  # the relay's breaker stayed closed
+    assert timeline(client, auth, promo)["status"] == "sent"  # and so did SES's
     assert ["ada@example.com"] in [m.rcpt_tos for m in smtp.messages]
     circuits = client.get("/readyz").json().get("providers", {})
     assert circuits == {}  # no breaker ever changed state

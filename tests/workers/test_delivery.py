@@ -12,17 +12,8 @@ from sqlalchemy import select, update
 from notifier.db.models import DeliveryEvent, Notification, Suppression, utcnow
 from notifier.db.session import transaction
 from tests.factories import daytime_timezone, email, push, sms
+from tests.notifications_api import post, timeline
 from workers.delivery import deliver_ids
-
-
-def post(client, auth, payload) -> str:  # type: ignore[no-untyped-def]
-    response = client.post("/v1/notifications", json=payload, headers=auth)
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
-
-
-def timeline(client, auth, notification_id):  # type: ignore[no-untyped-def]
-    return client.get(f"/v1/notifications/{notification_id}", headers=auth).json()
 
 
 def test_email_is_sent_through_the_outbox_and_logged(client, auth, worker_app, settings):  # type: ignore[no-untyped-def]

@@ -60,7 +60,7 @@ HOSTILE = [
 
 def hostile_wrk(url: str, key: str, seconds: int, connections: int, kinds: list[dict]) -> subprocess.Popen:
     """wrk cycling through the hostile bodies on its own connections (started, not awaited)."""
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # wrk reads it later
     bodies = ", ".join(json.dumps(json.dumps(b)) for b in kinds)
     script.write(
         f"local bodies = {{{bodies}}}\nlocal n = 0\n"

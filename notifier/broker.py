@@ -69,5 +69,5 @@ def broker_reachable(app: Celery, timeout: float = 2.0) -> bool:
         with app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=timeout)
         return True
-    except Exception:
+    except Exception:  # any failure means not ready
         return False

@@ -113,7 +113,7 @@ class HeartbeatWriter:
                     session.execute(
                         delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == self.worker_id)
                     )
-            except Exception:
+            except Exception:  # the row lapses on its own
                 log.warning("worker.heartbeat.delete_failed", extra={"worker_id": self.worker_id})
 
     def beat(self) -> bool:
@@ -123,7 +123,7 @@ class HeartbeatWriter:
                 return False
             try:
                 self._upsert()
-            except Exception as e:
+            except Exception as e:  # a database outage must not stop the worker
                 self._failures += 1
                 if self._failures == 1 or self._failures % max(1, int(60 / self.interval)) == 0:
                     log.warning(

@@ -98,7 +98,7 @@ def normalise_for_search(value: str, regions: Sequence[str] = DEFAULT_SEARCH_REG
     if "@" in text:
         try:
             forms.append(normalise_email(text))
-        except Exception:
+        except Exception:  # a query need not be valid
             forms.append(text.lower())
         return forms
     digits = re.sub(r"[\s\-\(\)\.]", "", text)

@@ -141,7 +141,7 @@ class PrivateService:
         if self.running:
             try:
                 self.stop(timeout=15)
-            except Exception:
+            except Exception:  # cleanup must not hide the test's own failure
                 self.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
         _LIVE.discard(self)

@@ -212,7 +212,7 @@ class DeliveryEngine:
             return True
         try:
             await self.before_contact(message, provider)
-        except Exception:
+        except Exception:  # not recorded: not sent now, retried later
             log.warning("delivery.write_ahead.failed",
                         extra={"notification_id": message.notification_id, "provider": provider.name})
             outcome.skipped.append(Skip(provider.name, WRITE_AHEAD_RETRY_SECONDS,
@@ -241,7 +241,7 @@ class DeliveryEngine:
             outcome.attempts.append(Attempt(provider.name, _ms(started), error=error))
             outcome.pinned = provider.name
             raise
-        except Exception as e:
+        except Exception as e:  # an adapter bug must not lose the message
             self.breaker(provider).release()
             unexpected = TransientError(
                 f"unexpected {type(e).__name__} in provider adapter",

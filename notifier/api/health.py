@@ -50,7 +50,7 @@ def delivery(runtime: RuntimeDep) -> JSONResponse:
     try:
         with runtime.sessions() as session:
             health = delivery_health.assess(session, runtime.settings)
-    except Exception:
+    except Exception:  # no database: nothing can be known, and nothing delivers
         body = {"status": "unknown", "error": {"code": "service_unavailable",
                                                "message": "the database is unreachable", "details": []}}
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
@@ -69,7 +69,7 @@ def _circuits(runtime: Runtime) -> dict[str, str]:
     try:
         with runtime.sessions() as session:
             rows = session.scalars(select(Heartbeat).where(Heartbeat.name.like("circuit:%"))).all()
-    except Exception:
+    except Exception:  # the database check reports that
         return {}
     return {row.name.split(":", 1)[1]: (row.detail or {}).get("state", "unknown") for row in rows}
 
@@ -79,5 +79,5 @@ def _database_ok(runtime: Runtime) -> bool:
         with runtime.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         return True
-    except Exception:
+    except Exception:  # any failure means not ready
         return False

@@ -143,7 +143,7 @@ def enqueue_run(runtime: Runtime, run_id: str) -> None:
         runtime.celery.send_task(
             RUN_TASK, args=[run_id], queue=CAMPAIGNS_QUEUE, routing_key=CAMPAIGNS_QUEUE
         )
-    except Exception as e:
+    except Exception as e:  # resume_stalled picks the run up
         log.warning(
             "campaign.run.publish_failed", extra={"run_id": run_id, "error": type(e).__name__}
         )

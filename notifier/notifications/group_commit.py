@@ -94,7 +94,7 @@ class GroupCommitter:
         started = time.perf_counter()
         try:
             self._store(items)
-        except Exception as e:
+        except Exception as e:  # isolate: write each row on its own
             if len(group) == 1:
                 group[0].future.set_exception(e)
                 return
@@ -118,7 +118,7 @@ class GroupCommitter:
         for pending in group:
             try:
                 self._store([pending.prepared])
-            except Exception as e:
+            except Exception as e:  # this request's own error
                 pending.future.set_exception(e)
             else:
                 stored.append(pending)

@@ -30,5 +30,5 @@ def purge(celery, queues) -> None:  # type: ignore[no-untyped-def]
         for queue in queues:
             try:
                 channel.queue_purge(queue)
-            except Exception:
+            except Exception:  # a queue that does not exist yet
                 channel = connection.channel()

@@ -76,7 +76,7 @@ def _worker(url: str, broker: str, providers: Path, directory: Path) -> subproce
                NOTIFIER_PROVIDERS_FILE=str(providers), NOTIFIER_DATA_DIR=str(directory),
                NOTIFIER_METRICS_PORT="0", NOTIFIER_LOG_LEVEL="INFO", NOTIFIER_LOG_FORMAT="console",
                NOTIFIER_RETRY_BASE_SECONDS="0.2")
-    log = open(directory / "worker.log", "wb")
+    log = open(directory / "worker.log", "wb")  # closed with the process
     return subprocess.Popen([NOTIFIER, "worker", "--lanes", "email.transactional", "--concurrency", str(THREADS)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=directory)
 

@@ -75,8 +75,11 @@ def main() -> None:
     add_service_options(parser)
     args = parser.parse_args()
     with ExitStack() as stack:
-        broker = "memory://" if args.broker_url == "memory" else stack.enter_context(
-            own_broker(args.broker, args.broker_url))
+        broker = (
+            "memory://"
+            if args.broker_url == "memory"
+            else stack.enter_context(own_broker(args.broker, args.broker_url))
+        )
         url = stack.enter_context(fresh_database(args.database_url))
         result = fan_out(args.recipients, url, broker, args.redis_url)
     print(json.dumps(result))

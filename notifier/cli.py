@@ -31,7 +31,10 @@ if TYPE_CHECKING:  # the commands import what they use when they run (a fast --h
 # <int> and <bool>, even for --help), and every default is shown
 def _typer(help: str, add_completion: bool = True) -> typer.Typer:
     return typer.Typer(
-        help=help, no_args_is_help=True, add_completion=add_completion, rich_markup_mode=None,
+        help=help,
+        no_args_is_help=True,
+        add_completion=add_completion,
+        rich_markup_mode=None,
         context_settings={"show_default": True},
     )
 
@@ -75,7 +78,9 @@ def _serve_process_metrics(settings: Settings) -> None:
     try:
         metrics.serve(settings.metrics_port)
     except OSError:
-        console.print(f"metrics port {settings.metrics_port} is taken: this process serves no /metrics")
+        console.print(
+            f"metrics port {settings.metrics_port} is taken: this process serves no /metrics"
+        )
 
 
 @app.command()
@@ -88,10 +93,22 @@ def dev() -> None:
 
 @app.command()
 def api(
-    host: Annotated[str | None, typer.Option(
-        metavar="HOST", help="address to listen on", show_default="NOTIFIER_HOST, 127.0.0.1")] = None,
-    port: Annotated[int | None, typer.Option(
-        metavar="PORT", min=1, max=65535, help="port to listen on", show_default="NOTIFIER_PORT, 8000")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOST", help="address to listen on", show_default="NOTIFIER_HOST, 127.0.0.1"
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PORT",
+            min=1,
+            max=65535,
+            help="port to listen on",
+            show_default="NOTIFIER_PORT, 8000",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(metavar="N", min=1, help="uvicorn worker processes")] = 1,
 ) -> None:
     """Run the intake API (production: uvicorn with uvloop and httptools)."""
@@ -116,11 +133,19 @@ def api(
 @app.command()
 def worker(
     lanes: Annotated[
-        str, typer.Option(metavar="QUEUES", help="comma-separated queues, e.g. sms.transactional,receipts")
+        str,
+        typer.Option(
+            metavar="QUEUES", help="comma-separated queues, e.g. sms.transactional,receipts"
+        ),
     ],
     concurrency: Annotated[
-        int | None, typer.Option(metavar="N", min=1, help="deliveries in flight per process",
-                                 show_default="NOTIFIER_WORKER_CONCURRENCY, 64")
+        int | None,
+        typer.Option(
+            metavar="N",
+            min=1,
+            help="deliveries in flight per process",
+            show_default="NOTIFIER_WORKER_CONCURRENCY, 64",
+        ),
     ] = None,
     pool: Annotated[str, typer.Option(metavar="POOL", help="threads, prefork or solo")] = "threads",
 ) -> None:
@@ -172,8 +197,14 @@ def _check_providers(settings: Settings, queues: list[str]) -> None:
         console.print(f"[red]cannot start the worker:[/red] {e}")
         raise typer.Exit(2) from e
     for provider in providers:  # every send rate said once, where an operator looks first
-        logging.getLogger("notifier.worker").info("provider.rate", extra={
-            "provider": provider.name, "lane": provider.lane.value, "rate": describe_rate(provider)})
+        logging.getLogger("notifier.worker").info(
+            "provider.rate",
+            extra={
+                "provider": provider.name,
+                "lane": provider.lane.value,
+                "rate": describe_rate(provider),
+            },
+        )
 
 
 @app.command()
@@ -207,7 +238,9 @@ def beat() -> None:
 
 @audiences_app.command("import")
 def audiences_import(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="FILE")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="FILE")
+    ],
     audience: Annotated[str, typer.Option(metavar="NAME", help="audience name (created if new)")],
 ) -> None:
     """Import contacts from a CSV file into an audience, with a progress bar."""
@@ -264,15 +297,27 @@ def db_upgrade(
 def keys_create(
     name: Annotated[str, typer.Option(metavar="NAME", help="who the key is for")],
     scopes: Annotated[
-        str, typer.Option(metavar="SCOPES", help=f"comma-separated, of: {', '.join(s.value for s in key_store.Scope)}")
+        str,
+        typer.Option(
+            metavar="SCOPES",
+            help=f"comma-separated, of: {', '.join(s.value for s in key_store.Scope)}",
+        ),
     ] = "notifications:send,notifications:read",
     lanes: Annotated[
-        str | None, typer.Option(metavar="LANES", help="comma-separated lanes this key may send on",
-                                 show_default="all lanes")
+        str | None,
+        typer.Option(
+            metavar="LANES",
+            help="comma-separated lanes this key may send on",
+            show_default="all lanes",
+        ),
     ] = None,
     rate_limit: Annotated[
-        str | None, typer.Option(metavar="RATE", help="requests allowed, e.g. 100/second or 6000/minute",
-                                 show_default="NOTIFIER_API_RATE_LIMIT, 3000/minute")
+        str | None,
+        typer.Option(
+            metavar="RATE",
+            help="requests allowed, e.g. 100/second or 6000/minute",
+            show_default="NOTIFIER_API_RATE_LIMIT, 3000/minute",
+        ),
     ] = None,
 ) -> None:
     """Create an API key. The key is printed once, alone on the last line; only its hash is kept."""
@@ -297,8 +342,14 @@ def keys_create(
 @keys_app.command("set-callback")
 def keys_set_callback(
     key_id: Annotated[str, typer.Argument(metavar="KEY", help="key id or prefix")],
-    url: Annotated[str | None, typer.Option(metavar="URL", help="https URL for status webhooks; omit to remove",
-                                            show_default="none: remove")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="https URL for status webhooks; omit to remove",
+            show_default="none: remove",
+        ),
+    ] = None,
 ) -> None:
     """Send this key's final statuses to URL, signed; prints the new signing secret once."""
     from notifier.security import Sealer
@@ -308,7 +359,9 @@ def keys_set_callback(
         console.print("[red]the callback URL must be http(s)[/red]")
         raise typer.Exit(2)
     with transaction(_sessions(settings)) as session:
-        result = key_store.set_callback(session, key_id, url, Sealer(settings.secret_key, "callback"))
+        result = key_store.set_callback(
+            session, key_id, url, Sealer(settings.secret_key, "callback")
+        )
     if result is None:
         console.print(f"[red]no key {key_id}[/red]")
         raise typer.Exit(1)
@@ -322,7 +375,9 @@ def keys_set_callback(
 
 @keys_app.command("list")
 def keys_list(
-    output: Annotated[str, typer.Option("--format", metavar="FORMAT", help="table or json")] = "table",
+    output: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="table or json")
+    ] = "table",
 ) -> None:
     """List API keys (never their secrets). The table never cuts the id or the prefix that
     `keys revoke` takes; long scopes and lanes wrap instead."""
@@ -341,13 +396,22 @@ def keys_list(
     for column in ("name", "scopes", "lanes", "created", "revoked"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["id"], row["prefix"], row["name"], ",".join(row["scopes"]),
-                      ",".join(row["lanes"] or ["all"]), row["created"][:10], (row["revoked"] or "")[:10])
+        table.add_row(
+            row["id"],
+            row["prefix"],
+            row["name"],
+            ",".join(row["scopes"]),
+            ",".join(row["lanes"] or ["all"]),
+            row["created"][:10],
+            (row["revoked"] or "")[:10],
+        )
     Console().print(table)
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="KEY", help="key id or prefix")]) -> None:
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(metavar="KEY", help="key id or prefix")],
+) -> None:
     """Revoke an API key (takes effect within seconds)."""
     settings = _settings()
     with transaction(_sessions(settings)) as session:
@@ -379,7 +443,10 @@ def providers_check(
 @app.command()
 def status(
     dependencies_only: Annotated[
-        bool, typer.Option(help="exit 1 only when the database or broker is unreachable (a worker's readiness)")
+        bool,
+        typer.Option(
+            help="exit 1 only when the database or broker is unreachable (a worker's readiness)"
+        ),
     ] = False,
 ) -> None:
     """Reachability, queue depths, beat's last tick, circuits, live workers and delivery health.
@@ -397,7 +464,10 @@ def status(
     table = Table("what", "value")
     table.add_row("database", "ok" if report.database_ok else "UNREACHABLE")
     table.add_row("broker", "ok" if report.broker_ok else "UNREACHABLE")
-    table.add_row("beat last tick", report.beat_last_tick.isoformat(timespec="seconds") if report.beat_last_tick else "never")
+    table.add_row(
+        "beat last tick",
+        report.beat_last_tick.isoformat(timespec="seconds") if report.beat_last_tick else "never",
+    )
     for queue, depth in report.queue_depths.items():
         table.add_row(f"queue {queue}", "?" if depth is None else str(depth))
     for provider, state in sorted(report.circuits.items()):
@@ -405,7 +475,10 @@ def status(
     health = report.delivery
     if health is not None:
         for queue, backlog in sorted(health.backlog.items()):
-            table.add_row(f"due {queue}", f"{backlog.due}, oldest waiting {backlog.oldest_due_age_seconds:.0f} s")
+            table.add_row(
+                f"due {queue}",
+                f"{backlog.due}, oldest waiting {backlog.oldest_due_age_seconds:.0f} s",
+            )
         for queue, count in health.live_workers.items():
             table.add_row(f"live workers {queue}", str(count))
         for worker_name, worker_queues in report.workers.items():
@@ -430,11 +503,15 @@ async def _check_all(chains: dict[Lane, list[Provider]], connect: bool) -> bool:
         for provider in providers:
             try:
                 description = await provider.check(connect=connect)
-                console.print(f"ok    {lane.value:22} {provider.name} ({provider.kind}): {description}")
+                console.print(
+                    f"ok    {lane.value:22} {provider.name} ({provider.kind}): {description}"
+                )
                 console.print(f"      {'':22} send rate: {describe_rate(provider)}")
             except (ConfigurationError, ProviderError) as e:
                 failed = True
-                console.print(f"[red]FAIL[/red]  {lane.value:22} {provider.name} ({provider.kind}): {e}")
+                console.print(
+                    f"[red]FAIL[/red]  {lane.value:22} {provider.name} ({provider.kind}): {e}"
+                )
             finally:
                 await provider.close()
     return failed

@@ -29,7 +29,9 @@ def run_dev(settings: Settings) -> None:
         settings.log_level, settings.log_format if settings.log_format != "json" else "console"
     )
     for chatty in ("celery.worker.strategy", "celery.app.trace", "celery.beat"):
-        logging.getLogger(chatty).setLevel("WARNING")  # one line per task every 2 s drowns the console
+        logging.getLogger(chatty).setLevel(
+            "WARNING"
+        )  # one line per task every 2 s drowns the console
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     celery = create_worker_app(settings, pool_size=5)

@@ -147,28 +147,34 @@ def erase(session: Session, person: Person, outbox_dir: Path | None = None) -> E
     ids = [r.id for r in rows]
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
-        result.events += affected(session.execute(
-            update(DeliveryEvent)
-            .where(DeliveryEvent.notification_id.in_(part), DeliveryEvent.detail.is_not(None))
-            .values(detail=ERASED),
-            execution_options={"synchronize_session": False},
-        ))
-        result.idempotency_records += affected(session.execute(
-            delete(IdempotencyRecord).where(IdempotencyRecord.notification_id.in_(part)),
-            execution_options={"synchronize_session": False},
-        ))
-        result.notifications += affected(session.execute(
-            update(Notification)
-            .where(Notification.id.in_(part))
-            .values(
-                recipient=ERASED,
-                content=None,
-                sealed_content=None,
-                reference=None,
-                updated_at=now,
-            ),
-            execution_options={"synchronize_session": False},
-        ))
+        result.events += affected(
+            session.execute(
+                update(DeliveryEvent)
+                .where(DeliveryEvent.notification_id.in_(part), DeliveryEvent.detail.is_not(None))
+                .values(detail=ERASED),
+                execution_options={"synchronize_session": False},
+            )
+        )
+        result.idempotency_records += affected(
+            session.execute(
+                delete(IdempotencyRecord).where(IdempotencyRecord.notification_id.in_(part)),
+                execution_options={"synchronize_session": False},
+            )
+        )
+        result.notifications += affected(
+            session.execute(
+                update(Notification)
+                .where(Notification.id.in_(part))
+                .values(
+                    recipient=ERASED,
+                    content=None,
+                    sealed_content=None,
+                    reference=None,
+                    updated_at=now,
+                ),
+                execution_options={"synchronize_session": False},
+            )
+        )
     for suppression in session.scalars(
         select(Suppression).where(Suppression.recipient.in_(addresses))
     ):
@@ -197,4 +203,3 @@ def erase(session: Session, person: Person, outbox_dir: Path | None = None) -> E
                 path.unlink()
                 result.outbox_files += 1
     return result
-

@@ -136,7 +136,10 @@ class HeartbeatWriter:
                     )
                 return False
         if self._failures:
-            log.info("worker.heartbeat.recovered", extra={"worker_id": self.worker_id, "failures": self._failures})
+            log.info(
+                "worker.heartbeat.recovered",
+                extra={"worker_id": self.worker_id, "failures": self._failures},
+            )
             self._failures = 0
         return True
 

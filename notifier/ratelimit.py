@@ -127,7 +127,10 @@ class RateLimiter:
             first = not self._shared_down
             self._shared_down = True
         if first:
-            log.warning("ratelimit.storage_unavailable", extra={"error_type": type(error.storage_error).__name__})
+            log.warning(
+                "ratelimit.storage_unavailable",
+                extra={"error_type": type(error.storage_error).__name__},
+            )
 
     def _shared_answered(self) -> None:
         if self._shared_down:
@@ -146,7 +149,9 @@ async def _adecide(
     return Verdict(False, retry_after=max(1.0, stats.reset_time - time.time()))
 
 
-def _decide(limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]) -> Verdict:
+def _decide(
+    limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]
+) -> Verdict:
     if limiter.hit(item, *identifiers):
         return Verdict(True)
     stats = limiter.get_window_stats(item, *identifiers)

@@ -38,7 +38,8 @@ def normalise_phone(value: str, default_region: str | None = None) -> str:
     and a typo must not send a login code to somebody else."""
     if not _PHONE_CHARACTERS.match(value.strip()):
         raise field_error(
-            ErrorCode.INVALID_RECIPIENT, "to",
+            ErrorCode.INVALID_RECIPIENT,
+            "to",
             "not a valid phone number: only digits, a leading +, spaces and - ( ) . are allowed "
             "(no letters or extensions), e.g. +447911123456",
         )
@@ -81,7 +82,21 @@ def normalise(channel: Channel, value: str, platform: PushPlatform | None = None
 
 # Regions tried for a phone number written in local format (``0491 570 159``), which cannot be
 # E.164 without one. NOTIFIER_PHONE_SEARCH_REGIONS replaces the list.
-DEFAULT_SEARCH_REGIONS = ("GB", "US", "AU", "CA", "IE", "NZ", "IN", "ZA", "DE", "FR", "ES", "IT", "NL")
+DEFAULT_SEARCH_REGIONS = (
+    "GB",
+    "US",
+    "AU",
+    "CA",
+    "IE",
+    "NZ",
+    "IN",
+    "ZA",
+    "DE",
+    "FR",
+    "ES",
+    "IT",
+    "NL",
+)
 
 
 def normalise_for_search(value: str, regions: Sequence[str] = DEFAULT_SEARCH_REGIONS) -> list[str]:

@@ -76,12 +76,21 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except _Deadline:
-            answer = ("error", (ErrorCode.TEMPLATE_ERROR.value, _late(next(iter(job.fields), "body"), seconds),
-                                []))
+            answer = (
+                "error",
+                (
+                    ErrorCode.TEMPLATE_ERROR.value,
+                    _late(next(iter(job.fields), "body"), seconds),
+                    [],
+                ),
+            )
         except NotifierError as e:  # sent as plain data: the dataclass exception does not pickle
             answer = ("error", (e.code.value, e.message, [d.as_dict() for d in e.details]))
         except MemoryError:
-            answer = ("error", (ErrorCode.TEMPLATE_ERROR.value, "a template needs too much memory", []))
+            answer = (
+                "error",
+                (ErrorCode.TEMPLATE_ERROR.value, "a template needs too much memory", []),
+            )
         try:
             conn.send(answer)
         except _Deadline:  # the timer fired just as the job ended: send the answer anyway
@@ -107,7 +116,10 @@ class _Worker:
 
 class RenderPool:
     def __init__(
-        self, size: int = 2, timeout: float = 0.25, memory_bytes: int = 256 * 1024 * 1024,
+        self,
+        size: int = 2,
+        timeout: float = 0.25,
+        memory_bytes: int = 256 * 1024 * 1024,
         queue_seconds: float = 2.0,
     ) -> None:
         self.size = size
@@ -153,7 +165,8 @@ class RenderPool:
         field = next(iter(job.fields), "body")
         if deadline <= 0:
             raise field_error(
-                ErrorCode.TEMPLATE_ERROR, field,
+                ErrorCode.TEMPLATE_ERROR,
+                field,
                 "this request has spent its rendering time; send fewer or simpler templates",
             )
         worker = self._acquire()
@@ -169,7 +182,11 @@ class RenderPool:
             if held:
                 self._replace(worker)
                 held = False
-            raise field_error(ErrorCode.TEMPLATE_ERROR, field, "rendering failed: the template needs too much memory") from e
+            raise field_error(
+                ErrorCode.TEMPLATE_ERROR,
+                field,
+                "rendering failed: the template needs too much memory",
+            ) from e
         finally:
             if held:
                 self._idle.put(worker)
@@ -195,7 +212,8 @@ class RenderPool:
         except queue.Empty:
             raise NotifierError(
                 ErrorCode.SERVICE_UNAVAILABLE,
-                "every template renderer is busy; retry shortly", retry_after=1,
+                "every template renderer is busy; retry shortly",
+                retry_after=1,
             ) from None
 
     def _replace(self, worker: _Worker) -> None:
@@ -203,7 +221,10 @@ class RenderPool:
         started = time.perf_counter()
         worker.kill()
         self._idle.put(_Worker(self.memory_bytes))
-        log.warning("rendering.worker_replaced", extra={"ms": round((time.perf_counter() - started) * 1000, 1)})
+        log.warning(
+            "rendering.worker_replaced",
+            extra={"ms": round((time.perf_counter() - started) * 1000, 1)},
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -28,31 +28,57 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def api_key(runtime: Runtime, name: str = "billing", scopes: list[str] | None = None,
-            lanes: list[str] | None = None, rate_limit: str | None = None) -> str:
+def api_key(
+    runtime: Runtime,
+    name: str = "billing",
+    scopes: list[str] | None = None,
+    lanes: list[str] | None = None,
+    rate_limit: str | None = None,
+) -> str:
     with transaction(runtime.sessions) as session:
-        _, plaintext = create_key(session, name, scopes or ["notifications:send", "notifications:read"], lanes,
-                                  rate_limit)
+        _, plaintext = create_key(
+            session, name, scopes or ["notifications:send", "notifications:read"], lanes, rate_limit
+        )
     return plaintext
 
 
 def email(**overrides: Any) -> dict[str, Any]:
-    body = {"channel": "email", "category": "transactional", "to": "ada@example.com", "subject": "Your receipt",
-            "body": "Thanks, {{ name }}", "data": {"name": "Ada"}, "reference": "order-42"}
+    body = {
+        "channel": "email",
+        "category": "transactional",
+        "to": "ada@example.com",
+        "subject": "Your receipt",
+        "body": "Thanks, {{ name }}",
+        "data": {"name": "Ada"},
+        "reference": "order-42",
+    }
     body.update(overrides)
     return body
 
 
 def sms(**overrides: Any) -> dict[str, Any]:
-    body = {"channel": "sms", "category": "transactional", "to": "+447911123456", "body": "Your code is {{ code }}",
-            "data": {"code": "583920"}, "sensitive": ["code"]}
+    body = {
+        "channel": "sms",
+        "category": "transactional",
+        "to": "+447911123456",
+        "body": "Your code is {{ code }}",
+        "data": {"code": "583920"},
+        "sensitive": ["code"],
+    }
     body.update(overrides)
     return body
 
 
 def push(**overrides: Any) -> dict[str, Any]:
-    body = {"channel": "push", "category": "transactional", "to": "a" * 64, "platform": "apns",
-            "title": "Hello {{ name }}", "body": "Your order shipped", "data": {"name": "Ada", "order": "42"}}
+    body = {
+        "channel": "push",
+        "category": "transactional",
+        "to": "a" * 64,
+        "platform": "apns",
+        "title": "Hello {{ name }}",
+        "body": "Your order shipped",
+        "data": {"name": "Ada", "order": "42"},
+    }
     body.update(overrides)
     return body
 

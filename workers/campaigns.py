@@ -23,6 +23,7 @@ RUN = runs.RUN_TASK
 RESUME_STALLED = "notifier.campaigns.resume_stalled"
 SETTLE = "notifier.campaigns.settle"
 
+
 def register(app: Celery) -> None:
     """Register the campaign tasks on ``app``."""
     runtime: Runtime = app.runtime

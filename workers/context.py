@@ -65,7 +65,9 @@ class DeliveryContext:
     def engine(self) -> DeliveryEngine:
         with self._lock:
             if "_engine" not in self.__dict__:
-                providers = self._providers if self._providers is not None else build_chains(self.specs)
+                providers = (
+                    self._providers if self._providers is not None else build_chains(self.specs)
+                )
                 settings = self.runtime.settings
                 engine = DeliveryEngine(
                     providers,
@@ -96,8 +98,9 @@ class DeliveryContext:
         try:
             beat(self.runtime, f"circuit:{provider}", {"state": state.name.lower()})
         except Exception:
-            logging.getLogger("notifier.delivery").warning("provider.circuit.not_recorded",
-                                                           extra={"provider": provider})
+            logging.getLogger("notifier.delivery").warning(
+                "provider.circuit.not_recorded", extra={"provider": provider}
+            )
 
     def close(self) -> None:
         """Close provider connections and stop the loop; safe to call more than once."""

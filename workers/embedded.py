@@ -69,7 +69,9 @@ def embedded_worker(
     if beat_schedule_file is not None:
         beat_schedule_file.parent.mkdir(parents=True, exist_ok=True)
         options = {"scheduler_cls": beat_scheduler} if beat_scheduler else {}
-        beat = EmbeddedService(app, thread=True, schedule_filename=str(beat_schedule_file), **options)
+        beat = EmbeddedService(
+            app, thread=True, schedule_filename=str(beat_schedule_file), **options
+        )
         beat.start()
     try:
         yield worker
@@ -80,7 +82,9 @@ def embedded_worker(
         thread.join(30)
         state.should_terminate = None
         if not thread.is_alive():
-            heartbeat.stop_heartbeat(worker)  # its pool is done: the worker may leave the liveness table
+            heartbeat.stop_heartbeat(
+                worker
+            )  # its pool is done: the worker may leave the liveness table
         delivery = getattr(app, "delivery", None)
         if delivery is not None:
             delivery.close()

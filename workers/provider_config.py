@@ -56,7 +56,11 @@ class ProviderSpec:
 def provider_classes(kinds: set[str] | None = None) -> dict[str, type[Provider]]:
     """Provider classes by type name, from the entry points; only ``kinds`` are imported (a
     worker that sends through SMTP need not import boto3)."""
-    return {ep.name: ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP) if kinds is None or ep.name in kinds}
+    return {
+        ep.name: ep.load()
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+        if kinds is None or ep.name in kinds
+    }
 
 
 def default_chains(outbox_dir: Path, latency_ms: float = 0) -> dict[Lane, list[ProviderSpec]]:

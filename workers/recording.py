@@ -60,12 +60,19 @@ def record_durably(
         except (OperationalError, InterfaceError):
             if time.monotonic() + delay > deadline:
                 metrics.RECORD_ABANDONED.inc(len(jobs))
-                log.error("delivery.record.abandoned", extra={
-                    "notifications": len(jobs), "notification_ids": [j.id for j in jobs][:50]})
+                log.error(
+                    "delivery.record.abandoned",
+                    extra={
+                        "notifications": len(jobs),
+                        "notification_ids": [j.id for j in jobs][:50],
+                    },
+                )
                 raise
             metrics.RECORD_RETRIES.inc()
-            log.warning("delivery.record.retrying",
-                        extra={"notifications": len(jobs), "retry_in_seconds": delay})
+            log.warning(
+                "delivery.record.retrying",
+                extra={"notifications": len(jobs), "retry_in_seconds": delay},
+            )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -113,13 +120,25 @@ def _observe(job: Job, outcome: DeliveryOutcome) -> None:
     for attempt in outcome.attempts:
         result = metrics.outcome_of(attempt.error)
         metrics.SENDS.labels(attempt.provider, job.lane, result).inc()
-        metrics.PROVIDER_LATENCY.labels(attempt.provider, job.lane).observe(attempt.latency_ms / 1000)
-        code = attempt.result.response_code if attempt.result else (
-            attempt.error.code if attempt.error else None)
-        log.info("delivery.attempt", extra={
-            "notification_id": job.id, "provider": attempt.provider, "lane": job.lane,
-            "outcome": result, "latency_ms": attempt.latency_ms, "response_code": code,
-        })
+        metrics.PROVIDER_LATENCY.labels(attempt.provider, job.lane).observe(
+            attempt.latency_ms / 1000
+        )
+        code = (
+            attempt.result.response_code
+            if attempt.result
+            else (attempt.error.code if attempt.error else None)
+        )
+        log.info(
+            "delivery.attempt",
+            extra={
+                "notification_id": job.id,
+                "provider": attempt.provider,
+                "lane": job.lane,
+                "outcome": result,
+                "latency_ms": attempt.latency_ms,
+                "response_code": code,
+            },
+        )
     if outcome.sent is not None:
         metrics.TIME_TO_SEND.labels(job.lane).observe((utcnow() - job.created_at).total_seconds())
     invalid = outcome.invalid_recipient
@@ -220,8 +239,16 @@ def _next_step(
         wake = now + timedelta(seconds=wait if wait is not None else ctx.retry_policy.base_seconds)
         if job.expires_at is not None and wake >= job.expires_at:
             return _end(session, job, outcome, attempts, now, ttl=True), None
-        return _requeue(session, job, outcome, attempts, now, wake, _waiting_detail(outcome),
-                        kind=EventKind.WAITING)
+        return _requeue(
+            session,
+            job,
+            outcome,
+            attempts,
+            now,
+            wake,
+            _waiting_detail(outcome),
+            kind=EventKind.WAITING,
+        )
     when = ctx.retry_policy.next_attempt_at(now, attempts, job.expires_at, outcome.retry_after)
     if when is None:
         ttl = attempts < ctx.retry_policy.max_attempts
@@ -290,8 +317,11 @@ def _end(
         reason = unconfirmed_reason(outcome.pinned, lost)
     elif ttl or lost:
         target, kind = Status.EXPIRED, EventKind.EXPIRED
-        reason = ("time to live ran out while retrying" if attempts
-                  else "time to live ran out while waiting for a provider")
+        reason = (
+            "time to live ran out while retrying"
+            if attempts
+            else "time to live ran out while waiting for a provider"
+        )
     else:
         target, kind = Status.FAILED, EventKind.FAILED
         reason = f"gave up after {attempts} attempts"
@@ -318,36 +348,63 @@ def _end(
 def unconfirmed_reason(provider: str, lost: bool = False) -> str:
     """The reason of an ``unconfirmed`` notification, said the same way everywhere."""
     if lost:
-        return (f"may have been delivered: {provider} received a request and never answered, "
-                f"and {provider} is no longer configured for its lane")
-    return f"may have been delivered: {provider} received a request and never gave a definite answer"
+        return (
+            f"may have been delivered: {provider} received a request and never answered, "
+            f"and {provider} is no longer configured for its lane"
+        )
+    return (
+        f"may have been delivered: {provider} received a request and never gave a definite answer"
+    )
 
 
-def end_overdue(session: Session, rows: Sequence[tuple[str, str, str | None]], now: datetime) -> int:
+def end_overdue(
+    session: Session, rows: Sequence[tuple[str, str, str | None]], now: datetime
+) -> int:
     """End notifications whose TTL passed before they could be sent: (id, lane, pinned
     provider). ``expired`` — never sent — unless a provider may already have one, which is then
     ``unconfirmed``. Used by the claim and by the sweeper alike."""
     never = [i for i, _, pinned in rows if not pinned]
     moved = repository.move(
-        session, never, Status.EXPIRED, completed_at=now, sealed_content=None,
+        session,
+        never,
+        Status.EXPIRED,
+        completed_at=now,
+        sealed_content=None,
         status_reason="time to live passed before sending",
     )
-    events = [{
-        "notification_id": i, "created_at": now, "kind": EventKind.EXPIRED.value,
-        "status": Status.EXPIRED.value,
-        "detail": "not sent: its time to live passed before it could be sent",
-    } for i in moved]
+    events = [
+        {
+            "notification_id": i,
+            "created_at": now,
+            "kind": EventKind.EXPIRED.value,
+            "status": Status.EXPIRED.value,
+            "detail": "not sent: its time to live passed before it could be sent",
+        }
+        for i in moved
+    ]
     for notification_id, lane, pinned in rows:
         if not pinned:
             continue
         reason = unconfirmed_reason(pinned)
-        if repository.move(session, [notification_id], Status.UNCONFIRMED, completed_at=now,
-                           sealed_content=None, status_reason=reason, provider=pinned):
+        if repository.move(
+            session,
+            [notification_id],
+            Status.UNCONFIRMED,
+            completed_at=now,
+            sealed_content=None,
+            status_reason=reason,
+            provider=pinned,
+        ):
             metrics.UNCONFIRMED.labels(lane).inc()
-            events.append({
-                "notification_id": notification_id, "created_at": now,
-                "kind": EventKind.UNCONFIRMED.value, "status": Status.UNCONFIRMED.value,
-                "provider": pinned, "detail": reason + "; its time to live has passed",
-            })
+            events.append(
+                {
+                    "notification_id": notification_id,
+                    "created_at": now,
+                    "kind": EventKind.UNCONFIRMED.value,
+                    "status": Status.UNCONFIRMED.value,
+                    "provider": pinned,
+                    "detail": reason + "; its time to live has passed",
+                }
+            )
     repository.add_events(session, events)
     return len(events)

@@ -113,10 +113,14 @@ def recover_sending(runtime: Runtime, timeout: float) -> int:
     held = [Notification.status == Status.SENDING.value]
     stuck = Notification.claimed_at <= now - timedelta(seconds=timeout)
     of_the_dead = Notification.claimed_by.in_(lapsed) if lapsed else None
-    recovered = _recover(runtime, [*held, or_(stuck, of_the_dead) if of_the_dead is not None else stuck])
+    recovered = _recover(
+        runtime, [*held, or_(stuck, of_the_dead) if of_the_dead is not None else stuck]
+    )
     if lapsed:
         with transaction(runtime.sessions) as session:
-            forget_workers(session, lapsed, seen_before=now - timedelta(seconds=settings.worker_lapse_seconds))
+            forget_workers(
+                session, lapsed, seen_before=now - timedelta(seconds=settings.worker_lapse_seconds)
+            )
     return recovered
 
 
@@ -145,12 +149,26 @@ def _recover(runtime: Runtime, conditions: list[ColumnElement[bool]]) -> int:
 
 
 def _requeue_fresh(
-    session: Session, rows: list[tuple[str, str]], conditions: Sequence[ColumnElement[bool]], now: datetime
+    session: Session,
+    rows: list[tuple[str, str]],
+    conditions: Sequence[ColumnElement[bool]],
+    now: datetime,
 ) -> list[tuple[str, str]]:
-    moved = repository.move(session, [i for i, _ in rows], Status.QUEUED, where=conditions,
-                            published_at=now, not_before=None)
-    _events(session, moved, EventKind.RECOVERED, Status.QUEUED,
-            "recovered: the worker holding it stopped before contacting a provider; sending again")
+    moved = repository.move(
+        session,
+        [i for i, _ in rows],
+        Status.QUEUED,
+        where=conditions,
+        published_at=now,
+        not_before=None,
+    )
+    _events(
+        session,
+        moved,
+        EventKind.RECOVERED,
+        Status.QUEUED,
+        "recovered: the worker holding it stopped before contacting a provider; sending again",
+    )
     lanes = dict(rows)
     for i in moved:
         metrics.RECOVERED.labels(lanes[i], "requeued").inc()
@@ -158,39 +176,72 @@ def _requeue_fresh(
 
 
 def _requeue_pinned(
-    session: Session, rows: list[tuple[str, str, str]], conditions: Sequence[ColumnElement[bool]], now: datetime
+    session: Session,
+    rows: list[tuple[str, str, str]],
+    conditions: Sequence[ColumnElement[bool]],
+    now: datetime,
 ) -> list[tuple[str, str]]:
     published: list[tuple[str, str]] = []
     for notification_id, lane, provider in rows:
-        if not repository.move(session, [notification_id], Status.QUEUED, where=conditions,
-                               published_at=now, not_before=None, pinned_provider=provider,
-                               attempts=Notification.attempts + 1):
+        if not repository.move(
+            session,
+            [notification_id],
+            Status.QUEUED,
+            where=conditions,
+            published_at=now,
+            not_before=None,
+            pinned_provider=provider,
+            attempts=Notification.attempts + 1,
+        ):
             continue
-        _events(session, [notification_id], EventKind.RECOVERED, Status.QUEUED,
-                f"recovered: the worker stopped while sending it through {provider}, so it may "
-                f"have been sent; sending again through {provider} only, with the same identity")
+        _events(
+            session,
+            [notification_id],
+            EventKind.RECOVERED,
+            Status.QUEUED,
+            f"recovered: the worker stopped while sending it through {provider}, so it may "
+            f"have been sent; sending again through {provider} only, with the same identity",
+        )
         metrics.RECOVERED.labels(lane, "resent_pinned").inc()
         published.append((notification_id, lane))
     return published
 
 
 def _end_unconfirmed(
-    session: Session, rows: list[tuple[str, str, str]], conditions: Sequence[ColumnElement[bool]], now: datetime
+    session: Session,
+    rows: list[tuple[str, str, str]],
+    conditions: Sequence[ColumnElement[bool]],
+    now: datetime,
 ) -> None:
     for notification_id, lane, provider in rows:
         reason = unconfirmed_reason(provider)
-        if not repository.move(session, [notification_id], Status.UNCONFIRMED, where=conditions,
-                               completed_at=now, sealed_content=None, status_reason=reason,
-                               provider=provider, attempts=Notification.attempts + 1):
+        if not repository.move(
+            session,
+            [notification_id],
+            Status.UNCONFIRMED,
+            where=conditions,
+            completed_at=now,
+            sealed_content=None,
+            status_reason=reason,
+            provider=provider,
+            attempts=Notification.attempts + 1,
+        ):
             continue
-        _events(session, [notification_id], EventKind.UNCONFIRMED, Status.UNCONFIRMED,
-                f"{reason}: the worker stopped while {provider} had it, and messages of "
-                f"{lane} are not resent when they may have been delivered")
+        _events(
+            session,
+            [notification_id],
+            EventKind.UNCONFIRMED,
+            Status.UNCONFIRMED,
+            f"{reason}: the worker stopped while {provider} had it, and messages of "
+            f"{lane} are not resent when they may have been delivered",
+        )
         metrics.RECOVERED.labels(lane, "unconfirmed").inc()
         metrics.UNCONFIRMED.labels(lane).inc()
 
 
-def _requeue(runtime: Runtime, conditions: list[ColumnElement[bool]], kind: EventKind, detail: str) -> int:
+def _requeue(
+    runtime: Runtime, conditions: list[ColumnElement[bool]], kind: EventKind, detail: str
+) -> int:
     """Move what matches ``conditions`` (re-checked in the guarded update) back to ``queued``,
     record why, and publish it after commit."""
     now = utcnow()
@@ -244,38 +295,44 @@ def purge(runtime: Runtime) -> dict[str, int]:
     now = utcnow()
     settings = runtime.settings
     with transaction(runtime.sessions) as session:
-        keys = affected(session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.created_at
-                < now - timedelta(hours=settings.idempotency_retention_hours)
+        keys = affected(
+            session.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.created_at
+                    < now - timedelta(hours=settings.idempotency_retention_hours)
+                )
             )
-        ))
-        content = affected(session.execute(
-            update(Notification)
-            .where(
-                and_(
-                    Notification.created_at < now - timedelta(days=settings.content_retention_days),
-                    or_(
-                        Notification.content.is_not(None), Notification.sealed_content.is_not(None)
+        )
+        content = affected(
+            session.execute(
+                update(Notification)
+                .where(
+                    and_(
+                        Notification.created_at
+                        < now - timedelta(days=settings.content_retention_days),
+                        or_(
+                            Notification.content.is_not(None),
+                            Notification.sealed_content.is_not(None),
+                        ),
                     ),
-                ),
-                Notification.status.in_(
-                    [
-                        s.value
-                        for s in (
-                            Status.SENT,
-                            Status.DELIVERED,
-                            Status.FAILED,
-                            Status.EXPIRED,
-                            Status.SUPPRESSED,
-                            Status.CANCELLED,
-                        )
-                    ]
-                ),
+                    Notification.status.in_(
+                        [
+                            s.value
+                            for s in (
+                                Status.SENT,
+                                Status.DELIVERED,
+                                Status.FAILED,
+                                Status.EXPIRED,
+                                Status.SUPPRESSED,
+                                Status.CANCELLED,
+                            )
+                        ]
+                    ),
+                )
+                .values(content=None, sealed_content=None),
+                execution_options={"synchronize_session": False},
             )
-            .values(content=None, sealed_content=None),
-            execution_options={"synchronize_session": False},
-        ))
+        )
     return {"idempotency_keys": keys or 0, "contents": content or 0}
 
 

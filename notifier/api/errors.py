@@ -46,8 +46,12 @@ def _request_error(request: Request, errors: list[dict[str, Any]]) -> NotifierEr
                 "send the body as JSON with 'Content-Type: application/json' "
                 f"(got {content_type[:100]!r})",
             )
-        if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in body_errors):
-            return NotifierError(ErrorCode.MALFORMED_JSON, "the request body is empty: send a JSON object")
+        if any(
+            e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in body_errors
+        ):
+            return NotifierError(
+                ErrorCode.MALFORMED_JSON, "the request body is empty: send a JSON object"
+            )
     return from_validation_errors(errors)
 
 

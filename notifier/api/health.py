@@ -34,7 +34,9 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     }
     circuits = _circuits(runtime)
     if circuits:
-        body["providers"] = circuits  # informational: an open circuit fails over, it is not unreadiness
+        body["providers"] = (
+            circuits  # informational: an open circuit fails over, it is not unreadiness
+        )
     if not ready:
         body["error"] = {
             "code": "service_unavailable",
@@ -51,8 +53,14 @@ def delivery(runtime: RuntimeDep) -> JSONResponse:
         with runtime.sessions() as session:
             health = delivery_health.assess(session, runtime.settings)
     except Exception:  # no database: nothing can be known, and nothing delivers
-        body = {"status": "unknown", "error": {"code": "service_unavailable",
-                                               "message": "the database is unreachable", "details": []}}
+        body = {
+            "status": "unknown",
+            "error": {
+                "code": "service_unavailable",
+                "message": "the database is unreachable",
+                "details": [],
+            },
+        }
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
     body = health.as_dict()
     if health.delivering:
@@ -60,7 +68,10 @@ def delivery(runtime: RuntimeDep) -> JSONResponse:
     body["error"] = {
         "code": "service_unavailable",
         "message": "delivery has stopped",
-        "details": [{"field": p.queue or "beat", "code": p.code, "message": p.message} for p in health.problems],
+        "details": [
+            {"field": p.queue or "beat", "code": p.code, "message": p.message}
+            for p in health.problems
+        ],
     }
     return JSONResponse(body, status_code=503)
 

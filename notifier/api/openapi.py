@@ -44,11 +44,15 @@ class ErrorEnvelope(BaseModel):
 EVERYWHERE = (400, 403, 404, 413, 415, 422, 503)  # 403: also an inbound signature that fails
 WITH_KEY = (401, 429)
 _STATUS_TEXT = {
-    400: "Malformed request (the body is not JSON)", 401: "Missing, unknown or revoked API key",
-    403: "The key lacks the scope or lane, or a signature does not verify", 404: "No such resource for this key",
-    413: "Body or batch too large", 415: "The body is not declared as JSON",
+    400: "Malformed request (the body is not JSON)",
+    401: "Missing, unknown or revoked API key",
+    403: "The key lacks the scope or lane, or a signature does not verify",
+    404: "No such resource for this key",
+    413: "Body or batch too large",
+    415: "The body is not declared as JSON",
     422: "A field, parameter or header is invalid (details name it)",
-    429: "Rate limited (Retry-After says when)", 503: "A dependency is down; retry (Retry-After)",
+    429: "Rate limited (Retry-After says when)",
+    503: "A dependency is down; retry (Retry-After)",
 }
 
 

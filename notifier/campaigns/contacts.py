@@ -95,7 +95,9 @@ def build_record(
         record.push_tokens = []
         for item in push_tokens:
             platform = PushPlatform(item.get("platform") or "fcm")
-            token = _field("push_token", partial(normalise_push_token, platform=platform), item["token"])
+            token = _field(
+                "push_token", partial(normalise_push_token, platform=platform), item["token"]
+            )
             record.push_tokens.append({"token": token, "platform": platform.value})
     for channel_name, given in (consent or {}).items():
         record.consent[Channel(channel_name)] = bool(given)

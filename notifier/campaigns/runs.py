@@ -258,23 +258,25 @@ def _one_chunk(runtime: Runtime, ctx: RunContext, size: int) -> tuple[Chunk, boo
         pairs = {(channel.value, r) for c in members for r, _ in addresses(c, channel)}
         suppressions = repository.active_suppressions(session, pairs)
         chunk = build_chunk(ctx, members, suppressions, now, state.slots)
-        moved = affected(session.execute(
-            update(CampaignRun)
-            .where(
-                CampaignRun.id == ctx.run.id,
-                CampaignRun.cursor == state.cursor,
-                CampaignRun.status == RunStatus.RUNNING.value,
+        moved = affected(
+            session.execute(
+                update(CampaignRun)
+                .where(
+                    CampaignRun.id == ctx.run.id,
+                    CampaignRun.cursor == state.cursor,
+                    CampaignRun.status == RunStatus.RUNNING.value,
+                )
+                .values(
+                    cursor=members[-1].id,
+                    processed=CampaignRun.processed + len(members),
+                    created=CampaignRun.created + len(chunk.rows),
+                    skipped=CampaignRun.skipped + chunk.skipped,
+                    slots=CampaignRun.slots + chunk.slots,
+                    heartbeat_at=now,
+                ),
+                execution_options={"synchronize_session": False},
             )
-            .values(
-                cursor=members[-1].id,
-                processed=CampaignRun.processed + len(members),
-                created=CampaignRun.created + len(chunk.rows),
-                skipped=CampaignRun.skipped + chunk.skipped,
-                slots=CampaignRun.slots + chunk.slots,
-                heartbeat_at=now,
-            ),
-            execution_options={"synchronize_session": False},
-        ))
+        )
         if moved != 1:
             session.rollback()
             raise _Lost
@@ -308,16 +310,18 @@ def _copy(cursor: psycopg.Cursor[Any], table: str, rows: list[dict[str, Any]]) -
 def _finish(session: Session, ctx: RunContext, cursor: int, now: datetime) -> None:
     """The fan-out reached the end of the audience: record it, and complete the run if nothing
     of it is held back (a throttled or quiet-hours run completes later, in :func:`settle`)."""
-    moved = affected(session.execute(
-        update(CampaignRun)
-        .where(
-            CampaignRun.id == ctx.run.id,
-            CampaignRun.cursor == cursor,
-            CampaignRun.status == RunStatus.RUNNING.value,
+    moved = affected(
+        session.execute(
+            update(CampaignRun)
+            .where(
+                CampaignRun.id == ctx.run.id,
+                CampaignRun.cursor == cursor,
+                CampaignRun.status == RunStatus.RUNNING.value,
+            )
+            .values(fanned_out_at=func.coalesce(CampaignRun.fanned_out_at, now), heartbeat_at=now),
+            execution_options={"synchronize_session": False},
         )
-        .values(fanned_out_at=func.coalesce(CampaignRun.fanned_out_at, now), heartbeat_at=now),
-        execution_options={"synchronize_session": False},
-    ))
+    )
     if moved != 1:
         raise _Lost
     log.info("campaign.run.fanned_out", extra={"run_id": ctx.run.id})

@@ -224,7 +224,9 @@ class WebhookDelivery(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     notification_id: Mapped[str] = mapped_column(ForeignKey("notifications.id"), index=True)
     api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | failed
+    status: Mapped[str] = mapped_column(
+        String(20), default="pending"
+    )  # pending | delivered | failed
     notification_status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -68,7 +68,9 @@ class GroupCommitter:
             with self._lock:
                 if not self._threads:
                     for number in range(self._writers):
-                        thread = threading.Thread(target=self._run, name=f"intake-group-commit-{number}", daemon=True)
+                        thread = threading.Thread(
+                            target=self._run, name=f"intake-group-commit-{number}", daemon=True
+                        )
                         thread.start()
                         self._threads.append(thread)
 
@@ -98,7 +100,10 @@ class GroupCommitter:
             if len(group) == 1:
                 group[0].future.set_exception(e)
                 return
-            log.warning("intake.group_commit.isolating", extra={"size": len(group), "error": type(e).__name__})
+            log.warning(
+                "intake.group_commit.isolating",
+                extra={"size": len(group), "error": type(e).__name__},
+            )
             group = self._write_one_by_one(group)
             items = [p.prepared for p in group]
         stored = time.perf_counter()
@@ -108,9 +113,14 @@ class GroupCommitter:
         finally:
             for pending in group:
                 pending.future.set_result(pending.prepared)
-        log.debug("intake.group_commit.written", extra={
-            "size": len(group), "store_ms": round((stored - started) * 1000, 2),
-            "publish_ms": round((time.perf_counter() - stored) * 1000, 2)})
+        log.debug(
+            "intake.group_commit.written",
+            extra={
+                "size": len(group),
+                "store_ms": round((stored - started) * 1000, 2),
+                "publish_ms": round((time.perf_counter() - stored) * 1000, 2),
+            },
+        )
 
     def _write_one_by_one(self, group: list[_Pending]) -> list[_Pending]:
         """Each row in its own transaction; the failures get their error. Returns the stored."""

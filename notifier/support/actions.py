@@ -224,7 +224,9 @@ def _ttl(original: Notification, runtime: Runtime) -> timedelta:
     return timedelta(seconds=runtime.settings.default_ttl_seconds)
 
 
-def _event(notification_id: str, at: datetime, status: Status | None, detail: str) -> dict[str, Any]:
+def _event(
+    notification_id: str, at: datetime, status: Status | None, detail: str
+) -> dict[str, Any]:
     return {
         "notification_id": notification_id,
         "created_at": at,

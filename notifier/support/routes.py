@@ -281,6 +281,4 @@ def audit_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Respon
 @router.api_route("/{unknown:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def not_a_console_page(request: Request, unknown: str) -> Response:
     """Last route: an unknown path under /support is a console page, not the API's JSON 404."""
-    raise PageRefused(
-        404, "Page not found", f"There is no console page at {request.url.path}."
-    )
+    raise PageRefused(404, "Page not found", f"There is no console page at {request.url.path}.")

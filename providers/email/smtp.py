@@ -230,7 +230,9 @@ def wire_bytes(mime: MimeMessage, *, utf8: bool, cte_type: str) -> bytes:
     """The message as sent. Header lines fold only past RFC 5322's hard limit of 998
     characters: the default 78 would fold a long ``List-Unsubscribe`` URL, which has no space to
     fold at, into RFC 2047 encoded words that mail clients do not read as a URL."""
-    policy = (SMTPUTF8_POLICY if utf8 else SMTP_POLICY).clone(max_line_length=998, cte_type=cte_type)
+    policy = (SMTPUTF8_POLICY if utf8 else SMTP_POLICY).clone(
+        max_line_length=998, cte_type=cte_type
+    )
     buffer = io.BytesIO()
     BytesGenerator(buffer, policy=policy).flatten(mime)
     return buffer.getvalue()

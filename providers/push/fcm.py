@@ -372,7 +372,9 @@ def transport_error(e: Exception) -> ProviderError:
     if isinstance(e, requests.ConnectTimeout) or _connection_refused(e):
         return ProviderUnavailableError("FCM connection failed", code="connect")
     if isinstance(e, requests.Timeout):
-        return ProviderUnavailableError("FCM answer timed out", code="timeout", accepted_unknown=True)
+        return ProviderUnavailableError(
+            "FCM answer timed out", code="timeout", accepted_unknown=True
+        )
     return ProviderUnavailableError("FCM connection lost", code="connection", accepted_unknown=True)
 
 

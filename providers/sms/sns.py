@@ -86,8 +86,6 @@ HTTP_4XX = "http 4xx"
 ERRORS_DOC = "https://docs.aws.amazon.com/sns/latest/api/CommonErrors.html"
 
 
-
-
 INVALID_ADDRESS = ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS)
 
 # SNS answers and what they mean for us. Publish's errors:

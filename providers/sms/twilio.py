@@ -80,8 +80,6 @@ HTTP_5XX = "http 5xx"
 HTTP_4XX = "http 4xx"
 
 
-
-
 # Twilio's answers and what they mean for us. Error codes are documented one page per code at
 # https://www.twilio.com/docs/errors/<code> (index: https://www.twilio.com/docs/api/errors);
 # HTTP statuses at https://www.twilio.com/docs/usage/requests-to-twilio. Keys are Twilio error
@@ -89,7 +87,9 @@ HTTP_4XX = "http 4xx"
 ERROR_TABLE: Mapping[int | str, ErrorRule] = {
     21211: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # invalid 'To'
     21214: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # cannot be reached
-    21217: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a valid number
+    21217: ErrorRule(
+        InvalidRecipientError, SuppressionReason.INVALID_ADDRESS
+    ),  # not a valid number
     21614: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a mobile
     21610: ErrorRule(InvalidRecipientError, SuppressionReason.STOP),  # recipient replied STOP
     20429: ErrorRule(ThrottledError),  # too many requests

@@ -21,15 +21,25 @@ def start_worker(tmp_path: Path, lanes: str) -> subprocess.CompletedProcess[str]
     }
     return subprocess.run(
         [sys.executable, "-m", "notifier.cli", "worker", "--lanes", lanes],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
 def test_a_missing_secret_stops_the_worker_with_exit_2_naming_it(tmp_path: Path) -> None:
     write_providers_file(
         tmp_path / "providers.toml",
-        {"twilio-main": {"type": "twilio", "account_sid": "AC" + "0" * 32,
-                         "auth_token_env": "TEST_TWILIO_TOKEN_NOT_SET", "from_number": "+15005550006"}},
+        {
+            "twilio-main": {
+                "type": "twilio",
+                "account_sid": "AC" + "0" * 32,
+                "auth_token_env": "TEST_TWILIO_TOKEN_NOT_SET",
+                "from_number": "+15005550006",
+            }
+        },
         {"sms.transactional": ["twilio-main"]},
     )
 
@@ -50,4 +60,6 @@ def test_a_lane_without_providers_stops_the_worker(tmp_path: Path) -> None:
     started = start_worker(tmp_path, "email.transactional,sms.transactional")
 
     assert started.returncode == 2, started.stdout + started.stderr
-    assert "no provider is configured for lane(s) sms.transactional" in started.stdout + started.stderr
+    assert (
+        "no provider is configured for lane(s) sms.transactional" in started.stdout + started.stderr
+    )

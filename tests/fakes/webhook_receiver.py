@@ -17,7 +17,9 @@ class Received:
 
 @dataclass
 class WebhookReceiver:
-    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # (status, headers) per request
+    script: list[tuple[int, dict[str, str]]] = field(
+        default_factory=list
+    )  # (status, headers) per request
     received: list[Received] = field(default_factory=list)
 
     def __enter__(self) -> WebhookReceiver:

@@ -72,17 +72,34 @@ def database() -> Iterator[str]:
 
 def _worker(url: str, broker: str, providers: Path, directory: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    env.update(NOTIFIER_ENV="test", NOTIFIER_DATABASE_URL=url, NOTIFIER_BROKER_URL=broker,
-               NOTIFIER_PROVIDERS_FILE=str(providers), NOTIFIER_DATA_DIR=str(directory),
-               NOTIFIER_METRICS_PORT="0", NOTIFIER_LOG_LEVEL="INFO", NOTIFIER_LOG_FORMAT="console",
-               NOTIFIER_RETRY_BASE_SECONDS="0.2")
+    env.update(
+        NOTIFIER_ENV="test",
+        NOTIFIER_DATABASE_URL=url,
+        NOTIFIER_BROKER_URL=broker,
+        NOTIFIER_PROVIDERS_FILE=str(providers),
+        NOTIFIER_DATA_DIR=str(directory),
+        NOTIFIER_METRICS_PORT="0",
+        NOTIFIER_LOG_LEVEL="INFO",
+        NOTIFIER_LOG_FORMAT="console",
+        NOTIFIER_RETRY_BASE_SECONDS="0.2",
+    )
     log = open(directory / "worker.log", "wb")  # closed with the process
-    return subprocess.Popen([NOTIFIER, "worker", "--lanes", "email.transactional", "--concurrency", str(THREADS)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=directory)
+    return subprocess.Popen(
+        [NOTIFIER, "worker", "--lanes", "email.transactional", "--concurrency", str(THREADS)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=directory,
+    )
 
 
-def _run_restart(kind: str, database: str, tmp_path: Path, ways: list[str], down_seconds: float,
-                 ) -> tuple[list[float], list[tuple[float, float, float]], bool]:
+def _run_restart(
+    kind: str,
+    database: str,
+    tmp_path: Path,
+    ways: list[str],
+    down_seconds: float,
+) -> tuple[list[float], list[tuple[float, float, float]], bool]:
     """Run a worker under load, restart the broker each of ``ways``; returns the send times, one
     (restart began, broker back, window end) per restart, and whether the worker was alive."""
     broker: PrivateService = require_private(kind)
@@ -90,11 +107,22 @@ def _run_restart(kind: str, database: str, tmp_path: Path, ways: list[str], down
     smtp.delay_data(DELAY)
     providers = write_providers_file(
         tmp_path / "providers.toml",
-        {"fake-smtp": {"type": "smtp", "host": smtp.host, "port": smtp.port, "tls": "none",
-                       "from_address": SENDER, "timeout_seconds": 5, "pool_size": SESSIONS}},
+        {
+            "fake-smtp": {
+                "type": "smtp",
+                "host": smtp.host,
+                "port": smtp.port,
+                "tls": "none",
+                "from_address": SENDER,
+                "timeout_seconds": 5,
+                "pool_size": SESSIONS,
+            }
+        },
         {"email.transactional": ["fake-smtp"]},
     )
-    settings = make_settings(tmp_path, database_url=database, broker_url=broker.url, queued_stale_seconds=3)
+    settings = make_settings(
+        tmp_path, database_url=database, broker_url=broker.url, queued_stale_seconds=3
+    )
     runtime = Runtime.build(settings)
     worker = _worker(database, broker.url, providers, tmp_path)
     stop = threading.Event()
@@ -106,10 +134,16 @@ def _run_restart(kind: str, database: str, tmp_path: Path, ways: list[str], down
             def load() -> None:  # intake of batches (tasks of several ids), and beat's sweeper
                 last_sweep = 0.0
                 while not stop.is_set():
-                    batch = [email(to=f"u{time.monotonic_ns()}-{i}@example.com") for i in range(BATCH)]
-                    client.post("/v1/notifications/batch", json={"notifications": batch}, headers=auth)
+                    batch = [
+                        email(to=f"u{time.monotonic_ns()}-{i}@example.com") for i in range(BATCH)
+                    ]
+                    client.post(
+                        "/v1/notifications/batch", json={"notifications": batch}, headers=auth
+                    )
                     if time.monotonic() - last_sweep > 1:
-                        sweeper.sweep(runtime)  # a publish that fails is logged, left for the next sweep
+                        sweeper.sweep(
+                            runtime
+                        )  # a publish that fails is logged, left for the next sweep
                         last_sweep = time.monotonic()
                     time.sleep(PAUSE)
 
@@ -149,8 +183,12 @@ def _run_restart(kind: str, database: str, tmp_path: Path, ways: list[str], down
     return smtp.times, windows, alive
 
 
-@pytest.mark.parametrize(("kind", "ways"), [("rabbitmq", ["stop_app", "restart"]), ("redis", ["restart", "restart"])])
-def test_deliveries_resume_after_broker_restarts(kind: str, ways: list[str], database: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "ways"), [("rabbitmq", ["stop_app", "restart"]), ("redis", ["restart", "restart"])]
+)
+def test_deliveries_resume_after_broker_restarts(
+    kind: str, ways: list[str], database: str, tmp_path: Path
+) -> None:
     times, windows, alive = _run_restart(kind, database, tmp_path, ways, down_seconds=3)
     log = (tmp_path / "worker.log").read_text()
     assert alive, f"the worker exited: {log[-3000:]}"

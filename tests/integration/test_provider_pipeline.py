@@ -93,10 +93,6 @@ def build(settings: Settings, runtime: Any) -> Iterator[Build]:
         app.runtime.close()  # type: ignore[attr-defined]
 
 
-
-
-
-
 def attempts(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in body["events"] if e["kind"] == "attempt"]
 

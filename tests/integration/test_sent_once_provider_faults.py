@@ -69,10 +69,6 @@ def build(settings: Settings, runtime: Any) -> Iterator[Any]:
         app.runtime.close()  # type: ignore[attr-defined]
 
 
-
-
-
-
 def due_now(runtime: Any) -> None:
     """Skip the retry backoff: the next delivery may go at once."""
     with transaction(runtime.sessions) as session:
@@ -88,7 +84,10 @@ def test_a_relay_that_takes_the_message_and_never_answers_gets_one_message_id_an
 ) -> None:  # type: ignore[no-untyped-def]
     smtp.accept_then_stall(3)
     app = build(
-        {"smtp-main": smtp_block(smtp, timeout_seconds=0.3), "ses-backup": ses_block(ses_api.endpoint_url)},
+        {
+            "smtp-main": smtp_block(smtp, timeout_seconds=0.3),
+            "ses-backup": ses_block(ses_api.endpoint_url),
+        },
         {"email.transactional": ["smtp-main", "ses-backup"]},
     )
     notification_id = post(client, auth, email(to="ada@example.com"))
@@ -100,7 +99,10 @@ def test_a_relay_that_takes_the_message_and_never_answers_gets_one_message_id_an
     deliver_ids(app.delivery, [notification_id])  # open: it waits, no attempt is spent
     waiting = timeline(client, auth, notification_id)
     assert waiting["status"] == "queued" and waiting["attempts"] == 2
-    assert waiting["events"][-1]["kind"] == "waiting" and "no attempt used" in waiting["events"][-1]["detail"]
+    assert (
+        waiting["events"][-1]["kind"] == "waiting"
+        and "no attempt used" in waiting["events"][-1]["detail"]
+    )
     time.sleep(COOL_DOWN)
     due_now(runtime)
     deliver_ids(app.delivery, [notification_id])  # the trial after the cool-down: attempt 3
@@ -133,12 +135,15 @@ def test_a_wrong_smtp_password_fails_over_to_ses_and_opens_the_smtp_breaker(
 
     one, two = timeline(client, auth, first), timeline(client, auth, second)
     assert (one["status"], one["provider"]) == ("sent", "ses-backup"), one
-    assert [(e["provider"], e["response_code"]) for e in one["events"] if e["kind"] == "attempt"] == [
-        ("smtp-main", "535"), ("ses-backup", "200")]
+    assert [
+        (e["provider"], e["response_code"]) for e in one["events"] if e["kind"] == "attempt"
+    ] == [("smtp-main", "535"), ("ses-backup", "200")]
     assert [e["provider"] for e in two["events"] if e["kind"] == "attempt"] == ["ses-backup"]
     assert smtp.messages == []
     assert sorted(m["destinations"]["ToAddresses"][0] for m in moto_ses.sent_messages()[-2:]) == [
-        "ada@example.com", "bob@example.com"]
+        "ada@example.com",
+        "bob@example.com",
+    ]
     assert client.get("/readyz").json()["providers"]["smtp-main@email.transactional"] == "open"
     from notifier import metrics
 
@@ -163,8 +168,9 @@ def test_every_provider_open_spends_no_attempt_and_the_message_goes_after_the_co
     assert "attempt" not in kinds(held) and "waiting" in kinds(held)
     support = {"Authorization": f"Bearer {api_key(runtime, 'helpdesk', scopes=['support:read'])}"}
     summary = client.get(f"/v1/support/notifications/{waiting}", headers=support).json()["summary"]
-    assert summary.startswith("Not sent yet: no provider of the email.transactional lane could be "
-                              "contacted"), summary
+    assert summary.startswith(
+        "Not sent yet: no provider of the email.transactional lane could be contacted"
+    ), summary
     time.sleep(COOL_DOWN)
     deliver_ids(app.delivery, [waiting])
 
@@ -177,15 +183,21 @@ def test_answers_about_one_recipient_or_throttling_never_hold_up_the_others(
     client, auth, runtime, build, smtp, ses_api
 ) -> None:  # type: ignore[no-untyped-def]
     smtp.reply_to_rcpt("busy@example.com", "450 4.2.1 mailbox busy, try later")
-    ses_api.answer(AwsAnswer(status=400, error_type="TooManyRequestsException",
-                             body={"message": "Maximum sending rate exceeded."}))
+    ses_api.answer(
+        AwsAnswer(
+            status=400,
+            error_type="TooManyRequestsException",
+            body={"message": "Maximum sending rate exceeded."},
+        )
+    )
     app = build(
         {"smtp-main": smtp_block(smtp), "ses-main": ses_block(ses_api.endpoint_url)},
         {"email.transactional": ["smtp-main"], "email.promotional": ["ses-main"]},
     )
     busy = [post(client, auth, email(to="busy@example.com")) for _ in range(5)]
-    throttled = [post(client, auth, email(category="promotional", to=f"p{i}@example.com"))
-                 for i in range(5)]
+    throttled = [
+        post(client, auth, email(category="promotional", to=f"p{i}@example.com")) for i in range(5)
+    ]
     deliver_ids(app.delivery, busy)
     deliver_ids(app.delivery, throttled)
     assert {timeline(client, auth, i)["status"] for i in busy + throttled} == {"queued"}

@@ -153,7 +153,11 @@ def test_data_values_that_are_not_strings_go_as_json(
 
     assert isinstance(result, SendResult)
     assert fcm.messages[0].message["data"] == {
-        "flag": "true", "nested": '{"a":1}', "count": "3", "none": "null", "text": "as is"
+        "flag": "true",
+        "nested": '{"a":1}',
+        "count": "3",
+        "none": "null",
+        "text": "as is",
     }
 
 

@@ -284,7 +284,9 @@ ROWS = {
         retry_after=3.0,
     ),
     "InternalError": Row(
-        SnsAnswer.error(500, "InternalError"), "InternalError", ProviderUnavailableError,
+        SnsAnswer.error(500, "InternalError"),
+        "InternalError",
+        ProviderUnavailableError,
         "InternalError",
     ),
     "InternalFailure": Row(

@@ -324,9 +324,7 @@ ROWS = {
         "429",
         retry_after=0.0,
     ),
-    "HTTP 500": Row(
-        TwilioAnswer.error(500, 20500), "http 5xx", ProviderUnavailableError, "20500"
-    ),
+    "HTTP 500": Row(TwilioAnswer.error(500, 20500), "http 5xx", ProviderUnavailableError, "20500"),
     "HTTP 503 with Retry-After": Row(
         TwilioAnswer.error(503, 20503, headers={"Retry-After": "30"}),
         "http 5xx",

@@ -17,10 +17,6 @@ from workers.queues import RECEIPTS
 TWILIO_PATH = "/v1/receipts/twilio"
 
 
-
-
-
-
 def send(
     client: TestClient, auth: dict[str, str], worker_app: Celery, payload: dict[str, Any]
 ) -> dict[str, Any]:

@@ -25,16 +25,25 @@ def test_email_is_sent_through_the_outbox_and_logged(client, auth, worker_app, s
     assert kinds == ["queued", "attempt", "sent"]
     attempt = body["events"][1]
     assert attempt["provider"] == "outbox" and attempt["response_code"] == "250"
-    assert attempt["latency_ms"] is not None and attempt["provider_message_id"] == body["provider_message_id"]
-    written = json.loads((settings.outbox_dir / "email.transactional" / f"{notification_id}.json").read_text())
+    assert (
+        attempt["latency_ms"] is not None
+        and attempt["provider_message_id"] == body["provider_message_id"]
+    )
+    written = json.loads(
+        (settings.outbox_dir / "email.transactional" / f"{notification_id}.json").read_text()
+    )
     assert written["to"] == "ada@example.com" and written["text"] == "Thanks, Ada"
     assert written["provider_message_id"] == body["provider_message_id"]
 
 
-def test_sensitive_value_reaches_the_provider_but_nothing_else(client, auth, worker_app, settings, runtime):  # type: ignore[no-untyped-def]
+def test_sensitive_value_reaches_the_provider_but_nothing_else(
+    client, auth, worker_app, settings, runtime
+):  # type: ignore[no-untyped-def]
     notification_id = post(client, auth, sms())
     deliver_ids(worker_app.delivery, [notification_id])
-    written = json.loads((settings.outbox_dir / "sms.transactional" / f"{notification_id}.json").read_text())
+    written = json.loads(
+        (settings.outbox_dir / "sms.transactional" / f"{notification_id}.json").read_text()
+    )
     assert written["body"] == "Your code is 583920"
     assert "583920" not in json.dumps(timeline(client, auth, notification_id))
     with runtime.sessions() as s:
@@ -97,8 +106,11 @@ def test_invalid_recipient_is_suppressed_for_later_sends(client, auth, worker_ap
     assert timeline(client, auth, first)["status"] == "failed"
     with runtime.sessions() as s:
         suppression = s.scalars(select(Suppression)).one()
-    assert (suppression.channel, suppression.recipient, suppression.reason) == ("sms", "+61491570159",
-                                                                                 "invalid_address")
+    assert (suppression.channel, suppression.recipient, suppression.reason) == (
+        "sms",
+        "+61491570159",
+        "invalid_address",
+    )
     later = client.post("/v1/notifications", json=sms(to="+61 491 570 159"), headers=auth).json()
     assert later["status"] == "suppressed"
     assert timeline(client, auth, later["id"])["events"][0]["kind"] == "suppressed"
@@ -107,7 +119,9 @@ def test_invalid_recipient_is_suppressed_for_later_sends(client, auth, worker_ap
 def test_marketing_unsubscribe_blocks_promotional_but_not_transactional(client, auth, runtime):  # type: ignore[no-untyped-def]
     with transaction(runtime.sessions) as s:
         s.add(Suppression(channel="email", recipient="ada@example.com", reason="unsubscribed"))
-    promo = client.post("/v1/notifications", json=email(category="promotional"), headers=auth).json()
+    promo = client.post(
+        "/v1/notifications", json=email(category="promotional"), headers=auth
+    ).json()
     receipt = client.post("/v1/notifications", json=email(), headers=auth).json()
     assert promo["status"] == "suppressed"
     assert receipt["status"] == "queued"
@@ -143,7 +157,13 @@ def test_each_sms_lane_is_published_to_its_own_queue(client, auth, runtime, cate
 def test_suppression_added_after_intake_stops_the_send(client, auth, worker_app, runtime, settings):  # type: ignore[no-untyped-def]
     notification_id = post(client, auth, email())
     with transaction(runtime.sessions) as s:
-        s.add(Suppression(channel="email", recipient="ada@example.com", reason="hard_bounce",
-                          created_at=utcnow() - timedelta(seconds=1)))
+        s.add(
+            Suppression(
+                channel="email",
+                recipient="ada@example.com",
+                reason="hard_bounce",
+                created_at=utcnow() - timedelta(seconds=1),
+            )
+        )
     deliver_ids(worker_app.delivery, [notification_id])
     assert timeline(client, auth, notification_id)["status"] == "suppressed"

@@ -49,7 +49,9 @@ async def send_notification(
     if idempotency_key:
         require_storable(idempotency_key, "Idempotency-Key")
         fingerprint = intake.fingerprint(request.model_dump(mode="json"))
-        outcome = await run_in_threadpool(intake.accept, caller, request, idempotency_key, fingerprint)
+        outcome = await run_in_threadpool(
+            intake.accept, caller, request, idempotency_key, fingerprint
+        )
         if outcome.replayed:
             response.headers["Idempotent-Replayed"] = "true"
         if outcome.notification is None:  # accept raises for every refusal
@@ -71,8 +73,11 @@ def send_batch(
     runtime: RuntimeDep,
     idempotency_key: Annotated[
         str | None,
-        Header(min_length=1, max_length=BATCH_HEADER_MAX,
-               description="Item i gets the key `<this>#<i>` unless it carries its own"),
+        Header(
+            min_length=1,
+            max_length=BATCH_HEADER_MAX,
+            description="Item i gets the key `<this>#<i>` unless it carries its own",
+        ),
     ] = None,
 ) -> JSONResponse:
     """Each item is judged on its own; see notifier/notifications/batch.py for idempotency."""

@@ -27,8 +27,14 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest
 
+# The gate .ci/run passes before the tests: lint rules, formatting and strict types, all
+# configured in pyproject.toml.
+LINTED := notifier workers providers tests bench
+
 lint: install-dev
-	$(BIN)/ruff check notifier workers providers tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .notifier .pytest_cache

@@ -1,1 +1,2 @@
-"""Benchmarks: each prints one JSON line with its figures and a baseline measured in the same run."""
+"""Benchmarks: each prints one JSON line with its figures and a baseline measured in the same
+run."""

@@ -8,7 +8,8 @@ broker (``--broker-url``, or by default the benchmarks' own Redis DB 12 or Rabbi
 ``bench/common.py``; ``--broker memory`` for none).
 
 Prints one JSON line: {"recipients", "seconds", "per_s", "notifications", "broker"}.
-Usage: .venv/bin/python -m bench.campaign_fanout [--recipients N] [--database-url ...] [--broker-url ...]
+Usage: .venv/bin/python -m bench.campaign_fanout [--recipients N] [--database-url ...]
+    [--broker-url ...]
 """
 
 from __future__ import annotations
@@ -74,8 +75,11 @@ def main() -> None:
     add_service_options(parser)
     args = parser.parse_args()
     with ExitStack() as stack:
-        broker = "memory://" if args.broker_url == "memory" else stack.enter_context(
-            own_broker(args.broker, args.broker_url))
+        broker = (
+            "memory://"
+            if args.broker_url == "memory"
+            else stack.enter_context(own_broker(args.broker, args.broker_url))
+        )
         url = stack.enter_context(fresh_database(args.database_url))
         result = fan_out(args.recipients, url, broker, args.redis_url)
     print(json.dumps(result))

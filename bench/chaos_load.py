@@ -20,8 +20,15 @@ import httpx
 
 
 class Load:
-    def __init__(self, base_url: str, key: str, n: int, rate: float, clients: int = 4,
-                 give_up_after: float = 180.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        n: int,
+        rate: float,
+        clients: int = 4,
+        give_up_after: float = 180.0,
+    ) -> None:
         self.base_url, self.key, self.n, self.rate, self.clients = base_url, key, n, rate, clients
         self.give_up_after = give_up_after
         self.run = uuid.uuid4().hex[:8]
@@ -38,8 +45,10 @@ class Load:
         for i in range(self.n):
             self._todo.put(i)
         self.started = time.time()
-        self._threads = [threading.Thread(target=self._client, name=f"load-{c}", daemon=True)
-                         for c in range(self.clients)]
+        self._threads = [
+            threading.Thread(target=self._client, name=f"load-{c}", daemon=True)
+            for c in range(self.clients)
+        ]
         for thread in self._threads:
             thread.start()
         return self
@@ -70,8 +79,13 @@ class Load:
                 self._post(client, i)
 
     def _post(self, client: httpx.Client, i: int) -> None:
-        body = {"channel": "email", "to": f"user{i}@example.com", "subject": f"Receipt {i}", "body": "Thanks",
-                "reference": f"chaos-{self.run}-{i}"}
+        body = {
+            "channel": "email",
+            "to": f"user{i}@example.com",
+            "subject": f"Receipt {i}",
+            "body": "Thanks",
+            "reference": f"chaos-{self.run}-{i}",
+        }
         headers = {"Idempotency-Key": f"chaos-{self.run}-{i}"}
         deadline = time.monotonic() + self.give_up_after
         while time.monotonic() < deadline:
@@ -86,7 +100,9 @@ class Load:
                     return
                 if 400 <= response.status_code < 500 and response.status_code != 429:
                     with self._lock:
-                        self.rejected[response.json().get("error", {}).get("code", str(response.status_code))] += 1
+                        self.rejected[
+                            response.json().get("error", {}).get("code", str(response.status_code))
+                        ] += 1
                     return
                 cause = str(response.status_code)
             with self._lock:

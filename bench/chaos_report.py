@@ -20,14 +20,19 @@ from sqlalchemy import create_engine, text
 
 from bench.smtp_sink import SinkCount
 
-ACCEPTED_ATTEMPTS = ("SELECT notification_id, count(*) FROM delivery_events WHERE kind = 'attempt' "
-                     "AND provider_message_id IS NOT NULL GROUP BY notification_id")
+ACCEPTED_ATTEMPTS = (
+    "SELECT notification_id, count(*) FROM delivery_events WHERE kind = 'attempt' "
+    "AND provider_message_id IS NOT NULL GROUP BY notification_id"
+)
 # every send our records know happened or may have happened: accepted attempts, attempts whose
 # acceptance is unknown (a timeout after the request went), and recoveries whose write-ahead
 # record named the provider in flight when the worker died
-POSSIBLE_SENDS = ("SELECT notification_id, count(*) FROM delivery_events WHERE "
-                  "(kind = 'attempt' AND (provider_message_id IS NOT NULL OR detail LIKE '%acceptance unknown%')) "
-                  "OR (kind = 'recovered' AND provider IS NOT NULL) GROUP BY notification_id")
+POSSIBLE_SENDS = (
+    "SELECT notification_id, count(*) FROM delivery_events WHERE "
+    "(kind = 'attempt' AND (provider_message_id IS NOT NULL "
+    "OR detail LIKE '%acceptance unknown%')) "
+    "OR (kind = 'recovered' AND provider IS NOT NULL) GROUP BY notification_id"
+)
 
 
 @dataclass
@@ -39,24 +44,33 @@ class Fault:
 
     def figures(self, started: float, accepted: dict[str, float], sink: SinkCount) -> dict:
         first_seen = sink.first_seen()
-        before = [nid for nid, t in accepted.items() if t < self.at and first_seen.get(nid, float("inf")) >= self.at]
+        before = [
+            nid
+            for nid, t in accepted.items()
+            if t < self.at and first_seen.get(nid, float("inf")) >= self.at
+        ]
         arrivals = [first_seen.get(nid) for nid in before]
         recovery = None if None in arrivals else round(max(arrivals, default=self.at) - self.at, 2)  # type: ignore[type-var]
         after = [s.at for s in sink.sends if self.back is not None and s.at >= self.back]
         return {
-            "fault": self.kind, **({"detail": self.detail} if self.detail else {}),
+            "fault": self.kind,
+            **({"detail": self.detail} if self.detail else {}),
             "at_s": round(self.at - started, 2),
             "down_s": round(self.back - self.at, 2) if self.back else None,
             "pending_at_fault": len(before),
             "recovery_s": recovery,
-            "first_send_after_back_s": round(min(after) - self.back, 2) if after and self.back else None,
+            "first_send_after_back_s": round(min(after) - self.back, 2)
+            if after and self.back
+            else None,
         }
 
 
 def longest_stall(accepted: dict[str, float], sink: SinkCount, end: float) -> float:
     """The longest gap between sends at the sink (or since work appeared) while work remained."""
     first_seen = sink.first_seen()
-    events: list[tuple[float, int]] = []  # (time, +1 work appears / -1 work done / 0 a duplicate send)
+    events: list[
+        tuple[float, int]
+    ] = []  # (time, +1 work appears / -1 work done / 0 a duplicate send)
     for nid, t in accepted.items():
         seen = first_seen.get(nid)
         events.append((min(t, seen) if seen is not None else t, 1))
@@ -88,10 +102,14 @@ def records(database_url: str, accepted_ids: set[str], sink: SinkCount) -> dict:
     engine = create_engine(database_url)
     try:
         with engine.connect() as c:
-            statuses = dict(c.execute(text("SELECT status, count(*) FROM notifications GROUP BY status")).all())
+            statuses = dict(
+                c.execute(text("SELECT status, count(*) FROM notifications GROUP BY status")).all()
+            )
             recorded = dict(c.execute(text(ACCEPTED_ATTEMPTS)).all())
             possible = dict(c.execute(text(POSSIBLE_SENDS)).all())
-            kinds = dict(c.execute(text("SELECT kind, count(*) FROM delivery_events GROUP BY kind")).all())
+            kinds = dict(
+                c.execute(text("SELECT kind, count(*) FROM delivery_events GROUP BY kind")).all()
+            )
     finally:
         engine.dispose()
     at_sink = sink.duplicated()
@@ -104,7 +122,9 @@ def records(database_url: str, accepted_ids: set[str], sink: SinkCount) -> dict:
         "unconfirmed": statuses.get("unconfirmed", 0),
         "statuses": statuses,
         "lost_by_status": _lost_by_status(database_url, lost_ids) if lost_ids else {},
-        "events": {k: kinds[k] for k in ("recovered", "republished", "retry_scheduled") if k in kinds},
+        "events": {
+            k: kinds[k] for k in ("recovered", "republished", "retry_scheduled") if k in kinds
+        },
     }
 
 
@@ -112,8 +132,13 @@ def _lost_by_status(database_url: str, ids: set[str]) -> dict[str, int]:
     engine = create_engine(database_url)
     try:
         with engine.connect() as c:
-            rows = c.execute(text("SELECT status, count(*) FROM notifications WHERE id = ANY(:ids) GROUP BY status"),
-                             {"ids": list(ids)}).all()
+            rows = c.execute(
+                text(
+                    "SELECT status, count(*) FROM notifications "
+                    "WHERE id = ANY(:ids) GROUP BY status"
+                ),
+                {"ids": list(ids)},
+            ).all()
     finally:
         engine.dispose()
     found = dict(rows)
@@ -126,8 +151,11 @@ def sink_figures(accepted: dict[str, float], sink: SinkCount) -> dict:
     return {
         "lost": len(set(accepted) - set(sink.first_seen())),
         "duplicates_at_sink": sum(1 for nid in duplicated if nid in accepted),
-        "extra_sends_at_sink": sum(copies - 1 for nid, copies in duplicated.items() if nid in accepted),
+        "extra_sends_at_sink": sum(
+            copies - 1 for nid, copies in duplicated.items() if nid in accepted
+        ),
         "duplicates_same_message_id": sink.duplicates_with_same_message_id(),
-        "sends_of_unknown_ids": sum(len(s) for nid, s in sink.by_notification.items() if nid not in accepted),
+        "sends_of_unknown_ids": sum(
+            len(s) for nid, s in sink.by_notification.items() if nid not in accepted
+        ),
     }
-

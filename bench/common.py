@@ -34,7 +34,9 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = "redis://127.0.0.1:6379/11"
 BROKERS = {"redis": "redis://127.0.0.1:6379/12", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/"}
 
@@ -50,15 +52,28 @@ def free_port() -> int:
 
 
 def add_service_options(parser: argparse.ArgumentParser, broker_default: str = "redis") -> None:
-    parser.add_argument("--broker", choices=sorted(BROKERS), default=broker_default,
-                        help="kind of the default broker when --broker-url is not given")
-    parser.add_argument("--database-url", default=PG_ADMIN_URL,
-                        help="a PostgreSQL server: a database of the benchmark's own is created there and dropped")
-    parser.add_argument("--broker-url", default=None,
-                        help="used as is, never purged (default: a vhost of its own on the local RabbitMQ, "
-                             "or the local Redis DB 12, which must be empty)")
-    parser.add_argument("--redis-url", default=REDIS_URL,
-                        help="rate limits (NOTIFIER_REDIS_URL) and counters; only keys of the run's own")
+    parser.add_argument(
+        "--broker",
+        choices=sorted(BROKERS),
+        default=broker_default,
+        help="kind of the default broker when --broker-url is not given",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=PG_ADMIN_URL,
+        help="a PostgreSQL server: a database of the benchmark's own is created there and dropped",
+    )
+    parser.add_argument(
+        "--broker-url",
+        default=None,
+        help="used as is, never purged (default: a vhost of its own on the local RabbitMQ, "
+        "or the local Redis DB 12, which must be empty)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=REDIS_URL,
+        help="rate limits (NOTIFIER_REDIS_URL) and counters; only keys of the run's own",
+    )
 
 
 @contextmanager
@@ -80,8 +95,10 @@ def own_broker(kind: str, url: str | None = None) -> Iterator[str]:
 
     client = redis.Redis.from_url(BROKERS["redis"])
     if client.dbsize():
-        raise SystemExit(f"{BROKERS['redis']} is not empty (another run, or one that was killed): pass "
-                         "--broker-url with an empty Redis DB of yours")
+        raise SystemExit(
+            f"{BROKERS['redis']} is not empty (another run, or one that was killed): pass "
+            "--broker-url with an empty Redis DB of yours"
+        )
     try:
         yield BROKERS["redis"]
     finally:
@@ -91,11 +108,17 @@ def own_broker(kind: str, url: str | None = None) -> Iterator[str]:
 
 def _rabbitmqctl(*args: str) -> None:
     if shutil.which("rabbitmqctl") is None:
-        raise SystemExit("rabbitmqctl is needed to create the benchmark's vhost; or pass --broker-url")
-    done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False)
+        raise SystemExit(
+            "rabbitmqctl is needed to create the benchmark's vhost; or pass --broker-url"
+        )
+    done = subprocess.run(
+        ["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False
+    )
     if done.returncode != 0:
-        raise SystemExit(f"rabbitmqctl {args[0]} failed ({(done.stderr or done.stdout).strip()[:300]}); "
-                         "pass --broker-url with a vhost the benchmark may fill")
+        raise SystemExit(
+            f"rabbitmqctl {args[0]} failed ({(done.stderr or done.stdout).strip()[:300]}); "
+            "pass --broker-url with a vhost the benchmark may fill"
+        )
 
 
 @contextmanager
@@ -112,8 +135,9 @@ def fresh_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
         admin.dispose()
 
 
-def environment(database_url: str, broker_url: str, data_dir: Path, redis_url: str | None = None,
-                **extra: str) -> dict[str, str]:
+def environment(
+    database_url: str, broker_url: str, data_dir: Path, redis_url: str | None = None, **extra: str
+) -> dict[str, str]:
     env = {
         **os.environ,
         "NOTIFIER_ENV": "production",
@@ -133,8 +157,9 @@ def environment(database_url: str, broker_url: str, data_dir: Path, redis_url: s
 
 
 def notifier(env: dict[str, str], *args: str) -> str:
-    return subprocess.run([str(BIN / "notifier"), *args], env=env, capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        [str(BIN / "notifier"), *args], env=env, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def create_key(env: dict[str, str]) -> str:
@@ -143,11 +168,15 @@ def create_key(env: dict[str, str]) -> str:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], ready_url: str | None = None,
-            timeout: float = 60) -> Iterator[subprocess.Popen]:
-    with tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False) as log:  # kept to read
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                cwd=ROOT)
+def process(
+    args: list[str], env: dict[str, str], ready_url: str | None = None, timeout: float = 60
+) -> Iterator[subprocess.Popen]:
+    with tempfile.NamedTemporaryFile(
+        prefix="bench-", suffix=".log", delete=False
+    ) as log:  # kept to read
+        proc = subprocess.Popen(
+            args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
+        )
     proc.log_path = log.name  # type: ignore[attr-defined]  # what it logged, for log-volume figures
     try:
         if ready_url:
@@ -176,19 +205,46 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
             proc.wait(10)
 
 
-def wrk(url: str, body: str, headers: dict[str, str], seconds: int, connections: int, threads: int = 2,
-        timeout: int = 30) -> dict:
+def wrk(
+    url: str,
+    body: str,
+    headers: dict[str, str],
+    seconds: int,
+    connections: int,
+    threads: int = 2,
+    timeout: int = 30,
+) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}",
-             'wrk.headers["Content-Type"] = "application/json"']
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = {json.dumps(body)}",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write("\n".join(lines) + "\n")
     threads = min(threads, connections)
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-                          "--timeout", f"{timeout}s",
-                          "-s", script.name, url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "--timeout",
+            f"{timeout}s",
+            "-s",
+            script.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return parse_wrk(out)
 
 

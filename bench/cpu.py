@@ -34,8 +34,8 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    name = text[text.index("(") + 1:text.rindex(")")]
-    fields = text[text.rindex(")") + 2:].split()
+    name = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
     return name, int(fields[2]), int(fields[11]) + int(fields[12])
 
 
@@ -135,7 +135,8 @@ class CpuMeter:
 
 
 def per_notification(cpu_ms: dict[str, float], notifications: int) -> dict[str, float]:
-    """``cpu_ms_per_notification``: each label's CPU divided by what was delivered, and the total."""
+    """``cpu_ms_per_notification``: each label's CPU divided by what was delivered, and the
+    total."""
     if notifications <= 0:
         return {}
     shares = {label: round(ms / notifications, 3) for label, ms in cpu_ms.items()}

@@ -45,8 +45,11 @@ FINAL_OR_SENT = ("sent", "delivered", "failed", "expired", "suppressed", "cancel
 
 def providers_file(directory: Path, latency_ms: float) -> Path:
     path = directory / "providers.toml"
-    path.write_text(f'[providers.fake]\ntype = "outbox"\npath = "{directory / "outbox"}"\nlatency_ms = {latency_ms}\n'
-                    '[lanes]\n"email.transactional" = ["fake"]\n')
+    path.write_text(
+        f'[providers.fake]\ntype = "outbox"\npath = "{directory / "outbox"}"\n'
+        f"latency_ms = {latency_ms}\n"
+        '[lanes]\n"email.transactional" = ["fake"]\n'
+    )
     return path
 
 
@@ -61,13 +64,35 @@ def noop_ceiling(broker: str, redis_url: str, n: int, processes: int, concurrenc
     env = {**os.environ, "BENCH_BROKER_URL": broker, "BENCH_COUNTER_URL": redis_url}
     with app.connection_for_write() as connection, app.producer_or_acquire(None) as producer:
         for _ in range(n):
-            noop.apply_async(args=[key], queue="bench.noop", producer=producer, connection=connection)
+            noop.apply_async(
+                args=[key], queue="bench.noop", producer=producer, connection=connection
+            )
     started = time.perf_counter()
     with ExitStack() as stack:
         for i in range(processes):
-            stack.enter_context(process([str(BIN / "celery"), "-A", "bench.noop_app", "worker", "-Q", "bench.noop",
-                                         "-P", "threads", "-c", str(concurrency), "-n", f"noop{i}@%h",
-                                         "--without-gossip", "--without-mingle", "-l", "warning"], env))
+            stack.enter_context(
+                process(
+                    [
+                        str(BIN / "celery"),
+                        "-A",
+                        "bench.noop_app",
+                        "worker",
+                        "-Q",
+                        "bench.noop",
+                        "-P",
+                        "threads",
+                        "-c",
+                        str(concurrency),
+                        "-n",
+                        f"noop{i}@%h",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "-l",
+                        "warning",
+                    ],
+                    env,
+                )
+            )
         while int(counter.get(key) or 0) < n:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
@@ -88,46 +113,103 @@ def main() -> None:
     add_service_options(parser)
     args = parser.parse_args()
     with own_broker(args.broker, args.broker_url) as broker:
-        ceiling = noop_ceiling(broker, args.redis_url, args.n, args.worker_processes, args.concurrency)
+        ceiling = noop_ceiling(
+            broker, args.redis_url, args.n, args.worker_processes, args.concurrency
+        )
         result = measure(args, broker)
-    emit({**result, "ceiling_per_s": round(ceiling, 1), "ratio": round(result["e2e_per_s"] / ceiling, 3)})
+    emit(
+        {
+            **result,
+            "ceiling_per_s": round(ceiling, 1),
+            "ratio": round(result["e2e_per_s"] / ceiling, 3),
+        }
+    )
 
 
 def measure(args: argparse.Namespace, broker: str) -> dict:
     with fresh_database(args.database_url) as database_url, tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        env = environment(database_url, broker, directory, args.redis_url,
-                          NOTIFIER_PROVIDERS_FILE=str(providers_file(directory, args.provider_latency_ms)))
+        env = environment(
+            database_url,
+            broker,
+            directory,
+            args.redis_url,
+            NOTIFIER_PROVIDERS_FILE=str(providers_file(directory, args.provider_latency_ms)),
+        )
         key = create_key(env)
         port = free_port()
         engine = create_engine(database_url)
         with ExitStack() as stack:
-            api = stack.enter_context(process([str(BIN / "notifier"), "api", "--port", str(port), "--workers",
-                                               str(args.api_workers)], env,
-                                              ready_url=f"http://127.0.0.1:{port}/healthz"))
-            workers = [stack.enter_context(process([str(BIN / "notifier"), "worker", "--lanes", "email.transactional",
-                                                    "--concurrency", str(args.concurrency), "--pool", args.pool], env))
-                       for _ in range(args.worker_processes)]
+            api = stack.enter_context(
+                process(
+                    [
+                        str(BIN / "notifier"),
+                        "api",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        str(args.api_workers),
+                    ],
+                    env,
+                    ready_url=f"http://127.0.0.1:{port}/healthz",
+                )
+            )
+            workers = [
+                stack.enter_context(
+                    process(
+                        [
+                            str(BIN / "notifier"),
+                            "worker",
+                            "--lanes",
+                            "email.transactional",
+                            "--concurrency",
+                            str(args.concurrency),
+                            "--pool",
+                            args.pool,
+                        ],
+                        env,
+                    )
+                )
+                for _ in range(args.worker_processes)
+            ]
             time.sleep(3)  # workers connected
             logs = [Path(p.log_path) for p in (api, *workers)]  # type: ignore[attr-defined]
             logged_before = sum(f.stat().st_size for f in logs)
-            meter = CpuMeter(shared_labels(args.broker, api=groups(lambda: api.pid),
-                                           worker=groups(*[lambda w=w: w.pid for w in workers]))).start()
+            meter = CpuMeter(
+                shared_labels(
+                    args.broker,
+                    api=groups(lambda: api.pid),
+                    worker=groups(*[lambda w=w: w.pid for w in workers]),
+                )
+            ).start()
             started = time.perf_counter()
             headers = {"Authorization": f"Bearer {key}"}
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60
+            ) as client:
                 for start in range(0, args.n, args.batch):
-                    items = [{"channel": "email", "to": f"user{i}@example.com", "subject": "Receipt",
-                              "body": "Thanks, {{ name }}", "data": {"name": "Ada"}, "reference": f"r{i}"}
-                             for i in range(start, min(args.n, start + args.batch))]
+                    items = [
+                        {
+                            "channel": "email",
+                            "to": f"user{i}@example.com",
+                            "subject": "Receipt",
+                            "body": "Thanks, {{ name }}",
+                            "data": {"name": "Ada"},
+                            "reference": f"r{i}",
+                        }
+                        for i in range(start, min(args.n, start + args.batch))
+                    ]
                     response = client.post("/v1/notifications/batch", json={"notifications": items})
                     response.raise_for_status()
             posted = time.perf_counter() - started
             done = 0
             while time.perf_counter() - started < args.timeout:
                 with engine.connect() as c:
-                    done = c.execute(select(func.count()).select_from(Notification)
-                                     .where(Notification.status.in_(FINAL_OR_SENT))).scalar_one()
+                    done = c.execute(
+                        select(func.count())
+                        .select_from(Notification)
+                        .where(Notification.status.in_(FINAL_OR_SENT))
+                    ).scalar_one()
                 if done >= args.n:
                     break
                 time.sleep(0.1)
@@ -135,17 +217,31 @@ def measure(args: argparse.Namespace, broker: str) -> dict:
             cpu = meter.stop()
             logged = sum(f.stat().st_size for f in logs) - logged_before
         with engine.connect() as c:
-            latencies = [r[0] for r in c.execute(text(
-                "SELECT EXTRACT(EPOCH FROM (sent_at - created_at)) * 1000 FROM notifications "
-                "WHERE sent_at IS NOT NULL ORDER BY 1"))]
-            duplicates = c.execute(text(
-                "SELECT count(*) FROM (SELECT notification_id FROM delivery_events WHERE kind = 'attempt' "
-                "AND provider_message_id IS NOT NULL GROUP BY notification_id HAVING count(*) > 1) d")).scalar_one()
+            latencies = [
+                r[0]
+                for r in c.execute(
+                    text(
+                        "SELECT EXTRACT(EPOCH FROM (sent_at - created_at)) * 1000 "
+                        "FROM notifications WHERE sent_at IS NOT NULL ORDER BY 1"
+                    )
+                )
+            ]
+            duplicates = c.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT notification_id FROM delivery_events "
+                    "WHERE kind = 'attempt' AND provider_message_id IS NOT NULL "
+                    "GROUP BY notification_id HAVING count(*) > 1) d"
+                )
+            ).scalar_one()
             total = c.execute(select(func.count()).select_from(Notification)).scalar_one()
         engine.dispose()
 
     def pct(p: float) -> float:
-        return round(float(latencies[min(len(latencies) - 1, int(p * len(latencies)))]), 1) if latencies else -1
+        return (
+            round(float(latencies[min(len(latencies) - 1, int(p * len(latencies)))]), 1)
+            if latencies
+            else -1
+        )
 
     return {
         "benchmark": "e2e",

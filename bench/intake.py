@@ -3,7 +3,8 @@
 Prints one JSON line: rps, p50/p99, and the ceiling — a bare FastAPI endpoint validating the same
 body, served with the same uvicorn settings — measured in the same run.
 
-    python -m bench.intake [--broker redis|rabbitmq] [--seconds 10] [--connections 64] [--batch 1000]
+    python -m bench.intake [--broker redis|rabbitmq] [--seconds 10] [--connections 64]
+        [--batch 1000]
                            [--database-url ...] [--broker-url ...] [--redis-url ...]
     python -m bench.intake --hostile [--hostile-connections 4]
 
@@ -42,24 +43,39 @@ from bench.common import (
 )
 from bench.cpu import CpuMeter, groups, per_notification, shared_labels
 
-BODY = {"channel": "email", "category": "transactional", "to": "ada@example.com", "subject": "Your receipt",
-        "body": "Thanks, {{ name }}", "data": {"name": "Ada"}, "reference": "order-42"}
+BODY = {
+    "channel": "email",
+    "category": "transactional",
+    "to": "ada@example.com",
+    "subject": "Your receipt",
+    "body": "Thanks, {{ name }}",
+    "data": {"name": "Ada"},
+    "reference": "order-42",
+}
 
 
 HOSTILE = [
-    {**BODY, "body": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"},
+    {
+        **BODY,
+        "body": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    },
     {**BODY, "body": "{{ (9**(9**8)) % 7 }}"},
     {**BODY, "body": "{{ 'a' * 10**9 }}"},
-    {**BODY, "body": "{% set ns = namespace(x='ab') %}{% for i in range(40) %}{% set ns.x = ns.x ~ ns.x %}"
-                     "{% endfor %}{{ ns.x }}"},
+    {
+        **BODY,
+        "body": "{% set ns = namespace(x='ab') %}{% for i in range(40) %}"
+        "{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x }}",
+    },
     {**BODY, "reference": "order-\u0000"},
     {**BODY, "data": {"name": "Ada\u0000"}},
 ]
 
 
-def hostile_wrk(url: str, key: str, seconds: int, connections: int, kinds: list[dict]) -> subprocess.Popen:
+def hostile_wrk(
+    url: str, key: str, seconds: int, connections: int, kinds: list[dict]
+) -> subprocess.Popen:
     """wrk cycling through the hostile bodies on its own connections (started, not awaited)."""
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115 - wrk reads it later
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # wrk reads it later
     bodies = ", ".join(json.dumps(json.dumps(b)) for b in kinds)
     script.write(
         f"local bodies = {{{bodies}}}\nlocal n = 0\n"
@@ -70,48 +86,92 @@ def hostile_wrk(url: str, key: str, seconds: int, connections: int, kinds: list[
     )
     script.close()
     return subprocess.Popen(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "--timeout", "30s",
-         "-s", script.name,
-         url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "--timeout",
+            "30s",
+            "-s",
+            script.name,
+            url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def hostile(args: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
-    with own_broker(args.broker, args.broker_url) as broker, \
-            fresh_database(args.database_url) as database_url, tempfile.TemporaryDirectory() as tmp:
+    with (
+        own_broker(args.broker, args.broker_url) as broker,
+        fresh_database(args.database_url) as database_url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         env = environment(database_url, broker, Path(tmp), args.redis_url)
         key = create_key(env)
         attacker = notifier(env, "keys", "create", "--name", "attacker").strip().splitlines()[-1]
         port = free_port()
         url = f"http://127.0.0.1:{port}/v1/notifications"
-        api = [str(BIN / "notifier"), "api", "--port", str(port), "--workers", str(args.api_workers)]
+        api = [
+            str(BIN / "notifier"),
+            "api",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.api_workers),
+        ]
         auth = {"Authorization": f"Bearer {key}"}
         with process(api, env, ready_url=f"http://127.0.0.1:{port}/healthz"):
             wrk(url, json.dumps(BODY), auth, 2, args.connections)  # warm-up: pools, caches
-            kinds = {"all": HOSTILE, "templates": HOSTILE[:4], "rows": HOSTILE[4:], "valid": [BODY]}[args.hostile_kind]
+            kinds = {
+                "all": HOSTILE,
+                "templates": HOSTILE[:4],
+                "rows": HOSTILE[4:],
+                "valid": [BODY],
+            }[args.hostile_kind]
             # alternate solo and contended rounds: the machine is shared, and its load drifts
             # more between minutes than between adjacent rounds
             solos, contendeds, attacks = [], [], []
             for _ in range(args.rounds):
                 solos.append(wrk(url, json.dumps(BODY), auth, args.seconds, args.connections))
-                attack = hostile_wrk(url, attacker, args.seconds + 2, args.hostile_connections, kinds)
+                attack = hostile_wrk(
+                    url, attacker, args.seconds + 2, args.hostile_connections, kinds
+                )
                 contendeds.append(wrk(url, json.dumps(BODY), auth, args.seconds, args.connections))
                 attacks.append(parse_wrk(attack.communicate(timeout=args.seconds + 60)[0]))
     solo, contended, attacked = _total(solos), _total(contendeds), _total(attacks)
-    emit({
-        "benchmark": "intake_hostile", "broker": args.broker, "connections": args.connections,
-        "hostile_connections": args.hostile_connections, "hostile_kind": args.hostile_kind,
-        "seconds": args.seconds,
-        "api_workers": args.api_workers,
-        "solo_rps": solo["rps"], "solo_p99_ms": solo["p99_ms"], "solo_non_2xx": solo["non_2xx"],
-        "contended_rps": contended["rps"], "contended_p99_ms": contended["p99_ms"],
-        "contended_non_2xx": contended["non_2xx"], "contended_socket_errors": contended["socket_errors"],
-        "throughput_kept": round(contended["rps"] / solo["rps"], 3),
-        "p99_ratio": round(contended["p99_ms"] / solo["p99_ms"], 2),
-        "attacker_rps": attacked["rps"], "attacker_non_2xx": attacked["non_2xx"],
-        "solo_rounds": solo["rounds"], "contended_rounds": contended["rounds"],
-    })
+    emit(
+        {
+            "benchmark": "intake_hostile",
+            "broker": args.broker,
+            "connections": args.connections,
+            "hostile_connections": args.hostile_connections,
+            "hostile_kind": args.hostile_kind,
+            "seconds": args.seconds,
+            "api_workers": args.api_workers,
+            "solo_rps": solo["rps"],
+            "solo_p99_ms": solo["p99_ms"],
+            "solo_non_2xx": solo["non_2xx"],
+            "contended_rps": contended["rps"],
+            "contended_p99_ms": contended["p99_ms"],
+            "contended_non_2xx": contended["non_2xx"],
+            "contended_socket_errors": contended["socket_errors"],
+            "throughput_kept": round(contended["rps"] / solo["rps"], 3),
+            "p99_ratio": round(contended["p99_ms"] / solo["p99_ms"], 2),
+            "attacker_rps": attacked["rps"],
+            "attacker_non_2xx": attacked["non_2xx"],
+            "solo_rounds": solo["rounds"],
+            "contended_rounds": contended["rounds"],
+        }
+    )
 
 
 def _total(runs: list[dict]) -> dict:
@@ -130,49 +190,102 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--api-workers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=0, help="notifications per batch request (0: single)")
-    parser.add_argument("--hostile", action="store_true", help="solo vs. alongside a hostile second key")
+    parser.add_argument(
+        "--batch", type=int, default=0, help="notifications per batch request (0: single)"
+    )
+    parser.add_argument(
+        "--hostile", action="store_true", help="solo vs. alongside a hostile second key"
+    )
     parser.add_argument("--hostile-connections", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2, help="--hostile: solo/contended rounds")
-    parser.add_argument("--hostile-kind", choices=["all", "templates", "rows", "valid"], default="all",
-                        help="what the second key sends (valid: a baseline of plain load)")
+    parser.add_argument(
+        "--hostile-kind",
+        choices=["all", "templates", "rows", "valid"],
+        default="all",
+        help="what the second key sends (valid: a baseline of plain load)",
+    )
     add_service_options(parser)
     args = parser.parse_args()
     if args.hostile:
         hostile(args)
         return
 
-    with own_broker(args.broker, args.broker_url) as broker, fresh_database(args.database_url) as database_url, \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        own_broker(args.broker, args.broker_url) as broker,
+        fresh_database(args.database_url) as database_url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         env = environment(database_url, broker, Path(tmp), args.redis_url)
         key = create_key(env)
-        uvicorn_args = ["--workers", str(args.api_workers), "--loop", "uvloop", "--http", "httptools",
-                        "--no-access-log", "--log-level", "warning"]
+        uvicorn_args = [
+            "--workers",
+            str(args.api_workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
         single = json.dumps(BODY)
         path = "/v1/notifications"
         body = single
         if args.batch:
             path = "/v1/notifications/batch"
-            body = json.dumps({"notifications": [{**BODY, "to": f"user{i}@example.com"} for i in range(args.batch)]})
+            body = json.dumps(
+                {
+                    "notifications": [
+                        {**BODY, "to": f"user{i}@example.com"} for i in range(args.batch)
+                    ]
+                }
+            )
 
         port = free_port()
-        with process([str(BIN / "uvicorn"), "bench.bare_app:app", "--port", str(port), *uvicorn_args], env,
-                     ready_url=f"http://127.0.0.1:{port}/docs"):
-            ceiling = wrk(f"http://127.0.0.1:{port}/v1/notifications", single, {}, args.seconds, args.connections)
+        with process(
+            [str(BIN / "uvicorn"), "bench.bare_app:app", "--port", str(port), *uvicorn_args],
+            env,
+            ready_url=f"http://127.0.0.1:{port}/docs",
+        ):
+            ceiling = wrk(
+                f"http://127.0.0.1:{port}/v1/notifications",
+                single,
+                {},
+                args.seconds,
+                args.connections,
+            )
 
         port = free_port()
-        api = [str(BIN / "notifier"), "api", "--port", str(port), "--workers", str(args.api_workers)]
+        api = [
+            str(BIN / "notifier"),
+            "api",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.api_workers),
+        ]
         with process(api, env, ready_url=f"http://127.0.0.1:{port}/healthz") as api_process:
-            connections = min(args.connections, args.api_workers * 2) if args.batch else args.connections
-            meter = CpuMeter(shared_labels(args.broker, api=groups(lambda: api_process.pid))).start()
-            measured = wrk(f"http://127.0.0.1:{port}{path}", body, {"Authorization": f"Bearer {key}"},
-                           args.seconds, connections)
+            connections = (
+                min(args.connections, args.api_workers * 2) if args.batch else args.connections
+            )
+            meter = CpuMeter(
+                shared_labels(args.broker, api=groups(lambda: api_process.pid))
+            ).start()
+            measured = wrk(
+                f"http://127.0.0.1:{port}{path}",
+                body,
+                {"Authorization": f"Bearer {key}"},
+                args.seconds,
+                connections,
+            )
             cpu = meter.stop()
 
     result = {
         "benchmark": "intake_batch" if args.batch else "intake",
         "broker": args.broker if not args.broker_url else "given",
-        "connections": min(args.connections, args.api_workers * 2) if args.batch else args.connections,
+        "connections": min(args.connections, args.api_workers * 2)
+        if args.batch
+        else args.connections,
         "seconds": args.seconds,
         "api_workers": args.api_workers,
         "rps": measured["rps"],
@@ -186,7 +299,9 @@ def main() -> None:
         result["batch"] = args.batch
         result["notifications_per_s"] = round(measured["rps"] * args.batch, 1)
     result["cpu_ms_by_process"] = cpu
-    result["cpu_ms_per_notification"] = per_notification(cpu, measured["requests"] * (args.batch or 1))
+    result["cpu_ms_per_notification"] = per_notification(
+        cpu, measured["requests"] * (args.batch or 1)
+    )
     emit(result)
 
 

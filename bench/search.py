@@ -27,12 +27,30 @@ from notifier.db.migrate import upgrade
 from notifier.notifications import repository
 
 INDEXES = [
-    "ix_notifications_recipient_created", "ix_notifications_key_created", "ix_notifications_key_reference",
-    "ix_notifications_reference", "ix_notifications_provider_message_id", "ix_notifications_status_published",
+    "ix_notifications_recipient_created",
+    "ix_notifications_key_created",
+    "ix_notifications_key_reference",
+    "ix_notifications_reference",
+    "ix_notifications_provider_message_id",
+    "ix_notifications_status_published",
     "ix_notifications_created",
 ]
-COLUMNS = ("id", "api_key_id", "channel", "category", "lane", "status", "recipient", "reference", "sensitive_fields",
-           "created_at", "updated_at", "attempts", "provider", "provider_message_id")
+COLUMNS = (
+    "id",
+    "api_key_id",
+    "channel",
+    "category",
+    "lane",
+    "status",
+    "recipient",
+    "reference",
+    "sensitive_fields",
+    "created_at",
+    "updated_at",
+    "attempts",
+    "provider",
+    "provider_message_id",
+)
 
 
 def seed(url: str, rows: int, recipients: int) -> str:
@@ -41,21 +59,46 @@ def seed(url: str, rows: int, recipients: int) -> str:
     start = datetime.now(UTC) - timedelta(days=90)
     rng = random.Random(42)
     with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute("INSERT INTO api_keys (id, name, prefix, secret_hash, scopes, created_at) "
-                     "VALUES (%s, 'bench', 'benchprefix0', 'x', '[]', now())", (key_id,))
-        definitions = {name: conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (name,))
-                       .fetchone()[0] for name in INDEXES}
+        conn.execute(
+            "INSERT INTO api_keys (id, name, prefix, secret_hash, scopes, created_at) "
+            "VALUES (%s, 'bench', 'benchprefix0', 'x', '[]', now())",
+            (key_id,),
+        )
+        definitions = {
+            name: conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = %s", (name,)
+            ).fetchone()[0]
+            for name in INDEXES
+        }
         for name in INDEXES:
             conn.execute(f"DROP INDEX {name}")
         with conn.cursor().copy(f"COPY notifications ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             for i in range(rows):
                 created = start + timedelta(seconds=i * 90 * 86400 / rows)
                 channel = "email" if i % 3 else "sms"
-                recipient = (f"user{rng.randrange(recipients)}@example.com" if channel == "email"
-                             else f"+4479{rng.randrange(10**8):08d}")
-                copy.write_row((str(uuid.uuid4()), key_id, channel, "transactional", f"{channel}.transactional",
-                                "sent", recipient, f"order-{i}", "[]", created, created, 1, "outbox",
-                                f"pm-{i}"))
+                recipient = (
+                    f"user{rng.randrange(recipients)}@example.com"
+                    if channel == "email"
+                    else f"+4479{rng.randrange(10**8):08d}"
+                )
+                copy.write_row(
+                    (
+                        str(uuid.uuid4()),
+                        key_id,
+                        channel,
+                        "transactional",
+                        f"{channel}.transactional",
+                        "sent",
+                        recipient,
+                        f"order-{i}",
+                        "[]",
+                        created,
+                        created,
+                        1,
+                        "outbox",
+                        f"pm-{i}",
+                    )
+                )
         for definition in definitions.values():
             conn.execute(definition)
         conn.execute("ANALYZE notifications")
@@ -73,15 +116,21 @@ def timed(fn, samples: int) -> list[float]:  # type: ignore[no-untyped-def]
 
 def pcts(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    return {"p50_ms": round(statistics.median(ordered), 3), "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3)}
+    return {
+        "p50_ms": round(statistics.median(ordered), 3),
+        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--database-url", default=PG_ADMIN_URL,
-                        help="a PostgreSQL server: a database of the benchmark's own is created there and dropped")
+    parser.add_argument(
+        "--database-url",
+        default=PG_ADMIN_URL,
+        help="a PostgreSQL server: a database of the benchmark's own is created there and dropped",
+    )
     args = parser.parse_args()
     with fresh_database(args.database_url) as url:
         upgrade(url)
@@ -91,26 +140,58 @@ def main() -> None:
         engine = create_engine(url)
         rng = random.Random(7)
         with Session(engine) as session:
-            sample = session.execute(text(
-                "SELECT id, recipient, reference, provider_message_id FROM notifications TABLESAMPLE SYSTEM (1) "
-                f"LIMIT {args.queries}")).all()
-            by_recipient = timed(lambda: repository.search(session, repository.Filters(
-                recipients=[rng.choice(sample).recipient]), None, 50), len(sample))
-            by_reference = timed(lambda: repository.search(session, repository.Filters(
-                api_key_id=key_id, reference=rng.choice(sample).reference), None, 50), len(sample))
-            by_message_id = timed(lambda: repository.search(session, repository.Filters(
-                provider_message_id=rng.choice(sample).provider_message_id), None, 50), len(sample))
-            baseline = timed(lambda: repository.get(session, rng.choice(sample).id) and session.expunge_all(),
-                             len(sample))
+            sample = session.execute(
+                text(
+                    "SELECT id, recipient, reference, provider_message_id "
+                    "FROM notifications TABLESAMPLE SYSTEM (1) "
+                    "LIMIT :queries"
+                ),
+                {"queries": args.queries},
+            ).all()
+            by_recipient = timed(
+                lambda: repository.search(
+                    session, repository.Filters(recipients=[rng.choice(sample).recipient]), None, 50
+                ),
+                len(sample),
+            )
+            by_reference = timed(
+                lambda: repository.search(
+                    session,
+                    repository.Filters(api_key_id=key_id, reference=rng.choice(sample).reference),
+                    None,
+                    50,
+                ),
+                len(sample),
+            )
+            by_message_id = timed(
+                lambda: repository.search(
+                    session,
+                    repository.Filters(provider_message_id=rng.choice(sample).provider_message_id),
+                    None,
+                    50,
+                ),
+                len(sample),
+            )
+            baseline = timed(
+                lambda: repository.get(session, rng.choice(sample).id) and session.expunge_all(),
+                len(sample),
+            )
         engine.dispose()
     combined = pcts(by_recipient + by_reference + by_message_id)
-    emit({
-        "benchmark": "search", "rows": args.rows, "seed_seconds": round(seeded, 1), "queries": len(sample) * 3,
-        **combined,
-        "recipient": pcts(by_recipient), "reference": pcts(by_reference), "provider_message_id": pcts(by_message_id),
-        "baseline_pk_lookup": pcts(baseline),
-        "ratio_p50_to_pk_lookup": round(combined["p50_ms"] / pcts(baseline)["p50_ms"], 2),
-    })
+    emit(
+        {
+            "benchmark": "search",
+            "rows": args.rows,
+            "seed_seconds": round(seeded, 1),
+            "queries": len(sample) * 3,
+            **combined,
+            "recipient": pcts(by_recipient),
+            "reference": pcts(by_reference),
+            "provider_message_id": pcts(by_message_id),
+            "baseline_pk_lookup": pcts(baseline),
+            "ratio_p50_to_pk_lookup": round(combined["p50_ms"] / pcts(baseline)["p50_ms"], 2),
+        }
+    )
 
 
 if __name__ == "__main__":

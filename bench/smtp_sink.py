@@ -55,8 +55,13 @@ class SinkCount:
         return {nid: len(s) for nid, s in self.by_notification.items() if len(s) > 1}
 
     def duplicates_with_same_message_id(self) -> int:
-        """Duplicated notifications whose copies all carried one Message-ID (a receiver can de-duplicate)."""
-        return sum(1 for s in self.by_notification.values() if len(s) > 1 and len({x.message_id for x in s}) == 1)
+        """Duplicated notifications whose copies all carried one Message-ID (a receiver can
+        de-duplicate)."""
+        return sum(
+            1
+            for s in self.by_notification.values()
+            if len(s) > 1 and len({x.message_id for x in s}) == 1
+        )
 
 
 def read_sends(path: Path) -> SinkCount:
@@ -80,9 +85,12 @@ def serve(port: int, out: Path, latency_ms: float) -> None:
     class CountingSink(FakeSmtpServer):
         def record(self, server, session, envelope) -> None:  # type: ignore[no-untyped-def]
             headers = parser.parsebytes(bytes(envelope.original_content or b""))
-            line = f"{time.time():.6f}\t{headers.get(NOTIFICATION_HEADER, '-')}\t{headers.get('Message-ID', '-')}\n"
+            notification = headers.get(NOTIFICATION_HEADER, "-")
+            line = f"{time.time():.6f}\t{notification}\t{headers.get('Message-ID', '-')}\n"
             with lock:
-                os.write(descriptor, line.encode())  # one O_APPEND write per message: never interleaved
+                os.write(
+                    descriptor, line.encode()
+                )  # one O_APPEND write per message: never interleaved
 
     sink = CountingSink()
     sink.port = port

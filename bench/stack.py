@@ -37,7 +37,9 @@ from tests.private_services import (
     port_open,
 )
 
-WORKER_LANES = "sms.transactional,email.transactional,push.transactional,receipts,webhooks,maintenance"
+WORKER_LANES = (
+    "sms.transactional,email.transactional,push.transactional,receipts,webhooks,maintenance"
+)
 
 
 def fast_safety_nets(sending_timeout: float) -> dict[str, str]:
@@ -46,15 +48,21 @@ def fast_safety_nets(sending_timeout: float) -> dict[str, str]:
     The product's default for the last is 300 s (``NOTIFIER_SENDING_TIMEOUT_SECONDS``); a benchmark
     that waited for it would take minutes per fault, so the figures it prints come with the value.
     """
-    return {"NOTIFIER_SWEEP_INTERVAL_SECONDS": "2", "NOTIFIER_QUEUED_STALE_SECONDS": "15",
-            "NOTIFIER_SENDING_TIMEOUT_SECONDS": f"{sending_timeout:g}"}
+    return {
+        "NOTIFIER_SWEEP_INTERVAL_SECONDS": "2",
+        "NOTIFIER_QUEUED_STALE_SECONDS": "15",
+        "NOTIFIER_SENDING_TIMEOUT_SECONDS": f"{sending_timeout:g}",
+    }
 
 
 def providers_file(directory: Path, sink_port: int) -> Path:
     path = directory / "providers.toml"
-    path.write_text(f'[providers.sink]\ntype = "smtp"\nhost = "127.0.0.1"\nport = {sink_port}\ntls = "none"\n'
-                    'from_address = "bench@example.com"\nhelo_hostname = "bench.example.com"\ntimeout_seconds = 10\n'
-                    '[lanes]\n"email.transactional" = ["sink"]\n')
+    path.write_text(
+        f'[providers.sink]\ntype = "smtp"\nhost = "127.0.0.1"\nport = {sink_port}\ntls = "none"\n'
+        'from_address = "bench@example.com"\nhelo_hostname = "bench.example.com"\n'
+        "timeout_seconds = 10\n"
+        '[lanes]\n"email.transactional" = ["sink"]\n'
+    )
     return path
 
 
@@ -70,13 +78,21 @@ class Proc:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Start it unless it runs: the supervisor and a fault may both restart a process that died."""
+        """Start it unless it runs: the supervisor and a fault may both restart a process that
+        died."""
         with self._lock:
             if self.popen is not None and self.popen.poll() is None:
                 return
             with open(self.logs / f"{self.name}.log", "ab") as log:
-                self.popen = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                              stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
+                self.popen = subprocess.Popen(
+                    self.args,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    cwd=ROOT,
+                )
             self.starts += 1
             self.expected = False
 
@@ -108,7 +124,8 @@ class Proc:
 
 
 class External:
-    """A service given by URL (``--database-url`` etc.): used as it is, never restarted or purged."""
+    """A service given by URL (``--database-url`` etc.): used as it is, never restarted or
+    purged."""
 
     running = True
     process = None
@@ -123,7 +140,9 @@ class External:
         pass
 
     def restart(self, *args: object, **kwargs: object) -> float:
-        raise SystemExit(f"the {self.name} at {self.url} was given by URL: chaos restarts only private instances")
+        raise SystemExit(
+            f"the {self.name} at {self.url} was given by URL: chaos restarts only private instances"
+        )
 
     kill = stop = restart
 
@@ -131,11 +150,23 @@ class External:
 class Stack:
     """Everything one scenario runs; see the module docstring. Use as a context manager."""
 
-    def __init__(self, directory: Path, broker: str, *, workers: int = 2, concurrency: int = 16,
-                 api_workers: int = 1, sink_latency_ms: float = 20, sending_timeout: float = 15,
-                 redis_appendonly: bool = False, api_port: int = 0, sink_port: int = 0,
-                 restart_delay: float = 5.0, urls: dict[str, str | None] | None = None,
-                 ports: dict[str, int | None] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        broker: str,
+        *,
+        workers: int = 2,
+        concurrency: int = 16,
+        api_workers: int = 1,
+        sink_latency_ms: float = 20,
+        sending_timeout: float = 15,
+        redis_appendonly: bool = False,
+        api_port: int = 0,
+        sink_port: int = 0,
+        restart_delay: float = 5.0,
+        urls: dict[str, str | None] | None = None,
+        ports: dict[str, int | None] | None = None,
+    ) -> None:
         self.directory = directory
         self.logs = directory / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -143,9 +174,15 @@ class Stack:
         self.restart_delay = restart_delay
         urls, ports = urls or {}, ports or {}
         self.postgres: PrivateService | External = (
-            External("PostgreSQL", urls["database"]) if urls.get("database") else PrivatePostgres(ports.get("postgres")))
+            External("PostgreSQL", urls["database"])
+            if urls.get("database")
+            else PrivatePostgres(ports.get("postgres"))
+        )
         self.redis: PrivateService | External = (
-            External("Redis", urls["redis"]) if urls.get("redis") else PrivateRedis(ports.get("redis")))
+            External("Redis", urls["redis"])
+            if urls.get("redis")
+            else PrivateRedis(ports.get("redis"))
+        )
         self.broker: PrivateService | External
         if urls.get("broker"):
             self.broker = External("broker", urls["broker"])  # type: ignore[arg-type]
@@ -158,8 +195,13 @@ class Stack:
         self.api_port = api_port or free_port()
         self.sink_port = sink_port or free_port()
         self.sink_file = directory / "sink.tsv"
-        self.options = {"workers": workers, "concurrency": concurrency, "api_workers": api_workers,
-                        "sink_latency_ms": sink_latency_ms, "sending_timeout": sending_timeout}
+        self.options = {
+            "workers": workers,
+            "concurrency": concurrency,
+            "api_workers": api_workers,
+            "sink_latency_ms": sink_latency_ms,
+            "sending_timeout": sending_timeout,
+        }
         self.procs: list[Proc] = []
         self._watching = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -188,19 +230,62 @@ class Stack:
             self.database_url = self._database.enter_context(fresh_database(self.postgres.url))
         database_url = self.database_url
         o = self.options
-        self.env = environment(database_url, self.broker.url, self.directory, NOTIFIER_REDIS_URL=self.redis.url,
-                               NOTIFIER_PROVIDERS_FILE=str(providers_file(self.directory, self.sink_port)),
-                               NOTIFIER_METRICS_PORT=str(free_port()), NOTIFIER_LOG_LEVEL="INFO",
-                               **fast_safety_nets(o["sending_timeout"]))
+        self.env = environment(
+            database_url,
+            self.broker.url,
+            self.directory,
+            NOTIFIER_REDIS_URL=self.redis.url,
+            NOTIFIER_PROVIDERS_FILE=str(providers_file(self.directory, self.sink_port)),
+            NOTIFIER_METRICS_PORT=str(free_port()),
+            NOTIFIER_LOG_LEVEL="INFO",
+            **fast_safety_nets(o["sending_timeout"]),
+        )
         self.key = create_key(self.env)
-        self.sink = Proc("sink", [str(BIN / "python"), "-m", "bench.smtp_sink", "--port", str(self.sink_port),
-                                  "--out", str(self.sink_file), "--latency-ms", str(o["sink_latency_ms"])],
-                         dict(os.environ), self.logs)
-        self.api = Proc("api", [str(BIN / "notifier"), "api", "--port", str(self.api_port), "--workers",
-                                str(o["api_workers"])], self.env, self.logs)
-        self.workers = [Proc(f"worker{i}", [str(BIN / "notifier"), "worker", "--lanes", WORKER_LANES,
-                                            "--concurrency", str(o["concurrency"])], self.env, self.logs)
-                        for i in range(o["workers"])]
+        self.sink = Proc(
+            "sink",
+            [
+                str(BIN / "python"),
+                "-m",
+                "bench.smtp_sink",
+                "--port",
+                str(self.sink_port),
+                "--out",
+                str(self.sink_file),
+                "--latency-ms",
+                str(o["sink_latency_ms"]),
+            ],
+            dict(os.environ),
+            self.logs,
+        )
+        self.api = Proc(
+            "api",
+            [
+                str(BIN / "notifier"),
+                "api",
+                "--port",
+                str(self.api_port),
+                "--workers",
+                str(o["api_workers"]),
+            ],
+            self.env,
+            self.logs,
+        )
+        self.workers = [
+            Proc(
+                f"worker{i}",
+                [
+                    str(BIN / "notifier"),
+                    "worker",
+                    "--lanes",
+                    WORKER_LANES,
+                    "--concurrency",
+                    str(o["concurrency"]),
+                ],
+                self.env,
+                self.logs,
+            )
+            for i in range(o["workers"])
+        ]
         self.beat = Proc("beat", [str(BIN / "notifier"), "beat"], self.env, self.logs)
         self.procs = [self.sink, self.api, *self.workers, self.beat]
         for proc in self.procs:
@@ -232,7 +317,9 @@ class Stack:
                 if proc.exited_by_itself():
                     proc.unexpected_exits += 1
                     proc.expected = True
-                    threading.Timer(self.restart_delay, self._restart_if_watching, args=(proc,)).start()
+                    threading.Timer(
+                        self.restart_delay, self._restart_if_watching, args=(proc,)
+                    ).start()
             time.sleep(0.2)
 
     def _restart_if_watching(self, proc: Proc) -> None:

@@ -8,7 +8,7 @@ strands little. No result backend: statuses live in our own tables.
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from notifier.config import Settings
 from workers.queues import ALL_QUEUES
@@ -69,5 +69,5 @@ def broker_reachable(app: Celery, timeout: float = 2.0) -> bool:
         with app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=timeout)
         return True
-    except Exception:  # noqa: BLE001 - any failure means not ready
+    except Exception:  # any failure means not ready
         return False

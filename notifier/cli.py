@@ -6,9 +6,8 @@ import asyncio
 import json
 import logging
 import os
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,17 +20,30 @@ from notifier.db.migrate import upgrade
 from notifier.db.session import make_engine, make_sessionmaker, transaction
 from notifier.support.cli import staff_app
 
+if TYPE_CHECKING:  # the commands import what they use when they run (a fast --help)
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from notifier.campaigns.models import ContactImport
+    from providers.interface import Lane, Provider
+
+
 # plain click help: option value labels read HOST, PORT, N (typer's rich help printed <str>,
 # <int> and <bool>, even for --help), and every default is shown
-_HELP = {"rich_markup_mode": None, "context_settings": {"show_default": True}}
-app = typer.Typer(
-    help="notifier: notification delivery service", no_args_is_help=True, add_completion=False,
-    **_HELP,
-)
-keys_app = typer.Typer(help="API keys", no_args_is_help=True, **_HELP)
-db_app = typer.Typer(help="Database schema", no_args_is_help=True, **_HELP)
-providers_app = typer.Typer(help="Provider configuration", no_args_is_help=True, **_HELP)
-audiences_app = typer.Typer(help="Campaign audiences", no_args_is_help=True, **_HELP)
+def _typer(help: str, add_completion: bool = True) -> typer.Typer:
+    return typer.Typer(
+        help=help,
+        no_args_is_help=True,
+        add_completion=add_completion,
+        rich_markup_mode=None,
+        context_settings={"show_default": True},
+    )
+
+
+app = _typer("notifier: notification delivery service", add_completion=False)
+keys_app = _typer("API keys")
+db_app = _typer("Database schema")
+providers_app = _typer("Provider configuration")
+audiences_app = _typer("Campaign audiences")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(providers_app, name="providers")
@@ -48,7 +60,7 @@ def _settings() -> Settings:
         raise typer.Exit(2) from e
 
 
-def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
+def _sessions(settings: Settings) -> sessionmaker[Session]:
     """Sessions on the configured database, said on stderr (found as notifier/home.py says)."""
     from sqlalchemy.engine import make_url
 
@@ -66,7 +78,9 @@ def _serve_process_metrics(settings: Settings) -> None:
     try:
         metrics.serve(settings.metrics_port)
     except OSError:
-        console.print(f"metrics port {settings.metrics_port} is taken: this process serves no /metrics")
+        console.print(
+            f"metrics port {settings.metrics_port} is taken: this process serves no /metrics"
+        )
 
 
 @app.command()
@@ -79,10 +93,22 @@ def dev() -> None:
 
 @app.command()
 def api(
-    host: Annotated[str | None, typer.Option(
-        metavar="HOST", help="address to listen on", show_default="NOTIFIER_HOST, 127.0.0.1")] = None,
-    port: Annotated[int | None, typer.Option(
-        metavar="PORT", min=1, max=65535, help="port to listen on", show_default="NOTIFIER_PORT, 8000")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOST", help="address to listen on", show_default="NOTIFIER_HOST, 127.0.0.1"
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PORT",
+            min=1,
+            max=65535,
+            help="port to listen on",
+            show_default="NOTIFIER_PORT, 8000",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(metavar="N", min=1, help="uvicorn worker processes")] = 1,
 ) -> None:
     """Run the intake API (production: uvicorn with uvloop and httptools)."""
@@ -107,11 +133,19 @@ def api(
 @app.command()
 def worker(
     lanes: Annotated[
-        str, typer.Option(metavar="QUEUES", help="comma-separated queues, e.g. sms.transactional,receipts")
+        str,
+        typer.Option(
+            metavar="QUEUES", help="comma-separated queues, e.g. sms.transactional,receipts"
+        ),
     ],
     concurrency: Annotated[
-        int | None, typer.Option(metavar="N", min=1, help="deliveries in flight per process",
-                                 show_default="NOTIFIER_WORKER_CONCURRENCY, 64")
+        int | None,
+        typer.Option(
+            metavar="N",
+            min=1,
+            help="deliveries in flight per process",
+            show_default="NOTIFIER_WORKER_CONCURRENCY, 64",
+        ),
     ] = None,
     pool: Annotated[str, typer.Option(metavar="POOL", help="threads, prefork or solo")] = "threads",
 ) -> None:
@@ -139,7 +173,8 @@ def worker(
             "-c",
             str(concurrency or settings.worker_concurrency),
             "-n",
-            f"{'+'.join(queues)}.{os.getpid()}@%h",  # unique per process: two workers on one host must not share a node name
+            # unique per process: two workers on one host must not share a node name
+            f"{'+'.join(queues)}.{os.getpid()}@%h",
             "--without-gossip",
             "--without-mingle",
             "-l",
@@ -164,10 +199,17 @@ def _check_providers(settings: Settings, queues: list[str]) -> None:
     without = sorted({lane.value for lane in lanes} - {p.lane.value for p in providers})
     if without:  # allowed (an email-only deployment runs the generic command), but said loudly
         logging.getLogger("notifier.worker").warning(
-            "worker.lanes_without_provider", extra={"lanes": without})
+            "worker.lanes_without_provider", extra={"lanes": without}
+        )
     for provider in providers:  # every send rate said once, where an operator looks first
-        logging.getLogger("notifier.worker").info("provider.rate", extra={
-            "provider": provider.name, "lane": provider.lane.value, "rate": describe_rate(provider)})
+        logging.getLogger("notifier.worker").info(
+            "provider.rate",
+            extra={
+                "provider": provider.name,
+                "lane": provider.lane.value,
+                "rate": describe_rate(provider),
+            },
+        )
 
 
 @app.command()
@@ -201,7 +243,9 @@ def beat() -> None:
 
 @audiences_app.command("import")
 def audiences_import(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="FILE")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="FILE")
+    ],
     audience: Annotated[str, typer.Option(metavar="NAME", help="audience name (created if new)")],
 ) -> None:
     """Import contacts from a CSV file into an audience, with a progress bar."""
@@ -225,7 +269,7 @@ def audiences_import(
     with Progress(*columns, console=console) as bar, file.open("rb") as stream:
         task = bar.add_task(f"importing {file.name}", total=size or 1, rows=0, errors=0)
 
-        def show(state) -> None:  # type: ignore[no-untyped-def]
+        def show(state: ContactImport) -> None:
             bar.update(
                 task, completed=state.bytes_read, rows=state.rows_read, errors=state.error_count
             )
@@ -258,15 +302,27 @@ def db_upgrade(
 def keys_create(
     name: Annotated[str, typer.Option(metavar="NAME", help="who the key is for")],
     scopes: Annotated[
-        str, typer.Option(metavar="SCOPES", help=f"comma-separated, of: {', '.join(s.value for s in key_store.Scope)}")
+        str,
+        typer.Option(
+            metavar="SCOPES",
+            help=f"comma-separated, of: {', '.join(s.value for s in key_store.Scope)}",
+        ),
     ] = "notifications:send,notifications:read",
     lanes: Annotated[
-        str | None, typer.Option(metavar="LANES", help="comma-separated lanes this key may send on",
-                                 show_default="all lanes")
+        str | None,
+        typer.Option(
+            metavar="LANES",
+            help="comma-separated lanes this key may send on",
+            show_default="all lanes",
+        ),
     ] = None,
     rate_limit: Annotated[
-        str | None, typer.Option(metavar="RATE", help="requests allowed, e.g. 100/second or 6000/minute",
-                                 show_default="NOTIFIER_API_RATE_LIMIT, 3000/minute")
+        str | None,
+        typer.Option(
+            metavar="RATE",
+            help="requests allowed, e.g. 100/second or 6000/minute",
+            show_default="NOTIFIER_API_RATE_LIMIT, 3000/minute",
+        ),
     ] = None,
 ) -> None:
     """Create an API key. The key is printed once, alone on the last line; only its hash is kept."""
@@ -282,7 +338,8 @@ def keys_create(
     with transaction(_sessions(settings)) as session:
         row, plaintext = key_store.create_key(session, name, scope_list, lane_list, rate_limit)
     console.print(
-        f"created key {row.id} ({name}), scopes {', '.join(scope_list)}. Store it now: it is not shown again."
+        f"created key {row.id} ({name}), scopes {', '.join(scope_list)}. "
+        "Store it now: it is not shown again."
     )
     print(plaintext)
 
@@ -290,8 +347,14 @@ def keys_create(
 @keys_app.command("set-callback")
 def keys_set_callback(
     key_id: Annotated[str, typer.Argument(metavar="KEY", help="key id or prefix")],
-    url: Annotated[str | None, typer.Option(metavar="URL", help="https URL for status webhooks; omit to remove",
-                                            show_default="none: remove")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="https URL for status webhooks; omit to remove",
+            show_default="none: remove",
+        ),
+    ] = None,
 ) -> None:
     """Send this key's final statuses to URL, signed; prints the new signing secret once."""
     from notifier.security import Sealer
@@ -301,7 +364,9 @@ def keys_set_callback(
         console.print("[red]the callback URL must be http(s)[/red]")
         raise typer.Exit(2)
     with transaction(_sessions(settings)) as session:
-        result = key_store.set_callback(session, key_id, url, Sealer(settings.secret_key, "callback"))
+        result = key_store.set_callback(
+            session, key_id, url, Sealer(settings.secret_key, "callback")
+        )
     if result is None:
         console.print(f"[red]no key {key_id}[/red]")
         raise typer.Exit(1)
@@ -315,7 +380,9 @@ def keys_set_callback(
 
 @keys_app.command("list")
 def keys_list(
-    output: Annotated[str, typer.Option("--format", metavar="FORMAT", help="table or json")] = "table",
+    output: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="table or json")
+    ] = "table",
 ) -> None:
     """List API keys (never their secrets). The table never cuts the id or the prefix that
     `keys revoke` takes; long scopes and lanes wrap instead."""
@@ -334,13 +401,22 @@ def keys_list(
     for column in ("name", "scopes", "lanes", "created", "revoked"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["id"], row["prefix"], row["name"], ",".join(row["scopes"]),
-                      ",".join(row["lanes"] or ["all"]), row["created"][:10], (row["revoked"] or "")[:10])
+        table.add_row(
+            row["id"],
+            row["prefix"],
+            row["name"],
+            ",".join(row["scopes"]),
+            ",".join(row["lanes"] or ["all"]),
+            row["created"][:10],
+            (row["revoked"] or "")[:10],
+        )
     Console().print(table)
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="KEY", help="key id or prefix")]) -> None:
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(metavar="KEY", help="key id or prefix")],
+) -> None:
     """Revoke an API key (takes effect within seconds)."""
     settings = _settings()
     with transaction(_sessions(settings)) as session:
@@ -372,7 +448,10 @@ def providers_check(
 @app.command()
 def status(
     dependencies_only: Annotated[
-        bool, typer.Option(help="exit 1 only when the database or broker is unreachable (a worker's readiness)")
+        bool,
+        typer.Option(
+            help="exit 1 only when the database or broker is unreachable (a worker's readiness)"
+        ),
     ] = False,
 ) -> None:
     """Reachability, queue depths, beat's last tick, circuits, live workers and delivery health.
@@ -390,7 +469,10 @@ def status(
     table = Table("what", "value")
     table.add_row("database", "ok" if report.database_ok else "UNREACHABLE")
     table.add_row("broker", "ok" if report.broker_ok else "UNREACHABLE")
-    table.add_row("beat last tick", report.beat_last_tick.isoformat(timespec="seconds") if report.beat_last_tick else "never")
+    table.add_row(
+        "beat last tick",
+        report.beat_last_tick.isoformat(timespec="seconds") if report.beat_last_tick else "never",
+    )
     for queue, depth in report.queue_depths.items():
         table.add_row(f"queue {queue}", "?" if depth is None else str(depth))
     for provider, state in sorted(report.circuits.items()):
@@ -398,7 +480,10 @@ def status(
     health = report.delivery
     if health is not None:
         for queue, backlog in sorted(health.backlog.items()):
-            table.add_row(f"due {queue}", f"{backlog.due}, oldest waiting {backlog.oldest_due_age_seconds:.0f} s")
+            table.add_row(
+                f"due {queue}",
+                f"{backlog.due}, oldest waiting {backlog.oldest_due_age_seconds:.0f} s",
+            )
         for queue, count in health.live_workers.items():
             table.add_row(f"live workers {queue}", str(count))
         for worker_name, worker_queues in report.workers.items():
@@ -413,7 +498,7 @@ def status(
     raise typer.Exit(0 if (reachable if dependencies_only else report.healthy) else 1)
 
 
-async def _check_all(chains, connect: bool) -> bool:  # type: ignore[no-untyped-def]
+async def _check_all(chains: dict[Lane, list[Provider]], connect: bool) -> bool:
     """Check every provider on one event loop, closing each afterwards; True if any failed."""
     from providers.interface import ConfigurationError, ProviderError
     from workers.throttle import describe_rate
@@ -423,11 +508,15 @@ async def _check_all(chains, connect: bool) -> bool:  # type: ignore[no-untyped-
         for provider in providers:
             try:
                 description = await provider.check(connect=connect)
-                console.print(f"ok    {lane.value:22} {provider.name} ({provider.kind}): {description}")
+                console.print(
+                    f"ok    {lane.value:22} {provider.name} ({provider.kind}): {description}"
+                )
                 console.print(f"      {'':22} send rate: {describe_rate(provider)}")
             except (ConfigurationError, ProviderError) as e:
                 failed = True
-                console.print(f"[red]FAIL[/red]  {lane.value:22} {provider.name} ({provider.kind}): {e}")
+                console.print(
+                    f"[red]FAIL[/red]  {lane.value:22} {provider.name} ({provider.kind}): {e}"
+                )
             finally:
                 await provider.close()
     return failed
@@ -438,4 +527,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

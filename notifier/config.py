@@ -19,8 +19,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from notifier.home import discover_data_dir
 from notifier.recipients import DEFAULT_SEARCH_REGIONS
 
-DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
-SECRET_FIELDS = ("secret_key", "database_url", "broker_url", "redis_url", "sentry_dsn", "twilio_auth_token")
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - the public dev default, refused outside dev mode
+SECRET_FIELDS = (
+    "secret_key",
+    "database_url",
+    "broker_url",
+    "redis_url",
+    "sentry_dsn",
+    "twilio_auth_token",
+)
 
 
 class Environment(enum.StrEnum):
@@ -92,7 +99,9 @@ class Settings(BaseSettings):
     # between contacting the provider and recording its answer; on other lanes such a message
     # ends `unconfirmed` (a login code may rather arrive twice than never; a marketing email not)
     resend_after_crash_lanes: list[str] = [
-        "email.transactional", "sms.transactional", "push.transactional"
+        "email.transactional",
+        "sms.transactional",
+        "push.transactional",
     ]
 
     # safety nets
@@ -146,9 +155,13 @@ class Settings(BaseSettings):
     def _defaults_and_safety(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'notifier.db'}"
-        if self.worker_heartbeat_seconds <= 0 or self.worker_lapse_seconds < 2 * self.worker_heartbeat_seconds:
+        if (
+            self.worker_heartbeat_seconds <= 0
+            or self.worker_lapse_seconds < 2 * self.worker_heartbeat_seconds
+        ):
             raise ValueError(
-                "NOTIFIER_WORKER_LAPSE_SECONDS must be at least twice NOTIFIER_WORKER_HEARTBEAT_SECONDS "
+                "NOTIFIER_WORKER_LAPSE_SECONDS must be at least twice "
+                "NOTIFIER_WORKER_HEARTBEAT_SECONDS "
                 "(and the heartbeat positive): one late beat must not make a live worker look dead"
             )
         if self.env == Environment.PRODUCTION and self.secret_key == DEV_SECRET_KEY:

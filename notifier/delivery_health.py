@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -74,7 +75,7 @@ class DeliveryHealth:
     def delivering(self) -> bool:
         return not self.problems
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """The public summary (no worker host names: ``notifier status`` shows those)."""
         return {
             "status": "delivering" if self.delivering else "stopped",
@@ -105,7 +106,9 @@ def assess(session: Session, settings: Settings, now: datetime | None = None) ->
 
 
 def _backlog(session: Session, now: datetime) -> dict[str, Backlog]:
-    due_since = func.coalesce(Notification.not_before, Notification.send_at, Notification.created_at)
+    due_since = func.coalesce(
+        Notification.not_before, Notification.send_at, Notification.created_at
+    )
     rows = session.execute(
         select(Notification.lane, func.count(), func.min(due_since))
         .where(
@@ -115,16 +118,18 @@ def _backlog(session: Session, now: datetime) -> dict[str, Backlog]:
         .group_by(Notification.lane)
     ).all()
     backlog = {}
-    for lane, count, oldest in rows:
-        oldest = _aware(oldest)
-        backlog[lane] = Backlog(int(count), max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+    for lane, count, oldest_row in rows:
+        oldest = _aware(oldest_row)
+        backlog[lane] = Backlog(
+            int(count), max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+        )
     return backlog
 
 
 def _aware(value: datetime | str | None) -> datetime | None:
     """``min()`` over a UTC column comes back untyped on SQLite (a string, or a naive datetime)."""
-    if value is None or isinstance(value, datetime) and value.tzinfo is not None:
-        return value  # type: ignore[return-value]
+    if value is None or (isinstance(value, datetime) and value.tzinfo is not None):
+        return value
     parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
@@ -134,23 +139,42 @@ def _age_limit(queue: str, settings: Settings) -> float:
         promotional = Lane(queue).category == Category.PROMOTIONAL
     except ValueError:
         promotional = False
-    return settings.health_promotional_queued_age_seconds if promotional else settings.health_queued_age_seconds
+    return (
+        settings.health_promotional_queued_age_seconds
+        if promotional
+        else settings.health_queued_age_seconds
+    )
 
 
 def _problems(health: DeliveryHealth, settings: Settings, now: datetime) -> list[Problem]:
     problems = []
     for queue, backlog in sorted(health.backlog.items()):
         if health.live_workers.get(queue, 0) == 0:
-            problems.append(Problem("no_live_worker", queue,
-                                    f"{backlog.due} due on {queue} and no live worker consumes it"))
+            problems.append(
+                Problem(
+                    "no_live_worker",
+                    queue,
+                    f"{backlog.due} due on {queue} and no live worker consumes it",
+                )
+            )
         limit = _age_limit(queue, settings)
         if backlog.oldest_due_age_seconds > limit:
-            problems.append(Problem("queued_too_long", queue,
-                                    f"the oldest due notification on {queue} has waited "
-                                    f"{backlog.oldest_due_age_seconds:.0f} s (limit {limit:.0f} s)"))
+            problems.append(
+                Problem(
+                    "queued_too_long",
+                    queue,
+                    f"the oldest due notification on {queue} has waited "
+                    f"{backlog.oldest_due_age_seconds:.0f} s (limit {limit:.0f} s)",
+                )
+            )
     if health.live_workers.get(MAINTENANCE, 0) == 0:
-        problems.append(Problem("no_live_worker", MAINTENANCE,
-                                "no live worker consumes maintenance: the safety nets do not run"))
+        problems.append(
+            Problem(
+                "no_live_worker",
+                MAINTENANCE,
+                "no live worker consumes maintenance: the safety nets do not run",
+            )
+        )
     tick = health.beat_last_tick
     if tick is None or (now - tick).total_seconds() > settings.health_beat_stale_seconds:
         age = "never" if tick is None else f"{(now - tick).total_seconds():.0f} s ago"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 
 import uvicorn
-from sqlalchemy import make_url
 from rich.console import Console
+from sqlalchemy import make_url
 
 from notifier import logs
 from notifier.api.app import create_app
@@ -29,7 +29,9 @@ def run_dev(settings: Settings) -> None:
         settings.log_level, settings.log_format if settings.log_format != "json" else "console"
     )
     for chatty in ("celery.worker.strategy", "celery.app.trace", "celery.beat"):
-        logging.getLogger(chatty).setLevel("WARNING")  # one line per task every 2 s drowns the console
+        logging.getLogger(chatty).setLevel(
+            "WARNING"
+        )  # one line per task every 2 s drowns the console
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     celery = create_worker_app(settings, pool_size=5)
@@ -37,14 +39,16 @@ def run_dev(settings: Settings) -> None:
     with embedded_worker(
         celery, ALL_QUEUES, concurrency=16, beat_schedule_file=settings.data_dir / "beat-schedule"
     ):
-        report = sweeper.sweep(celery.runtime, queued_stale=0, sending_timeout=0)  # type: ignore[attr-defined]
+        report = sweeper.sweep(celery.runtime, queued_stale=0, sending_timeout=0)
         if report.republished or report.recovered:
             console.print(
-                f"recovered after restart: {report.republished} queued, {report.recovered} in flight"
+                f"recovered after restart: {report.republished} queued, "
+                f"{report.recovered} in flight"
             )
         console.print(
             f"notifier dev: API on http://{settings.host}:{settings.port} (docs at /docs), "
-            f"database {make_url(settings.database_url).render_as_string(hide_password=True)}, outbox {settings.outbox_dir}/"
+            f"database {make_url(settings.database_url).render_as_string(hide_password=True)}, "
+            f"outbox {settings.outbox_dir}/"
         )
-        app = create_app(runtime=celery.runtime)  # type: ignore[attr-defined]
+        app = create_app(runtime=celery.runtime)
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)

@@ -29,16 +29,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import String, cast, delete, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ScalarResult, String, cast, delete, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from notifier.campaigns.models import AudienceMember, Contact, ContactImport
 from notifier.db.models import DeliveryEvent, IdempotencyRecord, Notification, Suppression, utcnow
+from notifier.db.session import affected
 from notifier.support.models import AuditEntry
 from notifier.suppressions import fingerprint
 from providers.interface import SuppressionReason
+
+M = TypeVar("M")
 
 ERASED = "[erased]"
 REMEMBERED = frozenset(
@@ -122,7 +125,9 @@ def _scrub(value: Any, addresses: set[str]) -> tuple[Any, bool]:
     return value, False
 
 
-def _json_rows(session: Session, model, column, addresses: set[str]):  # type: ignore[no-untyped-def]
+def _json_rows(
+    session: Session, model: type[M], column: InstrumentedAttribute[Any], addresses: set[str]
+) -> ScalarResult[M]:
     """Rows whose JSON ``column`` mentions any address (found by text match, both dialects)."""
     text = cast(column, String)
     return session.scalars(select(model).where(or_(*(text.contains(a) for a in addresses))))
@@ -142,28 +147,34 @@ def erase(session: Session, person: Person, outbox_dir: Path | None = None) -> E
     ids = [r.id for r in rows]
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
-        result.events += session.execute(
-            update(DeliveryEvent)
-            .where(DeliveryEvent.notification_id.in_(part), DeliveryEvent.detail.is_not(None))
-            .values(detail=ERASED),
-            execution_options={"synchronize_session": False},
-        ).rowcount
-        result.idempotency_records += session.execute(
-            delete(IdempotencyRecord).where(IdempotencyRecord.notification_id.in_(part)),
-            execution_options={"synchronize_session": False},
-        ).rowcount
-        result.notifications += session.execute(
-            update(Notification)
-            .where(Notification.id.in_(part))
-            .values(
-                recipient=ERASED,
-                content=None,
-                sealed_content=None,
-                reference=None,
-                updated_at=now,
-            ),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+        result.events += affected(
+            session.execute(
+                update(DeliveryEvent)
+                .where(DeliveryEvent.notification_id.in_(part), DeliveryEvent.detail.is_not(None))
+                .values(detail=ERASED),
+                execution_options={"synchronize_session": False},
+            )
+        )
+        result.idempotency_records += affected(
+            session.execute(
+                delete(IdempotencyRecord).where(IdempotencyRecord.notification_id.in_(part)),
+                execution_options={"synchronize_session": False},
+            )
+        )
+        result.notifications += affected(
+            session.execute(
+                update(Notification)
+                .where(Notification.id.in_(part))
+                .values(
+                    recipient=ERASED,
+                    content=None,
+                    sealed_content=None,
+                    reference=None,
+                    updated_at=now,
+                ),
+                execution_options={"synchronize_session": False},
+            )
+        )
     for suppression in session.scalars(
         select(Suppression).where(Suppression.recipient.in_(addresses))
     ):
@@ -192,4 +203,3 @@ def erase(session: Session, person: Person, outbox_dir: Path | None = None) -> E
                 path.unlink()
                 result.outbox_files += 1
     return result
-

@@ -8,6 +8,7 @@ them all; ``tests/unit/test_errors.py`` keeps that list and this enum in step.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +113,7 @@ def field_error(code: ErrorCode, field_name: str, message: str) -> NotifierError
 
 
 def from_validation_errors(
-    errors: list[dict[str, Any]], skip_loc: tuple[str, ...] = ("body",)
+    errors: Sequence[Mapping[str, Any]], skip_loc: tuple[str, ...] = ("body",)
 ) -> NotifierError:
     """Map pydantic's error list to one NotifierError naming every field."""
     details: list[ErrorDetail] = []

@@ -88,7 +88,9 @@ def parse_rate_limit(text: str | None) -> str | None:
     try:
         items = parse_many(text)
     except ValueError as e:
-        raise ValueError(f"--rate-limit {text!r} is not a rate such as 100/second or 6000/minute") from e
+        raise ValueError(
+            f"--rate-limit {text!r} is not a rate such as 100/second or 6000/minute"
+        ) from e
     if len(items) != 1 or items[0].amount < 1:
         raise ValueError(f"--rate-limit {text!r} must be one positive rate such as 100/second")
     return text.strip()
@@ -97,8 +99,12 @@ def parse_rate_limit(text: str | None) -> str | None:
 def describe(row: ApiKey) -> dict[str, Any]:
     """A key as the CLI shows it (never its secret or hash)."""
     return {
-        "id": row.id, "name": row.name, "prefix": row.prefix, "scopes": list(row.scopes or ()),
-        "lanes": None if row.lanes is None else list(row.lanes), "rate_limit": row.rate_limit,
+        "id": row.id,
+        "name": row.name,
+        "prefix": row.prefix,
+        "scopes": list(row.scopes or ()),
+        "lanes": None if row.lanes is None else list(row.lanes),
+        "rate_limit": row.rate_limit,
         "created": row.created_at.isoformat(timespec="seconds"),
         "revoked": row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else None,
     }
@@ -125,12 +131,16 @@ def create_key(
     return row, new.plaintext
 
 
-def set_callback(session: Session, id_or_prefix: str, url: str | None, sealer: Sealer) -> tuple[ApiKey, str | None] | None:
+def set_callback(
+    session: Session, id_or_prefix: str, url: str | None, sealer: Sealer
+) -> tuple[ApiKey, str | None] | None:
     """Set (or with ``url=None`` clear) the status-webhook URL of a key; a new signing secret is
     generated, kept sealed, and returned once."""
     from notifier.webhooks import new_secret
 
-    row = session.scalars(select(ApiKey).where((ApiKey.id == id_or_prefix) | (ApiKey.prefix == id_or_prefix))).first()
+    row = session.scalars(
+        select(ApiKey).where((ApiKey.id == id_or_prefix) | (ApiKey.prefix == id_or_prefix))
+    ).first()
     if row is None:
         return None
     secret = new_secret() if url else None
@@ -162,7 +172,9 @@ def is_revoked(row: ApiKey, now: datetime | None = None) -> bool:
 def rotate_key(session: Session, row: ApiKey, overlap: timedelta) -> tuple[ApiKey, str]:
     """A new key with the same name, scopes, lanes, rate limit and webhook; the old one keeps
     working for ``overlap`` (so callers can switch without an outage), then stops."""
-    new, plaintext = create_key(session, row.name, list(row.scopes or []), row.lanes, row.rate_limit)
+    new, plaintext = create_key(
+        session, row.name, list(row.scopes or []), row.lanes, row.rate_limit
+    )
     new.callback_url = row.callback_url
     new.callback_secret_sealed = row.callback_secret_sealed
     end = utcnow() + overlap

@@ -33,7 +33,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.db.models import WorkerHeartbeat, utcnow
-from notifier.db.session import transaction
+from notifier.db.session import affected, transaction
 
 log = logging.getLogger("notifier.liveness")
 
@@ -113,7 +113,7 @@ class HeartbeatWriter:
                     session.execute(
                         delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == self.worker_id)
                     )
-            except Exception:  # noqa: BLE001 - the row lapses on its own
+            except Exception:  # the row lapses on its own
                 log.warning("worker.heartbeat.delete_failed", extra={"worker_id": self.worker_id})
 
     def beat(self) -> bool:
@@ -123,7 +123,7 @@ class HeartbeatWriter:
                 return False
             try:
                 self._upsert()
-            except Exception as e:  # noqa: BLE001 - a database outage must not stop the worker
+            except Exception as e:  # a database outage must not stop the worker
                 self._failures += 1
                 if self._failures == 1 or self._failures % max(1, int(60 / self.interval)) == 0:
                     log.warning(
@@ -136,7 +136,10 @@ class HeartbeatWriter:
                     )
                 return False
         if self._failures:
-            log.info("worker.heartbeat.recovered", extra={"worker_id": self.worker_id, "failures": self._failures})
+            log.info(
+                "worker.heartbeat.recovered",
+                extra={"worker_id": self.worker_id, "failures": self._failures},
+            )
             self._failures = 0
         return True
 
@@ -148,7 +151,7 @@ class HeartbeatWriter:
                 .where(WorkerHeartbeat.worker_id == self.worker_id)
                 .values(seen_at=now, queues=self.queues)
             )
-            if result.rowcount == 0:  # first beat, or the row was removed while we were away
+            if affected(result) == 0:  # first beat, or the row was removed while we were away
                 session.add(
                     WorkerHeartbeat(
                         worker_id=self.worker_id,
@@ -201,4 +204,4 @@ def forget_workers(
     stmt = delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id.in_(worker_ids))
     if seen_before is not None:
         stmt = stmt.where(WorkerHeartbeat.seen_at < seen_before)
-    return int(session.execute(stmt).rowcount or 0)
+    return affected(session.execute(stmt))

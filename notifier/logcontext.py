@@ -3,9 +3,9 @@ notification id. Set with :func:`bind`; read by the JSON formatter in ``notifier
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 notification_id_var: ContextVar[str | None] = ContextVar("notification_id", default=None)

@@ -22,7 +22,9 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
 }
 # Field names that hold secrets, matched as whole words of the field name: "code" masks "code" and
 # "otp_code" but not "response_code"; "key" is not listed (it would mask "api_key_id").
-_SECRET_WORDS = frozenset({"password", "secret", "token", "authorization", "otp", "pin", "credential"})
+_SECRET_WORDS = frozenset(
+    {"password", "secret", "token", "authorization", "otp", "pin", "credential"}
+)
 _SECRET_NAMES = frozenset({"code", "api_key", "auth_token", "otp_code", "one_time_code"})
 
 

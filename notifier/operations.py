@@ -34,10 +34,17 @@ class StatusReport:
     @property
     def healthy(self) -> bool:
         """Reachable and delivering: what ``notifier status`` exits 0 on."""
-        return self.database_ok and self.broker_ok and self.delivery is not None and self.delivery.delivering
+        return (
+            self.database_ok
+            and self.broker_ok
+            and self.delivery is not None
+            and self.delivery.delivering
+        )
 
 
-def collect_status(settings: Settings, engine: Engine | None = None, celery: Celery | None = None) -> StatusReport:
+def collect_status(
+    settings: Settings, engine: Engine | None = None, celery: Celery | None = None
+) -> StatusReport:
     """Pass a running process's ``engine`` and ``celery`` to reuse their connections (the API's
     metrics scrape does); without them a short-lived engine and app are made (the CLI)."""
     report = StatusReport()
@@ -50,28 +57,36 @@ def collect_status(settings: Settings, engine: Engine | None = None, celery: Cel
         with make_sessionmaker(engine)() as session:
             row = session.get(Heartbeat, "sweeper")
             report.beat_last_tick = row.at if row else None
-            for circuit in session.scalars(select(Heartbeat).where(Heartbeat.name.like("circuit:%"))):
-                report.circuits[circuit.name.split(":", 1)[1]] = (circuit.detail or {}).get("state", "unknown")
+            for circuit in session.scalars(
+                select(Heartbeat).where(Heartbeat.name.like("circuit:%"))
+            ):
+                report.circuits[circuit.name.split(":", 1)[1]] = (circuit.detail or {}).get(
+                    "state", "unknown"
+                )
             report.delivery = delivery_health.assess(session, settings)
-    except Exception:  # noqa: BLE001 - unreachable or not migrated: reported, not raised
+    except Exception:  # noqa: S110 - unreachable or not migrated: reported (database_ok False), not raised
         pass
     finally:
         if own_engine:
             engine.dispose()
     celery = celery or make_celery(settings)
     report.broker_ok = broker_reachable(celery)
-    report.queue_depths = queue_depths(celery) if report.broker_ok else {q: None for q in ALL_QUEUES}
+    report.queue_depths = (
+        queue_depths(celery) if report.broker_ok else {q: None for q in ALL_QUEUES}
+    )
     return report
 
 
-def queue_depths(celery) -> dict[str, int | None]:  # type: ignore[no-untyped-def]
+def queue_depths(celery: Celery) -> dict[str, int | None]:
     depths: dict[str, int | None] = {}
     with celery.connection_for_read() as connection:
         channel = connection.default_channel
         for queue in ALL_QUEUES:
             try:
-                depths[queue] = channel.queue_declare(queue=queue, durable=True, auto_delete=False).message_count
-            except Exception:  # noqa: BLE001 - a queue nobody declared yet
+                depths[queue] = channel.queue_declare(
+                    queue=queue, durable=True, auto_delete=False
+                ).message_count
+            except Exception:  # a queue nobody declared yet
                 depths[queue] = None
                 channel = connection.channel()
     return depths

@@ -44,9 +44,11 @@ class Publisher:
                         countdown=countdown,
                         headers={"request_id": request_id_var.get()},
                     )
-        except Exception as e:  # noqa: BLE001 - any broker failure: the sweeper takes over
+        except Exception as e:  # any broker failure: the sweeper takes over
             ids = [i for lane_ids in by_lane.values() for i in lane_ids]
             which = {"notification_id": ids[0]} if len(ids) == 1 else {"notification_ids": ids[:20]}
-            log.warning("publish.failed", extra={"error": type(e).__name__, "count": len(ids), **which})
+            log.warning(
+                "publish.failed", extra={"error": type(e).__name__, "count": len(ids), **which}
+            )
             return False
         return True

@@ -94,7 +94,8 @@ class RateLimiter:
         loop = asyncio.get_running_loop()
         limiter = self._async.get(loop)
         if limiter is None:
-            assert self._redis_url is not None
+            if self._redis_url is None:  # callers take the in-process path without a Redis URL
+                raise RuntimeError("no Redis URL for an asynchronous rate limiter")
             storage = storage_from_string(
                 f"async+{self._redis_url}",
                 implementation="redispy",
@@ -126,7 +127,10 @@ class RateLimiter:
             first = not self._shared_down
             self._shared_down = True
         if first:
-            log.warning("ratelimit.storage_unavailable", extra={"error_type": type(error.storage_error).__name__})
+            log.warning(
+                "ratelimit.storage_unavailable",
+                extra={"error_type": type(error.storage_error).__name__},
+            )
 
     def _shared_answered(self) -> None:
         if self._shared_down:
@@ -145,7 +149,9 @@ async def _adecide(
     return Verdict(False, retry_after=max(1.0, stats.reset_time - time.time()))
 
 
-def _decide(limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]) -> Verdict:
+def _decide(
+    limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]
+) -> Verdict:
     if limiter.hit(item, *identifiers):
         return Verdict(True)
     stats = limiter.get_window_stats(item, *identifiers)

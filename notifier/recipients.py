@@ -38,7 +38,8 @@ def normalise_phone(value: str, default_region: str | None = None) -> str:
     and a typo must not send a login code to somebody else."""
     if not _PHONE_CHARACTERS.match(value.strip()):
         raise field_error(
-            ErrorCode.INVALID_RECIPIENT, "to",
+            ErrorCode.INVALID_RECIPIENT,
+            "to",
             "not a valid phone number: only digits, a leading +, spaces and - ( ) . are allowed "
             "(no letters or extensions), e.g. +447911123456",
         )
@@ -81,7 +82,21 @@ def normalise(channel: Channel, value: str, platform: PushPlatform | None = None
 
 # Regions tried for a phone number written in local format (``0491 570 159``), which cannot be
 # E.164 without one. NOTIFIER_PHONE_SEARCH_REGIONS replaces the list.
-DEFAULT_SEARCH_REGIONS = ("GB", "US", "AU", "CA", "IE", "NZ", "IN", "ZA", "DE", "FR", "ES", "IT", "NL")
+DEFAULT_SEARCH_REGIONS = (
+    "GB",
+    "US",
+    "AU",
+    "CA",
+    "IE",
+    "NZ",
+    "IN",
+    "ZA",
+    "DE",
+    "FR",
+    "ES",
+    "IT",
+    "NL",
+)
 
 
 def normalise_for_search(value: str, regions: Sequence[str] = DEFAULT_SEARCH_REGIONS) -> list[str]:
@@ -98,7 +113,7 @@ def normalise_for_search(value: str, regions: Sequence[str] = DEFAULT_SEARCH_REG
     if "@" in text:
         try:
             forms.append(normalise_email(text))
-        except Exception:  # noqa: BLE001 - a query need not be valid
+        except Exception:  # a query need not be valid
             forms.append(text.lower())
         return forms
     digits = re.sub(r"[\s\-\(\)\.]", "", text)
@@ -112,7 +127,7 @@ def normalise_for_search(value: str, regions: Sequence[str] = DEFAULT_SEARCH_REG
             try:
                 forms.append(normalise_phone(number, region))
                 break
-            except Exception:  # noqa: BLE001, S112 - not a number in that region
+            except Exception:  # noqa: S112 - not a number in that region
                 continue
     forms.append(text)
     return list(dict.fromkeys(forms))

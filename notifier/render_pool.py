@@ -9,7 +9,8 @@ a timer signal interrupts Python-level work (a loop, a recursion) and the worker
 replaced. Workers run at a lower CPU
 priority (``nice 19``) than the API, so a caller sending expensive templates slows its own
 requests first, and one API key may hold at most half of the workers at a time (more is a 429
-``rate_limited``), so it cannot take every renderer from the other callers. Workers are forked from the API process (``fork``): a new worker costs a few milliseconds and
+``rate_limited``), so it cannot take every renderer from the other callers. Workers are forked
+from the API process (``fork``): a new worker costs a few milliseconds and
 starts with the renderer imported. (The ``forkserver`` and ``spawn`` methods re-run the main
 script in every new worker: 600 ms of CPU each for the ``notifier`` command.) A worker only
 reads its pipe and renders; should it inherit a lock held by another thread at fork time and
@@ -75,12 +76,21 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except _Deadline:
-            answer = ("error", (ErrorCode.TEMPLATE_ERROR.value, _late(next(iter(job.fields), "body"), seconds),
-                                []))
+            answer = (
+                "error",
+                (
+                    ErrorCode.TEMPLATE_ERROR.value,
+                    _late(next(iter(job.fields), "body"), seconds),
+                    [],
+                ),
+            )
         except NotifierError as e:  # sent as plain data: the dataclass exception does not pickle
             answer = ("error", (e.code.value, e.message, [d.as_dict() for d in e.details]))
         except MemoryError:
-            answer = ("error", (ErrorCode.TEMPLATE_ERROR.value, "a template needs too much memory", []))
+            answer = (
+                "error",
+                (ErrorCode.TEMPLATE_ERROR.value, "a template needs too much memory", []),
+            )
         try:
             conn.send(answer)
         except _Deadline:  # the timer fired just as the job ended: send the answer anyway
@@ -106,7 +116,10 @@ class _Worker:
 
 class RenderPool:
     def __init__(
-        self, size: int = 2, timeout: float = 0.25, memory_bytes: int = 256 * 1024 * 1024,
+        self,
+        size: int = 2,
+        timeout: float = 0.25,
+        memory_bytes: int = 256 * 1024 * 1024,
         queue_seconds: float = 2.0,
     ) -> None:
         self.size = size
@@ -152,31 +165,38 @@ class RenderPool:
         field = next(iter(job.fields), "body")
         if deadline <= 0:
             raise field_error(
-                ErrorCode.TEMPLATE_ERROR, field,
+                ErrorCode.TEMPLATE_ERROR,
+                field,
                 "this request has spent its rendering time; send fewer or simpler templates",
             )
         worker = self._acquire()
+        held = True  # False once the worker is replaced: it must not go back to the idle queue
         try:
             worker.conn.send((job, deadline))
             if not worker.conn.poll(deadline + GRACE_SECONDS):
                 self._replace(worker)
-                worker = None
+                held = False
                 raise field_error(ErrorCode.TEMPLATE_ERROR, field, _late(field, deadline))
             kind, value = worker.conn.recv()
         except (EOFError, OSError, BrokenPipeError) as e:  # the worker died (out of memory?)
-            if worker is not None:
+            if held:
                 self._replace(worker)
-                worker = None
-            raise field_error(ErrorCode.TEMPLATE_ERROR, field, "rendering failed: the template needs too much memory") from e
+                held = False
+            raise field_error(
+                ErrorCode.TEMPLATE_ERROR,
+                field,
+                "rendering failed: the template needs too much memory",
+            ) from e
         finally:
-            if worker is not None:
+            if held:
                 self._idle.put(worker)
         if kind == "error":
             code, message, details = value
             if not details:  # the worker's own errors (deadline, memory): name the field
                 raise field_error(ErrorCode(code), field, message)
             raise NotifierError(ErrorCode(code), message, [ErrorDetail(**d) for d in details])
-        return value
+        rendered: tuple[dict[str, str], dict[str, str]] = value
+        return rendered
 
     def _acquire(self) -> _Worker:
         try:
@@ -192,7 +212,8 @@ class RenderPool:
         except queue.Empty:
             raise NotifierError(
                 ErrorCode.SERVICE_UNAVAILABLE,
-                "every template renderer is busy; retry shortly", retry_after=1,
+                "every template renderer is busy; retry shortly",
+                retry_after=1,
             ) from None
 
     def _replace(self, worker: _Worker) -> None:
@@ -200,7 +221,10 @@ class RenderPool:
         started = time.perf_counter()
         worker.kill()
         self._idle.put(_Worker(self.memory_bytes))
-        log.warning("rendering.worker_replaced", extra={"ms": round((time.perf_counter() - started) * 1000, 1)})
+        log.warning(
+            "rendering.worker_replaced",
+            extra={"ms": round((time.perf_counter() - started) * 1000, 1)},
+        )
 
     def close(self) -> None:
         with self._lock:

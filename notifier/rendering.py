@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2 import nodes
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 from notifier.errors import ErrorCode, NotifierError, field_error
 
@@ -48,19 +49,71 @@ _FORBIDDEN = (nodes.Include, nodes.Extends, nodes.Import, nodes.FromImport)
 _FORMAT_WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 # filters whose output is at most a small multiple of their input, costing time linear in it
-_PLAIN_FILTERS = frozenset({
-    "upper", "lower", "title", "capitalize", "trim", "e", "escape", "default", "d", "striptags",
-    "length", "count", "first", "last", "int", "float", "string", "round", "abs", "urlencode",
-    "safe", "tojson", "truncate", "wordcount",
-})
-_PLAIN_TESTS = frozenset({
-    "defined", "undefined", "none", "number", "string", "true", "false", "boolean", "integer",
-    "float", "lower", "upper", "eq", "ne", "equalto",
-})
+_PLAIN_FILTERS = frozenset(
+    {
+        "upper",
+        "lower",
+        "title",
+        "capitalize",
+        "trim",
+        "e",
+        "escape",
+        "default",
+        "d",
+        "striptags",
+        "length",
+        "count",
+        "first",
+        "last",
+        "int",
+        "float",
+        "string",
+        "round",
+        "abs",
+        "urlencode",
+        "safe",
+        "tojson",
+        "truncate",
+        "wordcount",
+    }
+)
+_PLAIN_TESTS = frozenset(
+    {
+        "defined",
+        "undefined",
+        "none",
+        "number",
+        "string",
+        "true",
+        "false",
+        "boolean",
+        "integer",
+        "float",
+        "lower",
+        "upper",
+        "eq",
+        "ne",
+        "equalto",
+    }
+)
 _PLAIN_NODES = (
-    nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.Getattr,
-    nodes.Getitem, nodes.If, nodes.CondExpr, nodes.Compare, nodes.Operand, nodes.And, nodes.Or,
-    nodes.Not, nodes.Concat, nodes.Filter, nodes.Test,
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Name,
+    nodes.Const,
+    nodes.Getattr,
+    nodes.Getitem,
+    nodes.If,
+    nodes.CondExpr,
+    nodes.Compare,
+    nodes.Operand,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.Concat,
+    nodes.Filter,
+    nodes.Test,
 )
 
 
@@ -69,7 +122,9 @@ class _Bounded(SandboxedEnvironment):
 
     intercepted_binops = frozenset({"**", "*", "+", "%"})
 
-    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
         _check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
 
@@ -86,7 +141,11 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
             sized = isinstance(seq, (str, list, tuple)) and isinstance(times, int)
             if sized and len(seq) * times > DEFAULT_MAX_CHARS:
                 raise SecurityError("the result of * would be longer than any field may be")
-    elif operator == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+    elif (
+        operator == "+"
+        and isinstance(left, (str, list, tuple))
+        and isinstance(right, (str, list, tuple))
+    ):
         if len(left) + len(right) > DEFAULT_MAX_CHARS:
             raise SecurityError("the result of + would be longer than any field may be")
     elif operator == "%" and isinstance(left, str):
@@ -113,7 +172,8 @@ def check_source(field_name: str, source: str, html: bool = False) -> Compiled:
         return _compile(source, html)
     except jinja2.TemplateSyntaxError as e:
         raise field_error(
-            ErrorCode.TEMPLATE_ERROR, field_name,
+            ErrorCode.TEMPLATE_ERROR,
+            field_name,
             f"{field_name} is not a valid template (line {e.lineno}): {e.message}",
         ) from e
     except _ForbiddenConstruct as e:
@@ -148,7 +208,9 @@ def _compile_new(source: str, html: bool) -> Compiled:
     tree = env.parse(source)
     for node in tree.find_all(_FORBIDDEN):
         name = type(node).__name__.lower().replace("fromimport", "import")
-        raise _ForbiddenConstruct(f"{{% {name} %}} is not allowed: a template must be self-contained")
+        raise _ForbiddenConstruct(
+            f"{{% {name} %}} is not allowed: a template must be self-contained"
+        )
     return Compiled(env.from_string(tree), _is_plain(tree))
 
 
@@ -180,7 +242,11 @@ def known_plain(fields: Mapping[str, str | None]) -> bool:
 def is_plain(fields: Mapping[str, str | None]) -> bool:
     """True when every field renders in-process (cheaply and boundedly): no worker needed."""
     for name, source in fields.items():
-        if source is not None and "{" in source and not check_source(name, source, name == "html").plain:
+        if (
+            source is not None
+            and "{" in source
+            and not check_source(name, source, name == "html").plain
+        ):
             return False
     return True
 
@@ -206,7 +272,9 @@ def run_job(job: Job) -> tuple[dict[str, str], dict[str, str]]:
         limit = job.max_chars.get(name, DEFAULT_MAX_CHARS)
         content[name] = _render_field(name, source, job.data, limit)
         redacted[name] = (
-            _render_field(name, source, job.masked, limit) if job.masked is not None else content[name]
+            _render_field(name, source, job.masked, limit)
+            if job.masked is not None
+            else content[name]
         )
     return content, redacted
 
@@ -222,7 +290,8 @@ def _render_field(name: str, source: str, data: Mapping[str, Any], limit: int) -
             raise
         except jinja2.UndefinedError as e:
             raise field_error(
-                ErrorCode.MISSING_PERSONALISATION, "data",
+                ErrorCode.MISSING_PERSONALISATION,
+                "data",
                 f"{name} uses a value missing from data: {e.message}",
             ) from e
         except SecurityError as e:
@@ -230,10 +299,13 @@ def _render_field(name: str, source: str, data: Mapping[str, Any], limit: int) -
         except RecursionError as e:
             raise field_error(ErrorCode.TEMPLATE_ERROR, name, f"{name} recurses too deeply") from e
         except MemoryError as e:
-            raise field_error(ErrorCode.TEMPLATE_ERROR, name, f"{name} needs too much memory") from e
+            raise field_error(
+                ErrorCode.TEMPLATE_ERROR, name, f"{name} needs too much memory"
+            ) from e
         except Exception as e:
             raise field_error(
-                ErrorCode.TEMPLATE_ERROR, name,
+                ErrorCode.TEMPLATE_ERROR,
+                name,
                 f"{name} could not be rendered: {type(e).__name__}: {str(e)[:200]}",
             ) from e
     if len(text) > limit:

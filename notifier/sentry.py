@@ -54,8 +54,16 @@ def init(dsn: str | None, environment: str) -> bool:
     except ImportError:
         import logging
 
-        logging.getLogger("notifier").warning("sentry.unavailable", extra={"hint": "pip install notifier[sentry]"})
+        logging.getLogger("notifier").warning(
+            "sentry.unavailable", extra={"hint": "pip install notifier[sentry]"}
+        )
         return False
-    sentry_sdk.init(dsn=dsn, environment=environment, send_default_pii=False, before_send=scrub_event,
-                    integrations=[FastApiIntegration(), CeleryIntegration()], include_local_variables=False)
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        send_default_pii=False,
+        before_send=scrub_event,
+        integrations=[FastApiIntegration(), CeleryIntegration()],
+        include_local_variables=False,
+    )
     return True

@@ -50,7 +50,8 @@ def find_unstorable(value: Any, path: str = "") -> str | None:
 
 def unstorable_error(field: str) -> NotifierError:
     error = field_error(
-        ErrorCode.VALIDATION_ERROR, field,
+        ErrorCode.VALIDATION_ERROR,
+        field,
         f"{field} contains a NUL character or an unpaired surrogate, which cannot be stored",
     )
     error.details[0].code = UNSTORABLE

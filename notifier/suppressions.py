@@ -65,8 +65,6 @@ def blocking_suppression(
         if (
             suppression.channel == channel
             and suppression.recipient in suppression_forms(channel, recipient)
-        ) and (
-            reasons is None or suppression.reason in reasons
-        ):
+        ) and (reasons is None or suppression.reason in reasons):
             return suppression
     return None

@@ -21,7 +21,7 @@ from typing import Any
 from notifier.db.models import Notification
 
 SIGNATURE_HEADER = "Notifier-Signature"
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
 
 
 def new_secret() -> str:
@@ -42,7 +42,9 @@ def payload(notification: Notification) -> dict[str, Any]:
         "provider_message_id": notification.provider_message_id,
         "created_at": notification.created_at.isoformat() if notification.created_at else None,
         "sent_at": notification.sent_at.isoformat() if notification.sent_at else None,
-        "completed_at": notification.completed_at.isoformat() if notification.completed_at else None,
+        "completed_at": notification.completed_at.isoformat()
+        if notification.completed_at
+        else None,
     }
 
 
@@ -56,7 +58,9 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     return f"t={t},v1={digest}"
 
 
-def verify(secret: str, body: bytes, header: str, tolerance_seconds: int = 300, now: float | None = None) -> bool:
+def verify(
+    secret: str, body: bytes, header: str, tolerance_seconds: int = 300, now: float | None = None
+) -> bool:
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
         timestamp = int(parts["t"])

@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
@@ -128,7 +128,7 @@ class SuppressionReason(enum.StrEnum):
     HARD_BOUNCE = "hard_bounce"
     COMPLAINT = "complaint"
     STOP = "stop"
-    INVALID_TOKEN = "invalid_token"
+    INVALID_TOKEN = "invalid_token"  # noqa: S105 - a feedback kind (bad device token), not a secret
     INVALID_ADDRESS = "invalid_address"
     MANUAL = "manual"
 
@@ -240,7 +240,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def positive_option(
@@ -271,7 +271,7 @@ class Provider:
     """
 
     kind: ClassVar[str] = ""
-    channel: ClassVar[Channel]
+    channel: ClassVar[Channel | None]  # None: any channel (the development outbox)
     body_limit: ClassVar[int | None] = None
     rate_limit_per_second: ClassVar[float | None] = None
 

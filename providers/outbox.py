@@ -43,8 +43,8 @@ from typing import Any, ClassVar
 from providers.email.headers import extra_headers, message_id_for
 from providers.interface import (
     Channel,
-    EmailMessage,
     ConfigurationError,
+    EmailMessage,
     InvalidRecipientError,
     Lane,
     Message,
@@ -130,8 +130,10 @@ OUTBOX_DOMAIN = "outbox.notifier.dev"
 def wire_headers(message: EmailMessage) -> list[tuple[str, str]]:
     """The headers an email adapter would add beyond From/To/Subject/Date, as they would be
     sent: a developer sees the Message-ID, List-Unsubscribe and the rest in the outbox."""
-    return [("Message-ID", message_id_for(message.notification_id, OUTBOX_DOMAIN)),
-            *extra_headers(message)]
+    return [
+        ("Message-ID", message_id_for(message.notification_id, OUTBOX_DOMAIN)),
+        *extra_headers(message),
+    ]
 
 
 def _jsonable(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -27,39 +28,65 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def api_key(runtime: Runtime, name: str = "billing", scopes: list[str] | None = None,
-            lanes: list[str] | None = None, rate_limit: str | None = None) -> str:
+def api_key(
+    runtime: Runtime,
+    name: str = "billing",
+    scopes: list[str] | None = None,
+    lanes: list[str] | None = None,
+    rate_limit: str | None = None,
+) -> str:
     with transaction(runtime.sessions) as session:
-        _, plaintext = create_key(session, name, scopes or ["notifications:send", "notifications:read"], lanes,
-                                  rate_limit)
+        _, plaintext = create_key(
+            session, name, scopes or ["notifications:send", "notifications:read"], lanes, rate_limit
+        )
     return plaintext
 
 
 def email(**overrides: Any) -> dict[str, Any]:
-    body = {"channel": "email", "category": "transactional", "to": "ada@example.com", "subject": "Your receipt",
-            "body": "Thanks, {{ name }}", "data": {"name": "Ada"}, "reference": "order-42"}
+    body = {
+        "channel": "email",
+        "category": "transactional",
+        "to": "ada@example.com",
+        "subject": "Your receipt",
+        "body": "Thanks, {{ name }}",
+        "data": {"name": "Ada"},
+        "reference": "order-42",
+    }
     body.update(overrides)
     return body
 
 
 def sms(**overrides: Any) -> dict[str, Any]:
-    body = {"channel": "sms", "category": "transactional", "to": "+447911123456", "body": "Your code is {{ code }}",
-            "data": {"code": "583920"}, "sensitive": ["code"]}
+    body = {
+        "channel": "sms",
+        "category": "transactional",
+        "to": "+447911123456",
+        "body": "Your code is {{ code }}",
+        "data": {"code": "583920"},
+        "sensitive": ["code"],
+    }
     body.update(overrides)
     return body
 
 
 def push(**overrides: Any) -> dict[str, Any]:
-    body = {"channel": "push", "category": "transactional", "to": "a" * 64, "platform": "apns",
-            "title": "Hello {{ name }}", "body": "Your order shipped", "data": {"name": "Ada", "order": "42"}}
+    body = {
+        "channel": "push",
+        "category": "transactional",
+        "to": "a" * 64,
+        "platform": "apns",
+        "title": "Hello {{ name }}",
+        "body": "Your order shipped",
+        "data": {"name": "Ada", "order": "42"},
+    }
     body.update(overrides)
     return body
 
 
 def daytime_timezone() -> str:
     """An IANA zone where it is now about noon: quiet hours (21:00-08:00) never apply there."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    offset = 12 - datetime.now(timezone.utc).hour  # hours ahead of UTC
+    offset = 12 - datetime.now(UTC).hour  # hours ahead of UTC
     offset = offset - 24 if offset > 14 else offset
     return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-5 is UTC+5

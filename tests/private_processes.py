@@ -43,7 +43,7 @@ def server_processes(leader: int) -> list[int]:
             text = Path(stat).read_text()
         except OSError:  # exited meanwhile
             continue
-        state, ppid, pgid = text[text.rindex(")") + 2:].split()[:3]
+        state, ppid, pgid = text[text.rindex(")") + 2 :].split()[:3]
         if state == "Z":
             continue
         pid = int(stat.split("/")[2])

@@ -93,18 +93,28 @@ class PrivateService:
             return
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self._command(), env=self._env(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, cwd=self.directory, start_new_session=True, user=self._user())
+                self._command(),
+                env=self._env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.directory,
+                start_new_session=True,
+                user=self._user(),
+            )
         deadline = time.monotonic() + self.start_timeout
         while not self._ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.kill()
-                raise RuntimeError(f"private {self.name} did not start; see {self.log_path}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"private {self.name} did not start; see {self.log_path}:\n{self.log_tail()}"
+                )
             time.sleep(0.1)
         self.starts += 1
 
     def stop(self, timeout: float = 30) -> None:
-        """A clean shutdown: the server's own stop signal, SIGKILL if it takes longer than ``timeout``."""
+        """A clean shutdown: the server's own stop signal, SIGKILL if it takes longer than
+        ``timeout``."""
         self._signal(self.stop_signal)
         if self.process is not None:
             try:
@@ -127,7 +137,8 @@ class PrivateService:
         self._wait_port_closed()
 
     def restart(self, down_seconds: float = 0.0, kill: bool = False) -> float:
-        """Stop (or kill), stay down ``down_seconds``, start again; returns the seconds it was unreachable."""
+        """Stop (or kill), stay down ``down_seconds``, start again; returns the seconds it was
+        unreachable."""
         began = time.monotonic()
         self.kill() if kill else self.stop()
         time.sleep(down_seconds)
@@ -139,7 +150,7 @@ class PrivateService:
         if self.running:
             try:
                 self.stop(timeout=15)
-            except Exception:  # noqa: BLE001 - cleanup must not hide the test's own failure
+            except Exception:  # cleanup must not hide the test's own failure
                 self.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
         _LIVE.discard(self)
@@ -176,10 +187,14 @@ class PrivateService:
 
 
 def _postgres_bin(program: str) -> str:
-    newest = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"), key=lambda p: int(p.split("/")[4]))
+    newest = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{program}"), key=lambda p: int(p.split("/")[4])
+    )
     found = newest[-1] if newest else shutil.which(program)
     if found is None:
-        raise ServiceUnavailable(f"PostgreSQL's {program} is in neither /usr/lib/postgresql/*/bin nor PATH")
+        raise ServiceUnavailable(
+            f"PostgreSQL's {program} is in neither /usr/lib/postgresql/*/bin nor PATH"
+        )
     return found
 
 
@@ -198,9 +213,24 @@ class PrivatePostgres(PrivateService):
         if owner is not None:
             entry = pwd.getpwnam(owner)
             os.chown(self.directory, entry.pw_uid, entry.pw_gid)
-        subprocess.run([self.initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                        "--no-sync", "--no-instructions"],
-                       cwd=self.directory, user=owner, check=True, capture_output=True)
+        subprocess.run(
+            [
+                self.initdb,
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            cwd=self.directory,
+            user=owner,
+            check=True,
+            capture_output=True,
+        )
 
     @property
     def url(self) -> str:
@@ -213,7 +243,9 @@ class PrivatePostgres(PrivateService):
         """Create database ``name`` and return its SQLAlchemy URL."""
         import psycopg
 
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as c:
+        with psycopg.connect(
+            f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True
+        ) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.database_url(name)
 
@@ -226,12 +258,30 @@ class PrivatePostgres(PrivateService):
                 return candidate
             except KeyError:
                 continue
-        raise ServiceUnavailable("running as root and neither a 'postgres' nor a 'nobody' user exists")
+        raise ServiceUnavailable(
+            "running as root and neither a 'postgres' nor a 'nobody' user exists"
+        )
 
     def _command(self) -> list[str]:
-        return [self.postgres, "-D", str(self.data), "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
-                "-c", f"unix_socket_directories={self.directory}", "-c", f"max_connections={self.max_connections}",
-                "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "shared_buffers=64MB"]
+        return [
+            self.postgres,
+            "-D",
+            str(self.data),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={self.directory}",
+            "-c",
+            f"max_connections={self.max_connections}",
+            "-c",
+            "fsync=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "shared_buffers=64MB",
+        ]
 
     def _ready(self) -> bool:
         if not port_open(self.port):
@@ -239,7 +289,9 @@ class PrivatePostgres(PrivateService):
         import psycopg
 
         try:
-            with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", connect_timeout=2):
+            with psycopg.connect(
+                f"postgresql://postgres@127.0.0.1:{self.port}/postgres", connect_timeout=2
+            ):
                 return True
         except psycopg.OperationalError:  # "the database system is starting up"
             return False
@@ -254,13 +306,17 @@ def _rabbitmq_bin(program: str) -> str:
 
 
 class PrivateRabbitMQ(PrivateService):
-    """A second RabbitMQ node; ``url`` is its default vhost as guest (private, so purging it is fine)."""
+    """A second RabbitMQ node; ``url`` is its default vhost as guest (private, so purging it is
+    fine)."""
 
     name = "rabbitmq"
     start_timeout = 120.0
 
     def __init__(self, port: int | None = None) -> None:
-        self.server, self.rabbitmqctl = _rabbitmq_bin("rabbitmq-server"), _rabbitmq_bin("rabbitmqctl")
+        self.server, self.rabbitmqctl = (
+            _rabbitmq_bin("rabbitmq-server"),
+            _rabbitmq_bin("rabbitmqctl"),
+        )
         super().__init__(port)
         # rabbitmqctl talks to the node over Erlang distribution from ports dist+10000..dist+10010.
         self.dist_port = free_port(40000, 55000)
@@ -276,7 +332,8 @@ class PrivateRabbitMQ(PrivateService):
             "disk_free_limit.absolute = 50MB\n"
             "vm_memory_high_watermark.relative = 0.2\n"
             "log.console = false\n"
-            "log.file.level = warning\n")
+            "log.file.level = warning\n"
+        )
         (self.directory / "enabled_plugins").write_text("[].\n")
         (self.directory / "rabbitmq-env.conf").write_text("")
 
@@ -308,8 +365,15 @@ class PrivateRabbitMQ(PrivateService):
 
     def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """``rabbitmqctl -n <this node> args...`` with this node's environment and cookie."""
-        return subprocess.run([self.rabbitmqctl, "-n", self.nodename, *args], env=self._env(), check=False,
-                              capture_output=True, text=True, timeout=timeout, cwd=self.directory)
+        return subprocess.run(
+            [self.rabbitmqctl, "-n", self.nodename, *args],
+            env=self._env(),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.directory,
+        )
 
 
 class PrivateRedis(PrivateService):
@@ -329,9 +393,25 @@ class PrivateRedis(PrivateService):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def _command(self) -> list[str]:
-        return [self.server, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-                "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no",
-                "--logfile", "", "--protected-mode", "yes"]
+        return [
+            self.server,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+            "--protected-mode",
+            "yes",
+        ]
 
     def _ready(self) -> bool:
         try:
@@ -342,12 +422,16 @@ class PrivateRedis(PrivateService):
             return False
 
 
-KINDS: dict[str, type[PrivateService]] = {"postgres": PrivatePostgres, "rabbitmq": PrivateRabbitMQ,
-                                          "redis": PrivateRedis}
+KINDS: dict[str, type[PrivateService]] = {
+    "postgres": PrivatePostgres,
+    "rabbitmq": PrivateRabbitMQ,
+    "redis": PrivateRedis,
+}
 
 
 def require_private(kind: str, **options: object) -> PrivateService:
-    """A started private ``kind`` for a test: skipped when its binaries are missing (failed in CI)."""
+    """A started private ``kind`` for a test: skipped when its binaries are missing (failed in
+    CI)."""
     import pytest
 
     try:

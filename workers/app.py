@@ -3,6 +3,8 @@ the delivery context, passed explicitly (``app.runtime``, ``app.delivery``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
 from notifier.broker import make_celery
@@ -25,9 +27,9 @@ def create_worker_app(
 ) -> Celery:
     app = make_celery(settings)
     runtime = Runtime.build(settings, celery=app, pool_size=pool_size, kind="worker")
-    app.runtime = runtime  # type: ignore[attr-defined]
+    app.runtime = runtime
     log_context.install()
-    app.delivery = DeliveryContext(runtime, chains, providers)  # type: ignore[attr-defined]
+    app.delivery = DeliveryContext(runtime, chains, providers)
     _register_tasks(app)
     for module in (receipts, webhooks, campaigns):
         module.register(app)
@@ -37,7 +39,7 @@ def create_worker_app(
 
 
 def _register_tasks(app: Celery) -> None:
-    delivery: DeliveryContext = app.delivery  # type: ignore[attr-defined]
+    delivery: DeliveryContext = app.delivery
 
     @app.task(name="notifier.deliver", **TASK_OPTIONS)
     def deliver(ids: list[str]) -> None:
@@ -52,7 +54,7 @@ def _register_tasks(app: Celery) -> None:
         return sweeper.purge(delivery.runtime)
 
 
-def beat_schedule(settings: Settings) -> dict[str, dict]:
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         "sweep": {
             "task": "notifier.sweep",

@@ -23,9 +23,10 @@ RUN = runs.RUN_TASK
 RESUME_STALLED = "notifier.campaigns.resume_stalled"
 SETTLE = "notifier.campaigns.settle"
 
+
 def register(app: Celery) -> None:
     """Register the campaign tasks on ``app``."""
-    runtime: Runtime = app.runtime  # type: ignore[attr-defined]
+    runtime: Runtime = app.runtime
 
     @app.task(name=FIRE, **TASK_OPTIONS)
     def fire(campaign_id: str) -> str | None:

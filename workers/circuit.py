@@ -26,7 +26,10 @@ class CircuitState(enum.IntEnum):
 
 class CircuitBreaker:
     def __init__(
-        self, threshold: int = 5, cooldown: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self,
+        threshold: int = 5,
+        cooldown: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.threshold = threshold
         self.cooldown = cooldown

@@ -58,13 +58,16 @@ class DeliveryContext:
         with self._lock:
             if "_loop" not in self.__dict__:
                 self.__dict__["_loop"] = LoopThread()
-            return self.__dict__["_loop"]
+            loop: LoopThread = self.__dict__["_loop"]
+            return loop
 
     @property
     def engine(self) -> DeliveryEngine:
         with self._lock:
             if "_engine" not in self.__dict__:
-                providers = self._providers if self._providers is not None else build_chains(self.specs)
+                providers = (
+                    self._providers if self._providers is not None else build_chains(self.specs)
+                )
                 settings = self.runtime.settings
                 engine = DeliveryEngine(
                     providers,
@@ -77,7 +80,8 @@ class DeliveryContext:
                 engine.on_circuit_change = self._record_circuit
                 engine.before_contact = self._write_ahead
                 self.__dict__["_engine"] = engine
-            return self.__dict__["_engine"]
+            made: DeliveryEngine = self.__dict__["_engine"]
+            return made
 
     async def _write_ahead(self, message: Message, provider: Provider) -> None:
         """Before a provider other than the one the claim recorded is contacted (a failover),
@@ -93,9 +97,10 @@ class DeliveryContext:
         `notifier status` (best effort: a failure here must not disturb delivery)."""
         try:
             beat(self.runtime, f"circuit:{provider}", {"state": state.name.lower()})
-        except Exception:  # noqa: BLE001
-            logging.getLogger("notifier.delivery").warning("provider.circuit.not_recorded",
-                                                           extra={"provider": provider})
+        except Exception:
+            logging.getLogger("notifier.delivery").warning(
+                "provider.circuit.not_recorded", extra={"provider": provider}
+            )
 
     def close(self) -> None:
         """Close provider connections and stop the loop; safe to call more than once."""

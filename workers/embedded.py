@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from celery.beat import EmbeddedService
@@ -19,13 +20,16 @@ from celery.worker import WorkController, state
 
 from workers import heartbeat
 
+if TYPE_CHECKING:
+    from celery.worker.consumer import Consumer
+
 
 class _ReadyWorkController(WorkController):
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.ready = threading.Event()
         super().__init__(*args, **kwargs)
 
-    def on_consumer_ready(self, consumer) -> None:  # type: ignore[no-untyped-def]
+    def on_consumer_ready(self, consumer: Consumer) -> None:
         self.ready.set()
 
 
@@ -65,7 +69,9 @@ def embedded_worker(
     if beat_schedule_file is not None:
         beat_schedule_file.parent.mkdir(parents=True, exist_ok=True)
         options = {"scheduler_cls": beat_scheduler} if beat_scheduler else {}
-        beat = EmbeddedService(app, thread=True, schedule_filename=str(beat_schedule_file), **options)
+        beat = EmbeddedService(
+            app, thread=True, schedule_filename=str(beat_schedule_file), **options
+        )
         beat.start()
     try:
         yield worker
@@ -76,7 +82,9 @@ def embedded_worker(
         thread.join(30)
         state.should_terminate = None
         if not thread.is_alive():
-            heartbeat.stop_heartbeat(worker)  # its pool is done: the worker may leave the liveness table
+            heartbeat.stop_heartbeat(
+                worker
+            )  # its pool is done: the worker may leave the liveness table
         delivery = getattr(app, "delivery", None)
         if delivery is not None:
             delivery.close()

@@ -102,7 +102,11 @@ class DeliveryOutcome:
 
     @property
     def retry_after(self) -> float | None:
-        errors = [a.error.retry_after for a in self.attempts if a.error is not None and a.error.retry_after]
+        errors = [
+            a.error.retry_after
+            for a in self.attempts
+            if a.error is not None and a.error.retry_after
+        ]
         return max(errors) if errors else None
 
     @property
@@ -212,11 +216,18 @@ class DeliveryEngine:
             return True
         try:
             await self.before_contact(message, provider)
-        except Exception:  # noqa: BLE001 - not recorded: not sent now, retried later
-            log.warning("delivery.write_ahead.failed",
-                        extra={"notification_id": message.notification_id, "provider": provider.name})
-            outcome.skipped.append(Skip(provider.name, WRITE_AHEAD_RETRY_SECONDS,
-                                        "the attempt could not be recorded before sending"))
+        except Exception:  # not recorded: not sent now, retried later
+            log.warning(
+                "delivery.write_ahead.failed",
+                extra={"notification_id": message.notification_id, "provider": provider.name},
+            )
+            outcome.skipped.append(
+                Skip(
+                    provider.name,
+                    WRITE_AHEAD_RETRY_SECONDS,
+                    "the attempt could not be recorded before sending",
+                )
+            )
             return False
         outcome.inflight = provider.name
         return True
@@ -225,7 +236,9 @@ class DeliveryEngine:
         self, provider: Provider, message: Message, outcome: DeliveryOutcome
     ) -> Attempt:
         if self.throttle is not None:
-            await self.throttle.acquire(provider)  # the account's shared send rate, before the clock
+            await self.throttle.acquire(
+                provider
+            )  # the account's shared send rate, before the clock
         started = time.perf_counter()
         try:
             result = await provider.send(message)
@@ -241,14 +254,14 @@ class DeliveryEngine:
             outcome.attempts.append(Attempt(provider.name, _ms(started), error=error))
             outcome.pinned = provider.name
             raise
-        except Exception as e:  # noqa: BLE001 - an adapter bug must not lose the message
+        except Exception as e:  # an adapter bug must not lose the message
             self.breaker(provider).release()
-            error = TransientError(
+            unexpected = TransientError(
                 f"unexpected {type(e).__name__} in provider adapter",
                 code="adapter_error",
                 accepted_unknown=True,
             )
-            return Attempt(provider.name, _ms(started), error=error)
+            return Attempt(provider.name, _ms(started), error=unexpected)
         self._feedback(provider, None)
         return Attempt(provider.name, _ms(started), result=result)
 
@@ -261,8 +274,12 @@ class DeliveryEngine:
             metrics.ACCOUNT_REFUSALS.labels(provider.name, provider.lane.value).inc()
             log.error(
                 "provider.account.refused",
-                extra={"provider": provider.name, "lane": provider.lane.value, "response_code": error.code,
-                       "reason": error.message},
+                extra={
+                    "provider": provider.name,
+                    "lane": provider.lane.value,
+                    "response_code": error.code,
+                    "reason": error.message,
+                },
             )
         elif isinstance(error, ProviderUnavailableError):
             breaker.record_failure()
@@ -276,7 +293,11 @@ class DeliveryEngine:
         metrics.CIRCUIT_STATE.labels(provider.name, provider.lane.value).set(int(state))
         log.warning(
             "provider.circuit.changed",
-            extra={"provider": provider.name, "lane": provider.lane.value, "state": state.name.lower()},
+            extra={
+                "provider": provider.name,
+                "lane": provider.lane.value,
+                "state": state.name.lower(),
+            },
         )
         if self.on_circuit_change is not None:
             self.on_circuit_change(f"{provider.name}@{provider.lane.value}", state)
@@ -286,7 +307,7 @@ class DeliveryEngine:
             for provider in providers:
                 try:
                     await provider.close()
-                except Exception:  # noqa: BLE001, S110 - closing is best effort
+                except Exception:  # noqa: S110 - closing is best effort
                     pass
 
 

@@ -11,9 +11,14 @@ With the prefork pool the tasks run in the pool's child processes, each with its
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from celery import Celery, bootsteps, signals
 
 from notifier.liveness import HeartbeatWriter, worker_identity
+
+if TYPE_CHECKING:
+    from celery.worker import WorkController
 
 
 def install(app: Celery) -> None:
@@ -21,17 +26,17 @@ def install(app: Celery) -> None:
 
 
 def writer_for(app: Celery, queues: list[str]) -> HeartbeatWriter:
-    runtime = app.runtime  # type: ignore[attr-defined]
+    runtime = app.runtime
     return HeartbeatWriter(
         runtime.sessions, worker_identity(), queues, runtime.settings.worker_heartbeat_seconds
     )
 
 
-def _consumed_queues(worker) -> list[str]:  # type: ignore[no-untyped-def]
+def _consumed_queues(worker: WorkController) -> list[str]:
     return sorted(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
 
 
-def _is_prefork(worker) -> bool:  # type: ignore[no-untyped-def]
+def _is_prefork(worker: WorkController) -> bool:
     return getattr(worker.pool_cls, "__module__", "") == "celery.concurrency.prefork"
 
 
@@ -47,14 +52,14 @@ class HeartbeatStep(bootsteps.StartStopStep):
 
     label = "Liveness heartbeat"
 
-    def create(self, worker):  # type: ignore[no-untyped-def]
+    def create(self, worker: WorkController) -> HeartbeatWriter | None:
         queues = _consumed_queues(worker)
         if _is_prefork(worker):
             _heartbeat_in_pool_children(worker.app, queues)
             return None
         writer = writer_for(worker.app, queues)
 
-        def _stop_after_shutdown(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+        def _stop_after_shutdown(sender: object = None, **_kwargs: object) -> None:
             if sender is worker:
                 signals.worker_shutdown.disconnect(_stop_after_shutdown)
                 writer.stop()
@@ -62,14 +67,14 @@ class HeartbeatStep(bootsteps.StartStopStep):
         signals.worker_shutdown.connect(_stop_after_shutdown, weak=False)
         return writer
 
-    def stop(self, worker) -> None:  # type: ignore[no-untyped-def]
+    def stop(self, worker: WorkController) -> None:
         """Keep beating: see the class docstring."""
 
-    def terminate(self, worker) -> None:  # type: ignore[no-untyped-def]
+    def terminate(self, worker: WorkController) -> None:
         """Keep beating until the process ends; the row then lapses."""
 
 
-def stop_heartbeat(worker) -> None:  # type: ignore[no-untyped-def]
+def stop_heartbeat(worker: WorkController) -> None:
     """Delete the row of a worker whose pool has finished (the embedded worker, which ends with a
     cold shutdown after its thread joined: nothing is in flight any more)."""
     for step in getattr(worker, "steps", []):
@@ -81,13 +86,13 @@ def _heartbeat_in_pool_children(app: Celery, queues: list[str]) -> None:
     writers: list[HeartbeatWriter] = []
 
     @signals.worker_process_init.connect(weak=False)
-    def _start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
-        app.runtime.engine.dispose(close=False)  # type: ignore[attr-defined]  # the parent's connections are not ours
+    def _start(**_kwargs: object) -> None:
+        app.runtime.engine.dispose(close=False)  # the parent's connections are not ours
         writer = writer_for(app, queues)
         writers.append(writer)
         writer.start()
 
     @signals.worker_process_shutdown.connect(weak=False)
-    def _stop(**_kwargs) -> None:  # type: ignore[no-untyped-def]
+    def _stop(**_kwargs: object) -> None:
         while writers:
             writers.pop().stop()

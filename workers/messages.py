@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict
 
 from notifier.db.models import Notification
 from notifier.security import Sealer
@@ -18,12 +19,22 @@ from providers.interface import (
 )
 
 
+class _Addressing(TypedDict):
+    """The fields every message kind shares, taken from the row."""
+
+    notification_id: str
+    lane: Lane
+    to: str
+    reference: str | None
+    expires_at: datetime | None
+
+
 def build_message(row: Notification, sealer: Sealer) -> Message:
     content: dict[str, Any] = (
         sealer.unseal(row.sealed_content) if row.sealed_content else dict(row.content or {})
     )
     lane = Lane(row.lane)
-    common = {
+    common: _Addressing = {
         "notification_id": row.id,
         "lane": lane,
         "to": row.recipient,

@@ -13,8 +13,9 @@
 
 An option named ``X_env`` becomes ``X`` read from that environment variable; ``X_file`` becomes
 ``X`` read from that file (except the options that are paths the adapter itself opens:
-``ca_file``, ``key_file``, ``service_account_file``). Secret options written literally in the file are refused. Without a
-providers file every lane uses the outbox provider (the embedded default).
+``ca_file``, ``key_file``, ``service_account_file``). Secret options written literally in the
+file are refused. Without a providers file every lane uses the outbox provider (the embedded
+default).
 """
 
 from __future__ import annotations
@@ -55,7 +56,11 @@ class ProviderSpec:
 def provider_classes(kinds: set[str] | None = None) -> dict[str, type[Provider]]:
     """Provider classes by type name, from the entry points; only ``kinds`` are imported (a
     worker that sends through SMTP need not import boto3)."""
-    return {ep.name: ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP) if kinds is None or ep.name in kinds}
+    return {
+        ep.name: ep.load()
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+        if kinds is None or ep.name in kinds
+    }
 
 
 def default_chains(outbox_dir: Path, latency_ms: float = 0) -> dict[Lane, list[ProviderSpec]]:
@@ -99,7 +104,8 @@ def _spec(name: str, block: dict[str, Any]) -> ProviderSpec:
             options[key[:-5]] = _from_file(name, str(value))
         elif key in SECRET_OPTIONS:
             raise ConfigurationError(
-                f"provider {name!r}: {key} is a secret; use {key}_env or {key}_file instead of writing it in the file"
+                f"provider {name!r}: {key} is a secret; use {key}_env or {key}_file "
+                "instead of writing it in the file"
             )
         else:
             options[key] = value
@@ -133,7 +139,8 @@ def build_chains(chains: dict[Lane, list[ProviderSpec]]) -> dict[Lane, list[Prov
         for spec in specs:
             if spec.kind not in classes:
                 raise ConfigurationError(
-                    f"provider {spec.name!r}: no provider type {spec.kind!r} (known: {sorted(classes)})"
+                    f"provider {spec.name!r}: no provider type {spec.kind!r} "
+                    f"(known: {sorted(classes)})"
                 )
             built[lane].append(classes[spec.kind](spec.name, lane, spec.options))
     return built

@@ -29,7 +29,7 @@ LATE_RECEIPT_DELAYS: tuple[float, ...] = (5.0, 30.0, 120.0)
 def register(app: Celery) -> None:
     """Register the receipt tasks on ``app``."""
 
-    delivery = app.delivery  # type: ignore[attr-defined]
+    delivery = app.delivery
 
     # shared=False: a shared task would be attached to every Celery app created later in the
     # process, bound to this app's delivery context (tests build many apps).

@@ -31,6 +31,7 @@ from notifier.db.models import utcnow
 from notifier.db.session import transaction
 from notifier.notifications import repository
 from notifier.statuses import EventKind, Status
+from providers.interface import PermanentError, SendResult
 from workers.engine import Attempt, DeliveryOutcome
 
 if TYPE_CHECKING:
@@ -59,12 +60,19 @@ def record_durably(
         except (OperationalError, InterfaceError):
             if time.monotonic() + delay > deadline:
                 metrics.RECORD_ABANDONED.inc(len(jobs))
-                log.error("delivery.record.abandoned", extra={
-                    "notifications": len(jobs), "notification_ids": [j.id for j in jobs][:50]})
+                log.error(
+                    "delivery.record.abandoned",
+                    extra={
+                        "notifications": len(jobs),
+                        "notification_ids": [j.id for j in jobs][:50],
+                    },
+                )
                 raise
             metrics.RECORD_RETRIES.inc()
-            log.warning("delivery.record.retrying",
-                        extra={"notifications": len(jobs), "retry_in_seconds": delay})
+            log.warning(
+                "delivery.record.retrying",
+                extra={"notifications": len(jobs), "retry_in_seconds": delay},
+            )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -84,13 +92,15 @@ def record_outcomes(
                 _attempt_event(job.id, now, a, job.attempts + n)
                 for n, a in enumerate(outcome.attempts, start=1)
             )
-            if outcome.sent is not None:
-                result = outcome.sent.result
-                assert result is not None
-                sent.append((job.id, outcome.sent.provider, result.provider_message_id, attempts))
-                events.append(_sent_event(job, outcome.sent, now))
-            elif outcome.permanent is not None:
-                events.append(_mark_failed(session, job, outcome, attempts, now))
+            # An outcome's ``sent`` attempt always has a result and a ``permanent`` error always
+            # has a last attempt: the second half of each test only narrows the types.
+            if (attempt := outcome.sent) is not None and (result := attempt.result) is not None:
+                sent.append((job.id, attempt.provider, result.provider_message_id, attempts))
+                events.append(_sent_event(job, attempt.provider, result, now))
+            elif (error := outcome.permanent) is not None and (last := outcome.last) is not None:
+                events.append(
+                    _mark_failed(session, job, outcome, last.provider, error, attempts, now)
+                )
             else:
                 event, retry = _next_step(ctx, session, job, outcome, attempts, now)
                 events.append(event)
@@ -110,13 +120,25 @@ def _observe(job: Job, outcome: DeliveryOutcome) -> None:
     for attempt in outcome.attempts:
         result = metrics.outcome_of(attempt.error)
         metrics.SENDS.labels(attempt.provider, job.lane, result).inc()
-        metrics.PROVIDER_LATENCY.labels(attempt.provider, job.lane).observe(attempt.latency_ms / 1000)
-        code = attempt.result.response_code if attempt.result else (
-            attempt.error.code if attempt.error else None)
-        log.info("delivery.attempt", extra={
-            "notification_id": job.id, "provider": attempt.provider, "lane": job.lane,
-            "outcome": result, "latency_ms": attempt.latency_ms, "response_code": code,
-        })
+        metrics.PROVIDER_LATENCY.labels(attempt.provider, job.lane).observe(
+            attempt.latency_ms / 1000
+        )
+        code = (
+            attempt.result.response_code
+            if attempt.result
+            else (attempt.error.code if attempt.error else None)
+        )
+        log.info(
+            "delivery.attempt",
+            extra={
+                "notification_id": job.id,
+                "provider": attempt.provider,
+                "lane": job.lane,
+                "outcome": result,
+                "latency_ms": attempt.latency_ms,
+                "response_code": code,
+            },
+        )
     if outcome.sent is not None:
         metrics.TIME_TO_SEND.labels(job.lane).observe((utcnow() - job.created_at).total_seconds())
     invalid = outcome.invalid_recipient
@@ -151,36 +173,39 @@ def _attempt_event(
     }
 
 
-def _sent_event(job: Job, attempt: Attempt, now: datetime) -> dict[str, Any]:
-    assert attempt.result is not None
+def _sent_event(job: Job, provider: str, result: SendResult, now: datetime) -> dict[str, Any]:
     return {
         "notification_id": job.id,
         "created_at": now,
         "kind": EventKind.SENT.value,
         "status": Status.SENT.value,
-        "provider": attempt.provider,
-        "provider_message_id": attempt.result.provider_message_id,
-        "detail": f"sent via {attempt.provider}",
+        "provider": provider,
+        "provider_message_id": result.provider_message_id,
+        "detail": f"sent via {provider}",
     }
 
 
 def _mark_failed(
-    session: Session, job: Job, outcome: DeliveryOutcome, attempts: int, now: datetime
+    session: Session,
+    job: Job,
+    outcome: DeliveryOutcome,
+    provider: str,
+    error: PermanentError,
+    attempts: int,
+    now: datetime,
 ) -> dict[str, Any]:
-    error = outcome.permanent
-    assert error is not None and outcome.last is not None
     reason = f"{error.code or 'error'}: {error.message}"[:200]
     repository.move(
         session,
         [job.id],
         Status.FAILED,
         completed_at=now,
-        provider=outcome.last.provider,
+        provider=provider,
         sealed_content=None,
         status_reason=reason,
         attempts=attempts,
     )
-    detail = f"failed permanently at {outcome.last.provider}: {reason}"
+    detail = f"failed permanently at {provider}: {reason}"
     invalid = outcome.invalid_recipient
     if invalid is not None:
         repository.suppress(
@@ -192,7 +217,7 @@ def _mark_failed(
         "created_at": now,
         "kind": EventKind.FAILED.value,
         "status": Status.FAILED.value,
-        "provider": outcome.last.provider,
+        "provider": provider,
         "response_code": error.code,
         "detail": detail,
     }
@@ -211,11 +236,19 @@ def _next_step(
         return _end(session, job, outcome, attempts, now, lost=True), None
     if not outcome.attempts:
         wait = outcome.wait_seconds
-        when = now + timedelta(seconds=wait if wait is not None else ctx.retry_policy.base_seconds)
-        if job.expires_at is not None and when >= job.expires_at:
+        wake = now + timedelta(seconds=wait if wait is not None else ctx.retry_policy.base_seconds)
+        if job.expires_at is not None and wake >= job.expires_at:
             return _end(session, job, outcome, attempts, now, ttl=True), None
-        return _requeue(session, job, outcome, attempts, now, when, _waiting_detail(outcome),
-                        kind=EventKind.WAITING)
+        return _requeue(
+            session,
+            job,
+            outcome,
+            attempts,
+            now,
+            wake,
+            _waiting_detail(outcome),
+            kind=EventKind.WAITING,
+        )
     when = ctx.retry_policy.next_attempt_at(now, attempts, job.expires_at, outcome.retry_after)
     if when is None:
         ttl = attempts < ctx.retry_policy.max_attempts
@@ -229,7 +262,10 @@ def _next_step(
 
 def _waiting_detail(outcome: DeliveryOutcome) -> str:
     if not outcome.skipped:
-        return "not sent yet: the delivery deadline passed before a provider was contacted; no attempt used"
+        return (
+            "not sent yet: the delivery deadline passed before a provider was contacted; "
+            "no attempt used"
+        )
     skipped = ", ".join(f"{s.provider} ({s.reason})" for s in outcome.skipped)
     wait = outcome.wait_seconds or 0.0
     return f"waiting {wait:.1f}s: no provider could be contacted [{skipped}]; no attempt used"
@@ -281,8 +317,11 @@ def _end(
         reason = unconfirmed_reason(outcome.pinned, lost)
     elif ttl or lost:
         target, kind = Status.EXPIRED, EventKind.EXPIRED
-        reason = ("time to live ran out while retrying" if attempts
-                  else "time to live ran out while waiting for a provider")
+        reason = (
+            "time to live ran out while retrying"
+            if attempts
+            else "time to live ran out while waiting for a provider"
+        )
     else:
         target, kind = Status.FAILED, EventKind.FAILED
         reason = f"gave up after {attempts} attempts"
@@ -309,36 +348,63 @@ def _end(
 def unconfirmed_reason(provider: str, lost: bool = False) -> str:
     """The reason of an ``unconfirmed`` notification, said the same way everywhere."""
     if lost:
-        return (f"may have been delivered: {provider} received a request and never answered, "
-                f"and {provider} is no longer configured for its lane")
-    return f"may have been delivered: {provider} received a request and never gave a definite answer"
+        return (
+            f"may have been delivered: {provider} received a request and never answered, "
+            f"and {provider} is no longer configured for its lane"
+        )
+    return (
+        f"may have been delivered: {provider} received a request and never gave a definite answer"
+    )
 
 
-def end_overdue(session: Session, rows: Sequence[tuple[str, str, str | None]], now: datetime) -> int:
+def end_overdue(
+    session: Session, rows: Sequence[tuple[str, str, str | None]], now: datetime
+) -> int:
     """End notifications whose TTL passed before they could be sent: (id, lane, pinned
     provider). ``expired`` — never sent — unless a provider may already have one, which is then
     ``unconfirmed``. Used by the claim and by the sweeper alike."""
     never = [i for i, _, pinned in rows if not pinned]
     moved = repository.move(
-        session, never, Status.EXPIRED, completed_at=now, sealed_content=None,
+        session,
+        never,
+        Status.EXPIRED,
+        completed_at=now,
+        sealed_content=None,
         status_reason="time to live passed before sending",
     )
-    events = [{
-        "notification_id": i, "created_at": now, "kind": EventKind.EXPIRED.value,
-        "status": Status.EXPIRED.value,
-        "detail": "not sent: its time to live passed before it could be sent",
-    } for i in moved]
+    events = [
+        {
+            "notification_id": i,
+            "created_at": now,
+            "kind": EventKind.EXPIRED.value,
+            "status": Status.EXPIRED.value,
+            "detail": "not sent: its time to live passed before it could be sent",
+        }
+        for i in moved
+    ]
     for notification_id, lane, pinned in rows:
         if not pinned:
             continue
         reason = unconfirmed_reason(pinned)
-        if repository.move(session, [notification_id], Status.UNCONFIRMED, completed_at=now,
-                           sealed_content=None, status_reason=reason, provider=pinned):
+        if repository.move(
+            session,
+            [notification_id],
+            Status.UNCONFIRMED,
+            completed_at=now,
+            sealed_content=None,
+            status_reason=reason,
+            provider=pinned,
+        ):
             metrics.UNCONFIRMED.labels(lane).inc()
-            events.append({
-                "notification_id": notification_id, "created_at": now,
-                "kind": EventKind.UNCONFIRMED.value, "status": Status.UNCONFIRMED.value,
-                "provider": pinned, "detail": reason + "; its time to live has passed",
-            })
+            events.append(
+                {
+                    "notification_id": notification_id,
+                    "created_at": now,
+                    "kind": EventKind.UNCONFIRMED.value,
+                    "status": Status.UNCONFIRMED.value,
+                    "provider": pinned,
+                    "detail": reason + "; its time to live has passed",
+                }
+            )
     repository.add_events(session, events)
     return len(events)

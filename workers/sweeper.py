@@ -16,15 +16,19 @@ makes that harmless.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from notifier import metrics
 from notifier.db.models import Heartbeat, IdempotencyRecord, Notification, utcnow
+from notifier.db.session import affected, transaction
 from notifier.liveness import forget_workers, lapsed_worker_ids
-from notifier.db.session import transaction
 from notifier.notifications import repository
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
@@ -64,7 +68,7 @@ def sweep(
     return report
 
 
-def beat(runtime: Runtime, name: str, detail: dict | None = None) -> None:
+def beat(runtime: Runtime, name: str, detail: dict[str, Any] | None = None) -> None:
     """Record that a periodic job ran now."""
     with transaction(runtime.sessions) as session:
         row = session.get(Heartbeat, name)
@@ -85,7 +89,7 @@ def expire_overdue(runtime: Runtime) -> int:
             )
             .limit(CHUNK)
         ).all()
-        return end_overdue(session, [tuple(r) for r in rows], now)
+        return end_overdue(session, [(r.id, r.lane, r.pinned_provider) for r in rows], now)
 
 
 def release_scheduled(runtime: Runtime) -> int:
@@ -109,14 +113,18 @@ def recover_sending(runtime: Runtime, timeout: float) -> int:
     held = [Notification.status == Status.SENDING.value]
     stuck = Notification.claimed_at <= now - timedelta(seconds=timeout)
     of_the_dead = Notification.claimed_by.in_(lapsed) if lapsed else None
-    recovered = _recover(runtime, [*held, or_(stuck, of_the_dead) if of_the_dead is not None else stuck])
+    recovered = _recover(
+        runtime, [*held, or_(stuck, of_the_dead) if of_the_dead is not None else stuck]
+    )
     if lapsed:
         with transaction(runtime.sessions) as session:
-            forget_workers(session, lapsed, seen_before=now - timedelta(seconds=settings.worker_lapse_seconds))
+            forget_workers(
+                session, lapsed, seen_before=now - timedelta(seconds=settings.worker_lapse_seconds)
+            )
     return recovered
 
 
-def _recover(runtime: Runtime, conditions: list) -> int:
+def _recover(runtime: Runtime, conditions: list[ColumnElement[bool]]) -> int:
     """A recovered notification that was never handed to a provider goes back to ``queued``.
     One whose write-ahead record names a provider may have been sent: on the lanes of
     ``NOTIFIER_RESEND_AFTER_CRASH_LANES`` it goes back pinned to that provider (retried there
@@ -140,48 +148,102 @@ def _recover(runtime: Runtime, conditions: list) -> int:
     return len(rows)
 
 
-def _requeue_fresh(session, rows, conditions, now) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    moved = repository.move(session, [i for i, _ in rows], Status.QUEUED, where=conditions,
-                            published_at=now, not_before=None)
-    _events(session, moved, EventKind.RECOVERED, Status.QUEUED,
-            "recovered: the worker holding it stopped before contacting a provider; sending again")
+def _requeue_fresh(
+    session: Session,
+    rows: list[tuple[str, str]],
+    conditions: Sequence[ColumnElement[bool]],
+    now: datetime,
+) -> list[tuple[str, str]]:
+    moved = repository.move(
+        session,
+        [i for i, _ in rows],
+        Status.QUEUED,
+        where=conditions,
+        published_at=now,
+        not_before=None,
+    )
+    _events(
+        session,
+        moved,
+        EventKind.RECOVERED,
+        Status.QUEUED,
+        "recovered: the worker holding it stopped before contacting a provider; sending again",
+    )
     lanes = dict(rows)
     for i in moved:
         metrics.RECOVERED.labels(lanes[i], "requeued").inc()
     return [(i, lanes[i]) for i in moved]
 
 
-def _requeue_pinned(session, rows, conditions, now) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _requeue_pinned(
+    session: Session,
+    rows: list[tuple[str, str, str]],
+    conditions: Sequence[ColumnElement[bool]],
+    now: datetime,
+) -> list[tuple[str, str]]:
     published: list[tuple[str, str]] = []
     for notification_id, lane, provider in rows:
-        if not repository.move(session, [notification_id], Status.QUEUED, where=conditions,
-                               published_at=now, not_before=None, pinned_provider=provider,
-                               attempts=Notification.attempts + 1):
+        if not repository.move(
+            session,
+            [notification_id],
+            Status.QUEUED,
+            where=conditions,
+            published_at=now,
+            not_before=None,
+            pinned_provider=provider,
+            attempts=Notification.attempts + 1,
+        ):
             continue
-        _events(session, [notification_id], EventKind.RECOVERED, Status.QUEUED,
-                f"recovered: the worker stopped while sending it through {provider}, so it may "
-                f"have been sent; sending again through {provider} only, with the same identity",
-                provider=provider)
+        _events(
+            session,
+            [notification_id],
+            EventKind.RECOVERED,
+            Status.QUEUED,
+            f"recovered: the worker stopped while sending it through {provider}, so it may "
+            f"have been sent; sending again through {provider} only, with the same identity",
+            provider=provider,
+        )
         metrics.RECOVERED.labels(lane, "resent_pinned").inc()
         published.append((notification_id, lane))
     return published
 
 
-def _end_unconfirmed(session, rows, conditions, now) -> None:  # type: ignore[no-untyped-def]
+def _end_unconfirmed(
+    session: Session,
+    rows: list[tuple[str, str, str]],
+    conditions: Sequence[ColumnElement[bool]],
+    now: datetime,
+) -> None:
     for notification_id, lane, provider in rows:
         reason = unconfirmed_reason(provider)
-        if not repository.move(session, [notification_id], Status.UNCONFIRMED, where=conditions,
-                               completed_at=now, sealed_content=None, status_reason=reason,
-                               provider=provider, attempts=Notification.attempts + 1):
+        if not repository.move(
+            session,
+            [notification_id],
+            Status.UNCONFIRMED,
+            where=conditions,
+            completed_at=now,
+            sealed_content=None,
+            status_reason=reason,
+            provider=provider,
+            attempts=Notification.attempts + 1,
+        ):
             continue
-        _events(session, [notification_id], EventKind.RECOVERED, Status.UNCONFIRMED,
-                f"{reason}: the worker stopped while {provider} had it, and messages of "
-                f"{lane} are not resent when they may have been delivered", provider=provider)
+        _events(
+            session,
+            [notification_id],
+            EventKind.RECOVERED,
+            Status.UNCONFIRMED,
+            f"{reason}: the worker stopped while {provider} had it, and messages of "
+            f"{lane} are not resent when they may have been delivered",
+            provider=provider,
+        )
         metrics.RECOVERED.labels(lane, "unconfirmed").inc()
         metrics.UNCONFIRMED.labels(lane).inc()
 
 
-def _requeue(runtime: Runtime, conditions: list, kind: EventKind, detail: str) -> int:
+def _requeue(
+    runtime: Runtime, conditions: list[ColumnElement[bool]], kind: EventKind, detail: str
+) -> int:
     """Move what matches ``conditions`` (re-checked in the guarded update) back to ``queued``,
     record why, and publish it after commit."""
     now = utcnow()
@@ -235,43 +297,55 @@ def purge(runtime: Runtime) -> dict[str, int]:
     now = utcnow()
     settings = runtime.settings
     with transaction(runtime.sessions) as session:
-        keys = session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.created_at
-                < now - timedelta(hours=settings.idempotency_retention_hours)
+        keys = affected(
+            session.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.created_at
+                    < now - timedelta(hours=settings.idempotency_retention_hours)
+                )
             )
-        ).rowcount
-        content = session.execute(
-            update(Notification)
-            .where(
-                and_(
-                    Notification.created_at < now - timedelta(days=settings.content_retention_days),
-                    or_(
-                        Notification.content.is_not(None), Notification.sealed_content.is_not(None)
+        )
+        content = affected(
+            session.execute(
+                update(Notification)
+                .where(
+                    and_(
+                        Notification.created_at
+                        < now - timedelta(days=settings.content_retention_days),
+                        or_(
+                            Notification.content.is_not(None),
+                            Notification.sealed_content.is_not(None),
+                        ),
                     ),
-                ),
-                Notification.status.in_(
-                    [
-                        s.value
-                        for s in (
-                            Status.SENT,
-                            Status.DELIVERED,
-                            Status.FAILED,
-                            Status.EXPIRED,
-                            Status.SUPPRESSED,
-                            Status.CANCELLED,
-                        )
-                    ]
-                ),
+                    Notification.status.in_(
+                        [
+                            s.value
+                            for s in (
+                                Status.SENT,
+                                Status.DELIVERED,
+                                Status.FAILED,
+                                Status.EXPIRED,
+                                Status.SUPPRESSED,
+                                Status.CANCELLED,
+                            )
+                        ]
+                    ),
+                )
+                .values(content=None, sealed_content=None),
+                execution_options={"synchronize_session": False},
             )
-            .values(content=None, sealed_content=None),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+        )
     return {"idempotency_keys": keys or 0, "contents": content or 0}
 
 
-def _events(session, ids, kind: EventKind, status: Status, detail: str,  # type: ignore[no-untyped-def]
-            provider: str | None = None) -> None:
+def _events(
+    session: Session,
+    ids: Sequence[str],
+    kind: EventKind,
+    status: Status,
+    detail: str,
+    provider: str | None = None,
+) -> None:
     """``provider`` on a recovery event: the write-ahead record said a send through it may have
     happened (what the chaos benchmark counts as a recorded possible send)."""
     now = utcnow()

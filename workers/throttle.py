@@ -55,6 +55,6 @@ class ProviderThrottle:
                 if waited:
                     metrics.THROTTLE_WAIT.labels(provider.name, provider.lane.value).inc(waited)
                 return waited
-            pause = min(verdict.retry_after, self.max_wait_step) * random.uniform(0.5, 1.0)
+            pause = min(verdict.retry_after, self.max_wait_step) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
             await asyncio.sleep(pause)
             waited += pause

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from celery import Celery
@@ -39,7 +40,8 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
 def dispatch(runtime: Runtime, limit: int = 500) -> int:
-    """Publish send tasks for due webhooks (pushed forward so a slow send is not published twice)."""
+    """Publish send tasks for due webhooks (pushed forward so a slow send is not published
+    twice)."""
     now = utcnow()
     with transaction(runtime.sessions) as session:
         ids = list(
@@ -120,7 +122,7 @@ def _record(
     now = utcnow()
     delivered = code.isdigit() and 200 <= int(code) < 300
     retryable = not code.isdigit() or int(code) >= 500 or int(code) == 429
-    values: dict = {"attempts": attempt, "last_response_code": code, "updated_at": now}
+    values: dict[str, Any] = {"attempts": attempt, "last_response_code": code, "updated_at": now}
     if delivered:
         values["status"], outcome = "delivered", "delivered"
     elif (
@@ -163,7 +165,7 @@ def _record(
 
 def register(app: Celery) -> None:
     """Register the webhook tasks on ``app`` (closures over its runtime; never shared)."""
-    runtime: Runtime = app.runtime  # type: ignore[attr-defined]
+    runtime: Runtime = app.runtime
     client = httpx.Client(timeout=TIMEOUT, follow_redirects=False)
 
     @app.task(name=DISPATCH_TASK, **TASK_OPTIONS)

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-Scope = dict[str, Any]
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as ASGIMessage
 
 
 class BodyLimitMiddleware:
     def __init__(
         self,
-        app: Callable,
+        app: ASGIApp,
         default_limit: int,
         limits_by_path: dict[str, int] | None = None,
         limits_by_pattern: Sequence[tuple[re.Pattern[str], int]] = (),
@@ -39,7 +39,7 @@ class BodyLimitMiddleware:
                 return limit
         return self.default_limit
 
-    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
@@ -51,7 +51,7 @@ class BodyLimitMiddleware:
         received = 0
         too_large = False
 
-        async def limited_receive() -> dict:
+        async def limited_receive() -> ASGIMessage:
             nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
@@ -63,7 +63,7 @@ class BodyLimitMiddleware:
 
         responded = False
 
-        async def guarded_send(message: dict) -> None:
+        async def guarded_send(message: ASGIMessage) -> None:
             nonlocal responded
             if too_large:
                 if not responded:
@@ -84,7 +84,7 @@ class _BodyTooLarge(Exception):
     pass
 
 
-async def _too_large(send: Callable, limit: int) -> None:
+async def _too_large(send: Send, limit: int) -> None:
     body = json.dumps(
         {
             "error": {

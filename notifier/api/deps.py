@@ -17,7 +17,8 @@ from notifier.runtime import Runtime
 
 
 async def get_runtime(request: Request) -> Runtime:  # async: no thread hop for a lookup
-    return request.app.state.runtime
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,7 +32,7 @@ def error_response(error: NotifierError) -> JSONResponse:
     return JSONResponse(error.envelope(), status_code=error.http_status, headers=headers)
 
 
-def _request_error(request: Request, errors: list[dict]) -> NotifierError:
+def _request_error(request: Request, errors: list[dict[str, Any]]) -> NotifierError:
     """The body-level problems get their own codes: no JSON at all, or not declared as JSON."""
     body_errors = [e for e in errors if tuple(e.get("loc", ()))[:1] == ("body",)]
     if body_errors and request.method in ("POST", "PUT", "PATCH"):
@@ -42,10 +43,15 @@ def _request_error(request: Request, errors: list[dict]) -> NotifierError:
         if not declared_json:
             return NotifierError(
                 ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-                f"send the body as JSON with 'Content-Type: application/json' (got {content_type[:100]!r})",
+                "send the body as JSON with 'Content-Type: application/json' "
+                f"(got {content_type[:100]!r})",
             )
-        if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in body_errors):
-            return NotifierError(ErrorCode.MALFORMED_JSON, "the request body is empty: send a JSON object")
+        if any(
+            e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in body_errors
+        ):
+            return NotifierError(
+                ErrorCode.MALFORMED_JSON, "the request body is empty: send a JSON object"
+            )
     return from_validation_errors(errors)
 
 

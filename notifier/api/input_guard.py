@@ -8,19 +8,19 @@ retried a request that can never succeed. Checked once here, before routing, so 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
 from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from notifier.api.errors import error_response
 from notifier.storable import find_unstorable, unstorable_error
 
 
 class InputGuardMiddleware:
-    def __init__(self, app: Callable) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             field = _unstorable_field(scope)
             if field is not None:
@@ -29,7 +29,7 @@ class InputGuardMiddleware:
         await self.app(scope, receive, send)
 
 
-def _unstorable_field(scope: dict[str, Any]) -> str | None:
+def _unstorable_field(scope: Scope) -> str | None:
     if find_unstorable(scope.get("path", "")) is not None:
         return "path"
     query: bytes = scope.get("query_string") or b""

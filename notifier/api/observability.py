@@ -9,24 +9,25 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as ASGIMessage
 
 from notifier import metrics
 from notifier.logcontext import bind, request_id_var
+from notifier.runtime import Runtime
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: Callable) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -35,7 +36,7 @@ class ObservabilityMiddleware:
         started = time.perf_counter()
         status = {"code": 500}
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: ASGIMessage) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 message.setdefault("headers", [])
@@ -52,7 +53,7 @@ class ObservabilityMiddleware:
                 metrics.HTTP_DURATION.labels(path).observe(time.perf_counter() - started)
 
 
-def metrics_router(runtime) -> APIRouter:  # type: ignore[no-untyped-def]
+def metrics_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     collector = metrics.DeploymentCollector(runtime)
 

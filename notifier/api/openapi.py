@@ -46,12 +46,16 @@ EVERYWHERE = (400, 403, 404, 413, 415, 422, 503)  # 403: also an inbound signatu
 WITH_KEY = (401, 429)
 CHANGING = (409,)  # a change that conflicts with the resource's state (archived, already sent)
 _STATUS_TEXT = {
-    400: "Malformed request (the body is not JSON)", 401: "Missing, unknown or revoked API key",
-    403: "The key lacks the scope or lane, or a signature does not verify", 404: "No such resource for this key",
-    413: "Body or batch too large", 415: "The body is not declared as JSON",
+    400: "Malformed request (the body is not JSON)",
+    401: "Missing, unknown or revoked API key",
+    403: "The key lacks the scope or lane, or a signature does not verify",
+    404: "No such resource for this key",
+    413: "Body or batch too large",
+    415: "The body is not declared as JSON",
     422: "A field, parameter or header is invalid (details name it)",
     409: "The change conflicts with the resource's state",
-    429: "Rate limited (Retry-After says when)", 503: "A dependency is down; retry (Retry-After)",
+    429: "Rate limited (Retry-After says when)",
+    503: "A dependency is down; retry (Retry-After)",
 }
 
 
@@ -89,4 +93,4 @@ def install(app: FastAPI) -> None:
         app.openapi_schema = schema
         return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented hook for a custom schema

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.campaigns import beat_sync, contacts
-from notifier.campaigns.models import AudienceMember, Campaign, CampaignStatus
+from notifier.campaigns.models import Audience, AudienceMember, Campaign, CampaignStatus, Template
 from notifier.campaigns.templates import get_template
 from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, NotifierError
@@ -45,7 +46,7 @@ def refuse_archived(kind: str, name: str, archived: object) -> None:
         raise NotifierError(ErrorCode.CONFLICT, f"the {kind} {name!r} is archived")
 
 
-def _users(session: Session, *condition) -> list[str]:  # type: ignore[no-untyped-def]
+def _users(session: Session, *condition: ColumnElement[bool]) -> list[str]:
     return list(
         session.scalars(
             select(Campaign.name).where(
@@ -65,7 +66,7 @@ def _in_use(kind: str, name: str, users: list[str]) -> None:
         )
 
 
-def archive_template(session: Session, name: str):  # type: ignore[no-untyped-def]
+def archive_template(session: Session, name: str) -> Template:
     template = get_template(session, name)
     refuse_archived("template", name, template.archived_at)
     _in_use("template", name, _users(session, Campaign.template_name == template.name))
@@ -73,7 +74,7 @@ def archive_template(session: Session, name: str):  # type: ignore[no-untyped-de
     return template
 
 
-def archive_audience(session: Session, name: str):  # type: ignore[no-untyped-def]
+def archive_audience(session: Session, name: str) -> Audience:
     audience = contacts.get_audience(session, name)
     refuse_archived("audience", name, audience.archived_at)
     _in_use("audience", name, _users(session, Campaign.audience_id == audience.id))

@@ -17,7 +17,7 @@ import json
 import threading
 
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy_celery_beat.models import ClockedSchedule, CrontabSchedule, PeriodicTask
 from sqlalchemy_celery_beat.session import ModelBase
 
@@ -92,7 +92,7 @@ def sync(engine: Engine, campaign: Campaign) -> None:
         session.commit()
 
 
-def _schedule(session, campaign: Campaign):  # type: ignore[no-untyped-def]
+def _schedule(session: Session, campaign: Campaign) -> CrontabSchedule | ClockedSchedule:
     if campaign.cron:
         spec = {**cron_fields(campaign.cron), "timezone": campaign.timezone or "UTC"}
         model = session.scalars(select(CrontabSchedule).filter_by(**spec)).first()

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import Campaign, CampaignRun, CampaignStatus, RunStatus
 from notifier.db.models import Notification, utcnow
-from notifier.db.session import transaction
+from notifier.db.session import affected, transaction
 from notifier.runtime import Runtime
 from notifier.statuses import Status
 
@@ -32,9 +32,7 @@ def held_back(session: Session, run_id: str) -> int:
         session.scalar(
             select(func.count())
             .select_from(Notification)
-            .where(
-                Notification.reference == run_id, Notification.status == Status.SCHEDULED.value
-            )
+            .where(Notification.reference == run_id, Notification.status == Status.SCHEDULED.value)
         )
         or 0
     )
@@ -48,16 +46,18 @@ def complete_if_settled(session: Session, run_id: str, now: datetime) -> bool:
     run_row = session.get(CampaignRun, run_id)
     if run_row is None:
         return False
-    moved = session.execute(
-        update(CampaignRun)
-        .where(
-            CampaignRun.id == run_id,
-            CampaignRun.status == RunStatus.RUNNING.value,
-            CampaignRun.fanned_out_at.is_not(None),
+    moved = affected(
+        session.execute(
+            update(CampaignRun)
+            .where(
+                CampaignRun.id == run_id,
+                CampaignRun.status == RunStatus.RUNNING.value,
+                CampaignRun.fanned_out_at.is_not(None),
+            )
+            .values(status=RunStatus.COMPLETED.value, finished_at=now, heartbeat_at=now),
+            execution_options={"synchronize_session": False},
         )
-        .values(status=RunStatus.COMPLETED.value, finished_at=now, heartbeat_at=now),
-        execution_options={"synchronize_session": False},
-    ).rowcount
+    )
     if moved != 1:
         return False
     campaign = session.get(Campaign, run_row.campaign_id)

@@ -9,8 +9,9 @@ given.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -95,7 +96,7 @@ def build_record(
         for item in push_tokens:
             platform = PushPlatform(item.get("platform") or "fcm")
             token = _field(
-                "push_token", lambda v, p=platform: normalise_push_token(v, p), item["token"]
+                "push_token", partial(normalise_push_token, platform=platform), item["token"]
             )
             record.push_tokens.append({"token": token, "platform": platform.value})
     for channel_name, given in (consent or {}).items():
@@ -103,7 +104,7 @@ def build_record(
     return record
 
 
-def _field(name: str, normalise: Any, value: str) -> str:
+def _field(name: str, normalise: Callable[[str], str], value: str) -> str:
     try:
         return normalise(value)
     except NotifierError as e:

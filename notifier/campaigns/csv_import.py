@@ -216,7 +216,8 @@ def _commit_chunk(
             rows, created = contacts.upsert(session, records)
             contacts.add_members(session, job.audience_id, [c.id for c in rows])
         stored = session.get(ContactImport, job.id, with_for_update=True)
-        assert stored is not None
+        if stored is None:  # the job row is never deleted while its import runs
+            raise LookupError(f"contact import {job.id} vanished during its import")
         stored.rows_read += len(batch)
         stored.created += created
         stored.updated += len({r.key for r in records}) - created

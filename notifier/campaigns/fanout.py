@@ -95,7 +95,8 @@ def build_chunk(
             if getattr(contact, CONSENT[channel]) is None:
                 _end(row, Status.SUPPRESSED, f"no marketing consent for {channel.value}", now)
             elif reason := next(
-                (blocked[f] for f in suppression_forms(channel.value, recipient) if f in blocked), None
+                (blocked[f] for f in suppression_forms(channel.value, recipient) if f in blocked),
+                None,
             ):
                 _end(row, Status.SUPPRESSED, f"recipient suppressed: {reason}", now)
             else:

@@ -25,8 +25,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 from croniter import croniter
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -44,9 +46,14 @@ from notifier.campaigns.models import (
     RunStatus,
 )
 from notifier.campaigns.optout import UnsubscribeTokens
-from notifier.campaigns.templates import get_template, get_version, resolve_version
+from notifier.campaigns.templates import (
+    ResolvedTemplate,
+    get_template,
+    get_version,
+    resolve_version,
+)
 from notifier.db.models import Notification, utcnow
-from notifier.db.session import transaction
+from notifier.db.session import affected, transaction
 from notifier.notifications import repository
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
@@ -74,7 +81,7 @@ def due_occurrence(campaign: Campaign, now: datetime) -> datetime | None:
     """The occurrence of the campaign's schedule that is due at ``now`` (UTC), if any."""
     if campaign.cron:
         local = (now + FIRE_TOLERANCE).astimezone(ZoneInfo(campaign.timezone or "UTC"))
-        previous = croniter(campaign.cron, local).get_prev(datetime)
+        previous: datetime = croniter(campaign.cron, local).get_prev(datetime)
         return previous.astimezone(UTC).replace(microsecond=0)
     if campaign.send_at is not None and campaign.send_at <= now + FIRE_TOLERANCE:
         return campaign.send_at
@@ -136,7 +143,7 @@ def enqueue_run(runtime: Runtime, run_id: str) -> None:
         runtime.celery.send_task(
             RUN_TASK, args=[run_id], queue=CAMPAIGNS_QUEUE, routing_key=CAMPAIGNS_QUEUE
         )
-    except Exception as e:  # noqa: BLE001 - resume_stalled picks the run up
+    except Exception as e:  # resume_stalled picks the run up
         log.warning(
             "campaign.run.publish_failed", extra={"run_id": run_id, "error": type(e).__name__}
         )
@@ -192,13 +199,14 @@ def _context(runtime: Runtime, run_id: str) -> RunContext | None:
         if run_row is None or run_row.status != RunStatus.RUNNING.value:
             return None
         campaign = session.get(Campaign, run_row.campaign_id)
-        assert campaign is not None
+        if campaign is None:  # a run's campaign is a foreign key: it cannot be gone
+            raise LookupError(f"campaign {run_row.campaign_id} of run {run_row.id} is missing")
         template = get_template(session, campaign.template_name)
         version = get_version(session, template, run_row.template_version)
         session.expunge_all()
-    resolved: dict[str, object] = {}
+    resolved: dict[str, ResolvedTemplate] = {}
 
-    def pick(locale: str | None):  # type: ignore[no-untyped-def]
+    def pick(locale: str | None) -> ResolvedTemplate:
         key = locale or ""
         if key not in resolved:
             resolved[key] = resolve_version(template, version, locale)
@@ -250,23 +258,25 @@ def _one_chunk(runtime: Runtime, ctx: RunContext, size: int) -> tuple[Chunk, boo
         pairs = {(channel.value, r) for c in members for r, _ in addresses(c, channel)}
         suppressions = repository.active_suppressions(session, pairs)
         chunk = build_chunk(ctx, members, suppressions, now, state.slots)
-        moved = session.execute(
-            update(CampaignRun)
-            .where(
-                CampaignRun.id == ctx.run.id,
-                CampaignRun.cursor == state.cursor,
-                CampaignRun.status == RunStatus.RUNNING.value,
+        moved = affected(
+            session.execute(
+                update(CampaignRun)
+                .where(
+                    CampaignRun.id == ctx.run.id,
+                    CampaignRun.cursor == state.cursor,
+                    CampaignRun.status == RunStatus.RUNNING.value,
+                )
+                .values(
+                    cursor=members[-1].id,
+                    processed=CampaignRun.processed + len(members),
+                    created=CampaignRun.created + len(chunk.rows),
+                    skipped=CampaignRun.skipped + chunk.skipped,
+                    slots=CampaignRun.slots + chunk.slots,
+                    heartbeat_at=now,
+                ),
+                execution_options={"synchronize_session": False},
             )
-            .values(
-                cursor=members[-1].id,
-                processed=CampaignRun.processed + len(members),
-                created=CampaignRun.created + len(chunk.rows),
-                skipped=CampaignRun.skipped + chunk.skipped,
-                slots=CampaignRun.slots + chunk.slots,
-                heartbeat_at=now,
-            ),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+        )
         if moved != 1:
             session.rollback()
             raise _Lost
@@ -280,12 +290,15 @@ def insert_chunk(session: Session, chunk: Chunk) -> None:
     if session.get_bind().dialect.name != "postgresql" or not chunk.rows:
         repository.insert_notifications(session, chunk.rows, chunk.events)
         return
-    cursor = session.connection().connection.driver_connection.cursor()
+    driver = session.connection().connection.driver_connection
+    if driver is None:  # a checked-out connection always has its DBAPI connection
+        raise RuntimeError("the session's connection has no driver connection")
+    cursor = driver.cursor()
     _copy(cursor, "notifications", chunk.rows)
     _copy(cursor, "delivery_events", chunk.events)
 
 
-def _copy(cursor, table: str, rows: list[dict]) -> None:  # type: ignore[no-untyped-def,type-arg]
+def _copy(cursor: psycopg.Cursor[Any], table: str, rows: list[dict[str, Any]]) -> None:
     columns = list(rows[0])
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
@@ -297,16 +310,18 @@ def _copy(cursor, table: str, rows: list[dict]) -> None:  # type: ignore[no-unty
 def _finish(session: Session, ctx: RunContext, cursor: int, now: datetime) -> None:
     """The fan-out reached the end of the audience: record it, and complete the run if nothing
     of it is held back (a throttled or quiet-hours run completes later, in :func:`settle`)."""
-    moved = session.execute(
-        update(CampaignRun)
-        .where(
-            CampaignRun.id == ctx.run.id,
-            CampaignRun.cursor == cursor,
-            CampaignRun.status == RunStatus.RUNNING.value,
+    moved = affected(
+        session.execute(
+            update(CampaignRun)
+            .where(
+                CampaignRun.id == ctx.run.id,
+                CampaignRun.cursor == cursor,
+                CampaignRun.status == RunStatus.RUNNING.value,
+            )
+            .values(fanned_out_at=func.coalesce(CampaignRun.fanned_out_at, now), heartbeat_at=now),
+            execution_options={"synchronize_session": False},
         )
-        .values(fanned_out_at=func.coalesce(CampaignRun.fanned_out_at, now), heartbeat_at=now),
-        execution_options={"synchronize_session": False},
-    ).rowcount
+    )
     if moved != 1:
         raise _Lost
     log.info("campaign.run.fanned_out", extra={"run_id": ctx.run.id})

@@ -81,8 +81,8 @@ class PreviewOut(BaseModel):
 
     @classmethod
     def of(
-        cls, name: str, version: int, locale: str, channel: Channel, content: dict
-    ) -> PreviewOut:  # type: ignore[type-arg]
+        cls, name: str, version: int, locale: str, channel: Channel, content: dict[str, Any]
+    ) -> PreviewOut:
         sms = None
         if channel == Channel.SMS:
             count = count_segments(content["body"])

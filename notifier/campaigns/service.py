@@ -16,6 +16,7 @@ from datetime import datetime
 from croniter import croniter
 from sqlalchemy import func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.campaigns import archive, beat_sync, contacts, runs, throttle
 from notifier.campaigns.models import HELD, Campaign, CampaignRun, CampaignStatus, RunStatus
@@ -230,13 +231,15 @@ def resume(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
     }
     resumed = _set_runs(session, campaign.id, [RunStatus.PAUSED], RunStatus.RUNNING, now)
     run_ids = _run_ids(session, campaign.id)
-    held_runs = set(
-        session.scalars(
+    held_runs = {
+        reference  # never None: IN matches no NULL, the test only narrows the type
+        for reference in session.scalars(
             select(Notification.reference)
             .where(Notification.reference.in_(run_ids), Notification.not_before == HELD)
             .distinct()
         )
-    )
+        if reference is not None
+    }
     if campaign.throttle_per_minute:
         for run_id in resumed:
             throttle.shift(session, run_id, paused.get(run_id), now, campaign.throttle_per_minute)
@@ -322,7 +325,7 @@ def _run_ids(session: Session, campaign_id: str) -> list[str]:
 
 def _change_pending(
     session: Session,
-    conditions: list,  # type: ignore[type-arg]
+    conditions: list[ColumnElement[bool]],
     kind: EventKind,
     status: Status,
     reason: str,

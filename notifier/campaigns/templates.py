@@ -197,7 +197,9 @@ def resolve_version(
 
 
 def render(
-    resolved: ResolvedTemplate, data: Mapping[str, Any], sensitive: frozenset[str] = frozenset(),
+    resolved: ResolvedTemplate,
+    data: Mapping[str, Any],
+    sensitive: frozenset[str] = frozenset(),
     **bounds: Any,
 ) -> Rendered:
     """Render the variant's fields with ``data``; push ``data`` values are templates too.

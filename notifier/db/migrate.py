@@ -6,11 +6,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.schema import SchemaItem
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+def include_object(
+    obj: SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: SchemaItem | None
+) -> bool:
     """sqlalchemy-celery-beat creates and owns its ``celery_*`` tables: not ours to migrate."""
     return not (type_ == "table" and name and name.startswith("celery_"))
 

@@ -11,7 +11,7 @@ import os
 import random
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -21,6 +21,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -34,7 +35,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-_ids = random.Random(os.urandom(32))
+_ids = random.Random(os.urandom(32))  # noqa: S311 - ids must be unique, not secret (see new_id)
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
 
@@ -65,7 +66,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    pass
+    # Every model here is mapped to a Table (none to a join or a select), so Core code can use
+    # ``Model.__table__`` where a Table is needed.
+    __table__: ClassVar[Table]
 
 
 class ApiKey(Base):
@@ -221,7 +224,9 @@ class WebhookDelivery(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     notification_id: Mapped[str] = mapped_column(ForeignKey("notifications.id"), index=True)
     api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | failed
+    status: Mapped[str] = mapped_column(
+        String(20), default="pending"
+    )  # pending | delivered | failed
     notification_status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -85,7 +85,8 @@ def _attempt(
             content_left -= _content_size(item)
             if content_left < 0:
                 raise field_error(
-                    ErrorCode.BODY_TOO_LONG, "body",
+                    ErrorCode.BODY_TOO_LONG,
+                    "body",
                     f"this batch's content passed {intake.settings.batch_max_content_chars} "
                     "characters; send the rest in another batch",
                 )
@@ -98,9 +99,14 @@ def _attempt(
         with transaction(intake.sessions) as session:
             intake._store(session, [p for _, p in prepared])
             records = [
-                IdempotencyRecord(api_key_id=caller.id, key=keyed[i].key,
-                                  fingerprint=keyed[i].fingerprint, notification_id=p.id)
-                for i, p in prepared if i in keyed
+                IdempotencyRecord(
+                    api_key_id=caller.id,
+                    key=keyed[i].key,
+                    fingerprint=keyed[i].fingerprint,
+                    notification_id=p.id,
+                )
+                for i, p in prepared
+                if i in keyed
             ]
             if records:
                 session.add_all(records)
@@ -119,7 +125,8 @@ def _split_key(item: Any, header_key: str | None, index: int) -> tuple[Any, str 
         own = item.pop("idempotency_key")
         if not isinstance(own, str) or not 1 <= len(own) <= KEY_MAX:
             raise field_error(
-                ErrorCode.VALIDATION_ERROR, "idempotency_key",
+                ErrorCode.VALIDATION_ERROR,
+                "idempotency_key",
                 f"idempotency_key must be text of 1 to {KEY_MAX} characters",
             )
         require_storable(own, "idempotency_key")
@@ -134,29 +141,44 @@ def _replays(intake: Intake, caller: Caller, keyed: dict[int, _Keyed]) -> dict[i
         return {}
     with intake.sessions() as session:
         records = {
-            r.key: r for r in session.scalars(select(IdempotencyRecord).where(
-                IdempotencyRecord.api_key_id == caller.id,
-                IdempotencyRecord.key.in_([k.key for k in keyed.values()]),
-            ))
+            r.key: r
+            for r in session.scalars(
+                select(IdempotencyRecord).where(
+                    IdempotencyRecord.api_key_id == caller.id,
+                    IdempotencyRecord.key.in_([k.key for k in keyed.values()]),
+                )
+            )
         }
         ids = [r.notification_id for r in records.values()]
-        status = dict(session.execute(
-            select(Notification.id, Notification.status).where(Notification.id.in_(ids))
-        ).all()) if ids else {}
+        status = (
+            dict(
+                session.execute(
+                    select(Notification.id, Notification.status).where(Notification.id.in_(ids))
+                ).all()
+            )
+            if ids
+            else {}
+        )
     found: dict[int, Outcome] = {}
     for index, item in keyed.items():
         record = records.get(item.key)
         if record is None:
             continue
         if record.fingerprint != item.fingerprint:
-            found[index] = Outcome(error=NotifierError(
-                ErrorCode.IDEMPOTENCY_KEY_REUSED,
-                f"idempotency key {item.key!r} was used with different content",
-            ))
+            found[index] = Outcome(
+                error=NotifierError(
+                    ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                    f"idempotency key {item.key!r} was used with different content",
+                )
+            )
         else:
-            found[index] = Outcome(replayed=True, accepted={
-                "id": record.notification_id, "status": status.get(record.notification_id),
-            })
+            found[index] = Outcome(
+                replayed=True,
+                accepted={
+                    "id": record.notification_id,
+                    "status": status.get(record.notification_id),
+                },
+            )
     return found
 
 

@@ -37,12 +37,14 @@ def send_at(settings: Settings, requested: datetime | None) -> datetime | None:
     tolerance = timedelta(seconds=settings.send_at_past_tolerance_seconds)
     if requested < now - tolerance:
         raise field_error(
-            ErrorCode.VALIDATION_ERROR, "send_at",
+            ErrorCode.VALIDATION_ERROR,
+            "send_at",
             f"send_at is in the past (more than {int(tolerance.total_seconds())} s ago)",
         )
     if requested > now + timedelta(days=settings.send_at_max_days):
         raise field_error(
-            ErrorCode.VALIDATION_ERROR, "send_at",
+            ErrorCode.VALIDATION_ERROR,
+            "send_at",
             f"send_at is more than {settings.send_at_max_days} days ahead",
         )
     return requested if requested > now else None
@@ -55,7 +57,11 @@ def max_chars(settings: Settings, channel: Channel) -> dict[str, int]:
         return {"subject": SUBJECT_MAX, "body": body, "html": body}
     if channel == Channel.SMS:  # the segment count decides; this bounds the counting
         return {"body": settings.sms_max_segments * 160 + 1}
-    return {"title": PUSH_TITLE_MAX, "body": settings.push_max_body_chars, "data": PUSH_DATA_MAX_BYTES}
+    return {
+        "title": PUSH_TITLE_MAX,
+        "body": settings.push_max_body_chars,
+        "data": PUSH_DATA_MAX_BYTES,
+    }
 
 
 def check_body(
@@ -73,7 +79,11 @@ def check_body(
                 f"at most {settings.sms_max_segments} are allowed",
             )
         return count.segments
-    limit = settings.email_max_body_chars if isinstance(request, EmailRequest) else settings.push_max_body_chars
+    limit = (
+        settings.email_max_body_chars
+        if isinstance(request, EmailRequest)
+        else settings.push_max_body_chars
+    )
     if len(body) > limit:
         raise field_error(
             ErrorCode.BODY_TOO_LONG, "body", f"body is {len(body)} characters; at most {limit}"

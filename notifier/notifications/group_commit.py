@@ -2,8 +2,8 @@
 
 A request that passed validation hands its prepared row to the :class:`GroupCommitter` and waits.
 A writer thread per API process (one measured faster than two: bigger groups, less GIL
-contention; see bench/README.md) takes everything that arrived while the previous group was being written (up to
-``max_items``), checks suppressions for all of it in one query, inserts
+contention; see bench/README.md) takes everything that arrived while the previous group was
+being written (up to ``max_items``), checks suppressions for all of it in one query, inserts
 all rows and first events with one multi-row insert each, commits once, then publishes one task
 per lane carrying many ids, and wakes every waiting request. Under load a request waits for at
 most one group write; alone, it is written at once (no timer).
@@ -68,7 +68,9 @@ class GroupCommitter:
             with self._lock:
                 if not self._threads:
                     for number in range(self._writers):
-                        thread = threading.Thread(target=self._run, name=f"intake-group-commit-{number}", daemon=True)
+                        thread = threading.Thread(
+                            target=self._run, name=f"intake-group-commit-{number}", daemon=True
+                        )
                         thread.start()
                         self._threads.append(thread)
 
@@ -94,11 +96,14 @@ class GroupCommitter:
         started = time.perf_counter()
         try:
             self._store(items)
-        except Exception as e:  # noqa: BLE001 - isolate: write each row on its own
+        except Exception as e:  # isolate: write each row on its own
             if len(group) == 1:
                 group[0].future.set_exception(e)
                 return
-            log.warning("intake.group_commit.isolating", extra={"size": len(group), "error": type(e).__name__})
+            log.warning(
+                "intake.group_commit.isolating",
+                extra={"size": len(group), "error": type(e).__name__},
+            )
             group = self._write_one_by_one(group)
             items = [p.prepared for p in group]
         stored = time.perf_counter()
@@ -108,9 +113,14 @@ class GroupCommitter:
         finally:
             for pending in group:
                 pending.future.set_result(pending.prepared)
-        log.debug("intake.group_commit.written", extra={
-            "size": len(group), "store_ms": round((stored - started) * 1000, 2),
-            "publish_ms": round((time.perf_counter() - stored) * 1000, 2)})
+        log.debug(
+            "intake.group_commit.written",
+            extra={
+                "size": len(group),
+                "store_ms": round((stored - started) * 1000, 2),
+                "publish_ms": round((time.perf_counter() - stored) * 1000, 2),
+            },
+        )
 
     def _write_one_by_one(self, group: list[_Pending]) -> list[_Pending]:
         """Each row in its own transaction; the failures get their error. Returns the stored."""
@@ -118,7 +128,7 @@ class GroupCommitter:
         for pending in group:
             try:
                 self._store([pending.prepared])
-            except Exception as e:  # noqa: BLE001 - this request's own error
+            except Exception as e:  # this request's own error
                 pending.future.set_exception(e)
             else:
                 stored.append(pending)

@@ -64,7 +64,8 @@ class Prepared:
 
     @property
     def id(self) -> str:
-        return self.row["id"]
+        value: str = self.row["id"]
+        return value
 
 
 @dataclass
@@ -181,7 +182,9 @@ class Intake:
         return not request.template and known_plain(_sources(request))
 
     def prepare(
-        self, caller: Caller, request: EmailRequest | SmsRequest | PushRequest,
+        self,
+        caller: Caller,
+        request: EmailRequest | SmsRequest | PushRequest,
         render_timeout: float | None = None,
     ) -> Prepared:
         channel = Channel(request.channel)
@@ -257,7 +260,10 @@ class Intake:
         sensitive = frozenset(request.sensitive)
         channel = Channel(request.channel)
         options: dict[str, Any] = {
-            "max_chars": bounds.max_chars(self.settings, channel), "pool": self.render_pool, "timeout": timeout, "owner": owner,
+            "max_chars": bounds.max_chars(self.settings, channel),
+            "pool": self.render_pool,
+            "timeout": timeout,
+            "owner": owner,
         }
         if template is not None:
             rendered = templates.render(template, request.data, sensitive, **options)
@@ -271,7 +277,8 @@ class Intake:
         subject = rendered.content.get("subject")
         if subject is not None and ("\r" in subject or "\n" in subject):
             raise field_error(
-                ErrorCode.VALIDATION_ERROR, "subject",
+                ErrorCode.VALIDATION_ERROR,
+                "subject",
                 "subject must be one line: it renders with a CR or LF",
             )
         if "data" in rendered.content:

@@ -6,10 +6,12 @@ import base64
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from psycopg.types.json import Json as PgJson
 from sqlalchemy import JSON, Table, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.db.models import (
     ApiKey,
@@ -26,7 +28,9 @@ from notifier.statuses import ALLOWED_FROM, Status
 from notifier.suppressions import suppression_forms
 
 
-def insert_notifications(session: Session, rows: Sequence[dict], events: Sequence[dict]) -> None:
+def insert_notifications(
+    session: Session, rows: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]
+) -> None:
     """One bulk write for the notifications and one for their first events: COPY on PostgreSQL
     (the cheapest path for the group commit, in both database and Python time), a multi-row
     insert elsewhere."""
@@ -40,23 +44,31 @@ def insert_notifications(session: Session, rows: Sequence[dict], events: Sequenc
         session.execute(insert(DeliveryEvent), list(events))
 
 
-def copy_rows(session: Session, table: Table, rows: Sequence[dict]) -> None:
+def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """COPY ``rows`` (dicts of column values) into ``table`` inside the session's transaction."""
     if not rows:
         return
     columns = list(dict.fromkeys(key for row in rows for key in row))
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
     driver = session.connection().connection.driver_connection
-    with driver.cursor() as cursor, cursor.copy(
-        f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-    ) as copy:
+    if driver is None:  # a checked-out connection always has its DBAPI connection
+        raise RuntimeError("the session's connection has no driver connection")
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
         for row in rows:
-            copy.write_row([
-                PgJson(row.get(c)) if c in json_columns and row.get(c) is not None else row.get(c) for c in columns
-            ])
+            copy.write_row(
+                [
+                    PgJson(row.get(c))
+                    if c in json_columns and row.get(c) is not None
+                    else row.get(c)
+                    for c in columns
+                ]
+            )
 
 
-def add_events(session: Session, events: Iterable[dict]) -> None:
+def add_events(session: Session, events: Iterable[dict[str, Any]]) -> None:
     events = list(events)
     if not events:
         return
@@ -68,11 +80,21 @@ def add_events(session: Session, events: Iterable[dict]) -> None:
 
 _SENT = (
     update(Notification.__table__)
-    .where(Notification.__table__.c.id == bindparam("b_id"), Notification.__table__.c.status == Status.SENDING.value)
-    .values(status=Status.SENT.value, sent_at=bindparam("b_now"), updated_at=bindparam("b_now"),
-            provider=bindparam("b_provider"), provider_message_id=bindparam("b_message_id"),
-            attempts=bindparam("b_attempts"), sealed_content=None, pinned_provider=None,
-            status_reason=None)
+    .where(
+        Notification.__table__.c.id == bindparam("b_id"),
+        Notification.__table__.c.status == Status.SENDING.value,
+    )
+    .values(
+        status=Status.SENT.value,
+        sent_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        provider=bindparam("b_provider"),
+        provider_message_id=bindparam("b_message_id"),
+        attempts=bindparam("b_attempts"),
+        sealed_content=None,
+        pinned_provider=None,
+        status_reason=None,
+    )
 )
 
 
@@ -81,10 +103,13 @@ def mark_sent(session: Session, sent: Sequence[tuple[str, str, str, int]], now: 
     attempts). The same guard as :func:`move` (only from ``sending``), without a statement per
     row."""
     if sent:
-        session.execute(_SENT, [
-            {"b_id": i, "b_now": now, "b_provider": p, "b_message_id": m, "b_attempts": n}
-            for i, p, m, n in sent
-        ])
+        session.execute(
+            _SENT,
+            [
+                {"b_id": i, "b_now": now, "b_provider": p, "b_message_id": m, "b_attempts": n}
+                for i, p, m, n in sent
+            ],
+        )
 
 
 def record_inflight(session: Session, notification_id: str, provider: str) -> None:
@@ -98,7 +123,12 @@ def record_inflight(session: Session, notification_id: str, provider: str) -> No
 
 
 def move(
-    session: Session, ids: Sequence[str], target: Status, *, where: Sequence = (), **values: object
+    session: Session,
+    ids: Sequence[str],
+    target: Status,
+    *,
+    where: Sequence[ColumnElement[bool]] = (),
+    **values: object,
 ) -> list[str]:
     """Guarded status change: only rows whose current status may move to ``target`` (and that
     match ``where``) change. Returns the ids that moved."""
@@ -126,16 +156,30 @@ def owe_webhooks(session: Session, ids: Sequence[str], status: Status) -> None:
     now = utcnow()
     owed = (
         select(
-            Notification.id, Notification.api_key_id, literal("pending"), literal(status.value), literal(0),
-            literal(now, UTCDateTime), literal(now, UTCDateTime), literal(now, UTCDateTime),
+            Notification.id,
+            Notification.api_key_id,
+            literal("pending"),
+            literal(status.value),
+            literal(0),
+            literal(now, UTCDateTime),
+            literal(now, UTCDateTime),
+            literal(now, UTCDateTime),
         )
         .join(ApiKey, ApiKey.id == Notification.api_key_id)
         .where(Notification.id.in_(list(ids)), ApiKey.callback_url.is_not(None))
     )
     session.execute(
         insert(WebhookDelivery).from_select(
-            ["notification_id", "api_key_id", "status", "notification_status", "attempts", "next_attempt_at",
-             "created_at", "updated_at"],
+            [
+                "notification_id",
+                "api_key_id",
+                "status",
+                "notification_status",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+                "updated_at",
+            ],
             owed,
         )
     )
@@ -238,7 +282,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         ) from e
 
 
-def _conditions(filters: Filters) -> list:
+def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
     conditions = []
     if filters.api_key_id is not None:
         conditions.append(Notification.api_key_id == filters.api_key_id)
@@ -262,7 +306,7 @@ def _conditions(filters: Filters) -> list:
 
 
 def page(
-    session: Session, conditions: Sequence, cursor: str | None, limit: int
+    session: Session, conditions: Sequence[ColumnElement[bool]], cursor: str | None, limit: int
 ) -> tuple[list[Notification], str | None]:
     """Notifications matching ``conditions``, newest first, keyset-paginated on (created_at, id).
     The one pagination of notifications: the API's list and the support searches use it."""
@@ -286,8 +330,10 @@ def page(
     return rows[:limit], next_cursor
 
 
-def status_counts(session: Session, conditions: Sequence) -> dict[str, int]:
-    stmt = select(Notification.status, func.count()).where(*conditions).group_by(Notification.status)
+def status_counts(session: Session, conditions: Sequence[ColumnElement[bool]]) -> dict[str, int]:
+    stmt = (
+        select(Notification.status, func.count()).where(*conditions).group_by(Notification.status)
+    )
     return {status: count for status, count in session.execute(stmt)}
 
 

@@ -31,7 +31,8 @@ class _NotificationRequest(BaseModel):
         min_length=1, max_length=4096, description="Recipient: email, E.164 phone or device token"
     )
     data: dict[str, Any] = Field(
-        default_factory=dict, max_length=DATA_MAX_KEYS,
+        default_factory=dict,
+        max_length=DATA_MAX_KEYS,
         description=f"Personalisation for the templates (at most {DATA_MAX_KEYS} keys)",
     )
     sensitive: list[Annotated[str, Field(max_length=100)]] = Field(
@@ -87,7 +88,9 @@ class _NotificationRequest(BaseModel):
 class EmailRequest(_NotificationRequest):
     channel: Literal["email"]
     subject: str | None = Field(
-        default=None, min_length=1, max_length=SUBJECT_MAX,
+        default=None,
+        min_length=1,
+        max_length=SUBJECT_MAX,
         description="One line: CR and LF are refused (also after rendering)",
     )
     body: str | None = Field(default=None, min_length=1, max_length=EMAIL_BODY_MAX)

@@ -21,7 +21,8 @@ it (``notifier.campaigns.optout`` handles the inbound START).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -223,7 +224,9 @@ def _ttl(original: Notification, runtime: Runtime) -> timedelta:
     return timedelta(seconds=runtime.settings.default_ttl_seconds)
 
 
-def _event(notification_id: str, at, status: Status | None, detail: str) -> dict:  # type: ignore[no-untyped-def]
+def _event(
+    notification_id: str, at: datetime, status: Status | None, detail: str
+) -> dict[str, Any]:
     return {
         "notification_id": notification_id,
         "created_at": at,

@@ -40,11 +40,17 @@ class RunProgress:
 
 
 def latest(session: Session, limit: int = 50) -> list[RunProgress]:
-    campaigns = session.scalars(select(Campaign).order_by(Campaign.created_at.desc()).limit(limit)).all()
+    campaigns = session.scalars(
+        select(Campaign).order_by(Campaign.created_at.desc()).limit(limit)
+    ).all()
     result = []
     for campaign in campaigns:
         run = session.scalars(
-            select(CampaignRun).where(CampaignRun.campaign_id == campaign.id).order_by(CampaignRun.run_at.desc())
+            select(CampaignRun)
+            .where(CampaignRun.campaign_id == campaign.id)
+            .order_by(CampaignRun.run_at.desc())
         ).first()
-        result.append(RunProgress(campaign, run, progress(session, run.id) if run is not None else {}))
+        result.append(
+            RunProgress(campaign, run, progress(session, run.id) if run is not None else {})
+        )
     return result

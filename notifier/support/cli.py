@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.config import Settings
 from notifier.db.migrate import upgrade
@@ -24,7 +25,7 @@ staff_app = typer.Typer(help="Support console staff accounts", no_args_is_help=T
 console = Console(stderr=True)
 
 
-def _sessions():  # type: ignore[no-untyped-def]
+def _sessions() -> sessionmaker[Session]:
     try:
         settings = Settings()
     except Exception as e:
@@ -37,7 +38,8 @@ def _sessions():  # type: ignore[no-untyped-def]
 def _read_password() -> str:
     if not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\r\n")
-    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
 
 
 @staff_app.command("create")

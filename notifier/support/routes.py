@@ -11,16 +11,17 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from notifier.api.deps import RuntimeDep
 from notifier.db.session import transaction
 from notifier.errors import NotifierError
 from notifier.statuses import Status
 from notifier.support import actions, audit, campaign_progress, forms, search, signin
-from notifier.support.cases import load_case, recipient_forms, suppressions_of
+from notifier.support.cases import NotificationCase, load_case, recipient_forms, suppressions_of
 from notifier.support.models import AuditAction
 from notifier.support.search import Criteria, SearchField
+from notifier.support.staff import Staff
 from notifier.support.web import (
     HERE,
     ConsoleRoute,
@@ -110,7 +111,15 @@ def notification_page(
     return _case_page(request, staff, case, done=request.query_params.get("done"))
 
 
-def _case_page(request, staff, case, *, done=None, error=None, status_code=200):  # type: ignore[no-untyped-def]
+def _case_page(
+    request: Request,
+    staff: Staff,
+    case: NotificationCase,
+    *,
+    done: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     return render(
         request,
         "notification.html",
@@ -272,6 +281,4 @@ def audit_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Respon
 @router.api_route("/{unknown:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def not_a_console_page(request: Request, unknown: str) -> Response:
     """Last route: an unknown path under /support is a console page, not the API's JSON 404."""
-    raise PageRefused(
-        404, "Page not found", f"There is no console page at {request.url.path}."
-    )
+    raise PageRefused(404, "Page not found", f"There is no console page at {request.url.path}.")

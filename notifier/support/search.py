@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.db.models import ApiKey, Notification
 from notifier.notifications import repository
@@ -83,9 +84,9 @@ class Results:
         return sum(self.counts.values())
 
 
-def term_condition(  # type: ignore[no-untyped-def]
+def term_condition(
     search_field: SearchField, text: str, regions: Sequence[str] = DEFAULT_SEARCH_REGIONS
-):
+) -> ColumnElement[bool]:
     text = text.strip()[:MAX_TERM_LENGTH]
     recipient = Notification.recipient.in_(normalise_for_search(text, regions))
     if search_field == SearchField.RECIPIENT:
@@ -104,7 +105,7 @@ def term_condition(  # type: ignore[no-untyped-def]
     )
 
 
-def conditions(criteria: Criteria) -> list:
+def conditions(criteria: Criteria) -> list[ColumnElement[bool]]:
     found = [
         term_condition(f, text, criteria.regions) for f, text in criteria.terms if text.strip()
     ]

@@ -142,7 +142,7 @@ def sign_in(
                 AuditAction.SIGN_IN,
                 source=audit.Source.of(request),
             )
-    if token is None:
+    if token is None or account is None:  # no account, no token
         log.info("support.sign_in.failed")
         _audit_failure(runtime, request, email, "wrong email or password")
         return _form(

@@ -125,7 +125,10 @@ def _scheduled(facts: Facts) -> str:
 
 def _sending(facts: Facts) -> str:
     row = facts.notification
-    return f"Being handed to the provider now (attempt {row.attempts}, started {when(row.claimed_at)})."
+    return (
+        f"Being handed to the provider now (attempt {row.attempts}, "
+        f"started {when(row.claimed_at)})."
+    )
 
 
 def _sent(facts: Facts) -> str:
@@ -150,7 +153,10 @@ def _never_asked(facts: Facts) -> str:
     serves its lane, ...): say so, never "the provider answered"."""
     reason = (facts.notification.status_reason or "").rstrip(".")
     why = f": {reason}" if reason else ""
-    return f"Not sent: it failed before any provider was asked to send it{why}. It will not be retried."
+    return (
+        f"Not sent: it failed before any provider was asked to send it{why}. "
+        "It will not be retried."
+    )
 
 
 def _failed(facts: Facts) -> str:

@@ -64,9 +64,8 @@ from providers.interface import (
     ConfigurationError,
     EmailMessage,
     Lane,
-    parse_retry_after,
+    Message,
     PermanentError,
-    positive_option,
     Provider,
     ProviderAccountError,
     ProviderError,
@@ -74,6 +73,8 @@ from providers.interface import (
     SendResult,
     ThrottledError,
     TransientError,
+    parse_retry_after,
+    positive_option,
 )
 
 # How long to wait after throttling when SES does not say (it usually does not): SES limits are
@@ -207,8 +208,10 @@ class SesProvider(Provider):
 
     # ---------------------------------------------------------------- interface
 
-    async def send(self, message: EmailMessage) -> SendResult:  # type: ignore[override]
+    async def send(self, message: Message) -> SendResult:
         self.ensure_lane(message)
+        if not isinstance(message, EmailMessage):  # the lane's channel decides the kind: narrows it
+            raise PermanentError(f"provider {self.name} sends email only", code="lane_mismatch")
         response = await self._call("send_email", **self.request(message))
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return SendResult(

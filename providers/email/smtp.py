@@ -49,11 +49,11 @@ import socket
 import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from email.generator import BytesGenerator
 from email.headerregistry import Address
 from email.message import EmailMessage as MimeMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
-from email.generator import BytesGenerator
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -68,8 +68,8 @@ from providers.interface import (
     EmailMessage,
     InvalidRecipientError,
     Lane,
+    Message,
     PermanentError,
-    positive_option,
     Provider,
     ProviderAccountError,
     ProviderError,
@@ -77,6 +77,7 @@ from providers.interface import (
     SendResult,
     SuppressionReason,
     TransientError,
+    positive_option,
 )
 
 _DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
@@ -229,7 +230,9 @@ def wire_bytes(mime: MimeMessage, *, utf8: bool, cte_type: str) -> bytes:
     """The message as sent. Header lines fold only past RFC 5322's hard limit of 998
     characters: the default 78 would fold a long ``List-Unsubscribe`` URL, which has no space to
     fold at, into RFC 2047 encoded words that mail clients do not read as a URL."""
-    policy = (SMTPUTF8_POLICY if utf8 else SMTP_POLICY).clone(max_line_length=998, cte_type=cte_type)
+    policy = (SMTPUTF8_POLICY if utf8 else SMTP_POLICY).clone(
+        max_line_length=998, cte_type=cte_type
+    )
     buffer = io.BytesIO()
     BytesGenerator(buffer, policy=policy).flatten(mime)
     return buffer.getvalue()
@@ -310,8 +313,10 @@ class SmtpProvider(Provider):
 
     # ---------------------------------------------------------------- interface
 
-    async def send(self, message: EmailMessage) -> SendResult:  # type: ignore[override]
+    async def send(self, message: Message) -> SendResult:
         self.ensure_lane(message)
+        if not isinstance(message, EmailMessage):  # the lane's channel decides the kind: narrows it
+            raise PermanentError(f"provider {self.name} sends email only", code="lane_mismatch")
         if not is_bare_address(message.to):
             raise InvalidRecipientError(
                 "recipient is not a plain email address", code="invalid_address"

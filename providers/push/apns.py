@@ -73,7 +73,6 @@ from providers.interface import (
     SendResult,
     SuppressionReason,
     ThrottledError,
-    TransientError,
 )
 
 # What APNs answers mean for us, one row per vendor answer, keyed (HTTP status, reason); a
@@ -297,8 +296,8 @@ class ApnsProvider(Provider):
         apns_id = apns_id_for(message.notification_id)
         if apns_id in self._in_flight:  # an earlier attempt still waits for its answer
             apns_id = str(uuid.uuid4())
-        collapse_id = message.notification_id
-        if len(collapse_id.encode()) > _COLLAPSE_ID_LIMIT:
+        collapse_id: str | None = message.notification_id
+        if len(message.notification_id.encode()) > _COLLAPSE_ID_LIMIT:
             collapse_id = None
         return NotificationRequest(
             device_token=message.to,

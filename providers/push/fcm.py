@@ -64,7 +64,6 @@ from providers.interface import (
     InvalidRecipientError,
     Lane,
     Message,
-    parse_retry_after,
     PermanentError,
     Provider,
     ProviderAccountError,
@@ -76,6 +75,7 @@ from providers.interface import (
     SuppressionReason,
     ThrottledError,
     TransientError,
+    parse_retry_after,
 )
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -108,7 +108,7 @@ FCM_ERRORS: dict[str, type[ProviderError]] = {
     "HTTP 5xx": ProviderUnavailableError,
 }
 
-_TOKEN_FIELD = "message.token"
+_TOKEN_FIELD = "message.token"  # noqa: S105 - the name of FCM's device-token field
 
 
 class FcmAnswerError(FCMError):
@@ -179,7 +179,8 @@ class FcmClient(FCMNotification):
         if self._is_access_token_expired(response):
             self.thread_local.token_expiry = 0
             response = self.requests_session.post(self.fcm_end_point, data=payload, timeout=timeout)
-        return response
+        answer: requests.Response = response
+        return answer
 
     def parse_response(self, response: requests.Response) -> Any:
         try:
@@ -200,7 +201,8 @@ class FcmClient(FCMNotification):
         with self._token_lock:
             if not self.credentials.valid:
                 self.credentials.refresh(self.token_request)
-            return self.credentials.token
+            token: str = self.credentials.token
+            return token
 
 
 def load_service_account(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -279,7 +281,7 @@ class FcmProvider(Provider):
         token_session = requests.Session()
         token_session.mount("http://", self._adapter)
         token_session.mount("https://", self._adapter)
-        client = client_class(
+        client: FcmClient = client_class(
             credentials=credentials, project_id=self.project_id, adapter=self._adapter
         )
         client.token_request = partial(
@@ -370,7 +372,9 @@ def transport_error(e: Exception) -> ProviderError:
     if isinstance(e, requests.ConnectTimeout) or _connection_refused(e):
         return ProviderUnavailableError("FCM connection failed", code="connect")
     if isinstance(e, requests.Timeout):
-        return ProviderUnavailableError("FCM answer timed out", code="timeout", accepted_unknown=True)
+        return ProviderUnavailableError(
+            "FCM answer timed out", code="timeout", accepted_unknown=True
+        )
     return ProviderUnavailableError("FCM connection lost", code="connection", accepted_unknown=True)
 
 

@@ -57,6 +57,7 @@ from providers.interface import (
     ErrorRule,
     InvalidRecipientError,
     Lane,
+    Message,
     PermanentError,
     Provider,
     ProviderAccountError,
@@ -65,7 +66,6 @@ from providers.interface import (
     SmsMessage,
     SuppressionReason,
     ThrottledError,
-    TransientError,
 )
 
 T = TypeVar("T")
@@ -84,8 +84,6 @@ HTTP_429 = "http 429"
 HTTP_5XX = "http 5xx"
 HTTP_4XX = "http 4xx"
 ERRORS_DOC = "https://docs.aws.amazon.com/sns/latest/api/CommonErrors.html"
-
-
 
 
 INVALID_ADDRESS = ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS)
@@ -216,8 +214,10 @@ class SnsProvider(Provider):
         )
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"sns-{name}")
 
-    async def send(self, message: SmsMessage) -> SendResult:  # type: ignore[override]
+    async def send(self, message: Message) -> SendResult:
         self.ensure_lane(message)
+        if not isinstance(message, SmsMessage):  # the lane's channel decides the kind: narrows it
+            raise PermanentError(f"provider {self.name} sends SMS only", code="lane_mismatch")
         if self.check_opted_out:
             await self._refuse_opted_out(message.to)
         answer = await self._call(self._client.publish, **self.publish_params(message))

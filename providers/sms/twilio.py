@@ -58,7 +58,7 @@ from providers.interface import (
     ErrorRule,
     InvalidRecipientError,
     Lane,
-    parse_retry_after,
+    Message,
     PermanentError,
     Provider,
     ProviderAccountError,
@@ -67,7 +67,7 @@ from providers.interface import (
     SmsMessage,
     SuppressionReason,
     ThrottledError,
-    TransientError,
+    parse_retry_after,
 )
 
 T = TypeVar("T")
@@ -80,8 +80,6 @@ HTTP_5XX = "http 5xx"
 HTTP_4XX = "http 4xx"
 
 
-
-
 # Twilio's answers and what they mean for us. Error codes are documented one page per code at
 # https://www.twilio.com/docs/errors/<code> (index: https://www.twilio.com/docs/api/errors);
 # HTTP statuses at https://www.twilio.com/docs/usage/requests-to-twilio. Keys are Twilio error
@@ -89,7 +87,9 @@ HTTP_4XX = "http 4xx"
 ERROR_TABLE: Mapping[int | str, ErrorRule] = {
     21211: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # invalid 'To'
     21214: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # cannot be reached
-    21217: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a valid number
+    21217: ErrorRule(
+        InvalidRecipientError, SuppressionReason.INVALID_ADDRESS
+    ),  # not a valid number
     21614: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a mobile
     21610: ErrorRule(InvalidRecipientError, SuppressionReason.STOP),  # recipient replied STOP
     20429: ErrorRule(ThrottledError),  # too many requests
@@ -163,9 +163,11 @@ class AnswerKeepingHttpClient(TwilioHttpClient):
         super().__init__(pool_connections=True, timeout=timeout)
         self._answers = threading.local()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
-        assert self.session is not None
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        session = self.session
+        if session is None:  # pool_connections=True above makes the SDK create one
+            raise RuntimeError("the Twilio SDK made no pooled session")
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
 
     def request(self, *args: Any, **kwargs: Any) -> Response:
         self._answers.headers = {}
@@ -230,8 +232,10 @@ class TwilioProvider(Provider):
             self._client.api.base_url = str(options["base_url"]).rstrip("/")
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"twilio-{name}")
 
-    async def send(self, message: SmsMessage) -> SendResult:  # type: ignore[override]
+    async def send(self, message: Message) -> SendResult:
         self.ensure_lane(message)
+        if not isinstance(message, SmsMessage):  # the lane's channel decides the kind: narrows it
+            raise PermanentError(f"provider {self.name} sends SMS only", code="lane_mismatch")
         params = self.message_params(message, datetime.now(UTC))
         created = await self._call(self._client.messages.create, **params)
         return SendResult(provider_message_id=created.sid, response_code="201")

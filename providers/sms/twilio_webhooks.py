@@ -100,7 +100,7 @@ def parse_status_callback(params: Mapping[str, str]) -> Receipt:
 
 def receipt_outcome(status: str, code: str | None) -> ReceiptOutcome:
     outcome = STATUS_OUTCOMES.get(status, ReceiptOutcome.PENDING)
-    if outcome == ReceiptOutcome.FAILED and code in FAILURE_CODE_OUTCOMES:
+    if outcome == ReceiptOutcome.FAILED and code is not None and code in FAILURE_CODE_OUTCOMES:
         return FAILURE_CODE_OUTCOMES[code]
     return outcome
 

@@ -29,15 +29,31 @@ def test_every_api_process_logs_json_with_ids(tmp_path: Path) -> None:
     runtime.close()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFIER_", "PROMETHEUS_"))}
-    env.update(NOTIFIER_ENV="test", NOTIFIER_DATABASE_URL=settings.database_url,
-               NOTIFIER_DATA_DIR=str(settings.data_dir), NOTIFIER_LOG_FORMAT="json", NOTIFIER_LOG_LEVEL="INFO",
-               # a broker and a rate-limit Redis nobody listens on: the publish fails and is logged
-               # (the sweeper would retry it), the rate limit falls back to memory and says so
-               NOTIFIER_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",
-               NOTIFIER_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    env.update(
+        NOTIFIER_ENV="test",
+        NOTIFIER_DATABASE_URL=settings.database_url,
+        NOTIFIER_DATA_DIR=str(settings.data_dir),
+        NOTIFIER_LOG_FORMAT="json",
+        NOTIFIER_LOG_LEVEL="INFO",
+        # a broker and a rate-limit Redis nobody listens on: the publish fails and is logged
+        # (the sweeper would retry it), the rate limit falls back to memory and says so
+        NOTIFIER_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",
+        NOTIFIER_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+    )
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "notifier"), "api", "--port", str(port), "--workers", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+        [
+            str(Path(sys.executable).parent / "notifier"),
+            "api",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -48,8 +64,12 @@ def test_every_api_process_logs_json_with_ids(tmp_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline and process.poll() is None, "the API did not start"
             time.sleep(0.2)
-        answer = httpx.post(f"http://127.0.0.1:{port}/v1/notifications", json=email(), timeout=30,
-                            headers={"Authorization": f"Bearer {key}", "X-Request-ID": "req-logs-1"})
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/v1/notifications",
+            json=email(),
+            timeout=30,
+            headers={"Authorization": f"Bearer {key}", "X-Request-ID": "req-logs-1"},
+        )
         assert answer.status_code == 202, answer.text
         notification_id = answer.json()["id"]
         time.sleep(1)
@@ -65,7 +85,9 @@ def test_every_api_process_logs_json_with_ids(tmp_path: Path) -> None:
     children = {e["pid"] for e in entries if e["event"].startswith("Started server process")}
     assert len(children) == 2 and process.pid not in children, entries  # INFO from each child
     fallback = [e for e in entries if e["event"] == "ratelimit.storage_unavailable"]
-    assert fallback and fallback[0]["level"] == "warning" and fallback[0]["pid"] in children, entries
+    assert fallback and fallback[0]["level"] == "warning" and fallback[0]["pid"] in children, (
+        entries
+    )
     assert fallback[0]["request_id"] == "req-logs-1"  # logged while serving that request
     failed = [e for e in entries if e["event"] == "publish.failed"]
     assert failed and failed[0]["level"] == "warning" and failed[0]["pid"] in children, entries

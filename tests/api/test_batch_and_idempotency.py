@@ -32,7 +32,9 @@ def test_batch_answers_one_result_per_item_in_order(client, auth, runtime):  # t
 
 
 def test_batch_over_the_item_limit_is_413_and_stores_nothing(client, auth, runtime):  # type: ignore[no-untyped-def]
-    response = client.post("/v1/notifications/batch", json={"notifications": [email()] * 1001}, headers=auth)
+    response = client.post(
+        "/v1/notifications/batch", json={"notifications": [email()] * 1001}, headers=auth
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "batch_too_large"
     assert count(runtime) == 0
@@ -75,7 +77,10 @@ def test_same_idempotency_key_with_another_body_is_422(client, auth, runtime):  
 def test_idempotency_keys_are_scoped_to_the_api_key(client, auth, runtime):  # type: ignore[no-untyped-def]
     from tests.factories import api_key
 
-    other = {"Authorization": f"Bearer {api_key(runtime, name='other')}", "Idempotency-Key": "shared"}
+    other = {
+        "Authorization": f"Bearer {api_key(runtime, name='other')}",
+        "Idempotency-Key": "shared",
+    }
     mine = {**auth, "Idempotency-Key": "shared"}
     a = client.post("/v1/notifications", json=email(), headers=mine).json()["id"]
     b = client.post("/v1/notifications", json=email(), headers=other).json()["id"]

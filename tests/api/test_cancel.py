@@ -20,7 +20,9 @@ def _state(runtime, notification_id: str):  # type: ignore[no-untyped-def]
     with runtime.sessions() as s:
         row = s.get(Notification, notification_id)
         events = s.scalar(
-            select(func.count()).select_from(DeliveryEvent).where(DeliveryEvent.notification_id == notification_id)
+            select(func.count())
+            .select_from(DeliveryEvent)
+            .where(DeliveryEvent.notification_id == notification_id)
         )
         return row.status, events
 
@@ -59,7 +61,9 @@ def test_auth_matrix_and_unknown_ids(client, auth, runtime):  # type: ignore[no-
     created = client.post("/v1/notifications", json=email(send_at=_later()), headers=auth).json()
     path = f"/v1/notifications/{created['id']}/cancel"
     other = {"Authorization": f"Bearer {api_key(runtime, 'other')}"}
-    read_only = {"Authorization": f"Bearer {api_key(runtime, 'reader', scopes=['notifications:read'])}"}
+    read_only = {
+        "Authorization": f"Bearer {api_key(runtime, 'reader', scopes=['notifications:read'])}"
+    }
     cases = [
         ({}, 401, "unauthenticated"),
         ({"Authorization": "Bearer nope"}, 401, "unauthenticated"),
@@ -69,7 +73,9 @@ def test_auth_matrix_and_unknown_ids(client, auth, runtime):  # type: ignore[no-
     for headers, status, code in cases:
         response = client.post(path, headers=headers)
         assert (response.status_code, response.json()["error"]["code"]) == (status, code), headers
-    missing = client.post("/v1/notifications/00000000-0000-0000-0000-000000000000/cancel", headers=auth)
+    missing = client.post(
+        "/v1/notifications/00000000-0000-0000-0000-000000000000/cancel", headers=auth
+    )
     assert missing.status_code == 404
     assert client.get(path, headers=auth).status_code == 405
     assert _state(runtime, created["id"]) == ("scheduled", 1)  # nothing changed on refusal

@@ -32,8 +32,16 @@ def tick(runtime, age: float = 0.0) -> None:  # type: ignore[no-untyped-def]
 def worker(runtime, worker_id: str, queues: list[str], age: float = 0.0) -> None:  # type: ignore[no-untyped-def]
     now = utcnow()
     with transaction(runtime.sessions) as session:
-        session.merge(WorkerHeartbeat(worker_id=worker_id, hostname="h", pid=1, queues=queues,
-                                      started_at=now, seen_at=now - timedelta(seconds=age)))
+        session.merge(
+            WorkerHeartbeat(
+                worker_id=worker_id,
+                hostname="h",
+                pid=1,
+                queues=queues,
+                started_at=now,
+                seen_at=now - timedelta(seconds=age),
+            )
+        )
 
 
 def problems(response) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -60,14 +68,18 @@ def test_a_served_deployment_is_delivering(client, auth, runtime) -> None:  # ty
     assert body["status"] == "delivering" and body["problems"] == []
     assert body["backlog"]["email.transactional"]["due"] == 1
     assert body["live_workers"]["email.transactional"] == 1
-    assert socket.gethostname() not in response.text and "all-lanes" not in response.text  # no worker names
+    assert (
+        socket.gethostname() not in response.text and "all-lanes" not in response.text
+    )  # no worker names
     writer.stop()
 
 
 def test_due_work_on_a_lane_without_a_live_worker_stops_delivery(client, auth, runtime) -> None:  # type: ignore[no-untyped-def]
     tick(runtime)
     worker(runtime, "promo", ["email.promotional", "maintenance"])
-    worker(runtime, "dead", ["email.transactional", "maintenance"], age=60)  # lapsed: does not count
+    worker(
+        runtime, "dead", ["email.transactional", "maintenance"], age=60
+    )  # lapsed: does not count
     client.post("/v1/notifications", json=email(), headers=auth)
     response = client.get("/health/delivery")
     assert response.status_code == 503
@@ -78,18 +90,28 @@ def test_due_work_on_a_lane_without_a_live_worker_stops_delivery(client, auth, r
     assert client.get("/health/delivery").status_code == 200
 
 
-def test_a_notification_due_too_long_stops_delivery_per_lane_category(client, auth, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_notification_due_too_long_stops_delivery_per_lane_category(
+    client, auth, runtime
+) -> None:  # type: ignore[no-untyped-def]
     tick(runtime)
     worker(runtime, "all", list(ALL_QUEUES))
     transactional = client.post("/v1/notifications", json=email(), headers=auth).json()["id"]
-    promotional = client.post("/v1/notifications", json=push(category="promotional"), headers=auth).json()["id"]
+    promotional = client.post(
+        "/v1/notifications", json=push(category="promotional"), headers=auth
+    ).json()["id"]
     with transaction(runtime.sessions) as session:
-        session.execute(update(Notification).where(Notification.id == promotional)
-                        .values(created_at=utcnow() - timedelta(hours=1)))  # a campaign's normal backlog
+        session.execute(
+            update(Notification)
+            .where(Notification.id == promotional)
+            .values(created_at=utcnow() - timedelta(hours=1))
+        )  # a campaign's normal backlog
     assert client.get("/health/delivery").status_code == 200
     with transaction(runtime.sessions) as session:
-        session.execute(update(Notification).where(Notification.id == transactional)
-                        .values(created_at=utcnow() - timedelta(seconds=301)))
+        session.execute(
+            update(Notification)
+            .where(Notification.id == transactional)
+            .values(created_at=utcnow() - timedelta(seconds=301))
+        )
     response = client.get("/health/delivery")
     assert problems(response) == {("queued_too_long", "email.transactional")}
     assert response.json()["backlog"]["email.transactional"]["oldest_due_age_seconds"] >= 301
@@ -135,17 +157,38 @@ def test_notifier_status_exits_1_when_delivery_stopped_and_0_when_delivering(
     assert "delivering" in output and "w-all" in output and "due email.transactional" in output
 
 
-def test_killing_the_only_worker_of_a_lane_turns_health_to_stopped(client, auth, runtime, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_killing_the_only_worker_of_a_lane_turns_health_to_stopped(
+    client, auth, runtime, settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    env.update(NOTIFIER_ENV="test", NOTIFIER_DATABASE_URL=settings.database_url, NOTIFIER_BROKER_URL="memory://",
-               NOTIFIER_DATA_DIR=str(tmp_path / "w"), NOTIFIER_WORKER_HEARTBEAT_SECONDS="0.5",
-               NOTIFIER_WORKER_LAPSE_SECONDS="2", NOTIFIER_METRICS_PORT="0", NOTIFIER_LOG_LEVEL="WARNING")
-    process = subprocess.Popen([str(Path(sys.executable).parent / "notifier"), "worker", "--lanes",
-                                ",".join(ALL_QUEUES), "--concurrency", "2"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env.update(
+        NOTIFIER_ENV="test",
+        NOTIFIER_DATABASE_URL=settings.database_url,
+        NOTIFIER_BROKER_URL="memory://",
+        NOTIFIER_DATA_DIR=str(tmp_path / "w"),
+        NOTIFIER_WORKER_HEARTBEAT_SECONDS="0.5",
+        NOTIFIER_WORKER_LAPSE_SECONDS="2",
+        NOTIFIER_METRICS_PORT="0",
+        NOTIFIER_LOG_LEVEL="WARNING",
+    )
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "notifier"),
+            "worker",
+            "--lanes",
+            ",".join(ALL_QUEUES),
+            "--concurrency",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         tick(runtime)
-        client.post("/v1/notifications", json=email(), headers=auth)  # memory broker: it stays queued
+        client.post(
+            "/v1/notifications", json=email(), headers=auth
+        )  # memory broker: it stays queued
         runtime.settings.worker_lapse_seconds = 2
         deadline = time.monotonic() + 60
         while client.get("/health/delivery").status_code != 200:
@@ -163,6 +206,8 @@ def test_killing_the_only_worker_of_a_lane_turns_health_to_stopped(client, auth,
 def test_the_delivery_check_answers_503_without_a_database(client, runtime) -> None:  # type: ignore[no-untyped-def]
     runtime.engine.dispose()
     Path(runtime.settings.database_url.split("///", 1)[1]).unlink()
-    Path(runtime.settings.database_url.split("///", 1)[1]).mkdir()  # a directory: SQLite cannot open it
+    Path(
+        runtime.settings.database_url.split("///", 1)[1]
+    ).mkdir()  # a directory: SQLite cannot open it
     response = client.get("/health/delivery")
     assert response.status_code == 503 and response.json()["error"]["code"] == "service_unavailable"

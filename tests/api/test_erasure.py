@@ -42,7 +42,9 @@ def _dump(runtime) -> str:  # type: ignore[no-untyped-def]
         with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
             return "\n".join(connection.iterdump())
     plain = url.replace("postgresql+psycopg://", "postgresql://")
-    return subprocess.run(["pg_dump", "--data-only", plain], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["pg_dump", "--data-only", plain], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def _files(runtime) -> str:  # type: ignore[no-untyped-def]
@@ -60,7 +62,9 @@ def test_erasure_removes_the_person_and_keeps_the_record_and_the_opt_out(
         headers=manager,
     )
     sent = [
-        client.post("/v1/notifications", json=email(to=ADA_EMAIL, data={"name": "Augusta"}), headers=auth).json()["id"],
+        client.post(
+            "/v1/notifications", json=email(to=ADA_EMAIL, data={"name": "Augusta"}), headers=auth
+        ).json()["id"],
         client.post("/v1/notifications", json=sms(to=ADA_PHONE), headers=auth).json()["id"],
     ]
     bob = client.post("/v1/notifications", json=email(to=BOB), headers=auth).json()["id"]
@@ -72,7 +76,9 @@ def test_erasure_removes_the_person_and_keeps_the_record_and_the_opt_out(
     assert ADA_EMAIL in _dump(runtime) and "Augusta" in _files(runtime)
 
     # only the contact key is given: the contact's addresses are found from it
-    response = client.post("/v1/erasures", json={"contact_keys": ["ada-1"], "request_reference": "DSR-7"}, headers=dpo)
+    response = client.post(
+        "/v1/erasures", json={"contact_keys": ["ada-1"], "request_reference": "DSR-7"}, headers=dpo
+    )
     assert response.status_code == 200, response.text
     erased = response.json()["erased"]
     assert erased["notifications"] == 2 and erased["contacts"] == 1
@@ -94,7 +100,12 @@ def test_erasure_removes_the_person_and_keeps_the_record_and_the_opt_out(
     # fingerprint match, notifier.campaigns.optout.opt_in)
     again = client.post("/v1/notifications", json=sms(to="+44 7911 123456"), headers=auth).json()
     assert again["status"] == "suppressed"
-    assert client.post("/v1/erasures", json={"phones": [ADA_PHONE]}, headers=dpo).json()["erased"]["notifications"] == 1
+    assert (
+        client.post("/v1/erasures", json={"phones": [ADA_PHONE]}, headers=dpo).json()["erased"][
+            "notifications"
+        ]
+        == 1
+    )
 
 
 def test_auth_matrix_and_bad_input_erase_nothing(client, auth, dpo, runtime):  # type: ignore[no-untyped-def]

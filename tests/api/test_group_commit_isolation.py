@@ -28,7 +28,9 @@ from tests.services import fresh_postgres_database
 
 @contextmanager
 def sqlite_locked(runtime: Runtime) -> Iterator[None]:
-    connection = sqlite3.connect(runtime.settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    connection = sqlite3.connect(
+        runtime.settings.database_url.removeprefix("sqlite:///"), isolation_level=None
+    )
     connection.execute("BEGIN IMMEDIATE")
     try:
         yield
@@ -56,7 +58,10 @@ def _group_with_one_bad_row(runtime: Runtime, locked, spoil, caplog) -> None:  #
     caller = _caller(runtime, api_key(runtime))
     intake = runtime.intake
     first = intake.prepare(caller, EmailRequest.model_validate(email()))
-    good = [intake.prepare(caller, EmailRequest.model_validate(email(to=f"u{i}@example.com"))) for i in range(2)]
+    good = [
+        intake.prepare(caller, EmailRequest.model_validate(email(to=f"u{i}@example.com")))
+        for i in range(2)
+    ]
     bad = intake.prepare(caller, EmailRequest.model_validate(email(to="bad-row@example.com")))
     spoil(bad, first)
     caplog.set_level(logging.WARNING, logger="notifier.intake.group_commit")
@@ -105,21 +110,32 @@ def test_postgres_nul_rows_from_one_key_never_fail_another_key(pg_runtime):  # t
     hostile, valid = api_key(pg_runtime, "a"), api_key(pg_runtime, "b")
     answers: dict[str, list[int]] = {"a": [], "b": []}
     with TestClient(create_app(runtime=pg_runtime), raise_server_exceptions=False) as client:
+
         def send(name: str, key: str, payload: dict, n: int) -> None:
             for _ in range(n):
-                response = client.post("/v1/notifications", json=payload, headers={"Authorization": f"Bearer {key}"})
+                response = client.post(
+                    "/v1/notifications", json=payload, headers={"Authorization": f"Bearer {key}"}
+                )
                 answers[name].append(response.status_code)
 
-        threads = [threading.Thread(target=send, args=("a", hostile, email(reference="x\x00"), 60)) for _ in range(3)]
+        threads = [
+            threading.Thread(target=send, args=("a", hostile, email(reference="x\x00"), 60))
+            for _ in range(3)
+        ]
         threads += [threading.Thread(target=send, args=("b", valid, email(), 50)) for _ in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        listed = client.get("/v1/notifications?reference=x%00", headers={"Authorization": f"Bearer {valid}"})
+        listed = client.get(
+            "/v1/notifications?reference=x%00", headers={"Authorization": f"Bearer {valid}"}
+        )
     assert set(answers["a"]) == {422}
     assert answers["b"] == [202] * 200
     assert listed.status_code == 422  # a data error, never database_unavailable
     with pg_runtime.sessions() as s:
-        assert s.scalar(select(Notification.id).where(Notification.reference.is_not(None)).limit(1)) is not None
+        assert (
+            s.scalar(select(Notification.id).where(Notification.reference.is_not(None)).limit(1))
+            is not None
+        )
         assert len(list(s.scalars(select(Notification.id)))) == 200

@@ -27,7 +27,8 @@ EXPENSIVE = [
     "{{ 'a'.ljust(10**9) }}",
     "{{ '%999999999d' % 1 }}",
     "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-    "{% set ns = namespace(x='ab') %}{% for i in range(40) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x }}",
+    "{% set ns = namespace(x='ab') %}{% for i in range(40) %}{% set ns.x = ns.x ~ ns.x %}"
+    "{% endfor %}{{ ns.x }}",
 ]
 
 
@@ -37,7 +38,9 @@ def stored(runtime) -> int:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("source", EXPENSIVE)
-def test_expensive_or_forbidden_template_is_a_quick_422_naming_the_field(client, auth, runtime, source):  # type: ignore[no-untyped-def]
+def test_expensive_or_forbidden_template_is_a_quick_422_naming_the_field(
+    client, auth, runtime, source
+):  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     response = client.post("/v1/notifications", json=email(body=source), headers=auth)
     elapsed = time.perf_counter() - started
@@ -51,32 +54,51 @@ def test_expensive_or_forbidden_template_is_a_quick_422_naming_the_field(client,
 
 @pytest.mark.parametrize(("field", "times"), [("subject", 600), ("html", 300_000)])
 def test_every_template_field_is_bounded_not_only_the_body(client, auth, field, times):  # type: ignore[no-untyped-def]
-    response = client.post("/v1/notifications", json=email(**{field: f"{{{{ 'ab' * {times} }}}}"}), headers=auth)
+    response = client.post(
+        "/v1/notifications", json=email(**{field: f"{{{{ 'ab' * {times} }}}}"}), headers=auth
+    )
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["field"] == field
 
 
 def test_push_title_and_data_are_bounded(client, auth):  # type: ignore[no-untyped-def]
-    title = client.post("/v1/notifications", json=push(title="{{ name * 501 }}", data={"name": "x"}), headers=auth)
+    title = client.post(
+        "/v1/notifications", json=push(title="{{ name * 501 }}", data={"name": "x"}), headers=auth
+    )
     assert title.status_code == 422 and title.json()["error"]["details"][0]["field"] == "title"
-    data = client.post("/v1/notifications", json=push(title="Hi", data={"name": "x" * 5000}), headers=auth)
+    data = client.post(
+        "/v1/notifications", json=push(title="Hi", data={"name": "x" * 5000}), headers=auth
+    )
     assert data.status_code == 422 and data.json()["error"]["details"][0]["field"] == "data"
 
 
 def test_batch_items_with_bad_templates_fail_alone(client, auth, runtime):  # type: ignore[no-untyped-def]
-    items = [email(), email(body="{{ 1/0 }}"), sms(body="{{ 10**5000 }}"), email(body="{% include 'x' %}"), sms()]
+    items = [
+        email(),
+        email(body="{{ 1/0 }}"),
+        sms(body="{{ 10**5000 }}"),
+        email(body="{% include 'x' %}"),
+        sms(),
+    ]
     response = client.post("/v1/notifications/batch", json={"notifications": items}, headers=auth)
     assert response.status_code == 202
     results = response.json()["results"]
     assert [r.get("error", {}).get("code") for r in results] == [
-        None, "template_error", "template_error", "template_error", None]
+        None,
+        "template_error",
+        "template_error",
+        "template_error",
+        None,
+    ]
     assert all(r["error"]["details"][0]["field"] == "body" for r in results[1:4])
     assert stored(runtime) == 2
 
 
 def test_non_plain_template_renders_in_a_worker_and_plain_ones_still_work(client, auth):  # type: ignore[no-untyped-def]
     body = "{% for item in items %}{{ loop.index }}. {{ item|upper }}\n{% endfor %}"
-    response = client.post("/v1/notifications", json=email(body=body, data={"items": ["tea", "cake"]}), headers=auth)
+    response = client.post(
+        "/v1/notifications", json=email(body=body, data={"items": ["tea", "cake"]}), headers=auth
+    )
     assert response.status_code == 202, response.text
     assert response.json()["content"]["body"] == "1. TEA\n2. CAKE\n"
 
@@ -86,13 +108,17 @@ def test_expensive_templates_do_not_hold_other_callers(client, auth, runtime):  
     answered at once: the event loop is never blocked by rendering. The hostile key gets 422s
     (killed at the deadline) and 429s (it already holds its share of the renderers)."""
     client.post("/v1/notifications", json=email(), headers=auth)  # warm: key cached, pool started
-    slow = email(body="{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
+    slow = email(
+        body="{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    )
     stop = time.monotonic() + 3
     hostile_answers: list[int] = []
 
     def hostile() -> None:
         while time.monotonic() < stop:
-            hostile_answers.append(client.post("/v1/notifications", json=slow, headers=auth).status_code)
+            hostile_answers.append(
+                client.post("/v1/notifications", json=slow, headers=auth).status_code
+            )
 
     threads = [threading.Thread(target=hostile) for _ in range(2)]
     for thread in threads:
@@ -120,8 +146,15 @@ def test_one_key_holds_at_most_half_of_the_renderers(runtime):  # type: ignore[n
     from notifier.rendering import Job
 
     pool = RenderPool(size=2, timeout=1.0)
-    slow = Job({"body": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"},
-               {}, None, {})
+    slow = Job(
+        {
+            "body": "{% for i in range(100000) %}{% for j in range(100000) %}"
+            "{% endfor %}{% endfor %}"
+        },
+        {},
+        None,
+        {},
+    )
     outcomes: list[str] = []
 
     def render(owner: str) -> None:
@@ -139,5 +172,10 @@ def test_one_key_holds_at_most_half_of_the_renderers(runtime):  # type: ignore[n
     first.join()
     other.join()
     pool.close()
-    assert sorted(outcomes) == sorted([f"a:{ErrorCode.TEMPLATE_ERROR}", f"a:{ErrorCode.RATE_LIMITED}",
-                                       f"b:{ErrorCode.TEMPLATE_ERROR}"])
+    assert sorted(outcomes) == sorted(
+        [
+            f"a:{ErrorCode.TEMPLATE_ERROR}",
+            f"a:{ErrorCode.RATE_LIMITED}",
+            f"b:{ErrorCode.TEMPLATE_ERROR}",
+        ]
+    )

@@ -1,4 +1,5 @@
-"""The OpenAPI document: bearer auth and every error response in our envelope; docs served locally."""
+"""The OpenAPI document: bearer auth and every error response in our envelope; docs served
+locally."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import re
 def test_every_keyed_operation_declares_bearer_auth_and_the_error_envelope(client):  # type: ignore[no-untyped-def]
     schema = client.get("/openapi.json").json()
     assert schema["components"]["securitySchemes"]["bearer"] == {
-        "type": "http", "scheme": "bearer", "description": "An API key from `notifier keys create`"}
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key from `notifier keys create`",
+    }
     assert "HTTPValidationError" not in schema["components"]["schemas"]
     envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
     keyed = 0
@@ -16,7 +20,11 @@ def test_every_keyed_operation_declares_bearer_auth_and_the_error_envelope(clien
         for method, operation in operations.items():
             responses = operation["responses"]
             for status in ("400", "403", "404", "413", "415", "422", "503"):
-                assert responses[status]["content"]["application/json"]["schema"] == envelope, (path, method, status)
+                assert responses[status]["content"]["application/json"]["schema"] == envelope, (
+                    path,
+                    method,
+                    status,
+                )
             if path.startswith("/v1/notifications"):
                 keyed += 1
                 assert operation["security"] == [{"bearer": []}]
@@ -28,7 +36,9 @@ def test_every_keyed_operation_declares_bearer_auth_and_the_error_envelope(clien
 
 
 def test_field_maxima_are_in_the_document(client):  # type: ignore[no-untyped-def]
-    email = client.get("/openapi.json").json()["components"]["schemas"]["EmailRequest"]["properties"]
+    email = client.get("/openapi.json").json()["components"]["schemas"]["EmailRequest"][
+        "properties"
+    ]
     assert email["subject"]["anyOf"][0]["maxLength"] == 998
     assert email["html"]["anyOf"][0]["maxLength"] == 500_000
     assert email["data"]["maxProperties"] == 200

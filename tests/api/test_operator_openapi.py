@@ -24,5 +24,9 @@ def test_operator_routes_are_documented(client):  # type: ignore[no-untyped-def]
     for path, method in ROUTES.items():
         assert method in spec["paths"].get(path, {}), path
     schemas = spec["components"]["schemas"]
-    assert {"SuppressionPage", "Page_TemplateOut_", "KeyIn", "ErasureIn", "RotateIn"} <= set(schemas)
-    assert "key" in schemas["NewKeyOut"]["properties"] and "key" not in schemas["KeyOut"]["properties"]
+    assert {"SuppressionPage", "Page_TemplateOut_", "KeyIn", "ErasureIn", "RotateIn"} <= set(
+        schemas
+    )
+    assert (
+        "key" in schemas["NewKeyOut"]["properties"] and "key" not in schemas["KeyOut"]["properties"]
+    )

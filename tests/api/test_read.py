@@ -30,12 +30,19 @@ def test_reading_needs_the_read_scope(client, runtime):  # type: ignore[no-untyp
 
 
 def test_list_filters_by_normalised_recipient_reference_status_and_channel(client, auth):  # type: ignore[no-untyped-def]
-    a = client.post("/v1/notifications", json=email(to="Ada@Example.com", reference="order-1"), headers=auth).json()
-    client.post("/v1/notifications", json=email(to="bob@example.com", reference="order-2"), headers=auth)
+    a = client.post(
+        "/v1/notifications", json=email(to="Ada@Example.com", reference="order-1"), headers=auth
+    ).json()
+    client.post(
+        "/v1/notifications", json=email(to="bob@example.com", reference="order-2"), headers=auth
+    )
     s = client.post("/v1/notifications", json=sms(to="+447911123456"), headers=auth).json()
 
     def ids(**params):  # type: ignore[no-untyped-def]
-        return [i["id"] for i in client.get("/v1/notifications", params=params, headers=auth).json()["items"]]
+        return [
+            i["id"]
+            for i in client.get("/v1/notifications", params=params, headers=auth).json()["items"]
+        ]
 
     assert ids(recipient="ADA@example.COM") == [a["id"]]
     assert ids(recipient="+44 7911 123456") == [s["id"]]
@@ -47,8 +54,10 @@ def test_list_filters_by_normalised_recipient_reference_status_and_channel(clien
 
 
 def test_list_is_newest_first_with_keyset_pagination(client, auth):  # type: ignore[no-untyped-def]
-    created = [client.post("/v1/notifications", json=email(reference=f"r{i}"), headers=auth).json()["id"]
-               for i in range(5)]
+    created = [
+        client.post("/v1/notifications", json=email(reference=f"r{i}"), headers=auth).json()["id"]
+        for i in range(5)
+    ]
     seen, cursor = [], None
     while True:
         params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
@@ -64,7 +73,9 @@ def test_bad_cursor_and_naive_dates_are_422(client, auth):  # type: ignore[no-un
     response = client.get("/v1/notifications", params={"cursor": "garbage!"}, headers=auth)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_cursor"
-    response = client.get("/v1/notifications", params={"since": "2026-01-01T00:00:00"}, headers=auth)
+    response = client.get(
+        "/v1/notifications", params={"since": "2026-01-01T00:00:00"}, headers=auth
+    )
     assert response.status_code == 422
     response = client.get("/v1/notifications", params={"limit": 0}, headers=auth)
     assert response.status_code == 422

@@ -34,8 +34,12 @@ def private_redis():  # type: ignore[no-untyped-def]
     server.close()
 
 
-def test_intake_answers_while_redis_is_down_with_local_limits(private_redis, tmp_path, caplog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(ratelimit, "RETRY_AFTER_FAILURE", 0.5)  # the test does not wait 5 s for the retry
+def test_intake_answers_while_redis_is_down_with_local_limits(
+    private_redis, tmp_path, caplog, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(
+        ratelimit, "RETRY_AFTER_FAILURE", 0.5
+    )  # the test does not wait 5 s for the retry
     settings = make_settings(tmp_path, redis_url=private_redis.url)
     settings.data_dir.mkdir(parents=True)
     upgrade(settings.database_url)
@@ -51,21 +55,27 @@ def test_intake_answers_while_redis_is_down_with_local_limits(private_redis, tmp
 
             private_redis.stop()
             with caplog.at_level(logging.INFO, logger="notifier.ratelimit"):
-                answers = [client.post("/v1/notifications", json=email(), headers=auth) for _ in range(4)]
+                answers = [
+                    client.post("/v1/notifications", json=email(), headers=auth) for _ in range(4)
+                ]
                 codes = [r.status_code for r in answers]
                 assert 500 not in codes, [r.text for r in answers]
                 assert codes[:3] == [202, 202, 202]  # the local count starts afresh: 3 more fit
                 assert codes[3] == 429 and answers[3].json()["error"]["code"] == "rate_limited"
                 assert int(answers[3].headers["Retry-After"]) >= 1
                 assert _fallbacks(client) - before == 4
-                warnings = [r for r in caplog.records if r.message == "ratelimit.storage_unavailable"]
+                warnings = [
+                    r for r in caplog.records if r.message == "ratelimit.storage_unavailable"
+                ]
                 assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
 
                 private_redis.start()
                 shared.flushall()  # a fresh Redis: the shared window starts empty
                 time.sleep(0.6)
                 other = {"Authorization": f"Bearer {api_key(runtime, name='other')}"}
-                assert client.post("/v1/notifications", json=email(), headers=other).status_code == 202
+                assert (
+                    client.post("/v1/notifications", json=email(), headers=other).status_code == 202
+                )
                 assert any(r.message == "ratelimit.storage_recovered" for r in caplog.records)
                 assert shared.keys("LIMITS*"), "back to the shared count once Redis answers"
                 assert _fallbacks(client) - before == 4

@@ -36,8 +36,13 @@ def test_every_operation_answers_as_documented(runtime):  # type: ignore[no-unty
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case) -> None:  # type: ignore[no-untyped-def]
             case.call_and_validate(headers=headers, excluded_checks=EXCLUDED)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from sqlalchemy import func, select
 
@@ -12,8 +14,10 @@ from tests.factories import api_key, daytime_timezone, email, push, sms
 
 def stored(runtime) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     with runtime.sessions() as s:
-        return (s.scalar(select(func.count()).select_from(Notification)),
-                s.scalar(select(func.count()).select_from(DeliveryEvent)))
+        return (
+            s.scalar(select(func.count()).select_from(Notification)),
+            s.scalar(select(func.count()).select_from(DeliveryEvent)),
+        )
 
 
 @pytest.mark.parametrize(
@@ -21,10 +25,17 @@ def stored(runtime) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     [
         (email(to="Ada@Example.COM"), "email.transactional", "ada@example.com"),
         (sms(), "sms.transactional", "+447911123456"),
-        (sms(category="promotional", to="+44 7911 123456", timezone=daytime_timezone()), "sms.promotional", "+447911123456"),
+        (
+            sms(category="promotional", to="+44 7911 123456", timezone=daytime_timezone()),
+            "sms.promotional",
+            "+447911123456",
+        ),
         (push(), "push.transactional", "a" * 64),
-        (push(platform="fcm", to="fcm-token_abc:DEF-1234567890", category="promotional"), "push.promotional",
-         "fcm-token_abc:DEF-1234567890"),
+        (
+            push(platform="fcm", to="fcm-token_abc:DEF-1234567890", category="promotional"),
+            "push.promotional",
+            "fcm-token_abc:DEF-1234567890",
+        ),
     ],
 )
 def test_accepts_each_channel_on_its_lane(client, auth, runtime, payload, lane, to):  # type: ignore[no-untyped-def]
@@ -56,10 +67,12 @@ def test_sensitive_value_is_sealed_not_stored_in_clear(client, auth, runtime):  
 
 
 def test_send_at_in_the_future_is_scheduled(client, auth):  # type: ignore[no-untyped-def]
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    when = (datetime.now(timezone.utc) + timedelta(days=3)).replace(microsecond=0)
-    body = client.post("/v1/notifications", json=email(send_at=when.isoformat()), headers=auth).json()
+    when = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    body = client.post(
+        "/v1/notifications", json=email(send_at=when.isoformat()), headers=auth
+    ).json()
     assert body["status"] == "scheduled"
     assert body["send_at"].startswith(when.isoformat()[:19])
 
@@ -92,7 +105,9 @@ REJECTIONS = [
 
 
 @pytest.mark.parametrize(("payload", "status", "code", "field"), REJECTIONS)
-def test_rejections_name_the_field_and_store_nothing(client, auth, runtime, payload, status, code, field):  # type: ignore[no-untyped-def]
+def test_rejections_name_the_field_and_store_nothing(
+    client, auth, runtime, payload, status, code, field
+):  # type: ignore[no-untyped-def]
     response = client.post("/v1/notifications", json=payload, headers=auth)
     assert response.status_code == status, response.text
     error = response.json()["error"]
@@ -102,8 +117,11 @@ def test_rejections_name_the_field_and_store_nothing(client, auth, runtime, payl
 
 
 def test_malformed_json_is_400(client, auth, runtime):  # type: ignore[no-untyped-def]
-    response = client.post("/v1/notifications", content=b'{"channel": "email",', headers={
-        **auth, "content-type": "application/json"})
+    response = client.post(
+        "/v1/notifications",
+        content=b'{"channel": "email",',
+        headers={**auth, "content-type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_json"
     assert stored(runtime) == (0, 0)
@@ -134,13 +152,17 @@ def test_revoked_key_is_401(client, runtime):  # type: ignore[no-untyped-def]
     plaintext = api_key(runtime, name="old")
     with transaction(runtime.sessions) as s:
         revoke_key(s, parse_prefix(plaintext))
-    response = client.post("/v1/notifications", json=email(), headers={"Authorization": f"Bearer {plaintext}"})
+    response = client.post(
+        "/v1/notifications", json=email(), headers={"Authorization": f"Bearer {plaintext}"}
+    )
     assert response.status_code == 401
 
 
 def test_key_without_send_scope_is_403(client, runtime):  # type: ignore[no-untyped-def]
     reader = api_key(runtime, scopes=["notifications:read"])
-    response = client.post("/v1/notifications", json=email(), headers={"Authorization": f"Bearer {reader}"})
+    response = client.post(
+        "/v1/notifications", json=email(), headers={"Authorization": f"Bearer {reader}"}
+    )
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "forbidden_scope"
     assert stored(runtime) == (0, 0)
@@ -159,7 +181,10 @@ def test_key_without_the_lane_is_403(client, runtime):  # type: ignore[no-untype
 def test_api_key_rate_limit_is_429_with_retry_after(client, runtime):  # type: ignore[no-untyped-def]
     limited = api_key(runtime, rate_limit="2/minute")
     headers = {"Authorization": f"Bearer {limited}"}
-    codes = [client.post("/v1/notifications", json=email(), headers=headers).status_code for _ in range(3)]
+    codes = [
+        client.post("/v1/notifications", json=email(), headers=headers).status_code
+        for _ in range(3)
+    ]
     assert codes == [202, 202, 429]
     response = client.post("/v1/notifications", json=email(), headers=headers)
     assert response.json()["error"]["code"] == "rate_limited"
@@ -167,12 +192,16 @@ def test_api_key_rate_limit_is_429_with_retry_after(client, runtime):  # type: i
 
 
 def test_transactional_sms_is_limited_per_phone_number(client, auth, runtime):  # type: ignore[no-untyped-def]
-    codes = [client.post("/v1/notifications", json=sms(to="+447911123555"), headers=auth).status_code
-             for _ in range(6)]
+    codes = [
+        client.post("/v1/notifications", json=sms(to="+447911123555"), headers=auth).status_code
+        for _ in range(6)
+    ]
     assert codes == [202] * 5 + [429]
     other = client.post("/v1/notifications", json=sms(to="+447911123556"), headers=auth)
     assert other.status_code == 202
-    promo = client.post("/v1/notifications", json=sms(to="+447911123555", category="promotional"), headers=auth)
+    promo = client.post(
+        "/v1/notifications", json=sms(to="+447911123555", category="promotional"), headers=auth
+    )
     assert promo.status_code == 202
     assert stored(runtime) == (7, 7)
 

@@ -57,7 +57,9 @@ def test_a_throttled_campaign_stays_running_and_pauses_while_messages_wait(
     assert _campaign_row(page)["Status"] == "paused"
     with runtime.sessions() as s:
         held = s.scalars(
-            select(Notification.id).where(Notification.reference == run_id).order_by(Notification.recipient)
+            select(Notification.id)
+            .where(Notification.reference == run_id)
+            .order_by(Notification.recipient)
         ).all()[-1]
     page.goto(f"{base}/support/notifications/{held}")
     assert page.locator("#summary").inner_text().startswith("Held: its campaign was paused")
@@ -116,7 +118,9 @@ def test_resend_confirmation_and_the_audit_of_refusals(
     page.get_by_role("button", name="Resend anyway").click()  # the browser refuses: unticked
     assert page.url == f"{base}/support/notifications/{failed}"
     page.get_by_label("I understand the customer may receive it more than once").check()
-    page.get_by_label("Why resend it anyway (kept in the audit log)").fill("customer says it never came")
+    page.get_by_label("Why resend it anyway (kept in the audit log)").fill(
+        "customer says it never came"
+    )
     page.get_by_role("button", name="Resend anyway").click()
     page.wait_for_url(re.compile(r".*\?done=resent$"))
     with runtime.sessions() as s:
@@ -125,7 +129,11 @@ def test_resend_confirmation_and_the_audit_of_refusals(
 
     # an unconfirmed notification says it may have been delivered and is guarded too
     with transaction(runtime.sessions) as s:
-        s.execute(update(Notification).where(Notification.id == first_copy).values(status="unconfirmed", provider="outbox"))
+        s.execute(
+            update(Notification)
+            .where(Notification.id == first_copy)
+            .values(status="unconfirmed", provider="outbox")
+        )
     page.goto(f"{base}/support/notifications/{first_copy}")
     assert "it may have been delivered" in page.locator("#summary").inner_text()
     assert page.get_by_role("button", name="Resend anyway").is_visible()

@@ -48,7 +48,8 @@ def test_listings_page_through_everything(client, manager):  # type: ignore[no-u
         contact(client, manager, f"k{i}", email=f"k{i}@example.com", audiences=["everyone"])
     client.post("/v1/audiences", json={"name": "vip"}, headers=manager)
     client.post(
-        "/v1/audiences/vip/import", content=b"key,email\nk9,k9@example.com\n",
+        "/v1/audiences/vip/import",
+        content=b"key,email\nk9,k9@example.com\n",
         headers={**manager, "Content-Type": "text/csv"},
     )
     assert [t["name"] for t in _walk(client, manager, "/v1/templates")] == ["c", "b", "a"]
@@ -66,7 +67,14 @@ def test_listings_page_through_everything(client, manager):  # type: ignore[no-u
 
 def test_runs_listing_and_archiving(client, manager, runtime):  # type: ignore[no-untyped-def]
     template(client, manager, "sale", "email", subject="S", body="B")
-    contact(client, manager, "ada", email="ada@example.com", audiences=["everyone"], consent={"email": True})
+    contact(
+        client,
+        manager,
+        "ada",
+        email="ada@example.com",
+        audiences=["everyone"],
+        consent={"email": True},
+    )
     created = campaign(client, manager)
     run_id = run_now(client, manager, created["id"])
     runs.run(runtime, run_id)
@@ -82,7 +90,9 @@ def test_runs_listing_and_archiving(client, manager, runtime):  # type: ignore[n
     assert client.post(f"/v1/campaigns/{draft['id']}/run", headers=manager).status_code == 409
     names = [c["name"] for c in client.get("/v1/campaigns", headers=manager).json()]
     assert names == ["spring sale"]  # "spring sale" completed, not archived
-    everything = client.get("/v1/campaigns", params={"include_archived": "true"}, headers=manager).json()
+    everything = client.get(
+        "/v1/campaigns", params={"include_archived": "true"}, headers=manager
+    ).json()
     assert {c["name"] for c in everything} == {"spring sale", "later"}
 
     archived = client.post("/v1/templates/sale/archive", headers=manager)
@@ -95,7 +105,12 @@ def test_runs_listing_and_archiving(client, manager, runtime):  # type: ignore[n
         headers=manager,
     )
     assert refused.status_code == 409 and "archived" in refused.json()["error"]["message"]
-    assert len(client.get("/v1/campaigns", params={"include_archived": "true"}, headers=manager).json()) == 2
+    assert (
+        len(
+            client.get("/v1/campaigns", params={"include_archived": "true"}, headers=manager).json()
+        )
+        == 2
+    )
 
 
 def test_delete_a_contact(client, manager, runtime):  # type: ignore[no-untyped-def]
@@ -111,9 +126,21 @@ def test_delete_a_contact(client, manager, runtime):  # type: ignore[no-untyped-
 def test_a_campaign_that_may_still_send_is_not_archived(client, manager, runtime):  # type: ignore[no-untyped-def]
     template(client, manager, "sale", "email", subject="S", body="B")
     client.post("/v1/audiences", json={"name": "everyone"}, headers=manager)
-    scheduled = campaign(client, manager, schedule={"cron": "0 9 * * 1", "timezone": "Europe/London"})
+    scheduled = campaign(
+        client, manager, schedule={"cron": "0 9 * * 1", "timezone": "Europe/London"}
+    )
     refused = client.post(f"/v1/campaigns/{scheduled['id']}/archive", headers=manager)
-    assert refused.status_code == 409 and "cancel it before archiving" in refused.json()["error"]["message"]
-    assert client.get(f"/v1/campaigns/{scheduled['id']}", headers=manager).json()["archived_at"] is None
-    assert client.post(f"/v1/campaigns/{scheduled['id']}/cancel", headers=manager).status_code == 200
-    assert client.post(f"/v1/campaigns/{scheduled['id']}/archive", headers=manager).status_code == 200
+    assert (
+        refused.status_code == 409
+        and "cancel it before archiving" in refused.json()["error"]["message"]
+    )
+    assert (
+        client.get(f"/v1/campaigns/{scheduled['id']}", headers=manager).json()["archived_at"]
+        is None
+    )
+    assert (
+        client.post(f"/v1/campaigns/{scheduled['id']}/cancel", headers=manager).status_code == 200
+    )
+    assert (
+        client.post(f"/v1/campaigns/{scheduled['id']}/archive", headers=manager).status_code == 200
+    )

@@ -34,7 +34,12 @@ def settings(request, tmp_path):  # type: ignore[no-untyped-def]
 def _rows(runtime, run_id):  # type: ignore[no-untyped-def]
     with runtime.sessions() as s:
         return s.execute(
-            select(Notification.id, Notification.status, Notification.send_at, Notification.status_reason)
+            select(
+                Notification.id,
+                Notification.status,
+                Notification.send_at,
+                Notification.status_reason,
+            )
             .where(Notification.reference == run_id)
             .order_by(Notification.recipient)
         ).all()

@@ -288,6 +288,7 @@ def test_concurrent_fan_outs_of_one_run_send_nobody_twice(client, manager, runti
 
 CRASHING_RUN = """
 import sys
+import time
 from notifier.campaigns import runs
 from notifier.runtime import Runtime
 from tests.factories import make_settings
@@ -295,7 +296,7 @@ from pathlib import Path
 settings = make_settings(Path(sys.argv[1]))
 runtime = Runtime.build(settings)
 print("started", flush=True)
-runs.fan_out(runtime, sys.argv[2], chunk_size=100, on_chunk=lambda n: __import__("time").sleep(0.05))
+runs.fan_out(runtime, sys.argv[2], chunk_size=100, on_chunk=lambda n: time.sleep(0.05))
 """
 
 

@@ -139,7 +139,9 @@ def test_template_errors_at_intake(client, manager):  # type: ignore[no-untyped-
 def test_email_preview_renders_the_unsubscribe_link_as_a_campaign_would(client, manager):  # type: ignore[no-untyped-def]
     from tests.campaigns.conftest import template
 
-    template(client, manager, "news", "email", subject="News", body="Hi. Leave: {{ unsubscribe_url }}")
+    template(
+        client, manager, "news", "email", subject="News", body="Hi. Leave: {{ unsubscribe_url }}"
+    )
     template(client, manager, "plain", "email", subject="News", body="Hi.")
     linked = client.post("/v1/templates/news/preview", json={"data": {}}, headers=manager)
     assert linked.status_code == 200, linked.text

@@ -28,9 +28,13 @@ def run(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     ("option", "value", "says"),
-    [("--rate-limit", "lots", "not a rate"), ("--rate-limit", "0/second", "positive"),
-     ("--lanes", "sms.fast", "unknown lanes"), ("--scopes", "everything", "unknown scopes"),
-     ("--scopes", ",", "unknown scopes")],
+    [
+        ("--rate-limit", "lots", "not a rate"),
+        ("--rate-limit", "0/second", "positive"),
+        ("--lanes", "sms.fast", "unknown lanes"),
+        ("--scopes", "everything", "unknown scopes"),
+        ("--scopes", ",", "unknown scopes"),
+    ],
 )
 def test_create_refuses_bad_options_with_exit_2_and_stores_nothing(run, option, value, says):  # type: ignore[no-untyped-def]
     result = run("keys", "create", "--name", "billing", option, value)
@@ -41,12 +45,24 @@ def test_create_refuses_bad_options_with_exit_2_and_stores_nothing(run, option, 
 
 
 def test_list_at_80_columns_shows_whole_ids_and_prefixes(run):  # type: ignore[no-untyped-def]
-    created = run("keys", "create", "--name", "a-rather-long-name-for-a-key",
-                  "--scopes", "notifications:send,notifications:read,support:read,campaigns:manage",
-                  "--lanes", "sms.transactional,email.transactional", "--rate-limit", "100/second")
+    created = run(
+        "keys",
+        "create",
+        "--name",
+        "a-rather-long-name-for-a-key",
+        "--scopes",
+        "notifications:send,notifications:read,support:read,campaigns:manage",
+        "--lanes",
+        "sms.transactional,email.transactional",
+        "--rate-limit",
+        "100/second",
+    )
     assert created.exit_code == 0, created.output
     [key] = json.loads(run("keys", "list", "--format", "json").stdout)
-    assert key["rate_limit"] == "100/second" and key["lanes"] == ["sms.transactional", "email.transactional"]
+    assert key["rate_limit"] == "100/second" and key["lanes"] == [
+        "sms.transactional",
+        "email.transactional",
+    ]
     table = run("keys", "list").stdout
     assert key["id"] in table and key["prefix"] in table
     assert max(len(line) for line in table.splitlines()) <= 80
@@ -61,7 +77,9 @@ def test_the_data_directory_is_the_same_from_any_working_directory(run, tmp_path
     elsewhere = tmp_path / "somewhere" / "else"
     elsewhere.mkdir(parents=True)
     monkeypatch.chdir(elsewhere)
-    assert [k["name"] for k in json.loads(run("keys", "list", "--format", "json").stdout)] == ["one"]
+    assert [k["name"] for k in json.loads(run("keys", "list", "--format", "json").stdout)] == [
+        "one"
+    ]
 
 
 def test_without_notifier_home_the_nearest_data_directory_above_is_used(run, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]

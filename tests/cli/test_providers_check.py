@@ -101,7 +101,9 @@ def test_every_providers_send_rate_is_shown(check, secret_env, twilio, ses_api, 
 
     assert result.exit_code == 0, output(result)
     text = output(result)
-    assert "ses-main (ses)" in text and "send rate: 14/second (ses's default; set rate_limit" in text
+    assert (
+        "ses-main (ses)" in text and "send rate: 14/second (ses's default; set rate_limit" in text
+    )
     assert "send rate: no shared send rate (the provider's own limits apply)" in text  # smtp
     assert "send rate: 30/second (configured)" in text
 

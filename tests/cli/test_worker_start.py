@@ -24,7 +24,10 @@ def start_worker(
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "notifier.cli", "worker", "--lanes", lanes],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         out, err = process.communicate(timeout=seconds)
@@ -37,8 +40,14 @@ def start_worker(
 def test_a_missing_secret_stops_the_worker_with_exit_2_naming_it(tmp_path: Path) -> None:
     write_providers_file(
         tmp_path / "providers.toml",
-        {"twilio-main": {"type": "twilio", "account_sid": "AC" + "0" * 32,
-                         "auth_token_env": "TEST_TWILIO_TOKEN_NOT_SET", "from_number": "+15005550006"}},
+        {
+            "twilio-main": {
+                "type": "twilio",
+                "account_sid": "AC" + "0" * 32,
+                "auth_token_env": "TEST_TWILIO_TOKEN_NOT_SET",
+                "from_number": "+15005550006",
+            }
+        },
         {"sms.transactional": ["twilio-main"]},
     )
 

@@ -117,7 +117,7 @@ def test_command_parses_with_the_real_cli(where: str, argv: list[str]) -> None:
     assert len(path) > 1, f"{where}: no subcommand"
     try:
         command.make_context(" ".join(path), remaining)
-    except Exception as e:  # noqa: BLE001 - click's UsageError/BadParameter, from typer's copy
+    except Exception as e:  # click's UsageError/BadParameter, from typer's copy
         message = e.format_message() if hasattr(e, "format_message") else repr(e)
         pytest.fail(f"{where}: `{' '.join(path + remaining)}` does not parse: {message}")
 

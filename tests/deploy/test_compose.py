@@ -238,7 +238,8 @@ def test_compose_lane_groups_are_the_documented_ones() -> None:
 
 
 def test_every_compose_worker_also_runs_the_safety_nets() -> None:
-    """The sweeper must not depend on one worker being healthy: every worker consumes maintenance."""
+    """The sweeper must not depend on one worker being healthy: every worker consumes
+    maintenance."""
     for name, queues in compose_worker_lanes().items():
         assert MAINTENANCE in queues, f"{name} does not consume {MAINTENANCE}"
 

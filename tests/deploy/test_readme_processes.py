@@ -1,7 +1,8 @@
 """The README's "Production processes" list runs everything a deployment needs, as the Compose and
 Kubernetes tests check for their files: every queue has a consumer, every worker also runs the
 safety nets (`maintenance`), lanes of the two categories never share a worker, exactly one beat,
-the migrations and the API. (Each command also parses with the real CLI: tests/deploy/test_commands.)"""
+the migrations and the API. (Each command also parses with the real CLI:
+tests/deploy/test_commands.)"""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from ._files import lane_category, readme_processes, readme_worker_lanes
 
 def test_every_queue_is_consumed_by_a_readme_worker() -> None:
     consumed = {queue for queues in readme_worker_lanes() for queue in queues}
-    assert set(ALL_QUEUES) <= consumed, f"the README runs no consumer for {set(ALL_QUEUES) - consumed}"
-    assert consumed <= set(ALL_QUEUES), f"the README names unknown queues {consumed - set(ALL_QUEUES)}"
+    assert set(ALL_QUEUES) <= consumed, (
+        f"the README runs no consumer for {set(ALL_QUEUES) - consumed}"
+    )
+    assert consumed <= set(ALL_QUEUES), (
+        f"the README names unknown queues {consumed - set(ALL_QUEUES)}"
+    )
 
 
 def test_every_readme_worker_runs_the_safety_nets() -> None:

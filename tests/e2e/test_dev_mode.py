@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 
 import httpx
@@ -28,8 +29,14 @@ def start_dev(workdir: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "NOTIFIER_PORT": str(port)}
     env.pop("NOTIFIER_DATABASE_URL", None)
     env.pop("NOTIFIER_BROKER_URL", None)
-    process = subprocess.Popen([str(NOTIFIER), "dev"], cwd=workdir, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [str(NOTIFIER), "dev"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -42,13 +49,27 @@ def start_dev(workdir: Path, port: int) -> subprocess.Popen:
 
 
 def create_key(workdir: Path) -> str:
-    result = subprocess.run([str(NOTIFIER), "keys", "create", "--name", "billing", "--scopes",
-                             "notifications:send,notifications:read"], cwd=workdir, capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [
+            str(NOTIFIER),
+            "keys",
+            "create",
+            "--name",
+            "billing",
+            "--scopes",
+            "notifications:send,notifications:read",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return result.stdout.strip().splitlines()[-1]
 
 
-def wait_status(base: str, headers: dict, notification_id: str, status: str, timeout: float = 30) -> dict:
+def wait_status(
+    base: str, headers: dict, notification_id: str, status: str, timeout: float = 30
+) -> dict:
     deadline = time.monotonic() + timeout
     body: dict = {}
     while time.monotonic() < deadline:
@@ -59,7 +80,9 @@ def wait_status(base: str, headers: dict, notification_id: str, status: str, tim
     return body
 
 
-@pytest.mark.skipif(not NOTIFIER.exists(), reason="the notifier command is not installed in this environment")
+@pytest.mark.skipif(
+    not NOTIFIER.exists(), reason="the notifier command is not installed in this environment"
+)
 def test_a_new_user_gets_a_delivered_email_and_nothing_is_lost_on_a_kill(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -68,22 +91,43 @@ def test_a_new_user_gets_a_delivered_email_and_nothing_is_lost_on_a_kill(tmp_pat
     headers = {"Authorization": f"Bearer {key}"}
     process = start_dev(tmp_path, port)
     try:
-        response = httpx.post(f"{base}/v1/notifications", headers=headers, json={
-            "channel": "email", "category": "transactional", "to": "ada@example.com", "subject": "Your receipt",
-            "body": "Thanks, {{ name }}", "data": {"name": "Ada"}, "reference": "order-42"})
+        response = httpx.post(
+            f"{base}/v1/notifications",
+            headers=headers,
+            json={
+                "channel": "email",
+                "category": "transactional",
+                "to": "ada@example.com",
+                "subject": "Your receipt",
+                "body": "Thanks, {{ name }}",
+                "data": {"name": "Ada"},
+                "reference": "order-42",
+            },
+        )
         assert response.status_code == 202, response.text
         notification_id = response.json()["id"]
         body = wait_status(base, headers, notification_id, "sent")
         assert body["status"] == "sent", body
         assert [e["kind"] for e in body["events"]] == ["queued", "attempt", "sent"]
-        delivered = json.loads((tmp_path / ".notifier/outbox/email.transactional" / f"{notification_id}.json")
-                               .read_text())
+        delivered = json.loads(
+            (
+                tmp_path / ".notifier/outbox/email.transactional" / f"{notification_id}.json"
+            ).read_text()
+        )
         assert delivered["text"] == "Thanks, Ada"
 
-        # queue work whose retry is due later, then kill -9: the restart must deliver what was queued
-        scheduled = httpx.post(f"{base}/v1/notifications", headers=headers, json={
-            "channel": "sms", "to": "+447911123456", "body": "later",
-            "send_at": _in_seconds(3)}).json()["id"]
+        # queue work whose retry is due later, then kill -9: the restart must deliver what was
+        # queued
+        scheduled = httpx.post(
+            f"{base}/v1/notifications",
+            headers=headers,
+            json={
+                "channel": "sms",
+                "to": "+447911123456",
+                "body": "later",
+                "send_at": _in_seconds(3),
+            },
+        ).json()["id"]
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
@@ -91,7 +135,9 @@ def test_a_new_user_gets_a_delivered_email_and_nothing_is_lost_on_a_kill(tmp_pat
     try:
         body = wait_status(base, headers, scheduled, "sent", timeout=60)
         assert body["status"] == "sent", body
-        listed = httpx.get(f"{base}/v1/notifications", params={"reference": "order-42"}, headers=headers).json()
+        listed = httpx.get(
+            f"{base}/v1/notifications", params={"reference": "order-42"}, headers=headers
+        ).json()
         assert [i["id"] for i in listed["items"]] == [notification_id]
     finally:
         os.killpg(process.pid, signal.SIGKILL)
@@ -99,6 +145,6 @@ def test_a_new_user_gets_a_delivered_email_and_nothing_is_lost_on_a_kill(tmp_pat
 
 
 def _in_seconds(seconds: int) -> str:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat()
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()

@@ -2,9 +2,10 @@
 
 It speaks the real protocols: ``POST /token`` accepts a JWT-bearer grant only if the
 assertion is an RS256 JWT signed by the test service account's key (audience = Google's
-token endpoint, as google-auth sets it, or this one; issuer = the account's ``client_email``, ``kid`` = its ``private_key_id``) and
-issues a random access token; ``POST /v1/projects/{project}/messages:send`` accepts only
-those bearer tokens, records each message and answers either success
+token endpoint, as google-auth sets it, or this one; issuer = the account's ``client_email``,
+``kid`` = its ``private_key_id``) and issues a random access token;
+``POST /v1/projects/{project}/messages:send`` accepts only those bearer tokens, records each
+message and answers either success
 (``{"name": "projects/<p>/messages/<id>"}``) or a programmed FCM v1 error.
 
 Usage::

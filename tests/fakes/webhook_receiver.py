@@ -17,14 +17,16 @@ class Received:
 
 @dataclass
 class WebhookReceiver:
-    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # (status, headers) per request
+    script: list[tuple[int, dict[str, str]]] = field(
+        default_factory=list
+    )  # (status, headers) per request
     received: list[Received] = field(default_factory=list)
 
-    def __enter__(self) -> "WebhookReceiver":
+    def __enter__(self) -> WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.received.append(Received(dict(self.headers), body))
                 status, headers = receiver.script.pop(0) if receiver.script else (200, {})

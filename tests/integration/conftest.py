@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -30,5 +30,5 @@ def purge(celery, queues) -> None:  # type: ignore[no-untyped-def]
         for queue in queues:
             try:
                 channel.queue_purge(queue)
-            except Exception:  # noqa: BLE001 - a queue that does not exist yet
+            except Exception:  # a queue that does not exist yet
                 channel = connection.channel()

@@ -53,8 +53,16 @@ def daytime_timezone() -> str:
     """A timezone where it is day now: promotional SMS and push wait out the recipient's quiet
     hours (21:00-08:00), and these tests send now."""
     now = datetime.now(UTC)
-    for name in ("Europe/London", "Asia/Tokyo", "America/New_York", "Asia/Kolkata",
-                 "America/Los_Angeles", "Pacific/Auckland", "Asia/Dubai", "Pacific/Honolulu"):  # fmt: skip
+    for name in (
+        "Europe/London",
+        "Asia/Tokyo",
+        "America/New_York",
+        "Asia/Kolkata",
+        "America/Los_Angeles",
+        "Pacific/Auckland",
+        "Asia/Dubai",
+        "Pacific/Honolulu",
+    ):
         if 9 <= now.astimezone(ZoneInfo(name)).hour < 20:
             return name
     raise AssertionError("no listed timezone has daytime now")

@@ -75,17 +75,34 @@ def database() -> Iterator[str]:
 
 def _worker(url: str, broker: str, providers: Path, directory: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    env.update(NOTIFIER_ENV="test", NOTIFIER_DATABASE_URL=url, NOTIFIER_BROKER_URL=broker,
-               NOTIFIER_PROVIDERS_FILE=str(providers), NOTIFIER_DATA_DIR=str(directory),
-               NOTIFIER_METRICS_PORT="0", NOTIFIER_LOG_LEVEL="INFO", NOTIFIER_LOG_FORMAT="console",
-               NOTIFIER_RETRY_BASE_SECONDS="0.2")
-    log = open(directory / "worker.log", "wb")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen([NOTIFIER, "worker", "--lanes", "email.transactional", "--concurrency", str(THREADS)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=directory)
+    env.update(
+        NOTIFIER_ENV="test",
+        NOTIFIER_DATABASE_URL=url,
+        NOTIFIER_BROKER_URL=broker,
+        NOTIFIER_PROVIDERS_FILE=str(providers),
+        NOTIFIER_DATA_DIR=str(directory),
+        NOTIFIER_METRICS_PORT="0",
+        NOTIFIER_LOG_LEVEL="INFO",
+        NOTIFIER_LOG_FORMAT="console",
+        NOTIFIER_RETRY_BASE_SECONDS="0.2",
+    )
+    log = open(directory / "worker.log", "wb")  # closed with the process
+    return subprocess.Popen(
+        [NOTIFIER, "worker", "--lanes", "email.transactional", "--concurrency", str(THREADS)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=directory,
+    )
 
 
-def _run_restart(kind: str, database: str, tmp_path: Path, ways: list[str], down_seconds: float,
-                 ) -> tuple[list[float], list[tuple[float, float, float]], bool]:
+def _run_restart(
+    kind: str,
+    database: str,
+    tmp_path: Path,
+    ways: list[str],
+    down_seconds: float,
+) -> tuple[list[float], list[tuple[float, float, float]], bool]:
     """Run a worker under load, restart the broker each of ``ways``; returns the send times, one
     (restart began, broker back, window end) per restart, and whether the worker was alive."""
     broker: PrivateService = require_private(kind)
@@ -93,11 +110,22 @@ def _run_restart(kind: str, database: str, tmp_path: Path, ways: list[str], down
     smtp.delay_data(DELAY)
     providers = write_providers_file(
         tmp_path / "providers.toml",
-        {"fake-smtp": {"type": "smtp", "host": smtp.host, "port": smtp.port, "tls": "none",
-                       "from_address": SENDER, "timeout_seconds": 5, "pool_size": SESSIONS}},
+        {
+            "fake-smtp": {
+                "type": "smtp",
+                "host": smtp.host,
+                "port": smtp.port,
+                "tls": "none",
+                "from_address": SENDER,
+                "timeout_seconds": 5,
+                "pool_size": SESSIONS,
+            }
+        },
         {"email.transactional": ["fake-smtp"]},
     )
-    settings = make_settings(tmp_path, database_url=database, broker_url=broker.url, queued_stale_seconds=3)
+    settings = make_settings(
+        tmp_path, database_url=database, broker_url=broker.url, queued_stale_seconds=3
+    )
     runtime = Runtime.build(settings)
     worker = _worker(database, broker.url, providers, tmp_path)
     stop = threading.Event()
@@ -109,10 +137,16 @@ def _run_restart(kind: str, database: str, tmp_path: Path, ways: list[str], down
             def load() -> None:  # intake of batches (tasks of several ids), and beat's sweeper
                 last_sweep = 0.0
                 while not stop.is_set():
-                    batch = [email(to=f"u{time.monotonic_ns()}-{i}@example.com") for i in range(BATCH)]
-                    client.post("/v1/notifications/batch", json={"notifications": batch}, headers=auth)
+                    batch = [
+                        email(to=f"u{time.monotonic_ns()}-{i}@example.com") for i in range(BATCH)
+                    ]
+                    client.post(
+                        "/v1/notifications/batch", json={"notifications": batch}, headers=auth
+                    )
                     if time.monotonic() - last_sweep > 1:
-                        sweeper.sweep(runtime)  # a publish that fails is logged, left for the next sweep
+                        sweeper.sweep(
+                            runtime
+                        )  # a publish that fails is logged, left for the next sweep
                         last_sweep = time.monotonic()
                     time.sleep(PAUSE)
 
@@ -152,8 +186,12 @@ def _run_restart(kind: str, database: str, tmp_path: Path, ways: list[str], down
     return smtp.times, windows, alive
 
 
-@pytest.mark.parametrize(("kind", "ways"), [("rabbitmq", ["stop_app", "restart"]), ("redis", ["restart", "restart"])])
-def test_deliveries_resume_after_broker_restarts(kind: str, ways: list[str], database: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "ways"), [("rabbitmq", ["stop_app", "restart"]), ("redis", ["restart", "restart"])]
+)
+def test_deliveries_resume_after_broker_restarts(
+    kind: str, ways: list[str], database: str, tmp_path: Path
+) -> None:
     times, windows, alive = _run_restart(kind, database, tmp_path, ways, down_seconds=3)
     log = (tmp_path / "worker.log").read_text()
     assert alive, f"the worker exited: {log[-3000:]}"
@@ -166,11 +204,16 @@ def test_deliveries_resume_after_broker_restarts(kind: str, ways: list[str], dat
     for began, back, end in windows:
         gap = longest_gap(times, began, end)
         outage = back - began
-        print(f"{kind}: broker away {outage:.1f} s, longest time without a send {gap:.1f} s, "
-              f"{sum(1 for t in times if back < t <= end)} sends in the {end - back:.0f} s after")  # with -s
+        print(
+            f"{kind}: broker away {outage:.1f} s, longest time without a send {gap:.1f} s, "
+            f"{sum(1 for t in times if back < t <= end)} sends in the {end - back:.0f} s after"
+        )  # with -s
         assert gap < outage + RESUME_BOUND, (
-            f"{kind}: no send for {gap:.1f} s after a restart that kept the broker away {outage:.1f} s",
+            f"{kind}: no send for {gap:.1f} s after a restart that kept the broker away "
+            f"{outage:.1f} s",
             log[-3000:],
         )
         after = sum(1 for t in times if back < t <= end)
-        assert after > 2 * HELD, f"{kind}: only {after} sends in the {end - back:.0f} s after the restart"
+        assert after > 2 * HELD, (
+            f"{kind}: only {after} sends in the {end - back:.0f} s after the restart"
+        )

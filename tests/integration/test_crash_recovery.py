@@ -46,13 +46,26 @@ def relay() -> Iterator[FakeSmtpServer]:
 def settings(tmp_path: Path, pg_url: str, relay: FakeSmtpServer) -> Settings:
     providers = write_providers_file(
         tmp_path / "providers.toml",
-        {"relay": {"type": "smtp", "host": relay.host, "port": relay.port, "tls": "none",
-                   "from_address": "notify@notifier.example", "timeout_seconds": 60}},
+        {
+            "relay": {
+                "type": "smtp",
+                "host": relay.host,
+                "port": relay.port,
+                "tls": "none",
+                "from_address": "notify@notifier.example",
+                "timeout_seconds": 60,
+            }
+        },
         {"email.transactional": ["relay"], "email.promotional": ["relay"]},
     )
     return make_settings(
-        tmp_path, database_url=pg_url, broker_url=broker_url("rabbitmq"), providers_file=providers,
-        worker_lapse_seconds=LAPSE, worker_heartbeat_seconds=0.5, provider_timeout_seconds=60,
+        tmp_path,
+        database_url=pg_url,
+        broker_url=broker_url("rabbitmq"),
+        providers_file=providers,
+        worker_lapse_seconds=LAPSE,
+        worker_heartbeat_seconds=0.5,
+        provider_timeout_seconds=60,
     )
 
 
@@ -69,9 +82,20 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
         "NOTIFIER_METRICS_PORT": "0",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "notifier.cli", "worker", "--lanes",
-         "email.transactional,email.promotional", "--concurrency", "4"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "notifier.cli",
+            "worker",
+            "--lanes",
+            "email.transactional,email.promotional",
+            "--concurrency",
+            "4",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -93,10 +117,16 @@ def test_a_worker_killed_after_the_relay_took_the_message_is_recovered_in_second
     worker = start_worker(settings)
     try:
         with TestClient(create_app(runtime=runtime)) as client:
-            code = client.post("/v1/notifications", headers=headers,
-                               json=email(to="ada@example.com", subject="Your code")).json()["id"]
-            news = client.post("/v1/notifications", headers=headers, json=email(
-                category="promotional", to="bob@example.com", subject="News")).json()["id"]
+            code = client.post(
+                "/v1/notifications",
+                headers=headers,
+                json=email(to="ada@example.com", subject="Your code"),
+            ).json()["id"]
+            news = client.post(
+                "/v1/notifications",
+                headers=headers,
+                json=email(category="promotional", to="bob@example.com", subject="News"),
+            ).json()["id"]
             wait_until(lambda: len(relay.messages) == 2)  # both are with the relay now
 
             alive = sweeper.recover_sending(runtime, timeout=300)
@@ -111,8 +141,12 @@ def test_a_worker_killed_after_the_relay_took_the_message_is_recovered_in_second
             recovered_after = time.monotonic() - killed_at
 
             worker = start_worker(settings)
-            wait_until(lambda: client.get(f"/v1/notifications/{code}", headers=headers)
-                       .json()["status"] == "sent")
+            wait_until(
+                lambda: (
+                    client.get(f"/v1/notifications/{code}", headers=headers).json()["status"]
+                    == "sent"
+                )
+            )
             resent = client.get(f"/v1/notifications/{code}", headers=headers).json()
             ended = client.get(f"/v1/notifications/{news}", headers=headers).json()
     finally:

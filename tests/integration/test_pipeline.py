@@ -1,10 +1,11 @@
-"""The whole path on PostgreSQL with a real broker: API -> broker -> worker -> provider -> events."""
+"""The whole path on PostgreSQL with a real broker: API -> broker -> worker -> provider ->
+events."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from notifier.db.migrate import upgrade
 from notifier.runtime import Runtime
 from tests.factories import api_key, email, make_settings, push, sms
 from tests.integration.conftest import broker_url, purge
+from tests.notifications_api import wait_for
 from workers import sweeper
 from workers.app import create_worker_app
 from workers.embedded import embedded_worker
@@ -35,19 +37,12 @@ def stack(request, pg_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, di
     worker.runtime.close()  # type: ignore[attr-defined]
 
 
-def wait_for(client, headers, notification_id, statuses=("sent",), timeout=30.0) -> dict:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        body = client.get(f"/v1/notifications/{notification_id}", headers=headers).json()
-        if body["status"] in statuses or time.monotonic() > deadline:
-            return body
-        time.sleep(0.1)
-
-
 def test_every_channel_is_delivered_and_logged(stack):  # type: ignore[no-untyped-def]
     client, headers, runtime = stack
-    ids = [client.post("/v1/notifications", json=payload, headers=headers).json()["id"]
-           for payload in (email(), sms(), email(category="promotional"), push())]
+    ids = [
+        client.post("/v1/notifications", json=payload, headers=headers).json()["id"]
+        for payload in (email(), sms(), email(category="promotional"), push())
+    ]
     for notification_id in ids:
         body = wait_for(client, headers, notification_id)
         assert body["status"] == "sent", body
@@ -61,15 +56,18 @@ def test_every_channel_is_delivered_and_logged(stack):  # type: ignore[no-untype
 def test_batch_is_delivered(stack):  # type: ignore[no-untyped-def]
     client, headers, _ = stack
     items = [email(to=f"user{i}@example.com") for i in range(120)]
-    results = client.post("/v1/notifications/batch", json={"notifications": items}, headers=headers).json()["results"]
-    for result in results[:: 17]:
+    results = client.post(
+        "/v1/notifications/batch", json={"notifications": items}, headers=headers
+    ).json()["results"]
+    for result in results[::17]:
         assert wait_for(client, headers, result["id"])["status"] == "sent"
 
 
 def test_a_retry_goes_back_through_the_broker(stack):  # type: ignore[no-untyped-def]
-    client, headers, runtime = stack
-    notification_id = client.post("/v1/notifications", json=email(to="throttled@simulator.notifier.dev"),
-                                  headers=headers).json()["id"]
+    client, headers, _runtime = stack
+    notification_id = client.post(
+        "/v1/notifications", json=email(to="throttled@simulator.notifier.dev"), headers=headers
+    ).json()["id"]
     deadline = time.monotonic() + 20
     body: dict = {}
     while time.monotonic() < deadline:
@@ -77,7 +75,9 @@ def test_a_retry_goes_back_through_the_broker(stack):  # type: ignore[no-untyped
         if body["attempts"] >= 2:
             break
         time.sleep(0.2)
-    assert body["attempts"] >= 2, body  # retried after Retry-After without anyone republishing by hand
+    assert body["attempts"] >= 2, (
+        body
+    )  # retried after Retry-After without anyone republishing by hand
     assert "retry_scheduled" in [e["kind"] for e in body["events"]]
 
 
@@ -87,7 +87,9 @@ def test_broker_down_at_intake_loses_nothing(pg_url: str, tmp_path: Path):  # ty
     api_runtime = Runtime.build(dead)
     headers = {"Authorization": f"Bearer {api_key(api_runtime)}"}
     with TestClient(create_app(runtime=api_runtime)) as client:
-        response = client.post("/v1/notifications", json=email(reference="broker-down"), headers=headers)
+        response = client.post(
+            "/v1/notifications", json=email(reference="broker-down"), headers=headers
+        )
         assert response.status_code == 202
         notification_id = response.json()["id"]
         assert client.get("/readyz").status_code == 503
@@ -107,10 +109,17 @@ def test_broker_down_at_intake_loses_nothing(pg_url: str, tmp_path: Path):  # ty
 
 
 def test_database_down_is_503_and_stores_nothing(tmp_path: Path):  # type: ignore[no-untyped-def]
-    settings = make_settings(tmp_path, database_url="postgresql+psycopg://postgres@127.0.0.1:1/none")
-    with TestClient(create_app(runtime=Runtime.build(settings)), raise_server_exceptions=False) as client:
-        response = client.post("/v1/notifications", json=email(),
-                               headers={"Authorization": "Bearer ntf_000000000000_x"})
+    settings = make_settings(
+        tmp_path, database_url="postgresql+psycopg://postgres@127.0.0.1:1/none"
+    )
+    with TestClient(
+        create_app(runtime=Runtime.build(settings)), raise_server_exceptions=False
+    ) as client:
+        response = client.post(
+            "/v1/notifications",
+            json=email(),
+            headers={"Authorization": "Bearer ntf_000000000000_x"},
+        )
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "database_unavailable"
     assert "Retry-After" in response.headers

@@ -59,6 +59,7 @@ from tests.integration.providers_fakes import (  # noqa: F401 - fixtures
     twilio_block,
     write_providers_file,
 )
+from tests.notifications_api import post, timeline
 from workers.app import create_worker_app
 from workers.delivery import deliver_ids
 
@@ -90,17 +91,6 @@ def build(settings: Settings, runtime: Any) -> Iterator[Build]:
     for app in made:
         app.delivery.close()  # type: ignore[attr-defined]
         app.runtime.close()  # type: ignore[attr-defined]
-
-
-def post(client: Any, auth: dict[str, str], payload: dict[str, Any]) -> str:
-    response = client.post("/v1/notifications", json=payload, headers=auth)
-    assert response.status_code == 202, response.text
-    assert response.json()["status"] == "queued", response.json()
-    return response.json()["id"]
-
-
-def timeline(client: Any, auth: dict[str, str], notification_id: str) -> dict[str, Any]:
-    return client.get(f"/v1/notifications/{notification_id}", headers=auth).json()
 
 
 def attempts(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -146,7 +136,7 @@ def test_every_lane_delivers_through_its_real_sdk(  # type: ignore[no-untyped-de
         "push.promotional": push(category="promotional", to=FCM_TOKEN, platform="fcm",
                                  timezone=day),
     }  # fmt: skip
-    ids = {lane: post(client, auth, payload) for lane, payload in payloads.items()}
+    ids = {lane: post(client, auth, payload, status="queued") for lane, payload in payloads.items()}
 
     deliver_ids(app.delivery, list(ids.values()))
 
@@ -208,7 +198,7 @@ def test_every_lane_delivers_through_its_real_sdk(  # type: ignore[no-untyped-de
 
 def test_sns_delivers_sms_through_moto(client, auth, build, moto_sns) -> None:  # type: ignore[no-untyped-def]
     app = build({"sns-main": sns_block(moto_sns.endpoint_url)}, {"sms.transactional": ["sns-main"]})
-    notification_id = post(client, auth, sms(to="+447911123458"))
+    notification_id = post(client, auth, sms(to="+447911123458"), status="queued")
 
     deliver_ids(app.delivery, [notification_id])
 
@@ -383,7 +373,7 @@ def run(request: pytest.FixtureRequest, client: Any, auth: dict[str, str], build
         )
         if scenario is not None:
             program(kind.name, fakes, scenario)
-        notification_id = post(client, auth, kind.payload())
+        notification_id = post(client, auth, kind.payload(), status="queued")
         deliver_ids(app.delivery, [notification_id])
         return fakes, timeline(client, auth, notification_id)
 
@@ -489,8 +479,8 @@ def test_one_push_lane_serves_both_platforms(client, auth, build, fcm, apns) -> 
         {"push.transactional": ["fcm-main", "apns-main"]},
     )
     ids = [
-        post(client, auth, push(to=FCM_TOKEN, platform="fcm")),
-        post(client, auth, push(to=APNS_TOKEN, platform="apns")),
+        post(client, auth, push(to=FCM_TOKEN, platform="fcm"), status="queued"),
+        post(client, auth, push(to=APNS_TOKEN, platform="apns"), status="queued"),
     ]
 
     deliver_ids(app.delivery, ids)
@@ -506,7 +496,7 @@ def test_a_third_party_provider_delivers_through_its_entry_point(  # type: ignor
         {"pigeon-main": {"type": "pigeon", "loft": "rooftop"}},
         {"sms.transactional": ["pigeon-main"]},
     )
-    notification_id = post(client, auth, sms())
+    notification_id = post(client, auth, sms(), status="queued")
 
     deliver_ids(app.delivery, [notification_id])
 

@@ -34,6 +34,7 @@ from tests.integration.providers_fakes import (  # noqa: F401 - fixtures
     smtp_certificates,
     write_providers_file,
 )
+from tests.notifications_api import post, timeline
 from workers.app import create_worker_app
 from workers.delivery import deliver_ids
 
@@ -68,16 +69,6 @@ def build(settings: Settings, runtime: Any) -> Iterator[Any]:
         app.runtime.close()  # type: ignore[attr-defined]
 
 
-def post(client: Any, auth: dict[str, str], payload: dict[str, Any]) -> str:
-    response = client.post("/v1/notifications", json=payload, headers=auth)
-    assert response.status_code == 202, response.text
-    return str(response.json()["id"])
-
-
-def view(client: Any, auth: dict[str, str], notification_id: str) -> dict[str, Any]:
-    return dict(client.get(f"/v1/notifications/{notification_id}", headers=auth).json())
-
-
 def due_now(runtime: Any) -> None:
     """Skip the retry backoff: the next delivery may go at once."""
     with transaction(runtime.sessions) as session:
@@ -93,7 +84,10 @@ def test_a_relay_that_takes_the_message_and_never_answers_gets_one_message_id_an
 ) -> None:  # type: ignore[no-untyped-def]
     smtp.accept_then_stall(3)
     app = build(
-        {"smtp-main": smtp_block(smtp, timeout_seconds=0.3), "ses-backup": ses_block(ses_api.endpoint_url)},
+        {
+            "smtp-main": smtp_block(smtp, timeout_seconds=0.3),
+            "ses-backup": ses_block(ses_api.endpoint_url),
+        },
         {"email.transactional": ["smtp-main", "ses-backup"]},
     )
     notification_id = post(client, auth, email(to="ada@example.com"))
@@ -103,14 +97,17 @@ def test_a_relay_that_takes_the_message_and_never_answers_gets_one_message_id_an
     deliver_ids(app.delivery, [notification_id])  # attempt 2: the same; the breaker opens
     due_now(runtime)
     deliver_ids(app.delivery, [notification_id])  # open: it waits, no attempt is spent
-    waiting = view(client, auth, notification_id)
+    waiting = timeline(client, auth, notification_id)
     assert waiting["status"] == "queued" and waiting["attempts"] == 2
-    assert waiting["events"][-1]["kind"] == "waiting" and "no attempt used" in waiting["events"][-1]["detail"]
+    assert (
+        waiting["events"][-1]["kind"] == "waiting"
+        and "no attempt used" in waiting["events"][-1]["detail"]
+    )
     time.sleep(COOL_DOWN)
     due_now(runtime)
     deliver_ids(app.delivery, [notification_id])  # the trial after the cool-down: attempt 3
 
-    body = view(client, auth, notification_id)
+    body = timeline(client, auth, notification_id)
     assert body["status"] == "unconfirmed", body
     assert body["attempts"] == 3
     assert "may have been delivered" in body["status_reason"]
@@ -136,14 +133,17 @@ def test_a_wrong_smtp_password_fails_over_to_ses_and_opens_the_smtp_breaker(
     second = post(client, auth, email(to="bob@example.com"))
     deliver_ids(app.delivery, [second])
 
-    one, two = view(client, auth, first), view(client, auth, second)
+    one, two = timeline(client, auth, first), timeline(client, auth, second)
     assert (one["status"], one["provider"]) == ("sent", "ses-backup"), one
-    assert [(e["provider"], e["response_code"]) for e in one["events"] if e["kind"] == "attempt"] == [
-        ("smtp-main", "535"), ("ses-backup", "200")]
+    assert [
+        (e["provider"], e["response_code"]) for e in one["events"] if e["kind"] == "attempt"
+    ] == [("smtp-main", "535"), ("ses-backup", "200")]
     assert [e["provider"] for e in two["events"] if e["kind"] == "attempt"] == ["ses-backup"]
     assert smtp.messages == []
     assert sorted(m["destinations"]["ToAddresses"][0] for m in moto_ses.sent_messages()[-2:]) == [
-        "ada@example.com", "bob@example.com"]
+        "ada@example.com",
+        "bob@example.com",
+    ]
     assert client.get("/readyz").json()["providers"]["smtp-main@email.transactional"] == "open"
     from notifier import metrics
 
@@ -163,17 +163,18 @@ def test_every_provider_open_spends_no_attempt_and_the_message_goes_after_the_co
     for _ in range(5):  # however often it comes round while open, nothing is spent
         deliver_ids(app.delivery, [waiting])
         due_now(runtime)
-    held = view(client, auth, waiting)
+    held = timeline(client, auth, waiting)
     assert (held["status"], held["attempts"]) == ("queued", 0), held
     assert "attempt" not in kinds(held) and "waiting" in kinds(held)
     support = {"Authorization": f"Bearer {api_key(runtime, 'helpdesk', scopes=['support:read'])}"}
     summary = client.get(f"/v1/support/notifications/{waiting}", headers=support).json()["summary"]
-    assert summary.startswith("Not sent yet: no provider of the email.transactional lane could be "
-                              "contacted"), summary
+    assert summary.startswith(
+        "Not sent yet: no provider of the email.transactional lane could be contacted"
+    ), summary
     time.sleep(COOL_DOWN)
     deliver_ids(app.delivery, [waiting])
 
-    sent = view(client, auth, waiting)
+    sent = timeline(client, auth, waiting)
     assert (sent["status"], sent["attempts"]) == ("sent", 1), sent
     assert [m.rcpt_tos for m in smtp.messages] == [["ada@example.com"]]
 
@@ -182,18 +183,24 @@ def test_answers_about_one_recipient_or_throttling_never_hold_up_the_others(
     client, auth, runtime, build, smtp, ses_api
 ) -> None:  # type: ignore[no-untyped-def]
     smtp.reply_to_rcpt("busy@example.com", "450 4.2.1 mailbox busy, try later")
-    ses_api.answer(AwsAnswer(status=400, error_type="TooManyRequestsException",
-                             body={"message": "Maximum sending rate exceeded."}))
+    ses_api.answer(
+        AwsAnswer(
+            status=400,
+            error_type="TooManyRequestsException",
+            body={"message": "Maximum sending rate exceeded."},
+        )
+    )
     app = build(
         {"smtp-main": smtp_block(smtp), "ses-main": ses_block(ses_api.endpoint_url)},
         {"email.transactional": ["smtp-main"], "email.promotional": ["ses-main"]},
     )
     busy = [post(client, auth, email(to="busy@example.com")) for _ in range(5)]
-    throttled = [post(client, auth, email(category="promotional", to=f"p{i}@example.com"))
-                 for i in range(5)]
+    throttled = [
+        post(client, auth, email(category="promotional", to=f"p{i}@example.com")) for i in range(5)
+    ]
     deliver_ids(app.delivery, busy)
     deliver_ids(app.delivery, throttled)
-    assert {view(client, auth, i)["status"] for i in busy + throttled} == {"queued"}
+    assert {timeline(client, auth, i)["status"] for i in busy + throttled} == {"queued"}
     ses_api.answer(AwsAnswer())
 
     other = post(client, auth, email(to="ada@example.com"))
@@ -201,8 +208,8 @@ def test_answers_about_one_recipient_or_throttling_never_hold_up_the_others(
     deliver_ids(app.delivery, [other])
     deliver_ids(app.delivery, [promo])
 
-    assert view(client, auth, other)["status"] == "sent"  # the relay's breaker stayed closed
-    assert view(client, auth, promo)["status"] == "sent"  # and so did SES's
+    assert timeline(client, auth, other)["status"] == "sent"  # the relay's breaker stayed closed
+    assert timeline(client, auth, promo)["status"] == "sent"  # and so did SES's
     assert ["ada@example.com"] in [m.rcpt_tos for m in smtp.messages]
     circuits = client.get("/readyz").json().get("providers", {})
     assert circuits == {}  # no breaker ever changed state

@@ -26,7 +26,6 @@ from providers.interface import (
     SendResult,
     SuppressionReason,
     ThrottledError,
-    TransientError,
 )
 from providers.push.fcm import FCM_SCOPE, FcmProvider
 from tests.fakes.fcm_server import (
@@ -154,7 +153,11 @@ def test_data_values_that_are_not_strings_go_as_json(
 
     assert isinstance(result, SendResult)
     assert fcm.messages[0].message["data"] == {
-        "flag": "true", "nested": '{"a":1}', "count": "3", "none": "null", "text": "as is"
+        "flag": "true",
+        "nested": '{"a":1}',
+        "count": "3",
+        "none": "null",
+        "text": "as is",
     }
 
 

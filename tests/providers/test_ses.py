@@ -260,8 +260,8 @@ VENDOR_ANSWERS = [
     Row(aws(400, "SendingPausedException"), ProviderAccountError, "SendingPausedException"),
     Row(aws(404, "NotFoundException", message="Configuration set <x> does not exist."),
         ProviderAccountError, "NotFoundException"),
-    Row(aws(403, "UnrecognizedClientException", message=f"bad token {SECRET}"), ProviderAccountError,
-        "UnrecognizedClientException"),
+    Row(aws(403, "UnrecognizedClientException", message=f"bad token {SECRET}"),
+        ProviderAccountError, "UnrecognizedClientException"),
     Row(aws(418, "SomethingNewAndOdd"), PermanentError, "SomethingNewAndOdd"),
 ]  # fmt: skip
 

@@ -92,27 +92,127 @@ def _without(message: Message, key: str) -> Message:
 
 
 FORGERIES = [
-    Forgery("signed with another key", "does not verify", lambda s, f: f.sign(_without(bounce_notification(s), "Signature"), cert_url=s.cert_url)),
-    Forgery("tampered Message", "does not verify", lambda s, f: _tampered(bounce_notification(s), Message=json.dumps(ses_event("Delivery", "0102-ses-id", ["bob@example.com"])))),
-    Forgery("tampered MessageId", "does not verify", lambda s, f: _tampered(bounce_notification(s), MessageId="another")),
-    Forgery("Subject added after signing", "does not verify", lambda s, f: _tampered(bounce_notification(s), Subject="hi")),
-    Forgery("Type changed", "lacks SubscribeURL", lambda s, f: _tampered(bounce_notification(s), Type="SubscriptionConfirmation")),
-    Forgery("version 1 signature claimed as 2", "does not verify", lambda s, f: _tampered(bounce_notification(s), SignatureVersion="2")),
-    Forgery("unknown SignatureVersion", "unsupported SignatureVersion", lambda s, f: _tampered(bounce_notification(s), SignatureVersion="3")),
-    Forgery("signature not base64", "not base64", lambda s, f: _tampered(bounce_notification(s), Signature="not base64!")),
-    Forgery("no Signature", "lacks Signature", lambda s, f: _without(bounce_notification(s), "Signature")),
-    Forgery("no MessageId", "lacks MessageId", lambda s, f: _without(bounce_notification(s), "MessageId")),
-    Forgery("no Timestamp", "lacks Timestamp", lambda s, f: _without(bounce_notification(s), "Timestamp")),
-    Forgery("no SigningCertURL", "SigningCertURL is missing", lambda s, f: _without(bounce_notification(s), "SigningCertURL")),
-    Forgery("unknown Type", "unknown SNS message type", lambda s, f: f.sign({**bounce_notification(s), "Type": "Gossip"})),
-    Forgery("non-string field", "must be strings", lambda s, f: _tampered(bounce_notification(s), Message={"a": 1})),
-    Forgery("http certificate URL", "not https", lambda s, f: f.sign(_without(bounce_notification(s), "Signature"), cert_url=f.cert_url.replace("https:", "http:"))),
-    Forgery("certificate on another host", "not on an SNS host", lambda s, f: f.sign(_without(bounce_notification(s), "Signature"), cert_url="https://evil.example/cert.pem")),
-    Forgery("host that only starts like SNS", "not on an SNS host", lambda s, f: f.sign(_without(bounce_notification(s), "Signature"), cert_url="https://sns.eu-west-1.amazonaws.com.evil.example/c.pem")),
-    Forgery("SNS host as userinfo", "credentials or an unusual port", lambda s, f: f.sign(_without(bounce_notification(s), "Signature"), cert_url="https://sns.eu-west-1.amazonaws.com@evil.example/c.pem")),
-    Forgery("SNS host on another port", "credentials or an unusual port", lambda s, f: f.sign(_without(bounce_notification(s), "Signature"), cert_url="https://sns.eu-west-1.amazonaws.com:8443/c.pem")),
-    Forgery("certificate URL that does not exist", "could not fetch", lambda s, f: s.sign(_without(bounce_notification(s), "Signature"), cert_url="https://sns.eu-west-1.amazonaws.com/missing.pem")),
-]  # fmt: skip
+    Forgery(
+        "signed with another key",
+        "does not verify",
+        lambda s, f: f.sign(_without(bounce_notification(s), "Signature"), cert_url=s.cert_url),
+    ),
+    Forgery(
+        "tampered Message",
+        "does not verify",
+        lambda s, f: _tampered(
+            bounce_notification(s),
+            Message=json.dumps(ses_event("Delivery", "0102-ses-id", ["bob@example.com"])),
+        ),
+    ),
+    Forgery(
+        "tampered MessageId",
+        "does not verify",
+        lambda s, f: _tampered(bounce_notification(s), MessageId="another"),
+    ),
+    Forgery(
+        "Subject added after signing",
+        "does not verify",
+        lambda s, f: _tampered(bounce_notification(s), Subject="hi"),
+    ),
+    Forgery(
+        "Type changed",
+        "lacks SubscribeURL",
+        lambda s, f: _tampered(bounce_notification(s), Type="SubscriptionConfirmation"),
+    ),
+    Forgery(
+        "version 1 signature claimed as 2",
+        "does not verify",
+        lambda s, f: _tampered(bounce_notification(s), SignatureVersion="2"),
+    ),
+    Forgery(
+        "unknown SignatureVersion",
+        "unsupported SignatureVersion",
+        lambda s, f: _tampered(bounce_notification(s), SignatureVersion="3"),
+    ),
+    Forgery(
+        "signature not base64",
+        "not base64",
+        lambda s, f: _tampered(bounce_notification(s), Signature="not base64!"),
+    ),
+    Forgery(
+        "no Signature",
+        "lacks Signature",
+        lambda s, f: _without(bounce_notification(s), "Signature"),
+    ),
+    Forgery(
+        "no MessageId",
+        "lacks MessageId",
+        lambda s, f: _without(bounce_notification(s), "MessageId"),
+    ),
+    Forgery(
+        "no Timestamp",
+        "lacks Timestamp",
+        lambda s, f: _without(bounce_notification(s), "Timestamp"),
+    ),
+    Forgery(
+        "no SigningCertURL",
+        "SigningCertURL is missing",
+        lambda s, f: _without(bounce_notification(s), "SigningCertURL"),
+    ),
+    Forgery(
+        "unknown Type",
+        "unknown SNS message type",
+        lambda s, f: f.sign({**bounce_notification(s), "Type": "Gossip"}),
+    ),
+    Forgery(
+        "non-string field",
+        "must be strings",
+        lambda s, f: _tampered(bounce_notification(s), Message={"a": 1}),
+    ),
+    Forgery(
+        "http certificate URL",
+        "not https",
+        lambda s, f: f.sign(
+            _without(bounce_notification(s), "Signature"),
+            cert_url=f.cert_url.replace("https:", "http:"),
+        ),
+    ),
+    Forgery(
+        "certificate on another host",
+        "not on an SNS host",
+        lambda s, f: f.sign(
+            _without(bounce_notification(s), "Signature"), cert_url="https://evil.example/cert.pem"
+        ),
+    ),
+    Forgery(
+        "host that only starts like SNS",
+        "not on an SNS host",
+        lambda s, f: f.sign(
+            _without(bounce_notification(s), "Signature"),
+            cert_url="https://sns.eu-west-1.amazonaws.com.evil.example/c.pem",
+        ),
+    ),
+    Forgery(
+        "SNS host as userinfo",
+        "credentials or an unusual port",
+        lambda s, f: f.sign(
+            _without(bounce_notification(s), "Signature"),
+            cert_url="https://sns.eu-west-1.amazonaws.com@evil.example/c.pem",
+        ),
+    ),
+    Forgery(
+        "SNS host on another port",
+        "credentials or an unusual port",
+        lambda s, f: f.sign(
+            _without(bounce_notification(s), "Signature"),
+            cert_url="https://sns.eu-west-1.amazonaws.com:8443/c.pem",
+        ),
+    ),
+    Forgery(
+        "certificate URL that does not exist",
+        "could not fetch",
+        lambda s, f: s.sign(
+            _without(bounce_notification(s), "Signature"),
+            cert_url="https://sns.eu-west-1.amazonaws.com/missing.pem",
+        ),
+    ),
+]
 
 
 @pytest.mark.parametrize("forgery", FORGERIES, ids=lambda forgery: forgery.name)

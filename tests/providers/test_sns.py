@@ -24,7 +24,6 @@ from providers.interface import (
     SmsMessage,
     SuppressionReason,
     ThrottledError,
-    TransientError,
 )
 from providers.sms.sns import ERROR_TABLE, SnsProvider
 from tests.fakes.sns import SECRET_ACCESS_KEY, FakeSnsApi, MotoSns, SentSms, SnsAnswer
@@ -285,7 +284,9 @@ ROWS = {
         retry_after=3.0,
     ),
     "InternalError": Row(
-        SnsAnswer.error(500, "InternalError"), "InternalError", ProviderUnavailableError,
+        SnsAnswer.error(500, "InternalError"),
+        "InternalError",
+        ProviderUnavailableError,
         "InternalError",
     ),
     "InternalFailure": Row(

@@ -16,7 +16,6 @@ from providers.interface import (
     ConfigurationError,
     InvalidRecipientError,
     Lane,
-    parse_retry_after,
     PermanentError,
     ProviderAccountError,
     ProviderError,
@@ -24,7 +23,7 @@ from providers.interface import (
     SmsMessage,
     SuppressionReason,
     ThrottledError,
-    TransientError,
+    parse_retry_after,
 )
 from providers.sms.twilio import ERROR_TABLE, TwilioProvider
 from tests.fakes.twilio_api import FakeTwilioApi, TwilioAnswer
@@ -325,9 +324,7 @@ ROWS = {
         "429",
         retry_after=0.0,
     ),
-    "HTTP 500": Row(
-        TwilioAnswer.error(500, 20500), "http 5xx", ProviderUnavailableError, "20500"
-    ),
+    "HTTP 500": Row(TwilioAnswer.error(500, 20500), "http 5xx", ProviderUnavailableError, "20500"),
     "HTTP 503 with Retry-After": Row(
         TwilioAnswer.error(503, 20503, headers={"Retry-After": "30"}),
         "http 5xx",

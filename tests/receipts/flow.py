@@ -10,22 +10,11 @@ from twilio.request_validator import RequestValidator
 
 from notifier.receipts.schemas import APPLY_TASK
 from tests.fakes.twilio_api import DEFAULT_AUTH_TOKEN
+from tests.notifications_api import post, timeline
 from workers.delivery import deliver_ids
 from workers.queues import RECEIPTS
 
 TWILIO_PATH = "/v1/receipts/twilio"
-
-
-def post(client: TestClient, auth: dict[str, str], payload: dict[str, Any]) -> str:
-    response = client.post("/v1/notifications", json=payload, headers=auth)
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
-
-
-def timeline(client: TestClient, auth: dict[str, str], notification_id: str) -> dict[str, Any]:
-    response = client.get(f"/v1/notifications/{notification_id}", headers=auth)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def send(

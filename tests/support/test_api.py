@@ -112,6 +112,7 @@ def test_summary_follows_retries_until_it_gives_up(client, auth, runtime, suppor
             s.execute(update(Notification).values(not_before=None))
         deliver_ids(worker_app.delivery, [notification_id])
     assert summary() == (
-        f"Not delivered: every attempt failed; gave up after {runtime.settings.max_attempts} attempts. "
+        "Not delivered: every attempt failed; "
+        f"gave up after {runtime.settings.max_attempts} attempts. "
         "The last answer from outbox was: simulated temporary failure (503)."
     )  # an answer about one recipient never opens the provider's breaker: every attempt reached it

@@ -42,7 +42,11 @@ def test_failed_and_rate_limited_sign_ins_are_audited(anonymous, runtime):  # ty
     assert sign_in(anonymous, SUPPORT_EMAIL).status_code == 429
     failed = _entries(runtime, "sign_in_failed")
     assert len(failed) == 13
-    assert [e.actor for e in failed[:3]] == [SUPPORT_EMAIL, "nobody@example.com", "(not an email address)"]
+    assert [e.actor for e in failed[:3]] == [
+        SUPPORT_EMAIL,
+        "nobody@example.com",
+        "(not an email address)",
+    ]
     assert failed[0].query == {"why": "wrong email or password", "account": "known"}
     assert failed[1].query["account"] == "no such account" and failed[1].actor_id == "unknown"
     assert failed[-1].query["why"] == "rate limited (account)"
@@ -60,17 +64,28 @@ def test_refused_admin_actions_by_a_support_account_are_audited(console, client,
     with runtime.sessions() as s:
         suppression_id = s.scalars(select(Suppression.id)).one()
     console.headers["User-Agent"] = AGENT
-    assert console.post(
-        f"/support/notifications/{notification_id}/resend", data={"csrf_token": console.csrf}
-    ).status_code == 403
-    assert console.post(
-        f"/support/suppressions/{suppression_id}/lift",
-        data={"csrf_token": console.csrf, "reason": "customer phoned"},
-    ).status_code == 403
+    assert (
+        console.post(
+            f"/support/notifications/{notification_id}/resend", data={"csrf_token": console.csrf}
+        ).status_code
+        == 403
+    )
+    assert (
+        console.post(
+            f"/support/suppressions/{suppression_id}/lift",
+            data={"csrf_token": console.csrf, "reason": "customer phoned"},
+        ).status_code
+        == 403
+    )
     assert console.get("/support/audit").status_code == 403
     assert console.post(f"/support/suppressions/{suppression_id}/lift", data={}).status_code == 403
     refused = _entries(runtime, "refused")
-    assert [e.query["action"] for e in refused] == ["resend", "lift_suppression", "view_audit", "form"]
+    assert [e.query["action"] for e in refused] == [
+        "resend",
+        "lift_suppression",
+        "view_audit",
+        "form",
+    ]
     assert {e.actor for e in refused} == {SUPPORT_EMAIL}
     assert refused[0].query["why"] == "the role support may not do this"
     assert refused[0].query["path"] == f"/support/notifications/{notification_id}/resend"

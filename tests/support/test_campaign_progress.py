@@ -9,11 +9,19 @@ from tests.factories import ALL_SCOPES, api_key
 
 def test_campaign_progress_page_counts_the_latest_run(console, client, runtime):  # type: ignore[no-untyped-def]
     manager = {"Authorization": f"Bearer {api_key(runtime, 'marketing', scopes=ALL_SCOPES)}"}
-    template(client, manager, "sale", "email", subject="Sale", body="Hello {{ name | default('') }}")
+    template(
+        client, manager, "sale", "email", subject="Sale", body="Hello {{ name | default('') }}"
+    )
     client.post("/v1/audiences", json={"name": "everyone"}, headers=manager)
     for i in range(3):
-        contact(client, manager, f"c{i}", email=f"c{i}@example.com", audiences=["everyone"],
-                consent={"email": True})
+        contact(
+            client,
+            manager,
+            f"c{i}",
+            email=f"c{i}@example.com",
+            audiences=["everyone"],
+            consent={"email": True},
+        )
     contact(client, manager, "no-consent", email="nc@example.com", audiences=["everyone"])
     created = campaign(client, manager)
     run_id = client.post(f"/v1/campaigns/{created['id']}/run", headers=manager).json()["id"]
@@ -37,8 +45,14 @@ def test_a_cancelled_run_shows_its_cancelled_count(console, client, runtime):  #
     template(client, manager, "sale", "email", subject="Sale", body="Hello")
     client.post("/v1/audiences", json={"name": "everyone"}, headers=manager)
     for i in range(3):
-        contact(client, manager, f"c{i}", email=f"c{i}@example.com", audiences=["everyone"],
-                consent={"email": True})
+        contact(
+            client,
+            manager,
+            f"c{i}",
+            email=f"c{i}@example.com",
+            audiences=["everyone"],
+            consent={"email": True},
+        )
     created = campaign(client, manager, throttle_per_minute=1)
     run_id = client.post(f"/v1/campaigns/{created['id']}/run", headers=manager).json()["id"]
     runs.run(runtime, run_id)

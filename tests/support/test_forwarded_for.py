@@ -85,7 +85,9 @@ def test_a_client_that_is_not_a_trusted_proxy_cannot_rotate_its_address(serve, r
     assert sources == {"127.0.0.1"}  # the peer, never the address the client wrote
 
 
-def test_behind_the_trusted_proxy_the_address_it_saw_counts_not_what_the_client_wrote(serve, runtime, staff):  # type: ignore[no-untyped-def]
+def test_behind_the_trusted_proxy_the_address_it_saw_counts_not_what_the_client_wrote(
+    serve, runtime, staff
+):  # type: ignore[no-untyped-def]
     base = serve("127.0.0.1")  # the test client plays the proxy (nginx appends the peer)
     codes = _attempts(base, lambda i: f"198.51.100.{i}, 203.0.113.7", LIMIT + 2)
     assert codes[LIMIT:] == [429, 429]

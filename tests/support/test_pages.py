@@ -9,14 +9,9 @@ from sqlalchemy import select
 from notifier.db.models import DeliveryEvent, Notification, Suppression
 from notifier.support.models import AuditEntry
 from tests.factories import email, sms
+from tests.notifications_api import post
 from tests.support.console import ADMIN_EMAIL, SUPPORT_EMAIL
 from workers.delivery import deliver_ids
-
-
-def post(client, auth, payload) -> str:  # type: ignore[no-untyped-def]
-    response = client.post("/v1/notifications", json=payload, headers=auth)
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
 
 
 def result_ids(html: str) -> list[str]:

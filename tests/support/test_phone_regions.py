@@ -20,10 +20,14 @@ def test_the_regions_are_configurable(console, client, auth, runtime, support_ke
     target = post(client, auth, sms(to="+61491570159"))
     runtime.settings.phone_search_regions = ["GB", "US"]
     assert result_ids(console.get("/support", params={"q": "0491 570 159"}).text) == []
-    api = client.get("/v1/support/notifications", params={"recipient": "0491 570 159"}, headers=support_key)
+    api = client.get(
+        "/v1/support/notifications", params={"recipient": "0491 570 159"}, headers=support_key
+    )
     assert api.json()["items"] == []
     runtime.settings.phone_search_regions = ["NZ", "AU"]
-    api = client.get("/v1/support/notifications", params={"recipient": "0491 570 159"}, headers=support_key)
+    api = client.get(
+        "/v1/support/notifications", params={"recipient": "0491 570 159"}, headers=support_key
+    )
     assert [i["id"] for i in api.json()["items"]] == [target]
 
 

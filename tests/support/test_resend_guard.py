@@ -54,7 +54,12 @@ def test_a_second_resend_needs_a_confirmation_and_a_reason(
     assert "It was already resent 1 time" in page and "Resend anyway" in page
     assert f'<li><a href="/support/notifications/{first_copy}"' in page  # the earlier resend
 
-    for form in ({}, {"confirm": "yes"}, {"reason": "customer asked"}, {"confirm": "yes", "reason": "  "}):
+    for form in (
+        {},
+        {"confirm": "yes"},
+        {"reason": "customer asked"},
+        {"confirm": "yes", "reason": "  "},
+    ):
         refused = _resend(admin_console, failed, **form)
         assert refused.status_code == 409, form
         assert "Tick the confirmation and say why" in refused.text
@@ -62,7 +67,9 @@ def test_a_second_resend_needs_a_confirmation_and_a_reason(
     refusals = _audit(runtime, "refused")
     assert len(refusals) == 4 and {r.query["action"] for r in refusals} == {"resend"}
 
-    second = _resend(admin_console, failed, confirm="yes", reason="customer says the first never came")
+    second = _resend(
+        admin_console, failed, confirm="yes", reason="customer says the first never came"
+    )
     assert second.status_code == 303 and _copies(runtime, failed) == 2
     assert len(drain(runtime)) == 1
     resends = _audit(runtime, "resend")
@@ -82,7 +89,11 @@ def test_an_unconfirmed_notification_says_it_may_have_been_delivered_and_is_guar
         s.execute(
             update(Notification)
             .where(Notification.id == sent)
-            .values(status="unconfirmed", provider="outbox", status_reason="no answer after the request was sent")
+            .values(
+                status="unconfirmed",
+                provider="outbox",
+                status_reason="no answer after the request was sent",
+            )
         )
     page = admin_console.get(f"/support/notifications/{sent}").text
     summary = re.search(r'<p class="summary" id="summary">(.*?)</p>', page, re.DOTALL).group(1)

@@ -16,18 +16,30 @@ from notifier.support.summary import Facts, summarise
 def _row(status: Status, **fields) -> Notification:  # type: ignore[no-untyped-def]
     now = utcnow()
     values = {
-        "id": "n-1", "channel": "email", "category": "transactional", "lane": "email.transactional",
-        "status": status.value, "recipient": "ada@example.com", "created_at": now, "attempts": 0,
+        "id": "n-1",
+        "channel": "email",
+        "category": "transactional",
+        "lane": "email.transactional",
+        "status": status.value,
+        "recipient": "ada@example.com",
+        "created_at": now,
+        "attempts": 0,
         "expires_at": now + timedelta(hours=1),
     }
     values.update(fields)
     return Notification(**values)
 
 
-def _attempt(provider: str = "ses-main", code: str | None = "Throttling", detail: str = "slow down") -> DeliveryEvent:
+def _attempt(
+    provider: str = "ses-main", code: str | None = "Throttling", detail: str = "slow down"
+) -> DeliveryEvent:
     return DeliveryEvent(
-        notification_id="n-1", kind=EventKind.ATTEMPT.value, provider=provider,
-        response_code=code, detail=detail, created_at=utcnow(),
+        notification_id="n-1",
+        kind=EventKind.ATTEMPT.value,
+        provider=provider,
+        response_code=code,
+        detail=detail,
+        created_at=utcnow(),
     )
 
 
@@ -56,11 +68,20 @@ def test_giving_up_with_only_circuit_breaker_skips_does_not_invent_an_answer() -
 
 def test_unconfirmed_says_it_may_have_been_delivered() -> None:
     row = _row(Status.UNCONFIRMED, provider="ses-main", attempts=3)
-    sentence = summarise(Facts(row, events=[_attempt(code=None, detail="read timeout")], suppressions=[]))
+    sentence = summarise(
+        Facts(row, events=[_attempt(code=None, detail="read timeout")], suppressions=[])
+    )
     assert sentence.startswith("The request reached ses-main and no answer came after 3 attempts")
     assert "it may have been delivered" in sentence
 
 
 def test_a_message_held_by_a_paused_campaign_says_so() -> None:
-    row = _row(Status.SCHEDULED, not_before=HELD, send_at=utcnow(), status_reason="held: the campaign was paused")
-    assert summarise(Facts(row, events=[], suppressions=[])).startswith("Held: its campaign was paused")
+    row = _row(
+        Status.SCHEDULED,
+        not_before=HELD,
+        send_at=utcnow(),
+        status_reason="held: the campaign was paused",
+    )
+    assert summarise(Facts(row, events=[], suppressions=[])).startswith(
+        "Held: its campaign was paused"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from workers.engine import DeliveryEngine
 from workers.provider_config import build_chains, load_chains
 from workers.retry_policy import RetryPolicy
 
-NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
 def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
@@ -68,7 +68,9 @@ def test_circuit_opens_after_consecutive_failures_and_probes_once() -> None:
 
 
 def message(lane: Lane = Lane.EMAIL_TRANSACTIONAL) -> EmailMessage:
-    return EmailMessage(notification_id="n1", lane=lane, to="ada@example.com", subject="s", text="t")
+    return EmailMessage(
+        notification_id="n1", lane=lane, to="ada@example.com", subject="s", text="t"
+    )
 
 
 def run(engine: DeliveryEngine, msg: EmailMessage, pinned: str | None = None):  # type: ignore[no-untyped-def]
@@ -76,8 +78,11 @@ def run(engine: DeliveryEngine, msg: EmailMessage, pinned: str | None = None):  
 
 
 def test_failover_when_the_first_provider_provably_did_not_accept() -> None:
-    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL,
-                             script=[ProviderUnavailableError("refused", code="ECONNREFUSED")])
+    first = ScriptedProvider(
+        "first",
+        Lane.EMAIL_TRANSACTIONAL,
+        script=[ProviderUnavailableError("refused", code="ECONNREFUSED")],
+    )
     second = ScriptedProvider("second", Lane.EMAIL_TRANSACTIONAL, script=[SendResult("m-2")])
     outcome = run(DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]}), message())
     assert [a.provider for a in outcome.attempts] == ["first", "second"]
@@ -85,8 +90,11 @@ def test_failover_when_the_first_provider_provably_did_not_accept() -> None:
 
 
 def test_no_failover_when_acceptance_is_unknown_and_the_retry_is_pinned() -> None:
-    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL,
-                             script=[TransientError("read timeout", accepted_unknown=True)])
+    first = ScriptedProvider(
+        "first",
+        Lane.EMAIL_TRANSACTIONAL,
+        script=[TransientError("read timeout", accepted_unknown=True)],
+    )
     second = ScriptedProvider("second", Lane.EMAIL_TRANSACTIONAL)
     engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]})
     outcome = run(engine, message())
@@ -98,14 +106,18 @@ def test_no_failover_when_acceptance_is_unknown_and_the_retry_is_pinned() -> Non
 
 
 def test_permanent_errors_stop_the_chain() -> None:
-    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL, script=[InvalidRecipientError("550 5.1.1")])
+    first = ScriptedProvider(
+        "first", Lane.EMAIL_TRANSACTIONAL, script=[InvalidRecipientError("550 5.1.1")]
+    )
     second = ScriptedProvider("second", Lane.EMAIL_TRANSACTIONAL)
     outcome = run(DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]}), message())
     assert outcome.invalid_recipient is not None and second.received == []
 
 
 def test_open_circuit_skips_the_provider_without_an_attempt() -> None:
-    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL, script=[ProviderUnavailableError("503")] * 10)
+    first = ScriptedProvider(
+        "first", Lane.EMAIL_TRANSACTIONAL, script=[ProviderUnavailableError("503")] * 10
+    )
     second = ScriptedProvider("second", Lane.EMAIL_TRANSACTIONAL)
     engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]})
     for _ in range(5):
@@ -117,12 +129,17 @@ def test_open_circuit_skips_the_provider_without_an_attempt() -> None:
     assert [s.provider for s in outcome.skipped] == ["first"]
 
 
-@pytest.mark.parametrize("answer", [
-    TransientError("452 mailbox full", code=452),  # about one recipient
-    ThrottledError("429", code=429, retry_after=1),  # paced by Retry-After instead
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        TransientError("452 mailbox full", code=452),  # about one recipient
+        ThrottledError("429", code=429, retry_after=1),  # paced by Retry-After instead
+    ],
+)
 def test_recipient_level_and_throttling_answers_never_open_the_breaker(answer) -> None:  # type: ignore[no-untyped-def]
-    provider = ScriptedProvider("p", Lane.EMAIL_TRANSACTIONAL, script=[answer] * 6 + [SendResult("ok")])
+    provider = ScriptedProvider(
+        "p", Lane.EMAIL_TRANSACTIONAL, script=[answer] * 6 + [SendResult("ok")]
+    )
     engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [provider]})
     for _ in range(6):
         assert run(engine, message()).attempts[0].error is answer
@@ -131,8 +148,11 @@ def test_recipient_level_and_throttling_answers_never_open_the_breaker(answer) -
 
 
 def test_an_account_refusal_opens_the_breaker_at_once_and_fails_over() -> None:
-    refused = ScriptedProvider("smtp", Lane.EMAIL_TRANSACTIONAL,
-                               script=[ProviderAccountError("535 authentication failed", code=535)])
+    refused = ScriptedProvider(
+        "smtp",
+        Lane.EMAIL_TRANSACTIONAL,
+        script=[ProviderAccountError("535 authentication failed", code=535)],
+    )
     backup = ScriptedProvider("ses", Lane.EMAIL_TRANSACTIONAL)
     engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [refused, backup]})
     outcome = run(engine, message())
@@ -145,10 +165,14 @@ def test_an_account_refusal_opens_the_breaker_at_once_and_fails_over() -> None:
 
 def test_a_pinned_message_waits_for_its_open_provider_and_never_goes_elsewhere() -> None:
     clock = [0.0]
-    first = ScriptedProvider("first", Lane.EMAIL_TRANSACTIONAL, script=[ProviderUnavailableError("503")] * 5)
+    first = ScriptedProvider(
+        "first", Lane.EMAIL_TRANSACTIONAL, script=[ProviderUnavailableError("503")] * 5
+    )
     second = ScriptedProvider("second", Lane.EMAIL_TRANSACTIONAL)
-    engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [first, second]},
-                            breaker_factory=lambda: CircuitBreaker(5, 30, clock=lambda: clock[0]))
+    engine = DeliveryEngine(
+        {Lane.EMAIL_TRANSACTIONAL: [first, second]},
+        breaker_factory=lambda: CircuitBreaker(5, 30, clock=lambda: clock[0]),
+    )
     for _ in range(5):
         run(engine, message(), pinned="first")
     assert engine.breaker(first).state == CircuitState.OPEN and second.received == []
@@ -161,12 +185,18 @@ def test_a_pinned_message_waits_for_its_open_provider_and_never_goes_elsewhere()
 
 
 def test_every_provider_open_means_waiting_not_an_attempt() -> None:
-    only = ScriptedProvider("only", Lane.EMAIL_TRANSACTIONAL, script=[ProviderUnavailableError("503")] * 5)
+    only = ScriptedProvider(
+        "only", Lane.EMAIL_TRANSACTIONAL, script=[ProviderUnavailableError("503")] * 5
+    )
     engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [only]})
     for _ in range(5):
         run(engine, message())
     outcome = run(engine, message())
-    assert outcome.attempts == [] and outcome.wait_seconds is not None and 0 < outcome.wait_seconds <= 30
+    assert (
+        outcome.attempts == []
+        and outcome.wait_seconds is not None
+        and 0 < outcome.wait_seconds <= 30
+    )
 
 
 def test_a_pin_to_a_provider_no_longer_configured_is_reported_not_sent_elsewhere() -> None:
@@ -202,14 +232,17 @@ token_file = "{secret}"
     assert built[Lane.EMAIL_TRANSACTIONAL][0].kind == "outbox"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('[providers.x]\ntype = "smtp"\npassword = "hunter2"\n', "is a secret"),
-    ('[providers.x]\ntype = "outbox"\npath_env = "NOPE_NOT_SET_123"\n', "is not set"),
-    ('[providers.x]\npath = "/tmp"\n', "has no type"),
-    ('[lanes]\n"email.transactional" = ["ghost"]\n', "undefined providers"),
-    ('[lanes]\n"fax.transactional" = []\n', "unknown lane"),
-    ("not toml [", "cannot read"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[providers.x]\ntype = "smtp"\npassword = "hunter2"\n', "is a secret"),
+        ('[providers.x]\ntype = "outbox"\npath_env = "NOPE_NOT_SET_123"\n', "is not set"),
+        ('[providers.x]\npath = "/tmp"\n', "has no type"),
+        ('[lanes]\n"email.transactional" = ["ghost"]\n', "undefined providers"),
+        ('[lanes]\n"fax.transactional" = []\n', "unknown lane"),
+        ("not toml [", "cannot read"),
+    ],
+)
 def test_bad_provider_files_are_refused_clearly(tmp_path: Path, text: str, message: str) -> None:
     config = tmp_path / "providers.toml"
     config.write_text(text)
@@ -220,7 +253,9 @@ def test_bad_provider_files_are_refused_clearly(tmp_path: Path, text: str, messa
 
 def test_unknown_provider_type_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "providers.toml"
-    config.write_text('[providers.x]\ntype = "carrier-pigeon"\n[lanes]\n"sms.transactional" = ["x"]\n')
+    config.write_text(
+        '[providers.x]\ntype = "carrier-pigeon"\n[lanes]\n"sms.transactional" = ["x"]\n'
+    )
     with pytest.raises(ConfigurationError, match="no provider type"):
         build_chains(load_chains(config, tmp_path))
 
@@ -229,7 +264,9 @@ def test_a_providers_shared_send_rate_is_respected() -> None:
     from notifier.ratelimit import RateLimiter
     from workers.throttle import ProviderThrottle, rule_for
 
-    limited = ScriptedProvider("twilio-main", Lane.EMAIL_TRANSACTIONAL, options={"rate_limit": "5/second"})
+    limited = ScriptedProvider(
+        "twilio-main", Lane.EMAIL_TRANSACTIONAL, options={"rate_limit": "5/second"}
+    )
     unlimited = ScriptedProvider("box", Lane.EMAIL_TRANSACTIONAL)
     assert rule_for(limited) == "5/second" and rule_for(unlimited) is None
     throttle = ProviderThrottle(RateLimiter())
@@ -245,17 +282,23 @@ def test_a_providers_shared_send_rate_is_respected() -> None:
     async def send_two() -> list:
         return await asyncio.gather(*(engine.deliver(message()) for _ in range(2)))
 
-    assert all(o.sent is not None for o in asyncio.run(send_two()))  # over the rate: waited, never failed
+    assert all(
+        o.sent is not None for o in asyncio.run(send_two())
+    )  # over the rate: waited, never failed
 
 
 def test_a_group_deadline_records_unanswered_sends_as_acceptance_unknown() -> None:
     slow = ScriptedProvider("slow", Lane.EMAIL_TRANSACTIONAL, script=[5.0])
     backup = ScriptedProvider("backup", Lane.EMAIL_TRANSACTIONAL)
     fast = ScriptedProvider("fast", Lane.SMS_TRANSACTIONAL)
-    engine = DeliveryEngine({Lane.EMAIL_TRANSACTIONAL: [slow, backup], Lane.SMS_TRANSACTIONAL: [fast]}, timeout=0.2)
+    engine = DeliveryEngine(
+        {Lane.EMAIL_TRANSACTIONAL: [slow, backup], Lane.SMS_TRANSACTIONAL: [fast]}, timeout=0.2
+    )
     from providers.interface import SmsMessage
 
-    sms = SmsMessage(notification_id="n2", lane=Lane.SMS_TRANSACTIONAL, to="+447911123456", body="hi")
+    sms = SmsMessage(
+        notification_id="n2", lane=Lane.SMS_TRANSACTIONAL, to="+447911123456", body="hi"
+    )
     stuck, quick = asyncio.run(engine.deliver_many([(message(), None), (sms, None)]))
     assert quick.sent is not None
     assert [a.provider for a in stuck.attempts] == ["slow"]

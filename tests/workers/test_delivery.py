@@ -11,18 +11,9 @@ from sqlalchemy import select, update
 
 from notifier.db.models import DeliveryEvent, Notification, Suppression, utcnow
 from notifier.db.session import transaction
-from workers.delivery import deliver_ids
 from tests.factories import daytime_timezone, email, push, sms
-
-
-def post(client, auth, payload) -> str:  # type: ignore[no-untyped-def]
-    response = client.post("/v1/notifications", json=payload, headers=auth)
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
-
-
-def timeline(client, auth, notification_id):  # type: ignore[no-untyped-def]
-    return client.get(f"/v1/notifications/{notification_id}", headers=auth).json()
+from tests.notifications_api import post, timeline
+from workers.delivery import deliver_ids
 
 
 def test_email_is_sent_through_the_outbox_and_logged(client, auth, worker_app, settings):  # type: ignore[no-untyped-def]
@@ -34,16 +25,25 @@ def test_email_is_sent_through_the_outbox_and_logged(client, auth, worker_app, s
     assert kinds == ["queued", "attempt", "sent"]
     attempt = body["events"][1]
     assert attempt["provider"] == "outbox" and attempt["response_code"] == "250"
-    assert attempt["latency_ms"] is not None and attempt["provider_message_id"] == body["provider_message_id"]
-    written = json.loads((settings.outbox_dir / "email.transactional" / f"{notification_id}.json").read_text())
+    assert (
+        attempt["latency_ms"] is not None
+        and attempt["provider_message_id"] == body["provider_message_id"]
+    )
+    written = json.loads(
+        (settings.outbox_dir / "email.transactional" / f"{notification_id}.json").read_text()
+    )
     assert written["to"] == "ada@example.com" and written["text"] == "Thanks, Ada"
     assert written["provider_message_id"] == body["provider_message_id"]
 
 
-def test_sensitive_value_reaches_the_provider_but_nothing_else(client, auth, worker_app, settings, runtime):  # type: ignore[no-untyped-def]
+def test_sensitive_value_reaches_the_provider_but_nothing_else(
+    client, auth, worker_app, settings, runtime
+):  # type: ignore[no-untyped-def]
     notification_id = post(client, auth, sms())
     deliver_ids(worker_app.delivery, [notification_id])
-    written = json.loads((settings.outbox_dir / "sms.transactional" / f"{notification_id}.json").read_text())
+    written = json.loads(
+        (settings.outbox_dir / "sms.transactional" / f"{notification_id}.json").read_text()
+    )
     assert written["body"] == "Your code is 583920"
     assert "583920" not in json.dumps(timeline(client, auth, notification_id))
     with runtime.sessions() as s:
@@ -88,7 +88,7 @@ def test_retry_is_not_claimed_before_it_is_due(client, auth, worker_app):  # typ
     deliver_ids(worker_app.delivery, [notification_id])  # a duplicate task arriving early
     body = timeline(client, auth, notification_id)
     assert body["status"] == "queued" and body["attempts"] == 1
-    retry = [e for e in body["events"] if e["kind"] == "retry_scheduled"][0]
+    retry = next(e for e in body["events"] if e["kind"] == "retry_scheduled")
     assert "retry in 1." in retry["detail"]  # Retry-After: 1 s honoured over the tiny backoff
 
 
@@ -106,8 +106,11 @@ def test_invalid_recipient_is_suppressed_for_later_sends(client, auth, worker_ap
     assert timeline(client, auth, first)["status"] == "failed"
     with runtime.sessions() as s:
         suppression = s.scalars(select(Suppression)).one()
-    assert (suppression.channel, suppression.recipient, suppression.reason) == ("sms", "+61491570159",
-                                                                                 "invalid_address")
+    assert (suppression.channel, suppression.recipient, suppression.reason) == (
+        "sms",
+        "+61491570159",
+        "invalid_address",
+    )
     later = client.post("/v1/notifications", json=sms(to="+61 491 570 159"), headers=auth).json()
     assert later["status"] == "suppressed"
     assert timeline(client, auth, later["id"])["events"][0]["kind"] == "suppressed"
@@ -116,7 +119,9 @@ def test_invalid_recipient_is_suppressed_for_later_sends(client, auth, worker_ap
 def test_marketing_unsubscribe_blocks_promotional_but_not_transactional(client, auth, runtime):  # type: ignore[no-untyped-def]
     with transaction(runtime.sessions) as s:
         s.add(Suppression(channel="email", recipient="ada@example.com", reason="unsubscribed"))
-    promo = client.post("/v1/notifications", json=email(category="promotional"), headers=auth).json()
+    promo = client.post(
+        "/v1/notifications", json=email(category="promotional"), headers=auth
+    ).json()
     receipt = client.post("/v1/notifications", json=email(), headers=auth).json()
     assert promo["status"] == "suppressed"
     assert receipt["status"] == "queued"
@@ -152,7 +157,13 @@ def test_each_sms_lane_is_published_to_its_own_queue(client, auth, runtime, cate
 def test_suppression_added_after_intake_stops_the_send(client, auth, worker_app, runtime, settings):  # type: ignore[no-untyped-def]
     notification_id = post(client, auth, email())
     with transaction(runtime.sessions) as s:
-        s.add(Suppression(channel="email", recipient="ada@example.com", reason="hard_bounce",
-                          created_at=utcnow() - timedelta(seconds=1)))
+        s.add(
+            Suppression(
+                channel="email",
+                recipient="ada@example.com",
+                reason="hard_bounce",
+                created_at=utcnow() - timedelta(seconds=1),
+            )
+        )
     deliver_ids(worker_app.delivery, [notification_id])
     assert timeline(client, auth, notification_id)["status"] == "suppressed"

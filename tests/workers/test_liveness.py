@@ -66,7 +66,9 @@ def test_identity_is_stable_in_a_process_and_new_in_a_forked_child() -> None:
 
 
 def test_writer_upserts_while_running_and_deletes_its_row_on_stop(runtime) -> None:  # type: ignore[no-untyped-def]
-    writer = HeartbeatWriter(runtime.sessions, "w-1", ["sms.transactional", "email.transactional"], 0.1)
+    writer = HeartbeatWriter(
+        runtime.sessions, "w-1", ["sms.transactional", "email.transactional"], 0.1
+    )
     writer.start()
     first = wait_for(lambda: rows(runtime.sessions).get("w-1"))
     assert first.queues == ["email.transactional", "sms.transactional"]
@@ -82,9 +84,21 @@ def test_writer_upserts_while_running_and_deletes_its_row_on_stop(runtime) -> No
 def test_readers_split_live_from_lapsed(runtime) -> None:  # type: ignore[no-untyped-def]
     now = utcnow()
     with transaction(runtime.sessions) as session:
-        for worker_id, age, queues in (("fresh", 1, ["a"]), ("late", 19, ["b"]), ("dead", 21, ["a"])):
-            session.add(WorkerHeartbeat(worker_id=worker_id, hostname="h", pid=1, queues=queues,
-                                        started_at=now - timedelta(hours=1), seen_at=now - timedelta(seconds=age)))
+        for worker_id, age, queues in (
+            ("fresh", 1, ["a"]),
+            ("late", 19, ["b"]),
+            ("dead", 21, ["a"]),
+        ):
+            session.add(
+                WorkerHeartbeat(
+                    worker_id=worker_id,
+                    hostname="h",
+                    pid=1,
+                    queues=queues,
+                    started_at=now - timedelta(hours=1),
+                    seen_at=now - timedelta(seconds=age),
+                )
+            )
     with runtime.sessions() as session:
         assert sorted(w.worker_id for w in live_workers(session, now, 20)) == ["fresh", "late"]
         assert lapsed_worker_ids(session, now, 20) == ["dead"]
@@ -110,15 +124,25 @@ def test_writer_keeps_beating_through_a_database_outage(caplog) -> None:  # type
             wait_for(lambda: "w-pg" in rows(sessions))
             with admin.connect() as connection:
                 connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-                connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                        "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
             with caplog.at_level("WARNING", logger="notifier.liveness"):
-                wait_for(lambda: any(r.message == "worker.heartbeat.failed" for r in caplog.records), timeout=10)
+                wait_for(
+                    lambda: any(r.message == "worker.heartbeat.failed" for r in caplog.records),
+                    timeout=10,
+                )
             assert writer._thread is not None and writer._thread.is_alive()
             with admin.connect() as connection:
                 connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
             after_outage = utcnow()
-            wait_for(lambda: rows(sessions).get("w-pg") and rows(sessions)["w-pg"].seen_at > after_outage)
+            wait_for(
+                lambda: rows(sessions).get("w-pg") and rows(sessions)["w-pg"].seen_at > after_outage
+            )
         finally:
             with admin.connect() as connection:
                 connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
@@ -144,12 +168,24 @@ def _worker_env(tmp_path: Path) -> dict[str, str]:
 
 def _start_worker(tmp_path: Path, lanes: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "notifier"), "worker", "--lanes", lanes, "--concurrency", "2"],
-        cwd=tmp_path, env=_worker_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            str(Path(sys.executable).parent / "notifier"),
+            "worker",
+            "--lanes",
+            lanes,
+            "--concurrency",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=_worker_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
-def test_a_notifier_worker_process_heartbeats_with_its_queues_and_leaves_cleanly(tmp_path: Path) -> None:
+def test_a_notifier_worker_process_heartbeats_with_its_queues_and_leaves_cleanly(
+    tmp_path: Path,
+) -> None:
     database = tmp_path / "data" / "notifier.db"
     database.parent.mkdir(parents=True)
     upgrade(f"sqlite:///{database}")
@@ -229,13 +265,37 @@ def test_a_warm_shutdown_keeps_the_row_until_the_sends_in_flight_are_done(tmp_pa
     runtime = Runtime.build(settings)
     providers = write_providers_file(
         tmp_path / "providers.toml",
-        {"smtp": {"type": "smtp", "host": smtp.host, "port": smtp.port, "tls": "none", "from_address": SENDER}},
-        {"email.transactional": ["smtp"]})
-    env = {**_worker_env(tmp_path), "NOTIFIER_BROKER_URL": broker.url, "NOTIFIER_PROVIDERS_FILE": str(providers),
-           "NOTIFIER_DATABASE_URL": settings.database_url}
-    process = subprocess.Popen([str(Path(sys.executable).parent / "notifier"), "worker", "--lanes",
-                                "email.transactional,maintenance", "--concurrency", "2"],
-                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        {
+            "smtp": {
+                "type": "smtp",
+                "host": smtp.host,
+                "port": smtp.port,
+                "tls": "none",
+                "from_address": SENDER,
+            }
+        },
+        {"email.transactional": ["smtp"]},
+    )
+    env = {
+        **_worker_env(tmp_path),
+        "NOTIFIER_BROKER_URL": broker.url,
+        "NOTIFIER_PROVIDERS_FILE": str(providers),
+        "NOTIFIER_DATABASE_URL": settings.database_url,
+    }
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "notifier"),
+            "worker",
+            "--lanes",
+            "email.transactional,maintenance",
+            "--concurrency",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_for(lambda: rows(runtime.sessions), timeout=60)
         with TestClient(create_app(runtime=runtime)) as client:
@@ -247,7 +307,9 @@ def test_a_warm_shutdown_keeps_the_row_until_the_sends_in_flight_are_done(tmp_pa
         time.sleep(2)  # well past a heartbeat and the lapse of this test (2 s)
         assert process.poll() is None and not smtp.messages, "the send should still be in flight"
         with runtime.sessions() as session:
-            assert len(live_workers(session, utcnow(), 2)) == 1  # still live: its claim is not abandoned
+            assert (
+                len(live_workers(session, utcnow(), 2)) == 1
+            )  # still live: its claim is not abandoned
         assert process.wait(60) == 0, process.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
     finally:
         if process.poll() is None:

@@ -76,7 +76,9 @@ def test_an_acceptance_is_recorded_after_the_database_comes_back_and_never_sent_
     try:
         with TestClient(create_app(runtime=runtime)) as client:
             headers = {"Authorization": f"Bearer {api_key(runtime)}"}
-            notification_id = client.post("/v1/notifications", json=email(), headers=headers).json()["id"]
+            notification_id = client.post(
+                "/v1/notifications", json=email(), headers=headers
+            ).json()["id"]
 
             started = time.monotonic()
             deliver_ids(ctx, [notification_id])  # the database is stopped mid-way

@@ -20,7 +20,9 @@ from workers.delivery import deliver_ids
 
 def configure_callback(runtime, key: str, url: str) -> str:  # type: ignore[no-untyped-def]
     with transaction(runtime.sessions) as s:
-        _, secret = set_callback(s, parse_prefix(key), url, Sealer(runtime.settings.secret_key, "callback"))
+        _, secret = set_callback(
+            s, parse_prefix(key), url, Sealer(runtime.settings.secret_key, "callback")
+        )
     runtime.authenticator._cache.clear()
     return secret
 
@@ -37,8 +39,11 @@ def drain(runtime) -> None:  # type: ignore[no-untyped-def]
 def test_a_final_status_is_posted_signed_to_the_callers_url(client, auth, key, runtime, worker_app):  # type: ignore[no-untyped-def]
     with WebhookReceiver() as receiver:
         secret = configure_callback(runtime, key, receiver.url)
-        notification_id = client.post("/v1/notifications", json=email(to="permanent-failure@simulator.notifier.dev"),
-                                      headers=auth).json()["id"]
+        notification_id = client.post(
+            "/v1/notifications",
+            json=email(to="permanent-failure@simulator.notifier.dev"),
+            headers=auth,
+        ).json()["id"]
         deliver_ids(worker_app.delivery, [notification_id])
         assert webhooks.dispatch(runtime) == 1
         drain(runtime)
@@ -46,7 +51,11 @@ def test_a_final_status_is_posted_signed_to_the_callers_url(client, auth, key, r
     assert signing.verify(secret, hook.body, hook.headers[signing.SIGNATURE_HEADER])
     assert not signing.verify("whsec_wrong", hook.body, hook.headers[signing.SIGNATURE_HEADER])
     body = json.loads(hook.body)
-    assert (body["id"], body["status"], body["reference"]) == (notification_id, "failed", "order-42")
+    assert (body["id"], body["status"], body["reference"]) == (
+        notification_id,
+        "failed",
+        "order-42",
+    )
     assert "Thanks" not in hook.body.decode()  # no content in webhooks
     timeline = client.get(f"/v1/notifications/{notification_id}", headers=auth).json()["events"]
     assert timeline[-1]["kind"] == "webhook" and timeline[-1]["response_code"] == "200"
@@ -55,8 +64,9 @@ def test_a_final_status_is_posted_signed_to_the_callers_url(client, auth, key, r
 def test_5xx_and_429_are_retried_and_4xx_gives_up(client, auth, key, runtime, worker_app):  # type: ignore[no-untyped-def]
     with WebhookReceiver(script=[(503, {}), (429, {"Retry-After": "1"}), (200, {})]) as receiver:
         configure_callback(runtime, key, receiver.url)
-        notification_id = client.post("/v1/notifications", json=email(to="invalid@simulator.notifier.dev"),
-                                      headers=auth).json()["id"]
+        notification_id = client.post(
+            "/v1/notifications", json=email(to="invalid@simulator.notifier.dev"), headers=auth
+        ).json()["id"]
         deliver_ids(worker_app.delivery, [notification_id])
         for _ in range(3):
             drain(runtime)
@@ -64,37 +74,51 @@ def test_5xx_and_429_are_retried_and_4xx_gives_up(client, auth, key, runtime, wo
     with runtime.sessions() as s:
         row = s.scalars(select(WebhookDelivery)).one()
     assert (row.status, row.attempts, row.last_response_code) == ("delivered", 3, "200")
-    codes = [e["response_code"] for e in client.get(f"/v1/notifications/{notification_id}", headers=auth)
-             .json()["events"] if e["kind"] == "webhook"]
+    codes = [
+        e["response_code"]
+        for e in client.get(f"/v1/notifications/{notification_id}", headers=auth).json()["events"]
+        if e["kind"] == "webhook"
+    ]
     assert codes == ["503", "429", "200"]
 
     with WebhookReceiver(script=[(410, {})]) as gone:
         configure_callback(runtime, key, gone.url)
-        other = client.post("/v1/notifications", json=email(to="invalid@simulator.notifier.dev"),
-                            headers=auth).json()
-        assert other["status"] == "suppressed"  # suppressed at intake is final too: a webhook is owed
+        other = client.post(
+            "/v1/notifications", json=email(to="invalid@simulator.notifier.dev"), headers=auth
+        ).json()
+        assert (
+            other["status"] == "suppressed"
+        )  # suppressed at intake is final too: a webhook is owed
         drain(runtime)
         drain(runtime)
     assert len(gone.received) == 1
     with runtime.sessions() as s:
-        assert s.scalars(select(WebhookDelivery).where(WebhookDelivery.notification_id == other["id"])).one().status \
+        assert (
+            s.scalars(select(WebhookDelivery).where(WebhookDelivery.notification_id == other["id"]))
+            .one()
+            .status
             == "failed"
+        )
 
 
 def test_connection_refused_is_retried(client, auth, key, runtime, worker_app):  # type: ignore[no-untyped-def]
     configure_callback(runtime, key, "http://127.0.0.1:1/hooks")
-    notification_id = client.post("/v1/notifications", json=email(to="permanent-failure@simulator.notifier.dev"),
-                                  headers=auth).json()["id"]
+    notification_id = client.post(
+        "/v1/notifications", json=email(to="permanent-failure@simulator.notifier.dev"), headers=auth
+    ).json()["id"]
     deliver_ids(worker_app.delivery, [notification_id])
     drain(runtime)
     with runtime.sessions() as s:
         row = s.scalars(select(WebhookDelivery)).one()
-    assert row.status == "pending" and row.attempts == 1 and row.last_response_code == "ConnectError"
+    assert (
+        row.status == "pending" and row.attempts == 1 and row.last_response_code == "ConnectError"
+    )
 
 
 def test_no_callback_no_webhook(client, auth, runtime, worker_app):  # type: ignore[no-untyped-def]
-    notification_id = client.post("/v1/notifications", json=email(to="permanent-failure@simulator.notifier.dev"),
-                                  headers=auth).json()["id"]
+    notification_id = client.post(
+        "/v1/notifications", json=email(to="permanent-failure@simulator.notifier.dev"), headers=auth
+    ).json()["id"]
     deliver_ids(worker_app.delivery, [notification_id])
     with runtime.sessions() as s:
         assert s.scalars(select(WebhookDelivery)).all() == []

@@ -9,11 +9,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
 from notifier.campaigns import contacts, csv_import, service, templates, views
 from notifier.campaigns.fanout import add_unsubscribe_link
-from notifier.campaigns.models import Audience, CampaignRun, ContactImport
+from notifier.campaigns.models import (
+    Audience,
+    CampaignRun,
+    Contact,
+    ContactImport,
+    Template,
+    TemplateVersion,
+)
 from notifier.campaigns.optout import preview_unsubscribe_url
 from notifier.campaigns.schemas import (
     AudienceIn,
@@ -48,7 +56,7 @@ SPOOL_BYTES = 1_048_576
 # --------------------------------------------------------------------------- templates
 
 
-def _template_out(template, version) -> TemplateOut:  # type: ignore[no-untyped-def]
+def _template_out(template: Template, version: TemplateVersion) -> TemplateOut:
     return TemplateOut(
         name=template.name,
         channel=template.channel,
@@ -106,7 +114,7 @@ def preview_template(
 # --------------------------------------------------------------------------- contacts
 
 
-def _contact_out(contact) -> ContactOut:  # type: ignore[no-untyped-def]
+def _contact_out(contact: Contact) -> ContactOut:
     return ContactOut(
         key=contact.key,
         email=contact.email,
@@ -149,7 +157,7 @@ def get_contact(key: str, _: ManagerDep, session: SessionDep) -> ContactOut:
 # --------------------------------------------------------------------------- audiences
 
 
-def _audience_out(session, audience: Audience) -> AudienceOut:  # type: ignore[no-untyped-def]
+def _audience_out(session: Session, audience: Audience) -> AudienceOut:
     return AudienceOut(
         id=audience.id,
         name=audience.name,
@@ -279,7 +287,8 @@ def run_campaign_now(
 ) -> RunOut:
     run_id = service.run_now(runtime, session, campaign_id)
     run = session.get(CampaignRun, run_id)
-    assert run is not None
+    if run is None:  # run_now stored it in this session a moment ago
+        raise LookupError(f"campaign run {run_id} vanished after it was started")
     return views.run_out(session, run)
 
 

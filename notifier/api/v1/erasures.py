@@ -27,7 +27,7 @@ from notifier.support.models import AuditAction
 
 router = APIRouter(prefix="/v1/erasures", tags=["erasures"])
 
-Many = Field(default_factory=list, max_length=50)
+Many: list[str] = Field(default_factory=list, max_length=50)
 
 
 class ErasureIn(BaseModel):

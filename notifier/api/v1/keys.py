@@ -1,7 +1,8 @@
 """API keys over the API, for a platform team automating rotation (scope ``keys:manage``, an
 admin scope: give it to few keys). The CLI (``notifier keys ...``) does the same on the host.
 
-    POST /v1/keys                   {"name": "billing", "scopes": [...], "lanes": [...]}  -> 201, the key once
+    POST /v1/keys                   {"name": "billing", "scopes": [...], "lanes": [...]}
+                                    -> 201, the key once
     GET  /v1/keys                   every key, newest first, never a secret or hash
     POST /v1/keys/{id}/revoke       revoked now (also ends a rotation's overlap)
     POST /v1/keys/{id}/rotate       {"overlap_seconds": 86400} -> 201, the new key once; the old
@@ -20,6 +21,7 @@ from fastapi import APIRouter
 from limits import parse as parse_rule
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from notifier import keys as key_store
 from notifier.api.deps import ApiKeyDep, SessionDep
@@ -83,14 +85,14 @@ def key_out(row: ApiKey) -> KeyOut:
     )
 
 
-def _find(session, key_id: str) -> ApiKey:  # type: ignore[no-untyped-def]
+def _find(session: Session, key_id: str) -> ApiKey:
     row = session.get(ApiKey, key_id[:36])
     if row is None:
         raise NotifierError(ErrorCode.NOT_FOUND, "no such API key")
     return row
 
 
-def _audit(session, caller: Caller, action: AuditAction, **query: object) -> None:  # type: ignore[no-untyped-def]
+def _audit(session: Session, caller: Caller, action: AuditAction, **query: object) -> None:
     audit.record(session, audit.Actor.of_api_key(caller), action, query=dict(query))
 
 

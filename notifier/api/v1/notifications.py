@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -49,9 +49,13 @@ async def send_notification(
     if idempotency_key:
         require_storable(idempotency_key, "Idempotency-Key")
         fingerprint = intake.fingerprint(request.model_dump(mode="json"))
-        outcome = await run_in_threadpool(intake.accept, caller, request, idempotency_key, fingerprint)
+        outcome = await run_in_threadpool(
+            intake.accept, caller, request, idempotency_key, fingerprint
+        )
         if outcome.replayed:
             response.headers["Idempotent-Replayed"] = "true"
+        if outcome.notification is None:  # accept raises for every refusal
+            raise RuntimeError("an accepted notification without its row")
         return notification_out(outcome.notification)
     if intake.renders_inline(request):
         prepared = intake.prepare(caller, request)
@@ -69,8 +73,11 @@ def send_batch(
     runtime: RuntimeDep,
     idempotency_key: Annotated[
         str | None,
-        Header(min_length=1, max_length=BATCH_HEADER_MAX,
-               description="Item i gets the key `<this>#<i>` unless it carries its own"),
+        Header(
+            min_length=1,
+            max_length=BATCH_HEADER_MAX,
+            description="Item i gets the key `<this>#<i>` unless it carries its own",
+        ),
     ] = None,
 ) -> JSONResponse:
     """Each item is judged on its own; see notifier/notifications/batch.py for idempotency."""
@@ -82,13 +89,14 @@ def send_batch(
         )
     if idempotency_key:
         require_storable(idempotency_key, "Idempotency-Key")
-    results: list[dict] = []
+    results: list[dict[str, Any]] = []
     outcomes = runtime.intake.accept_batch(caller, batch.notifications, idempotency_key)
     for index, outcome in enumerate(outcomes):
         if outcome.error is not None:
             results.append({"index": index, "error": outcome.error.envelope()["error"]})
         else:
-            result = {"index": index, "id": outcome.accepted["id"], "status": outcome.accepted["status"]}
+            stored = outcome.accepted or {}  # every item without an error was accepted
+            result = {"index": index, "id": stored["id"], "status": stored["status"]}
             if outcome.replayed:
                 result["replayed"] = True
             results.append(result)

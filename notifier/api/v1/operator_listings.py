@@ -15,12 +15,13 @@ What archiving means and when it is refused: :mod:`notifier.campaigns.archive`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from notifier.api.deps import RuntimeDep, SessionDep
 from notifier.api.v1.campaigns import (
@@ -53,6 +54,7 @@ from notifier.notifications.repository import decode_cursor, encode_cursor
 router = APIRouter(prefix="/v1", tags=["campaigns"])
 
 T = TypeVar("T")
+M = TypeVar("M")
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=500)]
 
@@ -62,7 +64,14 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-def _newest_first(session: Session, stmt, created, ident, cursor: str | None, limit: int):  # type: ignore[no-untyped-def]
+def _newest_first(
+    session: Session,
+    stmt: Select[M],
+    created: InstrumentedAttribute[datetime],
+    ident: InstrumentedAttribute[str],
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[M], str | None]:
     """Rows newest first on (created, id), after ``cursor``; and the next cursor."""
     if cursor:
         at, last = decode_cursor(cursor)

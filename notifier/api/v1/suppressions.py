@@ -1,7 +1,8 @@
 """Suppressions for operators without the console (scope ``suppressions:manage``).
 
     GET  /v1/suppressions?channel=sms&reason=stop&recipient=07911 123456&active=true
-    POST /v1/suppressions                {"channel": "email", "to": "ada@example.com", "detail": "..."}
+    POST /v1/suppressions                {"channel": "email", "to": "ada@example.com",
+                                          "detail": "..."}
     POST /v1/suppressions/{id}/lift      {"reason": "the mailbox works again"}
 
 The rules are the console's (one implementation, :mod:`notifier.support.actions`): a lift needs

@@ -4,7 +4,7 @@ Revision ID: 0004_webhooks
 Revises: 13a097fc4d33
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,15 +12,20 @@ from alembic import op
 import notifier.db.models
 
 revision: str = "0004_webhooks"
-down_revision: Union[str, None] = "13a097fc4d33"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = "13a097fc4d33"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
     op.create_table(
         "webhook_deliveries",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
         sa.Column("notification_id", sa.String(length=36), nullable=False),
         sa.Column("api_key_id", sa.String(length=36), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
@@ -34,8 +39,12 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["notification_id"], ["notifications.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_webhook_deliveries_due", "webhook_deliveries", ["status", "next_attempt_at"])
-    op.create_index(op.f("ix_webhook_deliveries_notification_id"), "webhook_deliveries", ["notification_id"])
+    op.create_index(
+        "ix_webhook_deliveries_due", "webhook_deliveries", ["status", "next_attempt_at"]
+    )
+    op.create_index(
+        op.f("ix_webhook_deliveries_notification_id"), "webhook_deliveries", ["notification_id"]
+    )
 
 
 def downgrade() -> None:

@@ -135,6 +135,7 @@ def measure(args: argparse.Namespace, broker: str) -> dict:
             directory,
             args.redis_url,
             NOTIFIER_PROVIDERS_FILE=str(providers_file(directory, args.provider_latency_ms)),
+            NOTIFIER_LOG_LEVEL="INFO",  # production's level: log_bytes_per_notification is real
         )
         key = create_key(env)
         port = free_port()

@@ -117,7 +117,13 @@ def hostile(args: argparse.Namespace) -> None:
     ):
         env = environment(database_url, broker, Path(tmp), args.redis_url)
         key = create_key(env)
-        attacker = notifier(env, "keys", "create", "--name", "attacker").strip().splitlines()[-1]
+        # the second key has production's default per-key limit (the valid key's is lifted so
+        # that it measures throughput); --attacker-rate-limit none lifts it too
+        limit = (
+            [] if args.attacker_rate_limit == "none" else ["--rate-limit", args.attacker_rate_limit]
+        )
+        attacker = notifier(env, "keys", "create", "--name", "attacker", *limit)
+        attacker = attacker.strip().splitlines()[-1]
         port = free_port()
         url = f"http://127.0.0.1:{port}/v1/notifications"
         api = [
@@ -154,6 +160,8 @@ def hostile(args: argparse.Namespace) -> None:
             "broker": args.broker,
             "connections": args.connections,
             "hostile_connections": args.hostile_connections,
+            "attacker_rate_limit": args.attacker_rate_limit,
+            "attacker_rate_limit": args.attacker_rate_limit,
             "hostile_kind": args.hostile_kind,
             "seconds": args.seconds,
             "api_workers": args.api_workers,
@@ -197,6 +205,11 @@ def main() -> None:
         "--hostile", action="store_true", help="solo vs. alongside a hostile second key"
     )
     parser.add_argument("--hostile-connections", type=int, default=4)
+    parser.add_argument(
+        "--attacker-rate-limit",
+        default="3000/minute",
+        help="the second key's per-key limit: production's default, or none",
+    )
     parser.add_argument("--rounds", type=int, default=2, help="--hostile: solo/contended rounds")
     parser.add_argument(
         "--hostile-kind",

@@ -161,7 +161,6 @@ def hostile(args: argparse.Namespace) -> None:
             "connections": args.connections,
             "hostile_connections": args.hostile_connections,
             "attacker_rate_limit": args.attacker_rate_limit,
-            "attacker_rate_limit": args.attacker_rate_limit,
             "hostile_kind": args.hostile_kind,
             "seconds": args.seconds,
             "api_workers": args.api_workers,

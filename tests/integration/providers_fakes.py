@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +18,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from celery import Celery
 
+from notifier.config import Settings
 from tests.fakes.apns_server import (
     ApnsFakeServer,
     Certificates,
@@ -290,3 +292,27 @@ def apns(
 ) -> Iterator[ApnsSetup]:
     with ApnsFakeServer(apns_key, apns_certificates) as server:
         yield ApnsSetup(server, apns_key, apns_key.write_p8(tmp_path / "AuthKey.p8"))
+
+
+Build = Callable[[Mapping[str, Block], Mapping[str, Sequence[str]]], Celery]
+
+
+@pytest.fixture
+def build(settings: Settings, runtime: Any) -> Iterator[Build]:
+    """Write the providers file named by the module's ``settings`` and build the worker app from
+    it, through the real loader and entry points (closed after the test)."""
+    from workers.app import create_worker_app
+
+    made: list[Celery] = []
+
+    def make(providers: Mapping[str, Block], lanes: Mapping[str, Sequence[str]]) -> Celery:
+        assert settings.providers_file is not None
+        write_providers_file(settings.providers_file, providers, lanes)
+        app = create_worker_app(settings, pool_size=5)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        app.delivery.close()  # type: ignore[attr-defined]
+        app.runtime.close()  # type: ignore[attr-defined]

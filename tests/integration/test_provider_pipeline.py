@@ -9,14 +9,13 @@ answers that matter: invalid recipient, throttled, 5xx, timeout after sending, r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from celery import Celery
 from sqlalchemy import select
 
 from notifier.config import Settings
@@ -35,10 +34,12 @@ from tests.integration.providers_fakes import (  # noqa: F401 - fixtures
     TWILIO_PROMOTIONAL_SERVICE,
     TWILIO_TRANSACTIONAL_SERVICE,
     Block,
+    Build,
     apns,
     apns_block,
     apns_certificates,
     apns_key,
+    build,
     closed_port,
     daytime_timezone,
     fcm,
@@ -60,7 +61,6 @@ from tests.integration.providers_fakes import (  # noqa: F401 - fixtures
     write_providers_file,
 )
 from tests.notifications_api import post, timeline
-from workers.app import create_worker_app
 from workers.delivery import deliver_ids
 
 APNS_TOKEN = "ab" * 32
@@ -70,27 +70,6 @@ FCM_TOKEN = "fcm-device-token-0123456789"
 @pytest.fixture
 def settings(tmp_path: Path, secret_env: Mapping[str, str]) -> Settings:
     return make_settings(tmp_path, providers_file=tmp_path / "providers.toml")
-
-
-Build = Callable[[Mapping[str, Block], Mapping[str, Sequence[str]]], Celery]
-
-
-@pytest.fixture
-def build(settings: Settings, runtime: Any) -> Iterator[Build]:
-    """Write the providers file and build the worker app from it (closed after the test)."""
-    made: list[Celery] = []
-
-    def make(providers: Mapping[str, Block], lanes: Mapping[str, Sequence[str]]) -> Celery:
-        assert settings.providers_file is not None
-        write_providers_file(settings.providers_file, providers, lanes)
-        app = create_worker_app(settings, pool_size=5)
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        app.delivery.close()  # type: ignore[attr-defined]
-        app.runtime.close()  # type: ignore[attr-defined]
 
 
 def attempts(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,12 +9,11 @@ breaker's cool-down between rounds, and asserts what the fakes received.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from celery import Celery
 from sqlalchemy import update
 
 from notifier.config import Settings
@@ -24,6 +23,7 @@ from tests.factories import api_key, email, make_settings
 from tests.fakes.aws import AwsAnswer
 from tests.integration.providers_fakes import (  # noqa: F401 - fixtures
     Block,
+    build,
     moto_ses,
     moto_ses_server,
     secret_env,
@@ -35,7 +35,6 @@ from tests.integration.providers_fakes import (  # noqa: F401 - fixtures
     write_providers_file,
 )
 from tests.notifications_api import post, timeline
-from workers.app import create_worker_app
 from workers.delivery import deliver_ids
 
 COOL_DOWN = 0.6
@@ -52,21 +51,8 @@ def settings(tmp_path: Path, secret_env: Mapping[str, str]) -> Settings:
     )
 
 
-@pytest.fixture
-def build(settings: Settings, runtime: Any) -> Iterator[Any]:
-    made: list[Celery] = []
-
-    def make(providers: Mapping[str, Block], lanes: Mapping[str, Sequence[str]]) -> Celery:
-        assert settings.providers_file is not None
-        write_providers_file(settings.providers_file, providers, lanes)
-        app = create_worker_app(settings, pool_size=5)
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        app.delivery.close()  # type: ignore[attr-defined]
-        app.runtime.close()  # type: ignore[attr-defined]
+def view(client: Any, auth: dict[str, str], notification_id: str) -> dict[str, Any]:
+    return timeline(client, auth, notification_id)
 
 
 def due_now(runtime: Any) -> None:

@@ -11,7 +11,7 @@ def test_figures_come_from_the_benchmarks_with_date_and_command() -> None:
     assert "bench/README.md" in SCALING and "2026-12-01" in SCALING
     for command in ("python -m bench.intake", "python -m bench.e2e", "python -m bench.chaos"):
         assert command in SCALING, command
-    for figure in ("1,520 req/s", "9,330 notifications/s", "0.70–0.88 ms"):
+    for figure in ("1,520 req/s", "9,330 notifications/s", "0.70\u20130.88 ms"):
         assert figure in SCALING, figure
     for outside in ("FACTS.md", "DESIGN.md", "shared/"):  # the repository cites nothing outside it
         assert outside not in SCALING, outside

@@ -17,8 +17,8 @@ real client library over the wire. It supports:
 
 Use it as a context manager (or ``start()`` / ``stop()``) so no server outlives its test.
 
-Facts this relies on (checked against aiosmtpd 1.4): aiosmtpd's ``Controller(port=0)`` fails its self-check, so a
-free port is bound first and passed in; the authenticator answers
+Facts this relies on (checked against aiosmtpd 1.4): aiosmtpd's ``Controller(port=0)`` fails
+its self-check, so a free port is bound first and passed in; the authenticator answers
 ``AuthResult(success=..., handled=False)`` so a failed login gets its 535.
 """
 

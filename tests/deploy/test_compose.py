@@ -25,6 +25,7 @@ from ._files import (
 SERVICES = compose()["services"]
 REQUIRED_SERVICES = {
     "postgres",
+    "pgbouncer",
     "rabbitmq",
     "redis",
     "migrate",
@@ -96,13 +97,13 @@ def test_application_services_wait_for_migrations_and_healthy_backing_services()
             continue
         depends = service["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
-        for backing in ("postgres", "rabbitmq", "redis"):
+        for backing in ("postgres", "pgbouncer", "rabbitmq", "redis"):
             assert depends[backing]["condition"] == "service_healthy", (name, backing)
 
 
 def test_backing_services_have_healthchecks() -> None:
     assert "pg_isready" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
-    for name in ("rabbitmq", "redis", "nginx", "prometheus", "grafana", "flower"):
+    for name in ("pgbouncer", "rabbitmq", "redis", "nginx", "prometheus", "grafana", "flower"):
         assert SERVICES[name]["healthcheck"]["test"], name
 
 
@@ -257,3 +258,47 @@ def test_exactly_one_beat() -> None:
 
 def test_compose_file_is_at_the_repo_root() -> None:
     assert COMPOSE_FILE.parent == REPO
+
+
+def _mounted_database_url(service: dict) -> str:
+    """The secret mounted where NOTIFIER_DATABASE_URL_FILE points."""
+    path = _environment(service)["NOTIFIER_DATABASE_URL_FILE"].removeprefix("/run/secrets/")
+    for secret in service["secrets"]:
+        if isinstance(secret, str) and secret == path:
+            return secret
+        if isinstance(secret, dict) and secret.get("target", secret["source"]) == path:
+            return str(secret["source"])
+    raise AssertionError(f"{path} not mounted")
+
+
+def _ini(path: Path) -> dict[str, dict[str, str]]:
+    import configparser
+
+    parser = configparser.ConfigParser(inline_comment_prefixes=None, comment_prefixes=(";", "#"))
+    parser.read(path)
+    return {section: dict(parser[section]) for section in parser.sections()}
+
+
+def test_pgbouncer_pools_transactions_for_every_long_running_process() -> None:
+    """The processes reach PostgreSQL through PgBouncer with the pooler setting; migrations
+    go to PostgreSQL directly (DDL and its locks never share a pooled server session)."""
+    bouncer = SERVICES["pgbouncer"]
+    ini_config = compose()["configs"][bouncer["configs"][0]["source"]]
+    ini = _ini(REPO / ini_config["file"])
+    assert ini["pgbouncer"]["pool_mode"] == "transaction"
+    assert "host=postgres port=5432" in ini["databases"]["notifier"]
+    assert int(ini["pgbouncer"]["max_db_connections"]) <= 90  # PostgreSQL's 100, minus headroom
+    assert ini["pgbouncer"]["auth_file"].removeprefix("/run/secrets/") in bouncer["secrets"]
+    pooled = (DEPLOY / "secrets" / "notifier_database_pooled_url.example").read_text()
+    direct = (DEPLOY / "secrets" / "notifier_database_url.example").read_text()
+    assert "@pgbouncer:6432/" in pooled and "@postgres:5432/" in direct
+    for name, service in SERVICES.items():
+        if not is_notifier_image(service) or name == "flower":
+            continue
+        env = _environment(service)
+        if name == "migrate":
+            assert _mounted_database_url(service) == "notifier_database_url"
+            assert env.get("NOTIFIER_DATABASE_POOLER", "none") == "none"
+        else:
+            assert _mounted_database_url(service) == "notifier_database_pooled_url", name
+            assert env["NOTIFIER_DATABASE_POOLER"] == "pgbouncer", name

@@ -17,7 +17,12 @@ from notifier import keys as key_store
 from notifier import logs
 from notifier.config import Settings
 from notifier.db.migrate import upgrade
-from notifier.db.session import make_engine, make_sessionmaker, transaction
+from notifier.db.session import (
+    make_engine,
+    make_sessionmaker,
+    postgres_connect_args,
+    transaction,
+)
 from notifier.support.cli import staff_app
 
 if TYPE_CHECKING:  # the commands import what they use when they run (a fast --help)
@@ -66,8 +71,8 @@ def _sessions(settings: Settings) -> sessionmaker[Session]:
 
     shown = make_url(settings.database_url).render_as_string(hide_password=True)
     console.print(f"database {shown}", highlight=False, soft_wrap=True)
-    upgrade(settings.database_url)
-    return make_sessionmaker(make_engine(settings.database_url))
+    upgrade(settings.database_url, pooler=settings.database_pooler)
+    return make_sessionmaker(make_engine(settings.database_url, pooler=settings.database_pooler))
 
 
 def _serve_process_metrics(settings: Settings) -> None:
@@ -229,6 +234,10 @@ def beat() -> None:
     celery = create_worker_app(settings)
     logs.quiet_beat_ticks(celery.conf.beat_schedule)  # the safety nets tick silently
     celery.conf.beat_dburi = settings.database_url
+    if not settings.is_sqlite:  # the scheduler's own engine, as behind PgBouncer as ours
+        celery.conf.beat_engine_options = {
+            "connect_args": postgres_connect_args(settings.database_pooler)
+        }
     celery.conf.beat_max_loop_interval = 5
     celery.start(
         [
@@ -294,7 +303,7 @@ def db_upgrade(
 ) -> None:
     """Apply schema migrations."""
     settings = _settings()
-    upgrade(settings.database_url, revision)
+    upgrade(settings.database_url, revision, settings.database_pooler)
     console.print(f"database at revision {revision}")
 
 

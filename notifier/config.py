@@ -16,6 +16,7 @@ from phonenumbers import SUPPORTED_REGIONS
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from notifier.db.session import DatabasePooler
 from notifier.home import discover_data_dir
 from notifier.recipients import DEFAULT_SEARCH_REGIONS
 
@@ -42,6 +43,9 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEV
     data_dir: Path = Field(default_factory=discover_data_dir)  # see notifier/home.py
     database_url: str = ""  # default: SQLite file in data_dir
+    # `pgbouncer` when database_url is a PgBouncer in transaction pooling mode: no server-side
+    # prepared statements (notifier/db/session.py; README "Connection budget"); SQLite ignores it
+    database_pooler: DatabasePooler = DatabasePooler.NONE
     broker_url: str = "memory://"
     redis_url: str | None = None  # rate limits; in-memory when unset
     secret_key: str = DEV_SECRET_KEY

@@ -33,7 +33,7 @@ def run_dev(settings: Settings) -> None:
             "WARNING"
         )  # one line per task every 2 s drowns the console
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url)
+    upgrade(settings.database_url, pooler=settings.database_pooler)
     celery = create_worker_app(settings, pool_size=5)
     console = Console(stderr=True)
     with embedded_worker(

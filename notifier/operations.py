@@ -49,7 +49,9 @@ def collect_status(
     metrics scrape does); without them a short-lived engine and app are made (the CLI)."""
     report = StatusReport()
     own_engine = engine is None
-    engine = engine or make_engine(settings.database_url, pool_size=1)
+    engine = engine or make_engine(
+        settings.database_url, pool_size=1, pooler=settings.database_pooler
+    )
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))

@@ -43,6 +43,7 @@ class Runtime:
             settings.database_url,
             pool_size=pool_size if pool_size is not None else settings.pool_size_for(kind),
             max_overflow=settings.db_max_overflow,
+            pooler=settings.database_pooler,
         )
         return cls(
             settings=settings,

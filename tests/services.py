@@ -13,11 +13,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from sqlalchemy.engine import make_url
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-PG_ADMIN_URL = os.environ.get(
-    "NOTIFIER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+# Two PostgreSQL addresses, kept apart so the suite can run behind PgBouncer (.ci/run does once):
+# PG_ADMIN_URL reaches PostgreSQL itself and is used only for what a transaction pooler cannot
+# carry (CREATE/DROP DATABASE, terminating backends); PG_URL is where the product's connections
+# go, PgBouncer's port when NOTIFIER_TEST_PG_URL names it. With only NOTIFIER_TEST_PG_URL set
+# both are that server; with neither, the local one.
+PG_URL = (
+    os.environ.get("NOTIFIER_TEST_PG_URL")
+    or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+PG_ADMIN_URL = os.environ.get("NOTIFIER_TEST_PG_ADMIN_URL") or PG_URL
 REDIS_URL = os.environ.get("NOTIFIER_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 AMQP_URL = os.environ.get("NOTIFIER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -41,8 +49,13 @@ def require(name: str, host: str, port: int) -> None:
 
 @contextmanager
 def fresh_postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database for this test session; dropped afterwards."""
-    require("PostgreSQL", "127.0.0.1", 5432)
+    """A new, empty PostgreSQL database for this test session; dropped afterwards.
+
+    Created and dropped through :data:`PG_ADMIN_URL`; the URL handed out points at
+    :data:`PG_URL`'s server (PgBouncer's wildcard database entry serves the new name)."""
+    for label, url in (("PostgreSQL", PG_ADMIN_URL), ("PostgreSQL (product URL)", PG_URL)):
+        address = make_url(url)
+        require(label, address.host or "127.0.0.1", address.port or 5432)
     from sqlalchemy import create_engine, text
 
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -55,7 +68,7 @@ def fresh_postgres_database() -> Iterator[str]:
             pytest.fail(f"cannot create a PostgreSQL test database: {e}", pytrace=False)
         pytest.skip(f"cannot create a PostgreSQL test database: {e}")
     try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.schema import SchemaItem
 
+from notifier.db.session import DatabasePooler
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -18,15 +20,17 @@ def include_object(
     return not (type_ == "table" and name and name.startswith("celery_"))
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, pooler: DatabasePooler | None = None) -> Config:
+    """``pooler`` unset: as ``NOTIFIER_DATABASE_POOLER`` says (notifier/db/session.py)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = url
+    config.attributes["pooler"] = pooler
     return config
 
 
-def upgrade(url: str, revision: str = "heads") -> None:
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "heads", pooler: DatabasePooler | None = None) -> None:
+    command.upgrade(alembic_config(url, pooler), revision)
 
 
 def revision(url: str, message: str) -> None:

@@ -31,8 +31,8 @@ def _sessions() -> sessionmaker[Session]:
     except Exception as e:
         console.print(f"[red]configuration error:[/red] {e}")
         raise typer.Exit(2) from e
-    upgrade(settings.database_url)
-    return make_sessionmaker(make_engine(settings.database_url))
+    upgrade(settings.database_url, pooler=settings.database_pooler)
+    return make_sessionmaker(make_engine(settings.database_url, pooler=settings.database_pooler))
 
 
 def _read_password() -> str:

@@ -25,6 +25,7 @@ from ._files import (
 SERVICES = compose()["services"]
 REQUIRED_SERVICES = {
     "postgres",
+    "pgbouncer",
     "rabbitmq",
     "redis",
     "migrate",
@@ -96,13 +97,13 @@ def test_application_services_wait_for_migrations_and_healthy_backing_services()
             continue
         depends = service["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
-        for backing in ("postgres", "rabbitmq", "redis"):
+        for backing in ("postgres", "pgbouncer", "rabbitmq", "redis"):
             assert depends[backing]["condition"] == "service_healthy", (name, backing)
 
 
 def test_backing_services_have_healthchecks() -> None:
     assert "pg_isready" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
-    for name in ("rabbitmq", "redis", "nginx", "prometheus", "grafana", "flower"):
+    for name in ("pgbouncer", "rabbitmq", "redis", "nginx", "prometheus", "grafana", "flower"):
         assert SERVICES[name]["healthcheck"]["test"], name
 
 

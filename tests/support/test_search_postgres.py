@@ -10,10 +10,11 @@ import random
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select, text
 
 from notifier.db.migrate import upgrade
 from notifier.db.models import ApiKey, Notification, new_id, utcnow
+from notifier.db.session import make_engine
 from notifier.support.search import Criteria, SearchField, conditions
 from tests.services import fresh_postgres_database
 
@@ -26,7 +27,7 @@ ROWS = 20_000
 def seeded():  # type: ignore[no-untyped-def]
     with fresh_postgres_database() as url:
         upgrade(url)
-        engine = create_engine(url)
+        engine = make_engine(url)  # as the product's: behind PgBouncer it prepares nothing
         now = utcnow()
         rng = random.Random(5)
         keys = [

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
 
 from notifier.db.all_models import Base
 from notifier.db.migrate import include_object, upgrade
+from notifier.db.session import make_engine
 from notifier.errors import HTTP_STATUS, ErrorCode
 from providers.interface import Lane
 from workers.queues import ALL_QUEUES
@@ -31,7 +31,7 @@ def test_every_lane_is_a_queue() -> None:
 
 def _diff(url: str) -> list:
     upgrade(url)
-    engine = create_engine(url)
+    engine = make_engine(url)  # as the product's: behind PgBouncer it prepares nothing
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"include_object": include_object})
         diff = compare_metadata(context, Base.metadata)

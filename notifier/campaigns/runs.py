@@ -226,6 +226,7 @@ def _context(runtime: Runtime, run_id: str) -> RunContext | None:
         throttle_interval=60.0 / campaign.throttle_per_minute
         if campaign.throttle_per_minute
         else None,
+        settings=settings,
     )
 
 

@@ -29,6 +29,7 @@ from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
 from notifier.liveness import worker_identity
 from notifier.notifications import repository
+from notifier.notifications.rows import event
 from notifier.statuses import EventKind, Status
 from notifier.suppressions import blocking_suppression
 from providers.interface import Category, Message
@@ -150,19 +151,18 @@ def _end_suppressed(
             [notification_id],
             Status.SUPPRESSED,
             completed_at=now,
-            sealed_content=None,
             status_reason=f"recipient suppressed: {reason}",
         )
     repository.add_events(
         session,
         [
-            {
-                "notification_id": i,
-                "created_at": now,
-                "kind": EventKind.SUPPRESSED.value,
-                "status": Status.SUPPRESSED.value,
-                "detail": f"not sent: the recipient is suppressed ({reason})",
-            }
+            event(
+                i,
+                EventKind.SUPPRESSED,
+                Status.SUPPRESSED,
+                f"not sent: the recipient is suppressed ({reason})",
+                now,
+            )
             for i, reason in blocked.items()
         ],
     )

@@ -30,6 +30,7 @@ from notifier import metrics
 from notifier.db.models import utcnow
 from notifier.db.session import transaction
 from notifier.notifications import repository
+from notifier.notifications.rows import event
 from notifier.statuses import EventKind, Status
 from providers.interface import PermanentError, SendResult
 from workers.engine import Attempt, DeliveryOutcome
@@ -102,11 +103,11 @@ def record_outcomes(
                     _mark_failed(session, job, outcome, last.provider, error, attempts, now)
                 )
             else:
-                event, retry = _next_step(ctx, session, job, outcome, attempts, now)
-                events.append(event)
+                step, retry = _next_step(ctx, session, job, outcome, attempts, now)
+                events.append(step)
                 if retry is not None:
                     retries.append(retry)
-                if event["kind"] == EventKind.UNCONFIRMED.value:
+                if step["kind"] == EventKind.UNCONFIRMED.value:
                     unconfirmed.append(job.lane)
         repository.mark_sent(session, sent, now)
         repository.add_events(session, events)
@@ -160,29 +161,30 @@ def _attempt_event(
             detail += " (acceptance unknown: retried on the same provider only)"
         code = error.code if error else None
         message_id = None
-    return {
-        "notification_id": notification_id,
-        "created_at": now,
-        "kind": EventKind.ATTEMPT.value,
-        "provider": attempt.provider,
-        "latency_ms": attempt.latency_ms,
-        "response_code": code,
-        "provider_message_id": message_id,
-        "detail": detail[:2000],
-        "attempt": number,
-    }
+    return event(
+        notification_id,
+        EventKind.ATTEMPT,
+        None,
+        detail[:2000],
+        now,
+        provider=attempt.provider,
+        latency_ms=attempt.latency_ms,
+        response_code=code,
+        provider_message_id=message_id,
+        attempt=number,
+    )
 
 
 def _sent_event(job: Job, provider: str, result: SendResult, now: datetime) -> dict[str, Any]:
-    return {
-        "notification_id": job.id,
-        "created_at": now,
-        "kind": EventKind.SENT.value,
-        "status": Status.SENT.value,
-        "provider": provider,
-        "provider_message_id": result.provider_message_id,
-        "detail": f"sent via {provider}",
-    }
+    return event(
+        job.id,
+        EventKind.SENT,
+        Status.SENT,
+        f"sent via {provider}",
+        now,
+        provider=provider,
+        provider_message_id=result.provider_message_id,
+    )
 
 
 def _mark_failed(
@@ -201,7 +203,6 @@ def _mark_failed(
         Status.FAILED,
         completed_at=now,
         provider=provider,
-        sealed_content=None,
         status_reason=reason,
         attempts=attempts,
     )
@@ -212,15 +213,15 @@ def _mark_failed(
             session, job.channel, job.recipient, invalid.reason.value, reason, job.id
         )
         detail += f"; the recipient is now suppressed ({invalid.reason.value})"
-    return {
-        "notification_id": job.id,
-        "created_at": now,
-        "kind": EventKind.FAILED.value,
-        "status": Status.FAILED.value,
-        "provider": provider,
-        "response_code": error.code,
-        "detail": detail,
-    }
+    return event(
+        job.id,
+        EventKind.FAILED,
+        Status.FAILED,
+        detail,
+        now,
+        provider=provider,
+        response_code=error.code,
+    )
 
 
 def _next_step(
@@ -290,14 +291,8 @@ def _requeue(
         pinned_provider=outcome.pinned,
         attempts=attempts,
     )
-    event = {
-        "notification_id": job.id,
-        "created_at": now,
-        "kind": kind.value,
-        "status": Status.QUEUED.value,
-        "detail": detail,
-    }
-    return event, (job.id, job.lane, (when - now).total_seconds())
+    delay = (when - now).total_seconds()
+    return event(job.id, kind, Status.QUEUED, detail, now), (job.id, job.lane, delay)
 
 
 def _end(
@@ -330,19 +325,11 @@ def _end(
         [job.id],
         target,
         completed_at=now,
-        sealed_content=None,
         status_reason=reason,
         attempts=attempts,
         provider=outcome.pinned,
     )
-    return {
-        "notification_id": job.id,
-        "created_at": now,
-        "kind": kind.value,
-        "status": target.value,
-        "provider": outcome.pinned,
-        "detail": reason,
-    }
+    return event(job.id, kind, target, reason, now, provider=outcome.pinned)
 
 
 def unconfirmed_reason(provider: str, lost: bool = False) -> str:
@@ -369,17 +356,16 @@ def end_overdue(
         never,
         Status.EXPIRED,
         completed_at=now,
-        sealed_content=None,
         status_reason="time to live passed before sending",
     )
     events = [
-        {
-            "notification_id": i,
-            "created_at": now,
-            "kind": EventKind.EXPIRED.value,
-            "status": Status.EXPIRED.value,
-            "detail": "not sent: its time to live passed before it could be sent",
-        }
+        event(
+            i,
+            EventKind.EXPIRED,
+            Status.EXPIRED,
+            "not sent: its time to live passed before it could be sent",
+            now,
+        )
         for i in moved
     ]
     for notification_id, lane, pinned in rows:
@@ -391,20 +377,19 @@ def end_overdue(
             [notification_id],
             Status.UNCONFIRMED,
             completed_at=now,
-            sealed_content=None,
             status_reason=reason,
             provider=pinned,
         ):
             metrics.UNCONFIRMED.labels(lane).inc()
             events.append(
-                {
-                    "notification_id": notification_id,
-                    "created_at": now,
-                    "kind": EventKind.UNCONFIRMED.value,
-                    "status": Status.UNCONFIRMED.value,
-                    "provider": pinned,
-                    "detail": reason + "; its time to live has passed",
-                }
+                event(
+                    notification_id,
+                    EventKind.UNCONFIRMED,
+                    Status.UNCONFIRMED,
+                    reason + "; its time to live has passed",
+                    now,
+                    provider=pinned,
+                )
             )
     repository.add_events(session, events)
     return len(events)

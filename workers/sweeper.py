@@ -30,6 +30,7 @@ from notifier.db.models import Heartbeat, IdempotencyRecord, Notification, utcno
 from notifier.db.session import affected, transaction
 from notifier.liveness import forget_workers, lapsed_worker_ids
 from notifier.notifications import repository
+from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from workers.recording import end_overdue, unconfirmed_reason
@@ -222,7 +223,6 @@ def _end_unconfirmed(
             Status.UNCONFIRMED,
             where=conditions,
             completed_at=now,
-            sealed_content=None,
             status_reason=reason,
             provider=provider,
             attempts=Notification.attempts + 1,
@@ -351,15 +351,5 @@ def _events(
     now = utcnow()
     repository.add_events(
         session,
-        [
-            {
-                "notification_id": i,
-                "created_at": now,
-                "kind": kind.value,
-                "status": status.value,
-                "detail": detail,
-                "provider": provider,
-            }
-            for i in ids
-        ],
+        [event(i, kind, status, detail, now, provider=provider) for i in ids],
     )

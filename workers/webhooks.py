@@ -22,6 +22,7 @@ from notifier import webhooks as signing
 from notifier.db.models import ApiKey, Notification, WebhookDelivery, utcnow
 from notifier.db.session import transaction
 from notifier.notifications import repository
+from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.security import Sealer
 from notifier.statuses import EventKind
@@ -141,15 +142,16 @@ def _record(
         repository.add_events(
             session,
             [
-                {
-                    "notification_id": notification_id,
-                    "created_at": now,
-                    "kind": EventKind.WEBHOOK.value,
-                    "response_code": code,
-                    "latency_ms": latency_ms,
-                    "attempt": attempt,
-                    "detail": f"status webhook to the caller: {code}; {outcome}",
-                }
+                event(
+                    notification_id,
+                    EventKind.WEBHOOK,
+                    None,
+                    f"status webhook to the caller: {code}; {outcome}",
+                    now,
+                    response_code=code,
+                    latency_ms=latency_ms,
+                    attempt=attempt,
+                )
             ],
         )
     log.info(

@@ -5,7 +5,8 @@ For every contact of the chunk, on the campaign's (promotional) lane:
 1. no address for the channel: skipped, no notification (counted in the run);
 2. no marketing consent for the channel, or any active suppression of the address: a
    notification with status ``suppressed`` and the reason, never attempted;
-3. personalisation missing for this contact: ``failed`` with the reason;
+3. personalisation missing for this contact, or the rendered content over the bounds intake
+   applies (an SMS over the segment limit): ``failed`` with the reason;
 4. otherwise queued, or ``scheduled`` (released by the sweeper) when the throttle gives it a
    later slot or quiet hours (SMS, push) defer it to the recipient's morning.
 
@@ -26,13 +27,15 @@ from notifier.campaigns import quiet_hours
 from notifier.campaigns.models import Campaign, CampaignRun, Contact
 from notifier.campaigns.optout import UnsubscribeTokens
 from notifier.campaigns.templates import ResolvedTemplate, render
-from notifier.db.models import Suppression, new_id
+from notifier.config import Settings
+from notifier.db.models import Suppression
 from notifier.errors import NotifierError
+from notifier.notifications import bounds
+from notifier.notifications.rows import event, notification_row
 from notifier.rendering import Rendered
-from notifier.sms_segments import count_segments
 from notifier.statuses import EventKind, Status
 from notifier.suppressions import suppression_forms
-from providers.interface import Category, Channel, Lane
+from providers.interface import Channel, Lane
 
 CONSENT = {
     Channel.EMAIL: "email_consent_at",
@@ -53,6 +56,7 @@ class RunContext:
     ttl: timedelta
     hours: quiet_hours.QuietHours | None
     throttle_interval: float | None  # seconds between two sendable messages
+    settings: Settings  # the content bounds intake applies (SMS segments, body sizes)
 
 
 @dataclass
@@ -91,66 +95,45 @@ def build_chunk(
             chunk.skipped += 1
             continue
         for recipient, platform in targets:
-            row = _row(ctx, contact, recipient, platform, now)
+            fields: dict[str, Any]
             if getattr(contact, CONSENT[channel]) is None:
-                _end(row, Status.SUPPRESSED, f"no marketing consent for {channel.value}", now)
+                fields = _ended(Status.SUPPRESSED, f"no marketing consent for {channel.value}")
             elif reason := next(
                 (blocked[f] for f in suppression_forms(channel.value, recipient) if f in blocked),
                 None,
             ):
-                _end(row, Status.SUPPRESSED, f"recipient suppressed: {reason}", now)
+                fields = _ended(Status.SUPPRESSED, f"recipient suppressed: {reason}")
             else:
-                _content(ctx, row, contact, recipient, now, first_slot + chunk.slots)
-                if row["status"] != Status.FAILED.value:
+                fields = _content(ctx, contact, recipient, now, first_slot + chunk.slots)
+                if fields["status"] != Status.FAILED:
                     chunk.slots += 1
+            fields.setdefault("expires_at", now + ctx.ttl)
+            row = notification_row(
+                api_key_id=ctx.campaign.api_key_id,
+                lane=ctx.lane,
+                recipient=recipient,
+                now=now,
+                platform=platform,
+                reference=ctx.run.id,
+                template_name=ctx.campaign.template_name,
+                template_version=ctx.run.template_version,
+                campaign_id=ctx.campaign.id,
+                **fields,
+            )
             chunk.rows.append(row)
             chunk.events.append(_event(row))
     return chunk
 
 
-def _row(
-    ctx: RunContext, contact: Contact, recipient: str, platform: str | None, now: datetime
-) -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "api_key_id": ctx.campaign.api_key_id,
-        "channel": ctx.lane.channel.value,
-        "category": Category.PROMOTIONAL.value,
-        "lane": ctx.lane.value,
-        "status": Status.QUEUED.value,
-        "status_reason": None,
-        "recipient": recipient,
-        "platform": platform,
-        "reference": ctx.run.id,
-        "content": None,
-        "sealed_content": None,
-        "sensitive_fields": [],
-        "template_name": ctx.campaign.template_name,
-        "template_version": ctx.run.template_version,
-        "sms_segments": None,
-        "send_at": None,
-        "expires_at": now + ctx.ttl,
-        "created_at": now,
-        "updated_at": now,
-        "published_at": None,
-        "completed_at": None,
-        "attempts": 0,
-        "campaign_id": ctx.campaign.id,
-    }
-
-
-def _end(row: dict[str, Any], status: Status, reason: str, now: datetime) -> None:
-    row.update(status=status.value, status_reason=reason[:200], completed_at=now)
+def _ended(status: Status, reason: str) -> dict[str, Any]:
+    return {"status": status, "status_reason": reason}
 
 
 def _content(
-    ctx: RunContext,
-    row: dict[str, Any],
-    contact: Contact,
-    recipient: str,
-    now: datetime,
-    slot: int,
-) -> None:
+    ctx: RunContext, contact: Contact, recipient: str, now: datetime, slot: int
+) -> dict[str, Any]:
+    """The rendered content of a sendable contact, checked by the bounds intake applies (an SMS
+    over the segment limit fails visibly, never queued), and when it is due."""
     channel = ctx.lane.channel
     template = ctx.pick(contact.locale)
     data = {
@@ -165,16 +148,16 @@ def _content(
     if url:
         data["unsubscribe_url"] = url
     try:
-        content = render(template, data).content
+        content = render(template, data, max_chars=bounds.max_chars(ctx.settings, channel)).content
     except NotifierError as e:
-        _end(row, Status.FAILED, f"not rendered: {e.message}", now)
-        return
+        return _ended(Status.FAILED, f"not rendered: {e.message}")
     if url:
         add_unsubscribe_link(content, url)
-    if channel == Channel.SMS:
-        row["sms_segments"] = count_segments(content["body"]).segments
-    row["content"] = content
-    _when(ctx, row, contact, recipient, now, slot)
+    try:
+        segments = bounds.check_content(ctx.settings, channel, content)
+    except NotifierError as e:
+        return _ended(Status.FAILED, f"not sent: {e.message}")
+    return {"content": content, "sms_segments": segments, **_when(ctx, contact, now, slot)}
 
 
 def unsubscribe_link(rendered: Rendered, url: str) -> None:
@@ -193,14 +176,7 @@ def add_unsubscribe_link(content: dict[str, Any], url: str) -> None:
         content["html"] = f'{content["html"]}\n<p><a href="{url}">Unsubscribe</a></p>'
 
 
-def _when(
-    ctx: RunContext,
-    row: dict[str, Any],
-    contact: Contact,
-    recipient: str,
-    now: datetime,
-    slot: int,
-) -> None:
+def _when(ctx: RunContext, contact: Contact, now: datetime, slot: int) -> dict[str, Any]:
     due = now
     reason = None
     if ctx.throttle_interval:
@@ -215,14 +191,13 @@ def _when(
         if deferred is not None:
             due, reason = deferred
     if due > now:
-        row.update(
-            status=Status.SCHEDULED.value,
-            send_at=due,
-            status_reason=reason,
-            expires_at=due + ctx.ttl,
-        )
-    else:
-        row["published_at"] = now
+        return {
+            "status": Status.SCHEDULED,
+            "send_at": due,
+            "status_reason": reason,
+            "expires_at": due + ctx.ttl,
+        }
+    return {"status": Status.QUEUED}
 
 
 def _event(row: dict[str, Any]) -> dict[str, Any]:
@@ -233,10 +208,4 @@ def _event(row: dict[str, Any]) -> dict[str, Any]:
         Status.SUPPRESSED: (EventKind.SUPPRESSED, f"not sent: {row['status_reason']}"),
         Status.FAILED: (EventKind.FAILED, row["status_reason"]),
     }[status]
-    return {
-        "notification_id": row["id"],
-        "created_at": row["created_at"],
-        "kind": kind.value,
-        "status": status.value,
-        "detail": detail,
-    }
+    return event(row["id"], kind, status, detail, row["created_at"])

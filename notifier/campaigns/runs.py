@@ -55,6 +55,7 @@ from notifier.campaigns.templates import (
 from notifier.db.models import Notification, utcnow
 from notifier.db.session import affected, transaction
 from notifier.notifications import repository
+from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from providers.interface import Lane
@@ -226,6 +227,7 @@ def _context(runtime: Runtime, run_id: str) -> RunContext | None:
         throttle_interval=60.0 / campaign.throttle_per_minute
         if campaign.throttle_per_minute
         else None,
+        settings=settings,
     )
 
 
@@ -349,19 +351,9 @@ def release_due(runtime: Runtime, run_id: str, limit: int = 1000) -> int:
             ).all()
             lanes = dict(rows)
             moved = repository.move(session, list(lanes), Status.QUEUED, published_at=now)
-            repository.add_events(
-                session,
-                [
-                    {
-                        "notification_id": i,
-                        "created_at": now,
-                        "kind": EventKind.QUEUED.value,
-                        "status": Status.QUEUED.value,
-                        "detail": "released: the campaign was resumed",
-                    }
-                    for i in moved
-                ],
-            )
+            detail = "released: the campaign was resumed"
+            events = [event(i, EventKind.QUEUED, Status.QUEUED, detail, now) for i in moved]
+            repository.add_events(session, events)
         if moved:
             runtime.publisher.publish([(i, lanes[i]) for i in moved])
         released += len(moved)

@@ -2,25 +2,22 @@
 
 Template sources are bounded by the request schema (:mod:`notifier.notifications.schemas`); the
 rendered text of each field by :func:`max_chars` (enforced while rendering); the body once more
-by channel (SMS segments); ``send_at`` by :func:`send_at`. Together they bound what one
+by channel (SMS segments) in :func:`check_content`, for intake and campaign fan-out alike;
+``send_at`` by :func:`send_at`. Together they bound what one
 notification stores; the batch endpoint bounds the sum (:mod:`notifier.notifications.batch`).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from typing import Any
 
 from notifier.config import Settings
 from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, field_error
-from notifier.notifications.schemas import (
-    PUSH_TITLE_MAX,
-    SUBJECT_MAX,
-    EmailRequest,
-    PushRequest,
-    SmsRequest,
-)
-from notifier.rendering import Rendered
+from notifier.notifications.schemas import PUSH_TITLE_MAX, SUBJECT_MAX
+from notifier.rendering import too_long
 from notifier.sms_segments import count_segments
 from providers.interface import Channel
 
@@ -64,12 +61,23 @@ def max_chars(settings: Settings, channel: Channel) -> dict[str, int]:
     }
 
 
-def check_body(
-    settings: Settings, request: EmailRequest | SmsRequest | PushRequest, rendered: Rendered
-) -> int | None:
-    """The rendered body within its channel's bound; for SMS, its segment count."""
-    body = rendered.content["body"]
-    if isinstance(request, SmsRequest):
+def check_content(settings: Settings, channel: Channel, content: dict[str, Any]) -> int | None:
+    """The rendered content within its channel's bounds, as delivered (unsubscribe footer
+    included); for SMS, its segment count. Intake answers a breach with a 4xx; campaign fan-out
+    stores the notification as ``failed`` with the message (one check for both)."""
+    subject = content.get("subject")
+    if subject is not None and ("\r" in subject or "\n" in subject):
+        raise field_error(
+            ErrorCode.VALIDATION_ERROR,
+            "subject",
+            "subject must be one line: it renders with a CR or LF",
+        )
+    if "data" in content:
+        size = len(json.dumps(content["data"], separators=(",", ":")).encode())
+        if size > PUSH_DATA_MAX_BYTES:
+            raise too_long("data", PUSH_DATA_MAX_BYTES)
+    body = content["body"]
+    if channel == Channel.SMS:
         count = count_segments(body)
         if count.segments > settings.sms_max_segments:
             raise field_error(
@@ -79,11 +87,8 @@ def check_body(
                 f"at most {settings.sms_max_segments} are allowed",
             )
         return count.segments
-    limit = (
-        settings.email_max_body_chars
-        if isinstance(request, EmailRequest)
-        else settings.push_max_body_chars
-    )
+    email = channel == Channel.EMAIL
+    limit = settings.email_max_body_chars if email else settings.push_max_body_chars
     if len(body) > limit:
         raise field_error(
             ErrorCode.BODY_TOO_LONG, "body", f"body is {len(body)} characters; at most {limit}"

@@ -8,7 +8,6 @@ commit. Nothing is stored for a rejected request.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,12 +26,13 @@ from notifier.campaigns.optout import UnsubscribeTokens
 from notifier.campaigns.quiet_hours import quiet_hours_deferral
 from notifier.campaigns.templates import ResolvedTemplate
 from notifier.config import Settings
-from notifier.db.models import IdempotencyRecord, Notification, new_id, utcnow
+from notifier.db.models import IdempotencyRecord, Notification, utcnow
 from notifier.db.session import transaction
-from notifier.errors import ErrorCode, NotifierError, field_error
+from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Caller
 from notifier.notifications import bounds, repository
 from notifier.notifications.group_commit import GroupCommitter
+from notifier.notifications.rows import event, notification_row
 from notifier.notifications.schemas import (
     EmailRequest,
     NotificationRequest,
@@ -43,7 +43,7 @@ from notifier.publishing import Publisher
 from notifier.ratelimit import RateLimiter
 from notifier.recipients import normalise
 from notifier.render_pool import RenderPool
-from notifier.rendering import Rendered, known_plain, render_content, too_long
+from notifier.rendering import Rendered, known_plain, render_content
 from notifier.security import Sealer, request_fingerprint
 from notifier.statuses import EventKind, Status
 from notifier.suppressions import blocking_suppression
@@ -197,7 +197,7 @@ class Intake:
         rendered = self._render(request, template, render_timeout, caller.id)
         if lane == Lane.EMAIL_PROMOTIONAL:
             unsubscribe_link(rendered, self._unsubscribe.url(Channel.EMAIL, recipient))
-        segments = bounds.check_body(self.settings, request, rendered)
+        segments = bounds.check_content(self.settings, channel, rendered.content)
         if lane == Lane.SMS_TRANSACTIONAL:
             verdict = self.limiter.hit(
                 self.settings.sms_recipient_rate_limit, "sms-recipient", recipient
@@ -213,31 +213,24 @@ class Intake:
         if quiet is not None:
             send_at = quiet[0]
         ttl = timedelta(seconds=request.ttl_seconds or self.settings.default_ttl_seconds)
-        status = Status.SCHEDULED if send_at else Status.QUEUED
-        row = {
-            "id": new_id(),
-            "api_key_id": caller.id,
-            "channel": channel.value,
-            "category": request.category.value,
-            "lane": lane.value,
-            "status": status.value,
-            "recipient": recipient,
-            "platform": platform.value if platform else None,
-            "reference": request.reference,
-            "content": rendered.redacted,
-            "sealed_content": self.sealer.seal(rendered.content) if rendered.has_secrets else None,
-            "sensitive_fields": sorted(set(request.sensitive)),
-            "sms_segments": segments,
-            "template_name": template.name if template else None,
-            "template_version": template.version if template else None,
-            "status_reason": quiet[1] if quiet else None,
-            "send_at": send_at,
-            "expires_at": (send_at or now) + ttl,
-            "created_at": now,
-            "updated_at": now,
-            "published_at": now if status == Status.QUEUED else None,
-            "attempts": 0,
-        }
+        row = notification_row(
+            api_key_id=caller.id,
+            lane=lane,
+            recipient=recipient,
+            status=Status.SCHEDULED if send_at else Status.QUEUED,
+            now=now,
+            expires_at=(send_at or now) + ttl,
+            status_reason=quiet[1] if quiet else None,
+            platform=platform.value if platform else None,
+            reference=request.reference,
+            content=rendered.redacted,
+            sealed_content=self.sealer.seal(rendered.content) if rendered.has_secrets else None,
+            sensitive_fields=request.sensitive,
+            sms_segments=segments,
+            template_name=template.name if template else None,
+            template_version=template.version if template else None,
+            send_at=send_at,
+        )
         return Prepared(row=row, channel=channel, category=request.category)
 
     def _template(self, request: EmailRequest | SmsRequest | PushRequest) -> ResolvedTemplate:
@@ -274,17 +267,6 @@ class Intake:
                 rendered.redacted["data"] = {
                     k: ("[redacted]" if k in sensitive else str(v)) for k, v in request.data.items()
                 }
-        subject = rendered.content.get("subject")
-        if subject is not None and ("\r" in subject or "\n" in subject):
-            raise field_error(
-                ErrorCode.VALIDATION_ERROR,
-                "subject",
-                "subject must be one line: it renders with a CR or LF",
-            )
-        if "data" in rendered.content:
-            size = len(json.dumps(rendered.content["data"], separators=(",", ":")).encode())
-            if size > bounds.PUSH_DATA_MAX_BYTES:
-                raise too_long("data", bounds.PUSH_DATA_MAX_BYTES)
         return rendered
 
     # ------------------------------------------------------------------ storage
@@ -349,13 +331,7 @@ def _first_event(row: dict[str, Any], suppressed_reason: str | None) -> dict[str
             f"not sent: the recipient is suppressed ({suppressed_reason})",
         ),
     }[status]
-    return {
-        "notification_id": row["id"],
-        "created_at": row["created_at"],
-        "kind": kind.value,
-        "status": status.value,
-        "detail": detail,
-    }
+    return event(row["id"], kind, status, detail, row["created_at"])
 
 
 def _iso(value: datetime | None) -> str:

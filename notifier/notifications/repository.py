@@ -131,9 +131,12 @@ def move(
     **values: object,
 ) -> list[str]:
     """Guarded status change: only rows whose current status may move to ``target`` (and that
-    match ``where``) change. Returns the ids that moved."""
+    match ``where``) change. Returns the ids that moved. A final status wipes the sealed
+    content here, for every caller: nothing will deliver it any more, so nothing keeps it."""
     if not ids:
         return []
+    if target.is_final:
+        values["sealed_content"] = None
     stmt = (
         update(Notification)
         .where(

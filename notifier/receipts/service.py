@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
 from notifier.notifications import repository
+from notifier.notifications.rows import event
 from notifier.statuses import EventKind, Status
 from providers.interface import Channel, Receipt, ReceiptOutcome, SuppressionReason
 
@@ -163,16 +164,16 @@ def _apply_one(
         )
         applied.suppressed.append((row.channel, row.recipient, reason.value))
         effects.append(f"the recipient is now suppressed ({reason.value})")
-    return {
-        "notification_id": row.id,
-        "created_at": now,
-        "kind": EventKind.RECEIPT.value,
-        "status": new_status,
-        "provider": row.provider,
-        "provider_message_id": receipt.provider_message_id,
-        "response_code": receipt.code,
-        "detail": _detail(receipt, effects)[:2000],
-    }
+    return event(
+        row.id,
+        EventKind.RECEIPT,
+        Status(new_status) if new_status else None,
+        _detail(receipt, effects)[:2000],
+        now,
+        provider=row.provider,
+        provider_message_id=receipt.provider_message_id,
+        response_code=receipt.code,
+    )
 
 
 def _status_reason(receipt: Receipt) -> str:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from notifier.db.models import Notification, Suppression, new_id, utcnow
 from notifier.notifications import repository
+from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from notifier.support.cases import RESENDABLE, NotificationCase, load_case
@@ -227,10 +228,4 @@ def _ttl(original: Notification, runtime: Runtime) -> timedelta:
 def _event(
     notification_id: str, at: datetime, status: Status | None, detail: str
 ) -> dict[str, Any]:
-    return {
-        "notification_id": notification_id,
-        "created_at": at,
-        "kind": EventKind.RESENT.value,
-        "status": status.value if status else None,
-        "detail": detail,
-    }
+    return event(notification_id, EventKind.RESENT, status, detail, at)

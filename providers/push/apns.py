@@ -73,6 +73,7 @@ from providers.interface import (
     SendResult,
     SuppressionReason,
     ThrottledError,
+    positive_option,
 )
 
 # What APNs answers mean for us, one row per vendor answer, keyed (HTTP status, reason); a
@@ -187,15 +188,13 @@ class ApnsProvider(Provider):
             self._key = load_signing_key(options)
             self.key_id, self.team_id, self.topic = self._identity(options)
             self.use_sandbox = read_flag(options.get("use_sandbox", False))
-            self.timeout = float(options.get("timeout_seconds", 10))
-            self.max_connections = int(options.get("max_connections", 1))
             self.port = int(options.get("port") or 443)
         except (TypeError, ValueError) as e:
             raise ConfigurationError(f"provider {name!r} (apns): bad numeric option") from e
         except ConfigurationError as e:
             raise ConfigurationError(f"provider {name!r} (apns): {e}") from e
-        if self.timeout <= 0 or self.max_connections < 1:
-            raise ConfigurationError(f"provider {name!r} (apns): timeout/connections must be > 0")
+        self.timeout = positive_option(options, "timeout_seconds", 10, name, "apns")
+        self.max_connections = int(positive_option(options, "max_connections", 1, name, "apns"))
         self.host: str | None = options.get("host") or None
         self.ca_file: str | None = options.get("ca_file") or None
         self._client: APNs | None = None

@@ -76,6 +76,7 @@ from providers.interface import (
     ThrottledError,
     TransientError,
     parse_retry_after,
+    positive_option,
 )
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -242,13 +243,8 @@ class FcmProvider(Provider):
 
     def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
         super().__init__(name, lane, options)
-        try:
-            self.timeout = float(options.get("timeout_seconds", 10))
-            self.max_concurrency = int(options.get("max_concurrency", 64))
-        except (TypeError, ValueError) as e:
-            raise ConfigurationError(f"provider {name!r} (fcm): bad numeric option") from e
-        if self.timeout <= 0 or self.max_concurrency < 1:
-            raise ConfigurationError(f"provider {name!r} (fcm): timeout/concurrency must be > 0")
+        self.timeout = positive_option(options, "timeout_seconds", 10, name, "fcm")
+        self.max_concurrency = int(positive_option(options, "max_concurrency", 64, name, "fcm"))
         try:
             info = load_service_account(options)
             credentials = service_account.Credentials.from_service_account_info(

@@ -66,6 +66,7 @@ from providers.interface import (
     SmsMessage,
     SuppressionReason,
     ThrottledError,
+    positive_option,
 )
 
 T = TypeVar("T")
@@ -164,13 +165,6 @@ def _seconds(value: str | None) -> float | None:
         return None
 
 
-def positive_option(name: str, options: Mapping[str, Any], key: str, default: float) -> float:
-    value = float(options.get(key, default))
-    if value <= 0:
-        raise ConfigurationError(f"provider {name!r} (sns): {key!r} must be positive")
-    return value
-
-
 def credentials(name: str, options: Mapping[str, Any]) -> dict[str, str]:
     key_id, secret = options.get("access_key_id"), options.get("secret_access_key")
     if bool(key_id) != bool(secret):
@@ -200,8 +194,8 @@ class SnsProvider(Provider):
         self.sms_type = SMS_TYPES[lane.category]
         self.sender_id = options.get("sender_id") or None
         self.check_opted_out = bool(options.get("check_opted_out", False))
-        timeout = positive_option(name, options, "timeout_seconds", 10)
-        max_concurrency = int(positive_option(name, options, "max_concurrency", 64))
+        timeout = positive_option(options, "timeout_seconds", 10, name, "sns")
+        max_concurrency = int(positive_option(options, "max_concurrency", 64, name, "sns"))
         config = Config(
             connect_timeout=timeout,
             read_timeout=timeout,

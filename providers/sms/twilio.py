@@ -68,6 +68,7 @@ from providers.interface import (
     SuppressionReason,
     ThrottledError,
     parse_retry_after,
+    positive_option,
 )
 
 T = TypeVar("T")
@@ -205,13 +206,6 @@ def required_option(name: str, options: Mapping[str, Any], key: str) -> str:
     return str(value)
 
 
-def positive_option(name: str, options: Mapping[str, Any], key: str, default: float) -> float:
-    value = float(options.get(key, default))
-    if value <= 0:
-        raise ConfigurationError(f"provider {name!r} (twilio): {key!r} must be positive")
-    return value
-
-
 class TwilioProvider(Provider):
     kind: ClassVar[str] = "twilio"
     channel: ClassVar[Channel] = Channel.SMS
@@ -224,8 +218,8 @@ class TwilioProvider(Provider):
         auth_token = required_option(name, options, "auth_token")
         self.sender = lane_sender(name, lane, options)
         self.status_callback = options.get("status_callback_url") or None
-        timeout = positive_option(name, options, "timeout_seconds", 10)
-        max_concurrency = int(positive_option(name, options, "max_concurrency", 64))
+        timeout = positive_option(options, "timeout_seconds", 10, name, "twilio")
+        max_concurrency = int(positive_option(options, "max_concurrency", 64, name, "twilio"))
         self._http = AnswerKeepingHttpClient(timeout=timeout, pool_size=max_concurrency)
         self._client = Client(self.account_sid, auth_token, http_client=self._http)
         if options.get("base_url"):

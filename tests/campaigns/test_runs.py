@@ -146,6 +146,45 @@ def test_consent_and_suppression_matrix(client, manager, runtime, lane, channel,
     )
 
 
+def test_a_campaign_sms_over_the_segment_limit_fails_visibly_never_queued(  # type: ignore[no-untyped-def]
+    client, manager, runtime
+):
+    """Fan-out applies intake's content bounds: a 1,000 x "€" SMS (14 GSM-7 segments, the euro
+    sign being a two-septet escape; the limit is 10) is stored ``failed`` with the reason, and
+    never published."""
+    template(client, manager, "sale", "sms", body="{{ text }}")
+    for n, text in enumerate(["Sale", "€" * 1000]):
+        contact(
+            client,
+            manager,
+            f"c{n}",
+            phone=f"+44791112340{n}",
+            consent={"sms": True},
+            attributes={"text": text},
+            audiences=["everyone"],
+        )
+    created = campaign(client, manager, lane="sms.promotional", quiet_hours=NO_QUIET)
+    run_id = run_now(client, manager, created["id"])
+    runs.run(runtime, run_id)
+
+    with runtime.sessions() as s:
+        found = {
+            n.recipient: n
+            for n in s.scalars(select(Notification).where(Notification.reference == run_id))
+        }
+    short, long = found["+447911123400"], found["+447911123401"]
+    assert (short.status, short.sms_segments) == ("queued", 1)
+    assert long.status == "failed" and long.published_at is None
+    assert long.completed_at is not None
+    assert long.status_reason == (
+        "not sent: SMS body needs 14 gsm7 segments; at most 10 are allowed"
+    )
+    progress = client.get(f"/v1/campaigns/{created['id']}/runs/{run_id}", headers=manager).json()[
+        "progress"
+    ]
+    assert (progress["queued"], progress["failed"]) == (1, 1)
+
+
 @pytest.mark.parametrize(
     ("reason", "blocks_transactional"),
     [

@@ -234,3 +234,30 @@ def test_third_party_provider_plugs_in_through_its_entry_point(tmp_path: Path) -
     assert "ok    sms.transactional      pigeon-main (pigeon): loft rooftop (reachable)" in (
         done.stderr + done.stdout
     )
+
+
+@pytest.mark.parametrize("kind", ["smtp", "ses", "twilio", "sns", "fcm", "apns"])
+def test_a_non_numeric_timeout_exits_2_for_every_adapter(  # type: ignore[no-untyped-def]
+    check, secret_env, smtp, ses_api, twilio, moto_sns, fcm, apns, kind
+) -> None:
+    """Every adapter reads its numeric options through the shared ``positive_option``: a
+    ``timeout_seconds = "ten"`` is a clear configuration error (exit 2), never a traceback."""
+    blocks = {
+        "smtp": ("email.transactional", smtp_block(smtp, timeout_seconds="ten")),
+        "ses": ("email.transactional", ses_block(ses_api.endpoint_url, timeout_seconds="ten")),
+        "twilio": ("sms.transactional", twilio_block(twilio, timeout_seconds="ten")),
+        "sns": ("sms.transactional", sns_block(moto_sns.endpoint_url, timeout_seconds="ten")),
+        "fcm": ("push.transactional", fcm_block(fcm, timeout_seconds="ten")),
+        "apns": ("push.transactional", apns_block(apns, timeout_seconds="ten")),
+    }
+    lane, block = blocks[kind]
+
+    result = check({f"{kind}-main": block}, {lane: [f"{kind}-main"]})
+
+    assert result.exit_code == 2, output(result)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert (
+        f"invalid provider configuration: provider '{kind}-main' ({kind}): "
+        "timeout_seconds must be a positive number" in output(result)
+    )
+    assert "Traceback" not in output(result)

@@ -21,6 +21,7 @@ from notifier.db.models import Notification, utcnow
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Scope
 from notifier.notifications import repository
+from notifier.notifications.rows import event
 from notifier.notifications.schemas import NotificationOut
 from notifier.notifications.views import notification_out
 from notifier.statuses import EventKind, Status
@@ -44,7 +45,6 @@ def cancel_notification(
         where=[Notification.status == Status.SCHEDULED.value],
         status_reason="cancelled by the caller",
         completed_at=now,
-        sealed_content=None,
     )
     if not moved:
         session.refresh(row)
@@ -56,13 +56,13 @@ def cancel_notification(
     repository.add_events(
         session,
         [
-            {
-                "notification_id": row.id,
-                "created_at": now,
-                "kind": EventKind.CANCELLED.value,
-                "status": Status.CANCELLED.value,
-                "detail": f"cancelled by the caller ({caller.name})",
-            }
+            event(
+                row.id,
+                EventKind.CANCELLED,
+                Status.CANCELLED,
+                f"cancelled by the caller ({caller.name})",
+                now,
+            )
         ],
     )
     session.flush()

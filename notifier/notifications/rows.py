@@ -1,0 +1,97 @@
+"""The one shape of a new notification row: intake and campaign fan-out both build it here.
+
+Intake and fan-out used to write their own 24-key dicts, and the two drifted (only intake
+checked an SMS's segment count). Building every new row here keeps the columns, and the rules
+that follow from the status, in one place: ``published_at`` is set when a row starts
+``queued`` (it is published at once), ``completed_at`` when it starts final (suppressed, or
+failed before any attempt), and the status reason is cut to its column's width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from notifier.db.models import new_id
+from notifier.statuses import EventKind, Status
+from providers.interface import Lane
+
+STATUS_REASON_MAX = 200  # the width of notifications.status_reason
+PROVIDER_FIELDS = frozenset(
+    {"provider", "latency_ms", "provider_message_id", "response_code", "attempt"}
+)
+
+
+def notification_row(
+    *,
+    api_key_id: str | None,
+    lane: Lane,
+    recipient: str,
+    status: Status,
+    now: datetime,
+    expires_at: datetime,
+    status_reason: str | None = None,
+    platform: str | None = None,
+    reference: str | None = None,
+    content: dict[str, Any] | None = None,
+    sealed_content: str | None = None,
+    sensitive_fields: Iterable[str] = (),
+    sms_segments: int | None = None,
+    template_name: str | None = None,
+    template_version: int | None = None,
+    send_at: datetime | None = None,
+    campaign_id: str | None = None,
+) -> dict[str, Any]:
+    """A new notification as the column values of one insert (every column a new row sets)."""
+    final = status.is_final
+    return {
+        "id": new_id(),
+        "api_key_id": api_key_id,
+        "channel": lane.channel.value,
+        "category": lane.category.value,
+        "lane": lane.value,
+        "status": status.value,
+        "status_reason": status_reason[:STATUS_REASON_MAX] if status_reason else None,
+        "recipient": recipient,
+        "platform": platform,
+        "reference": reference,
+        "content": content,
+        "sealed_content": None if final else sealed_content,
+        "sensitive_fields": sorted(set(sensitive_fields)),
+        "template_name": template_name,
+        "template_version": template_version,
+        "sms_segments": sms_segments,
+        "send_at": send_at,
+        "expires_at": expires_at,
+        "created_at": now,
+        "updated_at": now,
+        "published_at": now if status == Status.QUEUED else None,
+        "completed_at": now if final else None,
+        "attempts": 0,
+        "campaign_id": campaign_id,
+    }
+
+
+def event(
+    notification_id: str,
+    kind: EventKind,
+    status: Status | None,
+    detail: str | None,
+    created_at: datetime,
+    **provider_fields: Any,
+) -> dict[str, Any]:
+    """One delivery event as the column values of one insert; ``provider_fields`` are the
+    optional columns of an attempt (``provider``, ``latency_ms``, ``provider_message_id``,
+    ``response_code``, ``attempt``)."""
+    unknown = set(provider_fields) - PROVIDER_FIELDS
+    if unknown:
+        raise TypeError(f"not a delivery event column: {', '.join(sorted(unknown))}")
+    return {
+        "notification_id": notification_id,
+        "created_at": created_at,
+        "kind": kind.value,
+        "status": status.value if status else None,
+        "detail": detail,
+        **provider_fields,
+    }

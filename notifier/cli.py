@@ -150,8 +150,8 @@ def worker(
     pool: Annotated[str, typer.Option(metavar="POOL", help="threads, prefork or solo")] = "threads",
 ) -> None:
     """Run a Celery worker consuming the given lanes and service queues."""
+    from notifier.tasks import ALL_QUEUES
     from workers.app import create_worker_app
-    from workers.queues import ALL_QUEUES
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)

@@ -1,8 +1,8 @@
 """Structured logs: one JSON object per line with a stable dotted event name and ids.
 
 Code logs ``log.info("delivery.attempt.failed", extra={"notification_id": ...})``; the message is
-the event name, never interpolated prose. Values of keys that name secrets are masked here as a
-last line of defence (the code never passes them in the first place).
+the event name, never interpolated prose. Values of keys that name secrets are replaced by
+``[redacted]`` here as a last line of defence (the code never passes them in the first place).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from notifier.logcontext import current
+from notifier.redaction import REDACTED
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -45,7 +46,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = "[masked]" if _is_secret(key) else value
+                entry[key] = REDACTED if _is_secret(key) else value
         if record.exc_info:
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
         return json.dumps(entry, default=str)

@@ -11,7 +11,7 @@ from celery import Celery
 from kombu.entity import Queue
 
 from notifier.config import Settings
-from workers.queues import ALL_QUEUES
+from notifier.tasks import ALL_QUEUES
 
 
 def make_celery(settings: Settings, name: str = "notifier") -> Celery:

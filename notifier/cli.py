@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from pathlib import Path
@@ -13,66 +12,28 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from notifier import keys as key_store
 from notifier import logs
+from notifier.cli_common import console, load_settings, make_typer, open_sessions
+from notifier.cli_keys import keys_app
 from notifier.config import Settings
 from notifier.db.migrate import upgrade
-from notifier.db.session import (
-    make_engine,
-    make_sessionmaker,
-    postgres_connect_args,
-    transaction,
-)
+from notifier.db.session import postgres_connect_args
 from notifier.support.cli import staff_app
 
 if TYPE_CHECKING:  # the commands import what they use when they run (a fast --help)
-    from sqlalchemy.orm import Session, sessionmaker
-
     from notifier.campaigns.models import ContactImport
     from providers.interface import Lane, Provider
 
 
-# plain click help: option value labels read HOST, PORT, N (typer's rich help printed <str>,
-# <int> and <bool>, even for --help), and every default is shown
-def _typer(help: str, add_completion: bool = True) -> typer.Typer:
-    return typer.Typer(
-        help=help,
-        no_args_is_help=True,
-        add_completion=add_completion,
-        rich_markup_mode=None,
-        context_settings={"show_default": True},
-    )
-
-
-app = _typer("notifier: notification delivery service", add_completion=False)
-keys_app = _typer("API keys")
-db_app = _typer("Database schema")
-providers_app = _typer("Provider configuration")
-audiences_app = _typer("Campaign audiences")
+app = make_typer("notifier: notification delivery service", add_completion=False)
+db_app = make_typer("Database schema")
+providers_app = make_typer("Provider configuration")
+audiences_app = make_typer("Campaign audiences")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(providers_app, name="providers")
 app.add_typer(audiences_app, name="audiences")
 app.add_typer(staff_app, name="staff")
-console = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except Exception as e:
-        console.print(f"[red]configuration error:[/red] {e}")
-        raise typer.Exit(2) from e
-
-
-def _sessions(settings: Settings) -> sessionmaker[Session]:
-    """Sessions on the configured database, said on stderr (found as notifier/home.py says)."""
-    from sqlalchemy.engine import make_url
-
-    shown = make_url(settings.database_url).render_as_string(hide_password=True)
-    console.print(f"database {shown}", highlight=False, soft_wrap=True)
-    upgrade(settings.database_url, pooler=settings.database_pooler)
-    return make_sessionmaker(make_engine(settings.database_url, pooler=settings.database_pooler))
 
 
 def _serve_process_metrics(settings: Settings) -> None:
@@ -93,7 +54,7 @@ def dev() -> None:
     """Run everything in one process: API, worker, beat, SQLite, in-process broker, outbox."""
     from notifier.dev import run_dev
 
-    run_dev(_settings())
+    run_dev(load_settings())
 
 
 @app.command()
@@ -121,7 +82,7 @@ def api(
 
     from notifier.api.serving import uvicorn_options
 
-    settings = _settings()
+    settings = load_settings()
     logs.configure(settings.log_level, settings.log_format)
     uvicorn.run(
         "notifier.api.app:create_served_app",  # configures logging in each worker process
@@ -155,10 +116,10 @@ def worker(
     pool: Annotated[str, typer.Option(metavar="POOL", help="threads, prefork or solo")] = "threads",
 ) -> None:
     """Run a Celery worker consuming the given lanes and service queues."""
+    from notifier.tasks import ALL_QUEUES
     from workers.app import create_worker_app
-    from workers.queues import ALL_QUEUES
 
-    settings = _settings()
+    settings = load_settings()
     logs.configure(settings.log_level, settings.log_format)
     queues = [q.strip() for q in lanes.split(",") if q.strip()]
     unknown = sorted(set(queues) - set(ALL_QUEUES))
@@ -227,7 +188,7 @@ def beat() -> None:
     """
     from workers.app import create_worker_app
 
-    settings = _settings()
+    settings = load_settings()
     logs.configure(settings.log_level, settings.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _serve_process_metrics(settings)
@@ -263,8 +224,8 @@ def audiences_import(
     from notifier.campaigns import csv_import
     from notifier.errors import NotifierError
 
-    settings = _settings()
-    sessions = _sessions(settings)
+    settings = load_settings()
+    sessions = open_sessions(settings)
     size = file.stat().st_size
     job = csv_import.start(sessions, audience, file.name, size)
     columns = (
@@ -302,138 +263,9 @@ def db_upgrade(
     revision: Annotated[str, typer.Option(metavar="REVISION", help="Alembic revision")] = "heads",
 ) -> None:
     """Apply schema migrations."""
-    settings = _settings()
+    settings = load_settings()
     upgrade(settings.database_url, revision, settings.database_pooler)
     console.print(f"database at revision {revision}")
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option(metavar="NAME", help="who the key is for")],
-    scopes: Annotated[
-        str,
-        typer.Option(
-            metavar="SCOPES",
-            help=f"comma-separated, of: {', '.join(s.value for s in key_store.Scope)}",
-        ),
-    ] = "notifications:send,notifications:read",
-    lanes: Annotated[
-        str | None,
-        typer.Option(
-            metavar="LANES",
-            help="comma-separated lanes this key may send on",
-            show_default="all lanes",
-        ),
-    ] = None,
-    rate_limit: Annotated[
-        str | None,
-        typer.Option(
-            metavar="RATE",
-            help="requests allowed, e.g. 100/second or 6000/minute",
-            show_default="NOTIFIER_API_RATE_LIMIT, 3000/minute",
-        ),
-    ] = None,
-) -> None:
-    """Create an API key. The key is printed once, alone on the last line; only its hash is kept."""
-    settings = _settings()
-    try:
-        if not name.strip():
-            raise ValueError("--name must not be empty")
-        scope_list, lane_list = key_store.parse_scopes(scopes), key_store.parse_lanes(lanes)
-        rate_limit = key_store.parse_rate_limit(rate_limit)
-    except ValueError as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(2) from e
-    with transaction(_sessions(settings)) as session:
-        row, plaintext = key_store.create_key(session, name, scope_list, lane_list, rate_limit)
-    console.print(
-        f"created key {row.id} ({name}), scopes {', '.join(scope_list)}. "
-        "Store it now: it is not shown again."
-    )
-    print(plaintext)
-
-
-@keys_app.command("set-callback")
-def keys_set_callback(
-    key_id: Annotated[str, typer.Argument(metavar="KEY", help="key id or prefix")],
-    url: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL",
-            help="https URL for status webhooks; omit to remove",
-            show_default="none: remove",
-        ),
-    ] = None,
-) -> None:
-    """Send this key's final statuses to URL, signed; prints the new signing secret once."""
-    from notifier.security import Sealer
-
-    settings = _settings()
-    if url is not None and not url.startswith(("https://", "http://")):
-        console.print("[red]the callback URL must be http(s)[/red]")
-        raise typer.Exit(2)
-    with transaction(_sessions(settings)) as session:
-        result = key_store.set_callback(
-            session, key_id, url, Sealer(settings.secret_key, "callback")
-        )
-    if result is None:
-        console.print(f"[red]no key {key_id}[/red]")
-        raise typer.Exit(1)
-    row, secret = result
-    if secret is None:
-        console.print(f"status webhooks of {row.name} removed")
-        return
-    console.print(f"status webhooks of {row.name} go to {url}; signing secret (shown once):")
-    print(secret)
-
-
-@keys_app.command("list")
-def keys_list(
-    output: Annotated[
-        str, typer.Option("--format", metavar="FORMAT", help="table or json")
-    ] = "table",
-) -> None:
-    """List API keys (never their secrets). The table never cuts the id or the prefix that
-    `keys revoke` takes; long scopes and lanes wrap instead."""
-    if output not in ("table", "json"):
-        console.print("[red]--format is table or json[/red]")
-        raise typer.Exit(2)
-    settings = _settings()
-    with transaction(_sessions(settings)) as session:
-        rows = [key_store.describe(row) for row in key_store.list_keys(session)]
-    if output == "json":
-        print(json.dumps(rows, indent=2))
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("id", "prefix"):
-        table.add_column(column, no_wrap=True, min_width=len(rows[0][column]) if rows else None)
-    for column in ("name", "scopes", "lanes", "created", "revoked"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(
-            row["id"],
-            row["prefix"],
-            row["name"],
-            ",".join(row["scopes"]),
-            ",".join(row["lanes"] or ["all"]),
-            row["created"][:10],
-            (row["revoked"] or "")[:10],
-        )
-    Console().print(table)
-
-
-@keys_app.command("revoke")
-def keys_revoke(
-    key_id: Annotated[str, typer.Argument(metavar="KEY", help="key id or prefix")],
-) -> None:
-    """Revoke an API key (takes effect within seconds)."""
-    settings = _settings()
-    with transaction(_sessions(settings)) as session:
-        row = key_store.revoke_key(session, key_id)
-    if row is None:
-        console.print(f"[red]no key {key_id}[/red]")
-        raise typer.Exit(1)
-    console.print(f"revoked {row.id} ({row.name})")
 
 
 @providers_app.command("check")
@@ -444,7 +276,7 @@ def providers_check(
     from providers.interface import ConfigurationError
     from workers.provider_config import build_chains, load_chains
 
-    settings = _settings()
+    settings = load_settings()
     try:
         chains = build_chains(load_chains(settings.providers_file, settings.outbox_dir))
     except ConfigurationError as e:
@@ -473,7 +305,7 @@ def status(
     """
     from notifier.operations import collect_status
 
-    settings = _settings()
+    settings = load_settings()
     report = collect_status(settings)
     table = Table("what", "value")
     table.add_row("database", "ok" if report.database_ok else "UNREACHABLE")

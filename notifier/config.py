@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from notifier.db.session import DatabasePooler
 from notifier.home import discover_data_dir
 from notifier.recipients import DEFAULT_SEARCH_REGIONS
+from notifier.redaction import is_secret
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - the public dev default, refused outside dev mode
 SECRET_FIELDS = (
@@ -149,7 +150,9 @@ class Settings(BaseSettings):
     def _read_secret_files(cls, values: Any) -> Any:
         if not isinstance(values, dict):
             return values
-        for name in SECRET_FIELDS:
+        for name in cls.model_fields:  # the secret ones (notifier/redaction.py) read *_FILE too
+            if not is_secret(name):
+                continue
             path = os.environ.get(f"NOTIFIER_{name.upper()}_FILE")
             if path and not values.get(name):
                 values[name] = Path(path).read_text().strip()

@@ -42,8 +42,8 @@ from notifier.config import Settings
 from notifier.db.models import Heartbeat, Notification, utcnow
 from notifier.liveness import live_workers
 from notifier.statuses import Status
+from notifier.tasks import ALL_QUEUES, MAINTENANCE
 from providers.interface import Category, Lane
-from workers.queues import ALL_QUEUES, MAINTENANCE
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from notifier.db.migrate import upgrade
 
 
 def run_dev(settings: Settings) -> None:
+    from notifier.tasks import ALL_QUEUES
     from workers import sweeper
     from workers.app import create_worker_app
     from workers.embedded import embedded_worker
-    from workers.queues import ALL_QUEUES
 
     logs.configure(
         settings.log_level, settings.log_format if settings.log_format != "json" else "console"

@@ -1,8 +1,8 @@
 """Structured logs: one JSON object per line with a stable dotted event name and ids.
 
 Code logs ``log.info("delivery.attempt.failed", extra={"notification_id": ...})``; the message is
-the event name, never interpolated prose. Values of keys that name secrets are masked here as a
-last line of defence (the code never passes them in the first place).
+the event name, never interpolated prose. Values of keys that name secrets are replaced by
+``[redacted]`` here as a last line of defence (the code never passes them in the first place).
 """
 
 from __future__ import annotations
@@ -14,23 +14,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from notifier.logcontext import current
+from notifier.redaction import REDACTED, is_secret
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
     "asctime",
     "taskName",
 }
-# Field names that hold secrets, matched as whole words of the field name: "code" masks "code" and
-# "otp_code" but not "response_code"; "key" is not listed (it would mask "api_key_id").
-_SECRET_WORDS = frozenset(
-    {"password", "secret", "token", "authorization", "otp", "pin", "credential"}
-)
-_SECRET_NAMES = frozenset({"code", "api_key", "auth_token", "otp_code", "one_time_code"})
-
-
-def _is_secret(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in _SECRET_NAMES or any(word in _SECRET_WORDS for word in lowered.split("_"))
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,7 +35,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = "[masked]" if _is_secret(key) else value
+                entry[key] = REDACTED if is_secret(key) else value
         if record.exc_info:
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
         return json.dumps(entry, default=str)

@@ -14,7 +14,7 @@ from notifier.broker import broker_reachable, make_celery
 from notifier.config import Settings
 from notifier.db.models import Heartbeat
 from notifier.db.session import make_engine, make_sessionmaker
-from workers.queues import ALL_QUEUES
+from notifier.tasks import ALL_QUEUES
 
 
 @dataclass

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from celery import Celery
 
 from notifier.logcontext import request_id_var
+from notifier.tasks import DELIVER, enqueue
 from providers.interface import Lane
 
-DELIVER_TASK = "notifier.deliver"
 MAX_IDS_PER_TASK = 50
 
 log = logging.getLogger("notifier.publishing")
@@ -36,11 +36,11 @@ class Publisher:
         try:
             for queue, ids in by_lane.items():
                 for start in range(0, len(ids), MAX_IDS_PER_TASK):
-                    self.celery.send_task(
-                        DELIVER_TASK,
-                        args=[ids[start : start + MAX_IDS_PER_TASK]],
-                        queue=queue,
-                        routing_key=queue,
+                    enqueue(
+                        self.celery,
+                        DELIVER,
+                        [ids[start : start + MAX_IDS_PER_TASK]],
+                        queue,
                         countdown=countdown,
                         headers={"request_id": request_id_var.get()},
                     )

@@ -37,11 +37,11 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from notifier.errors import ErrorCode, NotifierError, field_error
+from notifier.redaction import REDACTED
 
 if TYPE_CHECKING:
     from notifier.render_pool import RenderPool
 
-REDACTED = "[redacted]"
 DEFAULT_MAX_CHARS = 1_000_000  # a field without its own maximum
 MAX_INT_BITS = 10_000  # about 3,000 decimal digits: enough for any amount, date or code
 MAX_FORMAT_WIDTH = 1_000  # '%1000000d' % 1 would build a megabyte from nothing

@@ -2,13 +2,16 @@
 
 Needs the ``sentry`` extra (``pip install notifier[sentry]``). Events are scrubbed before they
 leave: request bodies, headers, cookies, query strings and local variables are dropped, and
-anything shaped like an email address, phone number or API key is masked in messages.
+anything shaped like an email address, phone number or API key is replaced by ``[redacted]``
+in messages.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from notifier.redaction import REDACTED
 
 _PATTERNS = [
     re.compile(r"ntf_[0-9a-f]{12}_[A-Za-z0-9_\-]+"),
@@ -20,7 +23,7 @@ _PATTERNS = [
 
 def scrub_text(text: str) -> str:
     for pattern in _PATTERNS:
-        text = pattern.sub("[scrubbed]", text)
+        text = pattern.sub(REDACTED, text)
     return text
 
 

@@ -14,32 +14,28 @@ from __future__ import annotations
 
 from celery import Celery
 
+from notifier import tasks
 from notifier.campaigns import completion, runs
 from notifier.runtime import Runtime
 from workers.task_policy import TASK_OPTIONS
-
-FIRE = runs.FIRE_TASK
-RUN = runs.RUN_TASK
-RESUME_STALLED = "notifier.campaigns.resume_stalled"
-SETTLE = "notifier.campaigns.settle"
 
 
 def register(app: Celery) -> None:
     """Register the campaign tasks on ``app``."""
     runtime: Runtime = app.runtime
 
-    @app.task(name=FIRE, **TASK_OPTIONS)
+    @app.task(name=tasks.CAMPAIGNS_FIRE, **TASK_OPTIONS)
     def fire(campaign_id: str) -> str | None:
         return runs.fire(runtime, campaign_id)
 
-    @app.task(name=RUN, **TASK_OPTIONS)
+    @app.task(name=tasks.CAMPAIGNS_RUN, **TASK_OPTIONS)
     def run(run_id: str) -> dict[str, object]:
         return runs.run(runtime, run_id).__dict__
 
-    @app.task(name=RESUME_STALLED, **TASK_OPTIONS)
+    @app.task(name=tasks.CAMPAIGNS_RESUME_STALLED, **TASK_OPTIONS)
     def resume_stalled() -> list[str]:
         return runs.resume_stalled(runtime)
 
-    @app.task(name=SETTLE, **TASK_OPTIONS)
+    @app.task(name=tasks.CAMPAIGNS_SETTLE, **TASK_OPTIONS)
     def settle() -> list[str]:
         return completion.settle(runtime)

@@ -22,9 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from celery import Celery
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from notifier import tasks
 from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
 from notifier.liveness import worker_identity
@@ -37,6 +39,7 @@ from workers.context import DeliveryContext
 from workers.engine import DeliveryOutcome
 from workers.messages import build_message
 from workers.recording import end_overdue, record_durably
+from workers.task_policy import TASK_OPTIONS
 
 log = logging.getLogger("notifier.delivery")
 
@@ -167,3 +170,12 @@ def _end_suppressed(
         ],
     )
     return [r for r in rows if r.id not in blocked]
+
+
+def register(app: Celery) -> None:
+    """Register the delivery task on ``app``, bound to its delivery context."""
+    delivery: DeliveryContext = app.delivery
+
+    @app.task(name=tasks.DELIVER, **TASK_OPTIONS)
+    def deliver(ids: list[str]) -> None:
+        deliver_ids(delivery, ids)

@@ -27,23 +27,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from notifier.redaction import is_secret
 from providers.interface import ConfigurationError, Lane, Provider
 
 ENTRY_POINT_GROUP = "notifier.providers"
 # options whose value is itself a path the adapter opens (not "read this option from a file")
 PATH_OPTIONS = frozenset({"ca_file", "key_file", "service_account_file"})
-SECRET_OPTIONS = frozenset(
-    {
-        "password",
-        "auth_token",
-        "secret_access_key",
-        "private_key",
-        "key",
-        "api_key",
-        "service_account_json",
-        "token",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -102,7 +91,7 @@ def _spec(name: str, block: dict[str, Any]) -> ProviderSpec:
             options[key[:-4]] = _from_env(name, str(value))
         elif key.endswith("_file") and key not in PATH_OPTIONS:
             options[key[:-5]] = _from_file(name, str(value))
-        elif key in SECRET_OPTIONS:
+        elif is_secret(key):  # the one list of secret names, notifier/redaction.py
             raise ConfigurationError(
                 f"provider {name!r}: {key} is a secret; use {key}_env or {key}_file "
                 "instead of writing it in the file"

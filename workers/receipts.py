@@ -15,10 +15,10 @@ from typing import Any
 
 from celery import Celery
 
-from notifier.receipts.schemas import APPLY_TASK, receipt_from_payload, receipt_to_payload
+from notifier.receipts.schemas import receipt_from_payload, receipt_to_payload
 from notifier.receipts.service import apply_receipts
+from notifier.tasks import RECEIPTS, RECEIPTS_APPLY, enqueue
 from providers.interface import ConfigurationError
-from workers import queues
 from workers.task_policy import TASK_OPTIONS
 
 log = logging.getLogger("notifier.receipts")
@@ -33,7 +33,7 @@ def register(app: Celery) -> None:
 
     # shared=False: a shared task would be attached to every Celery app created later in the
     # process, bound to this app's delivery context (tests build many apps).
-    @app.task(name=APPLY_TASK, queue=queues.RECEIPTS, **TASK_OPTIONS)
+    @app.task(name=RECEIPTS_APPLY, queue=RECEIPTS, **TASK_OPTIONS)
     def apply(payloads: list[dict[str, Any]], late_tries: int = 0) -> dict[str, int]:
         receipts = []
         for payload in payloads:
@@ -44,11 +44,11 @@ def register(app: Celery) -> None:
         applied = apply_receipts(delivery.runtime.sessions, receipts, provider_kinds(delivery))
         if applied.unknown:
             if late_tries < len(LATE_RECEIPT_DELAYS):
-                app.send_task(
-                    APPLY_TASK,
-                    args=[[receipt_to_payload(r) for r in applied.unknown], late_tries + 1],
-                    queue=queues.RECEIPTS,
-                    routing_key=queues.RECEIPTS,
+                enqueue(
+                    app,
+                    RECEIPTS_APPLY,
+                    [[receipt_to_payload(r) for r in applied.unknown], late_tries + 1],
+                    RECEIPTS,
                     countdown=LATE_RECEIPT_DELAYS[late_tries],
                 )
             else:

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import Celery
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from notifier import metrics
+from notifier import metrics, tasks
 from notifier.db.models import Heartbeat, IdempotencyRecord, Notification, utcnow
 from notifier.db.session import affected, transaction
 from notifier.liveness import forget_workers, lapsed_worker_ids
@@ -34,6 +35,7 @@ from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from workers.recording import end_overdue, unconfirmed_reason
+from workers.task_policy import TASK_OPTIONS
 
 log = logging.getLogger("notifier.sweeper")
 CHUNK = 1000
@@ -353,3 +355,16 @@ def _events(
         session,
         [event(i, kind, status, detail, now, provider=provider) for i in ids],
     )
+
+
+def register(app: Celery) -> None:
+    """Register the safety nets (``sweep``) and retention (``purge``) on ``app``."""
+    runtime: Runtime = app.runtime
+
+    @app.task(name=tasks.SWEEP, **TASK_OPTIONS)
+    def sweep_task() -> dict[str, int]:
+        return sweep(runtime).as_dict()
+
+    @app.task(name=tasks.PURGE, **TASK_OPTIONS)
+    def purge_task() -> dict[str, int]:
+        return purge(runtime)

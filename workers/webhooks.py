@@ -18,6 +18,7 @@ import httpx
 from celery import Celery
 from sqlalchemy import select, update
 
+from notifier import tasks
 from notifier import webhooks as signing
 from notifier.db.models import ApiKey, Notification, WebhookDelivery, utcnow
 from notifier.db.session import transaction
@@ -27,14 +28,11 @@ from notifier.runtime import Runtime
 from notifier.security import Sealer
 from notifier.statuses import EventKind
 from providers.interface import parse_retry_after
-from workers import queues
 from workers.retry_policy import RetryPolicy
 from workers.task_policy import TASK_OPTIONS
 
 log = logging.getLogger("notifier.webhooks")
 
-DISPATCH_TASK = "notifier.webhooks.dispatch"
-SEND_TASK = "notifier.webhooks.send"
 MAX_ATTEMPTS = 12
 POLICY = RetryPolicy(max_attempts=MAX_ATTEMPTS, base_seconds=5, cap_seconds=3 * 3600)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -60,7 +58,8 @@ def dispatch(runtime: Runtime, limit: int = 500) -> int:
                 .values(next_attempt_at=now + timedelta(seconds=60))
             )
     for start in range(0, len(ids), 50):
-        runtime.celery.send_task(SEND_TASK, args=[ids[start : start + 50]], queue=queues.WEBHOOKS)
+        batch = [ids[start : start + 50]]
+        tasks.enqueue(runtime.celery, tasks.WEBHOOKS_SEND, batch, tasks.WEBHOOKS)
     return len(ids)
 
 
@@ -170,10 +169,10 @@ def register(app: Celery) -> None:
     runtime: Runtime = app.runtime
     client = httpx.Client(timeout=TIMEOUT, follow_redirects=False)
 
-    @app.task(name=DISPATCH_TASK, **TASK_OPTIONS)
+    @app.task(name=tasks.WEBHOOKS_DISPATCH, **TASK_OPTIONS)
     def dispatch_task() -> int:
         return dispatch(runtime)
 
-    @app.task(name=SEND_TASK, **TASK_OPTIONS)
+    @app.task(name=tasks.WEBHOOKS_SEND, **TASK_OPTIONS)
     def send_task(delivery_ids: list[int]) -> None:
         send(runtime, client, delivery_ids)

@@ -22,8 +22,8 @@ from sqlalchemy_celery_beat.models import ClockedSchedule, CrontabSchedule, Peri
 from sqlalchemy_celery_beat.session import ModelBase
 
 from notifier.campaigns.models import Campaign, CampaignStatus
+from notifier.tasks import CAMPAIGNS_FIRE
 
-FIRE_TASK = "notifier.campaigns.fire"
 QUEUE = "campaigns"
 FIRE_EXPIRES_SECONDS = 3600  # a fire message older than this is dropped, not run late
 _TRANSLATE = {"schema_translate_map": {"celery_schema": None}}
@@ -78,7 +78,7 @@ def sync(engine: Engine, campaign: Campaign) -> None:
             return
         schedule = _schedule(session, campaign)
         if task is None:
-            task = PeriodicTask(name=entry_name(campaign.id), task=FIRE_TASK)
+            task = PeriodicTask(name=entry_name(campaign.id), task=CAMPAIGNS_FIRE)
             session.add(task)
         task.schedule_model = schedule
         task.args = json.dumps([campaign.id])

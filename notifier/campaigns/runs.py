@@ -58,6 +58,7 @@ from notifier.notifications import repository
 from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
+from notifier.tasks import CAMPAIGNS, CAMPAIGNS_RUN, enqueue
 from providers.interface import Lane
 
 log = logging.getLogger("notifier.campaigns")
@@ -65,9 +66,6 @@ log = logging.getLogger("notifier.campaigns")
 CHUNK = 2000
 FIRE_TOLERANCE = timedelta(seconds=30)
 STALLED_AFTER = timedelta(seconds=60)
-RUN_TASK = "notifier.campaigns.run"
-FIRE_TASK = "notifier.campaigns.fire"
-CAMPAIGNS_QUEUE = "campaigns"
 ACTIVE = (CampaignStatus.SCHEDULED.value, CampaignStatus.RUNNING.value)
 
 
@@ -141,9 +139,7 @@ def start_run(runtime: Runtime, campaign_id: str, run_at: datetime) -> str | Non
 
 def enqueue_run(runtime: Runtime, run_id: str) -> None:
     try:
-        runtime.celery.send_task(
-            RUN_TASK, args=[run_id], queue=CAMPAIGNS_QUEUE, routing_key=CAMPAIGNS_QUEUE
-        )
+        enqueue(runtime.celery, CAMPAIGNS_RUN, [run_id], CAMPAIGNS)
     except Exception as e:  # resume_stalled picks the run up
         log.warning(
             "campaign.run.publish_failed", extra={"run_id": run_id, "error": type(e).__name__}

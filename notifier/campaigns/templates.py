@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from notifier.campaigns.models import Template, TemplateVersion
 from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, NotifierError, field_error
+from notifier.redaction import REDACTED
 from notifier.rendering import Rendered, check_source, render_content
 from notifier.storable import require_storable
 from providers.interface import Channel
@@ -208,7 +209,7 @@ def render(
     rendered = render_content(text_fields, data, sensitive, **bounds)
     push_data = resolved.fields.get("data")
     if push_data:
-        masked = {k: ("[redacted]" if k in sensitive else v) for k, v in data.items()}
+        masked = {k: (REDACTED if k in sensitive else v) for k, v in data.items()}
         data_bounds = {k: v for k, v in bounds.items() if k != "max_chars"}
         full = render_content(push_data, data, frozenset(), **data_bounds)
         shown = render_content(push_data, masked, frozenset(), **data_bounds) if sensitive else full

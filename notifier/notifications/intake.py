@@ -42,6 +42,7 @@ from notifier.notifications.schemas import (
 from notifier.publishing import Publisher
 from notifier.ratelimit import RateLimiter
 from notifier.recipients import normalise
+from notifier.redaction import REDACTED
 from notifier.render_pool import RenderPool
 from notifier.rendering import Rendered, known_plain, render_content
 from notifier.security import Sealer, request_fingerprint
@@ -265,7 +266,7 @@ class Intake:
             if isinstance(request, PushRequest) and request.data:
                 rendered.content["data"] = {k: str(v) for k, v in request.data.items()}
                 rendered.redacted["data"] = {
-                    k: ("[redacted]" if k in sensitive else str(v)) for k, v in request.data.items()
+                    k: (REDACTED if k in sensitive else str(v)) for k, v in request.data.items()
                 }
         return rendered
 

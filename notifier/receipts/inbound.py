@@ -39,7 +39,8 @@ from celery import Celery
 from notifier.config import Environment, Settings
 from notifier.errors import ErrorCode, NotifierError
 from notifier.receipts.certificates import HttpsFetcher
-from notifier.receipts.schemas import APPLY_TASK, receipt_to_payload
+from notifier.receipts.schemas import receipt_to_payload
+from notifier.tasks import RECEIPTS, RECEIPTS_APPLY, enqueue
 from providers.email.ses_events import (
     SesEventError,
     SnsSignatureError,
@@ -49,7 +50,6 @@ from providers.email.ses_events import (
 )
 from providers.interface import Receipt
 from providers.sms.twilio_webhooks import parse_status_callback, verify_signature
-from workers.queues import RECEIPTS
 
 log = logging.getLogger("notifier.receipts")
 
@@ -159,12 +159,7 @@ def publish_receipts(celery: Celery, receipts: Sequence[Receipt]) -> None:
     if not receipts:
         return
     try:
-        celery.send_task(
-            APPLY_TASK,
-            args=[[receipt_to_payload(r) for r in receipts]],
-            queue=RECEIPTS,
-            routing_key=RECEIPTS,
-        )
+        enqueue(celery, RECEIPTS_APPLY, [[receipt_to_payload(r) for r in receipts]], RECEIPTS)
     except Exception as e:  # any broker failure
         log.warning("receipt.publish_failed", extra={"error": type(e).__name__})
         raise NotifierError(

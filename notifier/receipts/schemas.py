@@ -7,8 +7,6 @@ from typing import Any
 
 from providers.interface import Receipt, ReceiptOutcome
 
-APPLY_TASK = "notifier.receipts.apply"  # the task that applies a list of these, on `receipts`
-
 
 def receipt_to_payload(receipt: Receipt) -> dict[str, Any]:
     return {

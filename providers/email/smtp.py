@@ -23,7 +23,8 @@ session the server closed while idle is replaced transparently: a failure of MAI
 reused session (disconnect or 421) proves nothing was sent, so the message goes out on a fresh
 session instead.
 
-Outcomes: the SMTP reply code decides, through :data:`REPLY_TABLE`. A recipient refused with an
+Outcomes (:mod:`providers.email.smtp_errors`): the SMTP reply code decides, through
+:data:`REPLY_TABLE`. A recipient refused with an
 RFC 3463 "bad destination mailbox" status (5.1.1, 5.1.2, 5.1.3, 5.1.6, 5.1.10) is an
 :class:`InvalidRecipientError` (hard bounce, suppressed); any other 5xx is permanent, 4xx is
 transient about this message, except 421 and 454 which say the relay itself is unavailable.
@@ -42,9 +43,7 @@ message.
 from __future__ import annotations
 
 import asyncio
-import enum
 import io
-import re
 import socket
 import ssl
 from collections.abc import Mapping
@@ -62,6 +61,11 @@ import aiosmtplib
 from aiosmtplib.email import parse_address
 
 from providers.email.headers import extra_headers, message_id_for
+from providers.email.smtp_errors import (
+    Failed,
+    Stage,
+    translate_failure,
+)
 from providers.interface import (
     Channel,
     ConfigurationError,
@@ -71,120 +75,13 @@ from providers.interface import (
     Message,
     PermanentError,
     Provider,
-    ProviderAccountError,
-    ProviderError,
-    ProviderUnavailableError,
     SendResult,
-    SuppressionReason,
-    TransientError,
     positive_option,
 )
 
 _DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
 
-# SMTP reply codes: RFC 5321 section 4.2 https://www.rfc-editor.org/rfc/rfc5321#section-4.2,
-# AUTH replies: RFC 4954 section 6 https://www.rfc-editor.org/rfc/rfc4954#section-6.
-# Codes not listed fall back to their class: 4xx transient, 5xx permanent.
-REPLY_TABLE: dict[int, tuple[type[ProviderError], str]] = {
-    421: (ProviderUnavailableError, "service not available"),
-    450: (TransientError, "mailbox unavailable, try again"),
-    451: (TransientError, "local error in processing"),
-    452: (TransientError, "insufficient system storage"),
-    454: (ProviderUnavailableError, "TLS or authentication temporarily unavailable"),
-    # our credentials, not the message: fail over, open the breaker, alert
-    530: (ProviderAccountError, "authentication required"),
-    534: (ProviderAccountError, "authentication mechanism too weak"),
-    535: (ProviderAccountError, "authentication failed"),
-    538: (ProviderAccountError, "encryption required for authentication"),
-    550: (InvalidRecipientError, "mailbox unavailable"),
-    551: (InvalidRecipientError, "user not local"),
-    552: (PermanentError, "exceeded storage allocation"),
-    553: (InvalidRecipientError, "mailbox name not allowed"),
-    554: (PermanentError, "transaction failed"),
-    555: (PermanentError, "MAIL or RCPT parameters not recognized"),
-}
-
-# RFC 3463 / IANA enhanced status codes that mean "this recipient address does not exist":
-# https://www.iana.org/assignments/smtp-enhanced-status-codes/smtp-enhanced-status-codes.xhtml
-# Only with one of these does a 550/551/553 suppress the address; "550 5.7.1 relaying denied"
-# is a permanent error of ours, not the recipient's.
-UNKNOWN_MAILBOX_STATUSES = frozenset({"5.1.0", "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10"})
-
-_ENHANCED_STATUS = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
-
 # Headers the adapter owns; a caller's ``headers`` cannot override them.
-
-
-class _Stage(enum.Enum):
-    """How far a transaction got; decides whether the relay may have the message."""
-
-    CONNECT = "connect"
-    ENVELOPE = "envelope"
-    DATA = "data"
-
-
-class _Failed(Exception):
-    """A session failure and the stage it happened in (internal to this module)."""
-
-    def __init__(self, stage: _Stage, cause: BaseException) -> None:
-        super().__init__(stage.value)
-        self.stage = stage
-        self.cause = cause
-
-    @property
-    def stale_session(self) -> bool:
-        """MAIL FROM failed because the relay had closed the idle session: nothing was sent."""
-        if self.stage is not _Stage.ENVELOPE:
-            return False
-        if isinstance(self.cause, aiosmtplib.SMTPServerDisconnected):
-            return True
-        return isinstance(self.cause, aiosmtplib.SMTPResponseException) and self.cause.code == 421
-
-
-# --------------------------------------------------------------------------- error mapping
-
-
-def enhanced_status(reply_text: str) -> str | None:
-    """The RFC 3463 status at the start of a reply text ("5.1.1 user unknown" -> "5.1.1")."""
-    match = _ENHANCED_STATUS.match(reply_text or "")
-    return match.group(1) if match else None
-
-
-def reply_error(code: int, reply_text: str) -> ProviderError:
-    """The typed error for an SMTP reply, by :data:`REPLY_TABLE`."""
-    error_class, meaning = REPLY_TABLE.get(code, _by_reply_class(code))
-    status = enhanced_status(reply_text)
-    if code in (530, 534, 535, 538):
-        return error_class(f"SMTP authentication failed ({code} {meaning})", code=code)
-    description = f"SMTP {code} {meaning}: {_one_line(reply_text)}"
-    if error_class is InvalidRecipientError:
-        if status in UNKNOWN_MAILBOX_STATUSES:
-            return InvalidRecipientError(
-                description, code=code, reason=SuppressionReason.HARD_BOUNCE
-            )
-        return PermanentError(description, code=code)
-    return error_class(description, code=code)
-
-
-def _by_reply_class(code: int) -> tuple[type[ProviderError], str]:
-    if 400 <= code < 500:
-        return TransientError, "temporary failure"
-    if 500 <= code < 600:
-        return PermanentError, "permanent failure"
-    return TransientError, "unexpected reply"
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    return " ".join((text or "").split())[:limit]
-
-
-def _certificate_rejected(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def is_bare_address(address: str) -> bool:
@@ -194,36 +91,6 @@ def is_bare_address(address: str) -> bool:
         return parse_address(address) == address
     except ValueError:
         return False
-
-
-def translate_failure(stage: _Stage, exc: BaseException) -> ProviderError:
-    """The typed error for a failure of the client library at ``stage``."""
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return reply_error(exc.code, exc.message)
-    if _certificate_rejected(exc):
-        return ProviderAccountError("SMTP server certificate did not verify", code="tls_verify")
-    if isinstance(exc, ValueError):  # from_address was checked at start-up: the recipient's
-        return InvalidRecipientError(
-            "recipient address cannot be sent over SMTP", code="invalid_address"
-        )
-    if isinstance(exc, aiosmtplib.SMTPNotSupported):
-        return PermanentError(f"SMTP server lacks a required extension: {exc}", code="unsupported")
-    if stage is _Stage.CONNECT or isinstance(exc, aiosmtplib.SMTPConnectError):
-        return ProviderUnavailableError(
-            f"SMTP connection failed: {_one_line(str(exc))}", code="connect"
-        )
-    accepted_unknown = stage is _Stage.DATA
-    if isinstance(exc, (aiosmtplib.SMTPTimeoutError, asyncio.TimeoutError)):
-        return ProviderUnavailableError(
-            f"SMTP timed out during {stage.value}",
-            code="timeout",
-            accepted_unknown=accepted_unknown,
-        )
-    return ProviderUnavailableError(
-        f"SMTP session lost during {stage.value}: {type(exc).__name__}",
-        code="disconnected",
-        accepted_unknown=accepted_unknown,
-    )
 
 
 def wire_bytes(mime: MimeMessage, *, utf8: bool, cte_type: str) -> bytes:
@@ -326,7 +193,7 @@ class SmtpProvider(Provider):
         async with pool.slots:
             try:
                 response = await self._deliver(pool, message.to, mime)
-            except _Failed as failed:
+            except Failed as failed:
                 raise translate_failure(failed.stage, failed.cause) from failed.cause
         return SendResult(provider_message_id=message_id, response_code=str(response.code))
 
@@ -338,7 +205,7 @@ class SmtpProvider(Provider):
             return description
         try:
             client = await self._open()
-        except _Failed as failed:
+        except Failed as failed:
             raise translate_failure(failed.stage, failed.cause) from failed.cause
         try:
             await client.quit(timeout=self.timeout)
@@ -394,7 +261,7 @@ class SmtpProvider(Provider):
         if reused is not None:
             try:
                 return await self._use(pool, reused, recipient, mime)
-            except _Failed as failed:
+            except Failed as failed:
                 if not failed.stale_session:
                     raise
         return await self._use(pool, await self._open(), recipient, mime)
@@ -404,7 +271,7 @@ class SmtpProvider(Provider):
     ) -> aiosmtplib.SMTPResponse:
         try:
             response = await self._transaction(client, recipient, mime)
-        except _Failed:
+        except Failed:
             await pool.put_back_after_failure(client, self.timeout)
             raise
         pool.put_back(client)
@@ -428,7 +295,7 @@ class SmtpProvider(Provider):
             await client.connect()
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
             client.close()
-            raise _Failed(_Stage.CONNECT, e) from e
+            raise Failed(Stage.CONNECT, e) from e
         return client
 
     async def _transaction(
@@ -440,11 +307,11 @@ class SmtpProvider(Provider):
             await client.mail(self.from_address, options=mail_options, encoding=encoding)
             await client.rcpt(recipient, encoding=encoding)
         except (TimeoutError, aiosmtplib.SMTPException, OSError, ValueError) as e:
-            raise _Failed(_Stage.ENVELOPE, e) from e
+            raise Failed(Stage.ENVELOPE, e) from e
         try:
             return await client.data(payload)
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
-            raise _Failed(_Stage.DATA, e) from e
+            raise Failed(Stage.DATA, e) from e
 
     def _envelope(
         self, client: aiosmtplib.SMTP, recipient: str, mime: MimeMessage

@@ -20,8 +20,8 @@ from notifier.cli import app as cli
 from notifier.db.models import Heartbeat, Notification, WorkerHeartbeat, utcnow
 from notifier.db.session import transaction
 from notifier.liveness import HeartbeatWriter
+from notifier.tasks import ALL_QUEUES
 from tests.factories import email, push
-from workers.queues import ALL_QUEUES
 
 
 def tick(runtime, age: float = 0.0) -> None:  # type: ignore[no-untyped-def]

@@ -87,7 +87,7 @@ def test_the_formatter_masks_fields_named_as_secrets() -> None:
         setattr(record, name, value)
     entry = json.loads(JsonFormatter().format(record))
     assert [entry[k] for k in ("password", "auth_token", "code", "webhook_secret")] == [
-        "[masked]"
+        "[redacted]"
     ] * 4
     assert (entry["response_code"], entry["api_key_id"], entry["notification_id"]) == (
         "550",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.queues import ALL_QUEUES, CAMPAIGNS, MAINTENANCE
+from notifier.tasks import ALL_QUEUES, CAMPAIGNS, MAINTENANCE
 
 from ._files import (
     COMPOSE_FILE,

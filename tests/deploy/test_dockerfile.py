@@ -108,7 +108,7 @@ def test_dockerignore_keeps_secrets_and_clutter_out_of_the_context() -> None:
     ]
     for path in (".git", ".venv", "deploy/secrets/notifier_secret_key", "tests", "bench", "x.db"):
         assert _ignored(path, patterns), path
-    for path in ("pyproject.toml", "README.md", "notifier/cli.py", "workers/queues.py",
+    for path in ("pyproject.toml", "README.md", "notifier/cli.py", "notifier/tasks.py",
                  "providers/interface.py"):  # fmt: skip
         assert not _ignored(path, patterns), path
     # everything the builder stage COPYs is in the context

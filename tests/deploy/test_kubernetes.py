@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from workers.queues import ALL_QUEUES, CAMPAIGNS, MAINTENANCE
+from notifier.tasks import ALL_QUEUES, CAMPAIGNS, MAINTENANCE
 
 from ._files import (
     KUBERNETES,

@@ -6,7 +6,7 @@ tests/deploy/test_commands.)"""
 
 from __future__ import annotations
 
-from workers.queues import ALL_QUEUES, CAMPAIGNS, MAINTENANCE
+from notifier.tasks import ALL_QUEUES, CAMPAIGNS, MAINTENANCE
 
 from ._files import lane_category, readme_processes, readme_worker_lanes
 

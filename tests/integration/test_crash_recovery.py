@@ -26,12 +26,12 @@ from notifier.api.app import create_app
 from notifier.config import Settings
 from notifier.db.migrate import upgrade
 from notifier.runtime import Runtime
+from notifier.tasks import ALL_QUEUES
 from tests.factories import api_key, email, make_settings
 from tests.fakes.smtp_server import FakeSmtpServer
 from tests.integration.conftest import broker_url, purge
 from tests.integration.providers_fakes import write_providers_file
 from workers import sweeper
-from workers.queues import ALL_QUEUES
 
 LAPSE = 2.0
 

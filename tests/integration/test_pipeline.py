@@ -13,13 +13,13 @@ from fastapi.testclient import TestClient
 from notifier.api.app import create_app
 from notifier.db.migrate import upgrade
 from notifier.runtime import Runtime
+from notifier.tasks import ALL_QUEUES
 from tests.factories import api_key, email, make_settings, push, sms
 from tests.integration.conftest import broker_url, purge
 from tests.notifications_api import wait_for
 from workers import sweeper
 from workers.app import create_worker_app
 from workers.embedded import embedded_worker
-from workers.queues import ALL_QUEUES
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])

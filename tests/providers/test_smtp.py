@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from providers.email.smtp import REPLY_TABLE, SmtpProvider
+from providers.email.smtp import SmtpProvider
+from providers.email.smtp_errors import REPLY_TABLE
 from providers.interface import (
     ConfigurationError,
     EmailMessage,

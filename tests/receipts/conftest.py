@@ -12,6 +12,7 @@ import pytest
 from celery import Celery
 
 from notifier.config import Settings
+from notifier.tasks import RECEIPTS
 from tests.factories import make_settings
 from tests.fakes.aws import MotoSes, SnsSigner
 from tests.fakes.twilio_api import DEFAULT_AUTH_TOKEN, FakeTwilioApi
@@ -26,7 +27,6 @@ from tests.integration.providers_fakes import (  # noqa: F401 - fixtures
 )
 from tests.receipts.sns_host import LocalSnsHost
 from workers.app import create_worker_app
-from workers.queues import RECEIPTS
 
 PUBLIC_URL = "https://notify.example.com"
 

@@ -8,11 +8,11 @@ from celery import Celery
 from fastapi.testclient import TestClient
 from twilio.request_validator import RequestValidator
 
-from notifier.receipts.schemas import APPLY_TASK
+from notifier.tasks import RECEIPTS
+from notifier.tasks import RECEIPTS_APPLY as APPLY_TASK
 from tests.fakes.twilio_api import DEFAULT_AUTH_TOKEN
 from tests.notifications_api import post, timeline
 from workers.delivery import deliver_ids
-from workers.queues import RECEIPTS
 
 TWILIO_PATH = "/v1/receipts/twilio"
 

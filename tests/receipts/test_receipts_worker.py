@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery, _state
 
+from notifier.tasks import RECEIPTS
 from tests.factories import sms
 from tests.receipts.flow import send, timeline
 from tests.receipts.test_twilio_receipts import callback, deliver_callback
 from workers.app import create_worker_app
 from workers.embedded import embedded_worker
-from workers.queues import RECEIPTS
 
 
 @pytest.fixture

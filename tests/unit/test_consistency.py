@@ -13,8 +13,8 @@ from notifier.db.all_models import Base
 from notifier.db.migrate import include_object, upgrade
 from notifier.db.session import make_engine
 from notifier.errors import HTTP_STATUS, ErrorCode
+from notifier.tasks import ALL_QUEUES
 from providers.interface import Lane
-from workers.queues import ALL_QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -108,7 +108,7 @@ def test_cron_campaign_is_fired_once_by_two_real_beats(tmp_path, pg_url):  # typ
             )
             assert response.status_code == 201, response.text
             campaign_id = response.json()["id"]
-            deadline = time.monotonic() + 80
+            deadline = time.monotonic() + 150  # the next minute, plus start-up on a loaded machine
             first = None
             while time.monotonic() < deadline:
                 with runtime.sessions() as s:

@@ -6,15 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.integration.providers_fakes import write_providers_file
 
 
 def start_worker(
-    tmp_path: Path, lanes: str, seconds: float = 60
+    tmp_path: Path, lanes: str, until: str | None = None, seconds: float = 90
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``notifier worker``; one that starts is stopped after ``seconds``."""
+    """Run ``notifier worker`` until it exits, or (a worker that starts) until its output says
+    ``until``, then stop it; at most ``seconds`` either way (start-up is slow on a loaded box)."""
     env = {
         **os.environ,
         "NOTIFIER_ENV": "test",
@@ -22,19 +24,24 @@ def start_worker(
         "NOTIFIER_PROVIDERS_FILE": str(tmp_path / "providers.toml"),
         "NOTIFIER_BROKER_URL": "memory://",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "notifier.cli", "worker", "--lanes", lanes],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        out, err = process.communicate(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        process.terminate()
-        out, err = process.communicate(timeout=30)
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    log = tmp_path / "worker.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "notifier.cli", "worker", "--lanes", lanes],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + seconds
+        while process.poll() is None and time.monotonic() < deadline:
+            if until is not None and until in log.read_text():
+                break
+            time.sleep(0.2)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+    return subprocess.CompletedProcess(process.args, process.returncode, log.read_text(), "")
 
 
 def test_a_missing_secret_stops_the_worker_with_exit_2_naming_it(tmp_path: Path) -> None:
@@ -65,7 +72,9 @@ def test_a_lane_without_providers_is_said_but_does_not_stop_the_worker(tmp_path:
         {"email.transactional": ["box"]},
     )
 
-    started = start_worker(tmp_path, "email.transactional,sms.transactional", seconds=8)
+    started = start_worker(
+        tmp_path, "email.transactional,sms.transactional", until="worker.lanes_without_provider"
+    )
 
     output = started.stdout + started.stderr
     assert "cannot start the worker" not in output

@@ -16,7 +16,7 @@ import pwd
 import shutil
 import signal
 
-from tests.private_services import IN_CI, PrivateService, ServiceUnavailable
+from tests.private_services import IN_CI, PrivateService, ServiceUnavailable, unprivileged_user
 
 
 class PrivatePgBouncer(PrivateService):
@@ -64,15 +64,7 @@ class PrivatePgBouncer(PrivateService):
         return self.url.rsplit("/", 1)[0] + f"/{name}"
 
     def _user(self) -> str | None:
-        if os.geteuid() != 0:
-            return None
-        for candidate in ("postgres", "nobody"):
-            try:
-                pwd.getpwnam(candidate)
-                return candidate
-            except KeyError:
-                continue
-        raise ServiceUnavailable("running as root and neither a 'postgres' nor a 'nobody' user")
+        return unprivileged_user()
 
     def _command(self) -> list[str]:
         return [self.binary, str(self.config)]

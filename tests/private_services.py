@@ -198,6 +198,20 @@ def _postgres_bin(program: str) -> str:
     return found
 
 
+def unprivileged_user() -> str | None:
+    """The user PostgreSQL and PgBouncer run as: none to switch to unless we are root, which
+    both refuse to run as; then ``postgres`` if it exists, else ``nobody``."""
+    if os.geteuid() != 0:
+        return None
+    for candidate in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(candidate)
+            return candidate
+        except KeyError:
+            continue
+    raise ServiceUnavailable("running as root and neither a 'postgres' nor a 'nobody' user exists")
+
+
 class PrivatePostgres(PrivateService):
     """A private PostgreSQL cluster; ``url`` is its ``postgres`` database as user ``postgres``."""
 
@@ -250,17 +264,7 @@ class PrivatePostgres(PrivateService):
         return self.database_url(name)
 
     def _user(self) -> str | None:
-        if os.geteuid() != 0:
-            return None
-        for candidate in ("postgres", "nobody"):
-            try:
-                pwd.getpwnam(candidate)
-                return candidate
-            except KeyError:
-                continue
-        raise ServiceUnavailable(
-            "running as root and neither a 'postgres' nor a 'nobody' user exists"
-        )
+        return unprivileged_user()
 
     def _command(self) -> list[str]:
         return [

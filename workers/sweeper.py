@@ -16,7 +16,7 @@ makes that harmless.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -184,31 +184,19 @@ def _requeue_pinned(
     conditions: Sequence[ColumnElement[bool]],
     now: datetime,
 ) -> list[tuple[str, str]]:
-    published: list[tuple[str, str]] = []
-    for notification_id, lane, provider in rows:
-        if not repository.move(
-            session,
-            [notification_id],
-            Status.QUEUED,
-            where=conditions,
-            published_at=now,
-            not_before=None,
-            pinned_provider=provider,
-            attempts=Notification.attempts + 1,
-        ):
-            continue
-        _events(
-            session,
-            [notification_id],
-            EventKind.RECOVERED,
-            Status.QUEUED,
+    """Back to ``queued``, pinned to the provider in flight: resent there only, same identity."""
+    return _recover_in_flight(
+        session,
+        rows,
+        conditions,
+        Status.QUEUED,
+        "resent_pinned",
+        lambda provider, _lane: (
             f"recovered: the worker stopped while sending it through {provider}, so it may "
-            f"have been sent; sending again through {provider} only, with the same identity",
-            provider=provider,
-        )
-        metrics.RECOVERED.labels(lane, "resent_pinned").inc()
-        published.append((notification_id, lane))
-    return published
+            f"have been sent; sending again through {provider} only, with the same identity"
+        ),
+        lambda provider: {"published_at": now, "not_before": None, "pinned_provider": provider},
+    )
 
 
 def _end_unconfirmed(
@@ -217,30 +205,60 @@ def _end_unconfirmed(
     conditions: Sequence[ColumnElement[bool]],
     now: datetime,
 ) -> None:
+    """Ended ``unconfirmed``: a lane whose messages are never resent when they may have arrived."""
+    moved = _recover_in_flight(
+        session,
+        rows,
+        conditions,
+        Status.UNCONFIRMED,
+        "unconfirmed",
+        lambda provider, lane: (
+            f"{unconfirmed_reason(provider)}: the worker stopped while {provider} had it, and "
+            f"messages of {lane} are not resent when they may have been delivered"
+        ),
+        lambda provider: {
+            "completed_at": now,
+            "status_reason": unconfirmed_reason(provider),
+            "provider": provider,
+        },
+    )
+    for _, lane in moved:
+        metrics.UNCONFIRMED.labels(lane).inc()
+
+
+def _recover_in_flight(
+    session: Session,
+    rows: list[tuple[str, str, str]],
+    conditions: Sequence[ColumnElement[bool]],
+    target: Status,
+    outcome: str,
+    detail: Callable[[str, str], str],
+    values: Callable[[str], dict[str, object]],
+) -> list[tuple[str, str]]:
+    """Move each (id, lane, provider in flight) to ``target``, counting the attempt the dead
+    worker made, with a ``recovered`` event naming that provider; returns (id, lane) moved."""
+    moved: list[tuple[str, str]] = []
     for notification_id, lane, provider in rows:
-        reason = unconfirmed_reason(provider)
         if not repository.move(
             session,
             [notification_id],
-            Status.UNCONFIRMED,
+            target,
             where=conditions,
-            completed_at=now,
-            status_reason=reason,
-            provider=provider,
             attempts=Notification.attempts + 1,
+            **values(provider),
         ):
             continue
         _events(
             session,
             [notification_id],
             EventKind.RECOVERED,
-            Status.UNCONFIRMED,
-            f"{reason}: the worker stopped while {provider} had it, and messages of "
-            f"{lane} are not resent when they may have been delivered",
+            target,
+            detail(provider, lane),
             provider=provider,
         )
-        metrics.RECOVERED.labels(lane, "unconfirmed").inc()
-        metrics.UNCONFIRMED.labels(lane).inc()
+        metrics.RECOVERED.labels(lane, outcome).inc()
+        moved.append((notification_id, lane))
+    return moved
 
 
 def _requeue(

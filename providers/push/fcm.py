@@ -61,6 +61,7 @@ from providers.interface import (
     Category,
     Channel,
     ConfigurationError,
+    ErrorRule,
     InvalidRecipientError,
     Lane,
     Message,
@@ -75,9 +76,10 @@ from providers.interface import (
     SuppressionReason,
     ThrottledError,
     TransientError,
+    lookup,
     parse_retry_after,
-    positive_option,
 )
+from providers.options import ProviderOptions, option
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 DEFAULT_ENDPOINT_BASE = "https://fcm.googleapis.com/v1/projects"
@@ -90,23 +92,29 @@ DEFAULT_ENDPOINT_BASE = "https://fcm.googleapis.com/v1/projects"
 # back to their HTTP status ("HTTP 404"), then to the status class ("HTTP 4xx"/"HTTP 5xx").
 # pyfcm raises, by status: 400 InvalidDataError, 401 AuthenticationError, 403
 # FCMSenderIdMismatchError, 404 FCMNotRegisteredError, anything else FCMServerError.
-FCM_ERRORS: dict[str, type[ProviderError]] = {
-    "UNREGISTERED": InvalidRecipientError,
-    "INVALID_ARGUMENT:message.token": InvalidRecipientError,
-    "INVALID_ARGUMENT": PermanentError,
-    "SENDER_ID_MISMATCH": PermanentError,
-    "THIRD_PARTY_AUTH_ERROR": ProviderAccountError,  # our APNs credentials in FCM
-    "QUOTA_EXCEEDED": ThrottledError,
-    "UNAVAILABLE": ProviderUnavailableError,
-    "INTERNAL": ProviderUnavailableError,
-    "UNSPECIFIED_ERROR": TransientError,
-    "HTTP 400": PermanentError,
-    "HTTP 401": ProviderAccountError,
-    "HTTP 403": ProviderAccountError,
-    "HTTP 404": InvalidRecipientError,
-    "HTTP 429": ThrottledError,
-    "HTTP 4xx": PermanentError,
-    "HTTP 5xx": ProviderUnavailableError,
+INVALID_TOKEN = ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_TOKEN)
+PERMANENT = ErrorRule(PermanentError)
+ACCOUNT = ErrorRule(ProviderAccountError)
+THROTTLED = ErrorRule(ThrottledError)
+UNAVAILABLE = ErrorRule(ProviderUnavailableError)
+
+FCM_ERRORS: Mapping[str, ErrorRule] = {
+    "UNREGISTERED": INVALID_TOKEN,
+    "INVALID_ARGUMENT:message.token": INVALID_TOKEN,
+    "INVALID_ARGUMENT": PERMANENT,
+    "SENDER_ID_MISMATCH": PERMANENT,
+    "THIRD_PARTY_AUTH_ERROR": ACCOUNT,  # our APNs credentials in FCM
+    "QUOTA_EXCEEDED": THROTTLED,
+    "UNAVAILABLE": UNAVAILABLE,
+    "INTERNAL": UNAVAILABLE,
+    "UNSPECIFIED_ERROR": ErrorRule(TransientError),
+    "HTTP 400": PERMANENT,
+    "HTTP 401": ACCOUNT,
+    "HTTP 403": ACCOUNT,
+    "HTTP 404": INVALID_TOKEN,
+    "HTTP 429": THROTTLED,
+    "HTTP 4xx": PERMANENT,
+    "HTTP 5xx": UNAVAILABLE,
 }
 
 _TOKEN_FIELD = "message.token"  # noqa: S105 - the name of FCM's device-token field
@@ -131,14 +139,16 @@ class FcmAnswerError(FCMError):
         self.retry_after = retry_after
 
     @property
-    def table_key(self) -> str:
+    def table_keys(self) -> tuple[str, ...]:
+        """The keys of :data:`FCM_ERRORS` this answer may have, most specific first."""
+        keys = [
+            self.error_code or "",
+            f"HTTP {self.status}",
+            "HTTP 5xx" if self.status >= 500 else "HTTP 4xx",
+        ]
         if self.error_code == "INVALID_ARGUMENT" and _TOKEN_FIELD in self.fields:
-            return f"INVALID_ARGUMENT:{_TOKEN_FIELD}"
-        if self.error_code in FCM_ERRORS:
-            return self.error_code
-        if f"HTTP {self.status}" in FCM_ERRORS:
-            return f"HTTP {self.status}"
-        return "HTTP 5xx" if self.status >= 500 else "HTTP 4xx"
+            keys.insert(0, f"INVALID_ARGUMENT:{_TOKEN_FIELD}")
+        return tuple(keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +216,28 @@ class FcmClient(FCMNotification):
             return token
 
 
-def load_service_account(options: Mapping[str, Any]) -> dict[str, Any]:
-    if options.get("service_account_json"):
-        text = str(options["service_account_json"])
-    elif options.get("service_account_file"):
+class FcmOptions(ProviderOptions):
+    """The FCM adapter's options (the list in the module docstring)."""
+
+    rate_limit: str | None = option(
+        "10000/second", help="shared send rate; FCM's default 600,000/minute by default"
+    )
+    service_account_file: str | None = option(None, help="path to the service-account JSON key")
+    service_account_json: str | None = option(
+        None, secret=True, help="the service-account JSON itself"
+    )
+    project_id: str | None = option(None, help="the Firebase project (default: the account's)")
+    endpoint_base: str | None = option(None, help="base URL of the messages API")
+    timeout_seconds: float = option(10, gt=0, help="connect and read timeout, grant included")
+    max_concurrency: int = option(64, ge=1, help="sends in flight at once (threads)")
+
+
+def load_service_account(config: FcmOptions) -> dict[str, Any]:
+    if config.service_account_json:
+        text = config.service_account_json
+    elif config.service_account_file:
         try:
-            with open(options["service_account_file"], encoding="utf-8") as f:
+            with open(config.service_account_file, encoding="utf-8") as f:
                 text = f.read()
         except OSError as e:
             raise ConfigurationError(f"cannot read service_account_file: {e.strerror}") from e
@@ -238,15 +264,17 @@ def android_ttl(expires_at: datetime | None, now: datetime) -> str | None:
 class FcmProvider(Provider):
     kind: ClassVar[str] = "fcm"
     channel: ClassVar[Channel] = Channel.PUSH
-    body_limit: ClassVar[int | None] = 4096  # FCM limits the whole message payload to 4 KB
-    rate_limit_per_second: ClassVar[float | None] = 10_000.0  # default quota 600,000/minute
+    options_schema: ClassVar[type[ProviderOptions]] = FcmOptions
+    config: FcmOptions
 
     def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
         super().__init__(name, lane, options)
-        self.timeout = positive_option(options, "timeout_seconds", 10, name, "fcm")
-        self.max_concurrency = int(positive_option(options, "max_concurrency", 64, name, "fcm"))
+        self.timeout, self.max_concurrency = (
+            self.config.timeout_seconds,
+            self.config.max_concurrency,
+        )
         try:
-            info = load_service_account(options)
+            info = load_service_account(self.config)
             credentials = service_account.Credentials.from_service_account_info(
                 info, scopes=[FCM_SCOPE]
             )
@@ -254,13 +282,13 @@ class FcmProvider(Provider):
             raise ConfigurationError(f"provider {name!r} (fcm): bad service account") from e
         except ConfigurationError as e:
             raise ConfigurationError(f"provider {name!r} (fcm): {e}") from e
-        self.project_id = str(options.get("project_id") or info.get("project_id") or "")
+        self.project_id = str(self.config.project_id or info.get("project_id") or "")
         if not self.project_id:
             raise ConfigurationError(f"provider {name!r} (fcm): needs a project_id")
         self._adapter = HTTPAdapter(
             max_retries=0, pool_connections=2, pool_maxsize=self.max_concurrency
         )
-        self._client = self._build_client(credentials, options.get("endpoint_base"))
+        self._client = self._build_client(credentials, self.config.endpoint_base)
         self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=f"fcm-{name}")
 
     def _build_client(self, credentials: Any, endpoint_base: str | None) -> FcmClient:
@@ -288,10 +316,8 @@ class FcmProvider(Provider):
     def serves(self, message: Message) -> bool:
         return isinstance(message, PushMessage) and message.platform == PushPlatform.FCM
 
-    async def send(self, message: Message) -> SendResult:
-        self.ensure_lane(message)
-        if not isinstance(message, PushMessage) or message.platform != PushPlatform.FCM:
-            raise PermanentError(f"provider {self.name} sends FCM pushes only", code="platform")
+    async def _send(self, message: Message) -> SendResult:
+        message = self.narrow(message, PushMessage)
         notify = partial(self._client.notify, **self._notify_arguments(message))
         loop = asyncio.get_running_loop()
         try:
@@ -347,14 +373,8 @@ def data_payload(data: Mapping[str, Any]) -> dict[str, str]:
 
 def answer_error(e: FcmAnswerError) -> ProviderError:
     """FCM answered with an error: walk the table. Messages carry no token nor content."""
-    error_class = FCM_ERRORS[e.table_key]
     text = f"FCM refused the message: HTTP {e.status} {e.error_code or ''}".strip()
-    code = e.error_code or e.status
-    if issubclass(error_class, InvalidRecipientError):
-        return error_class(text, code=code, reason=SuppressionReason.INVALID_TOKEN)
-    if issubclass(error_class, TransientError):
-        return error_class(text, code=code, retry_after=e.retry_after)
-    return error_class(text, code=code)
+    return lookup(FCM_ERRORS, *e.table_keys).build(text, e.error_code or e.status, e.retry_after)
 
 
 def transport_error(e: Exception) -> ProviderError:

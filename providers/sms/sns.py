@@ -37,7 +37,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -49,11 +49,11 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from pydantic import model_validator
 
 from providers.interface import (
     Category,
     Channel,
-    ConfigurationError,
     ErrorRule,
     InvalidRecipientError,
     Lane,
@@ -66,8 +66,10 @@ from providers.interface import (
     SmsMessage,
     SuppressionReason,
     ThrottledError,
-    positive_option,
+    lookup,
+    parse_retry_after,
 )
+from providers.options import ProviderOptions, option
 
 T = TypeVar("T")
 
@@ -131,18 +133,16 @@ def client_error(error: ClientError) -> Exception:
     status = int(metadata.get("HTTPStatusCode") or 0)
     key = error_key(code, status, str(details.get("Message") or ""))
     text = f"sns answered HTTP {status}, error {code or status}: {ERRORS_DOC}"
-    retry_after = _seconds(metadata.get("HTTPHeaders", {}).get("retry-after"))
-    return ERROR_TABLE[key].build(text, code or str(status), retry_after)
+    retry_after = parse_retry_after(metadata.get("HTTPHeaders", {}).get("retry-after"))
+    return lookup(ERROR_TABLE, key).build(text, code or str(status), retry_after)
 
 
 def error_key(code: str, status: int, aws_message: str) -> str:
-    if NAMES_PHONE_NUMBER.search(aws_message) and f"{code}:{PHONE_NUMBER}" in ERROR_TABLE:
-        return f"{code}:{PHONE_NUMBER}"
-    if code in ERROR_TABLE:
-        return code
-    if status == 429:
-        return HTTP_429
-    return HTTP_5XX if status >= 500 else HTTP_4XX
+    """The most specific key of the table that this answer has."""
+    keys = [code, HTTP_429 if status == 429 else HTTP_5XX if status >= 500 else HTTP_4XX]
+    if NAMES_PHONE_NUMBER.search(aws_message):
+        keys.insert(0, f"{code}:{PHONE_NUMBER}")
+    return next(key for key in keys if key in ERROR_TABLE)
 
 
 def botocore_error(error: BotoCoreError) -> Exception:
@@ -155,25 +155,37 @@ def botocore_error(error: BotoCoreError) -> Exception:
         key, text = CONNECT_FAILED, f"sns unreachable ({type(error).__name__})"
     else:  # HTTPClientError (read timeout, connection closed) and anything unforeseen
         key, text = ANSWER_LOST, f"sns answer lost after sending ({type(error).__name__})"
-    return ERROR_TABLE[key].build(text, key.replace(" ", "_"), None)
+    return lookup(ERROR_TABLE, key).build(text, key.replace(" ", "_"))
 
 
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
+class SnsOptions(ProviderOptions):
+    """The SNS adapter's options (the list in the module docstring)."""
 
+    rate_limit: str | None = option(
+        "20/second", help="shared send rate; SNS's default SMS quota per account by default"
+    )
+    region: str = option(help="the AWS region that sends the SMS")
+    access_key_id: str | None = option(None, help="AWS access key id (with secret_access_key)")
+    secret_access_key: str | None = option(None, secret=True, help="AWS secret access key")
+    endpoint_url: str | None = option(None, help="another SNS endpoint")
+    sender_id: str | None = option(None, help="alphanumeric sender ID")
+    check_opted_out: bool = option(False, help="ask SNS before each publish whether opted out")
+    timeout_seconds: float = option(10, gt=0, help="connect and read timeout of each call")
+    max_concurrency: int = option(64, ge=1, help="threads and pooled connections")
 
-def credentials(name: str, options: Mapping[str, Any]) -> dict[str, str]:
-    key_id, secret = options.get("access_key_id"), options.get("secret_access_key")
-    if bool(key_id) != bool(secret):
-        raise ConfigurationError(
-            f"provider {name!r} (sns): set both 'access_key_id' and 'secret_access_key', or neither"
-        )
-    if not key_id:
-        return {}
-    return {"aws_access_key_id": str(key_id), "aws_secret_access_key": str(secret)}
+    @model_validator(mode="after")
+    def _both_keys_or_neither(self) -> Self:
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise ValueError("set both 'access_key_id' and 'secret_access_key', or neither")
+        return self
+
+    def credentials(self) -> dict[str, str]:
+        if not self.access_key_id or not self.secret_access_key:
+            return {}
+        return {
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+        }
 
 
 def string_attribute(value: str) -> dict[str, str]:
@@ -183,35 +195,28 @@ def string_attribute(value: str) -> dict[str, str]:
 class SnsProvider(Provider):
     kind: ClassVar[str] = "sns"
     channel: ClassVar[Channel] = Channel.SMS
-    body_limit: ClassVar[int | None] = 1600  # SNS's limit for one SMS publish
-    rate_limit_per_second: ClassVar[float | None] = 20.0  # SNS's default SMS quota per account
+    options_schema: ClassVar[type[ProviderOptions]] = SnsOptions
+    config: SnsOptions
 
     def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
         super().__init__(name, lane, options)
-        if not options.get("region"):
-            raise ConfigurationError(f"provider {name!r} (sns) needs the 'region' option")
-        self.region = str(options["region"])
+        self.region = self.config.region
         self.sms_type = SMS_TYPES[lane.category]
-        self.sender_id = options.get("sender_id") or None
-        self.check_opted_out = bool(options.get("check_opted_out", False))
-        timeout = positive_option(options, "timeout_seconds", 10, name, "sns")
-        max_concurrency = int(positive_option(options, "max_concurrency", 64, name, "sns"))
+        self.sender_id = self.config.sender_id
+        self.check_opted_out = self.config.check_opted_out
+        timeout, max_concurrency = self.config.timeout_seconds, self.config.max_concurrency
         config = Config(
             connect_timeout=timeout,
             read_timeout=timeout,
             retries={"total_max_attempts": 1},
             max_pool_connections=max_concurrency,
         )
-        session = boto3.session.Session(region_name=self.region, **credentials(name, options))
-        self._client = session.client(
-            "sns", endpoint_url=options.get("endpoint_url") or None, config=config
-        )
+        session = boto3.session.Session(region_name=self.region, **self.config.credentials())
+        self._client = session.client("sns", endpoint_url=self.config.endpoint_url, config=config)
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"sns-{name}")
 
-    async def send(self, message: Message) -> SendResult:
-        self.ensure_lane(message)
-        if not isinstance(message, SmsMessage):  # the lane's channel decides the kind: narrows it
-            raise PermanentError(f"provider {self.name} sends SMS only", code="lane_mismatch")
+    async def _send(self, message: Message) -> SendResult:
+        message = self.narrow(message, SmsMessage)
         if self.check_opted_out:
             await self._refuse_opted_out(message.to)
         answer = await self._call(self._client.publish, **self.publish_params(message))
@@ -227,8 +232,8 @@ class SnsProvider(Provider):
         call = self._client.check_if_phone_number_is_opted_out
         answer = await self._call(call, phoneNumber=phone_number)
         if answer.get("isOptedOut"):
-            opted_out = ERROR_TABLE["OptedOut"]
-            raise opted_out.build("recipient opted out of SMS from this account", "OptedOut", None)
+            opted_out = lookup(ERROR_TABLE, "OptedOut")
+            raise opted_out.build("recipient opted out of SMS from this account", "OptedOut")
 
     async def check(self, connect: bool = False) -> str:
         description = f"sns in {self.region}, {self.sms_type} SMS"

@@ -67,9 +67,10 @@ from providers.interface import (
     SmsMessage,
     SuppressionReason,
     ThrottledError,
+    lookup,
     parse_retry_after,
-    positive_option,
 )
+from providers.options import ProviderOptions, option
 
 T = TypeVar("T")
 
@@ -115,10 +116,9 @@ def rest_error(status: int, code: int | None, retry_after: float | None) -> Exce
         text = (
             f"twilio answered HTTP {status}: https://www.twilio.com/docs/usage/requests-to-twilio"
         )
-        return ERROR_TABLE[status_key(status)].build(text, status, retry_after)
+        return lookup(ERROR_TABLE, status_key(status)).build(text, status, retry_after)
     text = f"twilio answered HTTP {status}, error {code}: https://www.twilio.com/docs/errors/{code}"
-    key = code if code in ERROR_TABLE else status_key(status)
-    return ERROR_TABLE[key].build(text, code, retry_after)
+    return lookup(ERROR_TABLE, code, status_key(status)).build(text, code, retry_after)
 
 
 def status_key(status: int) -> str:
@@ -140,7 +140,7 @@ def transport_error(error: requests.RequestException) -> Exception:
     text = (
         f"twilio unreachable ({name})" if refused else f"twilio answer lost after sending ({name})"
     )
-    return ERROR_TABLE[key].build(text, key.replace(" ", "_"), None)
+    return lookup(ERROR_TABLE, key).build(text, key.replace(" ", "_"))
 
 
 def validity_period(expires_at: datetime | None, now: datetime) -> int | None:
@@ -185,11 +185,14 @@ class AnswerKeepingHttpClient(TwilioHttpClient):
             self.session.close()
 
 
-def lane_sender(name: str, lane: Lane, options: Mapping[str, Any]) -> dict[str, str]:
+def lane_sender(name: str, lane: Lane, config: TwilioOptions) -> dict[str, str]:
     """The Messages API sender parameters of this lane, from this lane's options only."""
-    prefix = "promotional" if lane.category == Category.PROMOTIONAL else "transactional"
-    service_sid = options.get(f"{prefix}_messaging_service_sid")
-    from_ = options.get(f"{prefix}_from")
+    if lane.category == Category.PROMOTIONAL:
+        prefix = "promotional"
+        service_sid, from_ = config.promotional_messaging_service_sid, config.promotional_from
+    else:
+        prefix = "transactional"
+        service_sid, from_ = config.transactional_messaging_service_sid, config.transactional_from
     if not service_sid and not from_:
         raise ConfigurationError(
             f"provider {name!r} (twilio) serves {lane} but has neither "
@@ -199,37 +202,49 @@ def lane_sender(name: str, lane: Lane, options: Mapping[str, Any]) -> dict[str, 
     return {key: str(value) for key, value in sender.items() if value}
 
 
-def required_option(name: str, options: Mapping[str, Any], key: str) -> str:
-    value = options.get(key)
-    if not value:
-        raise ConfigurationError(f"provider {name!r} (twilio) needs the {key!r} option")
-    return str(value)
+class TwilioOptions(ProviderOptions):
+    """The Twilio adapter's options (the list in the module docstring)."""
+
+    rate_limit: str | None = option(
+        "100/second", help="shared send rate; Twilio's default API concurrency by default"
+    )
+    account_sid: str = option(help="the account SID (AC...), also the basic-auth user")
+    auth_token: str = option(secret=True, help="the account's auth token")
+    transactional_messaging_service_sid: str | None = option(
+        None, help="Messaging Service SID of the sms.transactional lane"
+    )
+    transactional_from: str | None = option(None, help="sender of the sms.transactional lane")
+    promotional_messaging_service_sid: str | None = option(
+        None, help="Messaging Service SID of the sms.promotional lane"
+    )
+    promotional_from: str | None = option(None, help="sender of the sms.promotional lane")
+    status_callback_url: str | None = option(None, help="where Twilio posts delivery receipts")
+    base_url: str | None = option(None, help="the API host (default https://api.twilio.com)")
+    timeout_seconds: float = option(10, gt=0, help="connect and read timeout of each call")
+    max_concurrency: int = option(64, ge=1, help="threads and pooled connections")
 
 
 class TwilioProvider(Provider):
     kind: ClassVar[str] = "twilio"
     channel: ClassVar[Channel] = Channel.SMS
-    body_limit: ClassVar[int | None] = 1600  # Twilio's limit for one (concatenated) message
-    rate_limit_per_second: ClassVar[float | None] = 100.0  # Twilio's default API concurrency
+    options_schema: ClassVar[type[ProviderOptions]] = TwilioOptions
+    config: TwilioOptions
 
     def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
         super().__init__(name, lane, options)
-        self.account_sid = required_option(name, options, "account_sid")
-        auth_token = required_option(name, options, "auth_token")
-        self.sender = lane_sender(name, lane, options)
-        self.status_callback = options.get("status_callback_url") or None
-        timeout = positive_option(options, "timeout_seconds", 10, name, "twilio")
-        max_concurrency = int(positive_option(options, "max_concurrency", 64, name, "twilio"))
-        self._http = AnswerKeepingHttpClient(timeout=timeout, pool_size=max_concurrency)
-        self._client = Client(self.account_sid, auth_token, http_client=self._http)
-        if options.get("base_url"):
-            self._client.api.base_url = str(options["base_url"]).rstrip("/")
+        config = self.config
+        self.account_sid = config.account_sid
+        self.sender = lane_sender(name, lane, config)
+        self.status_callback = config.status_callback_url
+        max_concurrency = config.max_concurrency
+        self._http = AnswerKeepingHttpClient(config.timeout_seconds, pool_size=max_concurrency)
+        self._client = Client(self.account_sid, config.auth_token, http_client=self._http)
+        if config.base_url:
+            self._client.api.base_url = config.base_url.rstrip("/")
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"twilio-{name}")
 
-    async def send(self, message: Message) -> SendResult:
-        self.ensure_lane(message)
-        if not isinstance(message, SmsMessage):  # the lane's channel decides the kind: narrows it
-            raise PermanentError(f"provider {self.name} sends SMS only", code="lane_mismatch")
+    async def _send(self, message: Message) -> SendResult:
+        message = self.narrow(message, SmsMessage)
         params = self.message_params(message, datetime.now(UTC))
         created = await self._call(self._client.messages.create, **params)
         return SendResult(provider_message_id=created.sid, response_code="201")
@@ -271,8 +286,8 @@ class TwilioProvider(Provider):
         except requests.RequestException as e:
             raise transport_error(e) from e
         except json.JSONDecodeError as e:  # an answer that is not the JSON Twilio promises
-            lost = ERROR_TABLE[ANSWER_LOST]
-            raise lost.build("twilio answer unreadable", "bad_answer", None) from e
+            lost = lookup(ERROR_TABLE, ANSWER_LOST)
+            raise lost.build("twilio answer unreadable", "bad_answer") from e
 
 
 def _int_or_none(value: Any) -> int | None:

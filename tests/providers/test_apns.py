@@ -112,7 +112,7 @@ def send_one(options: dict[str, Any], message: PushMessage, lane: Lane | None = 
 
     async def send(p: ApnsProvider) -> Any:
         try:
-            return await p.send(message)
+            return await p.deliver(message)
         except ProviderError as e:
             return e
 
@@ -170,7 +170,7 @@ def test_fifty_concurrent_sends_share_one_connection(
     messages = [push(notification_id=str(uuid.uuid4()), to=f"{i:064x}") for i in range(50)]
 
     async def send_all(p: ApnsProvider) -> list[SendResult]:
-        return await asyncio.gather(*(p.send(m) for m in messages))
+        return await asyncio.gather(*(p.deliver(m) for m in messages))
 
     results = run(provider, send_all)
 
@@ -235,9 +235,9 @@ def test_timeout_after_sending_is_accepted_unknown_and_keeps_the_connection(
 
     async def time_out_then_send_again(p: ApnsProvider) -> tuple[ProviderError, SendResult]:
         with pytest.raises(TransientError) as caught:
-            await p.send(push())
+            await p.deliver(push())
         await asyncio.sleep(1.2)  # the late answer arrives on the shared connection
-        return caught.value, await p.send(push())
+        return caught.value, await p.deliver(push())
 
     timed_out, retried = run(provider, time_out_then_send_again)
 

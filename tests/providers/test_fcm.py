@@ -92,7 +92,9 @@ def push(lane: Lane = Lane.PUSH_TRANSACTIONAL, **changes: Any) -> PushMessage:
 
 async def send_and_close(provider: FcmProvider, *messages: PushMessage) -> list[Any]:
     try:
-        return await asyncio.gather(*(provider.send(m) for m in messages), return_exceptions=True)
+        return await asyncio.gather(
+            *(provider.deliver(m) for m in messages), return_exceptions=True
+        )
     finally:
         await provider.close()
 

@@ -81,7 +81,7 @@ def sms(lane: Lane = Lane.SMS_TRANSACTIONAL, **fields: Any) -> SmsMessage:
 
 
 def send(provider: SnsProvider, message: SmsMessage) -> SendResult:
-    return asyncio.run(provider.send(message))
+    return asyncio.run(provider.deliver(message))
 
 
 def send_error(provider: SnsProvider, message: SmsMessage) -> ProviderError:
@@ -195,7 +195,7 @@ def test_concurrent_publishes_are_in_flight_together(
 
     async def send_all() -> list[SendResult]:
         return await asyncio.gather(
-            *(provider.send(sms(notification_id=f"n-{i}")) for i in range(8))
+            *(provider.deliver(sms(notification_id=f"n-{i}")) for i in range(8))
         )
 
     results = asyncio.run(send_all())

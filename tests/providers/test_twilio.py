@@ -72,7 +72,7 @@ def sms(lane: Lane = Lane.SMS_TRANSACTIONAL, **fields: Any) -> SmsMessage:
 
 
 def send(provider: TwilioProvider, message: SmsMessage) -> Any:
-    return asyncio.run(provider.send(message))
+    return asyncio.run(provider.deliver(message))
 
 
 def send_error(provider: TwilioProvider, message: SmsMessage) -> ProviderError:
@@ -172,7 +172,7 @@ def test_concurrent_sends_are_in_flight_together(
 
     async def send_all() -> list[str]:
         messages = [sms(notification_id=f"n-{i}") for i in range(8)]
-        results = await asyncio.gather(*(provider.send(m) for m in messages))
+        results = await asyncio.gather(*(provider.deliver(m) for m in messages))
         return [r.provider_message_id for r in results]
 
     sids = asyncio.run(send_all())

@@ -115,7 +115,7 @@ def expected(info: FieldInfo) -> str:
     phrase = _extra(info, "expects")
     if phrase:
         return str(phrase)
-    kind = _value_type(info.annotation)
+    kind = value_type(info.annotation)
     if typing.get_origin(kind) is Literal:
         choices = [str(choice) for choice in typing.get_args(kind)]
         return ", ".join(choices[:-1]) + " or " + choices[-1]
@@ -149,7 +149,7 @@ def _bounds(info: FieldInfo) -> dict[str, float]:
     return found
 
 
-def _value_type(annotation: Any) -> Any:
+def value_type(annotation: Any) -> Any:
     """``float | None`` -> ``float``: the type an option's value has when it is given."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         kinds = [kind for kind in typing.get_args(annotation) if kind is not type(None)]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from providers.contract import ProviderContract
 from providers.email.smtp import SmtpProvider
 from providers.email.smtp_errors import REPLY_TABLE
 from providers.interface import (
@@ -512,3 +513,49 @@ def test_cannot_serve_an_sms_lane() -> None:
 
     with pytest.raises(ConfigurationError):
         SmtpProvider("smtp-test", Lane.SMS_TRANSACTIONAL, options)
+
+
+# --------------------------------------------------------------------------- shared contract
+
+
+class TestSmtpContract(ProviderContract):
+    """The contract every provider keeps (providers/contract.py), against the SMTP fake with
+    STARTTLS and AUTH, so the password is one of the options."""
+
+    provider_class = SmtpProvider
+    lane = Lane.EMAIL_TRANSACTIONAL
+    error_tables = (REPLY_TABLE,)
+
+    @pytest.fixture
+    def contract_server(self, tmp_path: Path) -> Iterator[FakeSmtpServer]:
+        with FakeSmtpServer(tls="starttls", users=USERS, certificate_dir=tmp_path) as fake:
+            yield fake
+
+    @pytest.fixture
+    def provider_options(self, contract_server: FakeSmtpServer) -> dict[str, Any]:
+        assert contract_server.tls_files is not None
+        return {
+            "host": contract_server.host,
+            "port": contract_server.port,
+            "from_address": "notify@notifier.example",
+            "username": "mailer",
+            "password": USERS["mailer"],
+            "ca_file": str(contract_server.tls_files.ca_file),
+            "timeout_seconds": 5,
+            "helo_hostname": "worker.notifier.example",
+        }
+
+    @pytest.fixture
+    def message_for(self) -> Callable[[Lane], EmailMessage]:
+        return lambda lane: email(lane=lane)
+
+    @pytest.fixture
+    def received(self, contract_server: FakeSmtpServer) -> Callable[[], int]:
+        return lambda: len(contract_server.messages)
+
+    @pytest.fixture
+    def lost_answer(
+        self, contract_server: FakeSmtpServer, provider_options: dict[str, Any]
+    ) -> dict[str, Any]:
+        contract_server.delay_data(5)
+        return {**provider_options, "timeout_seconds": 0.5}

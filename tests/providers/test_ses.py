@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from providers.contract import ProviderContract
 from providers.email.ses import ERROR_TABLE, SesProvider
 from providers.interface import (
     ConfigurationError,
@@ -400,3 +401,38 @@ async def test_check_without_connect_calls_nothing(
 def test_incomplete_configuration_is_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         SesProvider("ses-test", Lane.EMAIL_TRANSACTIONAL, options)
+
+
+# --------------------------------------------------------------------------- shared contract
+
+
+class TestSesContract(ProviderContract):
+    """The contract every provider keeps (providers/contract.py), against the SES API fake."""
+
+    provider_class = SesProvider
+    lane = Lane.EMAIL_TRANSACTIONAL
+    error_tables = (ERROR_TABLE,)
+
+    @pytest.fixture
+    def provider_options(self, ses_api: SesApiFake) -> dict[str, Any]:
+        return {
+            "region": "eu-west-1",
+            "endpoint_url": ses_api.endpoint_url,
+            "access_key_id": TEST_CREDENTIALS["aws_access_key_id"],
+            "secret_access_key": SECRET,
+            "from_address": SENDER,
+            "timeout_seconds": 5,
+        }
+
+    @pytest.fixture
+    def message_for(self) -> Callable[[Lane], EmailMessage]:
+        return lambda lane: email(lane=lane)
+
+    @pytest.fixture
+    def received(self, ses_api: SesApiFake) -> Callable[[], int]:
+        return lambda: len(ses_api.requests)
+
+    @pytest.fixture
+    def lost_answer(self, ses_api: SesApiFake, provider_options: dict[str, Any]) -> dict[str, Any]:
+        ses_api.answer(AwsAnswer(delay=5))
+        return {**provider_options, "timeout_seconds": 0.5}

@@ -31,9 +31,9 @@ from typing import Any, ClassVar
 
 import pytest
 
+from providers.error_rules import ErrorRule
 from providers.interface import (
     ConfigurationError,
-    ErrorRule,
     InvalidRecipientError,
     Lane,
     Message,

@@ -9,8 +9,8 @@ Providers depend on nothing of ours but this module (and :mod:`providers.options
 * implements the hook ``async _send(message) -> SendResult``; callers use the final
   :meth:`Provider.deliver`, which refuses a message of another lane before any adapter code runs,
 * translates its SDK's failures into the typed errors below at the boundary
-  (``raise TransientError(...) from e``), in one table of :class:`ErrorRule` rows per adapter,
-  read with :func:`lookup`.
+  (``raise TransientError(...) from e``), in one table of rows per adapter
+  (:class:`providers.error_rules.ErrorRule`, read with its ``lookup``).
 
 Failover rule: the delivery engine moves to the next provider of a lane only when an error
 proves the message was not accepted (``accepted_unknown`` is False). An adapter that sent the
@@ -31,7 +31,6 @@ from typing import Any, ClassVar, TypeVar, final
 from providers.options import ConfigurationError as ConfigurationError
 from providers.options import ProviderOptions
 
-K = TypeVar("K")
 M = TypeVar("M", "EmailMessage", "SmsMessage", "PushMessage")
 
 
@@ -211,47 +210,6 @@ class InvalidRecipientError(PermanentError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorRule:
-    """One row of an adapter's error table: which typed error a vendor answer becomes.
-
-    Every adapter's table maps its vendor's keys (an error code, an HTTP status or status class,
-    a transport failure) to rows of this one type, read with :func:`lookup`. ``reason`` is the
-    suppression an invalid recipient gets, ``retry_after`` the wait to use when the vendor's
-    answer names none, ``meaning`` the vendor's words for the answer (for the delivery log).
-    """
-
-    error: type[ProviderError]
-    reason: SuppressionReason | None = None
-    accepted_unknown: bool = False
-    retry_after: float | None = None
-    meaning: str = ""
-
-    def build(
-        self, message: str, code: str | int | None, retry_after: float | None = None
-    ) -> ProviderError:
-        """The error to raise; ``retry_after`` is what the answer said, if anything."""
-        if issubclass(self.error, InvalidRecipientError):
-            return self.error(
-                message, code=code, reason=self.reason or SuppressionReason.INVALID_ADDRESS
-            )
-        if issubclass(self.error, TransientError):
-            wait = self.retry_after if retry_after is None else retry_after
-            return self.error(
-                message, code=code, retry_after=wait, accepted_unknown=self.accepted_unknown
-            )
-        return self.error(message, code=code)
-
-
-def lookup(table: Mapping[K, ErrorRule], *keys: K) -> ErrorRule:
-    """The row of the first of ``keys`` that ``table`` has: callers pass the most specific key
-    first and end with a catch-all key the table always has (a status class)."""
-    for key in keys:
-        if key in table:
-            return table[key]
-    raise KeyError(f"no error rule for any of {keys!r}")
-
-
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """A Retry-After header as seconds (it may be delta-seconds or an HTTP date)."""
     if not value:
@@ -307,6 +265,15 @@ class Provider:
         self.lane = lane
         self.options = dict(options)
         self.config = self.options_schema.parse(name, self.kind, options)
+        try:
+            self._configure()
+        except ConfigurationError as e:
+            raise ConfigurationError(f"provider {name!r} ({self.kind}): {e}") from e
+
+    def _configure(self) -> None:
+        """Build what the adapter keeps from ``self.config`` (clients, pools, the lane's
+        sender): the construction hook, run once the options parsed. A ConfigurationError
+        raised here says only the problem; the provider's name and type are put before it."""
 
     def __repr__(self) -> str:
         # never the options: they hold the credentials

@@ -35,7 +35,6 @@ import dataclasses
 import json
 import os
 import uuid
-from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -45,7 +44,6 @@ from providers.interface import (
     Channel,
     EmailMessage,
     InvalidRecipientError,
-    Lane,
     Message,
     PermanentError,
     Provider,
@@ -85,9 +83,8 @@ class OutboxProvider(Provider):
     options_schema: ClassVar[type[ProviderOptions]] = OutboxOptions
     config: OutboxOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
-        self.path = Path(self.config.path) / lane.value
+    def _configure(self) -> None:
+        self.path = Path(self.config.path) / self.lane.value
         self.latency = self.config.latency_ms / 1000.0
 
     async def _send(self, message: Message) -> SendResult:

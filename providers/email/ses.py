@@ -60,11 +60,20 @@ from botocore.exceptions import (
 from pydantic import model_validator
 
 from providers.email.headers import extra_headers
+from providers.error_rules import (
+    ACCOUNT_REFUSED,
+    HTTP_4XX,
+    HTTP_5XX,
+    HTTP_429,
+    PERMANENT,
+    UNAVAILABLE,
+    ErrorRule,
+    lookup,
+    status_key,
+)
 from providers.interface import (
     Channel,
     EmailMessage,
-    ErrorRule,
-    Lane,
     Message,
     PermanentError,
     Provider,
@@ -74,7 +83,6 @@ from providers.interface import (
     SendResult,
     ThrottledError,
     TransientError,
-    lookup,
     parse_retry_after,
 )
 from providers.options import ProviderOptions, option
@@ -106,28 +114,21 @@ class SesOptions(ProviderOptions):
         return self
 
 
-HTTP_429 = "http 429"
-HTTP_5XX = "http 5xx"
-HTTP_4XX = "http 4xx"
-
 # How long to wait after throttling when SES does not say (it usually does not): SES limits are
 # per second.
 DEFAULT_THROTTLE_SECONDS = 1.0
+THROTTLED_A_SECOND = ErrorRule(ThrottledError, retry_after=DEFAULT_THROTTLE_SECONDS)
 
-THROTTLED = ErrorRule(ThrottledError, retry_after=DEFAULT_THROTTLE_SECONDS)
-UNAVAILABLE = ErrorRule(ProviderUnavailableError)
-PERMANENT = ErrorRule(PermanentError)
-ACCOUNT = ErrorRule(ProviderAccountError)
 
 # SES API v2 errors of SendEmail and the common AWS errors:
 # https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_SendEmail.html#API_SendEmail_Errors
 # https://docs.aws.amazon.com/ses/latest/APIReference-V2/CommonErrors.html
 # Keys are SES error codes, then the HTTP status classes for codes without a row.
 ERROR_TABLE: Mapping[str, ErrorRule] = {
-    "Throttling": THROTTLED,
-    "ThrottlingException": THROTTLED,
-    "TooManyRequestsException": THROTTLED,
-    "LimitExceededException": THROTTLED,
+    "Throttling": THROTTLED_A_SECOND,
+    "ThrottlingException": THROTTLED_A_SECOND,
+    "TooManyRequestsException": THROTTLED_A_SECOND,
+    "LimitExceededException": THROTTLED_A_SECOND,
     "InternalFailure": UNAVAILABLE,
     "InternalServerError": UNAVAILABLE,
     "ServiceUnavailable": UNAVAILABLE,
@@ -137,18 +138,18 @@ ERROR_TABLE: Mapping[str, ErrorRule] = {
     "InvalidParameterValue": PERMANENT,
     "BadRequestException": PERMANENT,
     # our account, sender or credentials, not the message: fail over, open the breaker, alert
-    "MailFromDomainNotVerifiedException": ACCOUNT,
-    "AccountSuspendedException": ACCOUNT,
-    "AccountSendingPausedException": ACCOUNT,
-    "SendingPausedException": ACCOUNT,
-    "NotFoundException": ACCOUNT,  # e.g. the configuration set does not exist
-    "AccessDeniedException": ACCOUNT,
-    "UnrecognizedClientException": ACCOUNT,
-    "InvalidClientTokenId": ACCOUNT,
-    "SignatureDoesNotMatch": ACCOUNT,
-    "IncompleteSignature": ACCOUNT,
-    "MissingAuthenticationToken": ACCOUNT,
-    HTTP_429: THROTTLED,
+    "MailFromDomainNotVerifiedException": ACCOUNT_REFUSED,
+    "AccountSuspendedException": ACCOUNT_REFUSED,
+    "AccountSendingPausedException": ACCOUNT_REFUSED,
+    "SendingPausedException": ACCOUNT_REFUSED,
+    "NotFoundException": ACCOUNT_REFUSED,  # e.g. the configuration set does not exist
+    "AccessDeniedException": ACCOUNT_REFUSED,
+    "UnrecognizedClientException": ACCOUNT_REFUSED,
+    "InvalidClientTokenId": ACCOUNT_REFUSED,
+    "SignatureDoesNotMatch": ACCOUNT_REFUSED,
+    "IncompleteSignature": ACCOUNT_REFUSED,
+    "MissingAuthenticationToken": ACCOUNT_REFUSED,
+    HTTP_429: THROTTLED_A_SECOND,
     HTTP_5XX: UNAVAILABLE,
     HTTP_4XX: PERMANENT,
 }
@@ -186,12 +187,6 @@ def client_error(error: ClientError) -> ProviderError:
     return rule.build(description, code or status, said or None)
 
 
-def status_key(status: int) -> str:
-    if status == 429:
-        return HTTP_429
-    return HTTP_5XX if status >= 500 else HTTP_4XX
-
-
 def transport_error(error: BotoCoreError) -> ProviderError:
     """The typed error for a failure of botocore before or while talking to SES."""
     if isinstance(error, ReadTimeoutError):
@@ -227,8 +222,7 @@ class SesProvider(Provider):
     options_schema: ClassVar[type[ProviderOptions]] = SesOptions
     config: SesOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
+    def _configure(self) -> None:
         config = self.config
         self.region, self.from_address = config.region, config.from_address
         self.from_name, self.configuration_set = config.from_name, config.configuration_set
@@ -236,7 +230,7 @@ class SesProvider(Provider):
         self.timeout, self.max_concurrency = config.timeout_seconds, config.max_concurrency
         self._client = self._make_client()
         self._executor = ThreadPoolExecutor(
-            max_workers=self.max_concurrency, thread_name_prefix=f"ses-{name}"
+            max_workers=self.max_concurrency, thread_name_prefix=f"ses-{self.name}"
         )
 
     # ---------------------------------------------------------------- interface

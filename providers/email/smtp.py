@@ -46,7 +46,6 @@ import asyncio
 import io
 import socket
 import ssl
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.generator import BytesGenerator
 from email.headerregistry import Address
@@ -55,7 +54,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import ClassVar, Literal, Self
 
 import aiosmtplib
 from aiosmtplib.email import parse_address
@@ -72,7 +71,6 @@ from providers.interface import (
     ConfigurationError,
     EmailMessage,
     InvalidRecipientError,
-    Lane,
     Message,
     PermanentError,
     Provider,
@@ -179,14 +177,13 @@ class SmtpProvider(Provider):
     options_schema: ClassVar[type[ProviderOptions]] = SmtpOptions  # no default rate: the relay's
     config: SmtpOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
+    def _configure(self) -> None:
         config = self.config
         self.host, self.tls = config.host, config.tls
         self.port = config.port or _DEFAULT_PORTS[self.tls]
         self.username, self._password = config.username, config.password
         self.from_address, self.from_name = config.from_address, config.from_name
-        self.from_domain = _domain_of(self.from_address, name)
+        self.from_domain = _domain_of(self.from_address)
         self.pool_size, self.timeout = config.pool_size, config.timeout_seconds
         self.helo_hostname = config.helo_hostname
         self._tls_context = self._build_tls_context(config.ca_file)
@@ -347,14 +344,14 @@ class SmtpProvider(Provider):
         if self.tls == "none":
             return None
         if ca_file and not Path(ca_file).is_file():
-            raise ConfigurationError(f"provider {self.name!r} (smtp): ca_file {ca_file} not found")
+            raise ConfigurationError(f"ca_file {ca_file} not found")
         return ssl.create_default_context(cafile=ca_file or None)
 
 
-def _domain_of(address: str, name: str) -> str:
+def _domain_of(address: str) -> str:
     """The from-address's domain; refuses what cannot go on MAIL FROM, so that an address
     the client library refuses later can only be the recipient's."""
     local, _, domain = address.rpartition("@")
     if not local or not domain or not is_bare_address(address):
-        raise ConfigurationError(f"provider {name!r} (smtp): from_address is not an address")
+        raise ConfigurationError("from_address is not an address")
     return domain

@@ -17,8 +17,11 @@ from collections.abc import Mapping
 
 import aiosmtplib
 
-from providers.interface import (
+from providers.error_rules import (
     ErrorRule,
+    lookup,
+)
+from providers.interface import (
     InvalidRecipientError,
     PermanentError,
     ProviderAccountError,
@@ -26,7 +29,6 @@ from providers.interface import (
     ProviderUnavailableError,
     SuppressionReason,
     TransientError,
-    lookup,
 )
 
 # SMTP reply codes: RFC 5321 section 4.2 https://www.rfc-editor.org/rfc/rfc5321#section-4.2,

@@ -56,36 +56,33 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from h2.exceptions import FlowControlError, NoAvailableStreamIDError
 
+from providers.error_rules import (
+    ACCOUNT_REFUSED,
+    INVALID_TOKEN,
+    PERMANENT,
+    THROTTLED,
+    UNAVAILABLE,
+    ErrorRule,
+    lookup,
+)
 from providers.interface import (
     Category,
     Channel,
     ConfigurationError,
-    ErrorRule,
-    InvalidRecipientError,
-    Lane,
     Message,
     PermanentError,
     Provider,
-    ProviderAccountError,
     ProviderError,
     ProviderUnavailableError,
     PushMessage,
     PushPlatform,
     SendResult,
-    SuppressionReason,
-    ThrottledError,
-    lookup,
 )
 from providers.options import ProviderOptions, option
 
 # What APNs answers mean for us, one row per vendor answer, keyed (HTTP status, reason); a
 # reason without its own row falls back to (status, None), then to ("4xx"/"5xx", None).
 # https://developer.apple.com/documentation/usernotifications/handling-notification-responses-from-apns
-INVALID_TOKEN = ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_TOKEN)
-THROTTLED = ErrorRule(ThrottledError)
-UNAVAILABLE = ErrorRule(ProviderUnavailableError)
-ACCOUNT = ErrorRule(ProviderAccountError)
-
 APNS_ERRORS: Mapping[tuple[str, str | None], ErrorRule] = {
     ("410", "Unregistered"): INVALID_TOKEN,
     ("410", "ExpiredToken"): INVALID_TOKEN,
@@ -97,12 +94,12 @@ APNS_ERRORS: Mapping[tuple[str, str | None], ErrorRule] = {
     ("500", None): UNAVAILABLE,
     ("503", None): UNAVAILABLE,
     # our key, certificate or topic, not the message: fail over, open the breaker, alert
-    ("403", "InvalidProviderToken"): ACCOUNT,
-    ("403", "ExpiredProviderToken"): ACCOUNT,  # often this machine's clock
-    ("403", None): ACCOUNT,  # BadCertificate, Forbidden, MissingProviderToken
-    ("400", "BadTopic"): ACCOUNT,
-    ("400", "TopicDisallowed"): ACCOUNT,
-    ("4xx", None): ErrorRule(PermanentError),
+    ("403", "InvalidProviderToken"): ACCOUNT_REFUSED,
+    ("403", "ExpiredProviderToken"): ACCOUNT_REFUSED,  # often this machine's clock
+    ("403", None): ACCOUNT_REFUSED,  # BadCertificate, Forbidden, MissingProviderToken
+    ("400", "BadTopic"): ACCOUNT_REFUSED,
+    ("400", "TopicDisallowed"): ACCOUNT_REFUSED,
+    ("4xx", None): PERMANENT,
     ("5xx", None): UNAVAILABLE,
 }
 
@@ -193,13 +190,9 @@ class ApnsProvider(Provider):
     options_schema: ClassVar[type[ProviderOptions]] = ApnsOptions
     config: ApnsOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
+    def _configure(self) -> None:
         config = self.config
-        try:
-            self._key = load_signing_key(config)
-        except ConfigurationError as e:
-            raise ConfigurationError(f"provider {name!r} (apns): {e}") from e
+        self._key = load_signing_key(config)
         self.key_id, self.team_id, self.topic = config.key_id, config.team_id, config.topic
         self.use_sandbox, self.host, self.port = config.use_sandbox, config.host, config.port
         self.timeout, self.max_connections = config.timeout_seconds, config.max_connections

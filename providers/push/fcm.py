@@ -57,13 +57,21 @@ from pyfcm.errors import FCMError
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from providers.error_rules import (
+    ACCOUNT_REFUSED,
+    BY_STATUS,
+    INVALID_TOKEN,
+    PERMANENT,
+    THROTTLED,
+    UNAVAILABLE,
+    ErrorRule,
+    lookup,
+    status_key,
+)
 from providers.interface import (
     Category,
     Channel,
     ConfigurationError,
-    ErrorRule,
-    InvalidRecipientError,
-    Lane,
     Message,
     PermanentError,
     Provider,
@@ -73,10 +81,7 @@ from providers.interface import (
     PushMessage,
     PushPlatform,
     SendResult,
-    SuppressionReason,
-    ThrottledError,
     TransientError,
-    lookup,
     parse_retry_after,
 )
 from providers.options import ProviderOptions, option
@@ -89,32 +94,24 @@ DEFAULT_ENDPOINT_BASE = "https://fcm.googleapis.com/v1/projects"
 # Answer format and HTTP statuses: https://firebase.google.com/docs/cloud-messaging/send/v1-api
 # Rows keyed by the FCM ``errorCode`` (``details[].errorCode``); an INVALID_ARGUMENT whose field
 # violation names ``message.token`` gets its own row. Answers without an FCM error code fall
-# back to their HTTP status ("HTTP 404"), then to the status class ("HTTP 4xx"/"HTTP 5xx").
+# back to their HTTP status ("http 404"), then to the status class ("http 4xx"/"http 5xx").
 # pyfcm raises, by status: 400 InvalidDataError, 401 AuthenticationError, 403
 # FCMSenderIdMismatchError, 404 FCMNotRegisteredError, anything else FCMServerError.
-INVALID_TOKEN = ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_TOKEN)
-PERMANENT = ErrorRule(PermanentError)
-ACCOUNT = ErrorRule(ProviderAccountError)
-THROTTLED = ErrorRule(ThrottledError)
-UNAVAILABLE = ErrorRule(ProviderUnavailableError)
-
 FCM_ERRORS: Mapping[str, ErrorRule] = {
     "UNREGISTERED": INVALID_TOKEN,
     "INVALID_ARGUMENT:message.token": INVALID_TOKEN,
     "INVALID_ARGUMENT": PERMANENT,
     "SENDER_ID_MISMATCH": PERMANENT,
-    "THIRD_PARTY_AUTH_ERROR": ACCOUNT,  # our APNs credentials in FCM
+    "THIRD_PARTY_AUTH_ERROR": ACCOUNT_REFUSED,  # our APNs credentials in FCM
     "QUOTA_EXCEEDED": THROTTLED,
     "UNAVAILABLE": UNAVAILABLE,
     "INTERNAL": UNAVAILABLE,
     "UNSPECIFIED_ERROR": ErrorRule(TransientError),
-    "HTTP 400": PERMANENT,
-    "HTTP 401": ACCOUNT,
-    "HTTP 403": ACCOUNT,
-    "HTTP 404": INVALID_TOKEN,
-    "HTTP 429": THROTTLED,
-    "HTTP 4xx": PERMANENT,
-    "HTTP 5xx": UNAVAILABLE,
+    "http 400": PERMANENT,
+    "http 401": ACCOUNT_REFUSED,
+    "http 403": ACCOUNT_REFUSED,
+    "http 404": INVALID_TOKEN,
+    **BY_STATUS,
 }
 
 _TOKEN_FIELD = "message.token"  # noqa: S105 - the name of FCM's device-token field
@@ -143,8 +140,8 @@ class FcmAnswerError(FCMError):
         """The keys of :data:`FCM_ERRORS` this answer may have, most specific first."""
         keys = [
             self.error_code or "",
-            f"HTTP {self.status}",
-            "HTTP 5xx" if self.status >= 500 else "HTTP 4xx",
+            f"http {self.status}",
+            status_key(self.status),
         ]
         if self.error_code == "INVALID_ARGUMENT" and _TOKEN_FIELD in self.fields:
             keys.insert(0, f"INVALID_ARGUMENT:{_TOKEN_FIELD}")
@@ -267,8 +264,7 @@ class FcmProvider(Provider):
     options_schema: ClassVar[type[ProviderOptions]] = FcmOptions
     config: FcmOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
+    def _configure(self) -> None:
         self.timeout, self.max_concurrency = (
             self.config.timeout_seconds,
             self.config.max_concurrency,
@@ -279,17 +275,17 @@ class FcmProvider(Provider):
                 info, scopes=[FCM_SCOPE]
             )
         except ValueError as e:  # google-auth: missing client_email, token_uri or a bad key
-            raise ConfigurationError(f"provider {name!r} (fcm): bad service account") from e
-        except ConfigurationError as e:
-            raise ConfigurationError(f"provider {name!r} (fcm): {e}") from e
+            raise ConfigurationError("bad service account") from e
         self.project_id = str(self.config.project_id or info.get("project_id") or "")
         if not self.project_id:
-            raise ConfigurationError(f"provider {name!r} (fcm): needs a project_id")
+            raise ConfigurationError("needs a project_id")
         self._adapter = HTTPAdapter(
             max_retries=0, pool_connections=2, pool_maxsize=self.max_concurrency
         )
         self._client = self._build_client(credentials, self.config.endpoint_base)
-        self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=f"fcm-{name}")
+        self._executor = ThreadPoolExecutor(
+            self.max_concurrency, thread_name_prefix=f"fcm-{self.name}"
+        )
 
     def _build_client(self, credentials: Any, endpoint_base: str | None) -> FcmClient:
         base = (endpoint_base or DEFAULT_ENDPOINT_BASE).rstrip("/")

@@ -51,22 +51,32 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from pydantic import model_validator
 
+from providers.error_rules import (
+    ACCOUNT_REFUSED,
+    ANSWER_LOST,
+    BY_STATUS,
+    CONNECT_FAILED,
+    HTTP_4XX,
+    HTTP_5XX,
+    HTTP_429,
+    INVALID_ADDRESS,
+    MAYBE_SENT,
+    NOT_SENT,
+    PERMANENT,
+    THROTTLED,
+    UNAVAILABLE,
+    ErrorRule,
+    lookup,
+)
 from providers.interface import (
     Category,
     Channel,
-    ErrorRule,
     InvalidRecipientError,
-    Lane,
     Message,
-    PermanentError,
     Provider,
-    ProviderAccountError,
-    ProviderUnavailableError,
     SendResult,
     SmsMessage,
     SuppressionReason,
-    ThrottledError,
-    lookup,
     parse_retry_after,
 )
 from providers.options import ProviderOptions, option
@@ -79,17 +89,10 @@ SMS_TYPES: Mapping[Category, str] = {
 }
 PHONE_NUMBER = "PhoneNumber"  # suffix of error-table keys whose error names the phone number
 NAMES_PHONE_NUMBER = re.compile(r"phone\s*number", re.IGNORECASE)
-CONNECT_FAILED = "connect failed"  # nothing reached SNS: safe to fail over
-ANSWER_LOST = "answer lost"  # the request went out, the answer did not come back
 CLIENT_REFUSED = "client refused"  # botocore refused before sending: no usable credentials
 BAD_PARAMETERS = "bad parameters"  # botocore refused the request's parameters before sending
-HTTP_429 = "http 429"
-HTTP_5XX = "http 5xx"
-HTTP_4XX = "http 4xx"
 ERRORS_DOC = "https://docs.aws.amazon.com/sns/latest/api/CommonErrors.html"
 
-
-INVALID_ADDRESS = ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS)
 
 # SNS answers and what they mean for us. Publish's errors:
 # https://docs.aws.amazon.com/sns/latest/api/API_Publish.html#API_Publish_Errors, errors common
@@ -99,28 +102,26 @@ INVALID_ADDRESS = ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADD
 # sender ID or an over-long message never suppresses a good number), then HTTP status classes,
 # then failures below HTTP.
 ERROR_TABLE: Mapping[str, ErrorRule] = {
-    "Throttling": ErrorRule(ThrottledError),
-    "Throttled": ErrorRule(ThrottledError),  # ThrottledException, HTTP 429
-    "InternalError": ErrorRule(ProviderUnavailableError),
-    "InternalFailure": ErrorRule(ProviderUnavailableError),
-    "ServiceUnavailable": ErrorRule(ProviderUnavailableError),
+    "Throttling": THROTTLED,
+    "Throttled": THROTTLED,  # ThrottledException, HTTP 429
+    "InternalError": UNAVAILABLE,
+    "InternalFailure": UNAVAILABLE,
+    "ServiceUnavailable": UNAVAILABLE,
     f"InvalidParameter:{PHONE_NUMBER}": INVALID_ADDRESS,
     f"InvalidParameterValue:{PHONE_NUMBER}": INVALID_ADDRESS,
     f"ParameterValueInvalid:{PHONE_NUMBER}": INVALID_ADDRESS,  # InvalidParameterValueException
     "OptedOut": ErrorRule(InvalidRecipientError, SuppressionReason.STOP),  # OptedOutException
     # our account or credentials, not the message: fail over, open the breaker, alert
-    "AuthorizationError": ErrorRule(ProviderAccountError),
-    "InvalidClientTokenId": ErrorRule(ProviderAccountError),
-    "SignatureDoesNotMatch": ErrorRule(ProviderAccountError),
-    "AccessDenied": ErrorRule(ProviderAccountError),
-    "KMSAccessDenied": ErrorRule(ProviderAccountError),
-    HTTP_429: ErrorRule(ThrottledError),
-    HTTP_5XX: ErrorRule(ProviderUnavailableError),
-    HTTP_4XX: ErrorRule(PermanentError),
-    CONNECT_FAILED: ErrorRule(ProviderUnavailableError, accepted_unknown=False),
-    ANSWER_LOST: ErrorRule(ProviderUnavailableError, accepted_unknown=True),
-    CLIENT_REFUSED: ErrorRule(ProviderAccountError),
-    BAD_PARAMETERS: ErrorRule(PermanentError),
+    "AuthorizationError": ACCOUNT_REFUSED,
+    "InvalidClientTokenId": ACCOUNT_REFUSED,
+    "SignatureDoesNotMatch": ACCOUNT_REFUSED,
+    "AccessDenied": ACCOUNT_REFUSED,
+    "KMSAccessDenied": ACCOUNT_REFUSED,
+    **BY_STATUS,
+    CONNECT_FAILED: NOT_SENT,
+    ANSWER_LOST: MAYBE_SENT,
+    CLIENT_REFUSED: ACCOUNT_REFUSED,
+    BAD_PARAMETERS: PERMANENT,
 }
 
 
@@ -198,10 +199,9 @@ class SnsProvider(Provider):
     options_schema: ClassVar[type[ProviderOptions]] = SnsOptions
     config: SnsOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
+    def _configure(self) -> None:
         self.region = self.config.region
-        self.sms_type = SMS_TYPES[lane.category]
+        self.sms_type = SMS_TYPES[self.lane.category]
         self.sender_id = self.config.sender_id
         self.check_opted_out = self.config.check_opted_out
         timeout, max_concurrency = self.config.timeout_seconds, self.config.max_concurrency
@@ -213,7 +213,7 @@ class SnsProvider(Provider):
         )
         session = boto3.session.Session(region_name=self.region, **self.config.credentials())
         self._client = session.client("sns", endpoint_url=self.config.endpoint_url, config=config)
-        self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"sns-{name}")
+        self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"sns-{self.name}")
 
     async def _send(self, message: Message) -> SendResult:
         message = self.narrow(message, SmsMessage)

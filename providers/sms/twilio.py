@@ -51,23 +51,36 @@ from twilio.http.response import Response
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from providers.error_rules import (
+    ACCOUNT_REFUSED,
+    ANSWER_LOST,
+    CONNECT_FAILED,
+    HTTP_4XX,
+    HTTP_5XX,
+    HTTP_429,
+    INVALID_ADDRESS,
+    MAYBE_SENT,
+    NOT_SENT,
+    PERMANENT,
+    THROTTLED,
+    UNAVAILABLE,
+    ErrorRule,
+    lookup,
+    status_key,
+)
 from providers.interface import (
     Category,
     Channel,
     ConfigurationError,
-    ErrorRule,
     InvalidRecipientError,
     Lane,
     Message,
     PermanentError,
     Provider,
     ProviderAccountError,
-    ProviderUnavailableError,
     SendResult,
     SmsMessage,
     SuppressionReason,
-    ThrottledError,
-    lookup,
     parse_retry_after,
 )
 from providers.options import ProviderOptions, option
@@ -75,11 +88,6 @@ from providers.options import ProviderOptions, option
 T = TypeVar("T")
 
 MAX_VALIDITY_PERIOD = 36000  # seconds, Twilio's upper bound for ValidityPeriod
-CONNECT_FAILED = "connect failed"  # nothing reached Twilio: safe to fail over
-ANSWER_LOST = "answer lost"  # the request went out, the answer did not come back
-HTTP_429 = "http 429"
-HTTP_5XX = "http 5xx"
-HTTP_4XX = "http 4xx"
 
 
 # Twilio's answers and what they mean for us. Error codes are documented one page per code at
@@ -87,25 +95,23 @@ HTTP_4XX = "http 4xx"
 # HTTP statuses at https://www.twilio.com/docs/usage/requests-to-twilio. Keys are Twilio error
 # codes first, then HTTP status classes, then the transport failures.
 ERROR_TABLE: Mapping[int | str, ErrorRule] = {
-    21211: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # invalid 'To'
-    21214: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # cannot be reached
-    21217: ErrorRule(
-        InvalidRecipientError, SuppressionReason.INVALID_ADDRESS
-    ),  # not a valid number
-    21614: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a mobile
+    21211: INVALID_ADDRESS,  # invalid 'To'
+    21214: INVALID_ADDRESS,  # cannot be reached
+    21217: INVALID_ADDRESS,  # not a valid number
+    21614: INVALID_ADDRESS,  # not a mobile
     21610: ErrorRule(InvalidRecipientError, SuppressionReason.STOP),  # recipient replied STOP
-    20429: ErrorRule(ThrottledError),  # too many requests
+    20429: THROTTLED,  # too many requests
     # our account or sender, not the message: fail over, open the breaker, alert
-    20003: ErrorRule(ProviderAccountError),  # authentication failed
-    20005: ErrorRule(ProviderAccountError),  # account not active
-    21212: ErrorRule(ProviderAccountError),  # invalid 'From' number
-    21606: ErrorRule(ProviderAccountError),  # 'From' is not a valid number of this account
-    30002: ErrorRule(ProviderAccountError),  # account suspended
-    HTTP_429: ErrorRule(ThrottledError),
-    HTTP_5XX: ErrorRule(ProviderUnavailableError),
-    HTTP_4XX: ErrorRule(PermanentError),
-    CONNECT_FAILED: ErrorRule(ProviderUnavailableError, accepted_unknown=False),
-    ANSWER_LOST: ErrorRule(ProviderUnavailableError, accepted_unknown=True),
+    20003: ACCOUNT_REFUSED,  # authentication failed
+    20005: ACCOUNT_REFUSED,  # account not active
+    21212: ACCOUNT_REFUSED,  # invalid 'From' number
+    21606: ACCOUNT_REFUSED,  # 'From' is not a valid number of this account
+    30002: ACCOUNT_REFUSED,  # account suspended
+    HTTP_429: THROTTLED,
+    HTTP_5XX: UNAVAILABLE,
+    HTTP_4XX: PERMANENT,
+    CONNECT_FAILED: NOT_SENT,
+    ANSWER_LOST: MAYBE_SENT,
 }
 
 
@@ -119,12 +125,6 @@ def rest_error(status: int, code: int | None, retry_after: float | None) -> Exce
         return lookup(ERROR_TABLE, status_key(status)).build(text, status, retry_after)
     text = f"twilio answered HTTP {status}, error {code}: https://www.twilio.com/docs/errors/{code}"
     return lookup(ERROR_TABLE, code, status_key(status)).build(text, code, retry_after)
-
-
-def status_key(status: int) -> str:
-    if status == 429:
-        return HTTP_429
-    return HTTP_5XX if status >= 500 else HTTP_4XX
 
 
 def transport_error(error: requests.RequestException) -> Exception:
@@ -185,7 +185,7 @@ class AnswerKeepingHttpClient(TwilioHttpClient):
             self.session.close()
 
 
-def lane_sender(name: str, lane: Lane, config: TwilioOptions) -> dict[str, str]:
+def lane_sender(lane: Lane, config: TwilioOptions) -> dict[str, str]:
     """The Messages API sender parameters of this lane, from this lane's options only."""
     if lane.category == Category.PROMOTIONAL:
         prefix = "promotional"
@@ -195,8 +195,7 @@ def lane_sender(name: str, lane: Lane, config: TwilioOptions) -> dict[str, str]:
         service_sid, from_ = config.transactional_messaging_service_sid, config.transactional_from
     if not service_sid and not from_:
         raise ConfigurationError(
-            f"provider {name!r} (twilio) serves {lane} but has neither "
-            f"'{prefix}_messaging_service_sid' nor '{prefix}_from'"
+            f"serves {lane} but has neither '{prefix}_messaging_service_sid' nor '{prefix}_from'"
         )
     sender = {"messaging_service_sid": service_sid, "from_": from_}
     return {key: str(value) for key, value in sender.items() if value}
@@ -230,18 +229,19 @@ class TwilioProvider(Provider):
     options_schema: ClassVar[type[ProviderOptions]] = TwilioOptions
     config: TwilioOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
+    def _configure(self) -> None:
         config = self.config
         self.account_sid = config.account_sid
-        self.sender = lane_sender(name, lane, config)
+        self.sender = lane_sender(self.lane, config)
         self.status_callback = config.status_callback_url
         max_concurrency = config.max_concurrency
         self._http = AnswerKeepingHttpClient(config.timeout_seconds, pool_size=max_concurrency)
         self._client = Client(self.account_sid, config.auth_token, http_client=self._http)
         if config.base_url:
             self._client.api.base_url = config.base_url.rstrip("/")
-        self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"twilio-{name}")
+        self._executor = ThreadPoolExecutor(
+            max_concurrency, thread_name_prefix=f"twilio-{self.name}"
+        )
 
     async def _send(self, message: Message) -> SendResult:
         message = self.narrow(message, SmsMessage)

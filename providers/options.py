@@ -60,17 +60,22 @@ def option(
     )
 
 
+RATE = 'a rate such as "100/second"'
+
+
+def send_rate(default: str | None, why: str) -> Any:
+    """The ``rate_limit`` option with a type's default send rate (``why``: where it comes from),
+    for a schema to declare in place of the base's."""
+    return option(default, help=f"shared send rate of this provider; {why}", expects=RATE)
+
+
 class ProviderOptions(BaseModel):
     """The options every provider type has; a type's schema derives from it. Its ``rate_limit``
     default is the type's default send rate (None: no shared rate, the vendor's own limits)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
-    rate_limit: str | None = option(
-        None,
-        help='shared send rate of this provider, in limits notation ("100/second")',
-        expects='a rate such as "100/second"',
-    )
+    rate_limit: str | None = send_rate(None, 'in limits notation ("100/second"); none by default')
 
     @field_validator("rate_limit")
     @classmethod

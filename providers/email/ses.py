@@ -85,15 +85,13 @@ from providers.interface import (
     TransientError,
     parse_retry_after,
 )
-from providers.options import ProviderOptions, option
+from providers.options import ProviderOptions, option, send_rate
 
 
 class SesOptions(ProviderOptions):
     """The SES adapter's options (the table in the module docstring)."""
 
-    rate_limit: str | None = option(
-        "14/second", help="shared send rate; SES's starting production quota by default"
-    )
+    rate_limit: str | None = send_rate("14/second", "SES's starting production quota by default")
     region: str = option(help="AWS region of the SES account")
     from_address: str = option(help="From: address, a verified SES identity")
     from_name: str | None = option(None, help="display name of From:")

@@ -84,7 +84,7 @@ from providers.interface import (
     TransientError,
     parse_retry_after,
 )
-from providers.options import ProviderOptions, option
+from providers.options import ProviderOptions, option, send_rate
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 DEFAULT_ENDPOINT_BASE = "https://fcm.googleapis.com/v1/projects"
@@ -216,9 +216,7 @@ class FcmClient(FCMNotification):
 class FcmOptions(ProviderOptions):
     """The FCM adapter's options (the list in the module docstring)."""
 
-    rate_limit: str | None = option(
-        "10000/second", help="shared send rate; FCM's default 600,000/minute by default"
-    )
+    rate_limit: str | None = send_rate("10000/second", "FCM's default 600,000/minute by default")
     service_account_file: str | None = option(None, help="path to the service-account JSON key")
     service_account_json: str | None = option(
         None, secret=True, help="the service-account JSON itself"

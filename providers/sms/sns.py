@@ -79,7 +79,7 @@ from providers.interface import (
     SuppressionReason,
     parse_retry_after,
 )
-from providers.options import ProviderOptions, option
+from providers.options import ProviderOptions, option, send_rate
 
 T = TypeVar("T")
 
@@ -162,8 +162,8 @@ def botocore_error(error: BotoCoreError) -> Exception:
 class SnsOptions(ProviderOptions):
     """The SNS adapter's options (the list in the module docstring)."""
 
-    rate_limit: str | None = option(
-        "20/second", help="shared send rate; SNS's default SMS quota per account by default"
+    rate_limit: str | None = send_rate(
+        "20/second", "SNS's default SMS quota per account by default"
     )
     region: str = option(help="the AWS region that sends the SMS")
     access_key_id: str | None = option(None, help="AWS access key id (with secret_access_key)")

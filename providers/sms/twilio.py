@@ -83,7 +83,7 @@ from providers.interface import (
     SuppressionReason,
     parse_retry_after,
 )
-from providers.options import ProviderOptions, option
+from providers.options import ProviderOptions, option, send_rate
 
 T = TypeVar("T")
 
@@ -204,9 +204,7 @@ def lane_sender(lane: Lane, config: TwilioOptions) -> dict[str, str]:
 class TwilioOptions(ProviderOptions):
     """The Twilio adapter's options (the list in the module docstring)."""
 
-    rate_limit: str | None = option(
-        "100/second", help="shared send rate; Twilio's default API concurrency by default"
-    )
+    rate_limit: str | None = send_rate("100/second", "Twilio's default API concurrency by default")
     account_sid: str = option(help="the account SID (AC...), also the basic-auth user")
     auth_token: str = option(secret=True, help="the account's auth token")
     transactional_messaging_service_sid: str | None = option(

@@ -17,7 +17,7 @@ Options (secrets already resolved):
 ======================  ======================================================================
 
 boto3 is synchronous: calls run on a thread pool owned by the instance (``max_concurrency``
-threads, via ``loop.run_in_executor``), on one client created once, so many sends wait on SES
+threads, :mod:`providers.sdk_threads`), on one client created once, so many sends wait on SES
 concurrently without blocking the worker's event loop. botocore's own retries are off: it would
 retry a read timeout, and a request SES may have accepted must not be sent twice; the delivery
 engine retries with backoff instead.
@@ -36,11 +36,9 @@ connection closed before the answer (the request may have been processed) are tr
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from email.headerregistry import Address
 from typing import Any, ClassVar, Self
 
@@ -86,6 +84,7 @@ from providers.interface import (
     parse_retry_after,
 )
 from providers.options import ProviderOptions, option, send_rate
+from providers.sdk_threads import SdkThreads
 
 
 class SesOptions(ProviderOptions):
@@ -227,9 +226,7 @@ class SesProvider(Provider):
         self.endpoint_url = config.endpoint_url
         self.timeout, self.max_concurrency = config.timeout_seconds, config.max_concurrency
         self._client = self._make_client()
-        self._executor = ThreadPoolExecutor(
-            max_workers=self.max_concurrency, thread_name_prefix=f"ses-{self.name}"
-        )
+        self._threads = SdkThreads(self.max_concurrency, f"ses-{self.name}")
 
     # ---------------------------------------------------------------- interface
 
@@ -258,7 +255,7 @@ class SesProvider(Provider):
         )
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        await self._threads.close()
         self._client.close()
 
     # ---------------------------------------------------------------- request
@@ -298,9 +295,8 @@ class SesProvider(Provider):
     async def _call(self, operation: str, **parameters: Any) -> dict[str, Any]:
         """Run one client call on the instance's threads; SDK failures become typed errors."""
         call = functools.partial(getattr(self._client, operation), **parameters)
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, call)
+            return await self._threads.run(call)
         except ClientError as e:
             raise client_error(e) from e
         except BotoCoreError as e:

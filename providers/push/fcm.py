@@ -37,12 +37,10 @@ code and Retry-After kept on the exception, and one access token shared by all t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -85,6 +83,7 @@ from providers.interface import (
     parse_retry_after,
 )
 from providers.options import ProviderOptions, option, send_rate
+from providers.sdk_threads import SdkThreads
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 DEFAULT_ENDPOINT_BASE = "https://fcm.googleapis.com/v1/projects"
@@ -281,9 +280,7 @@ class FcmProvider(Provider):
             max_retries=0, pool_connections=2, pool_maxsize=self.max_concurrency
         )
         self._client = self._build_client(credentials, self.config.endpoint_base)
-        self._executor = ThreadPoolExecutor(
-            self.max_concurrency, thread_name_prefix=f"fcm-{self.name}"
-        )
+        self._threads = SdkThreads(self.max_concurrency, f"fcm-{self.name}")
 
     def _build_client(self, credentials: Any, endpoint_base: str | None) -> FcmClient:
         base = (endpoint_base or DEFAULT_ENDPOINT_BASE).rstrip("/")
@@ -313,9 +310,8 @@ class FcmProvider(Provider):
     async def _send(self, message: Message) -> SendResult:
         message = self.narrow(message, PushMessage)
         notify = partial(self._client.notify, **self._notify_arguments(message))
-        loop = asyncio.get_running_loop()
         try:
-            answer = await loop.run_in_executor(self._executor, notify)
+            answer = await self._threads.run(notify)
         except FcmAnswerError as e:
             raise answer_error(e) from e
         except (requests.RequestException, google.auth.exceptions.GoogleAuthError) as e:
@@ -344,15 +340,14 @@ class FcmProvider(Provider):
         description = f"FCM project {self.project_id} via {self._client.fcm_end_point}"
         if not connect:
             return description
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._client._get_access_token)
+            await self._threads.run(self._client._get_access_token)
         except (requests.RequestException, google.auth.exceptions.GoogleAuthError) as e:
             raise transport_error(e) from e
         return f"{description}: OAuth access token obtained"
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        await self._threads.close(drop_waiting=True)
         self._adapter.close()
 
 

@@ -32,11 +32,9 @@ The client's failures are translated once, through :data:`ERROR_TABLE`.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Self, TypeVar
 
 import boto3
@@ -80,6 +78,7 @@ from providers.interface import (
     parse_retry_after,
 )
 from providers.options import ProviderOptions, option, send_rate
+from providers.sdk_threads import SdkThreads
 
 T = TypeVar("T")
 
@@ -213,7 +212,7 @@ class SnsProvider(Provider):
         )
         session = boto3.session.Session(region_name=self.region, **self.config.credentials())
         self._client = session.client("sns", endpoint_url=self.config.endpoint_url, config=config)
-        self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"sns-{self.name}")
+        self._threads = SdkThreads(max_concurrency, f"sns-{self.name}")
 
     async def _send(self, message: Message) -> SendResult:
         message = self.narrow(message, SmsMessage)
@@ -245,14 +244,11 @@ class SnsProvider(Provider):
         return f"{description}: authenticated, monthly spend limit {limit} USD"
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        await self._threads.close()
         self._client.close()
 
     async def _call(self, function: Callable[..., T], **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(self._translated, function, kwargs)
-        )
+        return await self._threads.run(functools.partial(self._translated, function, kwargs))
 
     @staticmethod
     def _translated(function: Callable[..., T], kwargs: dict[str, Any]) -> T:

@@ -33,13 +33,11 @@ translated once, through :data:`ERROR_TABLE`.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import math
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -84,6 +82,7 @@ from providers.interface import (
     parse_retry_after,
 )
 from providers.options import ProviderOptions, option, send_rate
+from providers.sdk_threads import SdkThreads
 
 T = TypeVar("T")
 
@@ -237,9 +236,7 @@ class TwilioProvider(Provider):
         self._client = Client(self.account_sid, config.auth_token, http_client=self._http)
         if config.base_url:
             self._client.api.base_url = config.base_url.rstrip("/")
-        self._executor = ThreadPoolExecutor(
-            max_concurrency, thread_name_prefix=f"twilio-{self.name}"
-        )
+        self._threads = SdkThreads(max_concurrency, f"twilio-{self.name}")
 
     async def _send(self, message: Message) -> SendResult:
         message = self.narrow(message, SmsMessage)
@@ -267,13 +264,11 @@ class TwilioProvider(Provider):
         return f"{description}: authenticated, account active"
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        await self._threads.close()
         self._http.close()
 
     async def _call(self, function: Callable[..., T], **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        call = functools.partial(self._translated, function, kwargs)
-        return await loop.run_in_executor(self._executor, call)
+        return await self._threads.run(functools.partial(self._translated, function, kwargs))
 
     def _translated(self, function: Callable[..., T], kwargs: dict[str, Any]) -> T:
         """Runs on an executor thread: the SDK call, its failures translated to ours."""

@@ -1,6 +1,6 @@
 """The one small interface every provider adapter implements, and the message types it receives.
 
-Providers depend on nothing of ours but this module (and :mod:`providers.options`). An adapter:
+Providers depend on nothing of ours outside ``providers/``. An adapter:
 
 * declares its metadata as class attributes (``kind``, ``channel``, ``options_schema``: its
   options as data, with its default send rate),

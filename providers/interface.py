@@ -1,13 +1,16 @@
 """The one small interface every provider adapter implements, and the message types it receives.
 
-Providers depend on nothing of ours but this module. An adapter:
+Providers depend on nothing of ours outside ``providers/``. An adapter:
 
-* declares its metadata as class attributes (``kind``, ``channel``, ``body_limit``,
-  ``rate_limit_per_second``),
-* is constructed for exactly one lane with its options (credentials already resolved),
-* implements ``async send(message) -> SendResult``,
+* declares its metadata as class attributes (``kind``, ``channel``, ``options_schema``: its
+  options as data, with its default send rate),
+* is constructed for exactly one lane with its options (credentials already resolved), which
+  the base class parses through the schema into ``self.config``,
+* implements the hook ``async _send(message) -> SendResult``; callers use the final
+  :meth:`Provider.deliver`, which refuses a message of another lane before any adapter code runs,
 * translates its SDK's failures into the typed errors below at the boundary
-  (``raise TransientError(...) from e``), in one table per adapter.
+  (``raise TransientError(...) from e``), in one table of rows per adapter
+  (:class:`providers.error_rules.ErrorRule`, read with its ``lookup``).
 
 Failover rule: the delivery engine moves to the next provider of a lane only when an error
 proves the message was not accepted (``accepted_unknown`` is False). An adapter that sent the
@@ -23,7 +26,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, final
+
+from providers.options import ConfigurationError as ConfigurationError
+from providers.options import ProviderOptions
+
+M = TypeVar("M", "EmailMessage", "SmsMessage", "PushMessage")
 
 
 class Channel(enum.StrEnum):
@@ -202,32 +210,6 @@ class InvalidRecipientError(PermanentError):
         self.reason = reason
 
 
-class ConfigurationError(Exception):
-    """A provider's configuration is incomplete or inconsistent (raised at start-up)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorRule:
-    """One row of an adapter's error table: which typed error a vendor answer becomes."""
-
-    error: type[ProviderError]
-    reason: SuppressionReason | None = None
-    accepted_unknown: bool = False
-
-    def build(
-        self, message: str, code: str | int | None, retry_after: float | None
-    ) -> ProviderError:
-        if issubclass(self.error, InvalidRecipientError):
-            return self.error(
-                message, code=code, reason=self.reason or SuppressionReason.INVALID_ADDRESS
-            )
-        if issubclass(self.error, TransientError):
-            return self.error(
-                message, code=code, retry_after=retry_after, accepted_unknown=self.accepted_unknown
-            )
-        return self.error(message, code=code)
-
-
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """A Retry-After header as seconds (it may be delta-seconds or an HTTP date)."""
     if not value:
@@ -243,46 +225,81 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def positive_option(
-    options: Mapping[str, Any], key: str, default: float, provider: str, kind: str
-) -> float:
-    """A numeric option that must be positive (timeouts, pool sizes), refused clearly otherwise."""
-    value = options.get(key, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = 0.0
-    if number <= 0:
-        raise ConfigurationError(f"provider {provider!r} ({kind}): {key} must be a positive number")
-    return number
-
-
 # --------------------------------------------------------------------------- provider
 
 
 class Provider:
     """Base class of provider adapters.
 
-    Subclasses set the class attributes and implement :meth:`send`. They are constructed with
-    their configured ``name`` (unique in the providers file), the ``lane`` they serve and their
-    ``options`` (a mapping with credentials already resolved from the environment or secret
-    files). One instance lives for the whole worker process and may keep connections open; all
-    of its methods run on the worker's single delivery event loop.
+    Subclasses set the class attributes and implement the :meth:`_send` hook. They are
+    constructed with their configured ``name`` (unique in the providers file), the ``lane`` they
+    serve and their ``options`` (a mapping with credentials already resolved from the environment
+    or secret files), parsed by ``options_schema`` into ``self.config``. One instance lives for
+    the whole worker process and may keep connections open; all of its methods run on the
+    worker's single delivery event loop.
+
+    Callers send with :meth:`deliver`, which is final: the lane check cannot be forgotten by an
+    adapter, and an adapter still overriding the old ``send`` is refused when its class is made.
     """
 
     kind: ClassVar[str] = ""
     channel: ClassVar[Channel | None]  # None: any channel (the development outbox)
-    body_limit: ClassVar[int | None] = None
-    rate_limit_per_second: ClassVar[float | None] = None
+    options_schema: ClassVar[type[ProviderOptions]] = ProviderOptions
+    config: ProviderOptions
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for hook in ("send", "deliver"):
+            if hook in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__qualname__} defines {hook}(): implement _send(message) instead; "
+                    "Provider.deliver checks the lane and calls it"
+                )
 
     def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        if lane.channel != self.channel:
+        if self.channel is not None and lane.channel != self.channel:
             raise ConfigurationError(
                 f"provider {name!r} ({self.kind}) sends {self.channel} and cannot serve lane {lane}"
             )
         self.name = name
         self.lane = lane
         self.options = dict(options)
+        self.config = self.options_schema.parse(name, self.kind, options)
+        try:
+            self._configure()
+        except ConfigurationError as e:
+            raise ConfigurationError(f"provider {name!r} ({self.kind}): {e}") from e
+
+    def _configure(self) -> None:
+        """Build what the adapter keeps from ``self.config`` (clients, pools, the lane's
+        sender): the construction hook, run once the options parsed. A ConfigurationError
+        raised here says only the problem; the provider's name and type are put before it."""
+
+    def __repr__(self) -> str:
+        # never the options: they hold the credentials
+        return f"<{type(self).__name__} {self.name!r} ({self.kind}) on {self.lane}>"
+
+    __str__ = __repr__
+
+    @final
+    async def deliver(self, message: Message) -> SendResult:
+        """Send one message: refused unless it belongs to this provider's lane, then the
+        adapter's :meth:`_send`."""
+        self.ensure_lane(message)
+        if not self.serves(message):
+            raise PermanentError(
+                f"provider {self.name} ({self.kind}) cannot carry this message", code="platform"
+            )
+        return await self._send(message)
+
+    def narrow(self, message: Message, kind: type[M]) -> M:
+        """The message as the kind this provider's channel sends (for the type checker: the
+        lane already decided it; a message of another kind is refused, never half-sent)."""
+        if not isinstance(message, kind):
+            raise PermanentError(
+                f"provider {self.name} sends {self.channel} only", code="lane_mismatch"
+            )
+        return message
 
     def ensure_lane(self, message: Message) -> None:
         """A provider configured for one lane refuses a message of another: promotional SMS can
@@ -298,7 +315,8 @@ class Provider:
         platform); the engine skips providers that cannot, instead of failing on them."""
         return True
 
-    async def send(self, message: Message) -> SendResult:  # pragma: no cover - interface
+    async def _send(self, message: Message) -> SendResult:  # pragma: no cover - interface
+        """The adapter's own sending, for a message already known to be of its lane."""
         raise NotImplementedError
 
     async def check(self, connect: bool = False) -> str:

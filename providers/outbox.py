@@ -35,7 +35,6 @@ import dataclasses
 import json
 import os
 import uuid
-from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,10 +42,8 @@ from typing import Any, ClassVar
 from providers.email.headers import extra_headers, message_id_for
 from providers.interface import (
     Channel,
-    ConfigurationError,
     EmailMessage,
     InvalidRecipientError,
-    Lane,
     Message,
     PermanentError,
     Provider,
@@ -55,6 +52,7 @@ from providers.interface import (
     ThrottledError,
     TransientError,
 )
+from providers.options import ProviderOptions, option
 
 _SIMULATED = {
     "temporary-failure@simulator.notifier.dev": "transient",
@@ -72,21 +70,24 @@ def simulated_outcome(recipient: str) -> str | None:
     return _SIMULATED.get(recipient.lower())
 
 
+class OutboxOptions(ProviderOptions):
+    """The outbox's options (no default send rate)."""
+
+    path: str = option(help="the outbox folder")
+    latency_ms: float = option(0, ge=0, help="an artificial provider latency (benchmarks)")
+
+
 class OutboxProvider(Provider):
     kind: ClassVar[str] = "outbox"
     channel: ClassVar[Channel | None] = None  # serves every channel
+    options_schema: ClassVar[type[ProviderOptions]] = OutboxOptions
+    config: OutboxOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        self.name = name
-        self.lane = lane
-        self.options = dict(options)
-        if not options.get("path"):
-            raise ConfigurationError(f"provider {name!r} (outbox) needs a 'path' option")
-        self.path = Path(options["path"]) / lane.value
-        self.latency = float(options.get("latency_ms", 0)) / 1000.0
+    def _configure(self) -> None:
+        self.path = Path(self.config.path) / self.lane.value
+        self.latency = self.config.latency_ms / 1000.0
 
-    async def send(self, message: Message) -> SendResult:
-        self.ensure_lane(message)
+    async def _send(self, message: Message) -> SendResult:
         if self.latency:
             await asyncio.sleep(self.latency)
         self._simulate(message.to)

@@ -241,7 +241,7 @@ class DeliveryEngine:
             )  # the account's shared send rate, before the clock
         started = time.perf_counter()
         try:
-            result = await provider.send(message)
+            result = await provider.deliver(message)
         except ProviderError as e:
             self._feedback(provider, e)
             return Attempt(provider.name, _ms(started), error=e)

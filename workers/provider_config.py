@@ -12,10 +12,11 @@
     "email.transactional" = ["ses-main", "smtp-backup"]
 
 An option named ``X_env`` becomes ``X`` read from that environment variable; ``X_file`` becomes
-``X`` read from that file (except the options that are paths the adapter itself opens:
-``ca_file``, ``key_file``, ``service_account_file``). Secret options written literally in the
-file are refused. Without a providers file every lane uses the outbox provider (the embedded
-default).
+``X`` read from that file, unless the type's option schema declares ``X_file`` itself (a path the
+adapter opens: ``ca_file``, ``key_file``, ``service_account_file``). A secret option written
+literally in the file is refused: one the type's schema marks secret, or whose name the one list
+of secret names (``notifier/redaction.py``) covers, for types that declare no schema. Without a
+providers file every lane uses the outbox provider (the embedded default).
 """
 
 from __future__ import annotations
@@ -29,10 +30,9 @@ from typing import Any
 
 from notifier.redaction import is_secret
 from providers.interface import ConfigurationError, Lane, Provider
+from providers.options import ProviderOptions
 
 ENTRY_POINT_GROUP = "notifier.providers"
-# options whose value is itself a path the adapter opens (not "read this option from a file")
-PATH_OPTIONS = frozenset({"ca_file", "key_file", "service_account_file"})
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,15 @@ class ProviderSpec:
 def provider_classes(kinds: set[str] | None = None) -> dict[str, type[Provider]]:
     """Provider classes by type name, from the entry points; only ``kinds`` are imported (a
     worker that sends through SMTP need not import boto3)."""
-    return {
-        ep.name: ep.load()
-        for ep in entry_points(group=ENTRY_POINT_GROUP)
-        if kinds is None or ep.name in kinds
-    }
+    classes: dict[str, type[Provider]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if kinds is not None and ep.name not in kinds:
+            continue
+        try:
+            classes[ep.name] = ep.load()
+        except TypeError as e:  # e.g. a plug-in still overriding send(): said at class creation
+            raise ConfigurationError(f"provider type {ep.name!r} cannot be used: {e}") from e
+    return classes
 
 
 def default_chains(outbox_dir: Path, latency_ms: float = 0) -> dict[Lane, list[ProviderSpec]]:
@@ -66,7 +70,9 @@ def load_chains(path: Path | None, outbox_dir: Path) -> dict[Lane, list[Provider
         document = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigurationError(f"cannot read providers file {path}: {e}") from e
-    specs = {name: _spec(name, block) for name, block in document.get("providers", {}).items()}
+    blocks = document.get("providers", {})
+    classes = provider_classes({str(block.get("type")) for block in blocks.values()})
+    specs = {name: _spec(name, block, classes) for name, block in blocks.items()}
     chains: dict[Lane, list[ProviderSpec]] = {}
     for lane_name, names in document.get("lanes", {}).items():
         try:
@@ -80,18 +86,21 @@ def load_chains(path: Path | None, outbox_dir: Path) -> dict[Lane, list[Provider
     return chains
 
 
-def _spec(name: str, block: dict[str, Any]) -> ProviderSpec:
+def _spec(name: str, block: dict[str, Any], classes: dict[str, type[Provider]]) -> ProviderSpec:
     if "type" not in block:
         raise ConfigurationError(f"provider {name!r} has no type")
+    kind = classes.get(block["type"])  # an unknown type is refused when it is built
+    schema = kind.options_schema if kind is not None else ProviderOptions
+    declared, secrets = set(schema.model_fields), schema.secret_names()
     options: dict[str, Any] = {}
     for key, value in block.items():
         if key == "type":
             continue
-        if key.endswith("_env"):
+        if key.endswith("_env") and key not in declared:
             options[key[:-4]] = _from_env(name, str(value))
-        elif key.endswith("_file") and key not in PATH_OPTIONS:
+        elif key.endswith("_file") and key not in declared:
             options[key[:-5]] = _from_file(name, str(value))
-        elif is_secret(key):  # the one list of secret names, notifier/redaction.py
+        elif key in secrets or (key not in declared and is_secret(key)):
             raise ConfigurationError(
                 f"provider {name!r}: {key} is a secret; use {key}_env or {key}_file "
                 "instead of writing it in the file"

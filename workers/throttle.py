@@ -1,7 +1,7 @@
 """Per-provider-account send rates, shared by every worker on every machine.
 
 A provider's rate comes from its ``rate_limit`` option in the providers file (``limits``
-notation, e.g. ``"100/second"``) or else from its class attribute ``rate_limit_per_second``
+notation, e.g. ``"100/second"``) or else that option's default in its type's option schema
 (Twilio's or SES's default account MPS). The count lives in the shared rate-limit storage (Redis
 in production), keyed by the provider's configured name, so ten workers together respect it.
 A send over the rate waits on the event loop until the window allows it; it is never failed.
@@ -21,21 +21,17 @@ from providers.interface import Provider
 
 def describe_rate(provider: Provider) -> str:
     """The send rate a provider instance keeps, said plainly (``providers check``, worker start)."""
-    configured = provider.options.get("rate_limit")
-    if configured:
-        return f"{configured} (configured)"
-    per_second = getattr(provider, "rate_limit_per_second", None)
-    if per_second:
-        return f"{per_second:g}/second ({provider.kind}'s default; set rate_limit to change it)"
-    return "no shared send rate (the provider's own limits apply)"
+    rule = rule_for(provider)
+    if rule is None:
+        return "no shared send rate (the provider's own limits apply)"
+    if "rate_limit" in provider.config.model_fields_set:
+        return f"{rule} (configured)"
+    return f"{rule} ({provider.kind}'s default; set rate_limit to change it)"
 
 
 def rule_for(provider: Provider) -> str | None:
-    configured = provider.options.get("rate_limit")
-    if configured:
-        return str(configured)
-    per_second = getattr(provider, "rate_limit_per_second", None)
-    return f"{per_second:g}/second" if per_second else None
+    """The rate in ``limits`` notation: the configured one, else the type's default."""
+    return provider.config.rate_limit
 
 
 class ProviderThrottle:

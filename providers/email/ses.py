@@ -17,7 +17,7 @@ Options (secrets already resolved):
 ======================  ======================================================================
 
 boto3 is synchronous: calls run on a thread pool owned by the instance (``max_concurrency``
-threads, via ``loop.run_in_executor``), on one client created once, so many sends wait on SES
+threads, :mod:`providers.sdk_threads`), on one client created once, so many sends wait on SES
 concurrently without blocking the worker's event loop. botocore's own retries are off: it would
 retry a read timeout, and a request SES may have accepted must not be sent twice; the delivery
 engine retries with backoff instead.
@@ -36,13 +36,11 @@ connection closed before the answer (the request may have been processed) are tr
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from email.headerregistry import Address
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import boto3
 from botocore.config import Config
@@ -57,13 +55,23 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ReadTimeoutError,
 )
+from pydantic import model_validator
 
 from providers.email.headers import extra_headers
+from providers.error_rules import (
+    ACCOUNT_REFUSED,
+    HTTP_4XX,
+    HTTP_5XX,
+    HTTP_429,
+    PERMANENT,
+    UNAVAILABLE,
+    ErrorRule,
+    lookup,
+    status_key,
+)
 from providers.interface import (
     Channel,
-    ConfigurationError,
     EmailMessage,
-    Lane,
     Message,
     PermanentError,
     Provider,
@@ -74,42 +82,73 @@ from providers.interface import (
     ThrottledError,
     TransientError,
     parse_retry_after,
-    positive_option,
 )
+from providers.options import ProviderOptions, option, send_rate
+from providers.sdk_threads import SdkThreads
+
+
+class SesOptions(ProviderOptions):
+    """The SES adapter's options (the table in the module docstring)."""
+
+    rate_limit: str | None = send_rate("14/second", "SES's starting production quota by default")
+    region: str = option(help="AWS region of the SES account")
+    from_address: str = option(help="From: address, a verified SES identity")
+    from_name: str | None = option(None, help="display name of From:")
+    access_key_id: str | None = option(None, help="AWS access key id (with secret_access_key)")
+    secret_access_key: str | None = option(None, secret=True, help="AWS secret access key")
+    endpoint_url: str | None = option(None, help="another SES endpoint")
+    configuration_set: str | None = option(None, help="configuration set to send through")
+    timeout_seconds: float = option(10, gt=0, help="connect and read timeout of each call")
+    max_concurrency: int = option(64, ge=1, help="calls in flight at once")
+
+    @model_validator(mode="after")
+    def _both_keys_or_neither(self) -> Self:
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise ValueError(
+                "give both access_key_id and secret_access_key, "
+                "or neither for the default credential chain"
+            )
+        return self
+
 
 # How long to wait after throttling when SES does not say (it usually does not): SES limits are
 # per second.
 DEFAULT_THROTTLE_SECONDS = 1.0
+THROTTLED_A_SECOND = ErrorRule(ThrottledError, retry_after=DEFAULT_THROTTLE_SECONDS)
+
 
 # SES API v2 errors of SendEmail and the common AWS errors:
 # https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_SendEmail.html#API_SendEmail_Errors
 # https://docs.aws.amazon.com/ses/latest/APIReference-V2/CommonErrors.html
-# Each row: SES error code -> (typed error, retry_after seconds for throttling or None).
-ERROR_TABLE: dict[str, tuple[type[ProviderError], float | None]] = {
-    "Throttling": (ThrottledError, DEFAULT_THROTTLE_SECONDS),
-    "ThrottlingException": (ThrottledError, DEFAULT_THROTTLE_SECONDS),
-    "TooManyRequestsException": (ThrottledError, DEFAULT_THROTTLE_SECONDS),
-    "LimitExceededException": (ThrottledError, DEFAULT_THROTTLE_SECONDS),
-    "InternalFailure": (ProviderUnavailableError, None),
-    "InternalServerError": (ProviderUnavailableError, None),
-    "ServiceUnavailable": (ProviderUnavailableError, None),
-    "ServiceUnavailableException": (ProviderUnavailableError, None),
-    "RequestTimeout": (ProviderUnavailableError, None),
-    "MessageRejected": (PermanentError, None),
-    "InvalidParameterValue": (PermanentError, None),
-    "BadRequestException": (PermanentError, None),
+# Keys are SES error codes, then the HTTP status classes for codes without a row.
+ERROR_TABLE: Mapping[str, ErrorRule] = {
+    "Throttling": THROTTLED_A_SECOND,
+    "ThrottlingException": THROTTLED_A_SECOND,
+    "TooManyRequestsException": THROTTLED_A_SECOND,
+    "LimitExceededException": THROTTLED_A_SECOND,
+    "InternalFailure": UNAVAILABLE,
+    "InternalServerError": UNAVAILABLE,
+    "ServiceUnavailable": UNAVAILABLE,
+    "ServiceUnavailableException": UNAVAILABLE,
+    "RequestTimeout": UNAVAILABLE,
+    "MessageRejected": PERMANENT,
+    "InvalidParameterValue": PERMANENT,
+    "BadRequestException": PERMANENT,
     # our account, sender or credentials, not the message: fail over, open the breaker, alert
-    "MailFromDomainNotVerifiedException": (ProviderAccountError, None),
-    "AccountSuspendedException": (ProviderAccountError, None),
-    "AccountSendingPausedException": (ProviderAccountError, None),
-    "SendingPausedException": (ProviderAccountError, None),
-    "NotFoundException": (ProviderAccountError, None),  # e.g. the configuration set does not exist
-    "AccessDeniedException": (ProviderAccountError, None),
-    "UnrecognizedClientException": (ProviderAccountError, None),
-    "InvalidClientTokenId": (ProviderAccountError, None),
-    "SignatureDoesNotMatch": (ProviderAccountError, None),
-    "IncompleteSignature": (ProviderAccountError, None),
-    "MissingAuthenticationToken": (ProviderAccountError, None),
+    "MailFromDomainNotVerifiedException": ACCOUNT_REFUSED,
+    "AccountSuspendedException": ACCOUNT_REFUSED,
+    "AccountSendingPausedException": ACCOUNT_REFUSED,
+    "SendingPausedException": ACCOUNT_REFUSED,
+    "NotFoundException": ACCOUNT_REFUSED,  # e.g. the configuration set does not exist
+    "AccessDeniedException": ACCOUNT_REFUSED,
+    "UnrecognizedClientException": ACCOUNT_REFUSED,
+    "InvalidClientTokenId": ACCOUNT_REFUSED,
+    "SignatureDoesNotMatch": ACCOUNT_REFUSED,
+    "IncompleteSignature": ACCOUNT_REFUSED,
+    "MissingAuthenticationToken": ACCOUNT_REFUSED,
+    HTTP_429: THROTTLED_A_SECOND,
+    HTTP_5XX: UNAVAILABLE,
+    HTTP_4XX: PERMANENT,
 }
 
 # Codes whose AWS message may describe the request signature or key: never copied into ours.
@@ -137,24 +176,12 @@ def client_error(error: ClientError) -> ProviderError:
     code = str(details.get("Code") or "")
     metadata = error.response.get("ResponseMetadata", {})
     status = int(metadata.get("HTTPStatusCode") or 0)
-    error_class, retry_after = ERROR_TABLE.get(code, _by_status(status))
+    rule = lookup(ERROR_TABLE, code, status_key(status))
     description = f"SES {code or 'error'} (HTTP {status})"
     if code not in _CREDENTIAL_CODES and details.get("Message"):
         description += f": {_one_line(str(details['Message']))}"
-    if issubclass(error_class, TransientError):
-        retry_after = (
-            parse_retry_after((metadata.get("HTTPHeaders") or {}).get("retry-after")) or retry_after
-        )
-        return error_class(description, code=code or status, retry_after=retry_after)
-    return error_class(description, code=code or status)
-
-
-def _by_status(status: int) -> tuple[type[ProviderError], float | None]:
-    if status == 429:
-        return ThrottledError, DEFAULT_THROTTLE_SECONDS
-    if status >= 500:
-        return ProviderUnavailableError, None
-    return PermanentError, None
+    said = parse_retry_after((metadata.get("HTTPHeaders") or {}).get("retry-after"))
+    return rule.build(description, code or status, said or None)
 
 
 def transport_error(error: BotoCoreError) -> ProviderError:
@@ -189,29 +216,22 @@ def _one_line(text: str, limit: int = 300) -> str:
 class SesProvider(Provider):
     kind: ClassVar[str] = "ses"
     channel: ClassVar[Channel] = Channel.EMAIL
-    body_limit: ClassVar[int | None] = 10_000_000  # characters; SES's cap is 40 MB encoded
-    rate_limit_per_second: ClassVar[float | None] = 14.0  # SES's starting production quota
+    options_schema: ClassVar[type[ProviderOptions]] = SesOptions
+    config: SesOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
-        self.region = _required(options, "region", name)
-        self.from_address = _required(options, "from_address", name)
-        self.from_name: str | None = options.get("from_name") or None
-        self.configuration_set: str | None = options.get("configuration_set") or None
-        self.endpoint_url: str | None = options.get("endpoint_url") or None
-        self.timeout = positive_option(options, "timeout_seconds", 10, name, "ses")
-        self.max_concurrency = int(positive_option(options, "max_concurrency", 64, name, "ses"))
-        self._client = self._make_client(options)
-        self._executor = ThreadPoolExecutor(
-            max_workers=self.max_concurrency, thread_name_prefix=f"ses-{name}"
-        )
+    def _configure(self) -> None:
+        config = self.config
+        self.region, self.from_address = config.region, config.from_address
+        self.from_name, self.configuration_set = config.from_name, config.configuration_set
+        self.endpoint_url = config.endpoint_url
+        self.timeout, self.max_concurrency = config.timeout_seconds, config.max_concurrency
+        self._client = self._make_client()
+        self._threads = SdkThreads(self.max_concurrency, f"ses-{self.name}")
 
     # ---------------------------------------------------------------- interface
 
-    async def send(self, message: Message) -> SendResult:
-        self.ensure_lane(message)
-        if not isinstance(message, EmailMessage):  # the lane's channel decides the kind: narrows it
-            raise PermanentError(f"provider {self.name} sends email only", code="lane_mismatch")
+    async def _send(self, message: Message) -> SendResult:
+        message = self.narrow(message, EmailMessage)
         response = await self._call("send_email", **self.request(message))
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return SendResult(
@@ -235,7 +255,7 @@ class SesProvider(Provider):
         )
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        await self._threads.close()
         self._client.close()
 
     # ---------------------------------------------------------------- request
@@ -275,22 +295,14 @@ class SesProvider(Provider):
     async def _call(self, operation: str, **parameters: Any) -> dict[str, Any]:
         """Run one client call on the instance's threads; SDK failures become typed errors."""
         call = functools.partial(getattr(self._client, operation), **parameters)
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, call)
+            return await self._threads.run(call)
         except ClientError as e:
             raise client_error(e) from e
         except BotoCoreError as e:
             raise transport_error(e) from e
 
-    def _make_client(self, options: Mapping[str, Any]) -> Any:
-        key_id = options.get("access_key_id") or None
-        secret = options.get("secret_access_key") or None
-        if bool(key_id) != bool(secret):
-            raise ConfigurationError(
-                f"provider {self.name!r} (ses): give both access_key_id and secret_access_key, "
-                "or neither for the default credential chain"
-            )
+    def _make_client(self) -> Any:
         config = Config(
             connect_timeout=self.timeout,
             read_timeout=self.timeout,
@@ -301,8 +313,8 @@ class SesProvider(Provider):
             "sesv2",
             region_name=self.region,
             endpoint_url=self.endpoint_url,
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret,
+            aws_access_key_id=self.config.access_key_id,
+            aws_secret_access_key=self.config.secret_access_key,
             config=config,
         )
 
@@ -317,10 +329,3 @@ def _boto_session() -> boto3.session.Session:
 
 def _tag_value(message: EmailMessage) -> str:
     return _TAG_FORBIDDEN.sub("_", message.notification_id)[:256]
-
-
-def _required(options: Mapping[str, Any], key: str, name: str) -> str:
-    value = options.get(key)
-    if not value:
-        raise ConfigurationError(f"provider {name!r} (ses) needs the {key!r} option")
-    return str(value)

@@ -46,7 +46,6 @@ import asyncio
 import io
 import socket
 import ssl
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.generator import BytesGenerator
 from email.headerregistry import Address
@@ -55,10 +54,11 @@ from email.policy import SMTP as SMTP_POLICY
 from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar, Literal, Self
 
 import aiosmtplib
 from aiosmtplib.email import parse_address
+from pydantic import model_validator
 
 from providers.email.headers import extra_headers, message_id_for
 from providers.email.smtp_errors import (
@@ -71,17 +71,38 @@ from providers.interface import (
     ConfigurationError,
     EmailMessage,
     InvalidRecipientError,
-    Lane,
     Message,
     PermanentError,
     Provider,
     SendResult,
-    positive_option,
 )
+from providers.options import ProviderOptions, option
 
 _DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
 
-# Headers the adapter owns; a caller's ``headers`` cannot override them.
+
+class SmtpOptions(ProviderOptions):
+    """The SMTP adapter's options (the table in the module docstring)."""
+
+    host: str = option(help="relay host name or IP")
+    port: int | None = option(
+        None, ge=1, le=65535, help="TCP port; 587 for starttls, 465 for implicit, 25 for none"
+    )
+    tls: Literal["starttls", "implicit", "none"] = option("starttls", help="TLS mode")
+    username: str | None = option(None, help="AUTH login")
+    password: str | None = option(None, secret=True, help="AUTH password (with username)")
+    ca_file: str | None = option(None, help="PEM file of a private CA to trust")
+    from_address: str = option(help="envelope sender and From: address")
+    from_name: str | None = option(None, help="display name of From:")
+    pool_size: int = option(4, ge=1, help="open sessions kept and the most used at once")
+    timeout_seconds: float = option(10, gt=0, help="connect and per-command timeout")
+    helo_hostname: str | None = option(None, help="name announced in EHLO (default: FQDN)")
+
+    @model_validator(mode="after")
+    def _password_with_username(self) -> Self:
+        if self.username and self.password is None:
+            raise ValueError("username given without password")
+        return self
 
 
 def is_bare_address(address: str) -> bool:
@@ -153,37 +174,25 @@ class _SessionPool:
 class SmtpProvider(Provider):
     kind: ClassVar[str] = "smtp"
     channel: ClassVar[Channel] = Channel.EMAIL
-    body_limit: ClassVar[int | None] = 10_000_000  # characters; Postfix's default message size
-    rate_limit_per_second: ClassVar[float | None] = None  # the relay's own limits apply
+    options_schema: ClassVar[type[ProviderOptions]] = SmtpOptions  # no default rate: the relay's
+    config: SmtpOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
-        self.host = _required(options, "host", name)
-        self.tls = str(options.get("tls", "starttls"))
-        if self.tls not in _DEFAULT_PORTS:
-            raise ConfigurationError(
-                f"provider {name!r} (smtp): tls must be starttls, implicit or none"
-            )
-        self.port = _positive_int(options.get("port") or _DEFAULT_PORTS[self.tls], "port", name)
-        self.username: str | None = options.get("username") or None
-        self._password: str | None = options.get("password") or None
-        if self.username and self._password is None:
-            raise ConfigurationError(f"provider {name!r} (smtp): username given without password")
-        self.from_address = _required(options, "from_address", name)
-        self.from_name: str | None = options.get("from_name") or None
-        self.from_domain = _domain_of(self.from_address, name)
-        self.pool_size = _positive_int(options.get("pool_size", 4), "pool_size", name)
-        self.timeout = positive_option(options, "timeout_seconds", 10, name, "smtp")
-        self.helo_hostname: str | None = options.get("helo_hostname") or None
-        self._tls_context = self._build_tls_context(options.get("ca_file"))
+    def _configure(self) -> None:
+        config = self.config
+        self.host, self.tls = config.host, config.tls
+        self.port = config.port or _DEFAULT_PORTS[self.tls]
+        self.username, self._password = config.username, config.password
+        self.from_address, self.from_name = config.from_address, config.from_name
+        self.from_domain = _domain_of(self.from_address)
+        self.pool_size, self.timeout = config.pool_size, config.timeout_seconds
+        self.helo_hostname = config.helo_hostname
+        self._tls_context = self._build_tls_context(config.ca_file)
         self._pool: _SessionPool | None = None
 
     # ---------------------------------------------------------------- interface
 
-    async def send(self, message: Message) -> SendResult:
-        self.ensure_lane(message)
-        if not isinstance(message, EmailMessage):  # the lane's channel decides the kind: narrows it
-            raise PermanentError(f"provider {self.name} sends email only", code="lane_mismatch")
+    async def _send(self, message: Message) -> SendResult:
+        message = self.narrow(message, EmailMessage)
         if not is_bare_address(message.to):
             raise InvalidRecipientError(
                 "recipient is not a plain email address", code="invalid_address"
@@ -335,31 +344,14 @@ class SmtpProvider(Provider):
         if self.tls == "none":
             return None
         if ca_file and not Path(ca_file).is_file():
-            raise ConfigurationError(f"provider {self.name!r} (smtp): ca_file {ca_file} not found")
+            raise ConfigurationError(f"ca_file {ca_file} not found")
         return ssl.create_default_context(cafile=ca_file or None)
 
 
-def _required(options: Mapping[str, Any], key: str, name: str) -> str:
-    value = options.get(key)
-    if not value:
-        raise ConfigurationError(f"provider {name!r} (smtp) needs the {key!r} option")
-    return str(value)
-
-
-def _domain_of(address: str, name: str) -> str:
+def _domain_of(address: str) -> str:
     """The from-address's domain; refuses what cannot go on MAIL FROM, so that an address
     the client library refuses later can only be the recipient's."""
     local, _, domain = address.rpartition("@")
     if not local or not domain or not is_bare_address(address):
-        raise ConfigurationError(f"provider {name!r} (smtp): from_address is not an address")
+        raise ConfigurationError("from_address is not an address")
     return domain
-
-
-def _positive_int(value: Any, key: str, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1:
-        raise ConfigurationError(f"provider {name!r} (smtp): {key} must be a positive integer")
-    return number

@@ -13,9 +13,14 @@ import asyncio
 import enum
 import re
 import ssl
+from collections.abc import Mapping
 
 import aiosmtplib
 
+from providers.error_rules import (
+    ErrorRule,
+    lookup,
+)
 from providers.interface import (
     InvalidRecipientError,
     PermanentError,
@@ -29,23 +34,33 @@ from providers.interface import (
 # SMTP reply codes: RFC 5321 section 4.2 https://www.rfc-editor.org/rfc/rfc5321#section-4.2,
 # AUTH replies: RFC 4954 section 6 https://www.rfc-editor.org/rfc/rfc4954#section-6.
 # Codes not listed fall back to their class: 4xx transient, 5xx permanent.
-REPLY_TABLE: dict[int, tuple[type[ProviderError], str]] = {
-    421: (ProviderUnavailableError, "service not available"),
-    450: (TransientError, "mailbox unavailable, try again"),
-    451: (TransientError, "local error in processing"),
-    452: (TransientError, "insufficient system storage"),
-    454: (ProviderUnavailableError, "TLS or authentication temporarily unavailable"),
+REPLY_TABLE: Mapping[int | str, ErrorRule] = {
+    421: ErrorRule(ProviderUnavailableError, meaning="service not available"),
+    450: ErrorRule(TransientError, meaning="mailbox unavailable, try again"),
+    451: ErrorRule(TransientError, meaning="local error in processing"),
+    452: ErrorRule(TransientError, meaning="insufficient system storage"),
+    454: ErrorRule(
+        ProviderUnavailableError, meaning="TLS or authentication temporarily unavailable"
+    ),
     # our credentials, not the message: fail over, open the breaker, alert
-    530: (ProviderAccountError, "authentication required"),
-    534: (ProviderAccountError, "authentication mechanism too weak"),
-    535: (ProviderAccountError, "authentication failed"),
-    538: (ProviderAccountError, "encryption required for authentication"),
-    550: (InvalidRecipientError, "mailbox unavailable"),
-    551: (InvalidRecipientError, "user not local"),
-    552: (PermanentError, "exceeded storage allocation"),
-    553: (InvalidRecipientError, "mailbox name not allowed"),
-    554: (PermanentError, "transaction failed"),
-    555: (PermanentError, "MAIL or RCPT parameters not recognized"),
+    530: ErrorRule(ProviderAccountError, meaning="authentication required"),
+    534: ErrorRule(ProviderAccountError, meaning="authentication mechanism too weak"),
+    535: ErrorRule(ProviderAccountError, meaning="authentication failed"),
+    538: ErrorRule(ProviderAccountError, meaning="encryption required for authentication"),
+    # a hard bounce only with an "unknown mailbox" enhanced status, else permanent (reply_error)
+    550: ErrorRule(
+        InvalidRecipientError, SuppressionReason.HARD_BOUNCE, meaning="mailbox unavailable"
+    ),
+    551: ErrorRule(InvalidRecipientError, SuppressionReason.HARD_BOUNCE, meaning="user not local"),
+    552: ErrorRule(PermanentError, meaning="exceeded storage allocation"),
+    553: ErrorRule(
+        InvalidRecipientError, SuppressionReason.HARD_BOUNCE, meaning="mailbox name not allowed"
+    ),
+    554: ErrorRule(PermanentError, meaning="transaction failed"),
+    555: ErrorRule(PermanentError, meaning="MAIL or RCPT parameters not recognized"),
+    "4xx": ErrorRule(TransientError, meaning="temporary failure"),
+    "5xx": ErrorRule(PermanentError, meaning="permanent failure"),
+    "other": ErrorRule(TransientError, meaning="unexpected reply"),
 }
 
 # RFC 3463 / IANA enhanced status codes that mean "this recipient address does not exist":
@@ -91,26 +106,22 @@ def enhanced_status(reply_text: str) -> str | None:
 
 def reply_error(code: int, reply_text: str) -> ProviderError:
     """The typed error for an SMTP reply, by :data:`REPLY_TABLE`."""
-    error_class, meaning = REPLY_TABLE.get(code, _by_reply_class(code))
-    status = enhanced_status(reply_text)
-    if code in (530, 534, 535, 538):
-        return error_class(f"SMTP authentication failed ({code} {meaning})", code=code)
-    description = f"SMTP {code} {meaning}: {_one_line(reply_text)}"
-    if error_class is InvalidRecipientError:
-        if status in UNKNOWN_MAILBOX_STATUSES:
-            return InvalidRecipientError(
-                description, code=code, reason=SuppressionReason.HARD_BOUNCE
-            )
-        return PermanentError(description, code=code)
-    return error_class(description, code=code)
+    rule = lookup(REPLY_TABLE, code, reply_class(code))
+    if rule.error is ProviderAccountError:
+        return rule.build(f"SMTP authentication failed ({code} {rule.meaning})", code)
+    description = f"SMTP {code} {rule.meaning}: {_one_line(reply_text)}"
+    if rule.error is InvalidRecipientError and enhanced_status(reply_text) not in (
+        UNKNOWN_MAILBOX_STATUSES
+    ):
+        return PermanentError(description, code=code)  # "550 5.7.1 relaying denied": ours
+    return rule.build(description, code)
 
 
-def _by_reply_class(code: int) -> tuple[type[ProviderError], str]:
-    if 400 <= code < 500:
-        return TransientError, "temporary failure"
-    if 500 <= code < 600:
-        return PermanentError, "permanent failure"
-    return TransientError, "unexpected reply"
+def reply_class(code: int) -> str:
+    """The catch-all key of a reply code without a row of its own."""
+    if 400 <= code < 600:
+        return f"{code // 100}xx"
+    return "other"
 
 
 def _one_line(text: str, limit: int = 200) -> str:

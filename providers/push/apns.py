@@ -56,77 +56,96 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from h2.exceptions import FlowControlError, NoAvailableStreamIDError
 
+from providers.error_rules import (
+    ACCOUNT_REFUSED,
+    INVALID_TOKEN,
+    PERMANENT,
+    THROTTLED,
+    UNAVAILABLE,
+    ErrorRule,
+    lookup,
+)
 from providers.interface import (
     Category,
     Channel,
     ConfigurationError,
-    InvalidRecipientError,
-    Lane,
     Message,
     PermanentError,
     Provider,
-    ProviderAccountError,
     ProviderError,
     ProviderUnavailableError,
     PushMessage,
     PushPlatform,
     SendResult,
-    SuppressionReason,
-    ThrottledError,
-    positive_option,
 )
+from providers.options import ProviderOptions, option
 
 # What APNs answers mean for us, one row per vendor answer, keyed (HTTP status, reason); a
 # reason without its own row falls back to (status, None), then to ("4xx"/"5xx", None).
 # https://developer.apple.com/documentation/usernotifications/handling-notification-responses-from-apns
-APNS_ERRORS: dict[tuple[str, str | None], type[ProviderError]] = {
-    ("410", "Unregistered"): InvalidRecipientError,
-    ("410", "ExpiredToken"): InvalidRecipientError,
-    ("410", None): InvalidRecipientError,
-    ("400", "BadDeviceToken"): InvalidRecipientError,
-    ("400", "DeviceTokenNotForTopic"): InvalidRecipientError,
-    ("429", "TooManyRequests"): ThrottledError,
-    ("429", None): ThrottledError,
-    ("500", None): ProviderUnavailableError,
-    ("503", None): ProviderUnavailableError,
+APNS_ERRORS: Mapping[tuple[str, str | None], ErrorRule] = {
+    ("410", "Unregistered"): INVALID_TOKEN,
+    ("410", "ExpiredToken"): INVALID_TOKEN,
+    ("410", None): INVALID_TOKEN,
+    ("400", "BadDeviceToken"): INVALID_TOKEN,
+    ("400", "DeviceTokenNotForTopic"): INVALID_TOKEN,
+    ("429", "TooManyRequests"): THROTTLED,
+    ("429", None): THROTTLED,
+    ("500", None): UNAVAILABLE,
+    ("503", None): UNAVAILABLE,
     # our key, certificate or topic, not the message: fail over, open the breaker, alert
-    ("403", "InvalidProviderToken"): ProviderAccountError,
-    ("403", "ExpiredProviderToken"): ProviderAccountError,  # often this machine's clock
-    ("403", None): ProviderAccountError,  # BadCertificate, Forbidden, MissingProviderToken
-    ("400", "BadTopic"): ProviderAccountError,
-    ("400", "TopicDisallowed"): ProviderAccountError,
-    ("4xx", None): PermanentError,
-    ("5xx", None): ProviderUnavailableError,
+    ("403", "InvalidProviderToken"): ACCOUNT_REFUSED,
+    ("403", "ExpiredProviderToken"): ACCOUNT_REFUSED,  # often this machine's clock
+    ("403", None): ACCOUNT_REFUSED,  # BadCertificate, Forbidden, MissingProviderToken
+    ("400", "BadTopic"): ACCOUNT_REFUSED,
+    ("400", "TopicDisallowed"): ACCOUNT_REFUSED,
+    ("4xx", None): PERMANENT,
+    ("5xx", None): UNAVAILABLE,
 }
 
 _COLLAPSE_ID_LIMIT = 64  # bytes
 _APNS_ID_NAMESPACE = uuid.UUID("6f0d6a53-9c52-4a0e-9f0a-4bb4c0a0a7e1")
 
 
-def lookup_answer(status: str, reason: str | None) -> type[ProviderError]:
+def answer_keys(status: str, reason: str | None) -> tuple[tuple[str, str | None], ...]:
+    """The keys of :data:`APNS_ERRORS` an answer may have, most specific first; a status that
+    is not 5xx (not an HTTP error status at all, even) is a permanent 4xx: never retried
+    blindly."""
     status_class = "5xx" if status.startswith("5") else "4xx"
-    for key in ((status, reason), (status, None), (status_class, None)):
-        if key in APNS_ERRORS:
-            return APNS_ERRORS[key]
-    return PermanentError  # not an HTTP error status at all: never retry blindly
+    return ((status, reason), (status, None), (status_class, None))
 
 
 def answer_error(result: NotificationResult) -> ProviderError:
     """APNs answered with an error: walk the table. Messages carry no token nor content."""
-    error_class = lookup_answer(result.status, result.description)
+    rule = lookup(APNS_ERRORS, *answer_keys(result.status, result.description))
     text = f"APNs refused the notification: {result.status} {result.description or ''}".strip()
     code = f"{result.status} {result.description}" if result.description else result.status
-    if issubclass(error_class, InvalidRecipientError):
-        return error_class(text, code=code, reason=SuppressionReason.INVALID_TOKEN)
-    return error_class(text, code=code)
+    return rule.build(text, code)
 
 
-def load_signing_key(options: Mapping[str, Any]) -> str:
-    if options.get("key"):
-        pem = str(options["key"])
-    elif options.get("key_file"):
+class ApnsOptions(ProviderOptions):
+    """The APNs adapter's options (the list in the module docstring). No default send rate:
+    Apple publishes none, a 429 is throttling."""
+
+    key_file: str | None = option(None, help="path to the signing key (AuthKey_XXXXXXXXXX.p8)")
+    key: str | None = option(None, secret=True, help="the signing key itself, PEM text")
+    key_id: str = option(help="the key's 10-character Key ID")
+    team_id: str = option(help="the Apple developer Team ID")
+    topic: str = option(help="the app's bundle id (apns-topic)")
+    use_sandbox: bool = option(False, help="the development environment")
+    host: str | None = option(None, help="server host overriding the environment's")
+    port: int = option(443, ge=1, le=65535, help="server port")
+    ca_file: str | None = option(None, help="CA bundle to verify the server with")
+    timeout_seconds: float = option(10, gt=0, help="deadline of one send, connecting included")
+    max_connections: int = option(1, ge=1, help="HTTP/2 connections to keep open")
+
+
+def load_signing_key(config: ApnsOptions) -> str:
+    if config.key:
+        pem = config.key
+    elif config.key_file:
         try:
-            with open(options["key_file"], encoding="ascii") as f:
+            with open(config.key_file, encoding="ascii") as f:
                 pem = f.read()
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigurationError("cannot read key_file") from e
@@ -139,17 +158,6 @@ def load_signing_key(options: Mapping[str, Any]) -> str:
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise ConfigurationError("the signing key is not an EC P-256 (ES256) key")
     return pem
-
-
-def read_flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"", "0", "false", "no", "off", "none"}:
-        return False
-    raise ConfigurationError(f"use_sandbox must be true or false, not {value!r}")
 
 
 def apns_id_for(notification_id: str) -> str:
@@ -179,34 +187,19 @@ def alert_payload(message: PushMessage) -> dict[str, Any]:
 class ApnsProvider(Provider):
     kind: ClassVar[str] = "apns"
     channel: ClassVar[Channel] = Channel.PUSH
-    body_limit: ClassVar[int | None] = 4096  # APNs limits the whole payload to 4 KB
-    rate_limit_per_second: ClassVar[float | None] = None  # Apple publishes none; 429 if exceeded
+    options_schema: ClassVar[type[ProviderOptions]] = ApnsOptions
+    config: ApnsOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
-        try:
-            self._key = load_signing_key(options)
-            self.key_id, self.team_id, self.topic = self._identity(options)
-            self.use_sandbox = read_flag(options.get("use_sandbox", False))
-            self.port = int(options.get("port") or 443)
-        except (TypeError, ValueError) as e:
-            raise ConfigurationError(f"provider {name!r} (apns): bad numeric option") from e
-        except ConfigurationError as e:
-            raise ConfigurationError(f"provider {name!r} (apns): {e}") from e
-        self.timeout = positive_option(options, "timeout_seconds", 10, name, "apns")
-        self.max_connections = int(positive_option(options, "max_connections", 1, name, "apns"))
-        self.host: str | None = options.get("host") or None
-        self.ca_file: str | None = options.get("ca_file") or None
+    def _configure(self) -> None:
+        config = self.config
+        self._key = load_signing_key(config)
+        self.key_id, self.team_id, self.topic = config.key_id, config.team_id, config.topic
+        self.use_sandbox, self.host, self.port = config.use_sandbox, config.host, config.port
+        self.timeout, self.max_connections = config.timeout_seconds, config.max_connections
+        self.ca_file = config.ca_file
         self._client: APNs | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight: dict[str, asyncio.Task[NotificationResult]] = {}
-
-    @staticmethod
-    def _identity(options: Mapping[str, Any]) -> tuple[str, str, str]:
-        missing = [k for k in ("key_id", "team_id", "topic") if not options.get(k)]
-        if missing:
-            raise ConfigurationError(f"missing option(s) {', '.join(missing)}")
-        return str(options["key_id"]), str(options["team_id"]), str(options["topic"])
 
     # ------------------------------------------------------------------ client
 
@@ -261,10 +254,8 @@ class ApnsProvider(Provider):
     def serves(self, message: Message) -> bool:
         return isinstance(message, PushMessage) and message.platform == PushPlatform.APNS
 
-    async def send(self, message: Message) -> SendResult:
-        self.ensure_lane(message)
-        if not isinstance(message, PushMessage) or message.platform != PushPlatform.APNS:
-            raise PermanentError(f"provider {self.name} sends APNs pushes only", code="platform")
+    async def _send(self, message: Message) -> SendResult:
+        message = self.narrow(message, PushMessage)
         request = self._request(message)
         client = self._client_on_this_loop()
         # Not client.send_notification: the pool's loop sleeps a second and retries a refused

@@ -37,12 +37,10 @@ code and Retry-After kept on the exception, and one access token shared by all t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -57,12 +55,21 @@ from pyfcm.errors import FCMError
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from providers.error_rules import (
+    ACCOUNT_REFUSED,
+    BY_STATUS,
+    INVALID_TOKEN,
+    PERMANENT,
+    THROTTLED,
+    UNAVAILABLE,
+    ErrorRule,
+    lookup,
+    status_key,
+)
 from providers.interface import (
     Category,
     Channel,
     ConfigurationError,
-    InvalidRecipientError,
-    Lane,
     Message,
     PermanentError,
     Provider,
@@ -72,12 +79,11 @@ from providers.interface import (
     PushMessage,
     PushPlatform,
     SendResult,
-    SuppressionReason,
-    ThrottledError,
     TransientError,
     parse_retry_after,
-    positive_option,
 )
+from providers.options import ProviderOptions, option, send_rate
+from providers.sdk_threads import SdkThreads
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 DEFAULT_ENDPOINT_BASE = "https://fcm.googleapis.com/v1/projects"
@@ -87,26 +93,24 @@ DEFAULT_ENDPOINT_BASE = "https://fcm.googleapis.com/v1/projects"
 # Answer format and HTTP statuses: https://firebase.google.com/docs/cloud-messaging/send/v1-api
 # Rows keyed by the FCM ``errorCode`` (``details[].errorCode``); an INVALID_ARGUMENT whose field
 # violation names ``message.token`` gets its own row. Answers without an FCM error code fall
-# back to their HTTP status ("HTTP 404"), then to the status class ("HTTP 4xx"/"HTTP 5xx").
+# back to their HTTP status ("http 404"), then to the status class ("http 4xx"/"http 5xx").
 # pyfcm raises, by status: 400 InvalidDataError, 401 AuthenticationError, 403
 # FCMSenderIdMismatchError, 404 FCMNotRegisteredError, anything else FCMServerError.
-FCM_ERRORS: dict[str, type[ProviderError]] = {
-    "UNREGISTERED": InvalidRecipientError,
-    "INVALID_ARGUMENT:message.token": InvalidRecipientError,
-    "INVALID_ARGUMENT": PermanentError,
-    "SENDER_ID_MISMATCH": PermanentError,
-    "THIRD_PARTY_AUTH_ERROR": ProviderAccountError,  # our APNs credentials in FCM
-    "QUOTA_EXCEEDED": ThrottledError,
-    "UNAVAILABLE": ProviderUnavailableError,
-    "INTERNAL": ProviderUnavailableError,
-    "UNSPECIFIED_ERROR": TransientError,
-    "HTTP 400": PermanentError,
-    "HTTP 401": ProviderAccountError,
-    "HTTP 403": ProviderAccountError,
-    "HTTP 404": InvalidRecipientError,
-    "HTTP 429": ThrottledError,
-    "HTTP 4xx": PermanentError,
-    "HTTP 5xx": ProviderUnavailableError,
+FCM_ERRORS: Mapping[str, ErrorRule] = {
+    "UNREGISTERED": INVALID_TOKEN,
+    "INVALID_ARGUMENT:message.token": INVALID_TOKEN,
+    "INVALID_ARGUMENT": PERMANENT,
+    "SENDER_ID_MISMATCH": PERMANENT,
+    "THIRD_PARTY_AUTH_ERROR": ACCOUNT_REFUSED,  # our APNs credentials in FCM
+    "QUOTA_EXCEEDED": THROTTLED,
+    "UNAVAILABLE": UNAVAILABLE,
+    "INTERNAL": UNAVAILABLE,
+    "UNSPECIFIED_ERROR": ErrorRule(TransientError),
+    "http 400": PERMANENT,
+    "http 401": ACCOUNT_REFUSED,
+    "http 403": ACCOUNT_REFUSED,
+    "http 404": INVALID_TOKEN,
+    **BY_STATUS,
 }
 
 _TOKEN_FIELD = "message.token"  # noqa: S105 - the name of FCM's device-token field
@@ -131,14 +135,16 @@ class FcmAnswerError(FCMError):
         self.retry_after = retry_after
 
     @property
-    def table_key(self) -> str:
+    def table_keys(self) -> tuple[str, ...]:
+        """The keys of :data:`FCM_ERRORS` this answer may have, most specific first."""
+        keys = [
+            self.error_code or "",
+            f"http {self.status}",
+            status_key(self.status),
+        ]
         if self.error_code == "INVALID_ARGUMENT" and _TOKEN_FIELD in self.fields:
-            return f"INVALID_ARGUMENT:{_TOKEN_FIELD}"
-        if self.error_code in FCM_ERRORS:
-            return self.error_code
-        if f"HTTP {self.status}" in FCM_ERRORS:
-            return f"HTTP {self.status}"
-        return "HTTP 5xx" if self.status >= 500 else "HTTP 4xx"
+            keys.insert(0, f"INVALID_ARGUMENT:{_TOKEN_FIELD}")
+        return tuple(keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +212,26 @@ class FcmClient(FCMNotification):
             return token
 
 
-def load_service_account(options: Mapping[str, Any]) -> dict[str, Any]:
-    if options.get("service_account_json"):
-        text = str(options["service_account_json"])
-    elif options.get("service_account_file"):
+class FcmOptions(ProviderOptions):
+    """The FCM adapter's options (the list in the module docstring)."""
+
+    rate_limit: str | None = send_rate("10000/second", "FCM's default 600,000/minute by default")
+    service_account_file: str | None = option(None, help="path to the service-account JSON key")
+    service_account_json: str | None = option(
+        None, secret=True, help="the service-account JSON itself"
+    )
+    project_id: str | None = option(None, help="the Firebase project (default: the account's)")
+    endpoint_base: str | None = option(None, help="base URL of the messages API")
+    timeout_seconds: float = option(10, gt=0, help="connect and read timeout, grant included")
+    max_concurrency: int = option(64, ge=1, help="sends in flight at once (threads)")
+
+
+def load_service_account(config: FcmOptions) -> dict[str, Any]:
+    if config.service_account_json:
+        text = config.service_account_json
+    elif config.service_account_file:
         try:
-            with open(options["service_account_file"], encoding="utf-8") as f:
+            with open(config.service_account_file, encoding="utf-8") as f:
                 text = f.read()
         except OSError as e:
             raise ConfigurationError(f"cannot read service_account_file: {e.strerror}") from e
@@ -238,30 +258,29 @@ def android_ttl(expires_at: datetime | None, now: datetime) -> str | None:
 class FcmProvider(Provider):
     kind: ClassVar[str] = "fcm"
     channel: ClassVar[Channel] = Channel.PUSH
-    body_limit: ClassVar[int | None] = 4096  # FCM limits the whole message payload to 4 KB
-    rate_limit_per_second: ClassVar[float | None] = 10_000.0  # default quota 600,000/minute
+    options_schema: ClassVar[type[ProviderOptions]] = FcmOptions
+    config: FcmOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
-        self.timeout = positive_option(options, "timeout_seconds", 10, name, "fcm")
-        self.max_concurrency = int(positive_option(options, "max_concurrency", 64, name, "fcm"))
+    def _configure(self) -> None:
+        self.timeout, self.max_concurrency = (
+            self.config.timeout_seconds,
+            self.config.max_concurrency,
+        )
         try:
-            info = load_service_account(options)
+            info = load_service_account(self.config)
             credentials = service_account.Credentials.from_service_account_info(
                 info, scopes=[FCM_SCOPE]
             )
         except ValueError as e:  # google-auth: missing client_email, token_uri or a bad key
-            raise ConfigurationError(f"provider {name!r} (fcm): bad service account") from e
-        except ConfigurationError as e:
-            raise ConfigurationError(f"provider {name!r} (fcm): {e}") from e
-        self.project_id = str(options.get("project_id") or info.get("project_id") or "")
+            raise ConfigurationError("bad service account") from e
+        self.project_id = str(self.config.project_id or info.get("project_id") or "")
         if not self.project_id:
-            raise ConfigurationError(f"provider {name!r} (fcm): needs a project_id")
+            raise ConfigurationError("needs a project_id")
         self._adapter = HTTPAdapter(
             max_retries=0, pool_connections=2, pool_maxsize=self.max_concurrency
         )
-        self._client = self._build_client(credentials, options.get("endpoint_base"))
-        self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=f"fcm-{name}")
+        self._client = self._build_client(credentials, self.config.endpoint_base)
+        self._threads = SdkThreads(self.max_concurrency, f"fcm-{self.name}")
 
     def _build_client(self, credentials: Any, endpoint_base: str | None) -> FcmClient:
         base = (endpoint_base or DEFAULT_ENDPOINT_BASE).rstrip("/")
@@ -288,14 +307,11 @@ class FcmProvider(Provider):
     def serves(self, message: Message) -> bool:
         return isinstance(message, PushMessage) and message.platform == PushPlatform.FCM
 
-    async def send(self, message: Message) -> SendResult:
-        self.ensure_lane(message)
-        if not isinstance(message, PushMessage) or message.platform != PushPlatform.FCM:
-            raise PermanentError(f"provider {self.name} sends FCM pushes only", code="platform")
+    async def _send(self, message: Message) -> SendResult:
+        message = self.narrow(message, PushMessage)
         notify = partial(self._client.notify, **self._notify_arguments(message))
-        loop = asyncio.get_running_loop()
         try:
-            answer = await loop.run_in_executor(self._executor, notify)
+            answer = await self._threads.run(notify)
         except FcmAnswerError as e:
             raise answer_error(e) from e
         except (requests.RequestException, google.auth.exceptions.GoogleAuthError) as e:
@@ -324,15 +340,14 @@ class FcmProvider(Provider):
         description = f"FCM project {self.project_id} via {self._client.fcm_end_point}"
         if not connect:
             return description
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._client._get_access_token)
+            await self._threads.run(self._client._get_access_token)
         except (requests.RequestException, google.auth.exceptions.GoogleAuthError) as e:
             raise transport_error(e) from e
         return f"{description}: OAuth access token obtained"
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        await self._threads.close(drop_waiting=True)
         self._adapter.close()
 
 
@@ -347,14 +362,8 @@ def data_payload(data: Mapping[str, Any]) -> dict[str, str]:
 
 def answer_error(e: FcmAnswerError) -> ProviderError:
     """FCM answered with an error: walk the table. Messages carry no token nor content."""
-    error_class = FCM_ERRORS[e.table_key]
     text = f"FCM refused the message: HTTP {e.status} {e.error_code or ''}".strip()
-    code = e.error_code or e.status
-    if issubclass(error_class, InvalidRecipientError):
-        return error_class(text, code=code, reason=SuppressionReason.INVALID_TOKEN)
-    if issubclass(error_class, TransientError):
-        return error_class(text, code=code, retry_after=e.retry_after)
-    return error_class(text, code=code)
+    return lookup(FCM_ERRORS, *e.table_keys).build(text, e.error_code or e.status, e.retry_after)
 
 
 def transport_error(e: Exception) -> ProviderError:

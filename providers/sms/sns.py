@@ -32,12 +32,10 @@ The client's failures are translated once, through :data:`ERROR_TABLE`.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -49,25 +47,38 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from pydantic import model_validator
 
+from providers.error_rules import (
+    ACCOUNT_REFUSED,
+    ANSWER_LOST,
+    BY_STATUS,
+    CONNECT_FAILED,
+    HTTP_4XX,
+    HTTP_5XX,
+    HTTP_429,
+    INVALID_ADDRESS,
+    MAYBE_SENT,
+    NOT_SENT,
+    PERMANENT,
+    THROTTLED,
+    UNAVAILABLE,
+    ErrorRule,
+    lookup,
+)
 from providers.interface import (
     Category,
     Channel,
-    ConfigurationError,
-    ErrorRule,
     InvalidRecipientError,
-    Lane,
     Message,
-    PermanentError,
     Provider,
-    ProviderAccountError,
-    ProviderUnavailableError,
     SendResult,
     SmsMessage,
     SuppressionReason,
-    ThrottledError,
-    positive_option,
+    parse_retry_after,
 )
+from providers.options import ProviderOptions, option, send_rate
+from providers.sdk_threads import SdkThreads
 
 T = TypeVar("T")
 
@@ -77,17 +88,10 @@ SMS_TYPES: Mapping[Category, str] = {
 }
 PHONE_NUMBER = "PhoneNumber"  # suffix of error-table keys whose error names the phone number
 NAMES_PHONE_NUMBER = re.compile(r"phone\s*number", re.IGNORECASE)
-CONNECT_FAILED = "connect failed"  # nothing reached SNS: safe to fail over
-ANSWER_LOST = "answer lost"  # the request went out, the answer did not come back
 CLIENT_REFUSED = "client refused"  # botocore refused before sending: no usable credentials
 BAD_PARAMETERS = "bad parameters"  # botocore refused the request's parameters before sending
-HTTP_429 = "http 429"
-HTTP_5XX = "http 5xx"
-HTTP_4XX = "http 4xx"
 ERRORS_DOC = "https://docs.aws.amazon.com/sns/latest/api/CommonErrors.html"
 
-
-INVALID_ADDRESS = ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS)
 
 # SNS answers and what they mean for us. Publish's errors:
 # https://docs.aws.amazon.com/sns/latest/api/API_Publish.html#API_Publish_Errors, errors common
@@ -97,28 +101,26 @@ INVALID_ADDRESS = ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADD
 # sender ID or an over-long message never suppresses a good number), then HTTP status classes,
 # then failures below HTTP.
 ERROR_TABLE: Mapping[str, ErrorRule] = {
-    "Throttling": ErrorRule(ThrottledError),
-    "Throttled": ErrorRule(ThrottledError),  # ThrottledException, HTTP 429
-    "InternalError": ErrorRule(ProviderUnavailableError),
-    "InternalFailure": ErrorRule(ProviderUnavailableError),
-    "ServiceUnavailable": ErrorRule(ProviderUnavailableError),
+    "Throttling": THROTTLED,
+    "Throttled": THROTTLED,  # ThrottledException, HTTP 429
+    "InternalError": UNAVAILABLE,
+    "InternalFailure": UNAVAILABLE,
+    "ServiceUnavailable": UNAVAILABLE,
     f"InvalidParameter:{PHONE_NUMBER}": INVALID_ADDRESS,
     f"InvalidParameterValue:{PHONE_NUMBER}": INVALID_ADDRESS,
     f"ParameterValueInvalid:{PHONE_NUMBER}": INVALID_ADDRESS,  # InvalidParameterValueException
     "OptedOut": ErrorRule(InvalidRecipientError, SuppressionReason.STOP),  # OptedOutException
     # our account or credentials, not the message: fail over, open the breaker, alert
-    "AuthorizationError": ErrorRule(ProviderAccountError),
-    "InvalidClientTokenId": ErrorRule(ProviderAccountError),
-    "SignatureDoesNotMatch": ErrorRule(ProviderAccountError),
-    "AccessDenied": ErrorRule(ProviderAccountError),
-    "KMSAccessDenied": ErrorRule(ProviderAccountError),
-    HTTP_429: ErrorRule(ThrottledError),
-    HTTP_5XX: ErrorRule(ProviderUnavailableError),
-    HTTP_4XX: ErrorRule(PermanentError),
-    CONNECT_FAILED: ErrorRule(ProviderUnavailableError, accepted_unknown=False),
-    ANSWER_LOST: ErrorRule(ProviderUnavailableError, accepted_unknown=True),
-    CLIENT_REFUSED: ErrorRule(ProviderAccountError),
-    BAD_PARAMETERS: ErrorRule(PermanentError),
+    "AuthorizationError": ACCOUNT_REFUSED,
+    "InvalidClientTokenId": ACCOUNT_REFUSED,
+    "SignatureDoesNotMatch": ACCOUNT_REFUSED,
+    "AccessDenied": ACCOUNT_REFUSED,
+    "KMSAccessDenied": ACCOUNT_REFUSED,
+    **BY_STATUS,
+    CONNECT_FAILED: NOT_SENT,
+    ANSWER_LOST: MAYBE_SENT,
+    CLIENT_REFUSED: ACCOUNT_REFUSED,
+    BAD_PARAMETERS: PERMANENT,
 }
 
 
@@ -131,18 +133,16 @@ def client_error(error: ClientError) -> Exception:
     status = int(metadata.get("HTTPStatusCode") or 0)
     key = error_key(code, status, str(details.get("Message") or ""))
     text = f"sns answered HTTP {status}, error {code or status}: {ERRORS_DOC}"
-    retry_after = _seconds(metadata.get("HTTPHeaders", {}).get("retry-after"))
-    return ERROR_TABLE[key].build(text, code or str(status), retry_after)
+    retry_after = parse_retry_after(metadata.get("HTTPHeaders", {}).get("retry-after"))
+    return lookup(ERROR_TABLE, key).build(text, code or str(status), retry_after)
 
 
 def error_key(code: str, status: int, aws_message: str) -> str:
-    if NAMES_PHONE_NUMBER.search(aws_message) and f"{code}:{PHONE_NUMBER}" in ERROR_TABLE:
-        return f"{code}:{PHONE_NUMBER}"
-    if code in ERROR_TABLE:
-        return code
-    if status == 429:
-        return HTTP_429
-    return HTTP_5XX if status >= 500 else HTTP_4XX
+    """The most specific key of the table that this answer has."""
+    keys = [code, HTTP_429 if status == 429 else HTTP_5XX if status >= 500 else HTTP_4XX]
+    if NAMES_PHONE_NUMBER.search(aws_message):
+        keys.insert(0, f"{code}:{PHONE_NUMBER}")
+    return next(key for key in keys if key in ERROR_TABLE)
 
 
 def botocore_error(error: BotoCoreError) -> Exception:
@@ -155,25 +155,37 @@ def botocore_error(error: BotoCoreError) -> Exception:
         key, text = CONNECT_FAILED, f"sns unreachable ({type(error).__name__})"
     else:  # HTTPClientError (read timeout, connection closed) and anything unforeseen
         key, text = ANSWER_LOST, f"sns answer lost after sending ({type(error).__name__})"
-    return ERROR_TABLE[key].build(text, key.replace(" ", "_"), None)
+    return lookup(ERROR_TABLE, key).build(text, key.replace(" ", "_"))
 
 
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
+class SnsOptions(ProviderOptions):
+    """The SNS adapter's options (the list in the module docstring)."""
 
+    rate_limit: str | None = send_rate(
+        "20/second", "SNS's default SMS quota per account by default"
+    )
+    region: str = option(help="the AWS region that sends the SMS")
+    access_key_id: str | None = option(None, help="AWS access key id (with secret_access_key)")
+    secret_access_key: str | None = option(None, secret=True, help="AWS secret access key")
+    endpoint_url: str | None = option(None, help="another SNS endpoint")
+    sender_id: str | None = option(None, help="alphanumeric sender ID")
+    check_opted_out: bool = option(False, help="ask SNS before each publish whether opted out")
+    timeout_seconds: float = option(10, gt=0, help="connect and read timeout of each call")
+    max_concurrency: int = option(64, ge=1, help="threads and pooled connections")
 
-def credentials(name: str, options: Mapping[str, Any]) -> dict[str, str]:
-    key_id, secret = options.get("access_key_id"), options.get("secret_access_key")
-    if bool(key_id) != bool(secret):
-        raise ConfigurationError(
-            f"provider {name!r} (sns): set both 'access_key_id' and 'secret_access_key', or neither"
-        )
-    if not key_id:
-        return {}
-    return {"aws_access_key_id": str(key_id), "aws_secret_access_key": str(secret)}
+    @model_validator(mode="after")
+    def _both_keys_or_neither(self) -> Self:
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise ValueError("set both 'access_key_id' and 'secret_access_key', or neither")
+        return self
+
+    def credentials(self) -> dict[str, str]:
+        if not self.access_key_id or not self.secret_access_key:
+            return {}
+        return {
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+        }
 
 
 def string_attribute(value: str) -> dict[str, str]:
@@ -183,35 +195,27 @@ def string_attribute(value: str) -> dict[str, str]:
 class SnsProvider(Provider):
     kind: ClassVar[str] = "sns"
     channel: ClassVar[Channel] = Channel.SMS
-    body_limit: ClassVar[int | None] = 1600  # SNS's limit for one SMS publish
-    rate_limit_per_second: ClassVar[float | None] = 20.0  # SNS's default SMS quota per account
+    options_schema: ClassVar[type[ProviderOptions]] = SnsOptions
+    config: SnsOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
-        if not options.get("region"):
-            raise ConfigurationError(f"provider {name!r} (sns) needs the 'region' option")
-        self.region = str(options["region"])
-        self.sms_type = SMS_TYPES[lane.category]
-        self.sender_id = options.get("sender_id") or None
-        self.check_opted_out = bool(options.get("check_opted_out", False))
-        timeout = positive_option(options, "timeout_seconds", 10, name, "sns")
-        max_concurrency = int(positive_option(options, "max_concurrency", 64, name, "sns"))
+    def _configure(self) -> None:
+        self.region = self.config.region
+        self.sms_type = SMS_TYPES[self.lane.category]
+        self.sender_id = self.config.sender_id
+        self.check_opted_out = self.config.check_opted_out
+        timeout, max_concurrency = self.config.timeout_seconds, self.config.max_concurrency
         config = Config(
             connect_timeout=timeout,
             read_timeout=timeout,
             retries={"total_max_attempts": 1},
             max_pool_connections=max_concurrency,
         )
-        session = boto3.session.Session(region_name=self.region, **credentials(name, options))
-        self._client = session.client(
-            "sns", endpoint_url=options.get("endpoint_url") or None, config=config
-        )
-        self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"sns-{name}")
+        session = boto3.session.Session(region_name=self.region, **self.config.credentials())
+        self._client = session.client("sns", endpoint_url=self.config.endpoint_url, config=config)
+        self._threads = SdkThreads(max_concurrency, f"sns-{self.name}")
 
-    async def send(self, message: Message) -> SendResult:
-        self.ensure_lane(message)
-        if not isinstance(message, SmsMessage):  # the lane's channel decides the kind: narrows it
-            raise PermanentError(f"provider {self.name} sends SMS only", code="lane_mismatch")
+    async def _send(self, message: Message) -> SendResult:
+        message = self.narrow(message, SmsMessage)
         if self.check_opted_out:
             await self._refuse_opted_out(message.to)
         answer = await self._call(self._client.publish, **self.publish_params(message))
@@ -227,8 +231,8 @@ class SnsProvider(Provider):
         call = self._client.check_if_phone_number_is_opted_out
         answer = await self._call(call, phoneNumber=phone_number)
         if answer.get("isOptedOut"):
-            opted_out = ERROR_TABLE["OptedOut"]
-            raise opted_out.build("recipient opted out of SMS from this account", "OptedOut", None)
+            opted_out = lookup(ERROR_TABLE, "OptedOut")
+            raise opted_out.build("recipient opted out of SMS from this account", "OptedOut")
 
     async def check(self, connect: bool = False) -> str:
         description = f"sns in {self.region}, {self.sms_type} SMS"
@@ -240,14 +244,11 @@ class SnsProvider(Provider):
         return f"{description}: authenticated, monthly spend limit {limit} USD"
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        await self._threads.close()
         self._client.close()
 
     async def _call(self, function: Callable[..., T], **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(self._translated, function, kwargs)
-        )
+        return await self._threads.run(functools.partial(self._translated, function, kwargs))
 
     @staticmethod
     def _translated(function: Callable[..., T], kwargs: dict[str, Any]) -> T:

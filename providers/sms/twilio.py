@@ -33,13 +33,11 @@ translated once, through :data:`ERROR_TABLE`.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import math
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -51,34 +49,44 @@ from twilio.http.response import Response
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from providers.error_rules import (
+    ACCOUNT_REFUSED,
+    ANSWER_LOST,
+    CONNECT_FAILED,
+    HTTP_4XX,
+    HTTP_5XX,
+    HTTP_429,
+    INVALID_ADDRESS,
+    MAYBE_SENT,
+    NOT_SENT,
+    PERMANENT,
+    THROTTLED,
+    UNAVAILABLE,
+    ErrorRule,
+    lookup,
+    status_key,
+)
 from providers.interface import (
     Category,
     Channel,
     ConfigurationError,
-    ErrorRule,
     InvalidRecipientError,
     Lane,
     Message,
     PermanentError,
     Provider,
     ProviderAccountError,
-    ProviderUnavailableError,
     SendResult,
     SmsMessage,
     SuppressionReason,
-    ThrottledError,
     parse_retry_after,
-    positive_option,
 )
+from providers.options import ProviderOptions, option, send_rate
+from providers.sdk_threads import SdkThreads
 
 T = TypeVar("T")
 
 MAX_VALIDITY_PERIOD = 36000  # seconds, Twilio's upper bound for ValidityPeriod
-CONNECT_FAILED = "connect failed"  # nothing reached Twilio: safe to fail over
-ANSWER_LOST = "answer lost"  # the request went out, the answer did not come back
-HTTP_429 = "http 429"
-HTTP_5XX = "http 5xx"
-HTTP_4XX = "http 4xx"
 
 
 # Twilio's answers and what they mean for us. Error codes are documented one page per code at
@@ -86,25 +94,23 @@ HTTP_4XX = "http 4xx"
 # HTTP statuses at https://www.twilio.com/docs/usage/requests-to-twilio. Keys are Twilio error
 # codes first, then HTTP status classes, then the transport failures.
 ERROR_TABLE: Mapping[int | str, ErrorRule] = {
-    21211: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # invalid 'To'
-    21214: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # cannot be reached
-    21217: ErrorRule(
-        InvalidRecipientError, SuppressionReason.INVALID_ADDRESS
-    ),  # not a valid number
-    21614: ErrorRule(InvalidRecipientError, SuppressionReason.INVALID_ADDRESS),  # not a mobile
+    21211: INVALID_ADDRESS,  # invalid 'To'
+    21214: INVALID_ADDRESS,  # cannot be reached
+    21217: INVALID_ADDRESS,  # not a valid number
+    21614: INVALID_ADDRESS,  # not a mobile
     21610: ErrorRule(InvalidRecipientError, SuppressionReason.STOP),  # recipient replied STOP
-    20429: ErrorRule(ThrottledError),  # too many requests
+    20429: THROTTLED,  # too many requests
     # our account or sender, not the message: fail over, open the breaker, alert
-    20003: ErrorRule(ProviderAccountError),  # authentication failed
-    20005: ErrorRule(ProviderAccountError),  # account not active
-    21212: ErrorRule(ProviderAccountError),  # invalid 'From' number
-    21606: ErrorRule(ProviderAccountError),  # 'From' is not a valid number of this account
-    30002: ErrorRule(ProviderAccountError),  # account suspended
-    HTTP_429: ErrorRule(ThrottledError),
-    HTTP_5XX: ErrorRule(ProviderUnavailableError),
-    HTTP_4XX: ErrorRule(PermanentError),
-    CONNECT_FAILED: ErrorRule(ProviderUnavailableError, accepted_unknown=False),
-    ANSWER_LOST: ErrorRule(ProviderUnavailableError, accepted_unknown=True),
+    20003: ACCOUNT_REFUSED,  # authentication failed
+    20005: ACCOUNT_REFUSED,  # account not active
+    21212: ACCOUNT_REFUSED,  # invalid 'From' number
+    21606: ACCOUNT_REFUSED,  # 'From' is not a valid number of this account
+    30002: ACCOUNT_REFUSED,  # account suspended
+    HTTP_429: THROTTLED,
+    HTTP_5XX: UNAVAILABLE,
+    HTTP_4XX: PERMANENT,
+    CONNECT_FAILED: NOT_SENT,
+    ANSWER_LOST: MAYBE_SENT,
 }
 
 
@@ -115,16 +121,9 @@ def rest_error(status: int, code: int | None, retry_after: float | None) -> Exce
         text = (
             f"twilio answered HTTP {status}: https://www.twilio.com/docs/usage/requests-to-twilio"
         )
-        return ERROR_TABLE[status_key(status)].build(text, status, retry_after)
+        return lookup(ERROR_TABLE, status_key(status)).build(text, status, retry_after)
     text = f"twilio answered HTTP {status}, error {code}: https://www.twilio.com/docs/errors/{code}"
-    key = code if code in ERROR_TABLE else status_key(status)
-    return ERROR_TABLE[key].build(text, code, retry_after)
-
-
-def status_key(status: int) -> str:
-    if status == 429:
-        return HTTP_429
-    return HTTP_5XX if status >= 500 else HTTP_4XX
+    return lookup(ERROR_TABLE, code, status_key(status)).build(text, code, retry_after)
 
 
 def transport_error(error: requests.RequestException) -> Exception:
@@ -140,7 +139,7 @@ def transport_error(error: requests.RequestException) -> Exception:
     text = (
         f"twilio unreachable ({name})" if refused else f"twilio answer lost after sending ({name})"
     )
-    return ERROR_TABLE[key].build(text, key.replace(" ", "_"), None)
+    return lookup(ERROR_TABLE, key).build(text, key.replace(" ", "_"))
 
 
 def validity_period(expires_at: datetime | None, now: datetime) -> int | None:
@@ -185,51 +184,62 @@ class AnswerKeepingHttpClient(TwilioHttpClient):
             self.session.close()
 
 
-def lane_sender(name: str, lane: Lane, options: Mapping[str, Any]) -> dict[str, str]:
+def lane_sender(lane: Lane, config: TwilioOptions) -> dict[str, str]:
     """The Messages API sender parameters of this lane, from this lane's options only."""
-    prefix = "promotional" if lane.category == Category.PROMOTIONAL else "transactional"
-    service_sid = options.get(f"{prefix}_messaging_service_sid")
-    from_ = options.get(f"{prefix}_from")
+    if lane.category == Category.PROMOTIONAL:
+        prefix = "promotional"
+        service_sid, from_ = config.promotional_messaging_service_sid, config.promotional_from
+    else:
+        prefix = "transactional"
+        service_sid, from_ = config.transactional_messaging_service_sid, config.transactional_from
     if not service_sid and not from_:
         raise ConfigurationError(
-            f"provider {name!r} (twilio) serves {lane} but has neither "
-            f"'{prefix}_messaging_service_sid' nor '{prefix}_from'"
+            f"serves {lane} but has neither '{prefix}_messaging_service_sid' nor '{prefix}_from'"
         )
     sender = {"messaging_service_sid": service_sid, "from_": from_}
     return {key: str(value) for key, value in sender.items() if value}
 
 
-def required_option(name: str, options: Mapping[str, Any], key: str) -> str:
-    value = options.get(key)
-    if not value:
-        raise ConfigurationError(f"provider {name!r} (twilio) needs the {key!r} option")
-    return str(value)
+class TwilioOptions(ProviderOptions):
+    """The Twilio adapter's options (the list in the module docstring)."""
+
+    rate_limit: str | None = send_rate("100/second", "Twilio's default API concurrency by default")
+    account_sid: str = option(help="the account SID (AC...), also the basic-auth user")
+    auth_token: str = option(secret=True, help="the account's auth token")
+    transactional_messaging_service_sid: str | None = option(
+        None, help="Messaging Service SID of the sms.transactional lane"
+    )
+    transactional_from: str | None = option(None, help="sender of the sms.transactional lane")
+    promotional_messaging_service_sid: str | None = option(
+        None, help="Messaging Service SID of the sms.promotional lane"
+    )
+    promotional_from: str | None = option(None, help="sender of the sms.promotional lane")
+    status_callback_url: str | None = option(None, help="where Twilio posts delivery receipts")
+    base_url: str | None = option(None, help="the API host (default https://api.twilio.com)")
+    timeout_seconds: float = option(10, gt=0, help="connect and read timeout of each call")
+    max_concurrency: int = option(64, ge=1, help="threads and pooled connections")
 
 
 class TwilioProvider(Provider):
     kind: ClassVar[str] = "twilio"
     channel: ClassVar[Channel] = Channel.SMS
-    body_limit: ClassVar[int | None] = 1600  # Twilio's limit for one (concatenated) message
-    rate_limit_per_second: ClassVar[float | None] = 100.0  # Twilio's default API concurrency
+    options_schema: ClassVar[type[ProviderOptions]] = TwilioOptions
+    config: TwilioOptions
 
-    def __init__(self, name: str, lane: Lane, options: Mapping[str, Any]) -> None:
-        super().__init__(name, lane, options)
-        self.account_sid = required_option(name, options, "account_sid")
-        auth_token = required_option(name, options, "auth_token")
-        self.sender = lane_sender(name, lane, options)
-        self.status_callback = options.get("status_callback_url") or None
-        timeout = positive_option(options, "timeout_seconds", 10, name, "twilio")
-        max_concurrency = int(positive_option(options, "max_concurrency", 64, name, "twilio"))
-        self._http = AnswerKeepingHttpClient(timeout=timeout, pool_size=max_concurrency)
-        self._client = Client(self.account_sid, auth_token, http_client=self._http)
-        if options.get("base_url"):
-            self._client.api.base_url = str(options["base_url"]).rstrip("/")
-        self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"twilio-{name}")
+    def _configure(self) -> None:
+        config = self.config
+        self.account_sid = config.account_sid
+        self.sender = lane_sender(self.lane, config)
+        self.status_callback = config.status_callback_url
+        max_concurrency = config.max_concurrency
+        self._http = AnswerKeepingHttpClient(config.timeout_seconds, pool_size=max_concurrency)
+        self._client = Client(self.account_sid, config.auth_token, http_client=self._http)
+        if config.base_url:
+            self._client.api.base_url = config.base_url.rstrip("/")
+        self._threads = SdkThreads(max_concurrency, f"twilio-{self.name}")
 
-    async def send(self, message: Message) -> SendResult:
-        self.ensure_lane(message)
-        if not isinstance(message, SmsMessage):  # the lane's channel decides the kind: narrows it
-            raise PermanentError(f"provider {self.name} sends SMS only", code="lane_mismatch")
+    async def _send(self, message: Message) -> SendResult:
+        message = self.narrow(message, SmsMessage)
         params = self.message_params(message, datetime.now(UTC))
         created = await self._call(self._client.messages.create, **params)
         return SendResult(provider_message_id=created.sid, response_code="201")
@@ -254,13 +264,11 @@ class TwilioProvider(Provider):
         return f"{description}: authenticated, account active"
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        await self._threads.close()
         self._http.close()
 
     async def _call(self, function: Callable[..., T], **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        call = functools.partial(self._translated, function, kwargs)
-        return await loop.run_in_executor(self._executor, call)
+        return await self._threads.run(functools.partial(self._translated, function, kwargs))
 
     def _translated(self, function: Callable[..., T], kwargs: dict[str, Any]) -> T:
         """Runs on an executor thread: the SDK call, its failures translated to ours."""
@@ -271,8 +279,8 @@ class TwilioProvider(Provider):
         except requests.RequestException as e:
             raise transport_error(e) from e
         except json.JSONDecodeError as e:  # an answer that is not the JSON Twilio promises
-            lost = ERROR_TABLE[ANSWER_LOST]
-            raise lost.build("twilio answer unreadable", "bad_answer", None) from e
+            lost = lookup(ERROR_TABLE, ANSWER_LOST)
+            raise lost.build("twilio answer unreadable", "bad_answer") from e
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -240,7 +240,7 @@ def test_third_party_provider_plugs_in_through_its_entry_point(tmp_path: Path) -
 def test_a_non_numeric_timeout_exits_2_for_every_adapter(  # type: ignore[no-untyped-def]
     check, secret_env, smtp, ses_api, twilio, moto_sns, fcm, apns, kind
 ) -> None:
-    """Every adapter reads its numeric options through the shared ``positive_option``: a
+    """Every adapter reads its options through its declared schema (providers/options.py): a
     ``timeout_seconds = "ten"`` is a clear configuration error (exit 2), never a traceback."""
     blocks = {
         "smtp": ("email.transactional", smtp_block(smtp, timeout_seconds="ten")),

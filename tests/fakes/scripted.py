@@ -1,6 +1,6 @@
 """A provider that answers from a script: stands in for a vendor in engine and pipeline tests.
 
-Each ``send`` pops the next scripted answer (a SendResult, a ProviderError to raise, or a float:
+Each delivery pops the next scripted answer (a SendResult, a ProviderError to raise, or a float:
 seconds to wait before accepting); when the script is empty it accepts. It records every message
 it was given.
 """
@@ -26,14 +26,11 @@ class ScriptedProvider(Provider):
         options: Mapping[str, Any] | None = None,
         script: list[SendResult | ProviderError | float] | None = None,
     ) -> None:
-        self.name = name
-        self.lane = lane
-        self.options = dict(options or {})
+        super().__init__(name, lane, options or {})
         self.script = list(script or [])
         self.received: list[Message] = []
 
-    async def send(self, message: Message) -> SendResult:
-        self.ensure_lane(message)
+    async def _send(self, message: Message) -> SendResult:
         self.received.append(message)
         answer = (
             self.script.pop(0) if self.script else SendResult(f"{self.name}-{uuid.uuid4()}", "202")

@@ -37,8 +37,7 @@ class PigeonProvider(Provider):
         if not options.get("loft"):
             raise ConfigurationError(f"provider {name!r} (pigeon): loft is required")
 
-    async def send(self, message: Message) -> SendResult:
-        self.ensure_lane(message)
+    async def _send(self, message: Message) -> SendResult:
         self.sent.append((self.name, message))
         return SendResult(f"pigeon-{uuid.uuid4()}", "200")
 

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from providers.contract import ProviderContract
 from providers.interface import (
     ConfigurationError,
     InvalidRecipientError,
@@ -30,7 +31,7 @@ from providers.interface import (
     ThrottledError,
     TransientError,
 )
-from providers.push.apns import ApnsProvider
+from providers.push.apns import APNS_ERRORS, ApnsProvider
 from tests.fakes.apns_server import (
     ApnsAnswer,
     ApnsFakeServer,
@@ -112,7 +113,7 @@ def send_one(options: dict[str, Any], message: PushMessage, lane: Lane | None = 
 
     async def send(p: ApnsProvider) -> Any:
         try:
-            return await p.send(message)
+            return await p.deliver(message)
         except ProviderError as e:
             return e
 
@@ -170,7 +171,7 @@ def test_fifty_concurrent_sends_share_one_connection(
     messages = [push(notification_id=str(uuid.uuid4()), to=f"{i:064x}") for i in range(50)]
 
     async def send_all(p: ApnsProvider) -> list[SendResult]:
-        return await asyncio.gather(*(p.send(m) for m in messages))
+        return await asyncio.gather(*(p.deliver(m) for m in messages))
 
     results = run(provider, send_all)
 
@@ -235,9 +236,9 @@ def test_timeout_after_sending_is_accepted_unknown_and_keeps_the_connection(
 
     async def time_out_then_send_again(p: ApnsProvider) -> tuple[ProviderError, SendResult]:
         with pytest.raises(TransientError) as caught:
-            await p.send(push())
+            await p.deliver(push())
         await asyncio.sleep(1.2)  # the late answer arrives on the shared connection
-        return caught.value, await p.send(push())
+        return caught.value, await p.deliver(push())
 
     timed_out, retried = run(provider, time_out_then_send_again)
 
@@ -372,3 +373,31 @@ def test_sandbox_flag_selects_the_development_server(options: dict[str, Any]) ->
     description = asyncio.run(provider.check())
 
     assert "api.development.push.apple.com:443" in description
+
+
+class TestApnsContract(ProviderContract):
+    """The contract every provider keeps (providers/contract.py), against the APNs fake, with
+    the signing key given as a secret value."""
+
+    provider_class = ApnsProvider
+    lane = Lane.PUSH_TRANSACTIONAL
+    error_tables = (APNS_ERRORS,)
+
+    @pytest.fixture
+    def provider_options(
+        self, options: dict[str, Any], provider_key: ProviderKey
+    ) -> dict[str, Any]:
+        return {**options, "key_file": None, "key": provider_key.private_pem}
+
+    @pytest.fixture
+    def message_for(self) -> Callable[[Lane], PushMessage]:
+        return push
+
+    @pytest.fixture
+    def received(self, apns: ApnsFakeServer) -> Callable[[], int]:
+        return lambda: len(apns.requests)
+
+    @pytest.fixture
+    def lost_answer(self, apns: ApnsFakeServer, provider_options: dict[str, Any]) -> dict[str, Any]:
+        apns.program(DEVICE_TOKEN, ApnsAnswer(delay=1.0))
+        return {**provider_options, "timeout_seconds": 0.3}

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from providers.contract import ProviderContract
 from providers.interface import (
     ConfigurationError,
     InvalidRecipientError,
@@ -27,7 +28,7 @@ from providers.interface import (
     SuppressionReason,
     ThrottledError,
 )
-from providers.push.fcm import FCM_SCOPE, FcmProvider
+from providers.push.fcm import FCM_ERRORS, FCM_SCOPE, FcmProvider
 from tests.fakes.fcm_server import (
     GOOGLE_TOKEN_AUDIENCE,
     FcmAnswer,
@@ -92,7 +93,9 @@ def push(lane: Lane = Lane.PUSH_TRANSACTIONAL, **changes: Any) -> PushMessage:
 
 async def send_and_close(provider: FcmProvider, *messages: PushMessage) -> list[Any]:
     try:
-        return await asyncio.gather(*(provider.send(m) for m in messages), return_exceptions=True)
+        return await asyncio.gather(
+            *(provider.deliver(m) for m in messages), return_exceptions=True
+        )
     finally:
         await provider.close()
 
@@ -386,3 +389,33 @@ def test_bad_configuration_is_refused_at_construction(
 def test_push_provider_cannot_serve_an_sms_lane(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError, match="cannot serve lane"):
         FcmProvider("fcm-main", Lane.SMS_TRANSACTIONAL, options)
+
+
+class TestFcmContract(ProviderContract):
+    """The contract every provider keeps (providers/contract.py), against the FCM fake, with
+    the service account given as a secret value."""
+
+    provider_class = FcmProvider
+    lane = Lane.PUSH_TRANSACTIONAL
+    error_tables = (FCM_ERRORS,)
+
+    @pytest.fixture
+    def provider_options(self, account: ServiceAccount, fcm: FcmFakeServer) -> dict[str, Any]:
+        return {
+            "service_account_json": json.dumps(account.info_for(fcm.token_uri)),
+            "endpoint_base": fcm.endpoint_base,
+            "timeout_seconds": 2,
+        }
+
+    @pytest.fixture
+    def message_for(self) -> Callable[[Lane], PushMessage]:
+        return push
+
+    @pytest.fixture
+    def received(self, fcm: FcmFakeServer) -> Callable[[], int]:
+        return lambda: len(fcm.messages)
+
+    @pytest.fixture
+    def lost_answer(self, fcm: FcmFakeServer, provider_options: dict[str, Any]) -> dict[str, Any]:
+        fcm.program(DEVICE_TOKEN, FcmAnswer(delay=5))
+        return {**provider_options, "timeout_seconds": 0.5}

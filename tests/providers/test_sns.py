@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
+from providers.contract import ProviderContract
 from providers.interface import (
     ConfigurationError,
     InvalidRecipientError,
@@ -81,7 +82,7 @@ def sms(lane: Lane = Lane.SMS_TRANSACTIONAL, **fields: Any) -> SmsMessage:
 
 
 def send(provider: SnsProvider, message: SmsMessage) -> SendResult:
-    return asyncio.run(provider.send(message))
+    return asyncio.run(provider.deliver(message))
 
 
 def send_error(provider: SnsProvider, message: SmsMessage) -> ProviderError:
@@ -195,7 +196,7 @@ def test_concurrent_publishes_are_in_flight_together(
 
     async def send_all() -> list[SendResult]:
         return await asyncio.gather(
-            *(provider.send(sms(notification_id=f"n-{i}")) for i in range(8))
+            *(provider.deliver(sms(notification_id=f"n-{i}")) for i in range(8))
         )
 
     results = asyncio.run(send_all())
@@ -438,3 +439,31 @@ def test_every_table_row_is_exercised() -> None:
     exercised |= {"answer lost", "connect failed", "client refused", "bad parameters"}
 
     assert exercised == set(ERROR_TABLE)
+
+
+# ------------------------------------------------------------------------------ shared contract
+
+
+class TestSnsContract(ProviderContract):
+    """The contract every provider keeps (providers/contract.py), against the SNS fake."""
+
+    provider_class = SnsProvider
+    lane = Lane.SMS_TRANSACTIONAL
+    error_tables = (ERROR_TABLE,)
+
+    @pytest.fixture
+    def provider_options(self, api: FakeSnsApi) -> dict[str, Any]:
+        return {**api.options, "timeout_seconds": 5}
+
+    @pytest.fixture
+    def message_for(self) -> Callable[[Lane], SmsMessage]:
+        return sms
+
+    @pytest.fixture
+    def received(self, api: FakeSnsApi) -> Callable[[], int]:
+        return lambda: len(api.publishes)
+
+    @pytest.fixture
+    def lost_answer(self, api: FakeSnsApi, provider_options: dict[str, Any]) -> dict[str, Any]:
+        api.program(SnsAnswer.slow(10))
+        return {**provider_options, "timeout_seconds": 0.5}

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from twilio.base.exceptions import TwilioException
 
+from providers.contract import ProviderContract
 from providers.interface import (
     ConfigurationError,
     InvalidRecipientError,
@@ -72,7 +73,7 @@ def sms(lane: Lane = Lane.SMS_TRANSACTIONAL, **fields: Any) -> SmsMessage:
 
 
 def send(provider: TwilioProvider, message: SmsMessage) -> Any:
-    return asyncio.run(provider.send(message))
+    return asyncio.run(provider.deliver(message))
 
 
 def send_error(provider: TwilioProvider, message: SmsMessage) -> ProviderError:
@@ -172,7 +173,7 @@ def test_concurrent_sends_are_in_flight_together(
 
     async def send_all() -> list[str]:
         messages = [sms(notification_id=f"n-{i}") for i in range(8)]
-        results = await asyncio.gather(*(provider.send(m) for m in messages))
+        results = await asyncio.gather(*(provider.deliver(m) for m in messages))
         return [r.provider_message_id for r in results]
 
     sids = asyncio.run(send_all())
@@ -430,3 +431,31 @@ def test_every_table_row_is_exercised() -> None:
     exercised = {row.table_key for row in ROWS.values()} | {"answer lost", "connect failed"}
 
     assert exercised == set(ERROR_TABLE)
+
+
+# ------------------------------------------------------------------------------ shared contract
+
+
+class TestTwilioContract(ProviderContract):
+    """The contract every provider keeps (providers/contract.py), against the Twilio fake."""
+
+    provider_class = TwilioProvider
+    lane = Lane.SMS_TRANSACTIONAL
+    error_tables = (ERROR_TABLE,)
+
+    @pytest.fixture
+    def provider_options(self, api: FakeTwilioApi) -> dict[str, Any]:
+        return {**api.credentials, **SENDERS, "base_url": api.base_url, "timeout_seconds": 5}
+
+    @pytest.fixture
+    def message_for(self) -> Callable[[Lane], SmsMessage]:
+        return sms
+
+    @pytest.fixture
+    def received(self, api: FakeTwilioApi) -> Callable[[], int]:
+        return lambda: len(api.messages)
+
+    @pytest.fixture
+    def lost_answer(self, api: FakeTwilioApi, provider_options: dict[str, Any]) -> dict[str, Any]:
+        api.program(TwilioAnswer.slow(10))
+        return {**provider_options, "timeout_seconds": 0.5}

@@ -42,7 +42,7 @@ class AcceptsThenTheDatabaseGoes(Provider):
         self.accepted: list[str] = []
         self.restarted = threading.Event()
 
-    async def send(self, message: Message) -> SendResult:
+    async def _send(self, message: Message) -> SendResult:
         self.accepted.append(message.notification_id)
         if len(self.accepted) == 1:
             self.postgres.stop()

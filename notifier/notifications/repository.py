@@ -1,29 +1,33 @@
-"""Queries on notifications, their events, suppressions and idempotency records."""
+"""Writes on notifications and their events, the one guarded status move, and the lookups by id.
+
+Every status change goes through :func:`move`, which enforces the table of allowed moves in
+``notifier.statuses`` (and wipes sealed content on a final status, and owes the caller a status
+webhook). Selections for the workers are in :mod:`notifier.notifications.queries`, listings in
+:mod:`notifier.notifications.listing`, the status-webhook outbox in
+:mod:`notifier.notifications.webhook_outbox`. Suppressions and idempotency records, written
+beside the notifications they concern, are here too.
+"""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Json as PgJson
-from sqlalchemy import JSON, Table, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import JSON, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.db.models import (
-    ApiKey,
     DeliveryEvent,
     IdempotencyRecord,
     Notification,
     Suppression,
-    UTCDateTime,
-    WebhookDelivery,
     utcnow,
 )
-from notifier.errors import ErrorCode, field_error
+from notifier.db.session import affected
+from notifier.notifications.webhook_outbox import owe_webhooks as owe_webhooks
 from notifier.statuses import ALLOWED_FROM, Status
 from notifier.suppressions import suppression_forms
 
@@ -112,14 +116,65 @@ def mark_sent(session: Session, sent: Sequence[tuple[str, str, str, int]], now: 
         )
 
 
-def record_inflight(session: Session, notification_id: str, provider: str) -> None:
-    """Write ahead that a ``sending`` notification is about to be sent through ``provider``."""
+def record_inflight(session: Session, ids: Sequence[str], provider: str) -> None:
+    """Write ahead that these ``sending`` notifications are about to be sent through
+    ``provider``."""
+    if not ids:
+        return
     session.execute(
         update(Notification)
-        .where(Notification.id == notification_id, Notification.status == Status.SENDING.value)
+        .where(Notification.id.in_(list(ids)), Notification.status == Status.SENDING.value)
         .values(inflight_provider=provider),
         execution_options={"synchronize_session": False},
     )
+
+
+def mark_republished(session: Session, ids: Sequence[str], now: datetime) -> None:
+    """Record that these still-``queued`` notifications were published again at ``now`` (not a
+    status move: they stay ``queued``)."""
+    if not ids:
+        return
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_(list(ids)), Notification.status == Status.QUEUED.value)
+        .values(published_at=now),
+        execution_options={"synchronize_session": False},
+    )
+
+
+# Statuses whose content nothing needs any more (``unconfirmed`` keeps it: a resend may need it).
+CONTENT_DONE = (
+    Status.SENT,
+    Status.DELIVERED,
+    Status.FAILED,
+    Status.EXPIRED,
+    Status.SUPPRESSED,
+    Status.CANCELLED,
+)
+
+
+def purge_content(session: Session, created_before: datetime) -> int:
+    """Drop the content (plain and sealed) of notifications created before ``created_before``
+    that nothing will send any more (:data:`CONTENT_DONE`); returns how many rows lost it."""
+    result = session.execute(
+        update(Notification)
+        .where(
+            Notification.created_at < created_before,
+            or_(Notification.content.is_not(None), Notification.sealed_content.is_not(None)),
+            Notification.status.in_([s.value for s in CONTENT_DONE]),
+        )
+        .values(content=None, sealed_content=None),
+        execution_options={"synchronize_session": False},
+    )
+    return affected(result) or 0
+
+
+def purge_idempotency(session: Session, created_before: datetime) -> int:
+    """Forget the idempotency records created before ``created_before``; returns how many."""
+    result = session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < created_before)
+    )
+    return affected(result) or 0
 
 
 def move(
@@ -151,41 +206,6 @@ def move(
     if target.is_final and moved:
         owe_webhooks(session, moved, target)
     return moved
-
-
-def owe_webhooks(session: Session, ids: Sequence[str], status: Status) -> None:
-    """Record, in the caller's transaction, a status webhook for each of these notifications
-    whose API key has a callback URL (the transactional outbox the webhooks queue drains)."""
-    now = utcnow()
-    owed = (
-        select(
-            Notification.id,
-            Notification.api_key_id,
-            literal("pending"),
-            literal(status.value),
-            literal(0),
-            literal(now, UTCDateTime),
-            literal(now, UTCDateTime),
-            literal(now, UTCDateTime),
-        )
-        .join(ApiKey, ApiKey.id == Notification.api_key_id)
-        .where(Notification.id.in_(list(ids)), ApiKey.callback_url.is_not(None))
-    )
-    session.execute(
-        insert(WebhookDelivery).from_select(
-            [
-                "notification_id",
-                "api_key_id",
-                "status",
-                "notification_status",
-                "attempts",
-                "next_attempt_at",
-                "created_at",
-                "updated_at",
-            ],
-            owed,
-        )
-    )
 
 
 def get(session: Session, notification_id: str) -> Notification | None:
@@ -253,95 +273,3 @@ def suppress(
 
 def idempotency_record(session: Session, api_key_id: str, key: str) -> IdempotencyRecord | None:
     return session.get(IdempotencyRecord, (api_key_id, key))
-
-
-# --------------------------------------------------------------------------- listing
-
-
-@dataclass(frozen=True)
-class Filters:
-    api_key_id: str | None = None  # None: across callers (support)
-    recipients: Sequence[str] = ()
-    reference: str | None = None
-    status: str | None = None
-    channel: str | None = None
-    lane: str | None = None
-    provider_message_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-def encode_cursor(created_at: datetime, notification_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{notification_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, notification_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), notification_id
-    except Exception as e:
-        raise field_error(
-            ErrorCode.INVALID_CURSOR, "cursor", "cursor is not one this API returned"
-        ) from e
-
-
-def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
-    conditions = []
-    if filters.api_key_id is not None:
-        conditions.append(Notification.api_key_id == filters.api_key_id)
-    if filters.recipients:
-        conditions.append(Notification.recipient.in_(list(filters.recipients)))
-    if filters.reference:
-        conditions.append(Notification.reference == filters.reference)
-    if filters.status:
-        conditions.append(Notification.status == filters.status)
-    if filters.channel:
-        conditions.append(Notification.channel == filters.channel)
-    if filters.lane:
-        conditions.append(Notification.lane == filters.lane)
-    if filters.provider_message_id:
-        conditions.append(Notification.provider_message_id == filters.provider_message_id)
-    if filters.since:
-        conditions.append(Notification.created_at >= filters.since)
-    if filters.until:
-        conditions.append(Notification.created_at < filters.until)
-    return conditions
-
-
-def page(
-    session: Session, conditions: Sequence[ColumnElement[bool]], cursor: str | None, limit: int
-) -> tuple[list[Notification], str | None]:
-    """Notifications matching ``conditions``, newest first, keyset-paginated on (created_at, id).
-    The one pagination of notifications: the API's list and the support searches use it."""
-    stmt = select(Notification).where(*conditions)
-    if cursor:
-        created, last_id = decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(
-                Notification.created_at < created,
-                and_(Notification.created_at == created, Notification.id < last_id),
-            )
-        )
-    rows = list(
-        session.scalars(
-            stmt.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit + 1)
-        )
-    )
-    next_cursor = (
-        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    )
-    return rows[:limit], next_cursor
-
-
-def status_counts(session: Session, conditions: Sequence[ColumnElement[bool]]) -> dict[str, int]:
-    stmt = (
-        select(Notification.status, func.count()).where(*conditions).group_by(Notification.status)
-    )
-    return {status: count for status, count in session.execute(stmt)}
-
-
-def search(
-    session: Session, filters: Filters, cursor: str | None, limit: int
-) -> tuple[list[Notification], str | None]:
-    """The caller's notifications matching ``filters``, newest first."""
-    return page(session, _conditions(filters), cursor, limit)

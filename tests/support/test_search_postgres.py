@@ -15,7 +15,8 @@ from sqlalchemy import insert, select, text
 from notifier.db.migrate import upgrade
 from notifier.db.models import ApiKey, Notification, new_id, utcnow
 from notifier.db.session import make_engine
-from notifier.support.search import Criteria, SearchField, conditions
+from notifier.notifications.listing import conditions
+from notifier.support.search import Criteria, SearchField, filters
 from tests.services import fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -69,7 +70,7 @@ def seeded():  # type: ignore[no-untyped-def]
 def plan(engine, criteria: Criteria) -> str:  # type: ignore[no-untyped-def]
     stmt = (
         select(Notification)
-        .where(*conditions(criteria))
+        .where(*conditions(filters(criteria)))
         .order_by(Notification.created_at.desc(), Notification.id.desc())
         .limit(51)
     )

@@ -168,3 +168,9 @@ def status_counts(session: Session, filters: Filters) -> dict[str, int]:
         .group_by(Notification.status)
     )
     return {status: count for status, count in session.execute(stmt)}
+
+
+def count(session: Session, filters: Filters) -> int:
+    """How many notifications match ``filters``."""
+    stmt = select(func.count()).select_from(Notification).where(*conditions(filters))
+    return session.scalar(stmt) or 0

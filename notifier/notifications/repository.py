@@ -119,27 +119,24 @@ def mark_sent(session: Session, sent: Sequence[tuple[str, str, str, int]], now: 
 def record_inflight(session: Session, ids: Sequence[str], provider: str) -> None:
     """Write ahead that these ``sending`` notifications are about to be sent through
     ``provider``."""
-    if not ids:
-        return
-    session.execute(
-        update(Notification)
-        .where(Notification.id.in_(list(ids)), Notification.status == Status.SENDING.value)
-        .values(inflight_provider=provider),
-        execution_options={"synchronize_session": False},
-    )
+    _set_while(session, ids, Status.SENDING, inflight_provider=provider)
 
 
 def mark_republished(session: Session, ids: Sequence[str], now: datetime) -> None:
     """Record that these still-``queued`` notifications were published again at ``now`` (not a
     status move: they stay ``queued``)."""
-    if not ids:
-        return
-    session.execute(
-        update(Notification)
-        .where(Notification.id.in_(list(ids)), Notification.status == Status.QUEUED.value)
-        .values(published_at=now),
-        execution_options={"synchronize_session": False},
-    )
+    _set_while(session, ids, Status.QUEUED, published_at=now)
+
+
+def _set_while(session: Session, ids: Sequence[str], status: Status, **values: object) -> None:
+    """Set columns (never the status: that is :func:`move`) of the rows still in ``status``."""
+    if ids:
+        session.execute(
+            update(Notification)
+            .where(Notification.id.in_(list(ids)), Notification.status == status.value)
+            .values(**values),
+            execution_options={"synchronize_session": False},
+        )
 
 
 # Statuses whose content nothing needs any more (``unconfirmed`` keeps it: a resend may need it).

@@ -20,6 +20,7 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from notifier.api.deps import RuntimeDep, SessionDep
 from notifier.api.v1.campaigns import (
@@ -52,6 +53,7 @@ from notifier.notifications.listing import newest_first
 router = APIRouter(prefix="/v1", tags=["campaigns"])
 
 T = TypeVar("T")
+A = TypeVar("A", Template, Audience)
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=500)]
 
@@ -59,6 +61,16 @@ Cursor = Annotated[str | None, Query(max_length=500)]
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
+
+
+def _archivable(
+    session: Session, model: type[A], include_archived: bool, cursor: str | None, limit: int
+) -> tuple[list[A], str | None]:
+    """A page of templates or audiences, newest first; the archived ones only when asked."""
+    stmt = select(model)
+    if not include_archived:
+        stmt = stmt.where(model.archived_at.is_(None))
+    return newest_first(session, stmt, model.created_at, model.id, cursor, limit)
 
 
 @router.get("/templates", response_model=Page[TemplateOut])
@@ -69,10 +81,7 @@ def list_templates(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[TemplateOut]:
-    stmt = select(Template)
-    if not include_archived:
-        stmt = stmt.where(Template.archived_at.is_(None))
-    rows, next_cursor = newest_first(session, stmt, Template.created_at, Template.id, cursor, limit)
+    rows, next_cursor = _archivable(session, Template, include_archived, cursor, limit)
     items = [_template_out(t, templates.get_version(session, t, None)) for t in rows]
     return Page[TemplateOut](items=items, next_cursor=next_cursor)
 
@@ -85,10 +94,7 @@ def list_audiences(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[AudienceOut]:
-    stmt = select(Audience)
-    if not include_archived:
-        stmt = stmt.where(Audience.archived_at.is_(None))
-    rows, next_cursor = newest_first(session, stmt, Audience.created_at, Audience.id, cursor, limit)
+    rows, next_cursor = _archivable(session, Audience, include_archived, cursor, limit)
     return Page[AudienceOut](
         items=[_audience_out(session, a) for a in rows], next_cursor=next_cursor
     )

@@ -12,7 +12,7 @@ change of the tables' physical layout.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -35,19 +35,21 @@ class Found(NamedTuple):
     inflight_provider: str | None
 
 
-def find(session: Session, where: Sequence[ColumnElement[bool]], limit: int) -> list[Found]:
-    """At most ``limit`` notifications matching ``where``, in no particular order."""
-    stmt = (
-        select(
-            Notification.id,
-            Notification.lane,
-            Notification.pinned_provider,
-            Notification.inflight_provider,
-        )
-        .where(*where)
-        .limit(limit)
-    )
-    return [Found(*row) for row in session.execute(stmt)]
+def find(session: Session, where: Sequence[ColumnElement[bool]], limit: int | None) -> list[Found]:
+    """At most ``limit`` (None: every) notifications matching ``where``, in no particular
+    order."""
+    stmt = select(
+        Notification.id,
+        Notification.lane,
+        Notification.pinned_provider,
+        Notification.inflight_provider,
+    ).where(*where)
+    return [Found(*row) for row in session.execute(stmt.limit(limit))]
+
+
+def to_recipients(session: Session, recipients: Iterable[str]) -> list[Found]:
+    """Every notification sent to any of these (stored, normalised) recipients."""
+    return find(session, [Notification.recipient.in_(list(recipients))], None)
 
 
 def by_ids(session: Session, ids: Sequence[str]) -> list[Notification]:
@@ -66,6 +68,24 @@ def by_provider_message_id(session: Session, provider_message_id: str) -> list[N
 def status_of(session: Session, notification_id: str) -> str | None:
     """The current status as stored now (not as loaded earlier in the session)."""
     return session.scalar(select(Notification.status).where(Notification.id == notification_id))
+
+
+def resends_of(session: Session, notification_id: str) -> list[str]:
+    """The ids of the resends support made of this notification, oldest first."""
+    stmt = (
+        select(Notification.id)
+        .where(Notification.resend_of == notification_id)
+        .order_by(Notification.created_at)
+    )
+    return list(session.scalars(stmt))
+
+
+def statuses_of(session: Session, ids: Sequence[str]) -> dict[str, str]:
+    """The current status of each of these notifications that exists."""
+    if not ids:
+        return {}
+    stmt = select(Notification.id, Notification.status).where(Notification.id.in_(list(ids)))
+    return {i: status for i, status in session.execute(stmt)}
 
 
 def _due(column: InstrumentedAttribute[datetime | None], now: datetime) -> ColumnElement[bool]:

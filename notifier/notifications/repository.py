@@ -11,6 +11,7 @@ beside the notifications they concern, are here too.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -203,6 +204,52 @@ def move(
     if target.is_final and moved:
         owe_webhooks(session, moved, target)
     return moved
+
+
+@dataclass
+class Erased:
+    events: int = 0
+    idempotency_records: int = 0
+    notifications: int = 0
+
+
+def erase_personal_data(
+    session: Session, ids: Sequence[str], placeholder: str, now: datetime
+) -> Erased:
+    """Keep only the non-personal record of these notifications: the recipient becomes
+    ``placeholder``; content, sealed values and the caller's reference go; their events lose
+    the free-text detail (a provider's error can quote the address); their idempotency records
+    (a fingerprint of the request) are deleted. Not a status move: the status stays."""
+    ids = list(ids)
+    quiet = {"synchronize_session": False}
+    events = session.execute(
+        update(DeliveryEvent)
+        .where(DeliveryEvent.notification_id.in_(ids), DeliveryEvent.detail.is_not(None))
+        .values(detail=placeholder),
+        execution_options=quiet,
+    )
+    records = session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.notification_id.in_(ids)),
+        execution_options=quiet,
+    )
+    rows = session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids))
+        .values(
+            recipient=placeholder, content=None, sealed_content=None, reference=None, updated_at=now
+        ),
+        execution_options=quiet,
+    )
+    return Erased(affected(events), affected(records), affected(rows))
+
+
+def touch(session: Session, notification_id: str, now: datetime) -> None:
+    """Write the row's ``updated_at`` only: takes its row lock (the write lock on SQLite), so
+    what the caller does next with this notification is serialised with anyone doing the same."""
+    session.execute(
+        update(Notification).where(Notification.id == notification_id).values(updated_at=now),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def get(session: Session, notification_id: str) -> Notification | None:

@@ -36,7 +36,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from notifier.campaigns.models import AudienceMember, Contact, ContactImport
 from notifier.db.models import Suppression, utcnow
-from notifier.notifications import queries, repository
+from notifier.notifications import queries, retention
 from notifier.support.models import AuditEntry
 from notifier.suppressions import fingerprint
 from providers.interface import SuppressionReason
@@ -143,7 +143,7 @@ def erase(session: Session, person: Person, outbox_dir: Path | None = None) -> E
     now = utcnow()
     rows = queries.to_recipients(session, addresses)
     for start in range(0, len(rows), 500):
-        erased = repository.erase_personal_data(
+        erased = retention.erase_personal_data(
             session, [r.id for r in rows[start : start + 500]], ERASED, now
         )
         result.events += erased.events

@@ -29,7 +29,7 @@ from notifier import metrics, tasks
 from notifier.db.models import Heartbeat, Notification, utcnow
 from notifier.db.session import transaction
 from notifier.liveness import forget_workers, lapsed_worker_ids
-from notifier.notifications import queries, repository
+from notifier.notifications import queries, repository, retention
 from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
@@ -279,10 +279,10 @@ def purge(runtime: Runtime) -> dict[str, int]:
     now = utcnow()
     settings = runtime.settings
     with transaction(runtime.sessions) as session:
-        keys = repository.purge_idempotency(
+        keys = retention.purge_idempotency(
             session, now - timedelta(hours=settings.idempotency_retention_hours)
         )
-        content = repository.purge_content(
+        content = retention.purge_content(
             session, now - timedelta(days=settings.content_retention_days)
         )
     return {"idempotency_keys": keys, "contents": content}

@@ -4,19 +4,19 @@ Every status change goes through :func:`move`, which enforces the table of allow
 ``notifier.statuses`` (and wipes sealed content on a final status, and owes the caller a status
 webhook). Selections for the workers are in :mod:`notifier.notifications.queries`, listings in
 :mod:`notifier.notifications.listing`, the status-webhook outbox in
-:mod:`notifier.notifications.webhook_outbox`. Suppressions and idempotency records, written
+:mod:`notifier.notifications.webhook_outbox`, what retention and erasure remove in
+:mod:`notifier.notifications.retention`. Suppressions and idempotency records, written
 beside the notifications they concern, are here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Json as PgJson
-from sqlalchemy import JSON, Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import JSON, Table, bindparam, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -25,11 +25,12 @@ from notifier.db.models import (
     IdempotencyRecord,
     Notification,
     Suppression,
+    UTCDateTime,
     utcnow,
 )
-from notifier.db.session import affected
 from notifier.notifications.webhook_outbox import owe_webhooks as owe_webhooks
-from notifier.statuses import ALLOWED_FROM, Status
+from notifier.notifications.webhook_outbox import owe_webhooks_matching
+from notifier.statuses import ALLOWED_FROM, EventKind, Status
 from notifier.suppressions import suppression_forms
 
 
@@ -140,41 +141,6 @@ def _set_while(session: Session, ids: Sequence[str], status: Status, **values: o
         )
 
 
-# Statuses whose content nothing needs any more (``unconfirmed`` keeps it: a resend may need it).
-CONTENT_DONE = (
-    Status.SENT,
-    Status.DELIVERED,
-    Status.FAILED,
-    Status.EXPIRED,
-    Status.SUPPRESSED,
-    Status.CANCELLED,
-)
-
-
-def purge_content(session: Session, created_before: datetime) -> int:
-    """Drop the content (plain and sealed) of notifications created before ``created_before``
-    that nothing will send any more (:data:`CONTENT_DONE`); returns how many rows lost it."""
-    result = session.execute(
-        update(Notification)
-        .where(
-            Notification.created_at < created_before,
-            or_(Notification.content.is_not(None), Notification.sealed_content.is_not(None)),
-            Notification.status.in_([s.value for s in CONTENT_DONE]),
-        )
-        .values(content=None, sealed_content=None),
-        execution_options={"synchronize_session": False},
-    )
-    return affected(result) or 0
-
-
-def purge_idempotency(session: Session, created_before: datetime) -> int:
-    """Forget the idempotency records created before ``created_before``; returns how many."""
-    result = session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < created_before)
-    )
-    return affected(result) or 0
-
-
 def move(
     session: Session,
     ids: Sequence[str],
@@ -206,41 +172,42 @@ def move(
     return moved
 
 
-@dataclass
-class Erased:
-    events: int = 0
-    idempotency_records: int = 0
-    notifications: int = 0
-
-
-def erase_personal_data(
-    session: Session, ids: Sequence[str], placeholder: str, now: datetime
-) -> Erased:
-    """Keep only the non-personal record of these notifications: the recipient becomes
-    ``placeholder``; content, sealed values and the caller's reference go; their events lose
-    the free-text detail (a provider's error can quote the address); their idempotency records
-    (a fingerprint of the request) are deleted. Not a status move: the status stays."""
-    ids = list(ids)
-    quiet = {"synchronize_session": False}
-    events = session.execute(
-        update(DeliveryEvent)
-        .where(DeliveryEvent.notification_id.in_(ids), DeliveryEvent.detail.is_not(None))
-        .values(detail=placeholder),
-        execution_options=quiet,
+def move_matching(
+    session: Session,
+    where: Sequence[ColumnElement[bool]],
+    target: Status,
+    event: tuple[EventKind, str],
+    *,
+    include_target: bool = False,
+    **values: object,
+) -> None:
+    """:func:`move` for a set too large to list by id (a campaign's 100,000 notifications):
+    every row matching ``where`` whose status may move to ``target`` moves, with one event
+    (kind, detail) each, in one INSERT ... SELECT and one UPDATE. ``include_target``: rows
+    already in ``target`` get the same values and event (a hold or its release, not a move)."""
+    allowed = set(ALLOWED_FROM[target]) | ({target} if include_target else set())
+    guarded = [*where, Notification.status.in_([s.value for s in allowed])]
+    now = utcnow()
+    kind, detail = event
+    source = select(
+        Notification.id,
+        literal(now, UTCDateTime()),
+        literal(kind.value),
+        literal(target.value),
+        literal(detail),
+    ).where(*guarded)
+    session.execute(
+        insert(DeliveryEvent).from_select(
+            ["notification_id", "created_at", "kind", "status", "detail"], source
+        )
     )
-    records = session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.notification_id.in_(ids)),
-        execution_options=quiet,
+    if target.is_final:
+        values["sealed_content"] = None
+        owe_webhooks_matching(session, guarded, target)
+    session.execute(
+        update(Notification).where(*guarded).values(status=target.value, updated_at=now, **values),
+        execution_options={"synchronize_session": False},
     )
-    rows = session.execute(
-        update(Notification)
-        .where(Notification.id.in_(ids))
-        .values(
-            recipient=placeholder, content=None, sealed_content=None, reference=None, updated_at=now
-        ),
-        execution_options=quiet,
-    )
-    return Erased(affected(events), affected(records), affected(rows))
 
 
 def touch(session: Session, notification_id: str, now: datetime) -> None:

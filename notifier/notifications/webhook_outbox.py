@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import insert, literal, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.db.models import ApiKey, Notification, UTCDateTime, WebhookDelivery, utcnow
 from notifier.statuses import Status
@@ -23,6 +24,14 @@ from notifier.statuses import Status
 def owe_webhooks(session: Session, ids: Sequence[str], status: Status) -> None:
     """Record, in the caller's transaction, a status webhook for each of these notifications
     whose API key has a callback URL (the transactional outbox the webhooks queue drains)."""
+    owe_webhooks_matching(session, [Notification.id.in_(list(ids))], status)
+
+
+def owe_webhooks_matching(
+    session: Session, where: Sequence[ColumnElement[bool]], status: Status
+) -> None:
+    """:func:`owe_webhooks` for every notification matching ``where`` (a set too large to list
+    by id, such as a campaign's)."""
     now = utcnow()
     owed = (
         select(
@@ -36,7 +45,7 @@ def owe_webhooks(session: Session, ids: Sequence[str], status: Status) -> None:
             literal(now, UTCDateTime),
         )
         .join(ApiKey, ApiKey.id == Notification.api_key_id)
-        .where(Notification.id.in_(list(ids)), ApiKey.callback_url.is_not(None))
+        .where(*where, ApiKey.callback_url.is_not(None))
     )
     session.execute(
         insert(WebhookDelivery).from_select(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from croniter import croniter
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from notifier.campaigns import archive, beat_sync, contacts, runs, throttle
@@ -27,10 +27,10 @@ from notifier.campaigns.schemas import (
     ScheduleIn,
 )
 from notifier.campaigns.templates import get_template, get_version
-from notifier.db.models import Notification, utcnow
+from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, ErrorDetail, NotifierError, field_error
 from notifier.keys import Caller
-from notifier.notifications import repository
+from notifier.notifications import queries, repository
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from providers.interface import Category, Lane
@@ -200,8 +200,8 @@ def pause(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
     repository.move_matching(  # queued ones move to scheduled, scheduled ones are held
         session,
         [
-            Notification.reference.in_(_run_ids(session, campaign.id)),
-            or_(Notification.not_before.is_(None), Notification.not_before != HELD),
+            *queries.of_runs(_run_ids(session, campaign.id)),
+            queries.held(HELD, is_held=False),
         ],
         Status.SCHEDULED,
         (EventKind.SCHEDULED, PAUSED),
@@ -230,21 +230,13 @@ def resume(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
     }
     resumed = _set_runs(session, campaign.id, [RunStatus.PAUSED], RunStatus.RUNNING, now)
     run_ids = _run_ids(session, campaign.id)
-    held_runs = {
-        reference  # never None: IN matches no NULL, the test only narrows the type
-        for reference in session.scalars(
-            select(Notification.reference)
-            .where(Notification.reference.in_(run_ids), Notification.not_before == HELD)
-            .distinct()
-        )
-        if reference is not None
-    }
+    held_runs = queries.references(session, [*queries.of_runs(run_ids), queries.held(HELD)])
     if campaign.throttle_per_minute:
         for run_id in resumed:
             throttle.shift(session, run_id, paused.get(run_id), now, campaign.throttle_per_minute)
     repository.move_matching(  # the hold is released: they stay scheduled
         session,
-        [Notification.reference.in_(run_ids), Notification.not_before == HELD],
+        [*queries.of_runs(run_ids), queries.held(HELD)],
         Status.SCHEDULED,
         (EventKind.SCHEDULED, RELEASED),
         include_target=True,
@@ -280,7 +272,7 @@ def cancel(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
     cancelled = "the campaign was cancelled"
     repository.move_matching(
         session,
-        [Notification.reference.in_(_run_ids(session, campaign.id))],
+        queries.of_runs(_run_ids(session, campaign.id)),
         Status.CANCELLED,
         (EventKind.CANCELLED, cancelled),
         status_reason=cancelled,

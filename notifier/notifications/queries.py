@@ -144,6 +144,24 @@ def of_run_due(run_id: str, now: datetime) -> Conditions:
     ]
 
 
+def of_runs(run_ids: Sequence[str]) -> Conditions:
+    """The notifications of these campaign runs (a run's id is its notifications' reference)."""
+    return [Notification.reference.in_(list(run_ids))]
+
+
+def held(marker: datetime, *, is_held: bool = True) -> ColumnElement[bool]:
+    """Held by a paused campaign (``not_before`` is the pause's ``marker``), or not."""
+    if is_held:
+        return Notification.not_before == marker
+    return or_(Notification.not_before.is_(None), Notification.not_before != marker)
+
+
+def references(session: Session, where: Sequence[ColumnElement[bool]]) -> set[str]:
+    """The distinct caller references of the notifications matching ``where``."""
+    stmt = select(Notification.reference).where(*where, Notification.reference.is_not(None))
+    return {r for r in session.scalars(stmt.distinct()) if r is not None}
+
+
 def queued_backlog(session: Session, now: datetime) -> list[tuple[str, int, datetime | None]]:
     """Per lane: how many are queued and due, and since when the oldest of them is due."""
     due_since = func.coalesce(

@@ -15,9 +15,10 @@ What archiving means and when it is refused: :mod:`notifier.campaigns.archive`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -63,38 +64,39 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-def _archivable(
-    session: Session, model: type[A], include_archived: bool, cursor: str | None, limit: int
-) -> tuple[list[A], str | None]:
-    """A page of templates or audiences, newest first; the archived ones only when asked."""
-    stmt = select(model)
-    if not include_archived:
-        stmt = stmt.where(model.archived_at.is_(None))
-    return newest_first(session, stmt, model.created_at, model.id, cursor, limit)
+@dataclass
+class ArchivableQuery:
+    """The query of a listing of archivable objects (templates, audiences)."""
+
+    include_archived: bool = False
+    cursor: Cursor = None
+    limit: Limit = 50
+
+    def page(self, session: Session, model: type[A]) -> tuple[list[A], str | None]:
+        """A page newest first; the archived ones only when asked."""
+        stmt = select(model)
+        if not self.include_archived:
+            stmt = stmt.where(model.archived_at.is_(None))
+        return newest_first(session, stmt, model.created_at, model.id, self.cursor, self.limit)
+
+
+ArchivableQueryDep = Annotated[ArchivableQuery, Depends()]
 
 
 @router.get("/templates", response_model=Page[TemplateOut])
 def list_templates(
-    _: ManagerDep,
-    session: SessionDep,
-    include_archived: bool = False,
-    cursor: Cursor = None,
-    limit: Limit = 50,
+    _: ManagerDep, session: SessionDep, query: ArchivableQueryDep
 ) -> Page[TemplateOut]:
-    rows, next_cursor = _archivable(session, Template, include_archived, cursor, limit)
+    rows, next_cursor = query.page(session, Template)
     items = [_template_out(t, templates.get_version(session, t, None)) for t in rows]
     return Page[TemplateOut](items=items, next_cursor=next_cursor)
 
 
 @router.get("/audiences", response_model=Page[AudienceOut])
 def list_audiences(
-    _: ManagerDep,
-    session: SessionDep,
-    include_archived: bool = False,
-    cursor: Cursor = None,
-    limit: Limit = 50,
+    _: ManagerDep, session: SessionDep, query: ArchivableQueryDep
 ) -> Page[AudienceOut]:
-    rows, next_cursor = _archivable(session, Audience, include_archived, cursor, limit)
+    rows, next_cursor = query.page(session, Audience)
     return Page[AudienceOut](
         items=[_audience_out(session, a) for a in rows], next_cursor=next_cursor
     )

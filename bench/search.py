@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from bench.common import PG_ADMIN_URL, emit, fresh_database
 from notifier.db.migrate import upgrade
-from notifier.notifications import repository
+from notifier.notifications import listing, repository
 
 INDEXES = [
     "ix_notifications_recipient_created",
@@ -149,24 +149,24 @@ def main() -> None:
                 {"queries": args.queries},
             ).all()
             by_recipient = timed(
-                lambda: repository.search(
-                    session, repository.Filters(recipients=[rng.choice(sample).recipient]), None, 50
+                lambda: listing.page(
+                    session, listing.Filters(recipients=[rng.choice(sample).recipient]), None, 50
                 ),
                 len(sample),
             )
             by_reference = timed(
-                lambda: repository.search(
+                lambda: listing.page(
                     session,
-                    repository.Filters(api_key_id=key_id, reference=rng.choice(sample).reference),
+                    listing.Filters(api_key_id=key_id, reference=rng.choice(sample).reference),
                     None,
                     50,
                 ),
                 len(sample),
             )
             by_message_id = timed(
-                lambda: repository.search(
+                lambda: listing.page(
                     session,
-                    repository.Filters(provider_message_id=rng.choice(sample).provider_message_id),
+                    listing.Filters(provider_message_id=rng.choice(sample).provider_message_id),
                     None,
                     50,
                 ),

@@ -35,13 +35,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from notifier.config import Settings
-from notifier.db.models import Heartbeat, Notification, utcnow
+from notifier.db.models import Heartbeat, utcnow
 from notifier.liveness import live_workers
-from notifier.statuses import Status
+from notifier.notifications import queries
 from notifier.tasks import ALL_QUEUES, MAINTENANCE
 from providers.interface import Category, Lane
 
@@ -106,19 +105,8 @@ def assess(session: Session, settings: Settings, now: datetime | None = None) ->
 
 
 def _backlog(session: Session, now: datetime) -> dict[str, Backlog]:
-    due_since = func.coalesce(
-        Notification.not_before, Notification.send_at, Notification.created_at
-    )
-    rows = session.execute(
-        select(Notification.lane, func.count(), func.min(due_since))
-        .where(
-            Notification.status == Status.QUEUED.value,
-            or_(Notification.not_before.is_(None), Notification.not_before <= now),
-        )
-        .group_by(Notification.lane)
-    ).all()
     backlog = {}
-    for lane, count, oldest_row in rows:
+    for lane, count, oldest_row in queries.queued_backlog(session, now):
         oldest = _aware(oldest_row)
         backlog[lane] = Backlog(
             int(count), max(0.0, (now - oldest).total_seconds()) if oldest else 0.0

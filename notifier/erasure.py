@@ -31,12 +31,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import ScalarResult, String, cast, delete, or_, select, update
+from sqlalchemy import ScalarResult, String, cast, delete, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from notifier.campaigns.models import AudienceMember, Contact, ContactImport
-from notifier.db.models import DeliveryEvent, IdempotencyRecord, Notification, Suppression, utcnow
-from notifier.db.session import affected
+from notifier.db.models import Suppression, utcnow
+from notifier.notifications import queries, retention
 from notifier.support.models import AuditEntry
 from notifier.suppressions import fingerprint
 from providers.interface import SuppressionReason
@@ -141,40 +141,14 @@ def erase(session: Session, person: Person, outbox_dir: Path | None = None) -> E
     if not addresses and not found:
         return result
     now = utcnow()
-    rows = session.execute(
-        select(Notification.id, Notification.lane).where(Notification.recipient.in_(addresses))
-    ).all()
-    ids = [r.id for r in rows]
-    for start in range(0, len(ids), 500):
-        part = ids[start : start + 500]
-        result.events += affected(
-            session.execute(
-                update(DeliveryEvent)
-                .where(DeliveryEvent.notification_id.in_(part), DeliveryEvent.detail.is_not(None))
-                .values(detail=ERASED),
-                execution_options={"synchronize_session": False},
-            )
+    rows = queries.to_recipients(session, addresses)
+    for start in range(0, len(rows), 500):
+        erased = retention.erase_personal_data(
+            session, [r.id for r in rows[start : start + 500]], ERASED, now
         )
-        result.idempotency_records += affected(
-            session.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.notification_id.in_(part)),
-                execution_options={"synchronize_session": False},
-            )
-        )
-        result.notifications += affected(
-            session.execute(
-                update(Notification)
-                .where(Notification.id.in_(part))
-                .values(
-                    recipient=ERASED,
-                    content=None,
-                    sealed_content=None,
-                    reference=None,
-                    updated_at=now,
-                ),
-                execution_options={"synchronize_session": False},
-            )
-        )
+        result.events += erased.events
+        result.idempotency_records += erased.idempotency_records
+        result.notifications += erased.notifications
     for suppression in session.scalars(
         select(Suppression).where(Suppression.recipient.in_(addresses))
     ):

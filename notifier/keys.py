@@ -136,7 +136,7 @@ def set_callback(
 ) -> tuple[ApiKey, str | None] | None:
     """Set (or with ``url=None`` clear) the status-webhook URL of a key; a new signing secret is
     generated, kept sealed, and returned once."""
-    from notifier.webhooks import new_secret
+    from notifier.webhook_signing import new_secret
 
     row = session.scalars(
         select(ApiKey).where((ApiKey.id == id_or_prefix) | (ApiKey.prefix == id_or_prefix))

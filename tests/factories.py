@@ -1,15 +1,25 @@
-"""Small builders of test data and settings."""
+"""Small builders of test data and settings.
+
+Notification rows and delivery events are built with the product's one row and event builder
+(``notifier.notifications.rows``), so a test row has every column a real one has; a test sets
+only what it is about.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from notifier.config import Settings
+from notifier.db.models import DeliveryEvent, Notification, utcnow
 from notifier.db.session import transaction
 from notifier.keys import create_key
+from notifier.notifications import repository, rows
 from notifier.runtime import Runtime
+from notifier.statuses import EventKind, Status
+from providers.interface import Lane
 
 ALL_SCOPES = ["notifications:send", "notifications:read", "support:read", "campaigns:manage"]
 
@@ -90,3 +100,64 @@ def daytime_timezone() -> str:
     offset = 12 - datetime.now(UTC).hour  # hours ahead of UTC
     offset = offset - 24 if offset > 14 else offset
     return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-5 is UTC+5
+
+
+def notification_row(
+    status: Status = Status.QUEUED,
+    *,
+    lane: str = "email.transactional",
+    recipient: str = "ada@example.com",
+    now: datetime | None = None,
+    ttl: timedelta = timedelta(hours=1),
+    **columns: Any,
+) -> dict[str, Any]:
+    """A notification row as intake would write it, then ``columns`` set on it (any column:
+    ``claimed_at``, ``provider``, ``published_at``, ...)."""
+    now = now or utcnow()
+    builder_fields = {
+        k: columns.pop(k)
+        for k in ("api_key_id", "reference", "content", "status_reason", "send_at", "platform")
+        if k in columns
+    }
+    builder_fields.setdefault("api_key_id", None)
+    row = rows.notification_row(
+        lane=Lane(lane),
+        recipient=recipient,
+        status=status,
+        now=now,
+        expires_at=now + ttl,
+        **builder_fields,
+    )
+    row.update(columns)
+    return row
+
+
+def notification(status: Status = Status.QUEUED, **columns: Any) -> Notification:
+    """An unsaved :class:`Notification` (for code that reads a row without a database)."""
+    return Notification(**notification_row(status, **columns))
+
+
+def event_row(
+    notification_id: str,
+    kind: EventKind = EventKind.ATTEMPT,
+    status: Status | None = None,
+    detail: str | None = None,
+    at: datetime | None = None,
+    **provider_fields: Any,
+) -> dict[str, Any]:
+    """A delivery event as the product builds it."""
+    return rows.event(notification_id, kind, status, detail, at or utcnow(), **provider_fields)
+
+
+def delivery_event(notification_id: str, **fields: Any) -> DeliveryEvent:
+    """An unsaved :class:`DeliveryEvent`."""
+    return DeliveryEvent(**event_row(notification_id, **fields))
+
+
+def insert_notifications(
+    runtime: Runtime, notifications: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]] = ()
+) -> list[str]:
+    """Write these rows (and events) the way intake does; returns the ids."""
+    with transaction(runtime.sessions) as session:
+        repository.insert_notifications(session, notifications, events)
+    return [n["id"] for n in notifications]

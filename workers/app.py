@@ -12,7 +12,7 @@ from notifier.broker import make_celery
 from notifier.config import Settings
 from notifier.runtime import Runtime
 from providers.interface import Lane, Provider
-from workers import campaigns, delivery, heartbeat, log_context, receipts, sweeper, webhooks
+from workers import campaigns, delivery, heartbeat, log_context, receipts, sweeper, webhook_delivery
 from workers.context import DeliveryContext
 from workers.provider_config import ProviderSpec
 
@@ -29,7 +29,7 @@ def create_worker_app(
     app.runtime = runtime
     log_context.install()
     app.delivery = DeliveryContext(runtime, chains, providers)
-    for module in (delivery, sweeper, receipts, webhooks, campaigns):
+    for module in (delivery, sweeper, receipts, webhook_delivery, campaigns):
         module.register(app)
     app.conf.beat_schedule = beat_schedule(settings)
     heartbeat.install(app)  # every worker process built on this app heartbeats (notifier.liveness)

@@ -90,7 +90,7 @@ class DeliveryContext:
 
     def _write_inflight(self, notification_id: str, provider: str) -> None:
         with transaction(self.runtime.sessions) as session:
-            repository.record_inflight(session, notification_id, provider)
+            repository.record_inflight(session, [notification_id], provider)
 
     def _record_circuit(self, provider: str, state: CircuitState) -> None:
         """Breaker changes are rare: keep the latest in the heartbeats table for /readyz and

@@ -23,14 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from celery import Celery
-from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from notifier import tasks
 from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
 from notifier.liveness import worker_identity
-from notifier.notifications import repository
+from notifier.notifications import queries, repository
 from notifier.notifications.rows import event
 from notifier.statuses import EventKind, Status
 from notifier.suppressions import blocking_suppression
@@ -81,7 +80,7 @@ def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:
             session,
             ids,
             Status.SENDING,
-            where=[or_(Notification.not_before.is_(None), Notification.not_before <= now)],
+            where=queries.claimable(now),
             claimed_at=now,
             claimed_by=worker_identity(),
             inflight_provider=None,
@@ -90,7 +89,7 @@ def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:
             log.info("delivery.claim.skipped", extra={"skipped": len(ids) - len(claimed)})
         if not claimed:
             return []
-        rows = list(session.scalars(select(Notification).where(Notification.id.in_(claimed))))
+        rows = queries.by_ids(session, claimed)
         rows = _end_expired(session, rows, now)
         rows = _end_suppressed(session, rows, now)
         jobs = [_job(ctx, row) for row in rows]
@@ -106,10 +105,7 @@ def _write_ahead(session: Session, jobs: list[Job]) -> None:
         if job.inflight_provider is not None:
             by_provider.setdefault(job.inflight_provider, []).append(job.id)
     for provider, ids in by_provider.items():
-        session.execute(
-            update(Notification).where(Notification.id.in_(ids)).values(inflight_provider=provider),
-            execution_options={"synchronize_session": False},
-        )
+        repository.record_inflight(session, ids, provider)
 
 
 def _job(ctx: DeliveryContext, row: Notification) -> Job:

@@ -22,15 +22,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from notifier import metrics, tasks
-from notifier.db.models import Heartbeat, IdempotencyRecord, Notification, utcnow
-from notifier.db.session import affected, transaction
+from notifier.db.models import Heartbeat, Notification, utcnow
+from notifier.db.session import transaction
 from notifier.liveness import forget_workers, lapsed_worker_ids
-from notifier.notifications import repository
+from notifier.notifications import queries, repository, retention
 from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
@@ -84,24 +83,12 @@ def beat(runtime: Runtime, name: str, detail: dict[str, Any] | None = None) -> N
 def expire_overdue(runtime: Runtime) -> int:
     now = utcnow()
     with transaction(runtime.sessions) as session:
-        rows = session.execute(
-            select(Notification.id, Notification.lane, Notification.pinned_provider)
-            .where(
-                Notification.status.in_([Status.SCHEDULED.value, Status.QUEUED.value]),
-                Notification.expires_at <= now,
-            )
-            .limit(CHUNK)
-        ).all()
+        rows = queries.find(session, queries.overdue(now), CHUNK)
         return end_overdue(session, [(r.id, r.lane, r.pinned_provider) for r in rows], now)
 
 
 def release_scheduled(runtime: Runtime) -> int:
-    now = utcnow()
-    due = [
-        Notification.status == Status.SCHEDULED.value,
-        or_(Notification.send_at.is_(None), Notification.send_at <= now),
-        or_(Notification.not_before.is_(None), Notification.not_before <= now),
-    ]
+    due = queries.due_for_release(utcnow())
     return _requeue(runtime, due, EventKind.QUEUED, "released: its send time has come")
 
 
@@ -113,12 +100,7 @@ def recover_sending(runtime: Runtime, timeout: float) -> int:
     now = utcnow()
     with transaction(runtime.sessions) as session:
         lapsed = lapsed_worker_ids(session, now, settings.worker_lapse_seconds)
-    held = [Notification.status == Status.SENDING.value]
-    stuck = Notification.claimed_at <= now - timedelta(seconds=timeout)
-    of_the_dead = Notification.claimed_by.in_(lapsed) if lapsed else None
-    recovered = _recover(
-        runtime, [*held, or_(stuck, of_the_dead) if of_the_dead is not None else stuck]
-    )
+    recovered = _recover(runtime, queries.held_sending(now - timedelta(seconds=timeout), lapsed))
     if lapsed:
         with transaction(runtime.sessions) as session:
             forget_workers(
@@ -136,11 +118,9 @@ def _recover(runtime: Runtime, conditions: list[ColumnElement[bool]]) -> int:
     now = utcnow()
     resend_lanes = set(runtime.settings.resend_after_crash_lanes)
     with transaction(runtime.sessions) as session:
-        rows = session.execute(
-            select(Notification.id, Notification.lane, Notification.inflight_provider)
-            .where(*conditions)
-            .limit(CHUNK)
-        ).all()
+        rows = [
+            (r.id, r.lane, r.inflight_provider) for r in queries.find(session, conditions, CHUNK)
+        ]
         fresh = [(i, lane) for i, lane, provider in rows if provider is None]
         pinned = [(i, lane, p) for i, lane, p in rows if p is not None and lane in resend_lanes]
         ended = [(i, lane, p) for i, lane, p in rows if p is not None and lane not in resend_lanes]
@@ -268,11 +248,7 @@ def _requeue(
     record why, and publish it after commit."""
     now = utcnow()
     with transaction(runtime.sessions) as session:
-        lanes = dict(
-            session.execute(
-                select(Notification.id, Notification.lane).where(*conditions).limit(CHUNK)
-            ).all()
-        )
+        lanes = {r.id: r.lane for r in queries.find(session, conditions, CHUNK)}
         moved = repository.move(
             session, list(lanes), Status.QUEUED, where=conditions, published_at=now, not_before=None
         )
@@ -285,23 +261,9 @@ def republish_stale(runtime: Runtime, stale: float) -> int:
     now = utcnow()
     cutoff = now - timedelta(seconds=stale)
     with transaction(runtime.sessions) as session:
-        rows = session.execute(
-            select(Notification.id, Notification.lane)
-            .where(
-                Notification.status == Status.QUEUED.value,
-                or_(Notification.published_at.is_(None), Notification.published_at <= cutoff),
-                or_(Notification.not_before.is_(None), Notification.not_before <= cutoff),
-            )
-            .limit(CHUNK)
-        ).all()
-        lanes = dict(rows)
+        lanes = {r.id: r.lane for r in queries.find(session, queries.stale_queued(cutoff), CHUNK)}
         if lanes:
-            session.execute(
-                update(Notification)
-                .where(Notification.id.in_(list(lanes)), Notification.status == Status.QUEUED.value)
-                .values(published_at=now),
-                execution_options={"synchronize_session": False},
-            )
+            repository.mark_republished(session, list(lanes), now)
             _events(
                 session,
                 list(lanes),
@@ -317,45 +279,13 @@ def purge(runtime: Runtime) -> dict[str, int]:
     now = utcnow()
     settings = runtime.settings
     with transaction(runtime.sessions) as session:
-        keys = affected(
-            session.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.created_at
-                    < now - timedelta(hours=settings.idempotency_retention_hours)
-                )
-            )
+        keys = retention.purge_idempotency(
+            session, now - timedelta(hours=settings.idempotency_retention_hours)
         )
-        content = affected(
-            session.execute(
-                update(Notification)
-                .where(
-                    and_(
-                        Notification.created_at
-                        < now - timedelta(days=settings.content_retention_days),
-                        or_(
-                            Notification.content.is_not(None),
-                            Notification.sealed_content.is_not(None),
-                        ),
-                    ),
-                    Notification.status.in_(
-                        [
-                            s.value
-                            for s in (
-                                Status.SENT,
-                                Status.DELIVERED,
-                                Status.FAILED,
-                                Status.EXPIRED,
-                                Status.SUPPRESSED,
-                                Status.CANCELLED,
-                            )
-                        ]
-                    ),
-                )
-                .values(content=None, sealed_content=None),
-                execution_options={"synchronize_session": False},
-            )
+        content = retention.purge_content(
+            session, now - timedelta(days=settings.content_retention_days)
         )
-    return {"idempotency_keys": keys or 0, "contents": content or 0}
+    return {"idempotency_keys": keys, "contents": content}
 
 
 def _events(

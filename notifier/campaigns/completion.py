@@ -16,10 +16,12 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.campaigns.models import Campaign, CampaignRun, CampaignStatus, RunStatus
-from notifier.db.models import Notification, utcnow
+from notifier.db.models import utcnow
 from notifier.db.session import affected, transaction
+from notifier.notifications import listing
 from notifier.runtime import Runtime
 from notifier.statuses import Status
 
@@ -28,14 +30,7 @@ log = logging.getLogger("notifier.campaigns")
 
 def held_back(session: Session, run_id: str) -> int:
     """Notifications of the run still waiting for their time (throttle, quiet hours, a pause)."""
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Notification)
-            .where(Notification.reference == run_id, Notification.status == Status.SCHEDULED.value)
-        )
-        or 0
-    )
+    return listing.count(session, listing.Filters(reference=run_id, status=Status.SCHEDULED.value))
 
 
 def complete_if_settled(session: Session, run_id: str, now: datetime) -> bool:
@@ -82,18 +77,17 @@ def complete_if_settled(session: Session, run_id: str, now: datetime) -> bool:
     return True
 
 
+def running_runs(session: Session, *where: ColumnElement[bool]) -> list[str]:
+    """The ids of the ``running`` runs that also match ``where``."""
+    stmt = select(CampaignRun.id).where(CampaignRun.status == RunStatus.RUNNING.value, *where)
+    return list(session.scalars(stmt))
+
+
 def settle(runtime: Runtime, now: datetime | None = None) -> list[str]:
     """On beat: complete the fanned-out runs whose last held-back message has been released."""
     now = now or utcnow()
     with transaction(runtime.sessions) as session:
-        waiting = list(
-            session.scalars(
-                select(CampaignRun.id).where(
-                    CampaignRun.status == RunStatus.RUNNING.value,
-                    CampaignRun.fanned_out_at.is_not(None),
-                )
-            )
-        )
+        waiting = running_runs(session, CampaignRun.fanned_out_at.is_not(None))
     completed = []
     for run_id in waiting:
         with transaction(runtime.sessions) as session:

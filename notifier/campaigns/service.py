@@ -14,9 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from croniter import croniter
-from sqlalchemy import func, insert, literal, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.campaigns import archive, beat_sync, contacts, runs, throttle
 from notifier.campaigns.models import HELD, Campaign, CampaignRun, CampaignStatus, RunStatus
@@ -28,9 +27,10 @@ from notifier.campaigns.schemas import (
     ScheduleIn,
 )
 from notifier.campaigns.templates import get_template, get_version
-from notifier.db.models import DeliveryEvent, Notification, UTCDateTime, utcnow
+from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, ErrorDetail, NotifierError, field_error
 from notifier.keys import Caller
+from notifier.notifications import queries, repository
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from providers.interface import Category, Lane
@@ -197,18 +197,17 @@ def pause(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
     now = utcnow()
     campaign.status, campaign.updated_at = CampaignStatus.PAUSED.value, now
     _set_runs(session, campaign.id, [RunStatus.RUNNING], RunStatus.PAUSED, now)
-    _change_pending(
+    repository.move_matching(  # queued ones move to scheduled, scheduled ones are held
         session,
         [
-            Notification.reference.in_(_run_ids(session, campaign.id)),
-            Notification.status.in_([Status.QUEUED.value, Status.SCHEDULED.value]),
-            or_(Notification.not_before.is_(None), Notification.not_before != HELD),
+            *queries.of_runs(_run_ids(session, campaign.id)),
+            queries.held(HELD, is_held=False),
         ],
-        EventKind.SCHEDULED,
         Status.SCHEDULED,
-        PAUSED,
-        now,
-        {"not_before": HELD},
+        (EventKind.SCHEDULED, PAUSED),
+        include_target=True,
+        status_reason=PAUSED,
+        not_before=HELD,
     )
     session.commit()
     beat_sync.sync(runtime.engine, campaign)
@@ -231,26 +230,18 @@ def resume(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
     }
     resumed = _set_runs(session, campaign.id, [RunStatus.PAUSED], RunStatus.RUNNING, now)
     run_ids = _run_ids(session, campaign.id)
-    held_runs = {
-        reference  # never None: IN matches no NULL, the test only narrows the type
-        for reference in session.scalars(
-            select(Notification.reference)
-            .where(Notification.reference.in_(run_ids), Notification.not_before == HELD)
-            .distinct()
-        )
-        if reference is not None
-    }
+    held_runs = queries.references(session, [*queries.of_runs(run_ids), queries.held(HELD)])
     if campaign.throttle_per_minute:
         for run_id in resumed:
             throttle.shift(session, run_id, paused.get(run_id), now, campaign.throttle_per_minute)
-    _change_pending(
+    repository.move_matching(  # the hold is released: they stay scheduled
         session,
-        [Notification.reference.in_(run_ids), Notification.not_before == HELD],
-        EventKind.SCHEDULED,
+        [*queries.of_runs(run_ids), queries.held(HELD)],
         Status.SCHEDULED,
-        RELEASED,
-        now,
-        {"not_before": None},
+        (EventKind.SCHEDULED, RELEASED),
+        include_target=True,
+        status_reason=RELEASED,
+        not_before=None,
     )
     has_runs = bool(resumed) or bool(
         session.scalar(
@@ -278,17 +269,14 @@ def cancel(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
     now = utcnow()
     campaign.status, campaign.updated_at = CampaignStatus.CANCELLED.value, now
     _set_runs(session, campaign.id, [RunStatus.RUNNING, RunStatus.PAUSED], RunStatus.CANCELLED, now)
-    _change_pending(
+    cancelled = "the campaign was cancelled"
+    repository.move_matching(
         session,
-        [
-            Notification.reference.in_(_run_ids(session, campaign.id)),
-            Notification.status.in_([Status.QUEUED.value, Status.SCHEDULED.value]),
-        ],
-        EventKind.CANCELLED,
+        queries.of_runs(_run_ids(session, campaign.id)),
         Status.CANCELLED,
-        "the campaign was cancelled",
-        now,
-        {"completed_at": now, "sealed_content": None},
+        (EventKind.CANCELLED, cancelled),
+        status_reason=cancelled,
+        completed_at=now,
     )
     session.commit()
     beat_sync.sync(runtime.engine, campaign)
@@ -320,35 +308,4 @@ def _set_runs(
 def _run_ids(session: Session, campaign_id: str) -> list[str]:
     return list(
         session.scalars(select(CampaignRun.id).where(CampaignRun.campaign_id == campaign_id))
-    )
-
-
-def _change_pending(
-    session: Session,
-    conditions: list[ColumnElement[bool]],
-    kind: EventKind,
-    status: Status,
-    reason: str,
-    now: datetime,
-    values: dict[str, object],
-) -> None:
-    """Move the notifications matching ``conditions`` to ``status`` with one event each, in
-    one INSERT ... SELECT and one UPDATE (a run may hold 100,000 of them)."""
-    source = select(
-        Notification.id,
-        literal(now, UTCDateTime()),
-        literal(kind.value),
-        literal(status.value),
-        literal(reason),
-    ).where(*conditions)
-    session.execute(
-        insert(DeliveryEvent).from_select(
-            ["notification_id", "created_at", "kind", "status", "detail"], source
-        )
-    )
-    session.execute(
-        update(Notification)
-        .where(*conditions)
-        .values(status=status.value, status_reason=reason, updated_at=now, **values),
-        execution_options={"synchronize_session": False},
     )

@@ -14,13 +14,11 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import HELD, CampaignRun
-from notifier.db.models import Notification
-
-BATCH = 5000
+from notifier.notifications import queries, repository
 
 
 def shift(
@@ -30,30 +28,7 @@ def shift(
     if paused_at is None or now <= paused_at:
         return 0
     delta = now - paused_at
-    rows = session.execute(
-        select(Notification.id, Notification.send_at, Notification.expires_at).where(
-            Notification.reference == run_id,
-            Notification.not_before == HELD,
-            Notification.send_at.is_not(None),
-        )
-    ).all()
-    statement = (
-        update(Notification)
-        .where(Notification.id == bindparam("row_id"))
-        .values(send_at=bindparam("new_send_at"), expires_at=bindparam("new_expires_at"))
-    )
-    for start in range(0, len(rows), BATCH):
-        session.connection().execute(
-            statement,
-            [
-                {
-                    "row_id": r.id,
-                    "new_send_at": r.send_at + delta,
-                    "new_expires_at": (r.expires_at + delta) if r.expires_at else None,
-                }
-                for r in rows[start : start + BATCH]
-            ],
-        )
+    moved = repository.postpone(session, [*queries.of_runs([run_id]), queries.held(HELD)], delta)
     interval = 60.0 / per_minute
     session.execute(
         update(CampaignRun)
@@ -61,4 +36,4 @@ def shift(
         .values(slots=CampaignRun.slots + math.ceil(delta.total_seconds() / interval)),
         execution_options={"synchronize_session": False},
     )
-    return len(rows)
+    return moved

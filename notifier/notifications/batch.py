@@ -26,10 +26,11 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from notifier.db.models import IdempotencyRecord, Notification
+from notifier.db.models import IdempotencyRecord
 from notifier.db.session import transaction
 from notifier.errors import ErrorCode, NotifierError, field_error, from_validation_errors
 from notifier.keys import Caller
+from notifier.notifications import queries
 from notifier.storable import require_storable
 
 if TYPE_CHECKING:
@@ -150,15 +151,7 @@ def _replays(intake: Intake, caller: Caller, keyed: dict[int, _Keyed]) -> dict[i
             )
         }
         ids = [r.notification_id for r in records.values()]
-        status = (
-            dict(
-                session.execute(
-                    select(Notification.id, Notification.status).where(Notification.id.in_(ids))
-                ).all()
-            )
-            if ids
-            else {}
-        )
+        status = queries.statuses_of(session, ids)
     found: dict[int, Outcome] = {}
     for index, item in keyed.items():
         record = records.get(item.key)

@@ -1,30 +1,36 @@
-"""Queries on notifications, their events, suppressions and idempotency records."""
+"""Writes on notifications and their events, the one guarded status move, and the lookups by id.
+
+Every status change goes through :func:`move`, which enforces the table of allowed moves in
+``notifier.statuses`` (and wipes sealed content on a final status, and owes the caller a status
+webhook). Selections for the workers are in :mod:`notifier.notifications.queries`, listings in
+:mod:`notifier.notifications.listing`, the status-webhook outbox in
+:mod:`notifier.notifications.webhook_outbox`, what retention and erasure remove in
+:mod:`notifier.notifications.retention`. Suppressions and idempotency records, written
+beside the notifications they concern, are here too.
+"""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Json as PgJson
-from sqlalchemy import JSON, Table, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import JSON, Table, bindparam, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.db.models import (
-    ApiKey,
     DeliveryEvent,
     IdempotencyRecord,
     Notification,
     Suppression,
     UTCDateTime,
-    WebhookDelivery,
     utcnow,
 )
-from notifier.errors import ErrorCode, field_error
-from notifier.statuses import ALLOWED_FROM, Status
+from notifier.notifications.webhook_outbox import owe_webhooks as owe_webhooks
+from notifier.notifications.webhook_outbox import owe_webhooks_matching
+from notifier.statuses import ALLOWED_FROM, EventKind, Status
 from notifier.suppressions import suppression_forms
 
 
@@ -112,14 +118,27 @@ def mark_sent(session: Session, sent: Sequence[tuple[str, str, str, int]], now: 
         )
 
 
-def record_inflight(session: Session, notification_id: str, provider: str) -> None:
-    """Write ahead that a ``sending`` notification is about to be sent through ``provider``."""
-    session.execute(
-        update(Notification)
-        .where(Notification.id == notification_id, Notification.status == Status.SENDING.value)
-        .values(inflight_provider=provider),
-        execution_options={"synchronize_session": False},
-    )
+def record_inflight(session: Session, ids: Sequence[str], provider: str) -> None:
+    """Write ahead that these ``sending`` notifications are about to be sent through
+    ``provider``."""
+    _set_while(session, ids, Status.SENDING, inflight_provider=provider)
+
+
+def mark_republished(session: Session, ids: Sequence[str], now: datetime) -> None:
+    """Record that these still-``queued`` notifications were published again at ``now`` (not a
+    status move: they stay ``queued``)."""
+    _set_while(session, ids, Status.QUEUED, published_at=now)
+
+
+def _set_while(session: Session, ids: Sequence[str], status: Status, **values: object) -> None:
+    """Set columns (never the status: that is :func:`move`) of the rows still in ``status``."""
+    if ids:
+        session.execute(
+            update(Notification)
+            .where(Notification.id.in_(list(ids)), Notification.status == status.value)
+            .values(**values),
+            execution_options={"synchronize_session": False},
+        )
 
 
 def move(
@@ -153,38 +172,82 @@ def move(
     return moved
 
 
-def owe_webhooks(session: Session, ids: Sequence[str], status: Status) -> None:
-    """Record, in the caller's transaction, a status webhook for each of these notifications
-    whose API key has a callback URL (the transactional outbox the webhooks queue drains)."""
+def move_matching(
+    session: Session,
+    where: Sequence[ColumnElement[bool]],
+    target: Status,
+    event: tuple[EventKind, str],
+    *,
+    include_target: bool = False,
+    **values: object,
+) -> None:
+    """:func:`move` for a set too large to list by id (a campaign's 100,000 notifications):
+    every row matching ``where`` whose status may move to ``target`` moves, with one event
+    (kind, detail) each, in one INSERT ... SELECT and one UPDATE. ``include_target``: rows
+    already in ``target`` get the same values and event (a hold or its release, not a move)."""
+    allowed = set(ALLOWED_FROM[target]) | ({target} if include_target else set())
+    guarded = [*where, Notification.status.in_([s.value for s in allowed])]
     now = utcnow()
-    owed = (
-        select(
-            Notification.id,
-            Notification.api_key_id,
-            literal("pending"),
-            literal(status.value),
-            literal(0),
-            literal(now, UTCDateTime),
-            literal(now, UTCDateTime),
-            literal(now, UTCDateTime),
-        )
-        .join(ApiKey, ApiKey.id == Notification.api_key_id)
-        .where(Notification.id.in_(list(ids)), ApiKey.callback_url.is_not(None))
-    )
+    kind, detail = event
+    source = select(
+        Notification.id,
+        literal(now, UTCDateTime()),
+        literal(kind.value),
+        literal(target.value),
+        literal(detail),
+    ).where(*guarded)
     session.execute(
-        insert(WebhookDelivery).from_select(
-            [
-                "notification_id",
-                "api_key_id",
-                "status",
-                "notification_status",
-                "attempts",
-                "next_attempt_at",
-                "created_at",
-                "updated_at",
-            ],
-            owed,
+        insert(DeliveryEvent).from_select(
+            ["notification_id", "created_at", "kind", "status", "detail"], source
         )
+    )
+    if target.is_final:
+        values["sealed_content"] = None
+        owe_webhooks_matching(session, guarded, target)
+    session.execute(
+        update(Notification).where(*guarded).values(status=target.value, updated_at=now, **values),
+        execution_options={"synchronize_session": False},
+    )
+
+
+POSTPONE_BATCH = 5000
+
+
+def postpone(session: Session, where: Sequence[ColumnElement[bool]], delta: timedelta) -> int:
+    """Move the send time and the expiry of the notifications matching ``where`` that have a
+    send time by ``delta`` (a throttled campaign's slots after a pause); returns how many. Row
+    by row in executemany batches: the arithmetic stays in Python, the same on every database."""
+    rows = session.execute(
+        select(Notification.id, Notification.send_at, Notification.expires_at).where(
+            *where, Notification.send_at.is_not(None)
+        )
+    ).all()
+    statement = (
+        update(Notification.__table__)
+        .where(Notification.__table__.c.id == bindparam("row_id"))
+        .values(send_at=bindparam("new_send_at"), expires_at=bindparam("new_expires_at"))
+    )
+    for start in range(0, len(rows), POSTPONE_BATCH):
+        session.execute(
+            statement,
+            [
+                {
+                    "row_id": r.id,
+                    "new_send_at": r.send_at + delta,
+                    "new_expires_at": (r.expires_at + delta) if r.expires_at else None,
+                }
+                for r in rows[start : start + POSTPONE_BATCH]
+            ],
+        )
+    return len(rows)
+
+
+def touch(session: Session, notification_id: str, now: datetime) -> None:
+    """Write the row's ``updated_at`` only: takes its row lock (the write lock on SQLite), so
+    what the caller does next with this notification is serialised with anyone doing the same."""
+    session.execute(
+        update(Notification).where(Notification.id == notification_id).values(updated_at=now),
+        execution_options={"synchronize_session": False},
     )
 
 
@@ -253,95 +316,3 @@ def suppress(
 
 def idempotency_record(session: Session, api_key_id: str, key: str) -> IdempotencyRecord | None:
     return session.get(IdempotencyRecord, (api_key_id, key))
-
-
-# --------------------------------------------------------------------------- listing
-
-
-@dataclass(frozen=True)
-class Filters:
-    api_key_id: str | None = None  # None: across callers (support)
-    recipients: Sequence[str] = ()
-    reference: str | None = None
-    status: str | None = None
-    channel: str | None = None
-    lane: str | None = None
-    provider_message_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-def encode_cursor(created_at: datetime, notification_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{notification_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, notification_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), notification_id
-    except Exception as e:
-        raise field_error(
-            ErrorCode.INVALID_CURSOR, "cursor", "cursor is not one this API returned"
-        ) from e
-
-
-def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
-    conditions = []
-    if filters.api_key_id is not None:
-        conditions.append(Notification.api_key_id == filters.api_key_id)
-    if filters.recipients:
-        conditions.append(Notification.recipient.in_(list(filters.recipients)))
-    if filters.reference:
-        conditions.append(Notification.reference == filters.reference)
-    if filters.status:
-        conditions.append(Notification.status == filters.status)
-    if filters.channel:
-        conditions.append(Notification.channel == filters.channel)
-    if filters.lane:
-        conditions.append(Notification.lane == filters.lane)
-    if filters.provider_message_id:
-        conditions.append(Notification.provider_message_id == filters.provider_message_id)
-    if filters.since:
-        conditions.append(Notification.created_at >= filters.since)
-    if filters.until:
-        conditions.append(Notification.created_at < filters.until)
-    return conditions
-
-
-def page(
-    session: Session, conditions: Sequence[ColumnElement[bool]], cursor: str | None, limit: int
-) -> tuple[list[Notification], str | None]:
-    """Notifications matching ``conditions``, newest first, keyset-paginated on (created_at, id).
-    The one pagination of notifications: the API's list and the support searches use it."""
-    stmt = select(Notification).where(*conditions)
-    if cursor:
-        created, last_id = decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(
-                Notification.created_at < created,
-                and_(Notification.created_at == created, Notification.id < last_id),
-            )
-        )
-    rows = list(
-        session.scalars(
-            stmt.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit + 1)
-        )
-    )
-    next_cursor = (
-        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    )
-    return rows[:limit], next_cursor
-
-
-def status_counts(session: Session, conditions: Sequence[ColumnElement[bool]]) -> dict[str, int]:
-    stmt = (
-        select(Notification.status, func.count()).where(*conditions).group_by(Notification.status)
-    )
-    return {status: count for status, count in session.execute(stmt)}
-
-
-def search(
-    session: Session, filters: Filters, cursor: str | None, limit: int
-) -> tuple[list[Notification], str | None]:
-    """The caller's notifications matching ``filters``, newest first."""
-    return page(session, _conditions(filters), cursor, limit)

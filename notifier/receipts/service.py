@@ -43,12 +43,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
-from notifier.notifications import repository
+from notifier.notifications import queries, repository
 from notifier.notifications.rows import event
 from notifier.statuses import EventKind, Status
 from providers.interface import Channel, Receipt, ReceiptOutcome, SuppressionReason
@@ -124,12 +123,9 @@ def apply_receipts(
 
 
 def _matching(session: Session, receipt: Receipt, kinds: Mapping[str, str]) -> list[Notification]:
-    stmt = select(Notification).where(
-        Notification.provider_message_id == receipt.provider_message_id
-    )
     return [
         row
-        for row in session.scalars(stmt)
+        for row in queries.by_provider_message_id(session, receipt.provider_message_id)
         if kinds.get(row.provider or "", receipt.provider) == receipt.provider
     ]
 
@@ -155,7 +151,7 @@ def _apply_one(
             applied.moved[row.id] = new_status
             effects.append(f"now {new_status}")
         else:
-            current = session.scalar(select(Notification.status).where(Notification.id == row.id))
+            current = queries.status_of(session, row.id)
             effects.append(f"status stays {current}")
     reason = suppression_reason(receipt.outcome, row.channel)
     if reason is not None:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from notifier.db.models import Notification, Suppression, new_id, utcnow
@@ -75,12 +74,7 @@ def resend(
     The original's row is written first (a row lock on PostgreSQL, the write lock on SQLite),
     so two admins pressing resend at once are serialised: the second sees the first's resend
     and meets the guard."""
-    session.execute(
-        update(Notification)
-        .where(Notification.id == notification_id.strip()[:36])
-        .values(updated_at=utcnow()),
-        execution_options={"synchronize_session": False},
-    )
+    repository.touch(session, notification_id.strip()[:36], utcnow())
     case = load_case(session, notification_id)
     if case is None:
         raise ActionRefused(f"There is no notification {notification_id}.", 404)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notifier.db.models import ApiKey, DeliveryEvent, Notification, Suppression
-from notifier.notifications import repository
+from notifier.notifications import listing, queries, repository
 from notifier.recipients import DEFAULT_SEARCH_REGIONS, normalise_for_search
 from notifier.statuses import EventKind, Status
 from notifier.support.summary import Facts, summarise
@@ -92,26 +92,16 @@ def load_case(session: Session, notification_id: str) -> NotificationCase | None
     caused = [s for s in suppressions if s.notification_id == row.id]
     later = 0
     if caused:
-        later = (
-            session.scalar(
-                select(func.count())
-                .select_from(Notification)
-                .where(
-                    Notification.recipient == row.recipient,
-                    Notification.channel == row.channel,
-                    Notification.status == Status.SUPPRESSED.value,
-                    Notification.created_at >= caused[0].created_at,
-                )
-            )
-            or 0
+        later = listing.count(
+            session,
+            listing.Filters(
+                recipients=[row.recipient],
+                channel=row.channel,
+                status=Status.SUPPRESSED.value,
+                since=caused[0].created_at,
+            ),
         )
-    resent_as = list(
-        session.scalars(
-            select(Notification.id)
-            .where(Notification.resend_of == row.id)
-            .order_by(Notification.created_at)
-        )
-    )
+    resent_as = queries.resends_of(session, row.id)
     caller = (
         session.scalar(select(ApiKey.name).where(ApiKey.id == row.api_key_id))
         if row.api_key_id

@@ -12,7 +12,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from notifier.campaigns import runs
 from notifier.campaigns.models import CampaignRun
@@ -337,6 +337,39 @@ runtime = Runtime.build(settings)
 print("started", flush=True)
 runs.fan_out(runtime, sys.argv[2], chunk_size=100, on_chunk=lambda n: time.sleep(0.05))
 """
+
+
+def test_a_held_message_that_expired_during_the_pause_stays_expired_on_resume(
+    client, manager, runtime
+):  # type: ignore[no-untyped-def]
+    """Resume releases held messages through the guarded move: one the sweeper expired while
+    the campaign was paused is final and is not brought back to ``scheduled``."""
+    template(client, manager, "sale", "email", subject="S", body="B")
+    audience(client, manager, 5)
+    created = campaign(client, manager)
+    run_id = run_now(client, manager, created["id"])
+    pause = f"/v1/campaigns/{created['id']}/pause"
+    runs.fan_out(
+        runtime,
+        run_id,
+        chunk_size=2,
+        on_chunk=lambda n: client.post(pause, headers=manager) if n == 1 else None,
+    )
+    with transaction(runtime.sessions) as s:
+        held = list(s.scalars(select(Notification.id).where(Notification.reference == run_id)))
+        s.execute(
+            update(Notification)
+            .where(Notification.id == held[0])
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    from workers.sweeper import expire_overdue
+
+    assert expire_overdue(runtime) == 1
+    assert client.post(f"/v1/campaigns/{created['id']}/resume", headers=manager).status_code == 200
+    with runtime.sessions() as s:
+        statuses = {i: s.get(Notification, i).status for i in held}
+    assert statuses[held[0]] == "expired"
+    assert {statuses[i] for i in held[1:]} <= {"scheduled", "queued"}
 
 
 def test_a_run_killed_mid_way_resumes_without_duplicates(client, manager, runtime, tmp_path):  # type: ignore[no-untyped-def]

@@ -15,7 +15,10 @@ from sqlalchemy import insert, select, text
 from notifier.db.migrate import upgrade
 from notifier.db.models import ApiKey, Notification, new_id, utcnow
 from notifier.db.session import make_engine
-from notifier.support.search import Criteria, SearchField, conditions
+from notifier.notifications.listing import conditions
+from notifier.statuses import Status
+from notifier.support.search import Criteria, SearchField, filters
+from tests.factories import notification_row
 from tests.services import fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -38,24 +41,18 @@ def seeded():  # type: ignore[no-untyped-def]
         for i in range(ROWS):
             sms = i % 3 == 0
             rows.append(
-                {
-                    "id": new_id(),
-                    "api_key_id": keys[i % 3]["id"],
-                    "channel": "sms" if sms else "email",
-                    "category": "transactional",
-                    "lane": "sms.transactional" if sms else "email.transactional",
-                    "status": rng.choice(["sent", "delivered", "failed", "queued"]),
-                    "recipient": f"+4479111{i % 2000:05d}"
-                    if sms
-                    else f"user{i % 2000}@example.com",
-                    "reference": f"order-{i}",
-                    "provider_message_id": f"pm-{i}",
-                    "content": {"body": "hi"},
-                    "sensitive_fields": [],
-                    "attempts": 1,
-                    "created_at": now - timedelta(minutes=i),
-                    "updated_at": now,
-                }
+                notification_row(
+                    Status(rng.choice(["sent", "delivered", "failed", "queued"])),
+                    lane="sms.transactional" if sms else "email.transactional",
+                    recipient=f"+4479111{i % 2000:05d}" if sms else f"user{i % 2000}@example.com",
+                    now=now - timedelta(minutes=i),
+                    api_key_id=keys[i % 3]["id"],
+                    reference=f"order-{i}",
+                    provider_message_id=f"pm-{i}",
+                    content={"body": "hi"},
+                    attempts=1,
+                    updated_at=now,
+                )
             )
         with engine.begin() as c:
             c.execute(insert(ApiKey), keys)
@@ -69,7 +66,7 @@ def seeded():  # type: ignore[no-untyped-def]
 def plan(engine, criteria: Criteria) -> str:  # type: ignore[no-untyped-def]
     stmt = (
         select(Notification)
-        .where(*conditions(criteria))
+        .where(*conditions(filters(criteria)))
         .order_by(Notification.created_at.desc(), Notification.id.desc())
         .limit(51)
     )

@@ -3,44 +3,23 @@ message no provider was ever asked about and one that may have been delivered.""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from notifier.campaigns.models import HELD
 from notifier.db.models import DeliveryEvent, Notification, utcnow
-from notifier.statuses import EventKind, Status
+from notifier.statuses import Status
 from notifier.support.summary import Facts, summarise
+from tests.factories import delivery_event, notification
 
 
 def _row(status: Status, **fields) -> Notification:  # type: ignore[no-untyped-def]
-    now = utcnow()
-    values = {
-        "id": "n-1",
-        "channel": "email",
-        "category": "transactional",
-        "lane": "email.transactional",
-        "status": status.value,
-        "recipient": "ada@example.com",
-        "created_at": now,
-        "attempts": 0,
-        "expires_at": now + timedelta(hours=1),
-    }
-    values.update(fields)
-    return Notification(**values)
+    return notification(status, **fields)
 
 
 def _attempt(
     provider: str = "ses-main", code: str | None = "Throttling", detail: str = "slow down"
 ) -> DeliveryEvent:
-    return DeliveryEvent(
-        notification_id="n-1",
-        kind=EventKind.ATTEMPT.value,
-        provider=provider,
-        response_code=code,
-        detail=detail,
-        created_at=utcnow(),
-    )
+    return delivery_event("n-1", provider=provider, response_code=code, detail=detail)
 
 
 @pytest.mark.parametrize("status", list(Status))

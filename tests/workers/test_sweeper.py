@@ -10,7 +10,7 @@ from notifier.db.models import Heartbeat, IdempotencyRecord, Notification, utcno
 from notifier.db.session import transaction
 from notifier.notifications import repository
 from notifier.statuses import Status
-from tests.factories import email
+from tests.factories import email, insert_notifications, notification_row
 from workers import sweeper
 from workers.delivery import deliver_ids
 
@@ -49,36 +49,89 @@ def test_a_recent_send_is_left_alone(client, auth, runtime):  # type: ignore[no-
     assert status_of(runtime, notification_id) == "sending"
 
 
-def test_stale_queued_is_republished_and_fresh_is_not(client, auth, runtime):  # type: ignore[no-untyped-def]
-    stale = client.post("/v1/notifications", json=email(), headers=auth).json()["id"]
-    fresh = client.post("/v1/notifications", json=email(), headers=auth).json()["id"]
-    with transaction(runtime.sessions) as s:
-        s.execute(
-            update(Notification)
-            .where(Notification.id == stale)
-            .values(published_at=utcnow() - timedelta(minutes=10))
-        )
+def events_of(runtime, notification_id) -> list[tuple[str, str | None]]:  # type: ignore[no-untyped-def]
+    with runtime.sessions() as s:
+        return [(e.kind, e.provider) for e in repository.events_of(s, notification_id)]
+
+
+def test_stale_queued_is_republished_and_fresh_is_not(runtime):  # type: ignore[no-untyped-def]
+    stale, fresh = insert_notifications(
+        runtime,
+        [notification_row(published_at=utcnow() - timedelta(minutes=10)), notification_row()],
+    )
     assert sweeper.sweep(runtime).republished == 1
-    assert "republished" in kinds(client, auth, stale)
-    assert "republished" not in kinds(client, auth, fresh)
+    assert events_of(runtime, stale) == [("republished", None)]
+    assert events_of(runtime, fresh) == []
+    assert status_of(runtime, stale) == status_of(runtime, fresh) == "queued"
 
 
-def test_due_scheduled_are_released_and_overdue_expire(client, auth, runtime):  # type: ignore[no-untyped-def]
-    later = (utcnow() + timedelta(days=1)).isoformat()
-    due = client.post("/v1/notifications", json=email(send_at=later), headers=auth).json()["id"]
-    gone = client.post("/v1/notifications", json=email(send_at=later), headers=auth).json()["id"]
-    with transaction(runtime.sessions) as s:
-        s.execute(update(Notification).where(Notification.id == due).values(send_at=utcnow()))
-        s.execute(
-            update(Notification)
-            .where(Notification.id == gone)
-            .values(send_at=utcnow(), expires_at=utcnow() - timedelta(seconds=1))
-        )
+def test_due_scheduled_are_released_and_overdue_expire(runtime):  # type: ignore[no-untyped-def]
+    now = utcnow()
+    due, gone, later, deferred = insert_notifications(
+        runtime,
+        [
+            notification_row(Status.SCHEDULED, send_at=now),
+            notification_row(Status.SCHEDULED, send_at=now, ttl=timedelta(seconds=-1)),
+            notification_row(Status.SCHEDULED, send_at=now + timedelta(days=1)),
+            notification_row(Status.SCHEDULED, send_at=now, not_before=now + timedelta(hours=1)),
+        ],
+    )
     report = sweeper.sweep(runtime)
     assert (report.released, report.expired) == (1, 1)
     assert status_of(runtime, due) == "queued" and status_of(runtime, gone) == "expired"
+    assert status_of(runtime, later) == status_of(runtime, deferred) == "scheduled"
     with runtime.sessions() as s:
         assert s.get(Heartbeat, "sweeper") is not None
+
+
+def test_a_stuck_send_is_requeued_or_ended_by_what_the_write_ahead_record_says(runtime):  # type: ignore[no-untyped-def]
+    """Never handed to a provider: queued again. Handed to one on a lane that is resent after a
+    crash: queued again pinned to it. Handed to one elsewhere: ended unconfirmed."""
+    long_ago = utcnow() - timedelta(hours=1)
+    fresh, pinned, ended, recent = insert_notifications(
+        runtime,
+        [
+            notification_row(Status.SENDING, claimed_at=long_ago),
+            notification_row(Status.SENDING, claimed_at=long_ago, inflight_provider="ses-main"),
+            notification_row(
+                Status.SENDING,
+                lane="email.promotional",
+                claimed_at=long_ago,
+                inflight_provider="ses-bulk",
+            ),
+            notification_row(Status.SENDING, claimed_at=utcnow(), inflight_provider="ses-main"),
+        ],
+    )
+    assert sweeper.sweep(runtime, queued_stale=3600).recovered == 3
+    assert [status_of(runtime, i) for i in (fresh, pinned, ended, recent)] == [
+        "queued",
+        "queued",
+        "unconfirmed",
+        "sending",
+    ]
+    assert events_of(runtime, fresh) == [("recovered", None)]
+    assert events_of(runtime, pinned) == [("recovered", "ses-main")]
+    with runtime.sessions() as s:
+        assert s.get(Notification, pinned).pinned_provider == "ses-main"
+        assert s.get(Notification, ended).attempts == 1
+
+
+def test_purge_drops_the_content_only_of_what_nothing_will_send(runtime):  # type: ignore[no-untyped-def]
+    old = utcnow() - timedelta(days=30)
+    content = {"body": "hi"}
+    sent, unconfirmed, queued, recent = insert_notifications(
+        runtime,
+        [
+            notification_row(Status.SENT, now=old, content=content),
+            notification_row(Status.UNCONFIRMED, now=old, content=content),
+            notification_row(Status.QUEUED, now=old, ttl=timedelta(days=60), content=content),
+            notification_row(Status.SENT, content=content),
+        ],
+    )
+    assert sweeper.purge(runtime)["contents"] == 1
+    with runtime.sessions() as s:
+        kept = [s.get(Notification, i).content for i in (sent, unconfirmed, queued, recent)]
+    assert kept == [None, content, content, content]
 
 
 def test_purge_drops_old_idempotency_keys(client, auth, runtime):  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
 from notifier.db.models import Notification
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Scope
-from notifier.notifications import repository
+from notifier.notifications import listing, repository
 from notifier.notifications.batch import BATCH_HEADER_MAX
 from notifier.notifications.schemas import (
     BatchRequest,
@@ -133,7 +133,7 @@ def list_notifications(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> NotificationPage:
     caller.require_scope(Scope.READ)
-    filters = repository.Filters(
+    filters = listing.Filters(
         api_key_id=caller.id,
         recipients=normalise_for_search(recipient, runtime.settings.phone_search_regions)
         if recipient
@@ -144,7 +144,7 @@ def list_notifications(
         since=_aware(since),
         until=_aware(until),
     )
-    rows, next_cursor = repository.search(session, filters, cursor, limit)
+    rows, next_cursor = listing.page(session, filters, cursor, limit)
     return NotificationPage(items=[notification_out(r) for r in rows], next_cursor=next_cursor)
 
 

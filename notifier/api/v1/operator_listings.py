@@ -15,13 +15,13 @@ What archiving means and when it is refused: :mod:`notifier.campaigns.archive`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
-from sqlalchemy import Select, and_, or_, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from notifier.api.deps import RuntimeDep, SessionDep
 from notifier.api.v1.campaigns import (
@@ -49,12 +49,12 @@ from notifier.campaigns.schemas import (
     TemplateOut,
 )
 from notifier.errors import ErrorCode, field_error
-from notifier.notifications.repository import decode_cursor, encode_cursor
+from notifier.notifications.listing import newest_first
 
 router = APIRouter(prefix="/v1", tags=["campaigns"])
 
 T = TypeVar("T")
-M = TypeVar("M")
+A = TypeVar("A", Template, Audience)
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=500)]
 
@@ -64,62 +64,39 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-def _newest_first(
-    session: Session,
-    stmt: Select[M],
-    created: InstrumentedAttribute[datetime],
-    ident: InstrumentedAttribute[str],
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[M], str | None]:
-    """Rows newest first on (created, id), after ``cursor``; and the next cursor."""
-    if cursor:
-        at, last = decode_cursor(cursor)
-        stmt = stmt.where(or_(created < at, and_(created == at, ident < last)))
-    rows = list(session.scalars(stmt.order_by(created.desc(), ident.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last_row = rows[-1] if more else None
-    next_cursor = (
-        encode_cursor(getattr(last_row, created.key), getattr(last_row, ident.key))
-        if last_row is not None
-        else None
-    )
-    return rows, next_cursor
+@dataclass
+class ArchivableQuery:
+    """The query of a listing of archivable objects (templates, audiences)."""
+
+    include_archived: bool = False
+    cursor: Cursor = None
+    limit: Limit = 50
+
+    def page(self, session: Session, model: type[A]) -> tuple[list[A], str | None]:
+        """A page newest first; the archived ones only when asked."""
+        stmt = select(model)
+        if not self.include_archived:
+            stmt = stmt.where(model.archived_at.is_(None))
+        return newest_first(session, stmt, model.created_at, model.id, self.cursor, self.limit)
+
+
+ArchivableQueryDep = Annotated[ArchivableQuery, Depends()]
 
 
 @router.get("/templates", response_model=Page[TemplateOut])
 def list_templates(
-    _: ManagerDep,
-    session: SessionDep,
-    include_archived: bool = False,
-    cursor: Cursor = None,
-    limit: Limit = 50,
+    _: ManagerDep, session: SessionDep, query: ArchivableQueryDep
 ) -> Page[TemplateOut]:
-    stmt = select(Template)
-    if not include_archived:
-        stmt = stmt.where(Template.archived_at.is_(None))
-    rows, next_cursor = _newest_first(
-        session, stmt, Template.created_at, Template.id, cursor, limit
-    )
+    rows, next_cursor = query.page(session, Template)
     items = [_template_out(t, templates.get_version(session, t, None)) for t in rows]
     return Page[TemplateOut](items=items, next_cursor=next_cursor)
 
 
 @router.get("/audiences", response_model=Page[AudienceOut])
 def list_audiences(
-    _: ManagerDep,
-    session: SessionDep,
-    include_archived: bool = False,
-    cursor: Cursor = None,
-    limit: Limit = 50,
+    _: ManagerDep, session: SessionDep, query: ArchivableQueryDep
 ) -> Page[AudienceOut]:
-    stmt = select(Audience)
-    if not include_archived:
-        stmt = stmt.where(Audience.archived_at.is_(None))
-    rows, next_cursor = _newest_first(
-        session, stmt, Audience.created_at, Audience.id, cursor, limit
-    )
+    rows, next_cursor = query.page(session, Audience)
     return Page[AudienceOut](
         items=[_audience_out(session, a) for a in rows], next_cursor=next_cursor
     )
@@ -158,7 +135,7 @@ def list_imports(
     stmt = select(ContactImport)
     if audience:
         stmt = stmt.where(ContactImport.audience_id == contacts.get_audience(session, audience).id)
-    rows, next_cursor = _newest_first(
+    rows, next_cursor = newest_first(
         session, stmt, ContactImport.started_at, ContactImport.id, cursor, limit
     )
     names = dict(session.execute(select(Audience.id, Audience.name)).all()) if rows else {}
@@ -173,7 +150,7 @@ def list_runs(
 ) -> Page[RunOut]:
     service.get(session, campaign_id)
     stmt = select(CampaignRun).where(CampaignRun.campaign_id == campaign_id)
-    rows, next_cursor = _newest_first(
+    rows, next_cursor = newest_first(
         session, stmt, CampaignRun.run_at, CampaignRun.id, cursor, limit
     )
     return Page[RunOut](items=[views.run_out(session, r) for r in rows], next_cursor=next_cursor)

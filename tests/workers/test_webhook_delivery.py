@@ -7,14 +7,14 @@ import json
 import httpx
 from sqlalchemy import select, update
 
-from notifier import webhooks as signing
+from notifier import webhook_signing as signing
 from notifier.db.models import WebhookDelivery
 from notifier.db.session import transaction
 from notifier.keys import set_callback
 from notifier.security import Sealer, parse_prefix
 from tests.factories import email
 from tests.fakes.webhook_receiver import WebhookReceiver
-from workers import webhooks
+from workers import webhook_delivery
 from workers.delivery import deliver_ids
 
 
@@ -33,7 +33,7 @@ def drain(runtime) -> None:  # type: ignore[no-untyped-def]
     with runtime.sessions() as s:
         ids = list(s.scalars(select(WebhookDelivery.id).where(WebhookDelivery.status == "pending")))
     with httpx.Client(timeout=5) as client:
-        webhooks.send(runtime, client, ids)
+        webhook_delivery.send(runtime, client, ids)
 
 
 def test_a_final_status_is_posted_signed_to_the_callers_url(client, auth, key, runtime, worker_app):  # type: ignore[no-untyped-def]
@@ -45,7 +45,7 @@ def test_a_final_status_is_posted_signed_to_the_callers_url(client, auth, key, r
             headers=auth,
         ).json()["id"]
         deliver_ids(worker_app.delivery, [notification_id])
-        assert webhooks.dispatch(runtime) == 1
+        assert webhook_delivery.dispatch(runtime) == 1
         drain(runtime)
     [hook] = receiver.received
     assert signing.verify(secret, hook.body, hook.headers[signing.SIGNATURE_HEADER])

@@ -1,10 +1,12 @@
-"""Outbound status webhooks on the ``webhooks`` queue.
+"""Delivering the status webhooks the outbox owes, on the ``webhooks`` queue.
 
-``notifier.webhooks.dispatch`` (beat, every few seconds) publishes what is due from the
-``webhook_deliveries`` outbox; ``notifier.webhooks.send`` POSTs each one, signed, and records the
-attempt as a delivery event of kind ``webhook`` and a log line. 2xx: delivered. 5xx, 429 (honouring
-Retry-After) and connection errors: retried with exponential backoff and full jitter, up to
-``MAX_ATTEMPTS`` over about a day. Other 4xx: the caller refused it; failed, not retried.
+The ``notifier.webhooks.dispatch`` task (beat, every few seconds) publishes what is due from
+the ``webhook_deliveries`` outbox (``notifier.notifications.webhook_outbox``);
+``notifier.webhooks.send`` POSTs each one, signed (``notifier.webhook_signing``), and records
+the attempt as a delivery event of kind ``webhook`` and a log line. 2xx: delivered. 5xx, 429
+(honouring Retry-After) and connection errors: retried with exponential backoff and full
+jitter, up to ``MAX_ATTEMPTS`` over about a day. Other 4xx: the caller refused it; failed, not
+retried.
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ from typing import Any
 
 import httpx
 from celery import Celery
-from sqlalchemy import select, update
 
 from notifier import tasks
-from notifier import webhooks as signing
-from notifier.db.models import ApiKey, Notification, WebhookDelivery, utcnow
+from notifier import webhook_signing as signing
+from notifier.db.models import utcnow
 from notifier.db.session import transaction
-from notifier.notifications import repository
+from notifier.notifications import repository, webhook_outbox
 from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.security import Sealer
@@ -36,27 +37,14 @@ log = logging.getLogger("notifier.webhooks")
 MAX_ATTEMPTS = 12
 POLICY = RetryPolicy(max_attempts=MAX_ATTEMPTS, base_seconds=5, cap_seconds=3 * 3600)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+CLAIM_HOLD = timedelta(seconds=60)  # a dispatched webhook is due again only if never recorded
 
 
 def dispatch(runtime: Runtime, limit: int = 500) -> int:
     """Publish send tasks for due webhooks (pushed forward so a slow send is not published
     twice)."""
-    now = utcnow()
     with transaction(runtime.sessions) as session:
-        ids = list(
-            session.scalars(
-                select(WebhookDelivery.id)
-                .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
-                .order_by(WebhookDelivery.next_attempt_at)
-                .limit(limit)
-            )
-        )
-        if ids:
-            session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_(ids))
-                .values(next_attempt_at=now + timedelta(seconds=60))
-            )
+        ids = webhook_outbox.claim_due(session, utcnow(), limit, CLAIM_HOLD)
     for start in range(0, len(ids), 50):
         batch = [ids[start : start + 50]]
         tasks.enqueue(runtime.celery, tasks.WEBHOOKS_SEND, batch, tasks.WEBHOOKS)
@@ -67,27 +55,18 @@ def send(runtime: Runtime, client: httpx.Client, delivery_ids: list[int]) -> Non
     sealer = Sealer(runtime.settings.secret_key, "callback")
     for delivery_id in delivery_ids:
         with runtime.sessions() as session:
-            delivery = session.get(WebhookDelivery, delivery_id)
-            if delivery is None or delivery.status != "pending":
+            owed = webhook_outbox.pending(session, delivery_id)
+            if owed is None:
                 continue
-            notification = session.get(Notification, delivery.notification_id)
-            key = session.get(ApiKey, delivery.api_key_id)
-            if (
-                notification is None
-                or key is None
-                or not key.callback_url
-                or not key.callback_secret_sealed
-            ):
-                continue
-            url, secret = key.callback_url, sealer.unseal(key.callback_secret_sealed)
+            key, delivery = owed.key, owed.delivery
+            url = key.callback_url or ""  # pending() returns only keys with a callback URL
+            secret = sealer.unseal(key.callback_secret_sealed or "")
             body = signing.encode(
-                {**signing.payload(notification), "status": delivery.notification_status}
+                {**signing.payload(owed.notification), "status": delivery.notification_status}
             )
-            attempt = delivery.attempts + 1
+            attempt, notification_id = delivery.attempts + 1, delivery.notification_id
         code, retry_after, latency_ms = _post(client, url, secret, body)
-        _record(
-            runtime, delivery_id, delivery.notification_id, attempt, code, retry_after, latency_ms
-        )
+        _record(runtime, delivery_id, notification_id, attempt, code, retry_after, latency_ms)
 
 
 def _post(
@@ -135,9 +114,7 @@ def _record(
     else:
         values["status"], outcome = "failed", "given up"
     with transaction(runtime.sessions) as session:
-        session.execute(
-            update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values)
-        )
+        webhook_outbox.record_attempt(session, delivery_id, **values)
         repository.add_events(
             session,
             [

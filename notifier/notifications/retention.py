@@ -1,0 +1,91 @@
+"""What retention and erasure remove from notifications, their events and idempotency records.
+
+Content is kept for support only as long as ``NOTIFIER_CONTENT_RETENTION_DAYS`` says, and only
+once nothing will send it again; idempotency records only as long as a retry of the request can
+come; an erasure request removes a person's data at once but keeps the non-personal record that
+a message was sent. None of these is a status move: statuses stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, or_, update
+from sqlalchemy.orm import Session
+
+from notifier.db.models import DeliveryEvent, IdempotencyRecord, Notification
+from notifier.db.session import affected
+from notifier.statuses import Status
+
+# Statuses whose content nothing needs any more (``unconfirmed`` keeps it: a resend may need it).
+CONTENT_DONE = (
+    Status.SENT,
+    Status.DELIVERED,
+    Status.FAILED,
+    Status.EXPIRED,
+    Status.SUPPRESSED,
+    Status.CANCELLED,
+)
+
+
+def purge_content(session: Session, created_before: datetime) -> int:
+    """Drop the content (plain and sealed) of notifications created before ``created_before``
+    that nothing will send any more (:data:`CONTENT_DONE`); returns how many rows lost it."""
+    result = session.execute(
+        update(Notification)
+        .where(
+            Notification.created_at < created_before,
+            or_(Notification.content.is_not(None), Notification.sealed_content.is_not(None)),
+            Notification.status.in_([s.value for s in CONTENT_DONE]),
+        )
+        .values(content=None, sealed_content=None),
+        execution_options={"synchronize_session": False},
+    )
+    return affected(result) or 0
+
+
+def purge_idempotency(session: Session, created_before: datetime) -> int:
+    """Forget the idempotency records created before ``created_before``; returns how many."""
+    result = session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < created_before)
+    )
+    return affected(result) or 0
+
+
+@dataclass
+class Erased:
+    events: int = 0
+    idempotency_records: int = 0
+    notifications: int = 0
+
+
+def erase_personal_data(
+    session: Session, ids: Sequence[str], placeholder: str, now: datetime
+) -> Erased:
+    """Keep only the non-personal record of these notifications: the recipient becomes
+    ``placeholder``; content, sealed values and the caller's reference go; their events lose
+    the free-text detail (a provider's error can quote the address); their idempotency records
+    (a fingerprint of the request) are deleted. Not a status move: the status stays."""
+    ids = list(ids)
+    quiet = {"synchronize_session": False}
+    events = session.execute(
+        update(DeliveryEvent)
+        .where(DeliveryEvent.notification_id.in_(ids), DeliveryEvent.detail.is_not(None))
+        .values(detail=placeholder),
+        execution_options=quiet,
+    )
+    records = session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.notification_id.in_(ids)),
+        execution_options=quiet,
+    )
+    rows = session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids))
+        .values(
+            recipient=placeholder, content=None, sealed_content=None, reference=None, updated_at=now
+        ),
+        execution_options=quiet,
+    )
+    return Erased(affected(events), affected(records), affected(rows))

@@ -26,7 +26,7 @@ from celery import Celery
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from notifier import tasks
+from notifier import reasons, tasks
 from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
 from notifier.liveness import worker_identity
@@ -154,7 +154,7 @@ def _end_suppressed(
             [notification_id],
             Status.SUPPRESSED,
             completed_at=now,
-            status_reason=f"recipient suppressed: {reason}",
+            **reasons.suppressed(reason).columns(),
         )
     repository.add_events(
         session,

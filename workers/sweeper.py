@@ -26,7 +26,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from notifier import metrics, tasks
+from notifier import metrics, reasons, tasks
 from notifier.db.models import Heartbeat, IdempotencyRecord, Notification, utcnow
 from notifier.db.session import affected, transaction
 from notifier.liveness import forget_workers, lapsed_worker_ids
@@ -34,7 +34,7 @@ from notifier.notifications import repository
 from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
-from workers.recording import end_overdue, unconfirmed_reason
+from workers.recording import end_overdue
 from workers.task_policy import TASK_OPTIONS
 
 log = logging.getLogger("notifier.sweeper")
@@ -213,12 +213,12 @@ def _end_unconfirmed(
         Status.UNCONFIRMED,
         "unconfirmed",
         lambda provider, lane: (
-            f"{unconfirmed_reason(provider)}: the worker stopped while {provider} had it, and "
-            f"messages of {lane} are not resent when they may have been delivered"
+            f"{reasons.unconfirmed(provider).text}: the worker stopped while {provider} had it, "
+            f"and messages of {lane} are not resent when they may have been delivered"
         ),
         lambda provider: {
             "completed_at": now,
-            "status_reason": unconfirmed_reason(provider),
+            **reasons.unconfirmed(provider).columns(),
             "provider": provider,
         },
     )

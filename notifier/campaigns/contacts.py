@@ -18,7 +18,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import Audience, AudienceMember, Contact
-from notifier.campaigns.quiet_hours import valid_timezone
+from notifier.content.quiet_hours import valid_timezone
 from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, NotifierError, field_error
 from notifier.recipients import normalise_email, normalise_phone, normalise_push_token

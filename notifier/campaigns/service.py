@@ -18,25 +18,25 @@ from sqlalchemy import func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from notifier import reasons
 from notifier.campaigns import archive, beat_sync, contacts, runs, throttle
 from notifier.campaigns.models import HELD, Campaign, CampaignRun, CampaignStatus, RunStatus
-from notifier.campaigns.quiet_hours import valid_timezone
 from notifier.campaigns.schemas import (
     CampaignIn,
     CampaignPatch,
     QuietHoursIn,
     ScheduleIn,
 )
-from notifier.campaigns.templates import get_template, get_version
+from notifier.content.quiet_hours import valid_timezone
+from notifier.content.templates import get_template, get_version
 from notifier.db.models import DeliveryEvent, Notification, UTCDateTime, utcnow
 from notifier.errors import ErrorCode, ErrorDetail, NotifierError, field_error
 from notifier.keys import Caller
+from notifier.reasons import Reason
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from providers.interface import Category, Lane
 
-PAUSED = "held: the campaign was paused"
-RELEASED = "released: the campaign was resumed"
 LANE_NOT_PROMOTIONAL = "campaign_lane_not_promotional"
 
 
@@ -206,7 +206,7 @@ def pause(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
         ],
         EventKind.SCHEDULED,
         Status.SCHEDULED,
-        PAUSED,
+        reasons.held(),
         now,
         {"not_before": HELD},
     )
@@ -248,7 +248,7 @@ def resume(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
         [Notification.reference.in_(run_ids), Notification.not_before == HELD],
         EventKind.SCHEDULED,
         Status.SCHEDULED,
-        RELEASED,
+        reasons.released(),
         now,
         {"not_before": None},
     )
@@ -286,7 +286,7 @@ def cancel(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
         ],
         EventKind.CANCELLED,
         Status.CANCELLED,
-        "the campaign was cancelled",
+        reasons.cancelled("the campaign was cancelled"),
         now,
         {"completed_at": now, "sealed_content": None},
     )
@@ -328,7 +328,7 @@ def _change_pending(
     conditions: list[ColumnElement[bool]],
     kind: EventKind,
     status: Status,
-    reason: str,
+    reason: Reason,
     now: datetime,
     values: dict[str, object],
 ) -> None:
@@ -339,7 +339,7 @@ def _change_pending(
         literal(now, UTCDateTime()),
         literal(kind.value),
         literal(status.value),
-        literal(reason),
+        literal(reason.text),
     ).where(*conditions)
     session.execute(
         insert(DeliveryEvent).from_select(
@@ -349,6 +349,6 @@ def _change_pending(
     session.execute(
         update(Notification)
         .where(*conditions)
-        .values(status=status.value, status_reason=reason, updated_at=now, **values),
+        .values(status=status.value, updated_at=now, **reason.columns(), **values),
         execution_options={"synchronize_session": False},
     )

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from notifier.reasons import ReasonCode
 from notifier.statuses import Status
 from notifier.storable import require_storable
 from providers.interface import Category, PushPlatform
@@ -146,6 +147,9 @@ class NotificationOut(BaseModel):
     id: str
     status: Status
     status_reason: str | None = None
+    status_code: ReasonCode | None = Field(
+        default=None, description="Why it has its status, as a stable code (see status_reason)"
+    )
     channel: str
     category: str
     lane: str

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier.campaigns.models import Template, TemplateVersion
+from notifier.content.models import Template, TemplateVersion
 from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, NotifierError, field_error
 from notifier.redaction import REDACTED

@@ -40,14 +40,4 @@ def notification_out(
 
 
 def event_out(event: DeliveryEvent) -> EventOut:
-    return EventOut(
-        at=event.created_at,
-        kind=event.kind,
-        status=event.status,
-        provider=event.provider,
-        latency_ms=event.latency_ms,
-        provider_message_id=event.provider_message_id,
-        response_code=event.response_code,
-        detail=event.detail,
-        attempt=event.attempt,
-    )
+    return EventOut.model_validate(event)

@@ -117,7 +117,7 @@ class Intake:
             require_storable(idempotency_key, "Idempotency-Key")
             fingerprint = self.fingerprint(request.model_dump(mode="json"))
             return await anyio.to_thread.run_sync(
-                self.accept, caller, request, idempotency_key, fingerprint
+                self._accept_keyed, caller, request, idempotency_key, fingerprint
             )
         if self.renders_inline(request):
             prepared = self.prepare(caller, request)
@@ -127,13 +127,15 @@ class Intake:
         await asyncio.wrap_future(self.committer.submit(prepared))
         return IntakeResult(notification=Notification(**prepared.row))
 
-    def accept(
+    def _accept_keyed(
         self,
         caller: Caller,
         request: EmailRequest | SmsRequest | PushRequest,
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
     ) -> IntakeResult:
+        """A keyed request's direct path: the earlier answer for a key seen before, else the row
+        and its idempotency record in one transaction, published after commit."""
         if idempotency_key:
             replay = self._replay(caller, idempotency_key, fingerprint)
             if replay is not None:

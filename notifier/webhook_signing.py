@@ -36,6 +36,7 @@ def payload(notification: Notification) -> dict[str, Any]:
         "reference": notification.reference,
         "status": notification.status,
         "status_reason": notification.status_reason,
+        "status_code": notification.status_code,
         "channel": notification.channel,
         "lane": notification.lane,
         "provider": notification.provider,

@@ -25,7 +25,7 @@ from datetime import datetime
 from celery import Celery
 from sqlalchemy.orm import Session
 
-from notifier import tasks
+from notifier import reasons, tasks
 from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
 from notifier.liveness import worker_identity
@@ -150,7 +150,7 @@ def _end_suppressed(
             [notification_id],
             Status.SUPPRESSED,
             completed_at=now,
-            status_reason=f"recipient suppressed: {reason}",
+            **reasons.suppressed(reason).columns(),
         )
     repository.add_events(
         session,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from notifier import metrics
+from notifier import metrics, reasons
 from notifier.db.models import utcnow
 from notifier.db.session import transaction
 from notifier.notifications import repository
@@ -196,15 +196,16 @@ def _mark_failed(
     attempts: int,
     now: datetime,
 ) -> dict[str, Any]:
-    reason = f"{error.code or 'error'}: {error.message}"[:200]
+    why = reasons.rejected_by_provider(error.code, error.message)
+    reason = why.stored
     repository.move(
         session,
         [job.id],
         Status.FAILED,
         completed_at=now,
         provider=provider,
-        status_reason=reason,
         attempts=attempts,
+        **why.columns(),
     )
     detail = f"failed permanently at {provider}: {reason}"
     invalid = outcome.invalid_recipient
@@ -309,39 +310,23 @@ def _end(
     failed (its attempts ran out)."""
     if outcome.pinned:
         target, kind = Status.UNCONFIRMED, EventKind.UNCONFIRMED
-        reason = unconfirmed_reason(outcome.pinned, lost)
+        reason = reasons.unconfirmed(outcome.pinned, lost)
     elif ttl or lost:
         target, kind = Status.EXPIRED, EventKind.EXPIRED
-        reason = (
-            "time to live ran out while retrying"
-            if attempts
-            else "time to live ran out while waiting for a provider"
-        )
+        reason = reasons.ran_out(attempts)
     else:
         target, kind = Status.FAILED, EventKind.FAILED
-        reason = f"gave up after {attempts} attempts"
+        reason = reasons.gave_up(attempts)
     repository.move(
         session,
         [job.id],
         target,
         completed_at=now,
-        status_reason=reason,
         attempts=attempts,
         provider=outcome.pinned,
+        **reason.columns(),
     )
-    return event(job.id, kind, target, reason, now, provider=outcome.pinned)
-
-
-def unconfirmed_reason(provider: str, lost: bool = False) -> str:
-    """The reason of an ``unconfirmed`` notification, said the same way everywhere."""
-    if lost:
-        return (
-            f"may have been delivered: {provider} received a request and never answered, "
-            f"and {provider} is no longer configured for its lane"
-        )
-    return (
-        f"may have been delivered: {provider} received a request and never gave a definite answer"
-    )
+    return event(job.id, kind, target, reason.text, now, provider=outcome.pinned)
 
 
 def end_overdue(
@@ -356,7 +341,7 @@ def end_overdue(
         never,
         Status.EXPIRED,
         completed_at=now,
-        status_reason="time to live passed before sending",
+        **reasons.expired_before_sending().columns(),
     )
     events = [
         event(
@@ -371,14 +356,14 @@ def end_overdue(
     for notification_id, lane, pinned in rows:
         if not pinned:
             continue
-        reason = unconfirmed_reason(pinned)
+        reason = reasons.unconfirmed(pinned)
         if repository.move(
             session,
             [notification_id],
             Status.UNCONFIRMED,
             completed_at=now,
-            status_reason=reason,
             provider=pinned,
+            **reason.columns(),
         ):
             metrics.UNCONFIRMED.labels(lane).inc()
             events.append(
@@ -386,7 +371,7 @@ def end_overdue(
                     notification_id,
                     EventKind.UNCONFIRMED,
                     Status.UNCONFIRMED,
-                    reason + "; its time to live has passed",
+                    reason.text + "; its time to live has passed",
                     now,
                     provider=pinned,
                 )

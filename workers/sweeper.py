@@ -25,7 +25,7 @@ from celery import Celery
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from notifier import metrics, tasks
+from notifier import metrics, reasons, tasks
 from notifier.db.models import Heartbeat, Notification, utcnow
 from notifier.db.session import transaction
 from notifier.liveness import forget_workers, lapsed_worker_ids
@@ -33,7 +33,7 @@ from notifier.notifications import queries, repository, retention
 from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
-from workers.recording import end_overdue, unconfirmed_reason
+from workers.recording import end_overdue
 from workers.task_policy import TASK_OPTIONS
 
 log = logging.getLogger("notifier.sweeper")
@@ -193,12 +193,12 @@ def _end_unconfirmed(
         Status.UNCONFIRMED,
         "unconfirmed",
         lambda provider, lane: (
-            f"{unconfirmed_reason(provider)}: the worker stopped while {provider} had it, and "
-            f"messages of {lane} are not resent when they may have been delivered"
+            f"{reasons.unconfirmed(provider).text}: the worker stopped while {provider} had it, "
+            f"and messages of {lane} are not resent when they may have been delivered"
         ),
         lambda provider: {
             "completed_at": now,
-            "status_reason": unconfirmed_reason(provider),
+            **reasons.unconfirmed(provider).columns(),
             "provider": provider,
         },
     )

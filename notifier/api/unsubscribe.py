@@ -1,6 +1,6 @@
 """Public unsubscribe pages: ``GET /u/{token}`` asks, ``POST /u/{token}`` unsubscribes.
 
-No login: the token itself is the proof (see :mod:`notifier.campaigns.optout`: encrypted and
+No login: the token itself is the proof (see :mod:`notifier.content.unsubscribe`: encrypted and
 authenticated, so it can be neither forged nor enumerated). ``POST`` with the form body
 ``List-Unsubscribe=One-Click`` is RFC 8058's one-click unsubscribe, which mail providers send
 on the user's behalf; the confirmation page's button posts the same body. Both are idempotent.
@@ -16,7 +16,8 @@ from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse
 
 from notifier.api.deps import RuntimeDep
-from notifier.campaigns.optout import InvalidToken, Subscriber, UnsubscribeTokens, opt_out
+from notifier.campaigns.optout import opt_out
+from notifier.content.unsubscribe import InvalidToken, Subscriber, UnsubscribeTokens
 from notifier.db.session import transaction
 from providers.interface import SuppressionReason
 

@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.campaigns import beat_sync, contacts
-from notifier.campaigns.models import Audience, AudienceMember, Campaign, CampaignStatus, Template
-from notifier.campaigns.templates import get_template
+from notifier.campaigns.models import Audience, AudienceMember, Campaign, CampaignStatus
+from notifier.content.models import Template
+from notifier.content.templates import get_template
 from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, NotifierError
 from notifier.runtime import Runtime

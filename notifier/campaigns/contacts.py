@@ -18,8 +18,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import Audience, AudienceMember, Contact
-from notifier.campaigns.quiet_hours import valid_timezone
+from notifier.content.quiet_hours import valid_timezone
 from notifier.db.models import utcnow
+from notifier.db.named import find_named, get_named
 from notifier.errors import ErrorCode, NotifierError, field_error
 from notifier.recipients import normalise_email, normalise_phone, normalise_push_token
 from providers.interface import Channel, PushPlatform
@@ -176,7 +177,7 @@ def get_contact(session: Session, key: str) -> Contact:
 
 
 def get_or_create_audience(session: Session, name: str) -> Audience:
-    audience = session.scalars(select(Audience).where(Audience.name == name)).first()
+    audience = find_named(session, Audience, name)
     if audience is None:
         audience = Audience(name=name, created_at=utcnow())
         session.add(audience)
@@ -185,10 +186,7 @@ def get_or_create_audience(session: Session, name: str) -> Audience:
 
 
 def get_audience(session: Session, name: str) -> Audience:
-    audience = session.scalars(select(Audience).where(Audience.name == name)).first()
-    if audience is None:
-        raise NotifierError(ErrorCode.NOT_FOUND, f"no audience named {name!r}")
-    return audience
+    return get_named(session, Audience, name, "audience")
 
 
 def add_members(session: Session, audience_id: str, contact_ids: Iterable[int]) -> int:

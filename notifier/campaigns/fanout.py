@@ -23,16 +23,17 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from notifier.campaigns import quiet_hours
+from notifier import reasons
 from notifier.campaigns.models import Campaign, CampaignRun, Contact
-from notifier.campaigns.optout import UnsubscribeTokens
-from notifier.campaigns.templates import ResolvedTemplate, render
 from notifier.config import Settings
+from notifier.content import quiet_hours
+from notifier.content.templates import ResolvedTemplate, render
+from notifier.content.unsubscribe import UnsubscribeTokens, add_unsubscribe_link
 from notifier.db.models import Suppression
 from notifier.errors import NotifierError
 from notifier.notifications import bounds
 from notifier.notifications.rows import event, notification_row
-from notifier.rendering import Rendered
+from notifier.reasons import Reason
 from notifier.statuses import EventKind, Status
 from notifier.suppressions import suppression_forms
 from providers.interface import Channel, Lane
@@ -97,12 +98,12 @@ def build_chunk(
         for recipient, platform in targets:
             fields: dict[str, Any]
             if getattr(contact, CONSENT[channel]) is None:
-                fields = _ended(Status.SUPPRESSED, f"no marketing consent for {channel.value}")
+                fields = _ended(Status.SUPPRESSED, reasons.no_consent(channel.value))
             elif reason := next(
                 (blocked[f] for f in suppression_forms(channel.value, recipient) if f in blocked),
                 None,
             ):
-                fields = _ended(Status.SUPPRESSED, f"recipient suppressed: {reason}")
+                fields = _ended(Status.SUPPRESSED, reasons.suppressed(reason))
             else:
                 fields = _content(ctx, contact, recipient, now, first_slot + chunk.slots)
                 if fields["status"] != Status.FAILED:
@@ -125,8 +126,8 @@ def build_chunk(
     return chunk
 
 
-def _ended(status: Status, reason: str) -> dict[str, Any]:
-    return {"status": status, "status_reason": reason}
+def _ended(status: Status, reason: Reason) -> dict[str, Any]:
+    return {"status": status, "reason": reason}
 
 
 def _content(
@@ -150,30 +151,14 @@ def _content(
     try:
         content = render(template, data, max_chars=bounds.max_chars(ctx.settings, channel)).content
     except NotifierError as e:
-        return _ended(Status.FAILED, f"not rendered: {e.message}")
+        return _ended(Status.FAILED, reasons.not_rendered(e.message))
     if url:
         add_unsubscribe_link(content, url)
     try:
         segments = bounds.check_content(ctx.settings, channel, content)
     except NotifierError as e:
-        return _ended(Status.FAILED, f"not sent: {e.message}")
+        return _ended(Status.FAILED, reasons.content_refused(e.message))
     return {"content": content, "sms_segments": segments, **_when(ctx, contact, now, slot)}
-
-
-def unsubscribe_link(rendered: Rendered, url: str) -> None:
-    """Put the signed unsubscribe link in a promotional email (as shown and as delivered)."""
-    add_unsubscribe_link(rendered.content, url)
-    add_unsubscribe_link(rendered.redacted, url)
-
-
-def add_unsubscribe_link(content: dict[str, Any], url: str) -> None:
-    """``{{ unsubscribe_url }}`` in the template, else a footer; the URL also travels in
-    ``content["unsubscribe_url"]`` for the RFC 8058 headers."""
-    content["unsubscribe_url"] = url
-    if url not in content["body"]:
-        content["body"] = f"{content['body'].rstrip()}\n\nUnsubscribe: {url}\n"
-    if content.get("html") and url not in content["html"]:
-        content["html"] = f'{content["html"]}\n<p><a href="{url}">Unsubscribe</a></p>'
 
 
 def _when(ctx: RunContext, contact: Contact, now: datetime, slot: int) -> dict[str, Any]:
@@ -182,7 +167,7 @@ def _when(ctx: RunContext, contact: Contact, now: datetime, slot: int) -> dict[s
     if ctx.throttle_interval:
         due = max(now, ctx.run.started_at + timedelta(seconds=slot * ctx.throttle_interval))
         if due > now:
-            reason = f"throttled: {ctx.campaign.throttle_per_minute} per minute"
+            reason = reasons.throttled(ctx.campaign.throttle_per_minute)
     if ctx.hours is not None and ctx.lane.channel in (Channel.SMS, Channel.PUSH):
         zones: list[ZoneInfo] = quiet_hours.recipient_zones(
             contact.timezone, contact.phone, ctx.campaign.quiet_timezone
@@ -194,7 +179,7 @@ def _when(ctx: RunContext, contact: Contact, now: datetime, slot: int) -> dict[s
         return {
             "status": Status.SCHEDULED,
             "send_at": due,
-            "status_reason": reason,
+            "reason": reason,
             "expires_at": due + ctx.ttl,
         }
     return {"status": Status.QUEUED}

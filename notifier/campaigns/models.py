@@ -1,9 +1,6 @@
-"""Campaign tables (templates, contacts, audiences, imports, campaigns, runs). Alembic finds them
-through notifier.db.all_models; ``migrations/versions/0003_campaigns.py`` creates them.
-
-* ``templates`` / ``template_versions``: a named template for one channel; every change is a new
-  immutable version whose ``variants`` map a locale (``en``, ``fr``, ``fr-CA``) to the template's
-  fields. A notification records the name and version it used.
+"""Campaign tables (contacts, audiences, imports, campaigns, runs). Alembic finds them through
+notifier.db.all_models; ``migrations/versions/0003_campaigns.py`` creates them (and the template
+tables, whose models are in :mod:`notifier.content.models`: intake uses templates too).
 * ``contacts``: one row per person, found by the caller's own ``key`` (the import's idempotency
   key). Marketing consent per channel is the time it was given (NULL: no consent).
 * ``audiences`` / ``audience_members``: named lists of contacts; the member key (audience,
@@ -34,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from notifier.db.models import Base, BigIntPK, UTCDateTime, new_id, utcnow
+from notifier.db.models import Base, UTCDateTime, new_id, utcnow
 
 ContactId = BigInteger().with_variant(Integer(), "sqlite")
 # ``not_before`` of a campaign message held by a pause: neither the sweeper nor a worker's claim
@@ -62,31 +59,6 @@ class ImportStatus(enum.StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
-
-
-class Template(Base):
-    __tablename__ = "templates"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
-    channel: Mapped[str] = mapped_column(String(10))
-    latest_version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class TemplateVersion(Base):
-    __tablename__ = "template_versions"
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    template_id: Mapped[str] = mapped_column(ForeignKey("templates.id"))
-    version: Mapped[int] = mapped_column(Integer)
-    default_locale: Mapped[str] = mapped_column(String(35))
-    variants: Mapped[dict[str, Any]] = mapped_column(JSON)  # locale -> {field: source}
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    __table_args__ = (UniqueConstraint("template_id", "version", name="uq_template_version"),)
 
 
 class Contact(Base):

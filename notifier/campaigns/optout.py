@@ -1,10 +1,5 @@
-"""Opting out: signed unsubscribe links (RFC 8058 one-click), SMS STOP and START.
-
-An unsubscribe token is the channel and the normalised address, encrypted and authenticated
-with Fernet under a key derived from ``NOTIFIER_SECRET_KEY`` for this purpose only. It cannot be
-forged (HMAC-SHA256), does not show the address, and cannot be enumerated (a random IV makes
-every token different). It does not expire: an unsubscribe link must work for as long as the
-email sits in an inbox.
+"""Opting out: what an unsubscribe link (:mod:`notifier.content.unsubscribe`), SMS STOP and START
+do to suppressions and marketing consent.
 
 Opting out adds a suppression (which every promotional send honours, see
 :mod:`notifier.suppressions`) and withdraws the contacts' marketing consent for the channel.
@@ -13,16 +8,12 @@ STOP suppresses a number with reason ``stop``; START lifts that suppression agai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import Contact
-from notifier.config import Settings
 from notifier.db.models import Suppression, utcnow
 from notifier.notifications import repository
-from notifier.security import Sealer
 from notifier.suppressions import suppression_forms
 from providers.interface import Channel, SuppressionReason
 
@@ -32,43 +23,6 @@ _CONSENT_COLUMN = {
     Channel.PUSH: Contact.push_consent_at,
 }
 _ADDRESS_COLUMN = {Channel.EMAIL: Contact.email, Channel.SMS: Contact.phone}
-
-
-def preview_unsubscribe_url(settings: Settings) -> str:
-    """What a template preview shows for ``{{ unsubscribe_url }}``: clearly a placeholder (a
-    real link is signed per recipient when a run fans out, and opens nothing here)."""
-    return f"{settings.public_url.rstrip('/')}/u/preview-unsubscribe-link"
-
-
-class InvalidToken(Exception):
-    """The token was not made by us (or not with this secret)."""
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    channel: Channel
-    recipient: str
-
-
-class UnsubscribeTokens:
-    def __init__(self, secret_key: str, public_url: str) -> None:
-        self._sealer = Sealer(secret_key, purpose="unsubscribe")
-        self._base = public_url.rstrip("/")
-
-    def token(self, channel: Channel, recipient: str) -> str:
-        return self._sealer.seal({"c": channel.value, "r": recipient})
-
-    def url(self, channel: Channel, recipient: str) -> str:
-        return f"{self._base}/u/{self.token(channel, recipient)}"
-
-    def read(self, token: str) -> Subscriber:
-        if not token or len(token) > 2048:
-            raise InvalidToken
-        try:
-            value = self._sealer.unseal(token)
-            return Subscriber(Channel(value["c"]), str(value["r"]))
-        except (ValueError, KeyError, TypeError) as e:
-            raise InvalidToken from e
 
 
 def opt_out(

@@ -31,7 +31,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from notifier.campaigns import completion, quiet_hours
+from notifier.campaigns import completion
 from notifier.campaigns import contacts as contact_store
 from notifier.campaigns.fanout import Chunk, RunContext, addresses, build_chunk
 from notifier.campaigns.models import (
@@ -42,13 +42,14 @@ from notifier.campaigns.models import (
     Contact,
     RunStatus,
 )
-from notifier.campaigns.optout import UnsubscribeTokens
-from notifier.campaigns.templates import (
+from notifier.content import quiet_hours
+from notifier.content.templates import (
     ResolvedTemplate,
     get_template,
     get_version,
     resolve_version,
 )
+from notifier.content.unsubscribe import UnsubscribeTokens
 from notifier.db.models import utcnow
 from notifier.db.session import affected, transaction
 from notifier.notifications import listing, queries, repository

@@ -17,16 +17,17 @@ from croniter import croniter
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from notifier import reasons
 from notifier.campaigns import archive, beat_sync, contacts, runs, throttle
 from notifier.campaigns.models import HELD, Campaign, CampaignRun, CampaignStatus, RunStatus
-from notifier.campaigns.quiet_hours import valid_timezone
 from notifier.campaigns.schemas import (
     CampaignIn,
     CampaignPatch,
     QuietHoursIn,
     ScheduleIn,
 )
-from notifier.campaigns.templates import get_template, get_version
+from notifier.content.quiet_hours import valid_timezone
+from notifier.content.templates import get_template, get_version
 from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, ErrorDetail, NotifierError, field_error
 from notifier.keys import Caller
@@ -35,8 +36,6 @@ from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from providers.interface import Category, Lane
 
-PAUSED = "held: the campaign was paused"
-RELEASED = "released: the campaign was resumed"
 LANE_NOT_PROMOTIONAL = "campaign_lane_not_promotional"
 
 
@@ -204,9 +203,9 @@ def pause(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
             queries.held(HELD, is_held=False),
         ],
         Status.SCHEDULED,
-        (EventKind.SCHEDULED, PAUSED),
+        (EventKind.SCHEDULED, reasons.held().text),
         include_target=True,
-        status_reason=PAUSED,
+        **reasons.held().columns(),
         not_before=HELD,
     )
     session.commit()
@@ -238,9 +237,9 @@ def resume(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
         session,
         [*queries.of_runs(run_ids), queries.held(HELD)],
         Status.SCHEDULED,
-        (EventKind.SCHEDULED, RELEASED),
+        (EventKind.SCHEDULED, reasons.released().text),
         include_target=True,
-        status_reason=RELEASED,
+        **reasons.released().columns(),
         not_before=None,
     )
     has_runs = bool(resumed) or bool(
@@ -269,13 +268,13 @@ def cancel(runtime: Runtime, session: Session, campaign_id: str) -> Campaign:
     now = utcnow()
     campaign.status, campaign.updated_at = CampaignStatus.CANCELLED.value, now
     _set_runs(session, campaign.id, [RunStatus.RUNNING, RunStatus.PAUSED], RunStatus.CANCELLED, now)
-    cancelled = "the campaign was cancelled"
+    cancelled = reasons.cancelled("the campaign was cancelled")
     repository.move_matching(
         session,
         queries.of_runs(_run_ids(session, campaign.id)),
         Status.CANCELLED,
-        (EventKind.CANCELLED, cancelled),
-        status_reason=cancelled,
+        (EventKind.CANCELLED, cancelled.text),
+        **cancelled.columns(),
         completed_at=now,
     )
     session.commit()

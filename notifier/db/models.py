@@ -96,7 +96,8 @@ class Notification(Base):
     category: Mapped[str] = mapped_column(String(20))
     lane: Mapped[str] = mapped_column(String(30))
     status: Mapped[str] = mapped_column(String(20))
-    status_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)  # a sentence
+    status_code: Mapped[str | None] = mapped_column(String(40), nullable=True)  # ReasonCode
     recipient: Mapped[str] = mapped_column(String(4096))  # normalised
     platform: Mapped[str | None] = mapped_column(String(10), nullable=True)
     reference: Mapped[str | None] = mapped_column(String(255), nullable=True)

@@ -34,7 +34,7 @@ from notifier.notifications import queries
 from notifier.storable import require_storable
 
 if TYPE_CHECKING:
-    from notifier.notifications.intake import Intake, Outcome, Prepared
+    from notifier.notifications.intake import Intake, IntakeResult, Prepared
 
 KEY_MAX = 255
 BATCH_HEADER_MAX = 240  # leaves room for "#<index>"
@@ -48,7 +48,14 @@ class _Keyed:
 
 def accept_batch(
     intake: Intake, caller: Caller, items: Sequence[Any], idempotency_key: str | None
-) -> list[Outcome]:
+) -> list[IntakeResult]:
+    limit = intake.settings.max_batch_items
+    if len(items) > limit:
+        raise NotifierError(
+            ErrorCode.BATCH_TOO_LARGE, f"a batch holds at most {limit} notifications"
+        )
+    if idempotency_key:
+        require_storable(idempotency_key, "Idempotency-Key")
     try:
         return _attempt(intake, caller, items, idempotency_key)
     except IntegrityError:
@@ -58,10 +65,10 @@ def accept_batch(
 
 def _attempt(
     intake: Intake, caller: Caller, items: Sequence[Any], header_key: str | None
-) -> list[Outcome]:
-    from notifier.notifications.intake import Outcome, _request_adapter
+) -> list[IntakeResult]:
+    from notifier.notifications.intake import IntakeResult, _request_adapter
 
-    outcomes: list[Outcome] = [Outcome() for _ in items]
+    outcomes: list[IntakeResult] = [IntakeResult() for _ in items]
     keyed: dict[int, _Keyed] = {}
     bodies: dict[int, Any] = {}
     for index, item in enumerate(items):
@@ -135,8 +142,8 @@ def _split_key(item: Any, header_key: str | None, index: int) -> tuple[Any, str 
     return item, key
 
 
-def _replays(intake: Intake, caller: Caller, keyed: dict[int, _Keyed]) -> dict[int, Outcome]:
-    from notifier.notifications.intake import Outcome
+def _replays(intake: Intake, caller: Caller, keyed: dict[int, _Keyed]) -> dict[int, IntakeResult]:
+    from notifier.notifications.intake import IntakeResult
 
     if not keyed:
         return {}
@@ -152,20 +159,20 @@ def _replays(intake: Intake, caller: Caller, keyed: dict[int, _Keyed]) -> dict[i
         }
         ids = [r.notification_id for r in records.values()]
         status = queries.statuses_of(session, ids)
-    found: dict[int, Outcome] = {}
+    found: dict[int, IntakeResult] = {}
     for index, item in keyed.items():
         record = records.get(item.key)
         if record is None:
             continue
         if record.fingerprint != item.fingerprint:
-            found[index] = Outcome(
+            found[index] = IntakeResult(
                 error=NotifierError(
                     ErrorCode.IDEMPOTENCY_KEY_REUSED,
                     f"idempotency key {item.key!r} was used with different content",
                 )
             )
         else:
-            found[index] = Outcome(
+            found[index] = IntakeResult(
                 replayed=True,
                 accepted={
                     "id": record.notification_id,

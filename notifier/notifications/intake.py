@@ -4,10 +4,15 @@ Order: lane allowed for the key, recipient valid and
 normalised, content rendered (a missing value is the caller's 4xx now), per-recipient limits,
 suppressions, then the notification and its first event in one transaction, then publish after
 commit. Nothing is stored for a rejected request.
+
+:meth:`Intake.submit` is the one entry for a single notification and chooses its path (an
+Idempotency-Key's replay or direct write, inline or pooled rendering, the group commit);
+:meth:`Intake.submit_batch` is the batch's. The routers only speak HTTP.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,17 +20,17 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+import anyio.to_thread
 from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifier import metrics
-from notifier.campaigns import templates
-from notifier.campaigns.fanout import unsubscribe_link
-from notifier.campaigns.optout import UnsubscribeTokens
-from notifier.campaigns.quiet_hours import quiet_hours_deferral
-from notifier.campaigns.templates import ResolvedTemplate
+from notifier import metrics, reasons
 from notifier.config import Settings
+from notifier.content import templates
+from notifier.content.quiet_hours import quiet_hours_deferral
+from notifier.content.templates import ResolvedTemplate
+from notifier.content.unsubscribe import UnsubscribeTokens, unsubscribe_link
 from notifier.db.models import IdempotencyRecord, Notification, utcnow
 from notifier.db.session import transaction
 from notifier.errors import ErrorCode, NotifierError
@@ -47,6 +52,7 @@ from notifier.render_pool import RenderPool
 from notifier.rendering import Rendered, known_plain, render_content
 from notifier.security import Sealer, request_fingerprint
 from notifier.statuses import EventKind, Status
+from notifier.storable import require_storable
 from notifier.suppressions import blocking_suppression
 from providers.interface import Category, Channel, Lane
 
@@ -70,7 +76,9 @@ class Prepared:
 
 
 @dataclass
-class Outcome:
+class IntakeResult:
+    """What intake answered for one notification: its row, or (batch items only) the error."""
+
     notification: Notification | None = None
     replayed: bool = False
     error: NotifierError | None = None
@@ -94,13 +102,40 @@ class Intake:
 
     # ------------------------------------------------------------------ single
 
-    def accept(
+    async def submit(
+        self,
+        caller: Caller,
+        request: EmailRequest | SmsRequest | PushRequest,
+        idempotency_key: str | None = None,
+    ) -> IntakeResult:
+        """Validation and plain rendering run on the event loop (microseconds, bounded); stored
+        templates and non-plain ones are rendered from a worker thread (the render pool's
+        deadline applies), so the loop is never held. The write joins the next group commit.
+        Requests with an Idempotency-Key take the direct path (their uniqueness check needs
+        it)."""
+        if idempotency_key:
+            require_storable(idempotency_key, "Idempotency-Key")
+            fingerprint = self.fingerprint(request.model_dump(mode="json"))
+            return await anyio.to_thread.run_sync(
+                self._accept_keyed, caller, request, idempotency_key, fingerprint
+            )
+        if self.renders_inline(request):
+            prepared = self.prepare(caller, request)
+        else:
+            self.render_pool.check_share(caller.id)  # before a thread is taken for it
+            prepared = await anyio.to_thread.run_sync(self.prepare, caller, request)
+        await asyncio.wrap_future(self.committer.submit(prepared))
+        return IntakeResult(notification=Notification(**prepared.row))
+
+    def _accept_keyed(
         self,
         caller: Caller,
         request: EmailRequest | SmsRequest | PushRequest,
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
-    ) -> Outcome:
+    ) -> IntakeResult:
+        """A keyed request's direct path: the earlier answer for a key seen before, else the row
+        and its idempotency record in one transaction, published after commit."""
         if idempotency_key:
             replay = self._replay(caller, idempotency_key, fingerprint)
             if replay is not None:
@@ -130,9 +165,9 @@ class Intake:
                 raise
             return replay
         self._publish([prepared])
-        return Outcome(notification=Notification(**prepared.row))
+        return IntakeResult(notification=Notification(**prepared.row))
 
-    def _replay(self, caller: Caller, key: str, fingerprint: str | None) -> Outcome | None:
+    def _replay(self, caller: Caller, key: str, fingerprint: str | None) -> IntakeResult | None:
         with transaction(self.sessions) as session:
             record = repository.idempotency_record(session, caller.id, key)
             if record is None:
@@ -142,15 +177,15 @@ class Intake:
                     ErrorCode.IDEMPOTENCY_KEY_REUSED,
                     "this Idempotency-Key was used with a different request body",
                 )
-            return Outcome(
+            return IntakeResult(
                 notification=repository.get(session, record.notification_id), replayed=True
             )
 
     # ------------------------------------------------------------------ batch
 
-    def accept_batch(
+    def submit_batch(
         self, caller: Caller, items: Sequence[Any], idempotency_key: str | None = None
-    ) -> list[Outcome]:
+    ) -> list[IntakeResult]:
         from notifier.notifications.batch import accept_batch
 
         return accept_batch(self, caller, items, idempotency_key)
@@ -221,7 +256,7 @@ class Intake:
             status=Status.SCHEDULED if send_at else Status.QUEUED,
             now=now,
             expires_at=(send_at or now) + ttl,
-            status_reason=quiet[1] if quiet else None,
+            reason=quiet[1] if quiet else None,
             platform=platform.value if platform else None,
             reference=request.reference,
             content=rendered.redacted,
@@ -285,8 +320,8 @@ class Intake:
             )
             if suppression is not None:
                 item.row.update(
+                    reasons.suppressed(suppression.reason).columns(),
                     status=Status.SUPPRESSED.value,
-                    status_reason=f"recipient suppressed: {suppression.reason}",
                     completed_at=item.row["created_at"],
                     published_at=None,
                 )

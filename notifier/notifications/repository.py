@@ -99,6 +99,7 @@ _SENT = (
         attempts=bindparam("b_attempts"),
         sealed_content=None,
         pinned_provider=None,
+        status_code=None,
         status_reason=None,
     )
 )

@@ -4,7 +4,8 @@ Intake and fan-out used to write their own 24-key dicts, and the two drifted (on
 checked an SMS's segment count). Building every new row here keeps the columns, and the rules
 that follow from the status, in one place: ``published_at`` is set when a row starts
 ``queued`` (it is published at once), ``completed_at`` when it starts final (suppressed, or
-failed before any attempt), and the status reason is cut to its column's width.
+failed before any attempt), and the status reason is written as its code and its sentence
+(:mod:`notifier.reasons`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from notifier import reasons
 from notifier.db.models import new_id
+from notifier.reasons import Reason
 from notifier.statuses import EventKind, Status
 from providers.interface import Lane
 
-STATUS_REASON_MAX = 200  # the width of notifications.status_reason
 PROVIDER_FIELDS = frozenset(
     {"provider", "latency_ms", "provider_message_id", "response_code", "attempt"}
 )
@@ -31,7 +33,7 @@ def notification_row(
     status: Status,
     now: datetime,
     expires_at: datetime,
-    status_reason: str | None = None,
+    reason: Reason | None = None,
     platform: str | None = None,
     reference: str | None = None,
     content: dict[str, Any] | None = None,
@@ -52,7 +54,7 @@ def notification_row(
         "category": lane.category.value,
         "lane": lane.value,
         "status": status.value,
-        "status_reason": status_reason[:STATUS_REASON_MAX] if status_reason else None,
+        **reasons.columns(reason),
         "recipient": recipient,
         "platform": platform,
         "reference": reference,

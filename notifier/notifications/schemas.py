@@ -5,8 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
+from notifier.reasons import ReasonCode
 from notifier.statuses import Status
 from notifier.storable import require_storable
 from providers.interface import Category, PushPlatform
@@ -131,7 +140,10 @@ class BatchRequest(BaseModel):
 
 
 class EventOut(BaseModel):
-    at: datetime
+    # read straight from a DeliveryEvent row, whose ``created_at`` is shown as ``at``
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime = Field(validation_alias=AliasChoices("at", "created_at"))
     kind: str
     status: str | None = None
     provider: str | None = None
@@ -146,6 +158,9 @@ class NotificationOut(BaseModel):
     id: str
     status: Status
     status_reason: str | None = None
+    status_code: ReasonCode | None = Field(
+        default=None, description="Why it has its status, as a stable code (see status_reason)"
+    )
     channel: str
     category: str
     lane: str

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from notifier.db.models import DeliveryEvent, Notification
 from notifier.notifications.schemas import EventOut, NotificationOut
+from notifier.reasons import ReasonCode
 from notifier.statuses import Status
 
 
@@ -16,6 +17,7 @@ def notification_out(
         id=row.id,
         status=Status(row.status),
         status_reason=row.status_reason,
+        status_code=ReasonCode(row.status_code) if row.status_code else None,
         channel=row.channel,
         category=row.category,
         lane=row.lane,
@@ -38,14 +40,4 @@ def notification_out(
 
 
 def event_out(event: DeliveryEvent) -> EventOut:
-    return EventOut(
-        at=event.created_at,
-        kind=event.kind,
-        status=event.status,
-        provider=event.provider,
-        latency_ms=event.latency_ms,
-        provider_message_id=event.provider_message_id,
-        response_code=event.response_code,
-        detail=event.detail,
-        attempt=event.attempt,
-    )
+    return EventOut.model_validate(event)

@@ -45,10 +45,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from notifier import reasons
 from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
 from notifier.notifications import queries, repository
 from notifier.notifications.rows import event
+from notifier.reasons import Reason
 from notifier.statuses import EventKind, Status
 from providers.interface import Channel, Receipt, ReceiptOutcome, SuppressionReason
 
@@ -144,7 +146,7 @@ def _apply_one(
             target,
             where=[Notification.status.in_([s.value for s in sources])],
             completed_at=now,
-            status_reason=_status_reason(receipt) if target == Status.FAILED else None,
+            **reasons.columns(_reason(receipt) if target == Status.FAILED else None),
         )
         if moved:
             new_status = target.value
@@ -156,7 +158,7 @@ def _apply_one(
     reason = suppression_reason(receipt.outcome, row.channel)
     if reason is not None:
         repository.suppress(
-            session, row.channel, row.recipient, reason.value, _status_reason(receipt), row.id
+            session, row.channel, row.recipient, reason.value, _reason(receipt).stored, row.id
         )
         applied.suppressed.append((row.channel, row.recipient, reason.value))
         effects.append(f"the recipient is now suppressed ({reason.value})")
@@ -172,11 +174,9 @@ def _apply_one(
     )
 
 
-def _status_reason(receipt: Receipt) -> str:
-    reason = f"{receipt.provider} receipt: {receipt.raw_status or receipt.outcome.value}"
-    if receipt.code:
-        reason += f" ({receipt.code})"
-    return reason[:200]
+def _reason(receipt: Receipt) -> Reason:
+    status = receipt.raw_status or receipt.outcome.value
+    return reasons.receipt_failed(receipt.provider, status, receipt.code)
 
 
 def _detail(receipt: Receipt, effects: list[str]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from notifier.db.models import Suppression
 from notifier.notifications.schemas import NotificationOut
@@ -15,6 +15,8 @@ from notifier.support.search import Results
 
 
 class SuppressionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read straight from a Suppression row
+
     id: int
     channel: str
     recipient: str
@@ -41,18 +43,7 @@ class SupportPage(BaseModel):
 
 
 def suppression_out(row: Suppression) -> SuppressionOut:
-    return SuppressionOut(
-        id=row.id,
-        channel=row.channel,
-        recipient=row.recipient,
-        reason=row.reason,
-        detail=row.detail,
-        notification_id=row.notification_id,
-        created_at=row.created_at,
-        lifted_at=row.lifted_at,
-        lifted_reason=row.lifted_reason,
-        lifted_by=row.lifted_by,
-    )
+    return SuppressionOut.model_validate(row)
 
 
 def page_out(results: Results) -> SupportPage:

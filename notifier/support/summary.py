@@ -19,6 +19,7 @@ from datetime import datetime
 
 from notifier.campaigns.models import HELD
 from notifier.db.models import DeliveryEvent, Notification, Suppression
+from notifier.reasons import ReasonCode
 from notifier.statuses import EventKind, Status
 
 _ERROR_PREFIX = re.compile(r"^[A-Za-z]+Error:\s*")
@@ -169,7 +170,7 @@ def _failed(facts: Facts) -> str:
     caused = [s for s in facts.suppressions if s.notification_id == row.id]
     if caused:
         return _failed_and_suppressed(facts, caused[0], problem)
-    if (row.status_reason or "").startswith("gave up"):
+    if row.status_code == ReasonCode.GAVE_UP:
         answered = _last_answered(facts.events)
         if answered is None:
             return (
@@ -254,8 +255,10 @@ def _suppressed(facts: Facts) -> str:
             f"Not sent: the {address} {row.recipient} was suppressed on {when(s.created_at)}"
             f"{origin} because {reason_text(s.reason)}."
         )
-    reason = (row.status_reason or "").removeprefix("recipient suppressed: ")
-    return f"Not sent: the {address} {row.recipient} is suppressed ({reason_text(reason)})."
+    if row.status_code == ReasonCode.NO_CONSENT:
+        return f"Not sent: the {address} {row.recipient} has no marketing consent for it."
+    known = f" ({reason_text(facts.suppressions[-1].reason)})" if facts.suppressions else ""
+    return f"Not sent: the {address} {row.recipient} is suppressed{known}."
 
 
 def _cancelled(facts: Facts) -> str:

@@ -33,7 +33,7 @@ def test_a_scheduled_notification_is_cancelled_and_never_released(client, auth, 
     response = client.post(f"/v1/notifications/{created['id']}/cancel", headers=auth)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["status"] == "cancelled"
+    assert (body["status"], body["status_code"]) == ("cancelled", "cancelled")
     assert body["events"][-1]["kind"] == "cancelled"
     with runtime.sessions() as s:
         s.execute(

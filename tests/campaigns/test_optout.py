@@ -100,6 +100,7 @@ def test_stop_suppresses_and_start_restores_the_number(client, manager, settings
     assert client.get("/v1/contacts/ada", headers=manager).json()["consent"]["sms"] is None
     promo = send(client, manager, sms(category="promotional", body="Sale!", data={}, sensitive=[]))
     assert promo["status"] == "suppressed" and "stop" in promo["status_reason"]
+    assert promo["status_code"] == "suppressed"
     # carriers refuse every message to a number after STOP (Twilio 21610): not even a code is
     # attempted
     assert send(client, manager, sms())["status"] == "suppressed"

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from notifier.campaigns.quiet_hours import (
+from notifier.content.quiet_hours import (
     QuietHours,
     deferral,
     phone_zones,
@@ -51,7 +51,8 @@ def test_spring_forward_night_is_one_hour_shorter():  # type: ignore[no-untyped-
     # Europe/London goes from GMT to BST at 01:00 UTC on 29 March 2026
     released, reason = deferral(utc(2026, 3, 28, 22, 0), [LONDON])  # 22:00 GMT
     assert released == utc(2026, 3, 29, 7, 0)  # 08:00 BST: 9 hours later, not 10
-    assert "Europe/London" in reason and "21:00-08:00" in reason
+    assert reason.code == "quiet_hours"
+    assert "Europe/London" in reason.text and "21:00-08:00" in reason.text
 
 
 def test_fall_back_night_is_one_hour_longer():  # type: ignore[no-untyped-def]

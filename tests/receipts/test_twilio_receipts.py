@@ -91,6 +91,7 @@ def test_undelivered_fails_without_suppressing(client, auth, worker_app, runtime
     body = timeline(client, auth, sent["id"])
     assert body["status"] == "failed"
     assert body["status_reason"] == "twilio receipt: undelivered (30003)"
+    assert body["status_code"] == "receipt_failed"
     assert receipt_events(body)[0]["response_code"] == "30003"
     with runtime.sessions() as session:
         assert session.scalars(select(Suppression)).all() == []

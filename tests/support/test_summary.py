@@ -39,7 +39,9 @@ def test_a_failure_before_any_provider_was_asked_says_so() -> None:
 
 
 def test_giving_up_with_only_circuit_breaker_skips_does_not_invent_an_answer() -> None:
-    row = _row(Status.FAILED, status_reason="gave up after 3 attempts", attempts=3)
+    row = _row(
+        Status.FAILED, status_reason="gave up after 3 attempts", status_code="gave_up", attempts=3
+    )
     events = [_attempt(code="circuit_open", detail="skipped") for _ in range(3)]
     sentence = summarise(Facts(row, events=events, suppressions=[]))
     assert "no provider was actually asked" in sentence and "last answer" not in sentence

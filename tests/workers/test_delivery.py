@@ -80,6 +80,7 @@ def test_transient_failure_schedules_a_retry_then_gives_up(client, auth, worker_
     assert kinds.count("attempt") == runtime.settings.max_attempts
     assert kinds.count("retry_scheduled") == runtime.settings.max_attempts - 1
     assert body["status_reason"].startswith("gave up after")
+    assert body["status_code"] == "gave_up"
 
 
 def test_retry_is_not_claimed_before_it_is_due(client, auth, worker_app):  # type: ignore[no-untyped-def]

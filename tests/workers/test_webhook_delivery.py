@@ -51,9 +51,10 @@ def test_a_final_status_is_posted_signed_to_the_callers_url(client, auth, key, r
     assert signing.verify(secret, hook.body, hook.headers[signing.SIGNATURE_HEADER])
     assert not signing.verify("whsec_wrong", hook.body, hook.headers[signing.SIGNATURE_HEADER])
     body = json.loads(hook.body)
-    assert (body["id"], body["status"], body["reference"]) == (
+    assert (body["id"], body["status"], body["status_code"], body["reference"]) == (
         notification_id,
         "failed",
+        "rejected_by_provider",
         "order-42",
     )
     assert "Thanks" not in hook.body.decode()  # no content in webhooks

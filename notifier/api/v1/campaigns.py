@@ -12,17 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
-from notifier.campaigns import contacts, csv_import, service, templates, views
-from notifier.campaigns.fanout import add_unsubscribe_link
+from notifier.campaigns import contacts, csv_import, service, views
 from notifier.campaigns.models import (
     Audience,
     CampaignRun,
     Contact,
     ContactImport,
-    Template,
-    TemplateVersion,
 )
-from notifier.campaigns.optout import preview_unsubscribe_url
 from notifier.campaigns.schemas import (
     AudienceIn,
     AudienceOut,
@@ -38,6 +34,9 @@ from notifier.campaigns.schemas import (
     TemplateIn,
     TemplateOut,
 )
+from notifier.content import templates
+from notifier.content.models import Template, TemplateVersion
+from notifier.content.unsubscribe import add_unsubscribe_link, preview_unsubscribe_url
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Caller, Scope
 from providers.interface import Channel

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from notifier import reasons
 from notifier.api.deps import ApiKeyDep, SessionDep
 from notifier.db.models import Notification, utcnow
 from notifier.errors import ErrorCode, NotifierError
@@ -43,7 +44,7 @@ def cancel_notification(
         [row.id],
         Status.CANCELLED,
         where=[Notification.status == Status.SCHEDULED.value],
-        status_reason="cancelled by the caller",
+        **reasons.cancelled("cancelled by the caller").columns(),
         completed_at=now,
     )
     if not moved:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
-from notifier.db.models import Notification
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Scope
 from notifier.notifications import listing, repository
@@ -26,7 +23,6 @@ from notifier.notifications.schemas import (
 from notifier.notifications.views import notification_out
 from notifier.recipients import normalise_for_search
 from notifier.statuses import Status
-from notifier.storable import require_storable
 from providers.interface import Channel
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
@@ -40,30 +36,14 @@ async def send_notification(
     response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> NotificationOut:
-    """Validation and plain rendering run on the event loop (microseconds, bounded); stored
-    templates and non-plain ones are rendered from a worker thread (the render pool's deadline
-    applies), so the loop is never held. The write joins the next group commit. Requests with an
-    Idempotency-Key take the direct path (their uniqueness check needs it)."""
+    """Intake chooses the path (see :meth:`Intake.submit`); a replay says so in a header."""
     caller.require_scope(Scope.SEND)
-    intake = runtime.intake
-    if idempotency_key:
-        require_storable(idempotency_key, "Idempotency-Key")
-        fingerprint = intake.fingerprint(request.model_dump(mode="json"))
-        outcome = await run_in_threadpool(
-            intake.accept, caller, request, idempotency_key, fingerprint
-        )
-        if outcome.replayed:
-            response.headers["Idempotent-Replayed"] = "true"
-        if outcome.notification is None:  # accept raises for every refusal
-            raise RuntimeError("an accepted notification without its row")
-        return notification_out(outcome.notification)
-    if intake.renders_inline(request):
-        prepared = intake.prepare(caller, request)
-    else:
-        intake.render_pool.check_share(caller.id)  # before a thread is taken for it
-        prepared = await run_in_threadpool(intake.prepare, caller, request)
-    await asyncio.wrap_future(runtime.intake.committer.submit(prepared))
-    return notification_out(Notification(**prepared.row))
+    result = await runtime.intake.submit(caller, request, idempotency_key)
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    if result.notification is None:  # submit raises for every refusal
+        raise RuntimeError("an accepted notification without its row")
+    return notification_out(result.notification)
 
 
 @router.post("/batch", status_code=202, response_model=BatchResponse)
@@ -82,15 +62,8 @@ def send_batch(
 ) -> JSONResponse:
     """Each item is judged on its own; see notifier/notifications/batch.py for idempotency."""
     caller.require_scope(Scope.SEND)
-    limit = runtime.settings.max_batch_items
-    if len(batch.notifications) > limit:
-        raise NotifierError(
-            ErrorCode.BATCH_TOO_LARGE, f"a batch holds at most {limit} notifications"
-        )
-    if idempotency_key:
-        require_storable(idempotency_key, "Idempotency-Key")
     results: list[dict[str, Any]] = []
-    outcomes = runtime.intake.accept_batch(caller, batch.notifications, idempotency_key)
+    outcomes = runtime.intake.submit_batch(caller, batch.notifications, idempotency_key)
     for index, outcome in enumerate(outcomes):
         if outcome.error is not None:
             results.append({"index": index, "error": outcome.error.envelope()["error"]})

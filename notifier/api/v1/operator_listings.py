@@ -31,14 +31,13 @@ from notifier.api.v1.campaigns import (
     _import_out,
     _template_out,
 )
-from notifier.campaigns import archive, contacts, service, templates, views
+from notifier.campaigns import archive, contacts, service, views
 from notifier.campaigns.models import (
     Audience,
     AudienceMember,
     CampaignRun,
     Contact,
     ContactImport,
-    Template,
 )
 from notifier.campaigns.schemas import (
     AudienceOut,
@@ -48,6 +47,8 @@ from notifier.campaigns.schemas import (
     RunOut,
     TemplateOut,
 )
+from notifier.content import templates
+from notifier.content.models import Template
 from notifier.errors import ErrorCode, field_error
 from notifier.notifications.listing import newest_first
 

@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier.campaigns.models import Template, TemplateVersion
+from notifier.content.models import Template, TemplateVersion
 from notifier.db.models import utcnow
+from notifier.db.named import get_named
 from notifier.errors import ErrorCode, NotifierError, field_error
 from notifier.redaction import REDACTED
 from notifier.rendering import Rendered, check_source, render_content
@@ -120,10 +121,7 @@ def save_version(
 
 
 def get_template(session: Session, name: str) -> Template:
-    template = session.scalars(select(Template).where(Template.name == name)).first()
-    if template is None:
-        raise NotifierError(ErrorCode.NOT_FOUND, f"no template named {name!r}")
-    return template
+    return get_named(session, Template, name, "template")
 
 
 def get_version(session: Session, template: Template, version: int | None) -> TemplateVersion:

@@ -20,7 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
 
+from notifier import reasons
 from notifier.errors import ErrorCode, field_error
+from notifier.reasons import Reason
 from providers.interface import Lane
 
 DEFAULT_START = time(21, 0)
@@ -111,7 +113,7 @@ def recipient_zones(
 
 def deferral(
     moment: datetime, zones: list[ZoneInfo], hours: QuietHours | None = None
-) -> tuple[datetime, str] | None:
+) -> tuple[datetime, Reason] | None:
     """When a promotional message due at ``moment`` must wait: (release time, reason)."""
     if not zones:
         return None
@@ -119,17 +121,12 @@ def deferral(
     allowed = hours.next_allowed(moment, zones)
     if allowed is None:
         return None
-    names = ",".join(z.key for z in zones[:3])
-    reason = (
-        f"quiet hours {hours.start:%H:%M}-{hours.end:%H:%M} in {names}: "
-        f"deferred to {allowed.isoformat(timespec='minutes')}"
-    )
-    return allowed, reason[:200]
+    return allowed, reasons.quiet_hours(hours.start, hours.end, [z.key for z in zones], allowed)
 
 
 def quiet_hours_deferral(
     lane: Lane, recipient: str, timezone: str | None, moment: datetime
-) -> tuple[datetime, str] | None:
+) -> tuple[datetime, Reason] | None:
     """Intake's rule for a single notification: promotional SMS and push wait for the morning
     in the recipient's timezone (given, else the phone number's region). A push without a
     timezone cannot be placed and is not deferred."""

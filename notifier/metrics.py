@@ -165,6 +165,15 @@ class DeploymentCollector(Collector):
             families.append(tick)
         if report.delivery is not None:
             families.extend(_delivery_families(report.delivery))
+        if report.partition_default_rows:
+            waiting = GaugeMetricFamily(
+                "notifier_partition_default_rows",
+                "Rows in a default time partition (up to 100,000): partitions were not made ahead",
+                labels=["table"],
+            )
+            for table, rows in sorted(report.partition_default_rows.items()):
+                waiting.add_metric([table], rows)
+            families.append(waiting)
         return families
 
 

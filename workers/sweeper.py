@@ -7,7 +7,8 @@
   heartbeat lapsed (``notifier.liveness``), after ``NOTIFIER_SENDING_TIMEOUT_SECONDS`` for a
   worker that is alive but stuck; what follows depends on the write-ahead record (below);
 * expire what passed its TTL before it could be sent;
-* purge idempotency records and sealed content past their retention.
+* purge idempotency records and sealed content past their retention, and notifications past
+  the platform's (``workers/retention.py``).
 
 Re-publishing can put a second task for the same notification on the broker; the guarded claim
 makes that harmless.
@@ -34,6 +35,7 @@ from notifier.notifications import repository
 from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
+from workers import retention
 from workers.recording import end_overdue, unconfirmed_reason
 from workers.task_policy import TASK_OPTIONS
 
@@ -314,6 +316,8 @@ def republish_stale(runtime: Runtime, stale: float) -> int:
 
 
 def purge(runtime: Runtime) -> dict[str, int]:
+    """Idempotency records and content past their retention; then the notifications and events
+    past the platform's (``workers/retention.py``: whole partitions on PostgreSQL)."""
     now = utcnow()
     settings = runtime.settings
     with transaction(runtime.sessions) as session:
@@ -355,7 +359,11 @@ def purge(runtime: Runtime) -> dict[str, int]:
                 execution_options={"synchronize_session": False},
             )
         )
-    return {"idempotency_keys": keys or 0, "contents": content or 0}
+    return {
+        "idempotency_keys": keys or 0,
+        "contents": content or 0,
+        **retention.expire_notifications(runtime, now),
+    }
 
 
 def _events(

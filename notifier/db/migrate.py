@@ -11,7 +11,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.schema import ForeignKeyConstraint, SchemaItem, Table
+from sqlalchemy.schema import ForeignKeyConstraint, SchemaItem
 
 from notifier.db import partitions
 from notifier.db.models import utcnow
@@ -28,8 +28,6 @@ def include_object(
     ``notifier/db/partitions.py``, not by a migration), and not the foreign keys to a partitioned
     table, which exist on SQLite only (why: ``notifier/db/partitions.py``)."""
     if type_ == "table" and name and (name.startswith("celery_") or partitions.is_partition(name)):
-        return False
-    if type_ == "index" and isinstance(obj.table, Table) and partitions.is_partition(obj.table.name):
         return False
     return not (
         type_ == "foreign_key_constraint"

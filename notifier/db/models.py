@@ -4,10 +4,11 @@
 append-only log of everything that happened to it (the support timeline). Indexes serve the
 support searches: normalised recipient + time, caller reference, provider message id.
 
-On PostgreSQL both are partitioned by ``created_at`` (migration 0009, ``notifier/db/partitions.py``):
-there their primary key is ``(id, created_at)`` and no foreign key points at ``notifications``;
-the models keep ``id`` as the primary key the ORM knows (``session.get`` by id works on both
-databases; Alembic does not compare primary keys) and the foreign keys SQLite enforces.
+On PostgreSQL both are partitioned by ``created_at`` (migration 0009,
+``notifier/db/partitions.py``): there their primary key is ``(id, created_at)`` and no foreign
+key points at ``notifications``; the models keep ``id`` as the primary key the ORM knows
+(``session.get`` by id works on both databases; Alembic does not compare primary keys) and the
+foreign keys SQLite enforces.
 """
 
 from __future__ import annotations

@@ -126,39 +126,72 @@ def create(conn: Connection, table: str, start: datetime, end: datetime) -> Part
     """Make the partition ``[start, end)`` of ``table``: a plain table, filled with the rows of
     that range the default partition holds, then attached (see the module docstring)."""
     name = partition_name(table, start)
-    bounds = {"start": start, "end": end}
+    # DDL takes no parameters: the bounds are literals of our own datetimes
+    bound = f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+    _attach(conn, table, name, bound, (start, end))
+    return Partition(table, name, start, end)
+
+
+def create_default(conn: Connection, table: str) -> None:
+    """Make ``table``'s default partition unless it exists."""
+    name = default_name(table)
+    if not _exists(conn, name):
+        _attach(conn, table, name, "DEFAULT", None)
+
+
+def _attach(
+    conn: Connection, table: str, name: str, bound: str, rows: tuple[datetime, datetime] | None
+) -> None:
+    """Make ``name`` like ``table`` with the parent's primary key and indexes under names that
+    start with the parent's (``ix_notifications_reference_p20261202``: a plan read in EXPLAIN
+    names the index it uses), move in the default partition's rows of ``bound``, and attach it
+    (ATTACH adopts the matching indexes instead of building its own). ``rows``: the range whose
+    rows move in from the default partition (None: this is the default partition)."""
+    suffix = name.removeprefix(f"{table}_")
     conn.execute(
         text(
-            f"CREATE TABLE {name} "  # noqa: S608 - names built here from PARTITIONED and a date
+            f"CREATE TABLE {name} "
             f"(LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"
         )
     )
+    for constraint, definition in conn.execute(
+        text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = to_regclass(:t) AND contype = 'p'"
+        ),
+        {"t": table},
+    ).all():
+        conn.execute(text(f"ALTER TABLE {name} ADD CONSTRAINT {constraint}_{suffix} {definition}"))
+    for index, definition in conn.execute(
+        text(
+            "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x "
+            "JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE x.indrelid = to_regclass(:t) AND NOT x.indisprimary"
+        ),
+        {"t": table},
+    ).all():
+        own = re.sub(rf" ON ONLY \S*\b{table} ", f" ON {name} ", definition, count=1)
+        conn.execute(text(own.replace(f"INDEX {index} ", f"INDEX {index}_{suffix} ", 1)))
     default = default_name(table)
-    if conn.execute(text("SELECT to_regclass(:t)"), {"t": default}).scalar() is not None:
+    if rows is not None and _exists(conn, default):
         conn.execute(
             text(
                 f"WITH moved AS (DELETE FROM {default} "  # noqa: S608 - our names
                 f"WHERE {KEY} >= :start AND {KEY} < :end RETURNING *) "
                 f"INSERT INTO {name} SELECT * FROM moved"
             ),
-            bounds,
+            {"start": rows[0], "end": rows[1]},
         )
-    conn.execute(  # DDL takes no parameters: the bounds are literals of our own datetimes
-        text(
-            f"ALTER TABLE {table} ATTACH PARTITION {name} "
-            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
-        )
-    )
-    return Partition(table, name, start, end)
+    conn.execute(text(f"ALTER TABLE {table} ATTACH PARTITION {name} {bound}"))
 
 
-def create_default(conn: Connection, table: str) -> None:
-    conn.execute(
-        text(f"CREATE TABLE IF NOT EXISTS {default_name(table)} PARTITION OF {table} DEFAULT")
-    )
+def _exists(conn: Connection, name: str) -> bool:
+    return conn.execute(text("SELECT to_regclass(:t)"), {"t": name}).scalar() is not None
 
 
-def plan(existing: list[Partition], layout: Layout, now: datetime) -> list[tuple[datetime, datetime]]:
+def plan(
+    existing: list[Partition], layout: Layout, now: datetime
+) -> list[tuple[datetime, datetime]]:
     """The ranges still to make so that partitions reach ``layout.ahead_days`` past ``now``:
     from the end of the last partition (or from the start of today's interval), one interval
     each. A gap left by a beat that stopped for days is filled too (its rows wait in the default
@@ -210,12 +243,24 @@ def drop(conn: Connection, partition: Partition) -> None:
     conn.execute(text(f"DROP TABLE {partition.name}"))
 
 
+def purge_default(conn: Connection, cutoff: datetime) -> int:
+    """Delete the rows older than ``cutoff`` that wait in a default partition (rows of a gap no
+    partition was made for): no partition drop would ever reach them."""
+    deleted = 0
+    for table in PARTITIONED:
+        if is_partitioned(conn, table) and _exists(conn, default_name(table)):
+            deleted += conn.execute(
+                text(f"DELETE FROM {default_name(table)} WHERE {KEY} < :cutoff"),  # noqa: S608 - our names
+                {"cutoff": cutoff},
+            ).rowcount
+    return deleted
+
+
 def default_rows(conn: Connection) -> dict[str, int]:
     """Rows waiting in each table's default partition (counted up to 100,000): beat was late."""
     counts = {}
     for table in PARTITIONED:
-        waiting = conn.execute(text("SELECT to_regclass(:t)"), {"t": default_name(table)})
-        if is_partitioned(conn, table) and waiting.scalar() is not None:
+        if is_partitioned(conn, table) and _exists(conn, default_name(table)):
             counts[table] = int(
                 conn.execute(
                     text(

@@ -82,13 +82,29 @@ def downgrade() -> None:
 
 
 def _rebuild(bind: Connection, table: str, *, partitioned: bool, layout: partitions.Layout) -> None:
-    """Make ``table`` again, partitioned or plain, with its rows, keys and indexes."""
+    """Make ``table`` again, partitioned or plain, with its rows, keys and indexes. The new
+    table gets its keys and indexes before its partitions, so that every partition's copies are
+    named after them (``notifier/db/partitions.py``); the rows are copied into indexed tables."""
     keep = _definitions(bind, table)
     aside = f"{table}_{'unpartitioned' if partitioned else 'partitioned'}"
     bind.execute(text(f"ALTER TABLE {table} RENAME TO {aside}"))
+    old_key = f'"{keep.primary_key}" TO "{keep.primary_key}_old"'
+    bind.execute(text(f"ALTER TABLE {aside} RENAME CONSTRAINT {old_key}"))
+    for name, _ in keep.indexes:
+        bind.execute(text(f'ALTER INDEX "{name}" RENAME TO "{name}_old"'))
     like = f"LIKE {aside} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE"
+    by = f" PARTITION BY RANGE ({partitions.KEY})" if partitioned else ""
+    bind.execute(text(f"CREATE TABLE {table} ({like}){by}"))
+    key = f"id, {partitions.KEY}" if partitioned else "id"
+    bind.execute(
+        text(f'ALTER TABLE {table} ADD CONSTRAINT "{keep.primary_key}" PRIMARY KEY ({key})')
+    )
+    for (
+        _,
+        definition,
+    ) in keep.indexes:  # a partitioned parent's are "ON ONLY": not for a plain table
+        bind.execute(text(definition.replace(" ON ONLY ", " ON ", 1)))
     if partitioned:
-        bind.execute(text(f"CREATE TABLE {table} ({like}) PARTITION BY RANGE ({partitions.KEY})"))
         partitions.create_default(bind, table)
         width = timedelta(days=layout.days)
         for (n,) in bind.execute(
@@ -97,11 +113,9 @@ def _rebuild(bind: Connection, table: str, *, partitioned: bool, layout: partiti
                 f"FROM {aside} ORDER BY 1"
             ),
             {"w": width.total_seconds()},
-        ):
+        ).all():
             start = partitions.EPOCH + n * width
             partitions.create(bind, table, start, start + width)
-    else:
-        bind.execute(text(f"CREATE TABLE {table} ({like})"))
     bind.execute(text(f"INSERT INTO {table} SELECT * FROM {aside}"))  # noqa: S608 - our names
     for sequence, column in bind.execute(
         text(
@@ -114,21 +128,22 @@ def _rebuild(bind: Connection, table: str, *, partitioned: bool, layout: partiti
     ).all():
         bind.execute(text(f"ALTER SEQUENCE {sequence} OWNED BY {table}.{column}"))
     bind.execute(text(f"DROP TABLE {aside} CASCADE"))
-    key = f"id, {partitions.KEY}" if partitioned else "id"
-    bind.execute(text(f'ALTER TABLE {table} ADD CONSTRAINT "{keep.primary_key}" PRIMARY KEY ({key})'))
-    for definition in keep.indexes:  # a partitioned parent's are "ON ONLY": not for a plain table
-        bind.execute(text(definition.replace(" ON ONLY ", " ON ", 1)))
     for name, definition in keep.foreign_keys:
         bind.execute(text(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
 
 
 class _Definitions:
-    def __init__(self, primary_key: str, indexes: list[str], foreign_keys: list[tuple[str, str]]):
+    def __init__(
+        self,
+        primary_key: str,
+        indexes: list[tuple[str, str]],
+        foreign_keys: list[tuple[str, str]],
+    ) -> None:
         self.primary_key, self.indexes, self.foreign_keys = primary_key, indexes, foreign_keys
 
 
 def _definitions(bind: Connection, table: str) -> _Definitions:
-    """``table``'s primary key name, its other indexes (as ``CREATE INDEX`` statements) and its
+    """``table``'s primary key name, its other indexes (name, ``CREATE INDEX`` statement) and its
     foreign keys to plain tables, read from the catalog before the table is rebuilt."""
     constraints = bind.execute(
         text(
@@ -138,9 +153,9 @@ def _definitions(bind: Connection, table: str) -> _Definitions:
         {"t": table},
     ).all()
     primary_key = next(name for name, kind, _, _ in constraints if kind == "p")
-    indexes = bind.scalars(
+    indexes = bind.execute(
         text(
-            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
             "AND tablename = :t AND indexname <> :pk ORDER BY indexname"
         ),
         {"t": table, "pk": primary_key},
@@ -150,4 +165,4 @@ def _definitions(bind: Connection, table: str) -> _Definitions:
         for name, kind, definition, referred in constraints
         if kind == "f" and referred not in partitions.PARTITIONED
     ]
-    return _Definitions(primary_key, list(indexes), foreign)
+    return _Definitions(primary_key, [(n, d) for n, d in indexes], foreign)

@@ -6,7 +6,8 @@ before the load) with COPY (indexes built after the load, then ANALYZE), then ti
 the repository's own queries — by normalised recipient, by caller reference, by provider message
 id — newest 50 first, for random existing values. Baseline in the same run: a primary-key lookup.
 
-    python -m bench.search [--rows 10000000] [--days 30] [--queries 300] [--database-url ...]
+    python -m bench.search [--rows 10000000] [--days 30] [--queries 300] [--unpartitioned]
+                           [--database-url ...]
 
 (It uses neither a broker nor Redis, so it takes only ``--database-url``: see ``bench/common.py``.)
 """
@@ -38,6 +39,14 @@ INDEXES = [
     "ix_notifications_status_published",
     "ix_notifications_created",
 ]
+# every migration head before 0009_time_partitions (--unpartitioned)
+UNPARTITIONED_HEADS = (
+    "0002_support",
+    "0003_campaigns",
+    "0005_delivery_claims",
+    "0007_console_operator",
+    "0008_worker_heartbeats",
+)
 COLUMNS = (
     "id",
     "api_key_id",
@@ -147,14 +156,23 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30, help="daily partitions the rows span")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument(
+        "--unpartitioned",
+        action="store_true",
+        help="stop before migration 0009 (plain tables): the same searches without partitions",
+    )
+    parser.add_argument(
         "--database-url",
         default=PG_ADMIN_URL,
         help="a PostgreSQL server: a database of the benchmark's own is created there and dropped",
     )
     args = parser.parse_args()
     with fresh_database(args.database_url) as url:
-        upgrade(url)
-        partition_count = make_partitions(url, args.days)
+        if args.unpartitioned:
+            for head in UNPARTITIONED_HEADS:
+                upgrade(url, head)
+        else:
+            upgrade(url)
+        partition_count = 0 if args.unpartitioned else make_partitions(url, args.days)
         started = time.perf_counter()
         key_id = seed(url, args.rows, max(1000, args.rows // 20), args.days)
         seeded = time.perf_counter() - started

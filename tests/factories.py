@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +90,26 @@ def daytime_timezone() -> str:
     offset = 12 - datetime.now(UTC).hour  # hours ahead of UTC
     offset = offset - 24 if offset > 14 else offset
     return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-5 is UTC+5
+
+
+def notification_row(
+    created: datetime, api_key_id: str | None = None, **values: Any
+) -> dict[str, Any]:
+    """The column values of a sent email notification created at ``created``, for a direct
+    insert (retention and partition tests place rows in time)."""
+    from notifier.db.models import new_id
+
+    return {
+        "id": new_id(),
+        "api_key_id": api_key_id,
+        "channel": "email",
+        "category": "transactional",
+        "lane": "email.transactional",
+        "status": "sent",
+        "recipient": "a@example.com",
+        "sensitive_fields": [],
+        "attempts": 1,
+        "created_at": created,
+        "updated_at": created,
+        **values,
+    }

@@ -11,8 +11,9 @@ from sqlalchemy import Engine, insert, text
 
 from notifier.db import partitions
 from notifier.db.migrate import upgrade
-from notifier.db.models import Notification, new_id
+from notifier.db.models import Notification
 from notifier.db.session import make_engine
+from tests.factories import notification_row
 from tests.services import fresh_postgres_database
 
 NOW = datetime(2026, 12, 2, 13, 30, tzinfo=UTC)
@@ -61,23 +62,8 @@ def engine() -> Iterator[Engine]:
         engine.dispose()
 
 
-def _row(created: datetime) -> dict[str, object]:
-    return {
-        "id": new_id(),
-        "channel": "email",
-        "category": "transactional",
-        "lane": "email.transactional",
-        "status": "sent",
-        "recipient": "a@example.com",
-        "sensitive_fields": [],
-        "attempts": 0,
-        "created_at": created,
-        "updated_at": created,
-    }
-
-
 @pytest.mark.postgres
-def test_prepare_is_idempotent_and_a_late_beat_refuses_no_row(engine: Engine) -> None:
+def test_prepare_is_idempotent_and_a_late_beat_refuses_nonotification_row(engine: Engine) -> None:
     layout = partitions.Layout(days=1, ahead_days=2)
     now = datetime.now(UTC)
     with engine.begin() as c:
@@ -90,7 +76,7 @@ def test_prepare_is_idempotent_and_a_late_beat_refuses_no_row(engine: Engine) ->
             p.name.replace("notifications", "delivery_events") for p in made
         ]
     beyond = made[-1].end + timedelta(hours=5)  # no partition yet: beat is late
-    row = _row(beyond)
+    row = notification_row(beyond)
     with engine.begin() as c:
         c.execute(insert(Notification), [row])
         assert partitions.default_rows(c) == {"notifications": 1, "delivery_events": 0}
@@ -115,7 +101,10 @@ def test_expired_partitions_are_dropped_whole(engine: Engine) -> None:
         for start in (old, kept):
             for table in partitions.PARTITIONED:
                 partitions.create(c, table, start, start + DAY)
-        c.execute(insert(Notification), [_row(old + timedelta(hours=1)), _row(kept)])
+        c.execute(
+            insert(Notification),
+            [notification_row(old + timedelta(hours=1)), notification_row(kept)],
+        )
     with engine.begin() as c:
         expired = partitions.expired(c, today - 30 * DAY)
         assert sorted(p.name for p in expired) == sorted(

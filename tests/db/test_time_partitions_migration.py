@@ -23,6 +23,7 @@ from notifier.db.models import (
 )
 from notifier.db.session import make_engine
 from notifier.notifications import repository
+from tests.factories import notification_row
 from tests.services import fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -39,23 +40,14 @@ AGES = (40, 5, 0)  # days: rows last month, last week and today (a resend of the
 
 
 def _notification(key: str, age: int, resend_of: str | None = None) -> dict[str, object]:
-    created = utcnow() - timedelta(days=age)
-    return {
-        "id": new_id(),
-        "api_key_id": key,
-        "channel": "email",
-        "category": "transactional",
-        "lane": "email.transactional",
-        "status": "sent",
-        "recipient": f"user{age}@example.com",
-        "reference": f"order-{age}",
-        "provider_message_id": f"pm-{age}",
-        "sensitive_fields": [],
-        "attempts": 1,
-        "created_at": created,
-        "updated_at": created,
-        "resend_of": resend_of,
-    }
+    return notification_row(
+        utcnow() - timedelta(days=age),
+        key,
+        recipient=f"user{age}@example.com",
+        reference=f"order-{age}",
+        provider_message_id=f"pm-{age}",
+        resend_of=resend_of,
+    )
 
 
 @pytest.fixture

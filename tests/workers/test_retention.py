@@ -24,7 +24,7 @@ from notifier.db.models import (
 )
 from notifier.db.session import transaction
 from notifier.runtime import Runtime
-from tests.factories import email, make_settings
+from tests.factories import email, make_settings, notification_row
 from tests.services import fresh_postgres_database
 from workers import retention, sweeper
 
@@ -65,28 +65,12 @@ def test_sqlite_deletes_old_notifications_with_their_events_and_references(  # t
 def test_sqlite_deletes_in_bounded_batches(runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     long_ago = utcnow() - timedelta(days=runtime.settings.notification_retention_days + 1)
     with transaction(runtime.sessions) as s:
-        s.execute(insert(Notification), [_row(long_ago) for _ in range(7)])
+        s.execute(insert(Notification), [notification_row(long_ago) for _ in range(7)])
     monkeypatch.setattr(retention, "CHUNK", 2)
     monkeypatch.setattr(retention, "MAX_BATCHES", 2)
     assert retention.expire_notifications(runtime) == {"notifications_deleted": 4}
     assert count(runtime, Notification) == 3
     assert retention.prepare_partitions(runtime) == {"made": 0}  # SQLite: nothing partitioned
-
-
-def _row(created, key: str | None = None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    return {
-        "id": new_id(),
-        "api_key_id": key,
-        "channel": "email",
-        "category": "transactional",
-        "lane": "email.transactional",
-        "status": "sent",
-        "recipient": "a@example.com",
-        "sensitive_fields": [],
-        "attempts": 1,
-        "created_at": created,
-        "updated_at": created,
-    }
 
 
 @pytest.fixture
@@ -113,7 +97,11 @@ def test_postgres_drops_whole_partitions_past_retention(pg_runtime: Runtime) -> 
             insert(ApiKey),
             [{"id": key, "name": "k", "prefix": "p", "secret_hash": "x" * 64, "scopes": []}],
         )
-        rows = [_row(old_day + timedelta(hours=2), key), _row(recent_day, key), _row(utcnow(), key)]
+        rows = [
+            notification_row(old_day + timedelta(hours=2), key),
+            notification_row(recent_day, key),
+            notification_row(utcnow(), key),
+        ]
         c.execute(insert(Notification), rows)
         c.execute(
             insert(DeliveryEvent),

@@ -7,16 +7,19 @@ first row arrives, whether or not beat has run yet.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.schema import ForeignKeyConstraint, SchemaItem
 
 from notifier.db import partitions
 from notifier.db.models import utcnow
 from notifier.db.session import DatabasePooler, make_engine
 
+log = logging.getLogger("notifier.migrate")
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -64,6 +67,8 @@ def upgrade(
     try:
         with engine.begin() as connection:
             partitions.prepare(connection, layout, utcnow())
+    except OperationalError as e:  # another run held the tables past the lock timeout
+        log.warning("partitions.prepare_postponed", extra={"error": str(e)})
     finally:
         engine.dispose()
 

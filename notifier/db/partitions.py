@@ -20,10 +20,12 @@ through ``NOTIFIER_PARTITION_AHEAD_DAYS`` ahead; it is idempotent and runs hourl
 end of every ``notifier db upgrade`` and at start-up (``notifier/db/migrate.py``). A partition is
 made as a plain table, given the rows of its range that the default partition holds, then
 attached: ``ATTACH PARTITION`` takes only SHARE UPDATE EXCLUSIVE on the parent, which does not
-block reads or writes (``CREATE TABLE ... PARTITION OF`` would take ACCESS EXCLUSIVE), and it
-builds the partition's indexes from the parent's. Two runs at once serialise on that same lock
-(it conflicts with itself); each statement waits at most ``LOCK_TIMEOUT`` so that maintenance
-never queues traffic behind it, and a run that times out is simply repeated by the next one.
+block reads or writes (``CREATE TABLE ... PARTITION OF`` would take ACCESS EXCLUSIVE), holds the
+default partition only while it checks that no row there belongs to the new range (instant when
+it is empty, as it normally is), and adopts the partition's copies of the parent's indexes. Two runs at once serialise on that same
+lock (it conflicts with itself), taken before the partitions are read; each statement waits at
+most ``LOCK_TIMEOUT`` so that maintenance never queues traffic behind it, and a run that times
+out is simply repeated by the next one.
 
 Keys. A partitioned table's primary key must include the partition key, so on PostgreSQL it is
 ``(id, created_at)``; the ORM keeps ``id`` alone as the identity (``session.get`` by id), and
@@ -220,6 +222,9 @@ def prepare(
             continue
         if lock_timeout is not None:
             conn.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
+        # one run at a time (this lock conflicts with itself, not with reads or writes); the
+        # partitions are read after it is granted, so a second run sees what the first made
+        conn.execute(text(f"LOCK TABLE {table} IN SHARE UPDATE EXCLUSIVE MODE"))
         create_default(conn, table)
         for start, end in plan(partitions(conn, table), layout, now):
             made.append(create(conn, table, start, end).name)

@@ -22,10 +22,10 @@ made as a plain table, given the rows of its range that the default partition ho
 attached: ``ATTACH PARTITION`` takes only SHARE UPDATE EXCLUSIVE on the parent, which does not
 block reads or writes (``CREATE TABLE ... PARTITION OF`` would take ACCESS EXCLUSIVE), holds the
 default partition only while it checks that no row there belongs to the new range (instant when
-it is empty, as it normally is), and adopts the partition's copies of the parent's indexes. Two runs at once serialise on that same
-lock (it conflicts with itself), taken before the partitions are read; each statement waits at
-most ``LOCK_TIMEOUT`` so that maintenance never queues traffic behind it, and a run that times
-out is simply repeated by the next one.
+it is empty, as it normally is), and adopts the partition's copies of the parent's indexes.
+Two runs at once serialise on that same lock (it conflicts with itself), taken before the
+partitions are read; each statement waits at most ``LOCK_TIMEOUT`` so that maintenance never
+queues traffic behind it, and a run that times out is simply repeated by the next one.
 
 Keys. A partitioned table's primary key must include the partition key, so on PostgreSQL it is
 ``(id, created_at)``; the ORM keeps ``id`` alone as the identity (``session.get`` by id), and

@@ -1,10 +1,13 @@
 """Support search at scale on PostgreSQL: p50/p95 of the searches the console and API run.
 
-Seeds ``--rows`` notifications with COPY (indexes built after the load, then ANALYZE), then times
+Seeds ``--rows`` notifications spread evenly over the last ``--days`` days into the time
+partitions the product uses (one per day: ``notifier/db/partitions.py``, made for those days
+before the load) with COPY (indexes built after the load, then ANALYZE), then times
 the repository's own queries — by normalised recipient, by caller reference, by provider message
 id — newest 50 first, for random existing values. Baseline in the same run: a primary-key lookup.
 
-    python -m bench.search [--rows 10000000] [--queries 300] [--database-url ...]
+    python -m bench.search [--rows 10000000] [--days 30] [--queries 300] [--unpartitioned]
+                           [--database-url ...]
 
 (It uses neither a broker nor Redis, so it takes only ``--database-url``: see ``bench/common.py``.)
 """
@@ -23,6 +26,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from bench.common import PG_ADMIN_URL, emit, fresh_database
+from notifier.db import partitions
 from notifier.db.migrate import upgrade
 from notifier.notifications import listing, repository
 
@@ -35,6 +39,14 @@ INDEXES = [
     "ix_notifications_status_published",
     "ix_notifications_created",
 ]
+# every migration head before 0009_time_partitions (--unpartitioned)
+UNPARTITIONED_HEADS = (
+    "0002_support",
+    "0003_campaigns",
+    "0005_delivery_claims",
+    "0007_console_operator",
+    "0008_worker_heartbeats",
+)
 COLUMNS = (
     "id",
     "api_key_id",
@@ -53,10 +65,26 @@ COLUMNS = (
 )
 
 
-def seed(url: str, rows: int, recipients: int) -> str:
+def make_partitions(url: str, days: int) -> int:
+    """The daily partitions of the ``days`` seeded (the product made today's and those ahead)."""
+    engine = create_engine(url)
+    today = partitions.interval_start(datetime.now(UTC), 1)
+    with engine.begin() as connection:
+        for table in partitions.PARTITIONED:
+            have = {p.start for p in partitions.partitions(connection, table)}
+            for back in range(1, days + 1):
+                start = today - timedelta(days=back)
+                if start not in have:
+                    partitions.create(connection, table, start, start + timedelta(days=1))
+        count = len(partitions.partitions(connection, "notifications"))
+    engine.dispose()
+    return count
+
+
+def seed(url: str, rows: int, recipients: int, days: int) -> str:
     plain = url.replace("postgresql+psycopg://", "postgresql://")
     key_id = str(uuid.uuid4())
-    start = datetime.now(UTC) - timedelta(days=90)
+    start = datetime.now(UTC) - timedelta(days=days)
     rng = random.Random(42)
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(
@@ -74,7 +102,7 @@ def seed(url: str, rows: int, recipients: int) -> str:
             conn.execute(f"DROP INDEX {name}")
         with conn.cursor().copy(f"COPY notifications ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             for i in range(rows):
-                created = start + timedelta(seconds=i * 90 * 86400 / rows)
+                created = start + timedelta(seconds=i * days * 86400 / rows)
                 channel = "email" if i % 3 else "sms"
                 recipient = (
                     f"user{rng.randrange(recipients)}@example.com"
@@ -99,8 +127,8 @@ def seed(url: str, rows: int, recipients: int) -> str:
                         f"pm-{i}",
                     )
                 )
-        for definition in definitions.values():
-            conn.execute(definition)
+        for definition in definitions.values():  # on the partitioned parent: every partition
+            conn.execute(definition.replace(" ON ONLY ", " ON ", 1))
         conn.execute("ANALYZE notifications")
     return key_id
 
@@ -125,7 +153,13 @@ def pcts(values: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=30, help="daily partitions the rows span")
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument(
+        "--unpartitioned",
+        action="store_true",
+        help="stop before migration 0009 (plain tables): the same searches without partitions",
+    )
     parser.add_argument(
         "--database-url",
         default=PG_ADMIN_URL,
@@ -133,9 +167,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     with fresh_database(args.database_url) as url:
-        upgrade(url)
+        if args.unpartitioned:
+            for head in UNPARTITIONED_HEADS:
+                upgrade(url, head)
+        else:
+            upgrade(url)
+        partition_count = 0 if args.unpartitioned else make_partitions(url, args.days)
         started = time.perf_counter()
-        key_id = seed(url, args.rows, recipients=max(1000, args.rows // 20))
+        key_id = seed(url, args.rows, max(1000, args.rows // 20), args.days)
         seeded = time.perf_counter() - started
         engine = create_engine(url)
         rng = random.Random(7)
@@ -182,6 +221,8 @@ def main() -> None:
         {
             "benchmark": "search",
             "rows": args.rows,
+            "days": args.days,
+            "partitions": partition_count,  # plus the default partition
             "seed_seconds": round(seeded, 1),
             "queries": len(sample) * 3,
             **combined,

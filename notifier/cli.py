@@ -318,6 +318,10 @@ def status(
         table.add_row(f"queue {queue}", "?" if depth is None else str(depth))
     for provider, state in sorted(report.circuits.items()):
         table.add_row(f"circuit {provider}", state)
+    for partitioned, rows in sorted(report.partition_default_rows.items()):
+        table.add_row(
+            f"default partition {partitioned}", f"{rows} rows" + (" (LATE)" if rows else "")
+        )
     health = report.delivery
     if health is not None:
         for queue, backlog in sorted(health.backlog.items()):

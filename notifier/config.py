@@ -16,6 +16,7 @@ from phonenumbers import SUPPORTED_REGIONS
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from notifier.db.partitions import Layout
 from notifier.db.session import DatabasePooler
 from notifier.home import discover_data_dir
 from notifier.recipients import DEFAULT_SEARCH_REGIONS
@@ -114,6 +115,14 @@ class Settings(BaseSettings):
     queued_stale_seconds: float = 120.0
     sending_timeout_seconds: float = 300.0
     content_retention_days: int = 7  # rendered content, kept for support; then purged
+    # the platform's retention of notifications and their events (workers/partition_upkeep.py): on
+    # PostgreSQL whole time partitions (notifier/db/partitions.py) older than this are dropped,
+    # on SQLite the rows are deleted in bounded batches. 90 days: support can answer "was it
+    # sent?" for a quarter; longer keeps data the law asks us to minimise.
+    notification_retention_days: int = Field(default=90, ge=1)
+    # PostgreSQL partitions: each covers this many days (UTC) and they are made this far ahead
+    partition_days: int = Field(default=1, ge=1)
+    partition_ahead_days: int = Field(default=7, ge=1)
 
     # worker liveness (notifier/liveness.py): every worker process upserts its row in
     # worker_heartbeats this often; a worker not seen for worker_lapse_seconds counts as dead
@@ -195,6 +204,10 @@ class Settings(BaseSettings):
         if kind == "worker":
             return min(10, self.worker_concurrency // 8 + 2)
         return {"api": 5, "beat": 2}.get(kind, 1)
+
+    @property
+    def partition_layout(self) -> Layout:
+        return Layout(days=self.partition_days, ahead_days=self.partition_ahead_days)
 
     @property
     def trusted_proxy_list(self) -> list[str]:

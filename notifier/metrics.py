@@ -165,7 +165,26 @@ class DeploymentCollector(Collector):
             families.append(tick)
         if report.delivery is not None:
             families.extend(_delivery_families(report.delivery))
+        if report.partition_default_rows:
+            families.append(
+                _per_label(
+                    "notifier_partition_default_rows",
+                    "Rows in a default time partition (up to 100,000): partitions not made ahead",
+                    "table",
+                    report.partition_default_rows,
+                )
+            )
         return families
+
+
+def _per_label(
+    name: str, documentation: str, label: str, values: dict[str, int]
+) -> GaugeMetricFamily:
+    """A gauge with one series per key of ``values`` (sorted), labelled ``label``."""
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for key, value in sorted(values.items()):
+        family.add_metric([key], value)
+    return family
 
 
 def _delivery_families(health: DeliveryHealth) -> list[GaugeMetricFamily]:
@@ -173,13 +192,12 @@ def _delivery_families(health: DeliveryHealth) -> list[GaugeMetricFamily]:
     its due count and oldest due age (0 when nothing is due)."""
     from providers.interface import Lane
 
-    live = GaugeMetricFamily(
+    live = _per_label(
         "notifier_live_workers",
         "Worker processes with a fresh heartbeat, per queue",
-        labels=["queue"],
+        "queue",
+        health.live_workers,
     )
-    for queue, count in sorted(health.live_workers.items()):
-        live.add_metric([queue], count)
     due = GaugeMetricFamily(
         "notifier_due_notifications", "Queued notifications due now, per lane", labels=["queue"]
     )

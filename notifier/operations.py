@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select, text
 from notifier import delivery_health
 from notifier.broker import broker_reachable, make_celery
 from notifier.config import Settings
+from notifier.db import partitions
 from notifier.db.models import Heartbeat
 from notifier.db.session import make_engine, make_sessionmaker
 from notifier.tasks import ALL_QUEUES
@@ -25,6 +26,9 @@ class StatusReport:
     queue_depths: dict[str, int | None] = field(default_factory=dict)
     circuits: dict[str, str] = field(default_factory=dict)
     delivery: delivery_health.DeliveryHealth | None = None  # None: the database was unreachable
+    # rows waiting in a default time partition, per table (PostgreSQL; notifier/db/partitions.py):
+    # more than 0 means partitions were not made in time
+    partition_default_rows: dict[str, int] = field(default_factory=dict)
 
     @property
     def workers(self) -> dict[str, list[str]]:
@@ -55,7 +59,8 @@ def collect_status(
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-        report.database_ok = True
+            report.database_ok = True
+            report.partition_default_rows = partitions.default_rows(connection)
         with make_sessionmaker(engine)() as session:
             row = session.get(Heartbeat, "sweeper")
             report.beat_last_tick = row.at if row else None

@@ -31,6 +31,7 @@ ALL_QUEUES: tuple[str, ...] = LANE_QUEUES + SERVICE_QUEUES
 DELIVER = "notifier.deliver"  # on the notification's lane queue
 SWEEP = "notifier.sweep"  # the safety nets, on MAINTENANCE
 PURGE = "notifier.purge"  # retention, on MAINTENANCE
+PARTITIONS = "notifier.partitions"  # time partitions made ahead (PostgreSQL), on MAINTENANCE
 RECEIPTS_APPLY = "notifier.receipts.apply"  # a list of receipt payloads, on RECEIPTS
 WEBHOOKS_DISPATCH = "notifier.webhooks.dispatch"  # beat: hand due webhooks out, on WEBHOOKS
 WEBHOOKS_SEND = "notifier.webhooks.send"  # a list of webhook delivery ids, on WEBHOOKS

@@ -116,7 +116,7 @@ def notification_row(
     now = now or utcnow()
     builder_fields = {
         k: columns.pop(k)
-        for k in ("api_key_id", "reference", "content", "status_reason", "send_at", "platform")
+        for k in ("api_key_id", "reference", "content", "reason", "send_at", "platform")
         if k in columns
     }
     builder_fields.setdefault("api_key_id", None)
@@ -161,3 +161,26 @@ def insert_notifications(
     with transaction(runtime.sessions) as session:
         repository.insert_notifications(session, notifications, events)
     return [n["id"] for n in notifications]
+
+
+def sent_email_row(
+    created: datetime, api_key_id: str | None = None, **values: Any
+) -> dict[str, Any]:
+    """The column values of a sent email notification created at ``created``, for a direct
+    insert (retention and partition tests place rows in time)."""
+    from notifier.db.models import new_id
+
+    return {
+        "id": new_id(),
+        "api_key_id": api_key_id,
+        "channel": "email",
+        "category": "transactional",
+        "lane": "email.transactional",
+        "status": "sent",
+        "recipient": "a@example.com",
+        "sensitive_fields": [],
+        "attempts": 1,
+        "created_at": created,
+        "updated_at": created,
+        **values,
+    }

@@ -12,7 +12,16 @@ from notifier.broker import make_celery
 from notifier.config import Settings
 from notifier.runtime import Runtime
 from providers.interface import Lane, Provider
-from workers import campaigns, delivery, heartbeat, log_context, receipts, sweeper, webhook_delivery
+from workers import (
+    campaigns,
+    delivery,
+    heartbeat,
+    log_context,
+    partition_upkeep,
+    receipts,
+    sweeper,
+    webhook_delivery,
+)
 from workers.context import DeliveryContext
 from workers.provider_config import ProviderSpec
 
@@ -29,7 +38,7 @@ def create_worker_app(
     app.runtime = runtime
     log_context.install()
     app.delivery = DeliveryContext(runtime, chains, providers)
-    for module in (delivery, sweeper, receipts, webhook_delivery, campaigns):
+    for module in (delivery, sweeper, partition_upkeep, receipts, webhook_delivery, campaigns):
         module.register(app)
     app.conf.beat_schedule = beat_schedule(settings)
     heartbeat.install(app)  # every worker process built on this app heartbeats (notifier.liveness)
@@ -48,6 +57,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         },
         "purge": {
             "task": tasks.PURGE,
+            "schedule": 3600.0,
+            "options": {"queue": tasks.MAINTENANCE, "expires": 1800},
+        },
+        "partitions": {  # PostgreSQL: partitions made ahead; elsewhere it does nothing
+            "task": tasks.PARTITIONS,
             "schedule": 3600.0,
             "options": {"queue": tasks.MAINTENANCE, "expires": 1800},
         },

@@ -7,7 +7,8 @@
   heartbeat lapsed (``notifier.liveness``), after ``NOTIFIER_SENDING_TIMEOUT_SECONDS`` for a
   worker that is alive but stuck; what follows depends on the write-ahead record (below);
 * expire what passed its TTL before it could be sent;
-* purge idempotency records and sealed content past their retention.
+* purge idempotency records and sealed content past their retention, and notifications past
+  the platform's (``workers/partition_upkeep.py``).
 
 Re-publishing can put a second task for the same notification on the broker; the guarded claim
 makes that harmless.
@@ -33,6 +34,7 @@ from notifier.notifications import queries, repository, retention
 from notifier.notifications.rows import event
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
+from workers import partition_upkeep
 from workers.recording import end_overdue
 from workers.task_policy import TASK_OPTIONS
 
@@ -276,6 +278,8 @@ def republish_stale(runtime: Runtime, stale: float) -> int:
 
 
 def purge(runtime: Runtime) -> dict[str, int]:
+    """Idempotency records and content past their retention; then the notifications and events
+    past the platform's (``workers/partition_upkeep.py``: whole partitions on PostgreSQL)."""
     now = utcnow()
     settings = runtime.settings
     with transaction(runtime.sessions) as session:
@@ -285,7 +289,11 @@ def purge(runtime: Runtime) -> dict[str, int]:
         content = retention.purge_content(
             session, now - timedelta(days=settings.content_retention_days)
         )
-    return {"idempotency_keys": keys, "contents": content}
+    return {
+        "idempotency_keys": keys,
+        "contents": content,
+        **partition_upkeep.expire_notifications(runtime, now),
+    }
 
 
 def _events(

@@ -3,6 +3,12 @@
 ``notifications`` holds one row per message and its current state; ``delivery_events`` is the
 append-only log of everything that happened to it (the support timeline). Indexes serve the
 support searches: normalised recipient + time, caller reference, provider message id.
+
+On PostgreSQL both are partitioned by ``created_at`` (migration 0009,
+``notifier/db/partitions.py``): there their primary key is ``(id, created_at)`` and no foreign
+key points at ``notifications``; the models keep ``id`` as the primary key the ORM knows
+(``session.get`` by id works on both databases; Alembic does not compare primary keys) and the
+foreign keys SQLite enforces.
 """
 
 from __future__ import annotations
@@ -130,6 +136,8 @@ class Notification(Base):
     resend_of: Mapped[str | None] = mapped_column(ForeignKey("notifications.id"), nullable=True)
     campaign_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
+    # PostgreSQL: partitioned by RANGE (created_at), primary key (id, created_at); the indexes
+    # below exist in every partition (notifier/db/partitions.py)
     __table_args__ = (
         Index("ix_notifications_recipient_created", "recipient", "created_at"),
         Index("ix_notifications_key_created", "api_key_id", "created_at"),
@@ -142,6 +150,10 @@ class Notification(Base):
 
 
 class DeliveryEvent(Base):
+    """PostgreSQL: partitioned by RANGE (created_at), the event's own time, primary key
+    (id, created_at); ``notification_id`` is enforced by the writers there, not by a foreign key
+    (notifier/db/partitions.py)."""
+
     __tablename__ = "delivery_events"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

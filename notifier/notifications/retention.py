@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
-from notifier.db.models import DeliveryEvent, IdempotencyRecord, Notification
+from notifier.db.models import DeliveryEvent, IdempotencyRecord, Notification, WebhookDelivery
 from notifier.db.session import affected
 from notifier.statuses import Status
 
@@ -89,3 +90,50 @@ def erase_personal_data(
         execution_options=quiet,
     )
     return Erased(affected(events), affected(records), affected(rows))
+
+
+def delete_oldest(session: Session, conditions: Sequence[ColumnElement[bool]], limit: int) -> int:
+    """Delete up to ``limit`` notifications matching ``conditions``, oldest first, with the rows
+    that refer to them."""
+    ids = session.scalars(
+        select(Notification.id).where(*conditions).order_by(Notification.created_at).limit(limit)
+    ).all()
+    if not ids:
+        return 0
+    options = {"synchronize_session": False}
+    session.execute(
+        update(Notification).where(Notification.resend_of.in_(ids)).values(resend_of=None),
+        execution_options=options,
+    )
+    for model in (DeliveryEvent, IdempotencyRecord, WebhookDelivery):
+        session.execute(
+            delete(model).where(model.notification_id.in_(ids)), execution_options=options
+        )
+    return affected(
+        session.execute(
+            delete(Notification).where(Notification.id.in_(ids)), execution_options=options
+        )
+    )
+
+
+def old_webhook_deliveries(session: Session, cutoff: datetime, limit: int) -> list[int]:
+    """Of the ``limit`` oldest webhook deliveries (by id: the primary key's order is the
+    creation order, so this reads through the index however large the table), those created
+    before ``cutoff``."""
+    oldest = session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.created_at)
+        .order_by(WebhookDelivery.id)
+        .limit(limit)
+    ).all()
+    return [i for i, created in oldest if created < cutoff]
+
+
+def delete_webhook_deliveries(session: Session, ids: Sequence[int]) -> int:
+    if not ids:
+        return 0
+    return affected(
+        session.execute(
+            delete(WebhookDelivery).where(WebhookDelivery.id.in_(list(ids))),
+            execution_options={"synchronize_session": False},
+        )
+    )

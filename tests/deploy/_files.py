@@ -58,6 +58,7 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "notifier_record_retries_total": ("counter", frozenset()),
     "notifier_record_abandoned_total": ("counter", frozenset()),
     "notifier_provider_rate_wait_seconds_total": ("counter", frozenset({"provider", "lane"})),
+    "notifier_partition_default_rows": ("gauge", frozenset({"table"})),
 }
 # Labels Prometheus itself attaches to every scraped series.
 TARGET_LABELS = frozenset({"job", "instance", "worker_group", "component", "pod"})

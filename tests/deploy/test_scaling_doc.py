@@ -29,7 +29,7 @@ def test_covers_the_stateful_choices() -> None:
         "PgBouncer",
         "read replica",
         "delivery_events",
-        "Monthly partitioning",
+        "Daily partitioning",
     ):
         assert topic in SCALING, topic
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_status_reason_codes"
-down_revision: str | None = "0008_worker_heartbeats"
+down_revision: str | None = "0009_time_partitions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

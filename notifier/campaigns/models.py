@@ -68,6 +68,8 @@ class Template(Base):
     __tablename__ = "templates"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    # the owning service; nullable until phase 2 writes it on every new row
+    service_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     channel: Mapped[str] = mapped_column(String(10))
     latest_version: Mapped[int] = mapped_column(Integer, default=1)
@@ -116,6 +118,8 @@ class Audience(Base):
     __tablename__ = "audiences"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    # the owning service; nullable until phase 2 writes it on every new row
+    service_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -154,6 +158,8 @@ class Campaign(Base):
     __tablename__ = "campaigns"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    # the owning service; nullable until phase 2 writes it on every new row
+    service_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     name: Mapped[str] = mapped_column(String(200))
     api_key_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     template_name: Mapped[str] = mapped_column(String(200))

@@ -49,7 +49,9 @@ def keys_create(
     ] = None,
     service: Annotated[
         str | None,
-        typer.Option(metavar="SERVICE", help="the service the key belongs to", show_default="default"),
+        typer.Option(
+            metavar="SERVICE", help="the service the key belongs to", show_default="default"
+        ),
     ] = None,
     key_type: Annotated[
         str,

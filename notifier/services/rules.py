@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from notifier.errors import ErrorCode, NotifierError, field_error
+from notifier.errors import ErrorCode, field_error
 from notifier.services.platform import IDENTITY_FIELDS, Platform
 from providers.interface import Category, Lane
 

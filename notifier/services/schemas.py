@@ -28,6 +28,7 @@ _FCM_PROJECT = re.compile(r"^[a-z][a-z0-9\-]{4,29}$")
 MAX_CHAIN = 10
 MAX_DAILY_QUOTA = 100_000_000
 
+Senders = dict[Lane, dict[str, str]]
 ProviderName = Annotated[str, Field(min_length=1, max_length=100)]
 
 
@@ -96,7 +97,9 @@ class ServiceChanges(BaseModel):
         default=None, description="per lane: names of providers the platform configured there"
     )
     rate_limits: dict[Lane, str] | None = Field(
-        default=None, description="per lane, e.g. 100/second", examples=[{"sms.promotional": "10/second"}]
+        default=None,
+        description="per lane, e.g. 100/second",
+        examples=[{"sms.promotional": "10/second"}],
     )
     daily_quotas: dict[Lane, int] | None = Field(
         default=None, description="per lane: notifications a UTC day (429 quota_exceeded after)"
@@ -110,7 +113,9 @@ class ServiceChanges(BaseModel):
 
     @field_validator("senders")
     @classmethod
-    def _senders(cls, value: dict[Lane, dict[str, str]] | None) -> dict[Lane, dict[str, str]] | None:
+    def _senders(
+        cls, value: dict[Lane, dict[str, str]] | None
+    ) -> dict[Lane, dict[str, str]] | None:
         return None if value is None else {lane: clean_sender(lane, s) for lane, s in value.items()}
 
     @field_validator("provider_chains")

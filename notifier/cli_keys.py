@@ -101,8 +101,6 @@ def keys_set_callback(
     ] = None,
 ) -> None:
     """Send this key's final statuses to URL, signed; prints the new signing secret once."""
-    from notifier.security import Sealer
-
     settings = load_settings()
     try:
         url = key_store.check_callback_url(url) if url is not None else None
@@ -111,7 +109,7 @@ def keys_set_callback(
         raise typer.Exit(2) from e
     with transaction(open_sessions(settings)) as session:
         result = key_store.set_callback(
-            session, key_id, url, Sealer(settings.secret_key, "callback")
+            session, key_id, url, key_store.callback_sealer(settings.secret_key)
         )
     if result is None:
         console.print(f"[red]no key {key_id}[/red]")
@@ -144,15 +142,14 @@ def keys_list(
     table = Table(box=None, pad_edge=False)
     for column in ("id", "prefix"):
         table.add_column(column, no_wrap=True, min_width=len(rows[0][column]) if rows else None)
-    for column in ("name", "service", "type", "scopes", "lanes", "created", "revoked"):
+    for column in ("name", "service", "scopes", "lanes", "created", "revoked"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
             row["id"],
             row["prefix"],
             row["name"],
-            row["service"],
-            row["type"],
+            row["service"] + ("" if row["type"] == "live" else f" ({row['type']})"),
             ",".join(row["scopes"]),
             ",".join(row["lanes"] or ["all"]),
             row["created"][:10],

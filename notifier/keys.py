@@ -146,6 +146,13 @@ def check_callback_url(url: str) -> str:
     return url
 
 
+CALLBACK_SEAL_PURPOSE = "callback"  # the webhooks worker unseals keys' and services' secrets
+
+
+def callback_sealer(secret_key: str) -> Sealer:
+    return Sealer(secret_key, CALLBACK_SEAL_PURPOSE)
+
+
 def new_callback_secret(url: str | None, sealer: Sealer) -> tuple[str | None, str | None]:
     """(sealed, plaintext) signing secret for a callback URL; (None, None) when it is removed."""
     from notifier.webhooks import new_secret

@@ -29,11 +29,14 @@ async def enforce_daily_quota(
     now = now or datetime.now(UTC)
     day = now.astimezone(UTC).date()
     reset_at = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-    allowed = quota > 0 and (
-        await limiter.ahit(
-            f"{quota}/day", "service-quota", caller.service.id, lane.value, day.isoformat()
-        )
-    ).allowed
+    allowed = (
+        quota > 0
+        and (
+            await limiter.ahit(
+                f"{quota}/day", "service-quota", caller.service.id, lane.value, day.isoformat()
+            )
+        ).allowed
+    )
     if not allowed:
         raise NotifierError(
             ErrorCode.QUOTA_EXCEEDED,

@@ -71,36 +71,22 @@ def test_keys_api_service_and_type(client, runtime):  # type: ignore[no-untyped-
     billing_admin = {"Authorization": f"Bearer {_key(runtime, billing, scopes=['keys:manage'])}"}
     admin_key = api_key(runtime, "platform", scopes=["keys:manage", "services:manage"])
     platform = {"Authorization": f"Bearer {admin_key}"}
-    own = client.post(
-        "/v1/keys",
-        json={"name": "ci", "scopes": ["notifications:send"], "type": "test"},
-        headers=billing_admin,
-    )
+
+    def post(headers: dict[str, str], **fields: str):  # type: ignore[no-untyped-def]
+        body = {"name": "ci", "scopes": ["notifications:send"], **fields}
+        return client.post("/v1/keys", json=body, headers=headers)
+
+    own = post(billing_admin, type="test")
     assert own.status_code == 201, own.text
     assert own.json()["service"] == "billing" and own.json()["type"] == "test"
-    other = client.post(
-        "/v1/keys",
-        json={"name": "x", "scopes": ["notifications:send"], "service": "growth"},
-        headers=billing_admin,
-    )
-    assert other.status_code == 403 and other.json()["error"]["code"] == "forbidden_scope"
-    unknown = client.post(
-        "/v1/keys",
-        json={"name": "x", "scopes": ["notifications:send"], "service": "nope"},
-        headers=platform,
-    )
-    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_service"
-    bad_type = client.post(
-        "/v1/keys",
-        json={"name": "x", "scopes": ["notifications:send"], "type": "free"},
-        headers=platform,
-    )
-    assert bad_type.status_code == 422 and bad_type.json()["error"]["code"] == "validation_error"
-    growth = client.post(
-        "/v1/keys",
-        json={"name": "g", "scopes": ["notifications:send"], "service": "growth", "type": "team"},
-        headers=platform,
-    )
+    for headers, fields, status, code in (
+        (billing_admin, {"service": "growth"}, 403, "forbidden_scope"),
+        (platform, {"service": "nope"}, 422, "unknown_service"),
+        (platform, {"type": "free"}, 422, "validation_error"),
+    ):
+        refused = post(headers, **fields)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (status, code), fields
+    growth = post(platform, service="growth", type="team")
     assert growth.status_code == 201 and growth.json()["service"] == "growth"
     # billing's admin sees billing's keys only; another service's key is not found
     seen = {k["service"] for k in client.get("/v1/keys", headers=billing_admin).json()}

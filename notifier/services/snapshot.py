@@ -18,7 +18,7 @@ from providers.interface import Lane
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality and hash: the mappings are unhashable
 class ServiceSnapshot:
     id: str
     name: str

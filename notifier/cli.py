@@ -18,6 +18,7 @@ from notifier.cli_keys import keys_app
 from notifier.config import Settings
 from notifier.db.migrate import upgrade
 from notifier.db.session import postgres_connect_args
+from notifier.services.cli import services_app
 from notifier.support.cli import staff_app
 
 if TYPE_CHECKING:  # the commands import what they use when they run (a fast --help)
@@ -30,6 +31,7 @@ db_app = make_typer("Database schema")
 providers_app = make_typer("Provider configuration")
 audiences_app = make_typer("Campaign audiences")
 app.add_typer(keys_app, name="keys")
+app.add_typer(services_app, name="services")
 app.add_typer(db_app, name="db")
 app.add_typer(providers_app, name="providers")
 app.add_typer(audiences_app, name="audiences")

@@ -1,4 +1,7 @@
-"""``notifier keys``: create, list and revoke API keys, and set their status-webhook callback."""
+"""``notifier keys``: create, list and revoke API keys, and set their status-webhook callback.
+
+Without ``--service`` a key belongs to the default service, and without ``--type`` it is
+``live``: today's command lines keep making the keys they always made."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from rich.table import Table
 from notifier import keys as key_store
 from notifier.cli_common import console, load_settings, make_typer, open_sessions
 from notifier.db.session import transaction
+from notifier.services import registry
+from notifier.services.models import DEFAULT_SERVICE_NAME
 
 keys_app = make_typer("API keys")
 
@@ -42,6 +47,20 @@ def keys_create(
             show_default="NOTIFIER_API_RATE_LIMIT, 3000/minute",
         ),
     ] = None,
+    service: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SERVICE", help="the service the key belongs to", show_default="default"
+        ),
+    ] = None,
+    key_type: Annotated[
+        str,
+        typer.Option(
+            "--type",
+            metavar="TYPE",
+            help="live (sends), test (outbox only) or team (the service's allow-list only)",
+        ),
+    ] = "live",
 ) -> None:
     """Create an API key. The key is printed once, alone on the last line; only its hash is kept."""
     settings = load_settings()
@@ -50,14 +69,21 @@ def keys_create(
             raise ValueError("--name must not be empty")
         scope_list, lane_list = key_store.parse_scopes(scopes), key_store.parse_lanes(lanes)
         rate_limit = key_store.parse_rate_limit(rate_limit)
+        kind = key_store.parse_key_type(key_type)
     except ValueError as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from e
     with transaction(open_sessions(settings)) as session:
-        row, plaintext = key_store.create_key(session, name, scope_list, lane_list, rate_limit)
+        owner = registry.find(session, service or DEFAULT_SERVICE_NAME)
+        if owner is None:
+            console.print(f"[red]no service {service}; see `notifier services list`[/red]")
+            raise typer.Exit(2)
+        row, plaintext = key_store.create_key(
+            session, name, scope_list, lane_list, rate_limit, owner.id, kind
+        )
     console.print(
-        f"created key {row.id} ({name}), scopes {', '.join(scope_list)}. "
-        "Store it now: it is not shown again."
+        f"created {kind.value} key {row.id} ({name}) of service {owner.name}, "
+        f"scopes {', '.join(scope_list)}. Store it now: it is not shown again."
     )
     print(plaintext)
 
@@ -75,15 +101,15 @@ def keys_set_callback(
     ] = None,
 ) -> None:
     """Send this key's final statuses to URL, signed; prints the new signing secret once."""
-    from notifier.security import Sealer
-
     settings = load_settings()
-    if url is not None and not url.startswith(("https://", "http://")):
-        console.print("[red]the callback URL must be http(s)[/red]")
-        raise typer.Exit(2)
+    try:
+        url = key_store.check_callback_url(url) if url is not None else None
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
     with transaction(open_sessions(settings)) as session:
         result = key_store.set_callback(
-            session, key_id, url, Sealer(settings.secret_key, "callback")
+            session, key_id, url, key_store.callback_sealer(settings.secret_key)
         )
     if result is None:
         console.print(f"[red]no key {key_id}[/red]")
@@ -109,20 +135,21 @@ def keys_list(
         raise typer.Exit(2)
     settings = load_settings()
     with transaction(open_sessions(settings)) as session:
-        rows = [key_store.describe(row) for row in key_store.list_keys(session)]
+        rows = [key_store.describe(row, service) for row, service in key_store.list_keys(session)]
     if output == "json":
         print(json.dumps(rows, indent=2))
         return
     table = Table(box=None, pad_edge=False)
     for column in ("id", "prefix"):
         table.add_column(column, no_wrap=True, min_width=len(rows[0][column]) if rows else None)
-    for column in ("name", "scopes", "lanes", "created", "revoked"):
+    for column in ("name", "service", "scopes", "lanes", "created", "revoked"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
             row["id"],
             row["prefix"],
             row["name"],
+            row["service"] + ("" if row["type"] == "live" else f" ({row['type']})"),
             ",".join(row["scopes"]),
             ",".join(row["lanes"] or ["all"]),
             row["created"][:10],

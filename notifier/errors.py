@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -37,6 +38,13 @@ class ErrorCode(enum.StrEnum):
     DATABASE_UNAVAILABLE = "database_unavailable"
     SERVICE_UNAVAILABLE = "service_unavailable"
     INVALID_SIGNATURE = "invalid_signature"
+    INVALID_SERVICE_NAME = "invalid_service_name"
+    SERVICE_EXISTS = "service_exists"
+    UNKNOWN_SERVICE = "unknown_service"
+    UNKNOWN_PROVIDER = "unknown_provider"
+    SENDER_NOT_ALLOWED = "sender_not_allowed"
+    RETENTION_TOO_LONG = "retention_too_long"
+    QUOTA_EXCEEDED = "quota_exceeded"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -64,6 +72,13 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.DATABASE_UNAVAILABLE: 503,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.INVALID_SIGNATURE: 403,
+    ErrorCode.INVALID_SERVICE_NAME: 422,
+    ErrorCode.SERVICE_EXISTS: 409,
+    ErrorCode.UNKNOWN_SERVICE: 422,
+    ErrorCode.UNKNOWN_PROVIDER: 422,
+    ErrorCode.SENDER_NOT_ALLOWED: 422,
+    ErrorCode.RETENTION_TOO_LONG: 422,
+    ErrorCode.QUOTA_EXCEEDED: 429,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 
@@ -87,7 +102,8 @@ class NotifierError(Exception):
     code: ErrorCode
     message: str
     details: list[ErrorDetail] = field(default_factory=list)
-    retry_after: float | None = None
+    retry_after: float | None = None  # seconds: the Retry-After header
+    reset_at: datetime | None = None  # when a quota or limit resets: ``reset_at`` in the body
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -97,13 +113,14 @@ class NotifierError(Exception):
         return HTTP_STATUS[self.code]
 
     def envelope(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "code": self.code.value,
-                "message": self.message,
-                "details": [d.as_dict() for d in self.details],
-            }
+        error: dict[str, Any] = {
+            "code": self.code.value,
+            "message": self.message,
+            "details": [d.as_dict() for d in self.details],
         }
+        if self.reset_at is not None:
+            error["reset_at"] = self.reset_at.isoformat(timespec="seconds")
+        return {"error": error}
 
 
 def field_error(code: ErrorCode, field_name: str, message: str) -> NotifierError:

@@ -4,6 +4,10 @@
 not" (a scope or lane the key lacks). Authentication results are cached for a few seconds per
 process so intake does not read the key row on every request; revocation therefore takes effect
 within ``CACHE_SECONDS``.
+
+Every key belongs to a service and has a type (:class:`KeyType`). The service's row is read in
+the same query as the key (one join on a cache miss) and cached with it in the caller, so
+changes to a service, like revocations, take effect within ``CACHE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from limits import parse_many
 from sqlalchemy import select
@@ -23,6 +28,8 @@ from sqlalchemy.orm import Session
 from notifier.db.models import ApiKey, utcnow
 from notifier.errors import ErrorCode, NotifierError
 from notifier.security import Sealer, generate_api_key, key_matches, parse_prefix
+from notifier.services.models import DEFAULT_SERVICE_ID, Service
+from notifier.services.snapshot import DEFAULT_SERVICE, ServiceSnapshot
 from providers.interface import Lane
 
 CACHE_SECONDS = 5.0
@@ -37,6 +44,16 @@ class Scope(enum.StrEnum):
     SUPPRESSIONS = "suppressions:manage"  # list, add and lift suppressions (personal data)
     KEYS = "keys:manage"  # admin: create, list, revoke and rotate API keys
     ERASE = "data:erase"  # admin: erase a person's data for a data-protection request
+    SERVICES = "services:manage"  # platform admin: every service, its settings and its keys
+
+
+class KeyType(enum.StrEnum):
+    """``live`` sends; ``test`` is handled exactly as live but delivered only to the outbox;
+    ``team`` sends, but only to its service's allow-list of recipients."""
+
+    LIVE = "live"
+    TEST = "test"
+    TEAM = "team"
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,18 @@ class Caller:
     scopes: frozenset[str]
     lanes: frozenset[str] | None
     rate_limit: str | None
+    key_type: KeyType = KeyType.LIVE
+    service: ServiceSnapshot = DEFAULT_SERVICE
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return Scope.SERVICES.value in self.scopes
+
+    @property
+    def restricted_to_allow_list(self) -> bool:
+        """Team keys, and every key of a service still in trial mode, send only to the
+        service's allow-list."""
+        return self.key_type == KeyType.TEAM or self.service.trial
 
     def require_scope(self, scope: Scope) -> None:
         if scope.value not in self.scopes:
@@ -96,11 +125,51 @@ def parse_rate_limit(text: str | None) -> str | None:
     return text.strip()
 
 
-def describe(row: ApiKey) -> dict[str, Any]:
+def parse_key_type(text: str) -> KeyType:
+    try:
+        return KeyType(text.strip().lower())
+    except ValueError as e:
+        raise ValueError(
+            f"unknown key type {text!r}; known: {', '.join(t.value for t in KeyType)}"
+        ) from e
+
+
+def check_callback_url(url: str) -> str:
+    """The one check of a status-webhook URL (a key's or a service's): absolute http(s) with a
+    host, storable. Raises ValueError with the reason."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("the callback URL must be an absolute http(s) URL with a host")
+    if len(url) > 2000:
+        raise ValueError("the callback URL must be at most 2000 characters")
+    return url
+
+
+CALLBACK_SEAL_PURPOSE = "callback"  # the webhooks worker unseals keys' and services' secrets
+
+
+def callback_sealer(secret_key: str) -> Sealer:
+    return Sealer(secret_key, CALLBACK_SEAL_PURPOSE)
+
+
+def new_callback_secret(url: str | None, sealer: Sealer) -> tuple[str | None, str | None]:
+    """(sealed, plaintext) signing secret for a callback URL; (None, None) when it is removed."""
+    from notifier.webhook_signing import new_secret
+
+    if not url:
+        return None, None
+    secret = new_secret()
+    return sealer.seal(secret), secret
+
+
+def describe(row: ApiKey, service_name: str | None = None) -> dict[str, Any]:
     """A key as the CLI shows it (never its secret or hash)."""
     return {
         "id": row.id,
         "name": row.name,
+        "service": service_name or row.service_id,
+        "type": row.key_type,
         "prefix": row.prefix,
         "scopes": list(row.scopes or ()),
         "lanes": None if row.lanes is None else list(row.lanes),
@@ -116,9 +185,14 @@ def create_key(
     scopes: list[str],
     lanes: list[str] | None = None,
     rate_limit: str | None = None,
+    service_id: str = DEFAULT_SERVICE_ID,
+    key_type: KeyType = KeyType.LIVE,
 ) -> tuple[ApiKey, str]:
+    """A new key of ``service_id`` (the default service unless named)."""
     new = generate_api_key()
     row = ApiKey(
+        service_id=service_id,
+        key_type=key_type.value,
         name=name,
         prefix=new.prefix,
         secret_hash=new.secret_hash,
@@ -136,21 +210,24 @@ def set_callback(
 ) -> tuple[ApiKey, str | None] | None:
     """Set (or with ``url=None`` clear) the status-webhook URL of a key; a new signing secret is
     generated, kept sealed, and returned once."""
-    from notifier.webhook_signing import new_secret
-
     row = session.scalars(
         select(ApiKey).where((ApiKey.id == id_or_prefix) | (ApiKey.prefix == id_or_prefix))
     ).first()
     if row is None:
         return None
-    secret = new_secret() if url else None
-    row.callback_url = url
-    row.callback_secret_sealed = sealer.seal(secret) if secret else None
+    row.callback_url = check_callback_url(url) if url else None
+    row.callback_secret_sealed, secret = new_callback_secret(row.callback_url, sealer)
     return row, secret
 
 
-def list_keys(session: Session) -> list[ApiKey]:
-    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+def list_keys(session: Session) -> list[tuple[ApiKey, str]]:
+    """Every key with its service's name, oldest first."""
+    rows = session.execute(
+        select(ApiKey, Service.name)
+        .join(Service, ApiKey.service_id == Service.id)
+        .order_by(ApiKey.created_at, ApiKey.id)
+    )
+    return [(key, name) for key, name in rows.tuples()]
 
 
 def revoke_key(session: Session, id_or_prefix: str) -> ApiKey | None:
@@ -170,10 +247,17 @@ def is_revoked(row: ApiKey, now: datetime | None = None) -> bool:
 
 
 def rotate_key(session: Session, row: ApiKey, overlap: timedelta) -> tuple[ApiKey, str]:
-    """A new key with the same name, scopes, lanes, rate limit and webhook; the old one keeps
-    working for ``overlap`` (so callers can switch without an outage), then stops."""
+    """A new key with the same service, type, name, scopes, lanes, rate limit and webhook; the
+    old one keeps working for ``overlap`` (so callers can switch without an outage), then
+    stops."""
     new, plaintext = create_key(
-        session, row.name, list(row.scopes or []), row.lanes, row.rate_limit
+        session,
+        row.name,
+        list(row.scopes or []),
+        row.lanes,
+        row.rate_limit,
+        row.service_id,
+        KeyType(row.key_type),
     )
     new.callback_url = row.callback_url
     new.callback_secret_sealed = row.callback_secret_sealed
@@ -209,13 +293,21 @@ class Authenticator:
 
     @staticmethod
     def _load(session: Session, plaintext: str) -> Caller:
+        """The key and its service in one joined query."""
         prefix = parse_prefix(plaintext)
-        row = (
-            session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+        found = (
+            session.execute(
+                select(ApiKey, Service)
+                .join(Service, ApiKey.service_id == Service.id)
+                .where(ApiKey.prefix == prefix)
+            ).first()
             if prefix
             else None
         )
-        if row is None or is_revoked(row) or not key_matches(plaintext, row.secret_hash):
+        if found is None:
+            raise NotifierError(ErrorCode.UNAUTHENTICATED, "unknown or revoked API key")
+        row, service = found.tuple()
+        if is_revoked(row) or not key_matches(plaintext, row.secret_hash):
             raise NotifierError(ErrorCode.UNAUTHENTICATED, "unknown or revoked API key")
         return Caller(
             id=row.id,
@@ -223,6 +315,8 @@ class Authenticator:
             scopes=frozenset(row.scopes or ()),
             lanes=None if row.lanes is None else frozenset(row.lanes),
             rate_limit=_usable_rate(row),
+            key_type=KeyType(row.key_type),
+            service=ServiceSnapshot.of(service),
         )
 
 

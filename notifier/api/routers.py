@@ -14,6 +14,7 @@ from notifier.api.v1 import (
     notifications,
     operator_listings,
     receipts,
+    services,
     support,
     suppressions,
 )
@@ -29,6 +30,7 @@ def all_routers() -> list[APIRouter]:
         support.router,
         suppressions.router,
         keys.router,
+        services.router,
         erasures.router,
         campaigns.router,
         operator_listings.router,

@@ -88,6 +88,8 @@ class Audience(Base):
     __tablename__ = "audiences"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    # the owning service; nullable until phase 2 writes it on every new row
+    service_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -126,6 +128,8 @@ class Campaign(Base):
     __tablename__ = "campaigns"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    # the owning service; nullable until phase 2 writes it on every new row
+    service_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     name: Mapped[str] = mapped_column(String(200))
     api_key_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     template_name: Mapped[str] = mapped_column(String(200))

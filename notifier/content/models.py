@@ -20,6 +20,8 @@ class Template(Base):
     __tablename__ = "templates"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    # the owning service; nullable until phase 2 writes it on every new row
+    service_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     channel: Mapped[str] = mapped_column(String(10))
     latest_version: Mapped[int] = mapped_column(Integer, default=1)

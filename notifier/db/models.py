@@ -35,6 +35,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+# the service that owns every key and row created before services existed (and every key
+# created without naming one); notifier/services/models.py creates the table
+DEFAULT_SERVICE_ID = "00000000-0000-4000-8000-000000000000"
 
 
 def utcnow() -> datetime:
@@ -81,6 +84,15 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    # the owning service (notifier/services/). No foreign key: SQLite cannot add one to a table
+    # with rows without rebuilding it; authentication joins the service (a key whose service
+    # is missing cannot authenticate), and services are never deleted.
+    service_id: Mapped[str] = mapped_column(
+        String(36), index=True, server_default=DEFAULT_SERVICE_ID
+    )
+    key_type: Mapped[str] = mapped_column(  # notifier.keys.KeyType
+        String(10), default="live", server_default="live"
+    )
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
@@ -98,6 +110,9 @@ class Notification(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    # the owning service; nullable until phase 2 writes it on every new row (no foreign key:
+    # the table may be partitioned, and the key's service is the authority)
+    service_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     channel: Mapped[str] = mapped_column(String(10))
     category: Mapped[str] = mapped_column(String(20))
     lane: Mapped[str] = mapped_column(String(30))
@@ -146,6 +161,7 @@ class Notification(Base):
         Index("ix_notifications_provider_message_id", "provider_message_id"),
         Index("ix_notifications_status_published", "status", "published_at"),
         Index("ix_notifications_created", "created_at"),
+        Index("ix_notifications_service_created", "service_id", "created_at"),
     )
 
 
@@ -180,9 +196,15 @@ class IdempotencyRecord(Base):
 
 
 class Suppression(Base):
+    """An opt-out or a recipient that cannot receive. ``service_id`` is the scope: set for an
+    unsubscribe (billing's newsletter is not growth's), NULL for what holds for every service
+    (hard bounces, complaints, STOP, invalid addresses and tokens, manual do-not-contact), as
+    carriers and mailbox providers see those."""
+
     __tablename__ = "suppressions"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    service_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     channel: Mapped[str] = mapped_column(String(10))
     recipient: Mapped[str] = mapped_column(String(4096))  # normalised
     reason: Mapped[str] = mapped_column(String(30))

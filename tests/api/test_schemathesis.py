@@ -1,4 +1,5 @@
-"""Schemathesis over every operation of /openapi.json with a key holding every scope.
+"""Schemathesis over every operation of /openapi.json with a key holding every scope (the
+admin scopes too, so the admin routes are exercised past their 403).
 
 A bounded number of examples per operation keeps this under a minute; every response is checked
 against the document: no server error, no undocumented status, no body violating its schema, no
@@ -25,7 +26,8 @@ OPERATIONAL = frozenset({"/healthz", "/readyz", "/health/delivery"})
 
 def test_every_operation_answers_as_documented(runtime):  # type: ignore[no-untyped-def]
     app = create_app(runtime=runtime)
-    headers = {"Authorization": f"Bearer {api_key(runtime, 'schemathesis', scopes=ALL_SCOPES)}"}
+    scopes = [*ALL_SCOPES, "keys:manage", "services:manage"]
+    headers = {"Authorization": f"Bearer {api_key(runtime, 'schemathesis', scopes=scopes)}"}
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures: list[str] = []
     operations = 0

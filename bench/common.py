@@ -168,6 +168,19 @@ def create_key(env: dict[str, str]) -> str:
 
 
 @contextmanager
+def keyed_stack(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], str]]:
+    """The services of ``add_service_options`` (own broker, own database) with the schema and
+    an API key: the environment to run our processes with, and the key."""
+    with (
+        own_broker(args.broker, args.broker_url) as broker,
+        fresh_database(args.database_url) as database_url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        env = environment(database_url, broker, Path(tmp), args.redis_url)
+        yield env, create_key(env)
+
+
+@contextmanager
 def process(
     args: list[str], env: dict[str, str], ready_url: str | None = None, timeout: float = 60
 ) -> Iterator[subprocess.Popen]:

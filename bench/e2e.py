@@ -3,7 +3,7 @@ with a provider that takes --provider-latency-ms per call; beside the no-op Cele
 same broker with the same number of worker processes.
 
     python -m bench.e2e [--n 20000] [--provider-latency-ms 50] [--broker redis|rabbitmq]
-                        [--worker-processes 2] [--concurrency 16]
+                        [--worker-processes 2] [--concurrency 64]
                         [--database-url ...] [--broker-url ...] [--redis-url ...]
 
 Prints: notifications, e2e_per_s, ceiling_per_s, ratio, p50_ms/p99_ms (accept -> sent, from the
@@ -106,7 +106,12 @@ def main() -> None:
     parser.add_argument("--provider-latency-ms", type=float, default=50)
     parser.add_argument("--worker-processes", type=int, default=2)
     parser.add_argument("--api-workers", type=int, default=2, help="API processes (production: 2)")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=64,
+        help="per worker process: the worker's own default, as the README's command runs it",
+    )
     parser.add_argument("--pool", default="threads")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=600)

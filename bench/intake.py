@@ -25,18 +25,14 @@ import json
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
 
 from bench.common import (
     BIN,
     add_service_options,
-    create_key,
     emit,
-    environment,
     free_port,
-    fresh_database,
+    keyed_stack,
     notifier,
-    own_broker,
     parse_wrk,
     process,
     wrk,
@@ -52,6 +48,11 @@ BODY = {
     "data": {"name": "Ada"},
     "reference": "order-42",
 }
+
+
+def batch_of(n: int) -> dict:
+    """A batch request of ``n`` copies of BODY, each to its own recipient."""
+    return {"notifications": [{**BODY, "to": f"user{i}@example.com"} for i in range(n)]}
 
 
 HOSTILE = [
@@ -110,13 +111,7 @@ def hostile_wrk(
 def hostile(args: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
-    with (
-        own_broker(args.broker, args.broker_url) as broker,
-        fresh_database(args.database_url) as database_url,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        env = environment(database_url, broker, Path(tmp), args.redis_url)
-        key = create_key(env)
+    with keyed_stack(args) as (env, key):
         # the second key has production's default per-key limit (the valid key's is lifted so
         # that it measures throughput); --attacker-rate-limit none lifts it too
         limit = (
@@ -222,13 +217,7 @@ def main() -> None:
         hostile(args)
         return
 
-    with (
-        own_broker(args.broker, args.broker_url) as broker,
-        fresh_database(args.database_url) as database_url,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        env = environment(database_url, broker, Path(tmp), args.redis_url)
-        key = create_key(env)
+    with keyed_stack(args) as (env, key):
         uvicorn_args = [
             "--workers",
             str(args.api_workers),
@@ -245,13 +234,7 @@ def main() -> None:
         body = single
         if args.batch:
             path = "/v1/notifications/batch"
-            body = json.dumps(
-                {
-                    "notifications": [
-                        {**BODY, "to": f"user{i}@example.com"} for i in range(args.batch)
-                    ]
-                }
-            )
+            body = json.dumps(batch_of(args.batch))
 
         port = free_port()
         with process(

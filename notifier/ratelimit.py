@@ -14,6 +14,10 @@ with N processes for the length of the outage. Each fallback decision counts in
 ``RETRY_AFTER_FAILURE`` seconds, so an outage costs one short timeout per process every few
 seconds instead of one per request; connecting and each command time out after
 ``REDIS_TIMEOUT`` seconds.
+
+The per-key API limit is awaited with ``lease=True``: a busy key's tokens are taken from Redis a
+few at a time and spent in this process (:mod:`notifier.ratelimit_leases`), so intake does not
+make a Redis round trip per request, and the limit still holds across every process.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
+from functools import lru_cache
 
 from limits import RateLimitItem, parse
 from limits.aio.strategies import (
@@ -34,6 +39,7 @@ from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from notifier import metrics
+from notifier.ratelimit_leases import Leases, largest_lease
 
 log = logging.getLogger("notifier.ratelimit")
 
@@ -66,7 +72,7 @@ class RateLimiter:
         # one asyncio client per event loop (the API's loop, a worker's delivery loop): a redis
         # asyncio connection belongs to the loop that opened it
         self._async: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, AsyncSlidingWindowCounterRateLimiter
+            asyncio.AbstractEventLoop, tuple[AsyncSlidingWindowCounterRateLimiter, Leases]
         ] = weakref.WeakKeyDictionary()
 
     @property
@@ -74,13 +80,18 @@ class RateLimiter:
         """Whether decisions are shared through Redis (and so cost a round trip)."""
         return self._shared is not None
 
-    async def ahit(self, rule: str, *identifiers: str) -> Verdict:
+    async def ahit(self, rule: str, *identifiers: str, lease: bool = False) -> Verdict:
         """:meth:`hit` for code on an event loop: the Redis round trip is awaited, never blocks
-        the loop. Same counters, same fallback to this process's memory."""
-        item = parse(rule)
+        the loop. Same counters, same fallback to this process's memory. ``lease``: spend
+        tokens leased from Redis when this process holds some (see the module docstring)."""
+        item = _parse(rule)
         if self._redis_url and time.monotonic() >= self._shared_down_until:
+            limiter, leases = self._async_limiter()
             try:
-                verdict = await _adecide(self._async_limiter(), item, identifiers)
+                if lease:
+                    verdict = await _leased(limiter, leases, item, (rule, *identifiers))
+                else:
+                    verdict = await _adecide(limiter, item, identifiers)
             except StorageError as e:
                 self._shared_failed(e)
             else:
@@ -90,7 +101,7 @@ class RateLimiter:
             metrics.RATE_LIMIT_FALLBACKS.inc()
         return _decide(self._local, item, identifiers)
 
-    def _async_limiter(self) -> AsyncSlidingWindowCounterRateLimiter:
+    def _async_limiter(self) -> tuple[AsyncSlidingWindowCounterRateLimiter, Leases]:
         loop = asyncio.get_running_loop()
         limiter = self._async.get(loop)
         if limiter is None:
@@ -103,12 +114,12 @@ class RateLimiter:
                 socket_timeout=REDIS_TIMEOUT,
                 socket_connect_timeout=REDIS_TIMEOUT,
             )
-            limiter = self._async[loop] = AsyncSlidingWindowCounterRateLimiter(storage)
+            limiter = self._async[loop] = (AsyncSlidingWindowCounterRateLimiter(storage), Leases())
         return limiter
 
     def hit(self, rule: str, *identifiers: str) -> Verdict:
         """Count one event against ``rule`` (e.g. "5/10minutes") for these identifiers."""
-        item = parse(rule)
+        item = _parse(rule)
         if self._shared is not None and time.monotonic() >= self._shared_down_until:
             try:
                 verdict = _decide(self._shared, item, identifiers)
@@ -140,11 +151,56 @@ class RateLimiter:
                 log.info("ratelimit.storage_recovered")
 
 
+@lru_cache(maxsize=256)
+def _parse(rule: str) -> RateLimitItem:
+    """A rule's parsed form (rules are a few settings and per-key values: parsed once each)."""
+    return parse(rule)
+
+
+async def _leased(
+    limiter: AsyncSlidingWindowCounterRateLimiter,
+    leases: Leases,
+    item: RateLimitItem,
+    key: tuple[str, ...],
+) -> Verdict:
+    """A token from this process's lease of ``key``, else from the lease another request of the
+    key is asking for, else from a lease of this request's own (see ``ratelimit_leases``)."""
+    if largest_lease(item) <= 1 or leases.refusing(key, item):
+        return await _adecide(limiter, item, key[1:])
+    leases.arrive(key, item)
+    while not leases.spend(key):
+        answer = leases.asking(key)
+        if answer is None:
+            break
+        await asyncio.shield(answer)
+    else:
+        return Verdict(True)
+    size = leases.begin(key, item)
+    try:
+        granted = await limiter.hit(item, *key[1:], cost=size)
+    except BaseException:
+        leases.refused(key)
+        raise
+    if granted:
+        leases.granted(key, item, size)
+        return Verdict(True)
+    leases.refused(key)
+    if size == 1:
+        return await _refusal(limiter, item, key[1:])
+    return await _adecide(limiter, item, key[1:])
+
+
 async def _adecide(
     limiter: AsyncSlidingWindowCounterRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]
 ) -> Verdict:
     if await limiter.hit(item, *identifiers):
         return Verdict(True)
+    return await _refusal(limiter, item, identifiers)
+
+
+async def _refusal(
+    limiter: AsyncSlidingWindowCounterRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]
+) -> Verdict:
     stats = await limiter.get_window_stats(item, *identifiers)
     return Verdict(False, retry_after=max(1.0, stats.reset_time - time.time()))
 

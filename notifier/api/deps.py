@@ -46,12 +46,13 @@ async def get_caller(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Caller:
     """Authenticate (from the short cache without leaving the event loop, else from the database
-    on a worker thread), then count the request against the key's rate limit."""
+    on a worker thread), then count the request against the key's rate limit (from tokens this
+    process leased from Redis while the key is busy: no round trip per request)."""
     caller = runtime.authenticator.cached(authorization)
     if caller is None:
         caller = await run_in_threadpool(_authenticate, runtime, authorization)
     verdict = await runtime.limiter.ahit(
-        caller.rate_limit or runtime.settings.api_rate_limit, "api-key", caller.id
+        caller.rate_limit or runtime.settings.api_rate_limit, "api-key", caller.id, lease=True
     )
     if not verdict.allowed:
         raise NotifierError(

@@ -16,10 +16,17 @@ A row that cannot be stored fails only its own request: when a group's transacti
 of its rows is written again in a transaction of its own, so the others are stored and answered
 normally and only the bad one gets the error. Validation refuses what the database cannot store
 (:mod:`notifier.storable`), so this fallback is for the unforeseen, not the hot path.
+
+Waking the waiting requests: a request submitted from an event loop waits on an asyncio future
+of that loop, and the writer wakes all of a group's requests on a loop with one
+``call_soon_threadsafe`` (one write to the loop's wake-up pipe per group, instead of one per
+request, as ``asyncio.wrap_future`` on a thread's future does). Submitted from a plain thread, a
+request gets a ``concurrent.futures.Future``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -38,7 +45,8 @@ log = logging.getLogger("notifier.intake.group_commit")
 @dataclass
 class _Pending:
     prepared: Prepared
-    future: Future[Prepared]
+    future: Future[Prepared] | asyncio.Future[Prepared]
+    loop: asyncio.AbstractEventLoop | None  # the loop of an asyncio future
 
 
 class GroupCommitter:
@@ -57,10 +65,18 @@ class GroupCommitter:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def submit(self, prepared: Prepared) -> Future[Prepared]:
+    def submit(self, prepared: Prepared) -> Future[Prepared] | asyncio.Future[Prepared]:
+        """Queue ``prepared`` for the next group; the future resolves once it is stored and
+        published (an asyncio future of the running loop, if there is one; see above)."""
         self._ensure_started()
-        future: Future[Prepared] = Future()
-        self._queue.put(_Pending(prepared, future))
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        future: Future[Prepared] | asyncio.Future[Prepared] = (
+            loop.create_future() if loop is not None else Future()
+        )
+        self._queue.put(_Pending(prepared, future, loop))
         return future
 
     def _ensure_started(self) -> None:
@@ -98,7 +114,7 @@ class GroupCommitter:
             self._store(items)
         except Exception as e:  # isolate: write each row on its own
             if len(group) == 1:
-                group[0].future.set_exception(e)
+                _settle([(group[0], e)])
                 return
             log.warning(
                 "intake.group_commit.isolating",
@@ -111,8 +127,7 @@ class GroupCommitter:
             if items:
                 self._publish(items)
         finally:
-            for pending in group:
-                pending.future.set_result(pending.prepared)
+            _settle([(pending, None) for pending in group])
         log.debug(
             "intake.group_commit.written",
             extra={
@@ -125,13 +140,15 @@ class GroupCommitter:
     def _write_one_by_one(self, group: list[_Pending]) -> list[_Pending]:
         """Each row in its own transaction; the failures get their error. Returns the stored."""
         stored: list[_Pending] = []
+        failed: list[tuple[_Pending, BaseException | None]] = []
         for pending in group:
             try:
                 self._store([pending.prepared])
             except Exception as e:  # this request's own error
-                pending.future.set_exception(e)
+                failed.append((pending, e))
             else:
                 stored.append(pending)
+        _settle(failed)
         return stored
 
     def close(self) -> None:
@@ -139,3 +156,33 @@ class GroupCommitter:
             self._queue.put(None)
         for thread in self._threads:
             thread.join(timeout=10)
+
+
+def _settle(outcomes: list[tuple[_Pending, BaseException | None]]) -> None:
+    """Resolve each future with its prepared row, or its error: thread futures at once, asyncio
+    futures with one call into each loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, BaseException | None]]] = {}
+    for pending, error in outcomes:
+        if pending.loop is None:
+            _resolve(pending, error)
+        else:
+            by_loop.setdefault(pending.loop, []).append((pending, error))
+    for loop, on_loop in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve_all, on_loop)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+
+def _resolve_all(outcomes: list[tuple[_Pending, BaseException | None]]) -> None:
+    for pending, error in outcomes:
+        _resolve(pending, error)
+
+
+def _resolve(pending: _Pending, error: BaseException | None) -> None:
+    if pending.future.done():  # an asyncio future whose request was cancelled
+        return
+    if error is None:
+        pending.future.set_result(pending.prepared)
+    else:
+        pending.future.set_exception(error)

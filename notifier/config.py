@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated addresses or
     # networks); see notifier/api/serving.py
     trusted_proxies: str = "127.0.0.1"
+    # how long uvicorn's supervisor waits for an API worker process to answer its health ping
+    # (and, at start, to be ready) before killing it: a process still importing the app on a
+    # busy machine must not be killed and restarted in a loop (uvicorn's own default is 5 s)
+    api_worker_healthcheck_seconds: int = Field(default=30, ge=1)
 
     # intake
     max_body_bytes: int = 1_048_576

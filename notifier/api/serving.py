@@ -8,6 +8,10 @@ past the limit. So forwarded headers are trusted only from the proxies named in
 uvicorn's ``FORWARDED_ALLOW_IPS``, and production refuses ``*``. uvicorn then reads the header
 from the right and takes the first address that is not a trusted proxy, so whatever a client
 writes into the header itself (``spoofed, real``) changes nothing.
+
+With several worker processes uvicorn's supervisor pings each one and kills a process that does
+not answer in time; ``NOTIFIER_API_WORKER_HEALTHCHECK_SECONDS`` (30) gives a process that is
+still importing the app on a loaded machine time to come up instead of a kill-restart loop.
 """
 
 from __future__ import annotations
@@ -21,4 +25,5 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "proxy_headers": True,
         "forwarded_allow_ips": settings.trusted_proxy_list,
+        "timeout_worker_healthcheck": settings.api_worker_healthcheck_seconds,
     }

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import Campaign, CampaignRun
 from notifier.campaigns.runs import progress
-from notifier.statuses import Status
+from notifier.statuses import FINAL_STATUSES, Status
 
 
 @dataclass(frozen=True)
@@ -24,15 +24,7 @@ class RunProgress:
     @property
     def done(self) -> int:
         """Notifications that reached the provider or a final status."""
-        return self.count(
-            Status.SENT,
-            Status.DELIVERED,
-            Status.FAILED,
-            Status.UNCONFIRMED,
-            Status.EXPIRED,
-            Status.SUPPRESSED,
-            Status.CANCELLED,
-        )
+        return self.count(Status.SENT, *FINAL_STATUSES)
 
     @property
     def total(self) -> int:

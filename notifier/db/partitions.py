@@ -56,6 +56,9 @@ _BOUNDS = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 _DEFAULT_COUNT_CAP = 100_000  # counting a default partition stops here: "at least this many"
 
 
+GAP_DAYS = 31  # how far back a plan fills a gap after the last partition (a beat stopped)
+
+
 @dataclass(frozen=True)
 class Layout:
     """How wide a partition is and how far ahead they are made (``NOTIFIER_PARTITION_DAYS``,
@@ -197,10 +200,16 @@ def plan(
     """The ranges still to make so that partitions reach ``layout.ahead_days`` past ``now``:
     from the end of the last partition (or from the start of today's interval), one interval
     each. A gap left by a beat that stopped for days is filled too (its rows wait in the default
-    partition and move in); a changed width applies from the end of the last partition."""
+    partition and move in), back to at most :data:`GAP_DAYS` before today: a last partition far in
+    the past (a database converted with only old rows) must not make one partition per day
+    since then in one transaction. Older rows of such a gap stay in the default partition,
+    which the alert on it shows and the retention purges. A changed width applies from the end
+    of the last partition."""
     width = timedelta(days=layout.days)
     until = interval_start(now, 1) + timedelta(days=layout.ahead_days + 1)
-    start = existing[-1].end if existing else interval_start(now, layout.days)
+    today = interval_start(now, layout.days)
+    earliest = today - width * -(-GAP_DAYS // layout.days)
+    start = max(existing[-1].end, earliest) if existing else today
     ranges = []
     while start < until:
         ranges.append((start, start + width))

@@ -36,6 +36,10 @@ def test_plan_starts_today_then_continues_from_the_last_partition() -> None:
     # beat stopped for two days: the gap is made too (its rows wait in the default partition)
     late = partitions.plan([_p(today - 3 * DAY)], partitions.Layout(1, 1), NOW)
     assert [start for start, _ in late] == [today - 2 * DAY + i * DAY for i in range(4)]
+    # a last partition far in the past (a database converted with old rows only): the plan
+    # goes back GAP_DAYS, not one partition per day since then
+    old = partitions.plan([_p(today - 300 * DAY)], partitions.Layout(1, 1), NOW)
+    assert old[0][0] == today - partitions.GAP_DAYS * DAY and len(old) == partitions.GAP_DAYS + 2
     # a wider interval applies from the end of the last partition
     weekly = partitions.plan([_p(today)], partitions.Layout(days=7, ahead_days=7), NOW)
     assert weekly == [(today + DAY, today + 8 * DAY)]  # reaches the end of today + 7 days

@@ -149,13 +149,10 @@ class DeliveryEngine:
     def chain_for(
         self, lane: Lane, pinned: str | None = None, route: Route = PLATFORM
     ) -> list[Provider]:
-        if route.simulate:
-            providers = self.simulators.get(lane, [])
-        else:
-            providers = self.chains.get(lane, [])
-            if route.chain:
-                own = [p for name in route.chain for p in providers if p.name == name]
-                providers = own or providers  # none of its providers configured: the platform's
+        providers = (self.simulators if route.simulate else self.chains).get(lane, [])
+        if route.chain and not pinned:  # a pin is kept wherever the service's chain went since
+            own = [p for name in route.chain for p in providers if p.name == name]
+            providers = own or providers  # none of its providers configured: the platform's
         if pinned:
             return [p for p in providers if p.name == pinned]
         return providers

@@ -149,8 +149,12 @@ class DeliveryEngine:
     def chain_for(
         self, lane: Lane, pinned: str | None = None, route: Route = PLATFORM
     ) -> list[Provider]:
-        providers = (self.simulators if route.simulate else self.chains).get(lane, [])
-        if route.chain and not pinned:  # a pin is kept wherever the service's chain went since
+        providers = self.chains.get(lane, [])
+        if route.simulate:  # the lane's own outbox when it has one (the embedded default)
+            providers = [p for p in providers if p.kind == "outbox"] or self.simulators.get(
+                lane, []
+            )
+        elif route.chain and not pinned:  # a pin is kept wherever the service's chain went since
             own = [p for name in route.chain for p in providers if p.name == name]
             providers = own or providers  # none of its providers configured: the platform's
         if pinned:

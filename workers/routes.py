@@ -2,9 +2,10 @@
 platform's.
 
 * A test key's notification, and any notification to one of the simulator's addresses or
-  numbers (``providers.outbox``), goes to the simulator (an outbox provider named
-  ``simulator``) whatever the lane's configured chain: a test never reaches a real provider,
-  and the simulator's outcomes are the same under every key type.
+  numbers (``providers.outbox``), goes to the lane's outbox provider when its chain has one
+  (the embedded default), else to the simulator (an outbox provider named ``simulator``),
+  whatever else the chain holds: a test never reaches a real provider, and the simulator's
+  outcomes are the same under every key type.
 * Otherwise a service with its own chain on the lane sends through those of the lane's
   platform providers, in its order; a chain naming none of them that is still configured
   falls back to the platform's chain (the platform's configuration may have changed since).

@@ -52,12 +52,13 @@ def _walk(url: str) -> None:
         engine.dispose()
 
 
-def test_forward_with_data_and_back_on_sqlite(tmp_path: Path) -> None:
-    _walk(f"sqlite:///{tmp_path / 'm.db'}")
-
-
-@pytest.mark.postgres
-def test_forward_with_data_and_back_on_postgresql() -> None:
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_forward_with_data_and_back(backend: str, tmp_path: Path) -> None:
+    if backend == "sqlite":
+        _walk(f"sqlite:///{tmp_path / 'm.db'}")
+        return
     from tests.services import fresh_postgres_database
 
     with fresh_postgres_database() as url:

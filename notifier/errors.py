@@ -45,6 +45,7 @@ class ErrorCode(enum.StrEnum):
     SENDER_NOT_ALLOWED = "sender_not_allowed"
     RETENTION_TOO_LONG = "retention_too_long"
     QUOTA_EXCEEDED = "quota_exceeded"
+    RECIPIENT_NOT_ALLOWED = "recipient_not_allowed"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -79,6 +80,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.SENDER_NOT_ALLOWED: 422,
     ErrorCode.RETENTION_TOO_LONG: 422,
     ErrorCode.QUOTA_EXCEEDED: 429,
+    ErrorCode.RECIPIENT_NOT_ALLOWED: 400,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 

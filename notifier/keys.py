@@ -5,9 +5,10 @@ not" (a scope or lane the key lacks). Authentication results are cached for a fe
 process so intake does not read the key row on every request; revocation therefore takes effect
 within ``CACHE_SECONDS``.
 
-Every key belongs to a service and has a type (:class:`KeyType`). The service's row is read in
-the same query as the key (one join on a cache miss) and cached with it in the caller, so
-changes to a service, like revocations, take effect within ``CACHE_SECONDS``.
+Every key belongs to a service and has a type (:class:`KeyType`). The service's row and its
+allow-list are read in the same query as the key (one join on a cache miss, one row per
+allowed recipient) and cached with it in the caller, so changes to a service, like
+revocations, take effect within ``CACHE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 from notifier.db.models import ApiKey, utcnow
 from notifier.errors import ErrorCode, NotifierError
 from notifier.security import Sealer, generate_api_key, key_matches, parse_prefix
-from notifier.services.models import DEFAULT_SERVICE_ID, Service
+from notifier.services.models import DEFAULT_SERVICE_ID, AllowedRecipient, Service
 from notifier.services.snapshot import DEFAULT_SERVICE, ServiceSnapshot
 from providers.interface import Lane
 
@@ -72,9 +73,15 @@ class Caller:
 
     @property
     def restricted_to_allow_list(self) -> bool:
-        """Team keys, and every key of a service still in trial mode, send only to the
-        service's allow-list."""
+        """Team keys, and live keys of a service still in trial mode, send only to the
+        service's allow-list. Test keys may name anyone: nothing they send is delivered."""
+        if self.key_type == KeyType.TEST:
+            return False
         return self.key_type == KeyType.TEAM or self.service.trial
+
+    @property
+    def is_test(self) -> bool:
+        return self.key_type == KeyType.TEST
 
     def require_scope(self, scope: Scope) -> None:
         if scope.value not in self.scopes:
@@ -293,20 +300,22 @@ class Authenticator:
 
     @staticmethod
     def _load(session: Session, plaintext: str) -> Caller:
-        """The key and its service in one joined query."""
+        """The key, its service and the service's allow-list in one joined query."""
         prefix = parse_prefix(plaintext)
         found = (
             session.execute(
-                select(ApiKey, Service)
+                select(ApiKey, Service, AllowedRecipient.fingerprint)
                 .join(Service, ApiKey.service_id == Service.id)
+                .outerjoin(AllowedRecipient, AllowedRecipient.service_id == Service.id)
                 .where(ApiKey.prefix == prefix)
-            ).first()
+            ).all()
             if prefix
-            else None
+            else []
         )
-        if found is None:
+        if not found:
             raise NotifierError(ErrorCode.UNAUTHENTICATED, "unknown or revoked API key")
-        row, service = found.tuple()
+        row, service, _ = found[0].tuple()
+        allowed = [mark for _, _, mark in found if mark is not None]
         if is_revoked(row) or not key_matches(plaintext, row.secret_hash):
             raise NotifierError(ErrorCode.UNAUTHENTICATED, "unknown or revoked API key")
         return Caller(
@@ -316,7 +325,7 @@ class Authenticator:
             lanes=None if row.lanes is None else frozenset(row.lanes),
             rate_limit=_usable_rate(row),
             key_type=KeyType(row.key_type),
-            service=ServiceSnapshot.of(service),
+            service=ServiceSnapshot.of(service, allowed),
         )
 
 

@@ -48,6 +48,11 @@ HTTP_DURATION = Histogram(
 ACCEPTED = Counter(
     "notifier_notifications_accepted_total", "Notifications accepted by lane", ["lane"]
 )
+TEST_ACCEPTED = Counter(
+    "notifier_test_notifications_accepted_total",
+    "Notifications accepted with a test key by lane (also counted as accepted)",
+    ["lane"],
+)
 SENDS = Counter(
     "notifier_sends_total", "Provider attempts by outcome", ["provider", "lane", "outcome"]
 )

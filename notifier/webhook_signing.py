@@ -39,6 +39,7 @@ def payload(notification: Notification) -> dict[str, Any]:
         "status_code": notification.status_code,
         "channel": notification.channel,
         "lane": notification.lane,
+        "test": bool(notification.test),  # sent with a test key: the simulator answered
         "provider": notification.provider,
         "provider_message_id": notification.provider_message_id,
         "created_at": notification.created_at.isoformat() if notification.created_at else None,

@@ -92,6 +92,9 @@ class EmailMessage:
     unsubscribe_url: str | None = None
     expires_at: datetime | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # the sending service's identity; None: the provider's configured from_address
+    from_address: str | None = None
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,9 @@ class SmsMessage:
     body: str
     reference: str | None = None
     expires_at: datetime | None = None
+    # the sending service's identity; None: the provider's configured sender
+    sender_id: str | None = None
+    messaging_service_sid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

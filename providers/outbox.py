@@ -129,9 +129,12 @@ OUTBOX_DOMAIN = "outbox.notifier.dev"
 
 
 def wire_headers(message: EmailMessage) -> list[tuple[str, str]]:
-    """The headers an email adapter would add beyond From/To/Subject/Date, as they would be
-    sent: a developer sees the Message-ID, List-Unsubscribe and the rest in the outbox."""
+    """The headers an email adapter would add beyond To/Subject/Date, as they would be sent: a
+    developer sees the Message-ID, List-Unsubscribe and the rest in the outbox, and the From of
+    the sending service when it has its own sender."""
+    sender = [("From", message.from_address)] if message.from_address else []
     return [
+        *sender,
         ("Message-ID", message_id_for(message.notification_id, OUTBOX_DOMAIN)),
         *extra_headers(message),
     ]

@@ -18,7 +18,7 @@ from providers.interface import Lane, Message, Provider
 from workers.circuit import CircuitBreaker, CircuitState
 from workers.engine import DeliveryEngine
 from workers.event_loop import LoopThread
-from workers.provider_config import ProviderSpec, build_chains, load_chains
+from workers.provider_config import ProviderSpec, build_chains, load_chains, simulator_chains
 from workers.retry_policy import RetryPolicy
 from workers.sweeper import beat
 from workers.throttle import ProviderThrottle
@@ -76,6 +76,7 @@ class DeliveryContext:
                     breaker_factory=lambda: CircuitBreaker(
                         settings.circuit_failure_threshold, settings.circuit_cooldown_seconds
                     ),
+                    simulators=build_chains(simulator_chains(settings.outbox_dir)),
                 )
                 engine.on_circuit_change = self._record_circuit
                 engine.before_contact = self._write_ahead

@@ -7,8 +7,9 @@ A task carries one or more notification ids of one lane. It
    write-ahead record: it names the worker process (``claimed_by``, whose heartbeat the sweeper
    watches) and the provider each message is about to be sent through (``inflight_provider``),
    so that if the worker dies mid-send, recovery knows a send may have happened, and where;
-2. reads what the sends need, releases the database connection, and sends them all concurrently
-   on the worker's delivery event loop;
+2. reads what the sends need (with each row's service: its sender, its chain, or the
+   simulator for a test, :mod:`workers.routes`), releases the database connection, and sends
+   them all concurrently on the worker's delivery event loop;
 3. records every attempt and the resulting status in one transaction, then publishes retries.
    While the database is away the results are held and the write retried (with a metric), for
    up to ``NOTIFIER_RECORD_RETRY_SECONDS``: an acceptance is never forgotten because one write
@@ -31,13 +32,15 @@ from notifier.db.session import transaction
 from notifier.liveness import worker_identity
 from notifier.notifications import queries, repository
 from notifier.notifications.rows import event
+from notifier.services.snapshot import ServiceSnapshot
 from notifier.statuses import EventKind, Status
 from notifier.suppressions import blocking_suppression
-from providers.interface import Category, Message
+from providers.interface import Category, Lane, Message
 from workers.context import DeliveryContext
 from workers.engine import DeliveryOutcome
 from workers.messages import build_message
 from workers.recording import end_overdue, record_durably
+from workers.routes import Route, route_of, services_of
 from workers.task_policy import TASK_OPTIONS
 
 log = logging.getLogger("notifier.delivery")
@@ -55,6 +58,7 @@ class Job:
     pinned_provider: str | None
     inflight_provider: str | None
     message: Message
+    route: Route
 
 
 def deliver_ids(ctx: DeliveryContext, ids: Sequence[str]) -> None:
@@ -69,7 +73,9 @@ def deliver_ids(ctx: DeliveryContext, ids: Sequence[str]) -> None:
 
 async def _send_all(ctx: DeliveryContext, jobs: list[Job]) -> list[DeliveryOutcome]:
     return await ctx.engine.deliver_many(
-        [(j.message, j.pinned_provider) for j in jobs], [j.inflight_provider for j in jobs]
+        [(j.message, j.pinned_provider) for j in jobs],
+        [j.inflight_provider for j in jobs],
+        [j.route for j in jobs],
     )
 
 
@@ -92,7 +98,8 @@ def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:
         rows = queries.by_ids(session, claimed)
         rows = _end_expired(session, rows, now)
         rows = _end_suppressed(session, rows, now)
-        jobs = [_job(ctx, row) for row in rows]
+        services = services_of(session, rows) if rows else {}
+        jobs = [_job(ctx, row, services.get(row.id)) for row in rows]
         _write_ahead(session, jobs)
         return jobs
 
@@ -108,8 +115,11 @@ def _write_ahead(session: Session, jobs: list[Job]) -> None:
         repository.record_inflight(session, ids, provider)
 
 
-def _job(ctx: DeliveryContext, row: Notification) -> Job:
-    message = build_message(row, ctx.runtime.sealer)
+def _job(ctx: DeliveryContext, row: Notification, service: ServiceSnapshot | None) -> Job:
+    """The message as the row's service sends it (its sender, its chain or the simulator)."""
+    lane = Lane(row.lane)
+    message = build_message(row, ctx.runtime.sealer, service.sender(lane) if service else None)
+    route = route_of(row, service)
     return Job(
         id=row.id,
         lane=row.lane,
@@ -119,8 +129,9 @@ def _job(ctx: DeliveryContext, row: Notification) -> Job:
         expires_at=row.expires_at,
         created_at=row.created_at,
         pinned_provider=row.pinned_provider,
-        inflight_provider=ctx.engine.first_contact(message, row.pinned_provider),
+        inflight_provider=ctx.engine.first_contact(message, row.pinned_provider, route),
         message=message,
+        route=route,
     )
 
 

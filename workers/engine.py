@@ -16,6 +16,8 @@ The rules it keeps:
   breaker's cool-down instead of spending its retry budget.
 * Breakers belong to one configured provider instance (a provider of one lane) and move only on
   provider-health signals (see :mod:`workers.circuit`).
+* The chain is the message's route (:mod:`workers.routes`): the simulator for a test, the
+  service's own chain, or the platform's.
 * Write-ahead: the provider a message is about to be sent through is recorded before it is
   contacted. The claim records the one :meth:`DeliveryEngine.first_contact` predicts; when the
   engine is about to contact another (a failover, a breaker that changed meanwhile) it awaits
@@ -44,6 +46,7 @@ from providers.interface import (
     TransientError,
 )
 from workers.circuit import CircuitBreaker, CircuitState
+from workers.routes import PLATFORM, Route
 from workers.throttle import ProviderThrottle
 
 # How long a message waits when no configured provider of its lane can carry it at all.
@@ -124,29 +127,46 @@ class DeliveryEngine:
         timeout: float = 30.0,
         throttle: ProviderThrottle | None = None,
         breaker_factory: Callable[[], CircuitBreaker] = CircuitBreaker,
+        simulators: dict[Lane, list[Provider]] | None = None,
     ) -> None:
+        """``simulators``: the chain per lane of test notifications (never a real provider)."""
         self.chains = chains
+        self.simulators = simulators or {}
         self.timeout = timeout
         self.throttle = throttle
         self.on_circuit_change: Callable[[str, CircuitState], None] | None = None
         self.before_contact: Callable[[Message, Provider], Awaitable[None]] | None = None
         self.breakers: dict[tuple[str, Lane], CircuitBreaker] = {
-            (p.name, p.lane): breaker_factory() for providers in chains.values() for p in providers
+            (p.name, p.lane): breaker_factory()
+            for group in (chains, self.simulators)
+            for providers in group.values()
+            for p in providers
         }
 
     def breaker(self, provider: Provider) -> CircuitBreaker:
         return self.breakers[(provider.name, provider.lane)]
 
-    def chain_for(self, lane: Lane, pinned: str | None = None) -> list[Provider]:
+    def chain_for(
+        self, lane: Lane, pinned: str | None = None, route: Route = PLATFORM
+    ) -> list[Provider]:
         providers = self.chains.get(lane, [])
+        if route.simulate:  # the lane's own outbox when it has one (the embedded default)
+            providers = [p for p in providers if p.kind == "outbox"] or self.simulators.get(
+                lane, []
+            )
+        elif route.chain and not pinned:  # a pin is kept wherever the service's chain went since
+            own = [p for name in route.chain for p in providers if p.name == name]
+            providers = own or providers  # none of its providers configured: the platform's
         if pinned:
             return [p for p in providers if p.name == pinned]
         return providers
 
-    def first_contact(self, message: Message, pinned: str | None = None) -> str | None:
+    def first_contact(
+        self, message: Message, pinned: str | None = None, route: Route = PLATFORM
+    ) -> str | None:
         """The provider a delivery of ``message`` would contact first, as things stand (without
         taking a breaker's trial): what the claim records as in flight."""
-        for provider in self.chain_for(message.lane, pinned):
+        for provider in self.chain_for(message.lane, pinned, route):
             if provider.serves(message) and self.breaker(provider).state != CircuitState.OPEN:
                 return provider.name
         return None
@@ -155,19 +175,21 @@ class DeliveryEngine:
         self,
         messages: Sequence[tuple[Message, str | None]],
         inflight: Sequence[str | None] | None = None,
+        routes: Sequence[Route] | None = None,
     ) -> list[DeliveryOutcome]:
         """Deliver concurrently under one deadline for the whole group (``timeout``): one timer,
         not one per send. Whatever has not finished by then is cancelled and recorded as a
         timeout whose acceptance is unknown if the request had been sent. ``inflight`` is what
-        the claim recorded for each message."""
+        the claim recorded for each message, ``routes`` its chain (the platform's if None)."""
         recorded = list(inflight) if inflight is not None else [None] * len(messages)
+        chosen = list(routes) if routes is not None else [PLATFORM] * len(messages)
         outcomes = [
             DeliveryOutcome(pinned=pinned, inflight=first)
             for (_, pinned), first in zip(messages, recorded, strict=True)
         ]
         tasks = [
-            asyncio.ensure_future(self.deliver(m, p, o))
-            for (m, p), o in zip(messages, outcomes, strict=True)
+            asyncio.ensure_future(self.deliver(m, p, o, r))
+            for (m, p), o, r in zip(messages, outcomes, chosen, strict=True)
         ]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.timeout)
@@ -177,13 +199,17 @@ class DeliveryEngine:
         return outcomes
 
     async def deliver(
-        self, message: Message, pinned: str | None = None, outcome: DeliveryOutcome | None = None
+        self,
+        message: Message,
+        pinned: str | None = None,
+        outcome: DeliveryOutcome | None = None,
+        route: Route = PLATFORM,
     ) -> DeliveryOutcome:
         """Try the lane's providers in order (only the pinned one if acceptance is unknown
         there), appending each attempt to ``outcome`` as it ends, so a cancellation keeps what
         happened so far."""
         outcome = outcome if outcome is not None else DeliveryOutcome(pinned=pinned)
-        chain = self.chain_for(message.lane, pinned)
+        chain = self.chain_for(message.lane, pinned, route)
         if pinned and not chain:
             outcome.pin_lost = True
             return outcome
@@ -303,7 +329,7 @@ class DeliveryEngine:
             self.on_circuit_change(f"{provider.name}@{provider.lane.value}", state)
 
     async def close(self) -> None:
-        for providers in self.chains.values():
+        for providers in [*self.chains.values(), *self.simulators.values()]:
             for provider in providers:
                 try:
                     await provider.close()

@@ -63,6 +63,13 @@ def default_chains(outbox_dir: Path, latency_ms: float = 0) -> dict[Lane, list[P
     return {lane: [spec] for lane in Lane}
 
 
+def simulator_chains(outbox_dir: Path) -> dict[Lane, list[ProviderSpec]]:
+    """The chain of test notifications on every lane: an outbox provider named ``simulator``
+    (so a test's provider says where it went), whatever the providers file configures."""
+    spec = ProviderSpec(name="simulator", kind="outbox", options={"path": str(outbox_dir)})
+    return {lane: [spec] for lane in Lane}
+
+
 def load_chains(path: Path | None, outbox_dir: Path) -> dict[Lane, list[ProviderSpec]]:
     if path is None:
         return default_chains(outbox_dir)

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -113,6 +115,8 @@ class Notification(Base):
     # the owning service; nullable until phase 2 writes it on every new row (no foreign key:
     # the table may be partitioned, and the key's service is the authority)
     service_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # sent with a test key: handled as live, delivered only to the outbox (migration 0013)
+    test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     channel: Mapped[str] = mapped_column(String(10))
     category: Mapped[str] = mapped_column(String(20))
     lane: Mapped[str] = mapped_column(String(30))

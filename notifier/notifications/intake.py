@@ -1,9 +1,12 @@
 """Intake: the rules between an authenticated request and a persisted, published notification.
 
-Order: lane allowed for the key, recipient valid and
-normalised, content rendered (a missing value is the caller's 4xx now), per-recipient limits,
-suppressions, then the notification and its first event in one transaction, then publish after
-commit. Nothing is stored for a rejected request.
+Order: lane allowed for the key, recipient valid and normalised and allowed for the key (team
+keys and trial mode: :mod:`notifier.services.trial`), content rendered (a missing value is the
+caller's 4xx now), per-recipient limits, the service's daily quota (counted last, so a refused
+request costs none), suppressions, then the notification and its first event in one
+transaction, then publish after commit. Nothing is stored for a rejected request. A test key's
+notification is marked ``test`` on its row and handled exactly like live; the workers deliver
+it to the simulator only.
 
 :meth:`Intake.submit` is the one entry for a single notification and chooses its path (an
 Idempotency-Key's replay or direct write, inline or pooled rendering, the group commit);
@@ -51,6 +54,8 @@ from notifier.redaction import REDACTED
 from notifier.render_pool import RenderPool
 from notifier.rendering import Rendered, known_plain, render_content
 from notifier.security import Sealer, request_fingerprint
+from notifier.services.quotas import enforce_daily_quota
+from notifier.services.trial import require_allowed_recipient
 from notifier.statuses import EventKind, Status
 from notifier.storable import require_storable
 from notifier.suppressions import blocking_suppression
@@ -119,7 +124,7 @@ class Intake:
             return await anyio.to_thread.run_sync(
                 self._accept_keyed, caller, request, idempotency_key, fingerprint
             )
-        if self.renders_inline(request):
+        if self.renders_inline(request, caller):
             prepared = self.prepare(caller, request)
         else:
             self.render_pool.check_share(caller.id)  # before a thread is taken for it
@@ -203,16 +208,21 @@ class Intake:
             memory_bytes=self.settings.render_memory_mb * 1024 * 1024,
         )
 
-    def renders_inline(self, request: EmailRequest | SmsRequest | PushRequest) -> bool:
+    def renders_inline(
+        self, request: EmailRequest | SmsRequest | PushRequest, caller: Caller | None = None
+    ) -> bool:
         """Whether :meth:`prepare` may run on the event loop: no stored template to read, and
         every source already compiled and plain (rendered in microseconds). Everything else,
         including the first sight of a source (compiling it can take milliseconds), takes a
         worker thread, and so does a transactional SMS while the per-number limit lives in Redis
-        (its check is a round trip)."""
-        if (
-            self.limiter.shared
-            and request.channel == Channel.SMS.value
-            and request.category == Category.TRANSACTIONAL
+        (its check is a round trip), and a lane with a daily quota for the same reason."""
+        if self.limiter.shared and (
+            (request.channel == Channel.SMS.value and request.category == Category.TRANSACTIONAL)
+            or (
+                caller is not None
+                and caller.service.daily_quota(Lane.of(Channel(request.channel), request.category))
+                is not None
+            )
         ):
             return False
         return not request.template and known_plain(_sources(request))
@@ -228,6 +238,7 @@ class Intake:
         caller.require_lane(lane)
         platform = request.platform if isinstance(request, PushRequest) else None
         recipient = normalise(channel, request.to, platform)
+        require_allowed_recipient(caller, channel, recipient)
         send_at = bounds.send_at(self.settings, request.send_at)
         template = self._template(request) if request.template else None
         rendered = self._render(request, template, render_timeout, caller.id)
@@ -244,6 +255,7 @@ class Intake:
                     "too many transactional SMS to this phone number; try later",
                     retry_after=verdict.retry_after,
                 )
+        enforce_daily_quota(caller, lane, self.limiter)
         now = utcnow()
         quiet = quiet_hours_deferral(lane, recipient, request.timezone, send_at or now)
         if quiet is not None:
@@ -266,6 +278,7 @@ class Intake:
             template_name=template.name if template else None,
             template_version=template.version if template else None,
             send_at=send_at,
+            test=caller.is_test,
         )
         return Prepared(row=row, channel=channel, category=request.category)
 
@@ -330,6 +343,8 @@ class Intake:
         repository.insert_notifications(session, [p.row for p in prepared], events)
         for item in prepared:
             metrics.ACCEPTED.labels(item.row["lane"]).inc()
+            if item.row["test"]:
+                metrics.TEST_ACCEPTED.labels(item.row["lane"]).inc()
         suppressed = [p.id for p in prepared if p.row["status"] == Status.SUPPRESSED.value]
         if suppressed:
             repository.owe_webhooks(session, suppressed, Status.SUPPRESSED)

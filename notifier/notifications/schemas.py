@@ -178,6 +178,9 @@ class NotificationOut(BaseModel):
     provider: str | None = None
     provider_message_id: str | None = None
     resend_of: str | None = None
+    test: bool = Field(
+        default=False, description="sent with a test key: delivered to the simulator only"
+    )
     events: list[EventOut] | None = None
 
 
@@ -192,6 +195,7 @@ class BatchItemResult(BaseModel):
     id: str | None = None
     status: Status | None = None
     replayed: bool | None = None
+    test: bool | None = Field(default=None, description="true for a test key's notification")
     error: ErrorBody | None = None
 
 

@@ -35,6 +35,7 @@ def notification_out(
         provider=row.provider,
         provider_message_id=row.provider_message_id,
         resend_of=row.resend_of,
+        test=bool(row.test),
         events=None if events is None else [event_out(e) for e in events],
     )
 

@@ -6,6 +6,12 @@ starts at zero at midnight UTC and the answer says exactly when (``Retry-After``
 with the limiter's usual fallback to this process's memory while Redis is away. Test keys do
 not count: they never reach a provider, which is what a quota protects; the key's rate limit
 still bounds them.
+
+Intake counts a notification here once it has passed every other check (so a refused request
+costs no quota), from :meth:`notifier.notifications.intake.Intake.prepare`, the one step the
+single and the batch paths share. The count is synchronous like the per-number SMS limit: intake
+takes a worker thread for a lane with a quota while Redis holds the count, so the event loop
+never waits on it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from notifier.ratelimit import RateLimiter
 from providers.interface import Lane
 
 
-async def enforce_daily_quota(
+def enforce_daily_quota(
     caller: Caller, lane: Lane, limiter: RateLimiter, now: datetime | None = None
 ) -> None:
     """Count one notification of ``caller``'s service on ``lane`` against today's quota;
@@ -32,7 +38,7 @@ async def enforce_daily_quota(
     allowed = (
         quota > 0
         and (
-            await limiter.ahit(
+            limiter.hit(
                 f"{quota}/day", "service-quota", caller.service.id, lane.value, day.isoformat()
             )
         ).allowed

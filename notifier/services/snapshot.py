@@ -3,11 +3,14 @@ in the same query as the key and cached with it (so no request pays a round trip
 
 Per-lane mappings are keyed by lane value; a lane a service does not mention falls back to the
 platform's setting (its senders, its chain, the key's rate limit, no daily quota).
+
+The allow-list travels as its recipients' fingerprints (``notifier.suppressions.fingerprint``),
+so intake checks a team key's recipient against memory, not the database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -29,9 +32,10 @@ class ServiceSnapshot:
     daily_quotas: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     retention_days: int | None = None
     has_callback: bool = False
+    allowed: frozenset[str] = frozenset()  # fingerprints of the allow-list's recipients
 
     @classmethod
-    def of(cls, row: Service) -> ServiceSnapshot:
+    def of(cls, row: Service, allowed: Iterable[str] = ()) -> ServiceSnapshot:
         return cls(
             id=row.id,
             name=row.name,
@@ -48,7 +52,12 @@ class ServiceSnapshot:
             ),
             retention_days=row.retention_days,
             has_callback=row.callback_url is not None,
+            allowed=frozenset(allowed),
         )
+
+    def allows(self, fingerprint: str) -> bool:
+        """Whether the recipient with this fingerprint is on the allow-list."""
+        return fingerprint in self.allowed
 
     def daily_quota(self, lane: Lane) -> int | None:
         return self.daily_quotas.get(lane.value)

@@ -133,6 +133,7 @@ def resend(
         attempts=0,
         resend_of=original.id,
         campaign_id=original.campaign_id,
+        test=original.test,  # a test notification's resend stays with the simulator
     )
     session.add(copy)
     session.flush()

@@ -33,11 +33,15 @@ RESERVED_HEADERS = frozenset(
 
 
 def extra_headers(message: EmailMessage) -> list[tuple[str, str]]:
+    """The sending service's Reply-To, when it has one, replaces a caller's."""
     headers = [("X-Notifier-Notification-Id", message.notification_id)]
+    if message.reply_to:
+        headers.append(("Reply-To", message.reply_to))
     headers += [
         (name, value)
         for name, value in message.headers.items()
         if name.lower() not in RESERVED_HEADERS
+        and not (message.reply_to and name.lower() == "reply-to")
     ]
     if message.unsubscribe_url and message.lane.category is Category.PROMOTIONAL:
         headers.append(("List-Unsubscribe", f"<{message.unsubscribe_url}>"))

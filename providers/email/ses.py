@@ -266,7 +266,7 @@ class SesProvider(Provider):
         if message.html:
             body["Html"] = {"Data": message.html, "Charset": "UTF-8"}
         request: dict[str, Any] = {
-            "FromEmailAddress": self._from_header(),
+            "FromEmailAddress": self._from_header(message.from_address),
             "Destination": {"ToAddresses": [message.to]},
             "Content": {
                 "Simple": {
@@ -281,10 +281,12 @@ class SesProvider(Provider):
             request["ConfigurationSetName"] = self.configuration_set
         return request
 
-    def _from_header(self) -> str:
+    def _from_header(self, service_address: str | None = None) -> str:
+        """The sending service's address when the message carries one, else the configured."""
+        address = service_address or self.from_address
         if not self.from_name:
-            return self.from_address
-        return str(Address(self.from_name, addr_spec=self.from_address))
+            return address
+        return str(Address(self.from_name, addr_spec=address))
 
     @staticmethod
     def _headers(message: EmailMessage) -> list[dict[str, str]]:

@@ -246,13 +246,18 @@ class SmtpProvider(Provider):
         return mime, message_id.strip("<>")
 
     def _set_headers(self, mime: MimeMessage, message: EmailMessage, message_id: str) -> None:
-        mime["From"] = Address(self.from_name or "", addr_spec=self.from_address)
+        mime["From"] = Address(self.from_name or "", addr_spec=self._sender(message))
         mime["To"] = message.to
         mime["Subject"] = message.subject
         mime["Date"] = format_datetime(datetime.now(UTC))
         mime["Message-ID"] = message_id
         for header, value in extra_headers(message):
             mime[header] = value
+
+    def _sender(self, message: EmailMessage) -> str:
+        """The service's From address when the message carries one, else the configured one
+        (also the envelope sender, so bounces go where the From says)."""
+        return message.from_address or self.from_address
 
     # ---------------------------------------------------------------- sessions
 
@@ -313,7 +318,8 @@ class SmtpProvider(Provider):
         """MAIL, RCPT, DATA on an open session, each failure tagged with its stage."""
         try:
             payload, mail_options, encoding = self._envelope(client, recipient, mime)
-            await client.mail(self.from_address, options=mail_options, encoding=encoding)
+            sender = mime["From"].addresses[0].addr_spec
+            await client.mail(sender, options=mail_options, encoding=encoding)
             await client.rcpt(recipient, encoding=encoding)
         except (TimeoutError, aiosmtplib.SMTPException, OSError, ValueError) as e:
             raise Failed(Stage.ENVELOPE, e) from e
@@ -326,7 +332,7 @@ class SmtpProvider(Provider):
         self, client: aiosmtplib.SMTP, recipient: str, mime: MimeMessage
     ) -> tuple[bytes, list[str], str]:
         """The bytes to send, MAIL FROM options and address encoding for this session."""
-        utf8 = not (self.from_address + recipient).isascii()
+        utf8 = not (mime["From"].addresses[0].addr_spec + recipient).isascii()
         if utf8 and not client.supports_extension("smtputf8"):
             raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is needed for a non-ASCII address")
         eight_bit = client.supports_extension("8bitmime")

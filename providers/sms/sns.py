@@ -223,8 +223,9 @@ class SnsProvider(Provider):
 
     def publish_params(self, message: SmsMessage) -> dict[str, Any]:
         attributes = {"AWS.SNS.SMS.SMSType": string_attribute(self.sms_type)}
-        if self.sender_id:
-            attributes["AWS.SNS.SMS.SenderID"] = string_attribute(str(self.sender_id))
+        sender_id = message.sender_id or self.sender_id  # the service's, else the configured
+        if sender_id:
+            attributes["AWS.SNS.SMS.SenderID"] = string_attribute(str(sender_id))
         return {"PhoneNumber": message.to, "Message": message.body, "MessageAttributes": attributes}
 
     async def _refuse_opted_out(self, phone_number: str) -> None:

@@ -246,6 +246,13 @@ class TwilioProvider(Provider):
 
     def message_params(self, message: SmsMessage, now: datetime) -> dict[str, Any]:
         params: dict[str, Any] = {"to": message.to, "body": message.body, **self.sender}
+        if message.messaging_service_sid or message.sender_id:  # the service's own sender
+            params.pop("messaging_service_sid", None)
+            params.pop("from_", None)
+            if message.messaging_service_sid:
+                params["messaging_service_sid"] = message.messaging_service_sid
+            else:
+                params["from_"] = message.sender_id
         if self.status_callback:
             params["status_callback"] = self.status_callback
         period = validity_period(message.expires_at, now)

@@ -4,7 +4,6 @@ midnight UTC), a new count the next day, test keys not counted."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ def _caller(quotas: dict[str, int], key_type: KeyType = KeyType.LIVE) -> Caller:
 
 
 def _send(caller: Caller, limiter: RateLimiter, lane: Lane = Lane.SMS_TRANSACTIONAL, now=EVENING):  # type: ignore[no-untyped-def]
-    asyncio.run(enforce_daily_quota(caller, lane, limiter, now=now))
+    enforce_daily_quota(caller, lane, limiter, now=now)
 
 
 def _quota_used_up(limiter: RateLimiter) -> None:

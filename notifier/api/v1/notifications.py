@@ -72,6 +72,8 @@ def send_batch(
             result = {"index": index, "id": stored["id"], "status": stored["status"]}
             if outcome.replayed:
                 result["replayed"] = True
+            if stored.get("test"):
+                result["test"] = True
             results.append(result)
     accepted = sum(1 for r in results if "error" not in r)
     # built as plain JSON (the shape is BatchResponse, documented above): validating a thousand

@@ -11,12 +11,13 @@ partition, and the delivery still works.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, select
 
 from notifier import tasks
@@ -26,9 +27,12 @@ from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
 from notifier.notifications import by_id
 from notifier.publishing import created_hint, delivery_args
+from notifier.runtime import Runtime
 from notifier.statuses import Status
-from tests.factories import insert_notifications, make_settings, notification_row
+from tests.factories import email, insert_notifications, make_settings, notification_row
+from tests.notifications_api import post
 from tests.services import fresh_postgres_database
+from workers import sweeper
 from workers.app import create_worker_app
 from workers.delivery import deliver_ids
 
@@ -164,7 +168,41 @@ def test_hints_in_the_task_payload() -> None:
     assert created_hint(["not a time"]) is None  # unreadable: no pruning, still delivered
 
 
-def test_sqlite_statements_are_unchanged(runtime) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_statements_are_unchanged(runtime: Runtime) -> None:
     with transaction(runtime.sessions) as s:
         where = by_id.conditions(s, ["a"], [utcnow()])
     assert len(where) == 1  # the id alone: SQLite is not partitioned
+
+
+def _published(runtime: Runtime, queue: str = "email.transactional") -> list[list[Any]]:
+    """The arguments of the delivery tasks waiting on ``queue`` (taken off it)."""
+    found: list[list[Any]] = []
+    with runtime.celery.connection_for_read() as connection, connection.SimpleQueue(queue) as q:
+        while True:
+            try:
+                message = q.get(block=False)
+            except q.Empty:
+                return found
+            message.ack()
+            found.append(message.payload[0])
+
+
+def _created_at(runtime: Runtime, notification_id: str) -> datetime:
+    with transaction(runtime.sessions) as s:
+        return s.execute(
+            select(Notification.created_at).where(Notification.id == notification_id)
+        ).scalar_one()
+
+
+def test_intake_and_the_sweeper_publish_created_beside_the_ids(
+    client: TestClient, auth: dict[str, str], runtime: Runtime
+) -> None:
+    notification_id = post(client, auth, email())
+    created = _created_at(runtime, notification_id).isoformat()
+    assert _published(runtime) == [[[notification_id], [created]]]
+
+    (stale,) = insert_notifications(
+        runtime, [notification_row(published_at=utcnow() - timedelta(minutes=10))]
+    )
+    assert sweeper.republish_stale(runtime, 60) == 1
+    assert _published(runtime) == [[[stale], [_created_at(runtime, stale).isoformat()]]]

@@ -70,9 +70,13 @@ def by_provider_message_id(session: Session, provider_message_id: str) -> list[N
     return list(session.scalars(stmt))
 
 
-def status_of(session: Session, notification_id: str) -> str | None:
+def status_of(
+    session: Session, notification_id: str, created_at: datetime | None = None
+) -> str | None:
     """The current status as stored now (not as loaded earlier in the session)."""
-    return session.scalar(select(Notification.status).where(Notification.id == notification_id))
+    hint = [created_at] if created_at is not None else None
+    where = by_id.conditions(session, [notification_id], hint)
+    return session.scalar(select(Notification.status).where(*where))
 
 
 def resends_of(session: Session, notification_id: str) -> list[str]:

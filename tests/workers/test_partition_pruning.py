@@ -27,8 +27,10 @@ from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
 from notifier.notifications import by_id
 from notifier.publishing import created_hint, delivery_args
+from notifier.receipts.service import apply_receipts
 from notifier.runtime import Runtime
 from notifier.statuses import Status
+from providers.interface import Receipt, ReceiptOutcome
 from tests.factories import email, insert_notifications, make_settings, notification_row
 from tests.notifications_api import post
 from tests.services import fresh_postgres_database
@@ -157,6 +159,29 @@ def test_a_wrong_hint_leaves_the_notification_queued_for_the_sweeper(pg_worker: 
     wrong = (partitions.interval_start(utcnow(), 1) + timedelta(days=6)).isoformat()
     deliver_ids(pg_worker.delivery, [notification_id], created_hint([wrong]))
     assert _statuses(pg_worker) == {notification_id: Status.QUEUED.value}
+
+
+@pytest.mark.postgres
+def test_a_receipt_moves_its_notification_in_its_partition_only(
+    pg_worker: Celery, captured: Captured
+) -> None:
+    today = partitions.interval_start(utcnow(), 1)
+    row = notification_row(
+        Status.SENT, now=today + timedelta(days=8), provider="outbox", provider_message_id="m-1"
+    )
+    insert_notifications(pg_worker.runtime, [row])
+    captured.clear()
+    receipt = Receipt("outbox", "m-1", ReceiptOutcome.DELIVERED)
+    assert apply_receipts(pg_worker.runtime.sessions, [receipt]).moved == {
+        row["id"]: Status.DELIVERED.value
+    }
+    lookup, *by_id_statements = list(captured)
+    assert "provider_message_id" in lookup[0]  # found by message id: every partition, unavoidably
+    assert by_id_statements  # the move and the webhook owed
+    for statement, parameters in by_id_statements:
+        assert _partitions_opened(pg_worker.runtime.engine, statement, parameters) == {
+            partitions.partition_name("notifications", row["created_at"])
+        }, statement
 
 
 def test_hints_in_the_task_payload() -> None:

@@ -1,6 +1,8 @@
 """The delivery task: claim, send through the lane's providers, record.
 
-A task carries one or more notification ids of one lane. It
+A task carries one or more notification ids of one lane, and usually their ``created_at``, so
+that on PostgreSQL each statement by id reads only the partitions holding them
+(:mod:`notifier.notifications.by_id`; from the claim on, the rows' own values are used). It
 
 1. claims them with one guarded update (``queued -> sending``, only if due), so a task delivered
    twice by the broker sends once; expired or since-suppressed rows end here. The claim is the
@@ -31,7 +33,9 @@ from notifier.db.models import Notification, utcnow
 from notifier.db.session import transaction
 from notifier.liveness import worker_identity
 from notifier.notifications import queries, repository
+from notifier.notifications.by_id import Hint
 from notifier.notifications.rows import event
+from notifier.publishing import created_hint
 from notifier.services.snapshot import ServiceSnapshot
 from notifier.statuses import EventKind, Status
 from notifier.suppressions import blocking_suppression
@@ -61,14 +65,17 @@ class Job:
     route: Route
 
 
-def deliver_ids(ctx: DeliveryContext, ids: Sequence[str]) -> None:
-    jobs = claim(ctx, ids)
+def deliver_ids(ctx: DeliveryContext, ids: Sequence[str], created: Hint = None) -> None:
+    jobs = claim(ctx, ids, created)
     if not jobs:
         return
     outcomes = ctx.loop.run(_send_all(ctx, jobs))
     retries = record_durably(ctx, jobs, outcomes)
+    created_of = {j.id: j.created_at for j in jobs}
     for notification_id, lane, delay in retries:
-        ctx.runtime.publisher.publish([(notification_id, lane)], countdown=delay)
+        ctx.runtime.publisher.publish(
+            [(notification_id, lane, created_of[notification_id])], countdown=delay
+        )
 
 
 async def _send_all(ctx: DeliveryContext, jobs: list[Job]) -> list[DeliveryOutcome]:
@@ -79,7 +86,7 @@ async def _send_all(ctx: DeliveryContext, jobs: list[Job]) -> list[DeliveryOutco
     )
 
 
-def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:
+def claim(ctx: DeliveryContext, ids: Sequence[str], created: Hint = None) -> list[Job]:
     now = utcnow()
     with transaction(ctx.runtime.sessions) as session:
         claimed = repository.move(
@@ -87,6 +94,7 @@ def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:
             ids,
             Status.SENDING,
             where=queries.claimable(now),
+            created=created,
             claimed_at=now,
             claimed_by=worker_identity(),
             inflight_provider=None,
@@ -95,7 +103,7 @@ def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:
             log.info("delivery.claim.skipped", extra={"skipped": len(ids) - len(claimed)})
         if not claimed:
             return []
-        rows = queries.by_ids(session, claimed)
+        rows = queries.by_ids(session, claimed, created)
         rows = _end_expired(session, rows, now)
         rows = _end_suppressed(session, rows, now)
         services = services_of(session, rows) if rows else {}
@@ -107,12 +115,14 @@ def claim(ctx: DeliveryContext, ids: Sequence[str]) -> list[Job]:
 def _write_ahead(session: Session, jobs: list[Job]) -> None:
     """Record, in the claim's transaction, the provider each job will contact first (one
     statement per distinct provider: usually one per task)."""
-    by_provider: dict[str, list[str]] = {}
+    by_provider: dict[str, list[Job]] = {}
     for job in jobs:
         if job.inflight_provider is not None:
-            by_provider.setdefault(job.inflight_provider, []).append(job.id)
-    for provider, ids in by_provider.items():
-        repository.record_inflight(session, ids, provider)
+            by_provider.setdefault(job.inflight_provider, []).append(job)
+    for provider, held in by_provider.items():
+        repository.record_inflight(
+            session, [j.id for j in held], provider, [j.created_at for j in held]
+        )
 
 
 def _job(ctx: DeliveryContext, row: Notification, service: ServiceSnapshot | None) -> Job:
@@ -155,11 +165,13 @@ def _end_suppressed(
         )
         if suppression is not None:
             blocked[row.id] = suppression.reason
+    created_of = {r.id: r.created_at for r in rows}
     for notification_id, reason in blocked.items():
         repository.move(
             session,
             [notification_id],
             Status.SUPPRESSED,
+            created=[created_of[notification_id]],
             completed_at=now,
             **reasons.suppressed(reason).columns(),
         )
@@ -184,5 +196,5 @@ def register(app: Celery) -> None:
     delivery: DeliveryContext = app.delivery
 
     @app.task(name=tasks.DELIVER, **TASK_OPTIONS)
-    def deliver(ids: list[str]) -> None:
-        deliver_ids(delivery, ids)
+    def deliver(ids: list[str], created: list[str] | None = None) -> None:
+        deliver_ids(delivery, ids, created_hint(created))

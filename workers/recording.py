@@ -1,7 +1,8 @@
 """Recording what the providers answered: attempt events, the next status, suppressions, retries.
 
 All of one task's results are written in one transaction after the sends, never while a
-provider call is in flight.
+provider call is in flight; every statement names each row's ``created_at`` beside its id, so
+PostgreSQL reads only its partition.
 
 What happens next, per outcome:
 
@@ -86,7 +87,7 @@ def record_outcomes(
     unconfirmed: list[str] = []
     with transaction(ctx.runtime.sessions) as session:
         events: list[dict[str, Any]] = []
-        sent: list[tuple[str, str, str, int]] = []
+        sent: list[repository.Sent] = []
         for job, outcome in zip(jobs, outcomes, strict=True):
             attempts = job.attempts + len(outcome.attempts)
             events.extend(
@@ -96,7 +97,9 @@ def record_outcomes(
             # An outcome's ``sent`` attempt always has a result and a ``permanent`` error always
             # has a last attempt: the second half of each test only narrows the types.
             if (attempt := outcome.sent) is not None and (result := attempt.result) is not None:
-                sent.append((job.id, attempt.provider, result.provider_message_id, attempts))
+                sent.append(
+                    (job.id, attempt.provider, result.provider_message_id, attempts, job.created_at)
+                )
                 events.append(_sent_event(job, attempt.provider, result, now))
             elif (error := outcome.permanent) is not None and (last := outcome.last) is not None:
                 events.append(
@@ -202,6 +205,7 @@ def _mark_failed(
         session,
         [job.id],
         Status.FAILED,
+        created=[job.created_at],
         completed_at=now,
         provider=provider,
         attempts=attempts,
@@ -287,6 +291,7 @@ def _requeue(
         session,
         [job.id],
         Status.QUEUED,
+        created=[job.created_at],
         not_before=when,
         published_at=now,
         pinned_provider=outcome.pinned,
@@ -321,6 +326,7 @@ def _end(
         session,
         [job.id],
         target,
+        created=[job.created_at],
         completed_at=now,
         attempts=attempts,
         provider=outcome.pinned,

@@ -120,16 +120,16 @@ def _recover(runtime: Runtime, conditions: list[ColumnElement[bool]]) -> int:
     now = utcnow()
     resend_lanes = set(runtime.settings.resend_after_crash_lanes)
     with transaction(runtime.sessions) as session:
-        rows = [
-            (r.id, r.lane, r.inflight_provider) for r in queries.find(session, conditions, CHUNK)
-        ]
+        found = queries.find(session, conditions, CHUNK)
+        rows = [(r.id, r.lane, r.inflight_provider) for r in found]
         fresh = [(i, lane) for i, lane, provider in rows if provider is None]
         pinned = [(i, lane, p) for i, lane, p in rows if p is not None and lane in resend_lanes]
         ended = [(i, lane, p) for i, lane, p in rows if p is not None and lane not in resend_lanes]
         publish = _requeue_fresh(session, fresh, conditions, now)
         publish += _requeue_pinned(session, pinned, conditions, now)
         _end_unconfirmed(session, ended, conditions, now)
-    runtime.publisher.publish(publish)
+    created = {r.id: r.created_at for r in found}
+    runtime.publisher.publish([(i, lane, created[i]) for i, lane in publish])
     return len(rows)
 
 
@@ -215,7 +215,7 @@ def _recover_in_flight(
     target: Status,
     outcome: str,
     detail: Callable[[str, str], str],
-    values: Callable[[str], dict[str, object]],
+    values: Callable[[str], dict[str, Any]],
 ) -> list[tuple[str, str]]:
     """Move each (id, lane, provider in flight) to ``target``, counting the attempt the dead
     worker made, with a ``recovered`` event naming that provider; returns (id, lane) moved."""
@@ -250,12 +250,18 @@ def _requeue(
     record why, and publish it after commit."""
     now = utcnow()
     with transaction(runtime.sessions) as session:
-        lanes = {r.id: r.lane for r in queries.find(session, conditions, CHUNK)}
+        found = {r.id: r for r in queries.find(session, conditions, CHUNK)}
         moved = repository.move(
-            session, list(lanes), Status.QUEUED, where=conditions, published_at=now, not_before=None
+            session,
+            list(found),
+            Status.QUEUED,
+            where=conditions,
+            created=[r.created_at for r in found.values()],
+            published_at=now,
+            not_before=None,
         )
         _events(session, moved, kind, Status.QUEUED, detail)
-    runtime.publisher.publish([(i, lanes[i]) for i in moved])
+    runtime.publisher.publish([(i, found[i].lane, found[i].created_at) for i in moved])
     return len(moved)
 
 
@@ -263,18 +269,20 @@ def republish_stale(runtime: Runtime, stale: float) -> int:
     now = utcnow()
     cutoff = now - timedelta(seconds=stale)
     with transaction(runtime.sessions) as session:
-        lanes = {r.id: r.lane for r in queries.find(session, queries.stale_queued(cutoff), CHUNK)}
-        if lanes:
-            repository.mark_republished(session, list(lanes), now)
+        found = queries.find(session, queries.stale_queued(cutoff), CHUNK)
+        if found:
+            repository.mark_republished(
+                session, [r.id for r in found], now, [r.created_at for r in found]
+            )
             _events(
                 session,
-                list(lanes),
+                [r.id for r in found],
                 EventKind.REPUBLISHED,
                 Status.QUEUED,
                 f"re-published: still queued after {stale:g}s",
             )
-    runtime.publisher.publish(list(lanes.items()))
-    return len(lanes)
+    runtime.publisher.publish([(r.id, r.lane, r.created_at) for r in found])
+    return len(found)
 
 
 def purge(runtime: Runtime) -> dict[str, int]:

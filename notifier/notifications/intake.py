@@ -47,7 +47,7 @@ from notifier.notifications.schemas import (
     PushRequest,
     SmsRequest,
 )
-from notifier.publishing import Publisher
+from notifier.publishing import Publishable, Publisher
 from notifier.ratelimit import RateLimiter
 from notifier.recipients import normalise
 from notifier.redaction import REDACTED
@@ -359,7 +359,11 @@ class Intake:
         return GroupCommitter(self.store_group, self._publish)
 
     def _publish(self, prepared: list[Prepared]) -> None:
-        queued = [(p.id, p.row["lane"]) for p in prepared if p.row["status"] == Status.QUEUED.value]
+        queued: list[Publishable] = [
+            (p.id, p.row["lane"], p.row["created_at"])
+            for p in prepared
+            if p.row["status"] == Status.QUEUED.value
+        ]
         if queued and not self.publisher.publish(queued):
             log.warning("intake.publish.deferred_to_sweeper", extra={"count": len(queued)})
 

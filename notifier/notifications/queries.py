@@ -21,6 +21,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.db.models import Notification
+from notifier.notifications import by_id
 from notifier.statuses import Status
 
 Conditions = list[ColumnElement[bool]]
@@ -33,6 +34,7 @@ class Found(NamedTuple):
     lane: str
     pinned_provider: str | None
     inflight_provider: str | None
+    created_at: datetime  # the partition key: what a re-published task carries
 
 
 def find(session: Session, where: Sequence[ColumnElement[bool]], limit: int | None) -> list[Found]:
@@ -43,6 +45,7 @@ def find(session: Session, where: Sequence[ColumnElement[bool]], limit: int | No
         Notification.lane,
         Notification.pinned_provider,
         Notification.inflight_provider,
+        Notification.created_at,
     ).where(*where)
     return [Found(*row) for row in session.execute(stmt.limit(limit))]
 
@@ -52,11 +55,13 @@ def to_recipients(session: Session, recipients: Iterable[str]) -> list[Found]:
     return find(session, [Notification.recipient.in_(list(recipients))], None)
 
 
-def by_ids(session: Session, ids: Sequence[str]) -> list[Notification]:
-    """The rows of these notifications (those that exist), loaded whole."""
+def by_ids(session: Session, ids: Sequence[str], created: by_id.Hint = None) -> list[Notification]:
+    """The rows of these notifications (those that exist), loaded whole; ``created``: their
+    created_at values when known (:mod:`notifier.notifications.by_id`)."""
     if not ids:
         return []
-    return list(session.scalars(select(Notification).where(Notification.id.in_(list(ids)))))
+    stmt = select(Notification).where(*by_id.conditions(session, ids, created))
+    return list(session.scalars(stmt))
 
 
 def by_provider_message_id(session: Session, provider_message_id: str) -> list[Notification]:
@@ -65,9 +70,13 @@ def by_provider_message_id(session: Session, provider_message_id: str) -> list[N
     return list(session.scalars(stmt))
 
 
-def status_of(session: Session, notification_id: str) -> str | None:
+def status_of(
+    session: Session, notification_id: str, created_at: datetime | None = None
+) -> str | None:
     """The current status as stored now (not as loaded earlier in the session)."""
-    return session.scalar(select(Notification.status).where(Notification.id == notification_id))
+    hint = [created_at] if created_at is not None else None
+    where = by_id.conditions(session, [notification_id], hint)
+    return session.scalar(select(Notification.status).where(*where))
 
 
 def resends_of(session: Session, notification_id: str) -> list[str]:

@@ -7,6 +7,9 @@ webhook). Selections for the workers are in :mod:`notifier.notifications.queries
 :mod:`notifier.notifications.webhook_outbox`, what retention and erasure remove in
 :mod:`notifier.notifications.retention`. Suppressions and idempotency records, written
 beside the notifications they concern, are here too.
+
+Statements by id take an optional ``created``: the rows' ``created_at`` values, so that on
+PostgreSQL they read only the partitions holding them (:mod:`notifier.notifications.by_id`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from notifier.db.models import (
     UTCDateTime,
     utcnow,
 )
+from notifier.notifications import by_id
 from notifier.notifications.webhook_outbox import owe_webhooks as owe_webhooks
 from notifier.notifications.webhook_outbox import owe_webhooks_matching
 from notifier.statuses import ALLOWED_FROM, EventKind, Status
@@ -84,59 +88,74 @@ def add_events(session: Session, events: Iterable[dict[str, Any]]) -> None:
         session.execute(insert(DeliveryEvent), events)
 
 
-_SENT = (
+_SENT_WHERE = (
+    Notification.__table__.c.id == bindparam("b_id"),
+    Notification.__table__.c.status == Status.SENDING.value,
+)
+_SENT_VALUES: dict[str, Any] = dict(
+    status=Status.SENT.value,
+    sent_at=bindparam("b_now"),
+    updated_at=bindparam("b_now"),
+    provider=bindparam("b_provider"),
+    provider_message_id=bindparam("b_message_id"),
+    attempts=bindparam("b_attempts"),
+    sealed_content=None,
+    pinned_provider=None,
+    status_code=None,
+    status_reason=None,
+)
+_SENT = update(Notification.__table__).where(*_SENT_WHERE).values(**_SENT_VALUES)
+_SENT_PRUNED = (  # the same with each row's created_at: one partition per row
     update(Notification.__table__)
-    .where(
-        Notification.__table__.c.id == bindparam("b_id"),
-        Notification.__table__.c.status == Status.SENDING.value,
-    )
-    .values(
-        status=Status.SENT.value,
-        sent_at=bindparam("b_now"),
-        updated_at=bindparam("b_now"),
-        provider=bindparam("b_provider"),
-        provider_message_id=bindparam("b_message_id"),
-        attempts=bindparam("b_attempts"),
-        sealed_content=None,
-        pinned_provider=None,
-        status_code=None,
-        status_reason=None,
-    )
+    .where(*_SENT_WHERE, Notification.__table__.c.created_at == bindparam("b_created"))
+    .values(**_SENT_VALUES)
 )
 
+Sent = tuple[str, str, str, int, datetime | None]  # id, provider, message id, attempts, created_at
 
-def mark_sent(session: Session, sent: Sequence[tuple[str, str, str, int]], now: datetime) -> None:
+
+def mark_sent(session: Session, sent: Sequence[Sent], now: datetime) -> None:
     """``sending -> sent`` for many notifications in one executemany: (id, provider, message id,
-    attempts). The same guard as :func:`move` (only from ``sending``), without a statement per
-    row."""
-    if sent:
-        session.execute(
-            _SENT,
-            [
-                {"b_id": i, "b_now": now, "b_provider": p, "b_message_id": m, "b_attempts": n}
-                for i, p, m, n in sent
-            ],
-        )
+    attempts, created_at or None). The same guard as :func:`move` (only from ``sending``),
+    without a statement per row; pruned to each row's partition when every created_at is
+    known."""
+    if not sent:
+        return
+    pruned = by_id.prunes(session) and all(c is not None for *_, c in sent)
+    session.execute(
+        _SENT_PRUNED if pruned else _SENT,
+        [
+            {"b_id": i, "b_now": now, "b_provider": p, "b_message_id": m, "b_attempts": n}
+            | ({"b_created": c} if pruned else {})
+            for i, p, m, n, c in sent
+        ],
+    )
 
 
-def record_inflight(session: Session, ids: Sequence[str], provider: str) -> None:
+def record_inflight(
+    session: Session, ids: Sequence[str], provider: str, created: by_id.Hint = None
+) -> None:
     """Write ahead that these ``sending`` notifications are about to be sent through
     ``provider``."""
-    _set_while(session, ids, Status.SENDING, inflight_provider=provider)
+    _set_while(session, ids, Status.SENDING, created, inflight_provider=provider)
 
 
-def mark_republished(session: Session, ids: Sequence[str], now: datetime) -> None:
+def mark_republished(
+    session: Session, ids: Sequence[str], now: datetime, created: by_id.Hint = None
+) -> None:
     """Record that these still-``queued`` notifications were published again at ``now`` (not a
     status move: they stay ``queued``)."""
-    _set_while(session, ids, Status.QUEUED, published_at=now)
+    _set_while(session, ids, Status.QUEUED, created, published_at=now)
 
 
-def _set_while(session: Session, ids: Sequence[str], status: Status, **values: object) -> None:
+def _set_while(
+    session: Session, ids: Sequence[str], status: Status, created: by_id.Hint, **values: object
+) -> None:
     """Set columns (never the status: that is :func:`move`) of the rows still in ``status``."""
     if ids:
         session.execute(
             update(Notification)
-            .where(Notification.id.in_(list(ids)), Notification.status == status.value)
+            .where(*by_id.conditions(session, ids, created), Notification.status == status.value)
             .values(**values),
             execution_options={"synchronize_session": False},
         )
@@ -148,11 +167,13 @@ def move(
     target: Status,
     *,
     where: Sequence[ColumnElement[bool]] = (),
+    created: by_id.Hint = None,
     **values: object,
 ) -> list[str]:
     """Guarded status change: only rows whose current status may move to ``target`` (and that
     match ``where``) change. Returns the ids that moved. A final status wipes the sealed
-    content here, for every caller: nothing will deliver it any more, so nothing keeps it."""
+    content here, for every caller: nothing will deliver it any more, so nothing keeps it.
+    ``created``: the rows' created_at values, when known (see the module docstring)."""
     if not ids:
         return []
     if target.is_final:
@@ -160,7 +181,7 @@ def move(
     stmt = (
         update(Notification)
         .where(
-            Notification.id.in_(list(ids)),
+            *by_id.conditions(session, ids, created),
             Notification.status.in_([s.value for s in ALLOWED_FROM[target]]),
             *where,
         )
@@ -169,7 +190,7 @@ def move(
     )
     moved = list(session.execute(stmt, execution_options={"synchronize_session": False}).scalars())
     if target.is_final and moved:
-        owe_webhooks(session, moved, target)
+        owe_webhooks_matching(session, by_id.conditions(session, moved, created), target)
     return moved
 
 

@@ -145,6 +145,7 @@ def _apply_one(
             [row.id],
             target,
             where=[Notification.status.in_([s.value for s in sources])],
+            created=[row.created_at],  # its partition only (the row was found by message id)
             completed_at=now,
             **reasons.columns(_reason(receipt) if target == Status.FAILED else None),
         )
@@ -153,7 +154,7 @@ def _apply_one(
             applied.moved[row.id] = new_status
             effects.append(f"now {new_status}")
         else:
-            current = queries.status_of(session, row.id)
+            current = queries.status_of(session, row.id, row.created_at)
             effects.append(f"status stays {current}")
     reason = suppression_reason(receipt.outcome, row.channel)
     if reason is not None:

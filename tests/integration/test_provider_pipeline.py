@@ -146,18 +146,16 @@ def test_every_lane_delivers_through_its_real_sdk(  # type: ignore[no-untyped-de
     assert mail.message["Subject"] == "Spring sale"
     assert mail.message["X-Notifier-Notification-Id"] == ids["email.promotional"]
 
+    # what the fake made of each request, by the sid it answered (its resource repeats the
+    # request's form; the two lists are appended apart, so positions do not pair them)
     sent_sms = {m["sid"]: m for m in twilio.created}
-    transactional = twilio.messages[
-        [m["sid"] for m in twilio.created].index(message_id["sms.transactional"])
-    ]
-    promotional = twilio.messages[
-        [m["sid"] for m in twilio.created].index(message_id["sms.promotional"])
-    ]
     assert set(sent_sms) == {message_id["sms.transactional"], message_id["sms.promotional"]}
-    assert transactional.form["MessagingServiceSid"] == TWILIO_TRANSACTIONAL_SERVICE
-    assert transactional.form["Body"] == "Your code is 583920"
-    assert promotional.form["MessagingServiceSid"] == TWILIO_PROMOTIONAL_SERVICE
-    assert promotional.form["To"] == "+447911123457"
+    transactional = sent_sms[message_id["sms.transactional"]]
+    promotional = sent_sms[message_id["sms.promotional"]]
+    assert transactional["messaging_service_sid"] == TWILIO_TRANSACTIONAL_SERVICE
+    assert transactional["body"] == "Your code is 583920"
+    assert promotional["messaging_service_sid"] == TWILIO_PROMOTIONAL_SERVICE
+    assert promotional["to"] == "+447911123457"
 
     [apns_push] = apns.server.requests
     assert apns_push.authorized and apns_push.device_token == APNS_TOKEN

@@ -111,6 +111,7 @@ def build_chunk(
             fields.setdefault("expires_at", now + ctx.ttl)
             row = notification_row(
                 api_key_id=ctx.campaign.api_key_id,
+                service_id=ctx.campaign.service_id,
                 lane=ctx.lane,
                 recipient=recipient,
                 now=now,

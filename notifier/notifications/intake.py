@@ -251,6 +251,7 @@ class Intake:
         ttl = timedelta(seconds=request.ttl_seconds or self.settings.default_ttl_seconds)
         row = notification_row(
             api_key_id=caller.id,
+            service_id=caller.service.id,
             lane=lane,
             recipient=recipient,
             status=Status.SCHEDULED if send_at else Status.QUEUED,

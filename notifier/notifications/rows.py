@@ -44,6 +44,7 @@ def notification_row(
     template_version: int | None = None,
     send_at: datetime | None = None,
     campaign_id: str | None = None,
+    service_id: str | None = None,
 ) -> dict[str, Any]:
     """A new notification as the column values of one insert (every column a new row sets)."""
     final = status.is_final
@@ -72,6 +73,7 @@ def notification_row(
         "completed_at": now if final else None,
         "attempts": 0,
         "campaign_id": campaign_id,
+        "service_id": service_id,
     }
 
 

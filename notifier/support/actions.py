@@ -113,6 +113,7 @@ def resend(
     copy = Notification(
         id=new_id(),
         api_key_id=original.api_key_id,
+        service_id=original.service_id,
         channel=original.channel,
         category=original.category,
         lane=original.lane,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from notifier.db.models import ApiKey, DeliveryEvent, Notification, Suppression
 from notifier.notifications import listing, queries, repository
+from notifier.ownership import ALL_SERVICES, visible
 from notifier.recipients import DEFAULT_SEARCH_REGIONS, normalise_for_search
 from notifier.statuses import EventKind, Status
 from notifier.support.summary import Facts, summarise
@@ -83,9 +84,13 @@ def suppressions_of(
     )
 
 
-def load_case(session: Session, notification_id: str) -> NotificationCase | None:
+def load_case(
+    session: Session, notification_id: str, scope: str | None = ALL_SERVICES
+) -> NotificationCase | None:
+    """The notification and what explains it; None when there is none within ``scope`` (the
+    service a caller sees, :mod:`notifier.ownership`)."""
     row = repository.get(session, notification_id.strip()[:36])
-    if row is None:
+    if row is None or not visible(row.service_id, scope):
         return None
     events = repository.events_of(session, row.id)
     suppressions = suppressions_of(session, row.channel, [row.recipient])

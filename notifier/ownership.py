@@ -25,7 +25,9 @@ def scope_of(caller: Caller) -> str | None:
     return ALL_SERVICES if caller.is_platform_admin else caller.service.id
 
 
-def owned(column: InstrumentedAttribute[Any], scope: str | None) -> list[ColumnElement[bool]]:
+def owned(
+    column: ColumnElement[Any] | InstrumentedAttribute[Any], scope: str | None
+) -> list[ColumnElement[bool]]:
     """The WHERE conditions that keep a query to ``scope``'s rows (none for every service)."""
     return [] if scope is ALL_SERVICES else [column == scope]
 

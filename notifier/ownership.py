@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import or_
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -55,3 +56,10 @@ def require_sent_by(caller: Caller, api_key_id: str | None, service_id: str | No
     key = sender_key(caller)
     if (key is not None and api_key_id != key) or not visible(service_id, scope_of(caller)):
         raise NotifierError(ErrorCode.NOT_FOUND, "no such notification for this API key")
+
+
+def owned_or_global(
+    column: ColumnElement[Any] | InstrumentedAttribute[Any], scope: str | None
+) -> list[ColumnElement[bool]]:
+    """Like :func:`owned`, and the rows no service owns (global suppressions) too."""
+    return [] if scope is ALL_SERVICES else [or_(column.is_(None), column == scope)]

@@ -232,7 +232,9 @@ class Intake:
         template = self._template(request) if request.template else None
         rendered = self._render(request, template, render_timeout, caller.id)
         if lane == Lane.EMAIL_PROMOTIONAL:
-            unsubscribe_link(rendered, self._unsubscribe.url(Channel.EMAIL, recipient))
+            unsubscribe_link(
+                rendered, self._unsubscribe.url(Channel.EMAIL, recipient, caller.service.id)
+            )
         segments = bounds.check_content(self.settings, channel, rendered.content)
         if lane == Lane.SMS_TRANSACTIONAL:
             verdict = self.limiter.hit(
@@ -317,7 +319,11 @@ class Intake:
         events = []
         for item in prepared:
             suppression = blocking_suppression(
-                found, item.channel.value, item.row["recipient"], item.category
+                found,
+                item.channel.value,
+                item.row["recipient"],
+                item.category,
+                item.row["service_id"],
             )
             if suppression is not None:
                 item.row.update(

@@ -38,9 +38,10 @@ from notifier.campaigns.schemas import (
 from notifier.content import templates
 from notifier.content.models import Template, TemplateVersion
 from notifier.content.unsubscribe import add_unsubscribe_link, preview_unsubscribe_url
+from notifier.db.named import find_named
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Caller, Scope
-from notifier.ownership import scope_of, visible
+from notifier.ownership import require_visible, scope_of, visible
 from providers.interface import Channel
 
 
@@ -237,6 +238,10 @@ async def import_contacts(
     """Body: the CSV file itself (``Content-Type: text/csv``), streamed to a spool file and
     imported chunk by chunk; ``GET /v1/audiences/{name}/imports`` shows progress meanwhile."""
     caller.require_scope(Scope.CAMPAIGNS)
+    with runtime.sessions() as session:  # another service's audience is a 404, not an import
+        existing = find_named(session, Audience, name)
+        if existing is not None:
+            require_visible(existing.service_id, scope_of(caller), f"no audience named {name!r}")
     length = request.headers.get("content-length")
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         async for part in request.stream():

@@ -124,3 +124,19 @@ def test_an_unsubscribe_belongs_to_its_service_and_a_bounce_to_everyone(  # type
     with runtime.sessions() as session:
         bounce = session.scalars(select(Suppression).where(Suppression.reason == "hard_bounce"))
         assert [b.service_id for b in bounce] == [None]
+
+
+def test_a_support_case_shows_only_its_services_suppressions(
+    client, platform_admin, runtime
+) -> None:  # type: ignore[no-untyped-def]
+    _, own = _service(client, platform_admin, runtime, "alpha")
+    beta, other = _service(client, platform_admin, runtime, "beta")
+    with transaction(runtime.sessions) as session:
+        repository.suppress(session, "email", "ada@example.com", "unsubscribed", "link", None, beta)
+        repository.suppress(session, "email", "ada@example.com", "complaint", "fbl", None, beta)
+    sent = _promotional(client, own, "ada@example.com")
+    assert sent["status"] == "suppressed"  # the complaint is global; beta's unsubscribe is not
+    case = client.get(f"/v1/support/notifications/{sent['id']}", headers=own)
+    assert case.status_code == 200, case.text
+    assert [s["reason"] for s in case.json()["suppressions"]] == ["complaint"]
+    assert client.get(f"/v1/support/notifications/{sent['id']}", headers=other).status_code == 404

@@ -42,6 +42,7 @@ from notifier.db.named import find_named
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Caller, Scope
 from notifier.ownership import require_visible, scope_of, visible
+from notifier.runtime import Runtime
 from providers.interface import Channel
 
 
@@ -223,6 +224,15 @@ def _import_out(job: ContactImport, audience: str) -> ImportOut:
     )
 
 
+def _importable(runtime: Runtime, name: str, scope: str | None) -> None:
+    """An import into another service's audience is a 404 (a new name is created by the
+    import, for the caller's service)."""
+    with runtime.sessions() as session:
+        existing = find_named(session, Audience, name)
+    if existing is not None:
+        require_visible(existing.service_id, scope, f"no audience named {name!r}")
+
+
 # the import's body limit is NOTIFIER_MAX_IMPORT_BYTES, not the API's 1 MiB (see app.py)
 IMPORT_PATH = re.compile(r"/v1/audiences/[^/]+/import")
 
@@ -238,10 +248,7 @@ async def import_contacts(
     """Body: the CSV file itself (``Content-Type: text/csv``), streamed to a spool file and
     imported chunk by chunk; ``GET /v1/audiences/{name}/imports`` shows progress meanwhile."""
     caller.require_scope(Scope.CAMPAIGNS)
-    with runtime.sessions() as session:  # another service's audience is a 404, not an import
-        existing = find_named(session, Audience, name)
-        if existing is not None:
-            require_visible(existing.service_id, scope_of(caller), f"no audience named {name!r}")
+    await run_in_threadpool(_importable, runtime, name, scope_of(caller))
     length = request.headers.get("content-length")
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         async for part in request.stream():

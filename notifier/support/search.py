@@ -57,6 +57,8 @@ class Criteria:
             query["since"] = self.since.isoformat()
         if self.until:
             query["until"] = self.until.isoformat()
+        if self.service_id:  # the audit says which service's rows a search looked at
+            query["service_id"] = self.service_id
         return query
 
 

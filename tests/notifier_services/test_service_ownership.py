@@ -19,6 +19,7 @@ from notifier.db.session import transaction
 from notifier.keys import Scope, create_key
 from notifier.notifications import repository
 from notifier.runtime import Runtime
+from notifier.support.models import AuditEntry
 from providers.interface import Channel
 from tests.factories import email, make_settings
 
@@ -129,7 +130,7 @@ def test_an_unsubscribe_belongs_to_its_service_and_a_bounce_to_everyone(  # type
 def test_a_support_case_shows_only_its_services_suppressions(
     client, platform_admin, runtime
 ) -> None:  # type: ignore[no-untyped-def]
-    _, own = _service(client, platform_admin, runtime, "alpha")
+    alpha, own = _service(client, platform_admin, runtime, "alpha")
     beta, other = _service(client, platform_admin, runtime, "beta")
     with transaction(runtime.sessions) as session:
         repository.suppress(session, "email", "ada@example.com", "unsubscribed", "link", None, beta)
@@ -139,4 +140,9 @@ def test_a_support_case_shows_only_its_services_suppressions(
     case = client.get(f"/v1/support/notifications/{sent['id']}", headers=own)
     assert case.status_code == 200, case.text
     assert [s["reason"] for s in case.json()["suppressions"]] == ["complaint"]
+    with runtime.sessions() as session:
+        look = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "view_notification")
+        ).one()
+        assert look.query == {"service_id": alpha}  # the audit says whose row was looked at
     assert client.get(f"/v1/support/notifications/{sent['id']}", headers=other).status_code == 404

@@ -91,6 +91,7 @@ def get_notification(
         audit.Actor.of_api_key(caller),
         AuditAction.VIEW_NOTIFICATION,
         notification_id=case.notification.id,
+        query={"service_id": case.notification.service_id},
     )
     return case_out(case)
 

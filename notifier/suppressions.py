@@ -37,6 +37,9 @@ TRANSACTIONAL_BLOCKING = frozenset(
 )
 
 
+# the reasons that belong to the service that caused them; every other reason is global
+SERVICE_SCOPED = frozenset({SuppressionReason.UNSUBSCRIBED.value, SuppressionReason.MANUAL.value})
+
 FINGERPRINT_PREFIX = "sha256:"
 
 
@@ -56,15 +59,36 @@ def blocking_reasons(category: Category) -> frozenset[str] | None:
     return TRANSACTIONAL_BLOCKING if category == Category.TRANSACTIONAL else None
 
 
+def scope_of_reason(reason: str, service_id: str | None) -> str | None:
+    """The service a new suppression belongs to: an unsubscribe or a manual do-not-contact is
+    the sending service's own; hard bounces, complaints, invalid addresses and STOP are facts
+    about the address that every service shares (None: global)."""
+    return service_id if reason in SERVICE_SCOPED else None
+
+
+def applies_to(suppression: Suppression, service_id: str | None) -> bool:
+    """Whether a suppression concerns a send of ``service_id``: a global one always does, a
+    service's own only that service's (an unknown service, None, is held by every one)."""
+    return (
+        suppression.service_id is None or service_id is None or suppression.service_id == service_id
+    )
+
+
 def blocking_suppression(
-    found: Iterable[Suppression], channel: str, recipient: str, category: Category
+    found: Iterable[Suppression],
+    channel: str,
+    recipient: str,
+    category: Category,
+    service_id: str | None = None,
 ) -> Suppression | None:
-    """The first of ``found`` (active suppressions, newest first) that stops this send."""
+    """The first of ``found`` (active suppressions, newest first) that stops this send of
+    ``service_id``."""
     reasons = blocking_reasons(category)
     for suppression in found:
         if (
             suppression.channel == channel
             and suppression.recipient in suppression_forms(channel, recipient)
+            and applies_to(suppression, service_id)
         ) and (reasons is None or suppression.reason in reasons):
             return suppression
     return None

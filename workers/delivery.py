@@ -161,7 +161,7 @@ def _end_suppressed(
     blocked: dict[str, str] = {}
     for row in rows:
         suppression = blocking_suppression(
-            found, row.channel, row.recipient, Category(row.category)
+            found, row.channel, row.recipient, Category(row.category), row.service_id
         )
         if suppression is not None:
             blocked[row.id] = suppression.reason

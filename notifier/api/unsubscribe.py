@@ -105,6 +105,7 @@ def unsubscribe(
             subscriber.recipient,
             SuppressionReason.UNSUBSCRIBED,
             "unsubscribe link (RFC 8058 one-click)",
+            subscriber.service_id,
         )
     return _page(
         "You are unsubscribed",

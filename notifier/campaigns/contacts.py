@@ -22,6 +22,7 @@ from notifier.content.quiet_hours import valid_timezone
 from notifier.db.models import utcnow
 from notifier.db.named import find_named, get_named
 from notifier.errors import ErrorCode, NotifierError, field_error
+from notifier.ownership import ALL_SERVICES
 from notifier.recipients import normalise_email, normalise_phone, normalise_push_token
 from providers.interface import Channel, PushPlatform
 
@@ -176,17 +177,21 @@ def get_contact(session: Session, key: str) -> Contact:
 # --------------------------------------------------------------------------- audiences
 
 
-def get_or_create_audience(session: Session, name: str) -> Audience:
+def get_or_create_audience(session: Session, name: str, service_id: str | None = None) -> Audience:
+    """The audience called ``name``, created for ``service_id`` when there is none; a name
+    another service owns is refused, never added to."""
     audience = find_named(session, Audience, name)
     if audience is None:
-        audience = Audience(name=name, created_at=utcnow())
+        audience = Audience(name=name, created_at=utcnow(), service_id=service_id)
         session.add(audience)
         session.flush()
+    elif service_id is not None and audience.service_id != service_id:
+        raise NotifierError(ErrorCode.CONFLICT, f"the audience name {name!r} is taken")
     return audience
 
 
-def get_audience(session: Session, name: str) -> Audience:
-    return get_named(session, Audience, name, "audience")
+def get_audience(session: Session, name: str, scope: str | None = ALL_SERVICES) -> Audience:
+    return get_named(session, Audience, name, "audience", scope)
 
 
 def add_members(session: Session, audience_id: str, contact_ids: Iterable[int]) -> int:

@@ -82,9 +82,10 @@ def start(
     audience_name: str,
     filename: str | None = None,
     bytes_total: int | None = None,
+    service_id: str | None = None,
 ) -> ContactImport:
     with transaction(sessions) as session:
-        audience = contacts.get_or_create_audience(session, audience_name)
+        audience = contacts.get_or_create_audience(session, audience_name, service_id)
         job = ContactImport(
             audience_id=audience.id,
             status=ImportStatus.RUNNING.value,

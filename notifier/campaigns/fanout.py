@@ -35,7 +35,7 @@ from notifier.notifications import bounds
 from notifier.notifications.rows import event, notification_row
 from notifier.reasons import Reason
 from notifier.statuses import EventKind, Status
-from notifier.suppressions import suppression_forms
+from notifier.suppressions import applies_to, suppression_forms
 from providers.interface import Channel, Lane
 
 CONSENT = {
@@ -88,7 +88,11 @@ def build_chunk(
     first_slot: int,
 ) -> Chunk:
     channel = ctx.lane.channel
-    blocked = {s.recipient: s.reason for s in suppressions if s.channel == channel.value}
+    blocked = {
+        s.recipient: s.reason
+        for s in suppressions
+        if s.channel == channel.value and applies_to(s, ctx.campaign.service_id)
+    }
     chunk = Chunk()
     for contact in contacts:
         targets = addresses(contact, channel)
@@ -111,6 +115,7 @@ def build_chunk(
             fields.setdefault("expires_at", now + ctx.ttl)
             row = notification_row(
                 api_key_id=ctx.campaign.api_key_id,
+                service_id=ctx.campaign.service_id,
                 lane=ctx.lane,
                 recipient=recipient,
                 now=now,
@@ -145,7 +150,11 @@ def _content(
         "phone": contact.phone,
         "locale": template.locale,
     }
-    url = ctx.tokens.url(Channel.EMAIL, recipient) if channel == Channel.EMAIL else None
+    url = (
+        ctx.tokens.url(Channel.EMAIL, recipient, ctx.campaign.service_id)
+        if channel == Channel.EMAIL
+        else None
+    )
     if url:
         data["unsubscribe_url"] = url
     try:

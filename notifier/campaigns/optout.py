@@ -26,10 +26,16 @@ _ADDRESS_COLUMN = {Channel.EMAIL: Contact.email, Channel.SMS: Contact.phone}
 
 
 def opt_out(
-    session: Session, channel: Channel, recipient: str, reason: SuppressionReason, detail: str
+    session: Session,
+    channel: Channel,
+    recipient: str,
+    reason: SuppressionReason,
+    detail: str,
+    service_id: str | None = None,
 ) -> None:
-    """Suppress the address for every promotional send and withdraw its marketing consent."""
-    repository.suppress(session, channel.value, recipient, reason.value, detail, None)
+    """Suppress the address for every promotional send (of ``service_id`` for an unsubscribe,
+    see :func:`notifier.suppressions.scope_of_reason`) and withdraw its marketing consent."""
+    repository.suppress(session, channel.value, recipient, reason.value, detail, None, service_id)
     address = _ADDRESS_COLUMN.get(channel)
     if address is not None:
         session.execute(

@@ -32,6 +32,7 @@ from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, ErrorDetail, NotifierError, field_error
 from notifier.keys import Caller
 from notifier.notifications import queries, repository
+from notifier.ownership import ALL_SERVICES, scope_of, visible
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from providers.interface import Category, Lane
@@ -101,7 +102,8 @@ def create(runtime: Runtime, session: Session, caller: Caller, body: CampaignIn)
     caller.require_lane(body.lane)
     _check_schedule(body.schedule)
     _check_quiet(body.quiet_hours)
-    template = get_template(session, body.template)
+    scope = scope_of(caller)
+    template = get_template(session, body.template, scope)
     if template.channel != body.lane.channel.value:
         raise field_error(
             ErrorCode.VALIDATION_ERROR,
@@ -109,13 +111,14 @@ def create(runtime: Runtime, session: Session, caller: Caller, body: CampaignIn)
             f"template {body.template!r} is for {template.channel}; the lane is {body.lane.value}",
         )
     get_version(session, template, body.template_version)
-    audience = contacts.get_audience(session, body.audience)
+    audience = contacts.get_audience(session, body.audience, scope)
     archive.refuse_archived("template", template.name, template.archived_at)
     archive.refuse_archived("audience", audience.name, audience.archived_at)
     now = utcnow()
     campaign = Campaign(
         name=body.name,
         api_key_id=caller.id,
+        service_id=caller.service.id,
         template_name=body.template,
         template_version=body.template_version,
         audience_id=audience.id,
@@ -135,9 +138,12 @@ def create(runtime: Runtime, session: Session, caller: Caller, body: CampaignIn)
     return campaign
 
 
-def get(session: Session, campaign_id: str, *, lock: bool = False) -> Campaign:
+def get(
+    session: Session, campaign_id: str, *, lock: bool = False, scope: str | None = ALL_SERVICES
+) -> Campaign:
+    """The campaign, within ``scope`` (another service's is the same 404 as a missing one)."""
     campaign = session.get(Campaign, campaign_id, with_for_update=lock)
-    if campaign is None:
+    if campaign is None or not visible(campaign.service_id, scope):
         raise NotifierError(ErrorCode.NOT_FOUND, "no such campaign")
     return campaign
 

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from notifier.campaigns import runs
 from notifier.campaigns.models import Audience, Campaign, CampaignRun
 from notifier.campaigns.schemas import CampaignOut, QuietHoursIn, RunOut, RunProgress, ScheduleIn
+from notifier.ownership import ALL_SERVICES, owned
 from notifier.statuses import Status
 
 
@@ -80,8 +81,9 @@ def campaign_out(session: Session, campaign: Campaign, with_runs: bool = True) -
     )
 
 
-def list_campaigns(session: Session) -> list[Campaign]:
-    return list(session.scalars(select(Campaign).order_by(Campaign.created_at.desc()).limit(500)))
+def list_campaigns(session: Session, scope: str | None = ALL_SERVICES) -> list[Campaign]:
+    stmt = select(Campaign).where(*owned(Campaign.service_id, scope))
+    return list(session.scalars(stmt.order_by(Campaign.created_at.desc()).limit(500)))
 
 
 def count_runs(session: Session, campaign_id: str) -> int:

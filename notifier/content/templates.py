@@ -20,6 +20,7 @@ from notifier.content.models import Template, TemplateVersion
 from notifier.db.models import utcnow
 from notifier.db.named import get_named
 from notifier.errors import ErrorCode, NotifierError, field_error
+from notifier.ownership import ALL_SERVICES
 from notifier.redaction import REDACTED
 from notifier.rendering import Rendered, check_source, render_content
 from notifier.storable import require_storable
@@ -80,8 +81,10 @@ def save_version(
     channel: Channel,
     default_locale: str,
     variants: Mapping[str, Mapping[str, Any]],
+    service_id: str | None = None,
 ) -> TemplateVersion:
-    """Create the template or add its next version. The channel of a name never changes."""
+    """Create the template (owned by ``service_id``) or add its next version. The channel of a
+    name never changes, and a name another service owns is refused, never written to."""
     if default_locale not in variants:
         raise field_error(
             ErrorCode.VALIDATION_ERROR,
@@ -97,9 +100,17 @@ def save_version(
     ).first()
     now = utcnow()
     if template is None:
-        template = Template(name=name, channel=channel.value, latest_version=1, created_at=now)
+        template = Template(
+            name=name,
+            channel=channel.value,
+            latest_version=1,
+            created_at=now,
+            service_id=service_id,
+        )
         session.add(template)
         session.flush()
+    elif service_id is not None and template.service_id != service_id:
+        raise NotifierError(ErrorCode.CONFLICT, f"the template name {name!r} is taken")
     elif template.channel != channel.value:
         raise NotifierError(
             ErrorCode.CONFLICT,
@@ -120,8 +131,8 @@ def save_version(
     return version
 
 
-def get_template(session: Session, name: str) -> Template:
-    return get_named(session, Template, name, "template")
+def get_template(session: Session, name: str, scope: str | None = ALL_SERVICES) -> Template:
+    return get_named(session, Template, name, "template", scope)
 
 
 def get_version(session: Session, template: Template, version: int | None) -> TemplateVersion:
@@ -170,8 +181,9 @@ def resolve(
     locale: str | None = None,
     version: int | None = None,
     channel: Channel | None = None,
+    scope: str | None = ALL_SERVICES,
 ) -> ResolvedTemplate:
-    template = get_template(session, name)
+    template = get_template(session, name, scope)
     if channel is not None and template.channel != channel.value:
         raise field_error(
             ErrorCode.VALIDATION_ERROR,

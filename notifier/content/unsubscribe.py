@@ -1,6 +1,7 @@
 """Unsubscribe links: signed tokens (RFC 8058 one-click) and where a promotional email carries them.
 
-An unsubscribe token is the channel and the normalised address, encrypted and authenticated
+An unsubscribe token is the channel, the normalised address and the sending service (an
+unsubscribe from one service's mail is not one from another's), encrypted and authenticated
 with Fernet under a key derived from ``NOTIFIER_SECRET_KEY`` for this purpose only. It cannot be
 forged (HMAC-SHA256), does not show the address, and cannot be enumerated (a random IV makes
 every token different). It does not expire: an unsubscribe link must work for as long as the
@@ -16,6 +17,7 @@ from typing import Any
 from notifier.config import Settings
 from notifier.rendering import Rendered
 from notifier.security import Sealer
+from notifier.services.models import DEFAULT_SERVICE_ID
 from providers.interface import Channel
 
 
@@ -33,6 +35,7 @@ class InvalidToken(Exception):
 class Subscriber:
     channel: Channel
     recipient: str
+    service_id: str = DEFAULT_SERVICE_ID  # tokens from before services: the default service's
 
 
 class UnsubscribeTokens:
@@ -40,18 +43,21 @@ class UnsubscribeTokens:
         self._sealer = Sealer(secret_key, purpose="unsubscribe")
         self._base = public_url.rstrip("/")
 
-    def token(self, channel: Channel, recipient: str) -> str:
-        return self._sealer.seal({"c": channel.value, "r": recipient})
+    def token(self, channel: Channel, recipient: str, service_id: str | None) -> str:
+        return self._sealer.seal(
+            {"c": channel.value, "r": recipient, "s": service_id or DEFAULT_SERVICE_ID}
+        )
 
-    def url(self, channel: Channel, recipient: str) -> str:
-        return f"{self._base}/u/{self.token(channel, recipient)}"
+    def url(self, channel: Channel, recipient: str, service_id: str | None) -> str:
+        return f"{self._base}/u/{self.token(channel, recipient, service_id)}"
 
     def read(self, token: str) -> Subscriber:
         if not token or len(token) > 2048:
             raise InvalidToken
         try:
             value = self._sealer.unseal(token)
-            return Subscriber(Channel(value["c"]), str(value["r"]))
+            service = str(value.get("s") or DEFAULT_SERVICE_ID)
+            return Subscriber(Channel(value["c"]), str(value["r"]), service)
         except (ValueError, KeyError, TypeError) as e:
             raise InvalidToken from e
 

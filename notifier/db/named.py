@@ -1,4 +1,7 @@
-"""Rows found by their unique ``name`` (templates, audiences): one query and one 404 for all."""
+"""Rows found by their unique ``name`` (templates, audiences): one query and one 404 for all.
+
+Both belong to a service: ``scope`` limits the lookup to one service's rows (see
+:mod:`notifier.ownership`), so another service's row is the same 404 as a missing one."""
 
 from __future__ import annotations
 
@@ -9,19 +12,26 @@ from sqlalchemy.orm import Session
 
 from notifier.db.models import Base
 from notifier.errors import ErrorCode, NotifierError
+from notifier.ownership import ALL_SERVICES, owned
 
 N = TypeVar("N", bound=Base)
 
 
-def find_named(session: Session, model: type[N], name: str) -> N | None:
-    """The row of ``model`` (a table with a unique ``name`` column) called ``name``."""
-    column = inspect(model).columns["name"]
-    return session.scalars(select(model).where(column == name)).first()
+def find_named(
+    session: Session, model: type[N], name: str, scope: str | None = ALL_SERVICES
+) -> N | None:
+    """The row of ``model`` (a table with a unique ``name`` and a ``service_id`` column) called
+    ``name``, within ``scope``."""
+    columns = inspect(model).columns
+    stmt = select(model).where(columns["name"] == name, *owned(columns["service_id"], scope))
+    return session.scalars(stmt).first()
 
 
-def get_named(session: Session, model: type[N], name: str, what: str) -> N:
+def get_named(
+    session: Session, model: type[N], name: str, what: str, scope: str | None = ALL_SERVICES
+) -> N:
     """The row, or the caller's 404 that says what was looked for."""
-    row = find_named(session, model, name)
+    row = find_named(session, model, name, scope)
     if row is None:
         raise NotifierError(ErrorCode.NOT_FOUND, f"no {what} named {name!r}")
     return row

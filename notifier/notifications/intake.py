@@ -243,7 +243,9 @@ class Intake:
         template = self._template(request) if request.template else None
         rendered = self._render(request, template, render_timeout, caller.id)
         if lane == Lane.EMAIL_PROMOTIONAL:
-            unsubscribe_link(rendered, self._unsubscribe.url(Channel.EMAIL, recipient))
+            unsubscribe_link(
+                rendered, self._unsubscribe.url(Channel.EMAIL, recipient, caller.service.id)
+            )
         segments = bounds.check_content(self.settings, channel, rendered.content)
         if lane == Lane.SMS_TRANSACTIONAL:
             verdict = self.limiter.hit(
@@ -263,6 +265,7 @@ class Intake:
         ttl = timedelta(seconds=request.ttl_seconds or self.settings.default_ttl_seconds)
         row = notification_row(
             api_key_id=caller.id,
+            service_id=caller.service.id,
             lane=lane,
             recipient=recipient,
             status=Status.SCHEDULED if send_at else Status.QUEUED,
@@ -329,7 +332,11 @@ class Intake:
         events = []
         for item in prepared:
             suppression = blocking_suppression(
-                found, item.channel.value, item.row["recipient"], item.category
+                found,
+                item.channel.value,
+                item.row["recipient"],
+                item.category,
+                item.row["service_id"],
             )
             if suppression is not None:
                 item.row.update(

@@ -4,7 +4,8 @@ pagination.
 The API's ``GET /v1/notifications`` (one caller's notifications) and the support search (across
 callers, in any spelling) used to build their WHERE clauses separately; they now both describe
 what they want as a :class:`Filters` and get their conditions from :func:`conditions`, so a
-filter means the same thing on both. Every condition is an equality (or a range on
+filter means the same thing on both, and the caller's service (:mod:`notifier.ownership`) is
+one of the filters, so no listing can forget it. Every condition is an equality (or a range on
 ``created_at``) on an indexed column, so PostgreSQL answers from indexes.
 
 Pagination is newest first on (created_at, id) with an opaque cursor; :func:`newest_first` is
@@ -26,6 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.db.models import ApiKey, Notification
 from notifier.errors import ErrorCode, field_error
+from notifier.ownership import owned
 from notifier.recipients import DEFAULT_SEARCH_REGIONS, normalise_for_search
 
 MAX_TERM_LENGTH = 4096
@@ -60,6 +62,7 @@ class Filters:
     """What to list. Exact fields are compared as given; ``terms`` are what a person typed
     (trimmed, a recipient in any spelling, local phone numbers read in ``regions``), ANDed."""
 
+    service_id: str | None = None  # None: across services (a platform admin)
     api_key_id: str | None = None  # None: across callers (support)
     caller: str | None = None  # an API key's name (support)
     recipients: Sequence[str] = ()  # normalised forms, any of which matches
@@ -77,6 +80,7 @@ class Filters:
 def conditions(filters: Filters) -> list[ColumnElement[bool]]:
     """The one mapping from a :class:`Filters` to the conditions of a WHERE clause."""
     found = [_term(f, text, filters.regions) for f, text in filters.terms if text.strip()]
+    found.extend(owned(Notification.service_id, filters.service_id))
     if filters.api_key_id is not None:
         found.append(Notification.api_key_id == filters.api_key_id)
     if filters.caller:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Json as PgJson
-from sqlalchemy import JSON, Table, bindparam, insert, literal, select, update
+from sqlalchemy import JSON, Table, bindparam, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -35,7 +35,7 @@ from notifier.notifications import by_id
 from notifier.notifications.webhook_outbox import owe_webhooks as owe_webhooks
 from notifier.notifications.webhook_outbox import owe_webhooks_matching
 from notifier.statuses import ALLOWED_FROM, EventKind, Status
-from notifier.suppressions import suppression_forms
+from notifier.suppressions import scope_of_reason, suppression_forms
 
 
 def insert_notifications(
@@ -287,13 +287,23 @@ def events_of(session: Session, notification_id: str) -> list[DeliveryEvent]:
 
 
 def active_suppression(
-    session: Session, channel: str, recipient: str, reasons: Iterable[str] | None = None
+    session: Session,
+    channel: str,
+    recipient: str,
+    reasons: Iterable[str] | None = None,
+    service_id: str | None = None,
 ) -> Suppression | None:
+    """The newest active suppression of the recipient that applies to ``service_id``'s sends
+    (global ones, and that service's own; every one when None)."""
     stmt = select(Suppression).where(
         Suppression.channel == channel,
         Suppression.recipient.in_(suppression_forms(channel, recipient)),
         Suppression.lifted_at.is_(None),
     )
+    if service_id is not None:
+        stmt = stmt.where(
+            or_(Suppression.service_id.is_(None), Suppression.service_id == service_id)
+        )
     if reasons is not None:
         stmt = stmt.where(Suppression.reason.in_(list(reasons)))
     return session.scalars(stmt.order_by(Suppression.created_at.desc()).limit(1)).first()
@@ -323,8 +333,12 @@ def suppress(
     reason: str,
     detail: str | None,
     notification_id: str | None,
+    service_id: str | None = None,
 ) -> None:
-    if active_suppression(session, channel, recipient, [reason]) is None:
+    """Suppress the recipient for ``reason``, in the scope the reason has for ``service_id``
+    (:func:`notifier.suppressions.scope_of_reason`), unless it already is."""
+    scope = scope_of_reason(reason, service_id)
+    if active_suppression(session, channel, recipient, [reason], scope) is None:
         session.add(
             Suppression(
                 channel=channel,
@@ -332,6 +346,7 @@ def suppress(
                 reason=reason,
                 detail=detail,
                 notification_id=notification_id,
+                service_id=scope,
             )
         )
 

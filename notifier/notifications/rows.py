@@ -45,6 +45,7 @@ def notification_row(
     send_at: datetime | None = None,
     campaign_id: str | None = None,
     test: bool = False,
+    service_id: str | None = None,
 ) -> dict[str, Any]:
     """A new notification as the column values of one insert (every column a new row sets)."""
     final = status.is_final
@@ -74,6 +75,7 @@ def notification_row(
         "attempts": 0,
         "campaign_id": campaign_id,
         "test": test,
+        "service_id": service_id,
     }
 
 

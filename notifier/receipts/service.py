@@ -159,7 +159,13 @@ def _apply_one(
     reason = suppression_reason(receipt.outcome, row.channel)
     if reason is not None:
         repository.suppress(
-            session, row.channel, row.recipient, reason.value, _reason(receipt).stored, row.id
+            session,
+            row.channel,
+            row.recipient,
+            reason.value,
+            _reason(receipt).stored,
+            row.id,
+            row.service_id,
         )
         applied.suppressed.append((row.channel, row.recipient, reason.value))
         effects.append(f"the recipient is now suppressed ({reason.value})")

@@ -29,10 +29,12 @@ from sqlalchemy.orm import Session
 from notifier.db.models import Notification, Suppression, new_id, utcnow
 from notifier.notifications import repository
 from notifier.notifications.rows import event
+from notifier.ownership import ALL_SERVICES
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from notifier.support.cases import RESENDABLE, NotificationCase, load_case
 from notifier.support.summary import reason_text, when
+from notifier.suppressions import applies_to
 from providers.interface import SuppressionReason
 
 MAX_REASON = MAX_LIFT_REASON = 500
@@ -113,6 +115,7 @@ def resend(
     copy = Notification(
         id=new_id(),
         api_key_id=original.api_key_id,
+        service_id=original.service_id,
         channel=original.channel,
         category=original.category,
         lane=original.lane,
@@ -171,14 +174,17 @@ def publish(runtime: Runtime, resent: Resent) -> None:
     runtime.publisher.publish([(resent.new_id, resent.lane)])
 
 
-def lift(session: Session, suppression_id: int, reason: str, by: str) -> Suppression:
+def lift(
+    session: Session, suppression_id: int, reason: str, by: str, scope: str | None = ALL_SERVICES
+) -> Suppression:
+    """Lift a suppression seen within ``scope`` (a global one, or the service's own)."""
     reason = reason.strip()
     if not reason:
         raise ActionRefused("Say why the suppression is lifted; the reason is kept.", 422)
     if len(reason) > MAX_LIFT_REASON:
         raise ActionRefused(f"Keep the reason under {MAX_LIFT_REASON} characters.", 422)
     suppression = session.get(Suppression, suppression_id)
-    if suppression is None:
+    if suppression is None or not applies_to(suppression, scope):
         raise ActionRefused(f"There is no suppression {suppression_id}.", 404)
     if suppression.lifted_at is not None:
         raise ActionRefused(
@@ -194,11 +200,16 @@ def lift(session: Session, suppression_id: int, reason: str, by: str) -> Suppres
 
 
 def add_manual(
-    session: Session, channel: str, recipient: str, detail: str | None, by: str
+    session: Session,
+    channel: str,
+    recipient: str,
+    detail: str | None,
+    by: str,
+    service_id: str | None = None,
 ) -> tuple[Suppression, bool]:
     """A manual suppression of a (normalised) recipient; returns it and whether it is new (an
     active manual suppression of the same recipient is returned as it is)."""
-    existing = repository.active_suppression(session, channel, recipient, ["manual"])
+    existing = repository.active_suppression(session, channel, recipient, ["manual"], service_id)
     if existing is not None:
         return existing, False
     row = Suppression(
@@ -207,6 +218,7 @@ def add_manual(
         reason=SuppressionReason.MANUAL.value,
         detail=f"{detail.strip()} (by {by})" if detail and detail.strip() else f"by {by}",
         created_at=utcnow(),
+        service_id=service_id,
     )
     session.add(row)
     session.flush()

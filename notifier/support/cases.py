@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 
 from notifier.db.models import ApiKey, DeliveryEvent, Notification, Suppression
 from notifier.notifications import listing, queries, repository
+from notifier.ownership import ALL_SERVICES, owned_or_global, visible
 from notifier.recipients import DEFAULT_SEARCH_REGIONS, normalise_for_search
 from notifier.statuses import EventKind, Status
 from notifier.support.summary import Facts, summarise
-from notifier.suppressions import blocking_reasons, suppression_forms
+from notifier.suppressions import applies_to, blocking_reasons, suppression_forms
 from providers.interface import Category, Channel
 
 RECEIPT_KINDS = frozenset({EventKind.RECEIPT.value, EventKind.DELIVERED.value})
@@ -55,8 +56,15 @@ class NotificationCase:
 
     @property
     def blocking_suppressions(self) -> list[Suppression]:
+        """The active suppressions that stop this notification's sends (its service's own and
+        the global ones)."""
         reasons = blocking_reasons(Category(self.notification.category))
-        return [s for s in self.active_suppressions if reasons is None or s.reason in reasons]
+        service = self.notification.service_id
+        return [
+            s
+            for s in self.active_suppressions
+            if (reasons is None or s.reason in reasons) and applies_to(s, service)
+        ]
 
     @property
     def resendable(self) -> bool:
@@ -70,12 +78,18 @@ class NotificationCase:
 
 
 def suppressions_of(
-    session: Session, channel: str | None, recipients: list[str]
+    session: Session,
+    channel: str | None,
+    recipients: list[str],
+    scope: str | None = ALL_SERVICES,
 ) -> list[Suppression]:
+    """The recipients' suppressions that ``scope`` may see: global ones and its own."""
     if not recipients:
         return []
     forms = {f for r in recipients for c in Channel for f in suppression_forms(c.value, r)}
-    stmt = select(Suppression).where(Suppression.recipient.in_(forms))
+    stmt = select(Suppression).where(
+        Suppression.recipient.in_(forms), *owned_or_global(Suppression.service_id, scope)
+    )
     if channel:
         stmt = stmt.where(Suppression.channel == channel)
     return list(
@@ -83,18 +97,23 @@ def suppressions_of(
     )
 
 
-def load_case(session: Session, notification_id: str) -> NotificationCase | None:
+def load_case(
+    session: Session, notification_id: str, scope: str | None = ALL_SERVICES
+) -> NotificationCase | None:
+    """The notification and what explains it; None when there is none within ``scope`` (the
+    service a caller sees, :mod:`notifier.ownership`)."""
     row = repository.get(session, notification_id.strip()[:36])
-    if row is None:
+    if row is None or not visible(row.service_id, scope):
         return None
     events = repository.events_of(session, row.id)
-    suppressions = suppressions_of(session, row.channel, [row.recipient])
+    suppressions = suppressions_of(session, row.channel, [row.recipient], scope)
     caused = [s for s in suppressions if s.notification_id == row.id]
     later = 0
     if caused:
         later = listing.count(
             session,
             listing.Filters(
+                service_id=scope,
                 recipients=[row.recipient],
                 channel=row.channel,
                 status=Status.SUPPRESSED.value,

@@ -43,6 +43,7 @@ class Criteria:
     since: datetime | None = None
     until: datetime | None = None
     regions: tuple[str, ...] = DEFAULT_SEARCH_REGIONS  # for local-format phone numbers
+    service_id: str | None = None  # None: every service (see notifier.ownership)
 
     def is_empty(self) -> bool:
         return not (self.terms or self.channel or self.lane or self.status or self.caller)
@@ -56,6 +57,8 @@ class Criteria:
             query["since"] = self.since.isoformat()
         if self.until:
             query["until"] = self.until.isoformat()
+        if self.service_id:  # the audit says which service's rows a search looked at
+            query["service_id"] = self.service_id
         return query
 
 
@@ -82,6 +85,7 @@ def filters(criteria: Criteria) -> listing.Filters:
         since=criteria.since,
         until=criteria.until,
         regions=criteria.regions,
+        service_id=criteria.service_id,
     )
 
 

@@ -15,7 +15,6 @@ from notifier.db.migrate import alembic_config, upgrade
 from notifier.db.models import (
     DeliveryEvent,
     IdempotencyRecord,
-    Notification,
     WebhookDelivery,
     new_id,
     utcnow,
@@ -55,8 +54,8 @@ def at_0008() -> Iterator[tuple[str, Engine, dict[int, str]]]:
         for revision in BEFORE:
             upgrade(url, revision)
         engine = make_engine(url)
-        # api_keys as it is at 0008 (reflected): today's model has columns with defaults that
-        # a later migration adds (0011's key_type)
+        # api_keys and notifications as they are at 0008 (reflected): today's models have columns
+        # with defaults that later migrations add (0011's key_type, 0013's test)
         old = MetaData()
         old.reflect(engine)
         t = old.tables
@@ -78,7 +77,7 @@ def at_0008() -> Iterator[tuple[str, Engine, dict[int, str]]]:
             )
             for age in AGES:
                 row = _notification(key, age, resend_of=ids.get(40))
-                c.execute(insert(Notification), [row])
+                c.execute(insert(t["notifications"]), [row])
                 ids[age] = str(row["id"])
                 c.execute(
                     insert(DeliveryEvent),

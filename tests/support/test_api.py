@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from notifier.services.models import DEFAULT_SERVICE_ID
 from notifier.support.models import AuditEntry
 from tests.factories import api_key, email, sms
 from workers.delivery import deliver_ids
@@ -82,7 +83,8 @@ def test_api_searches_and_views_are_audited_with_the_key_name(client, auth, runt
         ("helpdesk", "api_key", "search"),
         ("helpdesk", "api_key", "view_notification"),
     ]
-    assert rows[0].query == {"anything": "ada@example.com"}
+    # the audit says whose rows the search looked at: the key's service
+    assert rows[0].query == {"anything": "ada@example.com", "service_id": DEFAULT_SERVICE_ID}
     assert rows[1].notification_id == notification_id
 
 

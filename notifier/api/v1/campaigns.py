@@ -15,6 +15,7 @@ from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
 from notifier.campaigns import contacts, csv_import, service, views
 from notifier.campaigns.models import (
     Audience,
+    Campaign,
     CampaignRun,
     Contact,
     ContactImport,
@@ -37,8 +38,11 @@ from notifier.campaigns.schemas import (
 from notifier.content import templates
 from notifier.content.models import Template, TemplateVersion
 from notifier.content.unsubscribe import add_unsubscribe_link, preview_unsubscribe_url
+from notifier.db.named import find_named
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Caller, Scope
+from notifier.ownership import require_visible, scope_of, visible
+from notifier.runtime import Runtime
 from providers.interface import Channel
 
 
@@ -48,6 +52,33 @@ def _manager(caller: ApiKeyDep) -> Caller:
 
 
 ManagerDep = Annotated[Caller, Depends(_manager)]
+
+
+def _scope(caller: ManagerDep) -> str | None:
+    return scope_of(caller)
+
+
+ScopeDep = Annotated[str | None, Depends(_scope)]
+
+
+# Every route with a template, an audience or a campaign in its path takes one of these: the
+# object, looked up within the caller's service (another service's is a 404), before the route
+# does anything with it.
+def _owned_template(name: str, scope: ScopeDep, session: SessionDep) -> Template:
+    return templates.get_template(session, name, scope)
+
+
+def _owned_audience(name: str, scope: ScopeDep, session: SessionDep) -> Audience:
+    return contacts.get_audience(session, name, scope)
+
+
+def _owned_campaign(campaign_id: str, scope: ScopeDep, session: SessionDep) -> Campaign:
+    return service.get(session, campaign_id, scope=scope)
+
+
+OwnedTemplate = Annotated[Template, Depends(_owned_template)]
+OwnedAudience = Annotated[Audience, Depends(_owned_audience)]
+OwnedCampaign = Annotated[Campaign, Depends(_owned_campaign)]
 router = APIRouter(prefix="/v1", tags=["campaigns"])
 SPOOL_BYTES = 1_048_576
 
@@ -69,30 +100,28 @@ def _template_out(template: Template, version: TemplateVersion) -> TemplateOut:
 
 
 @router.post("/templates", status_code=201, response_model=TemplateOut)
-def save_template(body: TemplateIn, _: ManagerDep, session: SessionDep) -> TemplateOut:
+def save_template(body: TemplateIn, caller: ManagerDep, session: SessionDep) -> TemplateOut:
     version = templates.save_version(
-        session, body.name, body.channel, body.locale, body.all_variants()
+        session, body.name, body.channel, body.locale, body.all_variants(), caller.service.id
     )
     return _template_out(templates.get_template(session, body.name), version)
 
 
 @router.get("/templates/{name}", response_model=TemplateOut)
 def get_template(
-    name: str, _: ManagerDep, session: SessionDep, version: int | None = None
+    template: OwnedTemplate, session: SessionDep, version: int | None = None
 ) -> TemplateOut:
-    template = templates.get_template(session, name)
     return _template_out(template, templates.get_version(session, template, version))
 
 
 @router.get("/templates/{name}/versions", response_model=list[TemplateOut])
-def template_versions(name: str, _: ManagerDep, session: SessionDep) -> list[TemplateOut]:
-    template = templates.get_template(session, name)
+def template_versions(template: OwnedTemplate, session: SessionDep) -> list[TemplateOut]:
     return [_template_out(template, v) for v in templates.versions_of(session, template)]
 
 
 @router.post("/templates/{name}/preview", response_model=PreviewOut)
 def preview_template(
-    name: str, body: PreviewIn, _: ManagerDep, session: SessionDep, runtime: RuntimeDep
+    name: str, body: PreviewIn, _: OwnedTemplate, session: SessionDep, runtime: RuntimeDep
 ) -> PreviewOut:
     """Render as a campaign would: an email gets a placeholder ``unsubscribe_url`` (a real one
     is signed per recipient at fan-out) and the same unsubscribe footer when the template has
@@ -128,7 +157,7 @@ def _contact_out(contact: Contact) -> ContactOut:
 
 
 @router.put("/contacts/{key}", response_model=ContactOut)
-def put_contact(key: str, body: ContactIn, _: ManagerDep, session: SessionDep) -> ContactOut:
+def put_contact(key: str, body: ContactIn, caller: ManagerDep, session: SessionDep) -> ContactOut:
     record = contacts.build_record(
         key,
         email=body.email,
@@ -143,7 +172,7 @@ def put_contact(key: str, body: ContactIn, _: ManagerDep, session: SessionDep) -
     )
     [contact], _created = contacts.upsert(session, [record])
     for name in body.audiences:
-        audience = contacts.get_or_create_audience(session, name)
+        audience = contacts.get_or_create_audience(session, name, caller.service.id)
         contacts.add_members(session, audience.id, [contact.id])
     return _contact_out(contact)
 
@@ -167,13 +196,14 @@ def _audience_out(session: Session, audience: Audience) -> AudienceOut:
 
 
 @router.post("/audiences", status_code=201, response_model=AudienceOut)
-def create_audience(body: AudienceIn, _: ManagerDep, session: SessionDep) -> AudienceOut:
-    return _audience_out(session, contacts.get_or_create_audience(session, body.name))
+def create_audience(body: AudienceIn, caller: ManagerDep, session: SessionDep) -> AudienceOut:
+    audience = contacts.get_or_create_audience(session, body.name, caller.service.id)
+    return _audience_out(session, audience)
 
 
 @router.get("/audiences/{name}", response_model=AudienceOut)
-def get_audience(name: str, _: ManagerDep, session: SessionDep) -> AudienceOut:
-    return _audience_out(session, contacts.get_audience(session, name))
+def get_audience(audience: OwnedAudience, session: SessionDep) -> AudienceOut:
+    return _audience_out(session, audience)
 
 
 def _import_out(job: ContactImport, audience: str) -> ImportOut:
@@ -194,6 +224,15 @@ def _import_out(job: ContactImport, audience: str) -> ImportOut:
     )
 
 
+def _importable(runtime: Runtime, name: str, scope: str | None) -> None:
+    """An import into another service's audience is a 404 (a new name is created by the
+    import, for the caller's service)."""
+    with runtime.sessions() as session:
+        existing = find_named(session, Audience, name)
+    if existing is not None:
+        require_visible(existing.service_id, scope, f"no audience named {name!r}")
+
+
 # the import's body limit is NOTIFIER_MAX_IMPORT_BYTES, not the API's 1 MiB (see app.py)
 IMPORT_PATH = re.compile(r"/v1/audiences/[^/]+/import")
 
@@ -209,6 +248,7 @@ async def import_contacts(
     """Body: the CSV file itself (``Content-Type: text/csv``), streamed to a spool file and
     imported chunk by chunk; ``GET /v1/audiences/{name}/imports`` shows progress meanwhile."""
     caller.require_scope(Scope.CAMPAIGNS)
+    await run_in_threadpool(_importable, runtime, name, scope_of(caller))
     length = request.headers.get("content-length")
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         async for part in request.stream():
@@ -220,14 +260,14 @@ async def import_contacts(
             name,
             filename,
             int(length) if length and length.isdigit() else None,
+            caller.service.id,
         )
         await run_in_threadpool(csv_import.run, runtime.sessions, job, spool)
     return _import_out(job, name)
 
 
 @router.get("/audiences/{name}/imports", response_model=list[ImportOut])
-def list_imports(name: str, _: ManagerDep, session: SessionDep) -> list[ImportOut]:
-    audience = contacts.get_audience(session, name)
+def list_imports(name: str, audience: OwnedAudience, session: SessionDep) -> list[ImportOut]:
     jobs = session.scalars(
         select(ContactImport)
         .where(ContactImport.audience_id == audience.id)
@@ -238,11 +278,11 @@ def list_imports(name: str, _: ManagerDep, session: SessionDep) -> list[ImportOu
 
 
 @router.get("/imports/{import_id}", response_model=ImportOut)
-def get_import(import_id: str, _: ManagerDep, session: SessionDep) -> ImportOut:
+def get_import(import_id: str, scope: ScopeDep, session: SessionDep) -> ImportOut:
     job = session.get(ContactImport, import_id)
-    if job is None:
+    audience = session.get(Audience, job.audience_id) if job else None
+    if job is None or not visible(audience.service_id if audience else None, scope):
         raise NotifierError(ErrorCode.NOT_FOUND, "no such import")
-    audience = session.get(Audience, job.audience_id)
     return _import_out(job, audience.name if audience else "")
 
 
@@ -259,30 +299,34 @@ def create_campaign(
 
 @router.get("/campaigns", response_model=list[CampaignOut])
 def list_campaigns(
-    _: ManagerDep, session: SessionDep, include_archived: bool = False
+    scope: ScopeDep, session: SessionDep, include_archived: bool = False
 ) -> list[CampaignOut]:
     return [
         views.campaign_out(session, c, False)
-        for c in views.list_campaigns(session)
+        for c in views.list_campaigns(session, scope)
         if include_archived or c.archived_at is None
     ]
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
-def get_campaign(campaign_id: str, _: ManagerDep, session: SessionDep) -> CampaignOut:
-    return views.campaign_out(session, service.get(session, campaign_id))
+def get_campaign(campaign: OwnedCampaign, session: SessionDep) -> CampaignOut:
+    return views.campaign_out(session, campaign)
 
 
 @router.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
 def patch_campaign(
-    campaign_id: str, body: CampaignPatch, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
+    campaign_id: str,
+    body: CampaignPatch,
+    _: OwnedCampaign,
+    runtime: RuntimeDep,
+    session: SessionDep,
 ) -> CampaignOut:
     return views.campaign_out(session, service.patch(runtime, session, campaign_id, body))
 
 
 @router.post("/campaigns/{campaign_id}/run", status_code=202, response_model=RunOut)
 def run_campaign_now(
-    campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
+    campaign_id: str, _: OwnedCampaign, runtime: RuntimeDep, session: SessionDep
 ) -> RunOut:
     run_id = service.run_now(runtime, session, campaign_id)
     run = session.get(CampaignRun, run_id)
@@ -293,27 +337,27 @@ def run_campaign_now(
 
 @router.post("/campaigns/{campaign_id}/pause", response_model=CampaignOut)
 def pause_campaign(
-    campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
+    campaign_id: str, _: OwnedCampaign, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
     return views.campaign_out(session, service.pause(runtime, session, campaign_id))
 
 
 @router.post("/campaigns/{campaign_id}/resume", response_model=CampaignOut)
 def resume_campaign(
-    campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
+    campaign_id: str, _: OwnedCampaign, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
     return views.campaign_out(session, service.resume(runtime, session, campaign_id))
 
 
 @router.post("/campaigns/{campaign_id}/cancel", response_model=CampaignOut)
 def cancel_campaign(
-    campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
+    campaign_id: str, _: OwnedCampaign, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
     return views.campaign_out(session, service.cancel(runtime, session, campaign_id))
 
 
 @router.get("/campaigns/{campaign_id}/runs/{run_id}", response_model=RunOut)
-def get_run(campaign_id: str, run_id: str, _: ManagerDep, session: SessionDep) -> RunOut:
+def get_run(campaign_id: str, run_id: str, _: OwnedCampaign, session: SessionDep) -> RunOut:
     run = session.get(CampaignRun, run_id)
     if run is None or run.campaign_id != campaign_id:
         raise NotifierError(ErrorCode.NOT_FOUND, "no such run of this campaign")

@@ -25,6 +25,7 @@ from notifier.notifications import repository
 from notifier.notifications.rows import event
 from notifier.notifications.schemas import NotificationOut
 from notifier.notifications.views import notification_out
+from notifier.ownership import require_sent_by
 from notifier.statuses import EventKind, Status
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
@@ -36,8 +37,9 @@ def cancel_notification(
 ) -> NotificationOut:
     caller.require_scope(Scope.SEND)
     row = repository.get(session, notification_id[:36])
-    if row is None or row.api_key_id != caller.id:
+    if row is None:
         raise NotifierError(ErrorCode.NOT_FOUND, "no such notification for this API key")
+    require_sent_by(caller, row.api_key_id, row.service_id)
     now = utcnow()
     moved = repository.move(
         session,

@@ -21,6 +21,7 @@ from notifier.notifications.schemas import (
     NotificationRequest,
 )
 from notifier.notifications.views import notification_out
+from notifier.ownership import require_sent_by, scope_of, sender_key
 from notifier.recipients import normalise_for_search
 from notifier.statuses import Status
 from providers.interface import Channel
@@ -88,8 +89,9 @@ def get_notification(
 ) -> NotificationOut:
     caller.require_scope(Scope.READ)
     row = repository.get(session, notification_id)
-    if row is None or row.api_key_id != caller.id:
+    if row is None:
         raise NotifierError(ErrorCode.NOT_FOUND, "no such notification for this API key")
+    require_sent_by(caller, row.api_key_id, row.service_id)
     return notification_out(row, repository.events_of(session, row.id))
 
 
@@ -109,7 +111,8 @@ def list_notifications(
 ) -> NotificationPage:
     caller.require_scope(Scope.READ)
     filters = listing.Filters(
-        api_key_id=caller.id,
+        service_id=scope_of(caller),
+        api_key_id=sender_key(caller),
         recipients=normalise_for_search(recipient, runtime.settings.phone_search_regions)
         if recipient
         else (),

@@ -26,12 +26,16 @@ from sqlalchemy.orm import Session
 from notifier.api.deps import RuntimeDep, SessionDep
 from notifier.api.v1.campaigns import (
     ManagerDep,
+    OwnedAudience,
+    OwnedCampaign,
+    OwnedTemplate,
+    ScopeDep,
     _audience_out,
     _contact_out,
     _import_out,
     _template_out,
 )
-from notifier.campaigns import archive, contacts, service, views
+from notifier.campaigns import archive, contacts, views
 from notifier.campaigns.models import (
     Audience,
     AudienceMember,
@@ -51,6 +55,7 @@ from notifier.content import templates
 from notifier.content.models import Template
 from notifier.errors import ErrorCode, field_error
 from notifier.notifications.listing import newest_first
+from notifier.ownership import owned
 
 router = APIRouter(prefix="/v1", tags=["campaigns"])
 
@@ -73,9 +78,11 @@ class ArchivableQuery:
     cursor: Cursor = None
     limit: Limit = 50
 
-    def page(self, session: Session, model: type[A]) -> tuple[list[A], str | None]:
-        """A page newest first; the archived ones only when asked."""
-        stmt = select(model)
+    def page(
+        self, session: Session, model: type[A], scope: str | None
+    ) -> tuple[list[A], str | None]:
+        """A page of ``scope``'s rows newest first; the archived ones only when asked."""
+        stmt = select(model).where(*owned(model.service_id, scope))
         if not self.include_archived:
             stmt = stmt.where(model.archived_at.is_(None))
         return newest_first(session, stmt, model.created_at, model.id, self.cursor, self.limit)
@@ -86,18 +93,18 @@ ArchivableQueryDep = Annotated[ArchivableQuery, Depends()]
 
 @router.get("/templates", response_model=Page[TemplateOut])
 def list_templates(
-    _: ManagerDep, session: SessionDep, query: ArchivableQueryDep
+    scope: ScopeDep, session: SessionDep, query: ArchivableQueryDep
 ) -> Page[TemplateOut]:
-    rows, next_cursor = query.page(session, Template)
+    rows, next_cursor = query.page(session, Template, scope)
     items = [_template_out(t, templates.get_version(session, t, None)) for t in rows]
     return Page[TemplateOut](items=items, next_cursor=next_cursor)
 
 
 @router.get("/audiences", response_model=Page[AudienceOut])
 def list_audiences(
-    _: ManagerDep, session: SessionDep, query: ArchivableQueryDep
+    scope: ScopeDep, session: SessionDep, query: ArchivableQueryDep
 ) -> Page[AudienceOut]:
-    rows, next_cursor = query.page(session, Audience)
+    rows, next_cursor = query.page(session, Audience, scope)
     return Page[AudienceOut](
         items=[_audience_out(session, a) for a in rows], next_cursor=next_cursor
     )
@@ -105,9 +112,12 @@ def list_audiences(
 
 @router.get("/audiences/{name}/contacts", response_model=Page[ContactOut])
 def list_audience_contacts(
-    name: str, _: ManagerDep, session: SessionDep, cursor: Cursor = None, limit: Limit = 50
+    name: str,
+    audience: OwnedAudience,
+    session: SessionDep,
+    cursor: Cursor = None,
+    limit: Limit = 50,
 ) -> Page[ContactOut]:
-    audience = contacts.get_audience(session, name)
     if cursor is not None and not cursor.isdigit():
         raise field_error(ErrorCode.INVALID_CURSOR, "cursor", "cursor is not one this API returned")
     stmt = (
@@ -127,15 +137,17 @@ def list_audience_contacts(
 
 @router.get("/imports", response_model=Page[ImportOut])
 def list_imports(
-    _: ManagerDep,
+    scope: ScopeDep,
     session: SessionDep,
     audience: Annotated[str | None, Query(max_length=200)] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[ImportOut]:
-    stmt = select(ContactImport)
+    audiences = select(Audience.id).where(*owned(Audience.service_id, scope))
+    stmt = select(ContactImport).where(ContactImport.audience_id.in_(audiences.scalar_subquery()))
     if audience:
-        stmt = stmt.where(ContactImport.audience_id == contacts.get_audience(session, audience).id)
+        found = contacts.get_audience(session, audience, scope)
+        stmt = stmt.where(ContactImport.audience_id == found.id)
     rows, next_cursor = newest_first(
         session, stmt, ContactImport.started_at, ContactImport.id, cursor, limit
     )
@@ -147,9 +159,12 @@ def list_imports(
 
 @router.get("/campaigns/{campaign_id}/runs", response_model=Page[RunOut])
 def list_runs(
-    campaign_id: str, _: ManagerDep, session: SessionDep, cursor: Cursor = None, limit: Limit = 50
+    campaign_id: str,
+    _: OwnedCampaign,
+    session: SessionDep,
+    cursor: Cursor = None,
+    limit: Limit = 50,
 ) -> Page[RunOut]:
-    service.get(session, campaign_id)
     stmt = select(CampaignRun).where(CampaignRun.campaign_id == campaign_id)
     rows, next_cursor = newest_first(
         session, stmt, CampaignRun.run_at, CampaignRun.id, cursor, limit
@@ -158,19 +173,19 @@ def list_runs(
 
 
 @router.post("/templates/{name}/archive", response_model=TemplateOut)
-def archive_template(name: str, _: ManagerDep, session: SessionDep) -> TemplateOut:
+def archive_template(name: str, _: OwnedTemplate, session: SessionDep) -> TemplateOut:
     template = archive.archive_template(session, name)
     return _template_out(template, templates.get_version(session, template, None))
 
 
 @router.post("/audiences/{name}/archive", response_model=AudienceOut)
-def archive_audience(name: str, _: ManagerDep, session: SessionDep) -> AudienceOut:
+def archive_audience(name: str, _: OwnedAudience, session: SessionDep) -> AudienceOut:
     return _audience_out(session, archive.archive_audience(session, name))
 
 
 @router.post("/campaigns/{campaign_id}/archive", response_model=CampaignOut)
 def archive_campaign(
-    campaign_id: str, _: ManagerDep, runtime: RuntimeDep, session: SessionDep
+    campaign_id: str, _: OwnedCampaign, runtime: RuntimeDep, session: SessionDep
 ) -> CampaignOut:
     return views.campaign_out(session, archive.archive_campaign(runtime, session, campaign_id))
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query
 from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Scope
+from notifier.ownership import scope_of
 from notifier.statuses import Status
 from notifier.support import audit
 from notifier.support.cases import load_case
@@ -68,6 +69,7 @@ def search_notifications(
         since=_aware(since),
         until=_aware(until),
         regions=tuple(runtime.settings.phone_search_regions),
+        service_id=scope_of(caller),
     )
     results = search(session, criteria, cursor, limit)
     audit.record(
@@ -81,7 +83,7 @@ def get_notification(
     notification_id: str, caller: ApiKeyDep, session: SessionDep
 ) -> SupportNotificationOut:
     caller.require_scope(Scope.SUPPORT_READ)
-    case = load_case(session, notification_id)
+    case = load_case(session, notification_id, scope_of(caller))
     if case is None:
         raise NotifierError(ErrorCode.NOT_FOUND, "no such notification")
     audit.record(
@@ -89,6 +91,7 @@ def get_notification(
         audit.Actor.of_api_key(caller),
         AuditAction.VIEW_NOTIFICATION,
         notification_id=case.notification.id,
+        query={"service_id": case.notification.service_id},
     )
     return case_out(case)
 

@@ -9,6 +9,10 @@ The rules are the console's (one implementation, :mod:`notifier.support.actions`
 a reason, which is kept; a STOP is never lifted by anyone but the recipient (a START from the
 number), so lifting one is a 409. Every change is written to the support audit log under the
 key's name, in the same transaction. Listing is newest first, keyset-paginated on the id.
+
+A key sees (and may lift) the suppressions every service shares (bounces, complaints, STOP) and
+its own service's (unsubscribes, manual ones, which it adds for its service); another service's
+are a 404 (:mod:`notifier.ownership`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
 from notifier.db.models import Suppression
 from notifier.errors import ErrorCode, NotifierError, field_error
 from notifier.keys import Scope
+from notifier.ownership import owned_or_global, scope_of
 from notifier.recipients import normalise, normalise_for_search
 from notifier.support import actions, audit
 from notifier.support.models import AuditAction
@@ -72,7 +77,7 @@ def list_suppressions(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> SuppressionPage:
     caller.require_scope(Scope.SUPPRESSIONS)
-    stmt = select(Suppression)
+    stmt = select(Suppression).where(*owned_or_global(Suppression.service_id, scope_of(caller)))
     if cursor is not None:
         if not cursor.isdigit():
             raise field_error(
@@ -112,7 +117,7 @@ def add_suppression(body: SuppressionIn, caller: ApiKeyDep, session: SessionDep)
     caller.require_scope(Scope.SUPPRESSIONS)
     recipient = normalise(body.channel, body.to)
     row, created = actions.add_manual(
-        session, body.channel.value, recipient, body.detail, caller.name
+        session, body.channel.value, recipient, body.detail, caller.name, caller.service.id
     )
     if created:
         audit.record(
@@ -130,7 +135,9 @@ def lift_suppression(
 ) -> SuppressionOut:
     caller.require_scope(Scope.SUPPRESSIONS)
     try:
-        row = actions.lift(session, suppression_id, body.reason, f"API key {caller.name}")
+        row = actions.lift(
+            session, suppression_id, body.reason, f"API key {caller.name}", scope_of(caller)
+        )
     except actions.ActionRefused as e:
         raise refusal(e) from e
     audit.record(

@@ -154,8 +154,8 @@ def worker(
 def _check_providers(settings: Settings, queues: list[str]) -> None:
     """Refuse to start (exit 2, naming the problem) when a provider of the worker's lanes
     cannot be built: better no worker than one that claims messages it cannot send."""
+    from notifier.provider_config import check_lanes, load_chains
     from providers.interface import ConfigurationError, Lane
-    from workers.provider_config import check_lanes, load_chains
     from workers.throttle import describe_rate
 
     lanes = [Lane(q) for q in queues if q in {lane.value for lane in Lane}]
@@ -275,8 +275,8 @@ def providers_check(
     connect: Annotated[bool, typer.Option(help="connect/authenticate, send nothing")] = False,
 ) -> None:
     """Validate the providers file; with --connect, reach each provider without sending."""
+    from notifier.provider_config import build_chains, load_chains
     from providers.interface import ConfigurationError
-    from workers.provider_config import build_chains, load_chains
 
     settings = load_settings()
     try:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +29,7 @@ from notifier.errors import ErrorCode, NotifierError
 from notifier.security import Sealer, generate_api_key, key_matches, parse_prefix
 from notifier.services.models import DEFAULT_SERVICE_ID, AllowedRecipient, Service
 from notifier.services.snapshot import DEFAULT_SERVICE, ServiceSnapshot
+from notifier.ttl_cache import TTLCache, digest
 from providers.interface import Lane
 
 CACHE_SECONDS = 5.0
@@ -275,28 +274,23 @@ def rotate_key(session: Session, row: ApiKey, overlap: timedelta) -> tuple[ApiKe
 
 
 class Authenticator:
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, Caller]] = {}
-        self._lock = threading.Lock()
+    """Callers by key, cached for ``CACHE_SECONDS`` (:mod:`notifier.ttl_cache`), keyed by the
+    key's digest so that no plaintext key is held in memory as a dictionary key."""
+
+    def __init__(self, seconds: float = CACHE_SECONDS) -> None:
+        self._cache: TTLCache[bytes, Caller] = TTLCache(seconds)
 
     def cached(self, authorization: str | None) -> Caller | None:
         """The caller for this header if it was authenticated in the last few seconds."""
-        cached = self._cache.get(_bearer(authorization))
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        return None
+        return self._cache.get(digest(_bearer(authorization)))
 
     def authenticate(self, session: Session, authorization: str | None) -> Caller:
         plaintext = _bearer(authorization)
-        cached = self._cache.get(plaintext)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        caller = self._load(session, plaintext)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[plaintext] = (time.monotonic() + CACHE_SECONDS, caller)
-        return caller
+        key = digest(plaintext)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        return self._cache.put(key, self._load(session, plaintext))
 
     @staticmethod
     def _load(session: Session, plaintext: str) -> Caller:

@@ -17,7 +17,9 @@ seconds instead of one per request; connecting and each command time out after
 
 The per-key API limit is awaited with ``lease=True``: a busy key's tokens are taken from Redis a
 few at a time and spent in this process (:mod:`notifier.ratelimit_leases`), so intake does not
-make a Redis round trip per request, and the limit still holds across every process.
+make a Redis round trip per request, and the limit still holds across every process. Daily
+quotas are counted with :meth:`RateLimiter.quota_hit`: kept leases, taken the same way and spent
+until empty, since a quota's identifiers name its day.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class RateLimiter:
         self._shared_down_until = 0.0
         self._shared_down = False
         self._redis_url = redis_url
+        self._kept = Leases(keep=True)  # quotas', shared by this process's threads
         # one asyncio client per event loop (the API's loop, a worker's delivery loop): a redis
         # asyncio connection belongs to the loop that opened it
         self._async: weakref.WeakKeyDictionary[
@@ -132,6 +135,34 @@ class RateLimiter:
             metrics.RATE_LIMIT_FALLBACKS.inc()
         return _decide(self._local, item, identifiers)
 
+    def quota_hit(self, rule: str, *identifiers: str) -> Verdict:
+        """:meth:`hit` for a count whose identifiers name its fixed window (a daily quota, the
+        day among them): a busy key's tokens are leased from Redis a few at a time and kept
+        until spent, and a window Redis said is full stays full here, so most hits make no
+        round trip (``ratelimit_leases``, kept leases). Synchronous: call it off the loop
+        unless :meth:`quota_in_memory`."""
+        item = _parse(rule)
+        if self._shared is not None and time.monotonic() >= self._shared_down_until:
+            try:
+                verdict = _kept(self._shared, self._kept, item, (rule, *identifiers))
+            except StorageError as e:
+                self._shared_failed(e)
+            else:
+                self._shared_answered()
+                return verdict
+        if self._shared is not None:
+            metrics.RATE_LIMIT_FALLBACKS.inc()
+        return _decide(self._local, item, identifiers)
+
+    def quota_in_memory(self, rule: str, *identifiers: str) -> bool:
+        """Whether the next :meth:`quota_hit` of these is answered without a round trip (no
+        Redis, or a kept token or full window in memory); another thread may spend the last
+        token meanwhile, which costs that one hit its round trip."""
+        if self._shared is None:
+            return True
+        with self._kept.lock:
+            return self._kept.holds((rule, *identifiers))
+
     def _shared_failed(self, error: StorageError) -> None:
         with self._lock:
             self._shared_down_until = time.monotonic() + RETRY_AFTER_FAILURE
@@ -170,7 +201,7 @@ async def _leased(
     leases.arrive(key, item)
     while not leases.spend(key):
         answer = leases.asking(key)
-        if answer is None:
+        if not isinstance(answer, asyncio.Future):  # None: no request of the key is asking
             break
         await asyncio.shield(answer)
     else:
@@ -188,6 +219,67 @@ async def _leased(
     if size == 1:
         return await _refusal(limiter, item, key[1:])
     return await _adecide(limiter, item, key[1:])
+
+
+def _kept(
+    limiter: SlidingWindowCounterRateLimiter,
+    leases: Leases,
+    item: RateLimitItem,
+    key: tuple[str, ...],
+) -> Verdict:
+    """:func:`_leased` for threads and kept leases: a kept token, else the answer another
+    thread is asking Redis for, else a lease of this thread's own."""
+    with leases.lock:
+        single = largest_lease(item) <= 1 or leases.refusing(key, item)
+        if not single:
+            leases.arrive(key, item)
+    while True:
+        with leases.lock:
+            if (until := leases.used_up(key)) is not None:
+                return Verdict(False, retry_after=max(1.0, until - time.time()))
+            if single:
+                break
+            if leases.spend(key):
+                return Verdict(True)
+            answer = leases.asking(key)
+            if answer is None:
+                size = leases.begin(key, item, threading.Event())
+                break
+        if not isinstance(answer, threading.Event) or not answer.wait(4 * REDIS_TIMEOUT):
+            single = True  # the asking thread is stuck: ask for this hit's own token
+    if single:
+        return _kept_single(limiter, leases, item, key, 1)
+    try:
+        granted = limiter.hit(item, *key[1:], cost=size)
+    except BaseException:
+        with leases.lock:
+            leases.refused(key)
+        raise
+    with leases.lock:
+        if granted:
+            leases.granted(key, item, size)
+            return Verdict(True)
+        leases.refused(key)
+    return _kept_single(limiter, leases, item, key, 1 if size > 1 else 0)
+
+
+def _kept_single(
+    limiter: SlidingWindowCounterRateLimiter,
+    leases: Leases,
+    item: RateLimitItem,
+    key: tuple[str, ...],
+    cost: int,
+) -> Verdict:
+    """Ask for this hit's single token (``cost`` 1), or with 0 take the refusal just given;
+    a refused single token means the window is full: kept until it ends (windows are aligned
+    on the epoch, so a day's ends at midnight UTC)."""
+    if cost and limiter.hit(item, *key[1:]):
+        return Verdict(True)
+    expiry = item.get_expiry()
+    reset = (time.time() // expiry + 1) * expiry
+    with leases.lock:
+        leases.mark_used_up(key, reset)
+    return Verdict(False, retry_after=max(1.0, reset - time.time()))
 
 
 async def _adecide(

@@ -23,11 +23,24 @@ that answer (about the round trip they would have made themselves) and spend fro
 ask next. A refused lease is no verdict: the request then asks for its single token, which gives
 a refusal its Retry-After as before, and for a lifetime after a refusal (a key at its limit) every
 request of the key asks for its single token, side by side, exactly as without leases.
+
+**Kept leases** (``Leases(keep=True)``) serve counts whose identifiers name a fixed window, the
+daily quotas (:mod:`notifier.services.quotas`): a token counted for today is as good at noon as
+at nine, so a kept lease does not expire; it is spent until empty, and the window's next day is
+another key. Tokens still leased at midnight are the only ones lost, at most one lease (1 % of
+the quota, at most ``MAX_TOKENS``) per process and service lane: with a quota of 500 and two
+processes, at least 490 are accepted and never more than 500. Once Redis refuses a key's single
+token its window is used up, which nothing but the next window undoes: the refusal is kept too,
+and the key's later requests are refused without asking Redis again. Kept leases are counted
+synchronously, from intake's worker threads (:meth:`notifier.ratelimit.RateLimiter.quota_hit`):
+one thread asks Redis for a key while the key's other threads wait for that answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -38,6 +51,8 @@ MAX_TOKENS = 64
 LIFETIME = 1.0
 MAX_KEYS = 10_000  # leases are dropped (and re-taken) beyond this many keys
 
+Asking = asyncio.Future[None] | threading.Event  # an event loop's or a thread's wait
+
 
 @dataclass
 class _Lease:
@@ -46,8 +61,9 @@ class _Lease:
     expires: float = 0.0
     started: float = field(default_factory=time.monotonic)
     arrived: int = 0  # this key's requests since ``started``
-    asking: asyncio.Future[None] | None = None  # done when Redis answers this key's request
+    asking: Asking | None = None  # done when Redis answers this key's request
     refused_at: float = -1e9  # when Redis last had fewer tokens left than asked
+    used_up_until: float | None = None  # kept leases: the window is full until then (wall clock)
 
 
 def largest_lease(item: RateLimitItem) -> int:
@@ -56,10 +72,13 @@ def largest_lease(item: RateLimitItem) -> int:
 
 
 class Leases:
-    """One event loop's leases (an instance per loop: no locking, the loop runs one at a time)."""
+    """One event loop's leases (an instance per loop: no locking, the loop runs one at a time),
+    or with ``keep`` a process's kept leases (callers hold :attr:`lock` around every call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = False) -> None:
         self._by_key: dict[tuple[str, ...], _Lease] = {}
+        self.keep = keep
+        self.lock = threading.Lock()
 
     def arrive(self, key: tuple[str, ...], item: RateLimitItem) -> None:
         """Count a request of ``key`` (the rate that sizes its next lease)."""
@@ -82,20 +101,45 @@ class Leases:
     def spend(self, key: tuple[str, ...]) -> bool:
         """Spend one leased token of ``key`` if an unexpired one is left."""
         lease = self._by_key.get(key)
-        if lease is None or lease.tokens <= 0 or lease.expires <= time.monotonic():
+        if lease is None or lease.tokens <= 0:
+            return False
+        if not self.keep and lease.expires <= time.monotonic():
             return False
         lease.tokens -= 1
         return True
 
-    def asking(self, key: tuple[str, ...]) -> asyncio.Future[None] | None:
+    def holds(self, key: tuple[str, ...]) -> bool:
+        """Whether the next request of ``key`` is answered from memory (a token or a used-up
+        window kept): kept leases only."""
+        lease = self._by_key.get(key)
+        return lease is not None and (lease.tokens > 0 or self.used_up(key) is not None)
+
+    def used_up(self, key: tuple[str, ...]) -> float | None:
+        """Kept leases: when the window Redis said is full ends (epoch seconds), if it did."""
+        lease = self._by_key.get(key)
+        if lease is None or lease.used_up_until is None:
+            return None
+        if lease.used_up_until <= time.time():
+            lease.used_up_until = None
+            return None
+        return lease.used_up_until
+
+    def mark_used_up(self, key: tuple[str, ...], until: float) -> None:
+        if self.keep:
+            if key not in self._by_key and len(self._by_key) >= MAX_KEYS:
+                self._by_key.clear()
+            self._by_key.setdefault(key, _Lease()).used_up_until = until
+
+    def asking(self, key: tuple[str, ...]) -> Asking | None:
         """The answer a request of ``key`` is waiting for from Redis, if one is."""
         lease = self._by_key.get(key)
         return lease.asking if lease is not None else None
 
-    def begin(self, key: tuple[str, ...], item: RateLimitItem) -> int:
+    def begin(self, key: tuple[str, ...], item: RateLimitItem, asking: Asking | None = None) -> int:
         """How many tokens to ask Redis for now, this request's own included: half of what the
         key's recent rate would spend in a lease's lifetime, at most double the previous lease
-        (1: no lease). Marks the key as asking until :meth:`granted` or :meth:`refused`."""
+        (1: no lease). Marks the key as asking until :meth:`granted` or :meth:`refused`; a
+        thread passes the event its key's other threads wait on."""
         lease = self._by_key.get(key)
         if lease is None:  # dropped meanwhile (MAX_KEYS)
             lease = self._by_key[key] = _Lease(arrived=1)
@@ -103,7 +147,7 @@ class Leases:
         rate = (lease.arrived - 1) / elapsed if elapsed > 0 else 0.0
         wanted = int(rate * _lifetime(item) / 2)
         lease.size = max(1, min(wanted, 2 * lease.size, largest_lease(item)))
-        lease.asking = asyncio.get_running_loop().create_future()
+        lease.asking = asking or asyncio.get_running_loop().create_future()
         return lease.size
 
     def granted(self, key: tuple[str, ...], item: RateLimitItem, tokens: int) -> None:
@@ -113,7 +157,7 @@ class Leases:
             return
         _answer(lease)
         lease.tokens = tokens - 1
-        lease.expires = time.monotonic() + _lifetime(item)
+        lease.expires = math.inf if self.keep else time.monotonic() + _lifetime(item)
 
     def refused(self, key: tuple[str, ...]) -> None:
         """Redis had fewer tokens left than asked (or failed): start again from single tokens."""
@@ -125,7 +169,9 @@ class Leases:
 
 
 def _answer(lease: _Lease) -> None:
-    if lease.asking is not None and not lease.asking.done():
+    if isinstance(lease.asking, threading.Event):
+        lease.asking.set()
+    elif lease.asking is not None and not lease.asking.done():
         lease.asking.set_result(None)
     lease.asking = None
 

@@ -10,6 +10,7 @@ from celery import Celery
 from notifier import tasks
 from notifier.broker import make_celery
 from notifier.config import Settings
+from notifier.provider_config import ProviderSpec
 from notifier.runtime import Runtime
 from providers.interface import Lane, Provider
 from workers import (
@@ -23,7 +24,6 @@ from workers import (
     webhook_delivery,
 )
 from workers.context import DeliveryContext
-from workers.provider_config import ProviderSpec
 
 
 def create_worker_app(

@@ -13,12 +13,12 @@ from functools import cached_property
 
 from notifier.db.session import transaction
 from notifier.notifications import repository
+from notifier.provider_config import ProviderSpec, build_chains, load_chains, simulator_chains
 from notifier.runtime import Runtime
 from providers.interface import Lane, Message, Provider
 from workers.circuit import CircuitBreaker, CircuitState
 from workers.engine import DeliveryEngine
 from workers.event_loop import LoopThread
-from workers.provider_config import ProviderSpec, build_chains, load_chains, simulator_chains
 from workers.retry_policy import RetryPolicy
 from workers.sweeper import beat
 from workers.throttle import ProviderThrottle

@@ -11,7 +11,10 @@ platform's.
   falls back to the platform's chain (the platform's configuration may have changed since).
 
 The services of a claimed group are read in one query per task (not per message), with the
-key's service for rows written before notifications carried their own.
+key's service for rows written before notifications carried their own, and kept for
+``CACHE_SECONDS`` in the worker process (:mod:`notifier.ttl_cache`, the cache the API keeps its
+keys in): a busy service's tasks read it once every few seconds, not once per task, and a change
+to a service reaches the workers within that time, as it reaches the API.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notifier.db.models import ApiKey, Notification
+from notifier.keys import CACHE_SECONDS
 from notifier.services.models import DEFAULT_SERVICE_ID, Service
 from notifier.services.snapshot import ServiceSnapshot
+from notifier.ttl_cache import TTLCache
 from providers.interface import Lane
 from providers.outbox import simulated_outcome
 
@@ -47,25 +52,35 @@ def route_of(row: Notification, service: ServiceSnapshot | None) -> Route:
     return Route(chain=chain) if chain else PLATFORM
 
 
-def services_of(session: Session, rows: Sequence[Notification]) -> dict[str, ServiceSnapshot]:
-    """Each row's service by notification id (rows of the default service with no settings
-    need no snapshot: they send as the platform does)."""
+class ServiceCache:
+    """Snapshots of services by id, and the service of each key (which never changes), for a
+    few seconds."""
+
+    def __init__(self, seconds: float = CACHE_SECONDS) -> None:
+        self.services: TTLCache[str, ServiceSnapshot] = TTLCache(seconds)
+        self.owners: TTLCache[str, str] = TTLCache(seconds)
+
+
+SERVICES = ServiceCache()  # this worker process's
+
+
+def services_of(
+    session: Session, rows: Sequence[Notification], cache: ServiceCache = SERVICES
+) -> dict[str, ServiceSnapshot]:
+    """Each row's service by notification id; a query only for what ``cache`` lacks."""
     keyless = {r.api_key_id for r in rows if r.service_id is None and r.api_key_id}
-    owners: dict[str, str] = (
-        {
-            key_id: service_id
-            for key_id, service_id in session.execute(
-                select(ApiKey.id, ApiKey.service_id).where(ApiKey.id.in_(keyless))
-            ).tuples()
-        }
-        if keyless
-        else {}
-    )
+    owners = {k: o for k in keyless if (o := cache.owners.get(k)) is not None}
+    if unknown := keyless - owners.keys():
+        for key_id, service_id in session.execute(
+            select(ApiKey.id, ApiKey.service_id).where(ApiKey.id.in_(unknown))
+        ).tuples():
+            owners[key_id] = cache.owners.put(key_id, service_id)
     wanted = {
         r.id: r.service_id or owners.get(r.api_key_id or "", DEFAULT_SERVICE_ID) for r in rows
     }
-    found = {
-        s.id: ServiceSnapshot.of(s)
-        for s in session.scalars(select(Service).where(Service.id.in_(set(wanted.values()))))
-    }
+    ids = set(wanted.values())
+    found = {i: s for i in ids if (s := cache.services.get(i)) is not None}
+    if missing := ids - found.keys():
+        for row in session.scalars(select(Service).where(Service.id.in_(missing))):
+            found[row.id] = cache.services.put(row.id, ServiceSnapshot.of(row))
     return {nid: found[sid] for nid, sid in wanted.items() if sid in found}

@@ -54,7 +54,7 @@ from notifier.redaction import REDACTED
 from notifier.render_pool import RenderPool
 from notifier.rendering import Rendered, known_plain, render_content
 from notifier.security import Sealer, request_fingerprint
-from notifier.services.quotas import enforce_daily_quota
+from notifier.services.quotas import enforce_daily_quota, quota_needs_round_trip
 from notifier.services.trial import require_allowed_recipient
 from notifier.statuses import EventKind, Status
 from notifier.storable import require_storable
@@ -215,13 +215,14 @@ class Intake:
         every source already compiled and plain (rendered in microseconds). Everything else,
         including the first sight of a source (compiling it can take milliseconds), takes a
         worker thread, and so does a transactional SMS while the per-number limit lives in Redis
-        (its check is a round trip), and a lane with a daily quota for the same reason."""
+        (its check is a round trip), and a lane with a daily quota when counting asks Redis."""
         if self.limiter.shared and (
             (request.channel == Channel.SMS.value and request.category == Category.TRANSACTIONAL)
             or (
                 caller is not None
-                and caller.service.daily_quota(Lane.of(Channel(request.channel), request.category))
-                is not None
+                and quota_needs_round_trip(
+                    caller, Lane.of(Channel(request.channel), request.category), self.limiter
+                )
             )
         ):
             return False

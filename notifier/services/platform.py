@@ -5,16 +5,17 @@ Senders are provider options (``providers/*``): an email provider's ``from_addre
 ``sender_id``, Twilio's ``transactional_from`` / ``promotional_messaging_service_sid`` (the
 prefix names the category, whichever chain the instance is in), an APNs ``topic``, an FCM
 ``project_id``. They are read from the chains the workers build (the providers file, through
-``workers.provider_config``), so there is one reader of that file.
+``notifier.provider_config``), so there is one reader of that file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from notifier.errors import ErrorCode, NotifierError
+from notifier.provider_config import ProviderSpec, load_chains  # the one reader of the file
 from providers.interface import Category, ConfigurationError, Lane
 
 if TYPE_CHECKING:
@@ -32,15 +33,6 @@ SENDER_OPTIONS = {
 IDENTITY_FIELDS = frozenset(SENDER_OPTIONS.values())
 
 
-class ProviderSpecLike(Protocol):
-    """A configured provider instance (``workers.provider_config.ProviderSpec``)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def options(self) -> Mapping[str, Any]: ...
-
-
 @dataclass(frozen=True)
 class Platform:
     chains: Mapping[Lane, tuple[str, ...]]
@@ -49,7 +41,7 @@ class Platform:
 
     @classmethod
     def from_specs(
-        cls, chains: Mapping[Lane, Sequence[ProviderSpecLike]], retention_days: int
+        cls, chains: Mapping[Lane, Sequence[ProviderSpec]], retention_days: int
     ) -> Platform:
         senders: dict[Lane, set[str]] = {lane: set() for lane in Lane}
         for lane, specs in chains.items():
@@ -79,8 +71,6 @@ def _sender_options(lane: Lane, options: Mapping[str, Any]) -> list[tuple[Lane, 
 def load_platform(settings: Settings) -> Platform:
     """The platform as configured for this process; a providers file that cannot be read here
     is a 503 (the admin route cannot check a service's settings against it), never a 500."""
-    from workers.provider_config import load_chains  # the one reader of the providers file
-
     try:
         chains = load_chains(settings.providers_file, settings.outbox_dir)
     except ConfigurationError as e:

@@ -9,9 +9,14 @@ still bounds them.
 
 Intake counts a notification here once it has passed every other check (so a refused request
 costs no quota), from :meth:`notifier.notifications.intake.Intake.prepare`, the one step the
-single and the batch paths share. The count is synchronous like the per-number SMS limit: intake
-takes a worker thread for a lane with a quota while Redis holds the count, so the event loop
-never waits on it.
+single and the batch paths share. A busy service lane costs no Redis round trip per
+notification: its tokens are leased from Redis a few at a time and kept until spent, and a
+used-up day is remembered until midnight (:meth:`notifier.ratelimit.RateLimiter.quota_hit`, the
+leases of the per-key limit, kept). Every token is counted in Redis before it is spent, so all
+API processes together never accept more than the quota; what leasing costs is at most one
+lease per process (1 % of the quota, at most 64) left unspent at midnight, and so refused a few
+early. The count is synchronous: when it would ask Redis (:func:`quota_needs_round_trip`)
+intake runs it on a worker thread, so the event loop never waits on it.
 """
 
 from __future__ import annotations
@@ -24,26 +29,42 @@ from notifier.ratelimit import RateLimiter
 from providers.interface import Lane
 
 
+def _counter(caller: Caller, lane: Lane, now: datetime) -> tuple[int, datetime, tuple[str, ...]]:
+    """The quota, when today's count resets, and the count's rule and identifiers (the day
+    among them: a fixed UTC-day window)."""
+    quota = caller.service.daily_quota(lane) or 0
+    day = now.astimezone(UTC).date()
+    reset_at = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    return (
+        quota,
+        reset_at,
+        (f"{quota}/day", "service-quota", caller.service.id, lane.value, day.isoformat()),
+    )
+
+
+def counts(caller: Caller, lane: Lane) -> bool:
+    return caller.service.daily_quota(lane) is not None and caller.key_type != KeyType.TEST
+
+
+def quota_needs_round_trip(caller: Caller, lane: Lane, limiter: RateLimiter) -> bool:
+    """Whether counting this notification would now wait on Redis (then intake counts it on a
+    worker thread)."""
+    if not counts(caller, lane):
+        return False
+    quota, _, (rule, *identifiers) = _counter(caller, lane, datetime.now(UTC))
+    return quota > 0 and not limiter.quota_in_memory(rule, *identifiers)
+
+
 def enforce_daily_quota(
     caller: Caller, lane: Lane, limiter: RateLimiter, now: datetime | None = None
 ) -> None:
     """Count one notification of ``caller``'s service on ``lane`` against today's quota;
     raise 429 ``quota_exceeded`` once it is used up (a quota of 0 closes the lane)."""
-    quota = caller.service.daily_quota(lane)
-    if quota is None or caller.key_type == KeyType.TEST:
+    if not counts(caller, lane):
         return
     now = now or datetime.now(UTC)
-    day = now.astimezone(UTC).date()
-    reset_at = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-    allowed = (
-        quota > 0
-        and (
-            limiter.hit(
-                f"{quota}/day", "service-quota", caller.service.id, lane.value, day.isoformat()
-            )
-        ).allowed
-    )
-    if not allowed:
+    quota, reset_at, (rule, *identifiers) = _counter(caller, lane, now)
+    if not (quota > 0 and limiter.quota_hit(rule, *identifiers).allowed):
         raise NotifierError(
             ErrorCode.QUOTA_EXCEEDED,
             f"the daily quota of service {caller.service.name} on {lane} ({quota}) is used up; "

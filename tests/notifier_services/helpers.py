@@ -7,12 +7,12 @@ from typing import Any
 from notifier import keys as key_store
 from notifier.db.session import transaction
 from notifier.keys import KeyType
+from notifier.provider_config import ProviderSpec
 from notifier.runtime import Runtime
 from notifier.services.models import Service
 from providers.interface import Lane
 from tests.fakes.smtp_server import FakeSmtpServer
 from workers.context import DeliveryContext
-from workers.provider_config import ProviderSpec
 
 PLATFORM_SENDER = "platform@notifier.example"
 

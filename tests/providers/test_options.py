@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from notifier.provider_config import provider_classes
 from notifier.redaction import is_secret
 from providers.interface import ConfigurationError, Lane
 from providers.sms.sns import SnsProvider
-from workers.provider_config import provider_classes
 
 README = Path(__file__).resolve().parents[2] / "providers" / "README.md"
 SNS = {"region": "eu-west-1"}

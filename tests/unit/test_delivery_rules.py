@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from notifier.provider_config import build_chains, load_chains
 from providers.interface import (
     ConfigurationError,
     EmailMessage,
@@ -23,7 +24,6 @@ from providers.interface import (
 from tests.fakes.scripted import ScriptedProvider
 from workers.circuit import CircuitBreaker, CircuitState
 from workers.engine import DeliveryEngine
-from workers.provider_config import build_chains, load_chains
 from workers.retry_policy import RetryPolicy
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

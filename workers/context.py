@@ -20,6 +20,7 @@ from workers.circuit import CircuitBreaker, CircuitState
 from workers.engine import DeliveryEngine
 from workers.event_loop import LoopThread
 from workers.retry_policy import RetryPolicy
+from workers.routes import ServiceCache
 from workers.sweeper import beat
 from workers.throttle import ProviderThrottle
 
@@ -36,6 +37,7 @@ class DeliveryContext:
         self._specs = chains
         self._providers = providers
         self._lock = threading.Lock()
+        self.services = ServiceCache()  # the claimed notifications' services, a few seconds
 
     @property
     def specs(self) -> dict[Lane, list[ProviderSpec]]:

@@ -106,7 +106,7 @@ def claim(ctx: DeliveryContext, ids: Sequence[str], created: Hint = None) -> lis
         rows = queries.by_ids(session, claimed, created)
         rows = _end_expired(session, rows, now)
         rows = _end_suppressed(session, rows, now)
-        services = services_of(session, rows) if rows else {}
+        services = services_of(session, rows, ctx.services) if rows else {}
         jobs = [_job(ctx, row, services.get(row.id)) for row in rows]
         _write_ahead(session, jobs)
         return jobs

@@ -12,9 +12,9 @@ platform's.
 
 The services of a claimed group are read in one query per task (not per message), with the
 key's service for rows written before notifications carried their own, and kept for
-``CACHE_SECONDS`` in the worker process (:mod:`notifier.ttl_cache`, the cache the API keeps its
-keys in): a busy service's tasks read it once every few seconds, not once per task, and a change
-to a service reaches the workers within that time, as it reaches the API.
+``CACHE_SECONDS`` by the worker's delivery context (:mod:`notifier.ttl_cache`, the cache the
+API keeps its keys in): a busy service's tasks read it once every few seconds, not once per
+task, and a change to a service reaches the workers within that time, as it reaches the API.
 """
 
 from __future__ import annotations
@@ -61,11 +61,8 @@ class ServiceCache:
         self.owners: TTLCache[str, str] = TTLCache(seconds)
 
 
-SERVICES = ServiceCache()  # this worker process's
-
-
 def services_of(
-    session: Session, rows: Sequence[Notification], cache: ServiceCache = SERVICES
+    session: Session, rows: Sequence[Notification], cache: ServiceCache
 ) -> dict[str, ServiceSnapshot]:
     """Each row's service by notification id; a query only for what ``cache`` lacks."""
     keyless = {r.api_key_id for r in rows if r.service_id is None and r.api_key_id}

@@ -79,3 +79,48 @@ def test_test_keys_do_not_count_and_zero_closes_the_lane() -> None:
     closed = _caller({"sms.transactional": 0}, KeyType.TEAM)
     with pytest.raises(NotifierError):
         _send(closed, limiter)
+
+
+@pytest.mark.redis
+def test_a_busy_quota_costs_no_round_trip_per_notification() -> None:
+    """Eight threads (intake's workers) count 2,000 notifications against a quota of 2,000 and
+    ask Redis for leased tokens a few at a time; once Redis says the day is used up, refusals
+    ask it no more. What Redis counted is exactly what was allowed plus what is still leased."""
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlsplit
+
+    from tests.services import REDIS_URL, require
+
+    address = urlsplit(REDIS_URL)
+    require("Redis", address.hostname or "127.0.0.1", address.port or 6379)
+    limiter = RateLimiter(REDIS_URL)
+    storage = limiter._shared.storage  # type: ignore[union-attr]  # the real storage, observed
+    asked: list[int] = []
+    acquire = storage.acquire_sliding_window_entry
+
+    def counted(key, limit, expiry, amount=1):  # type: ignore[no-untyped-def]
+        asked.append(amount)
+        return acquire(key, limit, expiry, amount)
+
+    storage.acquire_sliding_window_entry = counted
+    caller = _caller({"email.transactional": 2000})
+    now = datetime.now(UTC)
+
+    def send(_: int) -> bool:
+        try:
+            enforce_daily_quota(caller, Lane.EMAIL_TRANSACTIONAL, limiter, now=now)
+        except NotifierError as e:
+            assert e.code.value == "quota_exceeded"
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        allowed = sum(pool.map(send, range(2000)))
+        asked_while_open = len(asked)
+        refused = sum(not ok for ok in pool.map(send, range(200)))
+    assert 2000 - 20 <= allowed <= 2000  # at most one lease (1 % of 2,000) still held
+    assert asked_while_open < 2000 / 5, asked_while_open  # leases, not one trip per hit
+    assert sum(asked) >= allowed
+    assert refused == 200  # every later one refused
+    # a used-up day is remembered: at most the threads already asking when it filled ask again
+    assert len(asked) - asked_while_open <= 8, asked[asked_while_open:]

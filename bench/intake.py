@@ -6,10 +6,17 @@ body, served with the same uvicorn settings — measured in the same run.
     python -m bench.intake [--broker redis|rabbitmq] [--seconds 10] [--connections 64]
         [--batch 1000]
                            [--database-url ...] [--broker-url ...] [--redis-url ...]
+    python -m bench.intake --services 100 --keys 1000 [--rounds 2]
     python -m bench.intake --hostile [--hostile-connections 4]
 
 Also prints the CPU each part used during the measured run (``cpu_ms_by_process``,
 ``cpu_ms_per_notification``: ``bench/cpu.py``).
+
+``--services N --keys M`` (both > 1): M keys spread round-robin over N services (each a row of
+its own with a sender, as a real service has), and wrk picks a key at random per request (a Lua
+script). The same API processes are measured in alternating rounds with the one key of the
+default service and with the M keys; the JSON line gives both and their ``ratio`` (the issue's
+rule: the many-services figure within 5 % of the one-key figure).
 
 ``--hostile``: the valid key's requests/s and p99 alone, then again while a second key sends
 expensive templates (killed at the render deadline, refused by the operator bounds, or over the
@@ -48,6 +55,145 @@ BODY = {
     "data": {"name": "Ada"},
     "reference": "order-42",
 }
+
+
+def populate(env: dict[str, str], services: int, keys: int) -> list[str]:
+    """``services`` services and ``keys`` live keys spread over them, straight into the bench's
+    database (a thousand ``notifier keys create`` would take minutes): the keys' plaintexts."""
+    from notifier import keys as key_store
+    from notifier.db.session import make_engine, make_sessionmaker, transaction
+    from notifier.services.models import Service
+
+    engine = make_engine(env["NOTIFIER_DATABASE_URL"])
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            rows = [
+                Service(
+                    name=f"bench-{i}",
+                    trial=False,
+                    senders={"email.transactional": {"from_address": f"s{i}@example.com"}},
+                    provider_chains={},
+                    rate_limits={},
+                    daily_quotas={},
+                )
+                for i in range(services)
+            ]
+            session.add_all(rows)
+            session.flush()
+            return [
+                key_store.create_key(
+                    session, f"bench-{i}", ["notifications:send"], None, None, rows[i % services].id
+                )[1]
+                for i in range(keys)
+            ]
+    finally:
+        engine.dispose()
+
+
+def keys_wrk(url: str, body: str, keys: list[str], seconds: int, connections: int) -> dict:
+    """wrk posting ``body`` with a key picked at random per request."""
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # wrk reads it later
+    script.write(
+        "local keys = {" + ", ".join(json.dumps(f"Bearer {k}") for k in keys) + "}\n"
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        "setup = function(thread) thread:set('seed', math.random(1, 1000000)) end\n"
+        "init = function() math.randomseed(seed or os.time()) end\n"
+        "request = function()\n"
+        '  wrk.headers["Authorization"] = keys[math.random(#keys)]\n'
+        "  return wrk.format()\nend\n"
+    )
+    script.close()
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(min(2, connections)),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "--timeout",
+            "30s",
+            "-s",
+            script.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return parse_wrk(out)
+
+
+def many_services(args: argparse.Namespace) -> None:
+    """One key against ``--keys`` keys over ``--services`` services, alternating rounds on the
+    same API processes."""
+    with keyed_stack(args) as (env, key):
+        population = populate(env, args.services, args.keys)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/v1/notifications"
+        api = [
+            str(BIN / "notifier"),
+            "api",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.api_workers),
+        ]
+        body = json.dumps(BODY)
+        runs: dict[str, list[dict]] = {"one": [], "many": []}
+        with process(api, env, ready_url=f"http://127.0.0.1:{port}/healthz") as api_process:
+            wrk(url, body, {"Authorization": f"Bearer {key}"}, 2, args.connections)  # warm-up
+            keys_wrk(url, body, population, 2, args.connections)
+            for _ in range(args.rounds):
+                for kind in ("one", "many"):
+                    meter = CpuMeter(
+                        shared_labels(args.broker, api=groups(lambda: api_process.pid))
+                    ).start()
+                    if kind == "one":
+                        measured = wrk(
+                            url,
+                            body,
+                            {"Authorization": f"Bearer {key}"},
+                            args.seconds,
+                            args.connections,
+                        )
+                    else:
+                        measured = keys_wrk(url, body, population, args.seconds, args.connections)
+                    measured["cpu"] = per_notification(meter.stop(), measured["requests"])
+                    runs[kind].append(measured)
+    one, many = _total(runs["one"]), _total(runs["many"])
+    cpu = {k: _mean_cpu(runs[k]) for k in runs}
+    emit(
+        {
+            "benchmark": "intake_services",
+            "broker": args.broker if not args.broker_url else "given",
+            "connections": args.connections,
+            "seconds": args.seconds,
+            "api_workers": args.api_workers,
+            "services": args.services,
+            "keys": args.keys,
+            "one_key_rps": one["rps"],
+            "one_key_p99_ms": one["p99_ms"],
+            "many_keys_rps": many["rps"],
+            "many_keys_p99_ms": many["p99_ms"],
+            "non_2xx": one["non_2xx"] + many["non_2xx"],
+            "ratio": round(many["rps"] / one["rps"], 3),
+            "one_key_cpu_ms_per_notification": cpu["one"],
+            "many_keys_cpu_ms_per_notification": cpu["many"],
+            "rounds": {"one": one["rounds"], "many": many["rounds"]},
+        }
+    )
+
+
+def _mean_cpu(runs: list[dict]) -> dict[str, float]:
+    labels = {label for r in runs for label in r["cpu"]}
+    return {
+        label: round(sum(r["cpu"].get(label, 0.0) for r in runs) / len(runs), 3)
+        for label in sorted(labels)
+    }
 
 
 def batch_of(n: int) -> dict:
@@ -204,17 +350,24 @@ def main() -> None:
         default="3000/minute",
         help="the second key's per-key limit: production's default, or none",
     )
-    parser.add_argument("--rounds", type=int, default=2, help="--hostile: solo/contended rounds")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="--hostile, --keys: alternating rounds of each"
+    )
     parser.add_argument(
         "--hostile-kind",
         choices=["all", "templates", "rows", "valid"],
         default="all",
         help="what the second key sends (valid: a baseline of plain load)",
     )
+    parser.add_argument("--services", type=int, default=1, help="services the keys spread over")
+    parser.add_argument("--keys", type=int, default=1, help="keys, picked at random per request")
     add_service_options(parser)
     args = parser.parse_args()
     if args.hostile:
         hostile(args)
+        return
+    if args.keys > 1 or args.services > 1:
+        many_services(args)
         return
 
     with keyed_stack(args) as (env, key):

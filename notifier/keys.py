@@ -14,22 +14,25 @@ revocations, take effect within ``CACHE_SECONDS``.
 from __future__ import annotations
 
 import enum
+import hmac
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from limits import parse_many
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from notifier.db.models import ApiKey, utcnow
 from notifier.errors import ErrorCode, NotifierError
-from notifier.security import Sealer, generate_api_key, key_matches, parse_prefix
+from notifier.security import Sealer, generate_api_key, hash_api_key, parse_prefix
 from notifier.services.models import DEFAULT_SERVICE_ID, AllowedRecipient, Service
 from notifier.services.snapshot import DEFAULT_SERVICE, ServiceSnapshot
-from notifier.ttl_cache import TTLCache, digest
+from notifier.ttl_cache import TTLCache
 from providers.interface import Lane
 
 CACHE_SECONDS = 5.0
@@ -275,44 +278,71 @@ def rotate_key(session: Session, row: ApiKey, overlap: timedelta) -> tuple[ApiKe
 
 class Authenticator:
     """Callers by key, cached for ``CACHE_SECONDS`` (:mod:`notifier.ttl_cache`), keyed by the
-    key's digest so that no plaintext key is held in memory as a dictionary key."""
+    key's stored hash so that no plaintext key is held in memory as a dictionary key. Given the
+    sessions, the keys in use are refreshed ahead in one query every half ``CACHE_SECONDS``,
+    so a request of a busy key (of any of thousands) never waits on the database, and a
+    revocation or a change to the service still takes effect within ``CACHE_SECONDS``."""
 
-    def __init__(self, seconds: float = CACHE_SECONDS) -> None:
-        self._cache: TTLCache[bytes, Caller] = TTLCache(seconds)
+    def __init__(
+        self,
+        sessions: Callable[[], Session] | None = None,
+        seconds: float = CACHE_SECONDS,
+    ) -> None:
+        self._cache: TTLCache[bytes, Caller] = TTLCache(
+            seconds, reload=partial(_reload, sessions) if sessions is not None else None
+        )
 
     def cached(self, authorization: str | None) -> Caller | None:
         """The caller for this header if it was authenticated in the last few seconds."""
-        return self._cache.get(digest(_bearer(authorization)))
+        return self._cache.get(_cache_key(_bearer(authorization)))
 
     def authenticate(self, session: Session, authorization: str | None) -> Caller:
         plaintext = _bearer(authorization)
-        key = digest(plaintext)
+        key = _cache_key(plaintext)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        return self._cache.put(key, self._load(session, plaintext))
-
-    @staticmethod
-    def _load(session: Session, plaintext: str) -> Caller:
-        """The key, its service and the service's allow-list in one joined query."""
         prefix = parse_prefix(plaintext)
-        found = (
-            session.execute(
-                select(ApiKey, Service, AllowedRecipient.fingerprint)
-                .join(Service, ApiKey.service_id == Service.id)
-                .outerjoin(AllowedRecipient, AllowedRecipient.service_id == Service.id)
-                .where(ApiKey.prefix == prefix)
-            ).all()
-            if prefix
-            else []
-        )
-        if not found:
+        found = _callers(session, ApiKey.prefix == prefix) if prefix else {}
+        caller = next((c for k, c in found.items() if hmac.compare_digest(k, key)), None)
+        if caller is None:
             raise NotifierError(ErrorCode.UNAUTHENTICATED, "unknown or revoked API key")
-        row, service, _ = found[0].tuple()
-        allowed = [mark for _, _, mark in found if mark is not None]
-        if is_revoked(row) or not key_matches(plaintext, row.secret_hash):
-            raise NotifierError(ErrorCode.UNAUTHENTICATED, "unknown or revoked API key")
-        return Caller(
+        return self._cache.put(key, caller)
+
+    def close(self) -> None:
+        self._cache.close()
+
+
+def _reload(
+    sessions: Callable[[], Session], current: Mapping[bytes, Caller]
+) -> dict[bytes, Caller]:
+    """The cached keys as the database has them now, in one query per 500 (a key revoked or
+    gone is missing, so it is dropped)."""
+    ids = sorted({c.id for c in current.values()})
+    found: dict[bytes, Caller] = {}
+    with sessions() as session:
+        for start in range(0, len(ids), 500):
+            found.update(_callers(session, ApiKey.id.in_(ids[start : start + 500])))
+    return {k: found[k] for k in current if k in found}
+
+
+def _callers(session: Session, which: ColumnElement[bool]) -> dict[bytes, Caller]:
+    """The usable keys ``which`` selects, with their services and the services' allow-lists
+    (one joined query), by their stored hash (:func:`_cache_key`)."""
+    rows = session.execute(
+        select(ApiKey, Service, AllowedRecipient.fingerprint)
+        .join(Service, ApiKey.service_id == Service.id)
+        .outerjoin(AllowedRecipient, AllowedRecipient.service_id == Service.id)
+        .where(which)
+    ).tuples()
+    grouped: dict[str, tuple[ApiKey, Service, list[str]]] = {}
+    for key, service, mark in rows:
+        entry = grouped.setdefault(key.id, (key, service, []))
+        if mark is not None:
+            entry[2].append(mark)
+    now = utcnow()
+    return {
+        bytes.fromhex(row.secret_hash): Caller(
             id=row.id,
             name=row.name,
             scopes=frozenset(row.scopes or ()),
@@ -321,6 +351,15 @@ class Authenticator:
             key_type=KeyType(row.key_type),
             service=ServiceSnapshot.of(service, allowed),
         )
+        for row, service, allowed in grouped.values()
+        if not is_revoked(row, now)
+    }
+
+
+def _cache_key(plaintext: str) -> bytes:
+    """What the key cache is keyed by: the key's hash as the database stores it, never the
+    plaintext."""
+    return bytes.fromhex(hash_api_key(plaintext))
 
 
 def _usable_rate(row: ApiKey) -> str | None:

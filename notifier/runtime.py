@@ -66,11 +66,13 @@ class Runtime:
 
     @cached_property
     def authenticator(self) -> Authenticator:
-        return Authenticator()
+        return Authenticator(self.sessions)
 
     @cached_property
     def intake(self) -> Intake:
         return Intake(self.settings, self.sessions, self.publisher, self.limiter, self.sealer)
 
     def close(self) -> None:
+        if "authenticator" in self.__dict__:  # its refresher stops reading the database
+            self.authenticator.close()
         self.engine.dispose()

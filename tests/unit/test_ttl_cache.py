@@ -3,9 +3,12 @@ than grown, and the API's key cache holds digests of keys, never a plaintext key
 
 from __future__ import annotations
 
+import time
+
 from notifier.keys import Authenticator
 from notifier.runtime import Runtime
-from notifier.ttl_cache import TTLCache, digest
+from notifier.security import hash_api_key
+from notifier.ttl_cache import TTLCache
 from tests.factories import api_key
 
 
@@ -29,4 +32,30 @@ def test_the_key_cache_holds_no_plaintext_key(runtime: Runtime) -> None:
         caller = authenticator.authenticate(session, f"Bearer {key}")
     assert authenticator.cached(f"Bearer {key}") is caller
     held = list(authenticator._cache._entries)  # what the process keeps, looked at
-    assert held == [digest(key)] and key.encode() not in held[0]
+    assert held == [bytes.fromhex(hash_api_key(key))] and key.encode() not in held[0]
+
+
+def test_keys_in_use_are_refreshed_ahead_and_a_revocation_still_takes_effect(
+    runtime: Runtime,
+) -> None:
+    """A key read often never expires (its refresher reloads it before), and a revoked key is
+    dropped at the next refresh, within the cache's time."""
+    from notifier.db.session import transaction
+    from notifier.keys import revoke_key
+    from notifier.security import parse_prefix
+
+    key = api_key(runtime)
+    authenticator = Authenticator(runtime.sessions, seconds=0.4)
+    try:
+        with runtime.sessions() as session:
+            authenticator.authenticate(session, f"Bearer {key}")
+        deadline = time.monotonic() + 1.5  # almost four times the entry's time
+        while time.monotonic() < deadline:
+            assert authenticator.cached(f"Bearer {key}") is not None
+            time.sleep(0.02)
+        with transaction(runtime.sessions) as session:
+            revoke_key(session, parse_prefix(key) or "")
+        time.sleep(0.45)
+        assert authenticator.cached(f"Bearer {key}") is None
+    finally:
+        authenticator.close()

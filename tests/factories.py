@@ -184,3 +184,56 @@ def sent_email_row(
         "updated_at": created,
         **values,
     }
+
+
+def key_row(**values: Any) -> dict[str, Any]:
+    """The column values of an API key as every revision since the first has them (a migration
+    test's seed: later columns come from their migrations' defaults)."""
+    from notifier.db.models import new_id
+
+    return {
+        "id": new_id(),
+        "name": "billing",
+        "prefix": "aaaaaaaaaaaa",
+        "secret_hash": "x" * 64,
+        "scopes": [],
+        "created_at": utcnow(),
+        **values,
+    }
+
+
+def seed(connection: Any, table: str, *values: dict[str, Any]) -> None:
+    """Insert rows into ``table`` as the database's schema is now, not as today's models are: a
+    migration test seeds a database at an older revision (reflected, so a column a later
+    migration adds is not named, and JSON columns take Python values on either backend). Any
+    other NOT NULL column without a default gets a placeholder of its type (``x``, 0, false,
+    ``{}``, the first row's ``created_at``), so a test names only what it is about."""
+    from sqlalchemy import MetaData, Table, insert
+
+    reflected = Table(table, MetaData(), autoload_with=connection)
+    filled = []
+    for row in values:
+        row = dict(row)
+        for column in reflected.columns:
+            if (
+                column.name in row
+                or column.nullable
+                or column.server_default is not None
+                or column.autoincrement is True
+                or (column.primary_key and "INT" in str(column.type).upper())
+            ):
+                continue
+            kind = str(column.type).upper()
+            row[column.name] = (
+                0
+                if "INT" in kind
+                else values[0].get("created_at", utcnow())
+                if "TIME" in kind or "DATE" in kind
+                else {}
+                if "JSON" in kind
+                else False
+                if "BOOL" in kind
+                else "x"
+            )
+        filled.append(row)
+    connection.execute(insert(reflected), filled)

@@ -8,20 +8,18 @@ from datetime import timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, Engine, MetaData, insert, text
+from sqlalchemy import Connection, Engine, insert, text
 from sqlalchemy.orm import Session
 
 from notifier.db.migrate import alembic_config, upgrade
 from notifier.db.models import (
     DeliveryEvent,
-    IdempotencyRecord,
-    WebhookDelivery,
     new_id,
     utcnow,
 )
 from notifier.db.session import make_engine
 from notifier.notifications import listing, repository
-from tests.factories import sent_email_row
+from tests.factories import key_row, seed, sent_email_row
 from tests.services import fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -54,58 +52,45 @@ def at_0008() -> Iterator[tuple[str, Engine, dict[int, str]]]:
         for revision in BEFORE:
             upgrade(url, revision)
         engine = make_engine(url)
-        # api_keys and notifications as they are at 0008 (reflected): today's models have columns
-        # with defaults that later migrations add (0011's key_type, 0013's test)
-        old = MetaData()
-        old.reflect(engine)
-        t = old.tables
         key = new_id()
         ids: dict[int, str] = {}
-        with engine.begin() as c:
-            c.execute(
-                insert(t["api_keys"]),
-                [
-                    {
-                        "id": key,
-                        "name": "k",
-                        "prefix": "p",
-                        "secret_hash": "x" * 64,
-                        "scopes": [],
-                        "created_at": utcnow(),
-                    }
-                ],
-            )
+        with engine.begin() as c:  # the tables as they are at 0008 (tests.factories.seed)
+            seed(c, "api_keys", key_row(id=key, name="k", prefix="p"))
             for age in AGES:
                 row = _notification(key, age, resend_of=ids.get(40))
-                c.execute(insert(t["notifications"]), [row])
+                seed(c, "notifications", row)
                 ids[age] = str(row["id"])
-                c.execute(
-                    insert(DeliveryEvent),
-                    [
+                seed(
+                    c,
+                    "delivery_events",
+                    *(
                         {"notification_id": row["id"], "kind": k, "created_at": row["created_at"]}
                         for k in ("queued", "sent")
-                    ],
+                    ),
                 )
-                c.execute(
-                    insert(IdempotencyRecord),
-                    [
-                        {
-                            "api_key_id": key,
-                            "key": f"k{age}",
-                            "fingerprint": "f",
-                            "notification_id": row["id"],
-                        }
-                    ],
+                seed(
+                    c,
+                    "idempotency_keys",
+                    {
+                        "api_key_id": key,
+                        "key": f"k{age}",
+                        "fingerprint": "f",
+                        "notification_id": row["id"],
+                        "created_at": row["created_at"],
+                    },
                 )
-                c.execute(
-                    insert(WebhookDelivery),
-                    [
-                        {
-                            "notification_id": row["id"],
-                            "api_key_id": key,
-                            "notification_status": "sent",
-                        }
-                    ],
+                seed(
+                    c,
+                    "webhook_deliveries",
+                    {
+                        "notification_id": row["id"],
+                        "api_key_id": key,
+                        "notification_status": "sent",
+                        "status": "pending",
+                        "next_attempt_at": row["created_at"],
+                        "created_at": row["created_at"],
+                        "updated_at": row["created_at"],
+                    },
                 )
         yield url, engine, ids
         engine.dispose()

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, inspect, text
 
 from notifier.db.migrate import alembic_config
 from notifier.db.session import make_engine
+from tests.factories import key_row, seed, sent_email_row
 
 DEFAULT = "00000000-0000-4000-8000-000000000000"
 BEFORE = (
@@ -28,96 +29,43 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def _seed(engine: Engine) -> None:
-    rows = {
-        "api_keys": dict(
-            id="k1",
-            name="billing",
-            prefix="aaaaaaaaaaaa",
-            secret_hash="h",
-            scopes="[]",
-            created_at=NOW,
-        ),
-        "notifications": dict(
-            id="n1",
-            api_key_id="k1",
-            channel="email",
-            category="transactional",
-            lane="email.transactional",
-            status="sent",
-            recipient="a@example.com",
-            sensitive_fields="[]",
-            created_at=NOW,
-            updated_at=NOW,
-            attempts=1,
-        ),
-        "delivery_events": dict(notification_id="n1", created_at=NOW, kind="queued"),
-        "idempotency_keys": dict(
-            api_key_id="k1", key="i1", fingerprint="f", notification_id="n1", created_at=NOW
-        ),
-        "webhook_deliveries": dict(
-            notification_id="n1",
-            api_key_id="k1",
-            status="pending",
-            notification_status="sent",
-            attempts=0,
-            next_attempt_at=NOW,
-            created_at=NOW,
-            updated_at=NOW,
-        ),
-        "templates": dict(
-            id="t1",
-            name="receipt",
-            channel="email",
-            latest_version=1,
-            created_at=NOW,
-            updated_at=NOW,
-        ),
-        "audiences": dict(id="a1", name="news", created_at=NOW),
-    }
-    with engine.begin() as connection:
-        for table, values in rows.items():
-            _insert(connection, table, values)
-        campaign = dict(
-            id="c1",
-            name="spring",
-            template_name="receipt",
-            audience_id="a1",
-            created_at=NOW,
-            updated_at=NOW,
+    with engine.begin() as c:
+        seed(c, "api_keys", key_row(id="k1", created_at=NOW))
+        seed(c, "notifications", sent_email_row(NOW, "k1", id="n1"))
+        seed(c, "delivery_events", dict(notification_id="n1", created_at=NOW, kind="queued"))
+        seed(
+            c,
+            "idempotency_keys",
+            dict(api_key_id="k1", key="i1", fingerprint="f", notification_id="n1", created_at=NOW),
         )
-        _insert(connection, "campaigns", _complete(engine, "campaigns", campaign))
-        for n, reason in enumerate(("unsubscribed", "hard_bounce", "stop", "manual")):
-            _insert(
-                connection,
-                "suppressions",
-                dict(channel="email", recipient=f"{n}@example.com", reason=reason, created_at=NOW),
-            )
-
-
-def _complete(engine: Engine, table: str, values: dict[str, object]) -> dict[str, object]:
-    """Fill the other NOT NULL columns without a default (the campaign table has many)."""
-    for column in inspect(engine).get_columns(table):
-        if column["name"] in values or column["nullable"] or column.get("default") is not None:
-            continue
-        kind = str(column["type"]).upper()
-        values[column["name"]] = (
-            0
-            if "INT" in kind
-            else NOW
-            if "TIME" in kind
-            else "{}"
-            if "JSON" in kind
-            else False
-            if "BOOL" in kind
-            else "x"
+        seed(
+            c,
+            "webhook_deliveries",
+            dict(
+                notification_id="n1",
+                api_key_id="k1",
+                status="pending",
+                notification_status="sent",
+                next_attempt_at=NOW,
+                created_at=NOW,
+                updated_at=NOW,
+            ),
         )
-    return values
-
-
-def _insert(connection, table: str, values: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
-    columns = ", ".join(values)
-    params = ", ".join(f":{c}" for c in values)
-    connection.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({params})"), values)  # noqa: S608
+        seed(c, "templates", dict(id="t1", name="receipt", channel="email", created_at=NOW))
+        seed(c, "audiences", dict(id="a1", name="news", created_at=NOW))
+        seed(
+            c,
+            "campaigns",
+            dict(id="c1", name="spring", template_name="receipt", audience_id="a1", created_at=NOW),
+        )
+        seed(
+            c,
+            "suppressions",
+            *(
+                dict(channel="email", recipient=f"{n}@example.com", reason=reason, created_at=NOW)
+                for n, reason in enumerate(("unsubscribed", "hard_bounce", "stop", "manual"))
+            ),
+        )
 
 
 def _count(engine: Engine, table: str) -> int:
@@ -153,18 +101,7 @@ def _walk(url: str) -> None:
                 "unsubscribed": DEFAULT,
             }
             # a key inserted by code that does not know services lands in the default service
-            _insert(
-                c,
-                "api_keys",
-                dict(
-                    id="k2",
-                    name="old",
-                    prefix="bbbbbbbbbbbb",
-                    secret_hash="h",
-                    scopes="[]",
-                    created_at=NOW,
-                ),
-            )
+            seed(c, "api_keys", key_row(id="k2", name="old", prefix="bbbbbbbbbbbb"))
             assert (
                 c.execute(text("SELECT service_id FROM api_keys WHERE id = 'k2'")).scalar()
                 == DEFAULT

@@ -12,7 +12,8 @@ from sqlalchemy import inspect, text
 
 from notifier.db.migrate import alembic_config
 from notifier.db.session import make_engine
-from tests.notifier_services.test_migration import BEFORE, NOW, _count, _insert, _seed
+from tests.factories import seed, sent_email_row
+from tests.notifier_services.test_migration import BEFORE, NOW, _count, _seed
 
 
 def _walk(url: str) -> None:
@@ -27,20 +28,8 @@ def _walk(url: str) -> None:
         command.upgrade(config, "0013_test_notifications")
         with engine.begin() as c:
             assert c.execute(text("SELECT test FROM notifications")).scalars().all() == [False]
-            row = dict(
-                id="n2",
-                api_key_id="k1",
-                channel="sms",
-                category="transactional",
-                lane="sms.transactional",
-                status="queued",
-                recipient="+447911123456",
-                sensitive_fields="[]",
-                created_at=NOW,
-                updated_at=NOW,
-                attempts=0,
-            )
-            _insert(c, "notifications", row)  # without the column: a live notification
+            row = sent_email_row(NOW, "k1", id="n2", status="queued", attempts=0)
+            seed(c, "notifications", row)  # not naming the new column: a live notification
             marked = c.execute(text("SELECT test FROM notifications WHERE id = 'n2'")).scalar()
             assert marked is False or marked == 0
         command.downgrade(config, "0011_services")

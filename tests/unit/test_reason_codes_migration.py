@@ -15,6 +15,7 @@ from notifier import reasons
 from notifier.db.migrate import alembic_config, upgrade
 from notifier.db.session import make_engine
 from notifier.reasons import Reason, ReasonCode
+from tests.factories import seed, sent_email_row
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 BEFORE = "0008_worker_heartbeats"
@@ -52,23 +53,11 @@ def _backfilled(url: str) -> None:
     upgrade(url, BEFORE)
     engine = make_engine(url)
     rows = [
-        {"id": f"n-{i}", "status": status, "status_reason": reason.stored}
+        sent_email_row(NOW, id=f"n-{i}", status=status, status_reason=reason.stored)
         for i, (status, reason) in enumerate(WRITTEN)
-    ] + [{"id": "n-none", "status": "sent", "status_reason": None}]
-    common = {
-        "channel": "sms",
-        "category": "promotional",
-        "lane": "sms.promotional",
-        "recipient": "+447911123456",
-        "sensitive_fields": "[]",
-        "created_at": NOW,
-        "updated_at": NOW,
-        "attempts": 0,
-    }
-    columns = [*rows[0], *common]
-    table = sa.table("notifications", *(sa.column(c) for c in columns))
+    ] + [sent_email_row(NOW, id="n-none", status="sent", status_reason=None)]
     with engine.begin() as connection:
-        connection.execute(table.insert(), [{**row, **common} for row in rows])
+        seed(connection, "notifications", *rows)
     upgrade(url, AFTER)
     with engine.connect() as connection:
         codes = dict(connection.execute(sa.text("SELECT id, status_code FROM notifications")).all())

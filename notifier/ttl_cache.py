@@ -78,6 +78,12 @@ class TTLCache(Generic[K, V]):
                     self._start()
         return value
 
+    def clear(self) -> None:
+        """Forget every entry: the next read of each loads it again."""
+        with self._lock:
+            self._entries.clear()
+            self._read.clear()
+
     def __len__(self) -> int:
         return len(self._entries)
 

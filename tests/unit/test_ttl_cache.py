@@ -38,11 +38,14 @@ def test_the_key_cache_holds_no_plaintext_key(runtime: Runtime) -> None:
 def test_keys_in_use_are_refreshed_ahead_and_a_revocation_still_takes_effect(
     runtime: Runtime,
 ) -> None:
-    """A key read often never expires (its refresher reloads it before), and a revoked key is
-    dropped at the next refresh, within the cache's time."""
+    """A key read often never expires (its refresher reloads it before), a change to its
+    service is seen and a revoked key dropped at the next refresh, within the cache's time."""
+    from sqlalchemy import update
+
     from notifier.db.session import transaction
     from notifier.keys import revoke_key
     from notifier.security import parse_prefix
+    from notifier.services.models import Service
 
     key = api_key(runtime)
     authenticator = Authenticator(runtime.sessions, seconds=0.4)
@@ -53,6 +56,11 @@ def test_keys_in_use_are_refreshed_ahead_and_a_revocation_still_takes_effect(
         while time.monotonic() < deadline:
             assert authenticator.cached(f"Bearer {key}") is not None
             time.sleep(0.02)
+        with transaction(runtime.sessions) as session:  # a change to the key's service
+            session.execute(update(Service).values(trial=True))
+        time.sleep(0.45)
+        refreshed = authenticator.cached(f"Bearer {key}")
+        assert refreshed is not None and refreshed.service.trial is True
         with transaction(runtime.sessions) as session:
             revoke_key(session, parse_prefix(key) or "")
         time.sleep(0.45)

@@ -94,9 +94,14 @@ class TTLCache(Generic[K, V]):
         now = self._clock()
         idle = now - IDLE_AFTER * self.seconds / 2
         with self._lock:
-            for key in [k for k, t in self._read.items() if t < idle]:
-                del self._read[key]
-            current = {k: e[1] for k in self._read if (e := self._entries.get(k)) is not None}
+            read = dict(self._read)  # one copy in C: ``get`` writes it without the lock
+            for key in [k for k, t in read.items() if t < idle]:
+                self._read.pop(key, None)
+            current = {
+                k: e[1]
+                for k, t in read.items()
+                if t >= idle and (e := self._entries.get(k)) is not None
+            }
         if not current:
             return
         fresh = self._reload(current)

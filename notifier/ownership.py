@@ -23,7 +23,13 @@ ALL_SERVICES: str | None = None
 
 def scope_of(caller: Caller) -> str | None:
     """The service id the caller's reads are limited to; ``ALL_SERVICES`` for a platform admin."""
-    return ALL_SERVICES if caller.is_platform_admin else caller.service.id
+    return scope_for(caller.service.id, platform_admin=caller.is_platform_admin)
+
+
+def scope_for(service_id: str | None, *, platform_admin: bool) -> str | None:
+    """The scope of anyone who belongs to ``service_id`` (an API key, a console staff member):
+    that service, or ``ALL_SERVICES`` for a platform admin."""
+    return ALL_SERVICES if platform_admin else service_id
 
 
 def owned(

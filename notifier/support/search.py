@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from notifier.db.models import ApiKey, Notification
 from notifier.notifications import listing
 from notifier.notifications.listing import SearchField
+from notifier.ownership import ALL_SERVICES, owned
 from notifier.recipients import DEFAULT_SEARCH_REGIONS
 
 __all__ = [
@@ -103,5 +104,14 @@ def caller_names(session: Session, rows: list[Notification]) -> dict[str, str]:
     return dict(session.execute(select(ApiKey.id, ApiKey.name).where(ApiKey.id.in_(ids))).all())
 
 
-def known_callers(session: Session) -> list[str]:
-    return list(session.scalars(select(ApiKey.name).distinct().order_by(ApiKey.name)))
+def known_callers(session: Session, scope: str | None = ALL_SERVICES) -> list[str]:
+    """The API key names the caller filter offers: the scope's keys only (another service's key
+    names are its own business)."""
+    return list(
+        session.scalars(
+            select(ApiKey.name)
+            .where(*owned(ApiKey.service_id, scope))
+            .distinct()
+            .order_by(ApiKey.name)
+        )
+    )

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from notifier.db.models import utcnow
+from notifier.services.models import Service
 from notifier.support.models import StaffAccount, StaffRole, StaffSession
 from notifier.support.staff import Staff
 
@@ -99,12 +100,18 @@ def resume(session: Session, token: str | None) -> Staff | None:
         return None
     if now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
+    role = StaffRole(account.role)
+    service = None if account.service_id is None else session.get(Service, account.service_id)
+    if role != StaffRole.PLATFORM_ADMIN and service is None:
+        return None  # a service's account without its service sees nothing: it cannot sign in
     return Staff(
         id=account.id,
         email=account.email,
-        role=StaffRole(account.role),
+        role=role,
         session_id=row.id,
         csrf_token=row.csrf_token,
+        service_id=service.id if service is not None else None,
+        service_name=service.name if service is not None else None,
     )
 
 

@@ -88,7 +88,11 @@ def resume(session: Session, token: str | None) -> Staff | None:
     """The signed-in staff member for this token, or None if it is unknown, ended or expired."""
     if not token:
         return None
-    row = session.get(StaffSession, _digest(token))
+    return _resume_digest(session, _digest(token))
+
+
+def _resume_digest(session: Session, digest: str) -> Staff | None:
+    row = session.get(StaffSession, digest)
     if row is None or row.ended_at is not None:
         return None
     now = utcnow()

@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from notifier.db.models import Notification
@@ -52,12 +52,12 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def of_day(
-    session: Session, day: date, scope: str | None = ALL_SERVICES
-) -> dict[str, dict[str, LaneUsage]]:
-    """service id -> lane value -> that day's counts, within ``scope``."""
+def day_statement(
+    day: date, scope: str | None = ALL_SERVICES
+) -> Select[str | None, str, str, str | None, bool, int]:
+    """The one grouped query of a day's counts (service, lane, status, reason, test)."""
     start, end = day_bounds(day)
-    stmt = (
+    return (
         select(
             Notification.service_id,
             Notification.lane,
@@ -79,8 +79,16 @@ def of_day(
             Notification.test,
         )
     )
+
+
+def of_day(
+    session: Session, day: date, scope: str | None = ALL_SERVICES
+) -> dict[str, dict[str, LaneUsage]]:
+    """service id -> lane value -> that day's counts, within ``scope``."""
     found: dict[str, dict[str, LaneUsage]] = defaultdict(dict)
-    for service_id, lane, status, code, test, count in session.execute(stmt).tuples():
+    for service_id, lane, status, code, test, count in session.execute(
+        day_statement(day, scope)
+    ).tuples():
         usage = found[service_id or ""].setdefault(lane, LaneUsage())
         usage.total += count
         if test:

@@ -74,9 +74,7 @@ def _walk(url: str) -> None:
                 ("s-admin", "platform_admin", None),
                 ("s-support", "support", DEFAULT),
             ]
-            assert c.execute(text("SELECT service_id FROM support_audit")).scalars().all() == [
-                None
-            ]
+            assert c.execute(text("SELECT service_id FROM support_audit")).scalars().all() == [None]
             _insert(  # a billing support account, created after the upgrade
                 c,
                 "services",
@@ -123,7 +121,9 @@ def _walk(url: str) -> None:
             ("s-billing", "support", True),  # the old schema would show it every service
             ("s-support", "support", False),
         ]
-        assert "service_id" not in {c["name"] for c in inspect(engine).get_columns("staff_accounts")}
+        assert "service_id" not in {
+            c["name"] for c in inspect(engine).get_columns("staff_accounts")
+        }
         assert "service_id" not in {c["name"] for c in inspect(engine).get_columns("support_audit")}
         assert _count(engine, "support_audit") == 1 and _count(engine, "staff_sessions") == 2
         command.upgrade(config, "heads")  # and forward again

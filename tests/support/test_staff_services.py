@@ -291,3 +291,84 @@ def test_accounts_belong_to_one_service_or_to_the_platform(runtime, world):  # t
     with runtime.sessions() as s:
         roles = dict(s.execute(select(StaffAccount.email, StaffAccount.service_id)).tuples().all())
     assert roles["billing-admin@example.com"] == world.billing
+
+
+def test_the_support_api_keeps_to_the_keys_service_and_audits_it(client, runtime, world):  # type: ignore[no-untyped-def]
+    from notifier import keys as key_store
+
+    def key(name: str, service_id: str, scopes: list[str]) -> dict[str, str]:
+        with transaction(runtime.sessions) as s:
+            _, plaintext = key_store.create_key(s, name, scopes, None, None, service_id)
+        return {"Authorization": f"Bearer {plaintext}"}
+
+    billing = key("billing-desk", world.billing, ["support:read"])
+    platform = key("platform-desk", world.billing, ["support:read", "services:manage"])
+    found = client.get("/v1/support/notifications", params={"q": RECIPIENT}, headers=billing)
+    assert [n["id"] for n in found.json()["items"]] == [world.billing_notification]
+    other = client.get(f"/v1/support/notifications/{world.growth_notification}", headers=billing)
+    made_up = client.get(f"/v1/support/notifications/{new_id()}", headers=billing)
+    assert other.status_code == made_up.status_code == 404
+    assert other.json() == made_up.json()
+    everything = client.get("/v1/support/notifications", params={"q": RECIPIENT}, headers=platform)
+    assert len(everything.json()["items"]) == 2
+    viewed = client.get(f"/v1/support/notifications/{world.growth_notification}", headers=platform)
+    assert viewed.status_code == 200
+    with runtime.sessions() as s:
+        rows = s.execute(
+            select(AuditEntry.actor, AuditEntry.action, AuditEntry.service_id).order_by(
+                AuditEntry.id
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("billing-desk", "search", world.billing),
+        ("platform-desk", "search", None),
+        ("platform-desk", "view_notification", world.growth),
+    ]
+
+
+def test_staff_create_takes_the_service_and_the_role(runtime, settings, world, monkeypatch):  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from notifier.cli import app
+
+    monkeypatch.setenv("NOTIFIER_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("COLUMNS", "250")
+    runner = CliRunner()
+
+    def create(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, ["staff", "create", *args], input=f"{PASSWORD}\n")
+
+    by_name = create("--email", "b1@example.com", "--role", "admin", "--service", "billing")
+    assert by_name.exit_code == 0 and "the service billing" in by_name.output, by_name.output
+    by_id = create("--email", "g1@example.com", "--service", world.growth)
+    assert by_id.exit_code == 0 and "the service growth" in by_id.output
+    default = create("--email", "d1@example.com")
+    assert default.exit_code == 0 and "the service default" in default.output
+    platform = create("--email", "p1@example.com", "--role", "platform_admin")
+    assert platform.exit_code == 0 and "every service" in platform.output
+    refused = create(
+        "--email", "p2@example.com", "--role", "platform_admin", "--service", "billing"
+    )
+    assert refused.exit_code == 2 and "belongs to no service" in refused.output
+    unknown = create("--email", "u@example.com", "--service", "nobody")
+    assert unknown.exit_code == 2 and "no service 'nobody'" in unknown.output
+    with runtime.sessions() as s:
+        made = dict(
+            s.execute(
+                select(StaffAccount.email, StaffAccount.service_id).where(
+                    StaffAccount.email.in_(
+                        ["b1@example.com", "g1@example.com", "d1@example.com", "p1@example.com"]
+                    )
+                )
+            )
+            .tuples()
+            .all()
+        )
+    assert made == {
+        "b1@example.com": world.billing,
+        "g1@example.com": world.growth,
+        "d1@example.com": "00000000-0000-4000-8000-000000000000",
+        "p1@example.com": None,
+    }
+    listed = runner.invoke(app, ["staff", "list"])
+    assert "billing" in listed.output and "(every service)" in listed.output

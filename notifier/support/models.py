@@ -48,6 +48,8 @@ class AuditAction(enum.StrEnum):
     CREATE_KEY = "create_key"
     REVOKE_KEY = "revoke_key"
     ROTATE_KEY = "rotate_key"
+    CREATE_SERVICE = "create_service"  # a platform admin, in the console
+    UPDATE_SERVICE = "update_service"  # trial mode set or lifted, in the console
     ERASE = "erase"  # a data-protection erasure: counts and the request reference only
     SIGN_IN = "sign_in"
     SIGN_IN_FAILED = "sign_in_failed"

@@ -45,6 +45,7 @@ from notifier.support.web import (
     audit_refusal,
     render,
     require_admin,
+    require_platform_admin,
 )
 from providers.interface import Channel, Lane
 
@@ -321,7 +322,67 @@ def services_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Res
     A platform admin sees every service, anyone else their own."""
     with transaction(runtime.sessions) as session:
         views = service_views.today(session, runtime, staff.scope)
-    return render(request, "services.html", {"views": views}, staff=staff)
+    return render(
+        request,
+        "services.html",
+        {"views": views, "done": request.query_params.get("done")},
+        staff=staff,
+    )
+
+
+@router.post("/services")
+def create_service(
+    request: Request,
+    runtime: RuntimeDep,
+    staff: FormStaffDep,
+    name: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """A platform admin creates a service (in trial mode, as ``notifier services create``)."""
+    require_platform_admin(request, runtime, staff, "create_service")
+    name = name.strip()
+    try:
+        with transaction(runtime.sessions) as session:
+            row = service_views.create(session, runtime, name)
+            audit.record(
+                session,
+                audit.Actor.of_staff(staff),
+                AuditAction.CREATE_SERVICE,
+                query={"name": row.name},
+                source=audit.Source.of(request),
+                service_id=row.id,
+            )
+    except NotifierError as e:
+        raise PageRefused(e.http_status, "Service not created", e.message) from e
+    log.info("support.service.created", extra={"staff_id": staff.id, "service_id": row.id})
+    return RedirectResponse(f"/support/services?done=created#service-{row.name}", status_code=303)
+
+
+@router.post("/services/{name}/trial")
+def set_trial(
+    request: Request,
+    name: str,
+    runtime: RuntimeDep,
+    staff: FormStaffDep,
+    trial: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """A platform admin lifts a service's trial mode (``off``) or puts it back (``on``)."""
+    require_platform_admin(request, runtime, staff, "update_service")
+    if trial not in ("on", "off"):
+        raise PageRefused(422, "Service not changed", "Say whether trial mode is on or off.")
+    try:
+        with transaction(runtime.sessions) as session:
+            row = service_views.set_trial(session, runtime, name[:63], trial == "on")
+            audit.record(
+                session,
+                audit.Actor.of_staff(staff),
+                AuditAction.UPDATE_SERVICE,
+                query={"name": row.name, "trial": trial},
+                source=audit.Source.of(request),
+                service_id=row.id,
+            )
+    except NotifierError as e:
+        raise PageRefused(e.http_status, "Service not changed", e.message) from e
+    return RedirectResponse(f"/support/services?done=updated#service-{row.name}", status_code=303)
 
 
 @router.api_route("/{unknown:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

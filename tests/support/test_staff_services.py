@@ -372,3 +372,44 @@ def test_staff_create_takes_the_service_and_the_role(runtime, settings, world, m
     }
     listed = runner.invoke(app, ["staff", "list"])
     assert "billing" in listed.output and "(every service)" in listed.output
+
+
+def test_a_platform_admin_manages_services_and_no_one_else(as_staff, world, runtime):  # type: ignore[no-untyped-def]
+    from notifier.services.models import Service
+
+    platform = as_staff["platform"]
+
+    def post(client: TestClient, path: str, **data: str):  # type: ignore[no-untyped-def]
+        return client.post(
+            path,
+            data={"csrf_token": client.csrf, **data},  # type: ignore[attr-defined]
+            follow_redirects=False,
+        )
+
+    created = post(platform, "/support/services", name="search")
+    assert created.status_code == 303, created.text
+    assert "Lift trial mode" in platform.get("/support/services").text
+    assert post(platform, "/support/services/search/trial", trial="off").status_code == 303
+    assert post(platform, "/support/services", name="search").status_code == 409
+    assert post(platform, "/support/services", name="Not A Name").status_code == 422
+    assert post(platform, "/support/services/nobody/trial", trial="off").status_code == 404
+    admin = as_staff["billing-admin"]
+    assert post(admin, "/support/services", name="sneaky").status_code == 403
+    assert post(admin, "/support/services/billing/trial", trial="on").status_code == 403
+    assert "Create service" not in admin.get("/support/services").text
+    with runtime.sessions() as s:
+        services = dict(s.execute(select(Service.name, Service.trial)).tuples().all())
+        audited = s.execute(
+            select(AuditEntry.actor, AuditEntry.action, AuditEntry.service_id)
+            .where(AuditEntry.action.in_(["create_service", "update_service", "refused"]))
+            .order_by(AuditEntry.id)
+        ).all()
+    assert services["search"] is False and "sneaky" not in services
+    assert services["billing"] is False  # the refused change changed nothing
+    search_id = next(sid for a, action, sid in audited if action == "create_service")
+    assert [tuple(r) for r in audited] == [
+        ("platform@example.com", "create_service", search_id),
+        ("platform@example.com", "update_service", search_id),
+        ("billing-admin@example.com", "refused", world.billing),
+        ("billing-admin@example.com", "refused", world.billing),
+    ]

@@ -66,9 +66,13 @@ def search_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Respo
     form = forms.parse(request.query_params, runtime.settings.phone_search_regions)
     cursor = request.query_params.get("cursor") or None
     results, error_status = None, 200
-    criteria = dataclasses.replace(form.criteria, service_id=staff.scope)
     with transaction(runtime.sessions) as session:
-        callers = search.known_callers(session, staff.scope)
+        # a platform admin may narrow a search to one service; anyone else has their own only
+        names = service_views.service_names(session, staff.scope) if staff.is_platform_admin else {}
+        service = (request.query_params.get("service") or "").strip()[:63]
+        chosen = service_views.service_id_named(names, service)
+        criteria = dataclasses.replace(form.criteria, service_id=chosen or staff.scope)
+        callers = search.known_callers(session, criteria.service_id)
         if form.submitted and not form.errors:
             try:
                 results = search.search(session, criteria, cursor, PAGE_SIZE)
@@ -100,6 +104,8 @@ def search_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Respo
             "lanes": [lane.value for lane in Lane],
             "statuses": [s.value for s in Status],
             "periods": forms.PERIODS,
+            "service_names": names,
+            "service": service if chosen else "",
         },
         staff=staff,
         status_code=error_status,

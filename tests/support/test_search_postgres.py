@@ -4,7 +4,7 @@ Seeds 20,000 notifications across 2,000 recipients and three callers, ANALYZEs, 
 plans of the console's real queries (compiled from ``notifier.support.search``) with EXPLAIN.
 The table is partitioned by day there (``notifier/db/partitions.py``): the seeded days get their
 partitions, as a running deployment has them, and a plan may read a partition that holds (next
-to) nothing without an index — the days ahead are empty, today's has a few rows — but every
+to) nothing without an index — today and the days ahead are empty — but every
 partition holding the data must be read through the named index (its copies carry its name).
 """
 
@@ -38,7 +38,9 @@ def seeded():  # type: ignore[no-untyped-def]
     with fresh_postgres_database() as url:
         upgrade(url)
         engine = make_engine(url)  # as the product's: behind PgBouncer it prepares nothing
-        now = utcnow()
+        # the newest row a minute before midnight UTC: today's partition stays (next to) empty
+        # whatever the time of day (from 03:20 UTC on, a day's minutes outnumbered SMALL)
+        now = partitions.interval_start(utcnow(), 1) - timedelta(minutes=1)
         rng = random.Random(5)
         keys = [
             {"id": new_id(), "name": n, "prefix": n, "secret_hash": "x" * 64, "scopes": []}
@@ -63,7 +65,7 @@ def seeded():  # type: ignore[no-untyped-def]
             )
         with engine.begin() as c:
             today = partitions.interval_start(now, 1)
-            for back in range(1, ROWS // 1440 + 2):  # the seeded minutes' days
+            for back in range(1, ROWS // 1440 + 3):  # the seeded minutes' days
                 day = today - timedelta(days=back)
                 for table in partitions.PARTITIONED:
                     partitions.create(c, table, day, day + timedelta(days=1))

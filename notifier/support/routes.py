@@ -85,6 +85,7 @@ def search_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Respo
                     AuditAction.SEARCH,
                     query=criteria.as_audit_query(),
                     source=audit.Source.of(request),
+                    service_id=criteria.service_id,  # the service searched; None: every one
                 )
         if form.errors:
             error_status = 422

@@ -415,12 +415,19 @@ def test_a_platform_admin_manages_services_and_no_one_else(as_staff, world, runt
     ]
 
 
-def test_a_platform_admin_narrows_a_search_to_one_service(as_staff, world):  # type: ignore[no-untyped-def]
+def test_a_platform_admin_narrows_a_search_to_one_service(as_staff, world, runtime):  # type: ignore[no-untyped-def]
     platform = as_staff["platform"]
     both = platform.get("/support", params={"q": RECIPIENT}).text
     assert '<th scope="col">Service</th>' in both  # across services, each row names its own
     narrowed = platform.get("/support", params={"q": RECIPIENT, "service": "growth"}).text
     assert "growth-ref" in narrowed and "billing-ref" not in narrowed
+    with runtime.sessions() as s:
+        searched = s.scalars(
+            select(AuditEntry.service_id)
+            .where(AuditEntry.action == "search", AuditEntry.actor == "platform@example.com")
+            .order_by(AuditEntry.id)
+        ).all()
+    assert searched == [None, world.growth]  # every service, then growth's
     # staff of a service cannot widen or move their search by naming another one
     billing = as_staff["billing-support"]
     moved = billing.get("/support", params={"q": RECIPIENT, "service": "growth"}).text

@@ -19,6 +19,7 @@ from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Caller
 
 ALL_SERVICES: str | None = None
+NO_SERVICE = ""  # no row belongs to it
 
 
 def scope_of(caller: Caller) -> str | None:
@@ -28,8 +29,11 @@ def scope_of(caller: Caller) -> str | None:
 
 def scope_for(service_id: str | None, *, platform_admin: bool) -> str | None:
     """The scope of anyone who belongs to ``service_id`` (an API key, a console staff member):
-    that service, or ``ALL_SERVICES`` for a platform admin."""
-    return ALL_SERVICES if platform_admin else service_id
+    that service, or ``ALL_SERVICES`` for a platform admin. Someone of no service who is not a
+    platform admin sees nothing (``NO_SERVICE``), never everything: the scope fails closed."""
+    if platform_admin:
+        return ALL_SERVICES
+    return NO_SERVICE if service_id is None else service_id
 
 
 def owned(

@@ -433,3 +433,13 @@ def test_a_platform_admin_narrows_a_search_to_one_service(as_staff, world, runti
     moved = billing.get("/support", params={"q": RECIPIENT, "service": "growth"}).text
     assert "billing-ref" in moved and "growth-ref" not in moved
     assert '<th scope="col">Service</th>' not in moved
+
+
+def test_a_scope_fails_closed_for_staff_of_no_service() -> None:
+    from notifier.ownership import ALL_SERVICES, NO_SERVICE, visible
+    from notifier.support.staff import Staff
+
+    orphan = Staff("s", "o@example.com", StaffRole.SUPPORT, "sid", "csrf", service_id=None)
+    assert orphan.scope == NO_SERVICE and not visible("any-service", orphan.scope)
+    platform = Staff("p", "p@example.com", StaffRole.PLATFORM_ADMIN, "sid", "csrf")
+    assert platform.scope is ALL_SERVICES

@@ -23,6 +23,7 @@ from notifier.support.cli import staff_app
 
 if TYPE_CHECKING:  # the commands import what they use when they run (a fast --help)
     from notifier.campaigns.models import ContactImport
+    from notifier.operations import ServiceView
     from providers.interface import Lane, Provider
 
 
@@ -296,6 +297,13 @@ def status(
             help="exit 1 only when the database or broker is unreachable (a worker's readiness)"
         ),
     ] = False,
+    service: Annotated[
+        str | None,
+        typer.Option(
+            help="also show this service's day (name or id; 'all' for every service): volume "
+            "and failures per lane today (UTC), daily quota used, providers per lane"
+        ),
+    ] = None,
 ) -> None:
     """Reachability, queue depths, beat's last tick, circuits, live workers and delivery health.
 
@@ -305,9 +313,16 @@ def status(
     the exit code to reachability: a worker pod's readiness must not fail because another lane
     or beat is down (unready pods would also block node drains through their disruption budget).
     """
-    from notifier.operations import collect_status
+    from notifier.operations import UnknownService, collect_service_views, collect_status
 
     settings = load_settings()
+    views = None
+    if service is not None:
+        try:
+            views = collect_service_views(settings, service.strip())
+        except UnknownService as e:
+            console.print(f"[red]no service {service!r}[/red]")
+            raise typer.Exit(2) from e
     report = collect_status(settings)
     table = Table("what", "value")
     table.add_row("database", "ok" if report.database_ok else "UNREACHABLE")
@@ -341,8 +356,44 @@ def status(
     else:
         table.add_row("delivery", "UNKNOWN (no database)")
     Console().print(table)
+    for view in views or ():
+        Console().print(_service_table(view))
     reachable = report.database_ok and report.broker_ok
     raise typer.Exit(0 if (reachable if dependencies_only else report.healthy) else 1)
+
+
+def _service_table(view: ServiceView) -> Table:
+    """One service's day as ``notifier status --service`` prints it."""
+    table = Table(
+        "lane",
+        "today",
+        "test",
+        "not delivered, by reason",
+        "quota used",
+        "providers",
+        title=f"service {view.name}{' (trial)' if view.trial else ''}: "
+        f"{view.total} today ({view.day.isoformat()} UTC), {view.failed} not delivered",
+    )
+    for lane in view.lanes:
+        failures = ", ".join(
+            f"{f.status}{f' {f.code}' if f.code else ''}: {n}"
+            for f, n in sorted(lane.usage.failures.items(), key=lambda item: -item[1])
+        )
+        if lane.quota is None:
+            quota = "no quota"
+        elif lane.quota_used is None:
+            quota = f"? / {lane.quota} (not shared)"
+        else:
+            quota = f"{lane.quota_used} / {lane.quota}"
+        if lane.providers is None:
+            providers = "unknown"
+        else:
+            source = "service" if lane.own_chain else "platform"
+            providers = f"{', '.join(lane.providers) or 'none'} ({source})"
+        table.add_row(
+            lane.lane.value, str(lane.usage.total), str(lane.usage.test), failures, quota, providers
+        )
+    return table
 
 
 async def _check_all(chains: dict[Lane, list[Provider]], connect: bool) -> bool:

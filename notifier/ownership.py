@@ -19,11 +19,21 @@ from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Caller
 
 ALL_SERVICES: str | None = None
+NO_SERVICE = ""  # no row belongs to it
 
 
 def scope_of(caller: Caller) -> str | None:
     """The service id the caller's reads are limited to; ``ALL_SERVICES`` for a platform admin."""
-    return ALL_SERVICES if caller.is_platform_admin else caller.service.id
+    return scope_for(caller.service.id, platform_admin=caller.is_platform_admin)
+
+
+def scope_for(service_id: str | None, *, platform_admin: bool) -> str | None:
+    """The scope of anyone who belongs to ``service_id`` (an API key, a console staff member):
+    that service, or ``ALL_SERVICES`` for a platform admin. Someone of no service who is not a
+    platform admin sees nothing (``NO_SERVICE``), never everything: the scope fails closed."""
+    if platform_admin:
+        return ALL_SERVICES
+    return NO_SERVICE if service_id is None else service_id
 
 
 def owned(

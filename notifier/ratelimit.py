@@ -163,6 +163,18 @@ class RateLimiter:
         with self._kept.lock:
             return self._kept.holds((rule, *identifiers))
 
+    def peek(self, rule: str, *identifiers: str) -> int | None:
+        """How much of ``rule`` these identifiers have used in the current window, read without
+        counting (the per-service views show quota use with it); None while the shared counter
+        cannot be read. Without Redis it is this process's own count."""
+        item = _parse(rule)
+        limiter = self._shared if self._shared is not None else self._local
+        try:
+            stats = limiter.get_window_stats(item, *identifiers)
+        except StorageError:
+            return None
+        return item.amount - stats.remaining
+
     def _shared_failed(self, error: StorageError) -> None:
         with self._lock:
             self._shared_down_until = time.monotonic() + RETRY_AFTER_FAILURE

@@ -60,6 +60,7 @@ class Resent:
     new_id: str
     lane: str
     guarded: bool = False  # it needed (and had) a confirmation and a reason
+    service_id: str | None = None  # the original's (and the copy's) service
 
 
 def resend(
@@ -70,14 +71,16 @@ def resend(
     *,
     confirmed: bool = False,
     reason: str = "",
+    scope: str | None = ALL_SERVICES,
 ) -> Resent:
     """Write the new notification and both events; the caller publishes after commit.
 
     The original's row is written first (a row lock on PostgreSQL, the write lock on SQLite),
     so two admins pressing resend at once are serialised: the second sees the first's resend
-    and meets the guard."""
+    and meets the guard. A notification outside ``scope`` is refused as one that does not
+    exist (the refusal rolls the touch back)."""
     repository.touch(session, notification_id.strip()[:36], utcnow())
-    case = load_case(session, notification_id)
+    case = load_case(session, notification_id, scope)
     if case is None:
         raise ActionRefused(f"There is no notification {notification_id}.", 404)
     original = case.notification
@@ -148,7 +151,11 @@ def resend(
         ],
     )
     return Resent(
-        original_id=original.id, new_id=copy.id, lane=copy.lane, guarded=case.needs_confirmation
+        original_id=original.id,
+        new_id=copy.id,
+        lane=copy.lane,
+        guarded=case.needs_confirmation,
+        service_id=original.service_id,
     )
 
 

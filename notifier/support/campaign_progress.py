@@ -1,4 +1,5 @@
-"""Campaign progress for the console: each campaign's latest run, counted by status."""
+"""Campaign progress for the console: each campaign's latest run, counted by status, of the
+campaigns the staff member's scope sees (:mod:`notifier.ownership`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import Campaign, CampaignRun
 from notifier.campaigns.runs import progress
+from notifier.ownership import ALL_SERVICES, owned
 from notifier.statuses import FINAL_STATUSES, Status
 
 
@@ -31,9 +33,14 @@ class RunProgress:
         return self.run.total if self.run is not None else 0
 
 
-def latest(session: Session, limit: int = 50) -> list[RunProgress]:
+def latest(
+    session: Session, scope: str | None = ALL_SERVICES, limit: int = 50
+) -> list[RunProgress]:
     campaigns = session.scalars(
-        select(Campaign).order_by(Campaign.created_at.desc()).limit(limit)
+        select(Campaign)
+        .where(*owned(Campaign.service_id, scope))
+        .order_by(Campaign.created_at.desc())
+        .limit(limit)
     ).all()
     result = []
     for campaign in campaigns:

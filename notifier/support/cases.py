@@ -16,6 +16,7 @@ from notifier.db.models import ApiKey, DeliveryEvent, Notification, Suppression
 from notifier.notifications import listing, queries, repository
 from notifier.ownership import ALL_SERVICES, owned_or_global, visible
 from notifier.recipients import DEFAULT_SEARCH_REGIONS, normalise_for_search
+from notifier.services.models import Service
 from notifier.statuses import EventKind, Status
 from notifier.support.summary import Facts, summarise
 from notifier.suppressions import applies_to, blocking_reasons, suppression_forms
@@ -33,6 +34,7 @@ class NotificationCase:
     caller: str | None
     summary: str
     resent_as: list[str] = field(default_factory=list)
+    service: str | None = None  # the owning service's name
 
     @property
     def timeline(self) -> list[DeliveryEvent]:
@@ -126,6 +128,7 @@ def load_case(
         if row.api_key_id
         else None
     )
+    service = session.get(Service, row.service_id) if row.service_id else None
     facts = Facts(
         notification=row,
         events=events,
@@ -140,6 +143,7 @@ def load_case(
         caller=caller,
         summary=summarise(facts),
         resent_as=resent_as,
+        service=service.name if service is not None else None,
     )
 
 

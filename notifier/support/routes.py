@@ -3,10 +3,16 @@
 Every page needs a signed-in staff member (``StaffDep`` redirects to /support/login); every
 POST checks the form's CSRF token (``FormStaffDep``); admin actions check the role. Reads are
 audited in the same transaction that reads the data.
+
+Every read and action is limited to the staff member's service by ``staff.scope``, the scope
+of :mod:`notifier.ownership` that API keys have: another service's notification, recipient
+history, suppression, campaign or audit entry is answered exactly like one that does not exist
+(the same 404 page, the same empty result). A platform admin's scope is every service.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Annotated
 
@@ -17,7 +23,15 @@ from notifier.api.deps import RuntimeDep
 from notifier.db.session import transaction
 from notifier.errors import NotifierError
 from notifier.statuses import Status
-from notifier.support import actions, audit, campaign_progress, forms, search, signin
+from notifier.support import (
+    actions,
+    audit,
+    campaign_progress,
+    forms,
+    search,
+    service_views,
+    signin,
+)
 from notifier.support.cases import NotificationCase, load_case, recipient_forms, suppressions_of
 from notifier.support.models import AuditAction
 from notifier.support.search import Criteria, SearchField
@@ -31,6 +45,7 @@ from notifier.support.web import (
     audit_refusal,
     render,
     require_admin,
+    require_platform_admin,
 )
 from providers.interface import Channel, Lane
 
@@ -52,10 +67,15 @@ def search_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Respo
     cursor = request.query_params.get("cursor") or None
     results, error_status = None, 200
     with transaction(runtime.sessions) as session:
-        callers = search.known_callers(session)
+        # a platform admin may narrow a search to one service; anyone else has their own only
+        names = service_views.service_names(session, staff.scope) if staff.is_platform_admin else {}
+        service = (request.query_params.get("service") or "").strip()[:63]
+        chosen = service_views.service_id_named(names, service)
+        criteria = dataclasses.replace(form.criteria, service_id=chosen or staff.scope)
+        callers = search.known_callers(session, criteria.service_id)
         if form.submitted and not form.errors:
             try:
-                results = search.search(session, form.criteria, cursor, PAGE_SIZE)
+                results = search.search(session, criteria, cursor, PAGE_SIZE)
             except NotifierError as e:  # a cursor this console did not make
                 form.errors.append(e.message)
             else:
@@ -63,8 +83,9 @@ def search_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Respo
                     session,
                     audit.Actor.of_staff(staff),
                     AuditAction.SEARCH,
-                    query=form.criteria.as_audit_query(),
+                    query=criteria.as_audit_query(),
                     source=audit.Source.of(request),
+                    service_id=criteria.service_id,  # the service searched; None: every one
                 )
         if form.errors:
             error_status = 422
@@ -84,6 +105,8 @@ def search_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Respo
             "lanes": [lane.value for lane in Lane],
             "statuses": [s.value for s in Status],
             "periods": forms.PERIODS,
+            "service_names": names,
+            "service": service if chosen else "",
         },
         staff=staff,
         status_code=error_status,
@@ -95,7 +118,7 @@ def notification_page(
     request: Request, notification_id: str, runtime: RuntimeDep, staff: StaffDep
 ) -> Response:
     with transaction(runtime.sessions) as session:
-        case = load_case(session, notification_id)
+        case = load_case(session, notification_id, staff.scope)
         if case is not None:
             audit.record(
                 session,
@@ -103,6 +126,7 @@ def notification_page(
                 AuditAction.VIEW_NOTIFICATION,
                 notification_id=case.notification.id,
                 source=audit.Source.of(request),
+                service_id=case.notification.service_id,
             )
     if case is None:
         raise PageRefused(
@@ -154,6 +178,7 @@ def resend(
                 staff.email,
                 confirmed=confirm == "yes",
                 reason=reason,
+                scope=staff.scope,
             )
             audit.record(
                 session,
@@ -166,13 +191,14 @@ def resend(
                     "confirmed": "yes" if resent.guarded else "",
                 },
                 source=source,
+                service_id=resent.service_id,
             )
     except actions.ActionRefused as e:
         audit_refusal(
             request, runtime, staff, "resend", e.message, notification_id=notification_id[:36]
         )
         with transaction(runtime.sessions) as session:
-            case = load_case(session, notification_id)
+            case = load_case(session, notification_id, staff.scope)
         if case is None:
             raise PageRefused(e.status_code, "Not found", e.message) from e
         return _case_page(
@@ -196,7 +222,7 @@ def lift_suppression(
     back = back if back.startswith("/support") and not back.startswith("//") else "/support"
     try:
         with transaction(runtime.sessions) as session:
-            lifted = actions.lift(session, suppression_id, reason, staff.email)
+            lifted = actions.lift(session, suppression_id, reason, staff.email, staff.scope)
             audit.record(
                 session,
                 audit.Actor.of_staff(staff),
@@ -204,6 +230,8 @@ def lift_suppression(
                 notification_id=lifted.notification_id,
                 query={"suppression_id": suppression_id, "reason": reason.strip()},
                 source=audit.Source.of(request),
+                # a global suppression (a bounce, a STOP) lifted for the staff's own service
+                service_id=lifted.service_id or staff.scope,
             )
     except actions.ActionRefused as e:
         audit_refusal(
@@ -225,13 +253,15 @@ def recipient_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Re
         return RedirectResponse("/support", status_code=303)
     regions = tuple(runtime.settings.phone_search_regions)
     forms_of = recipient_forms(address, regions)
-    criteria = Criteria(terms=((SearchField.RECIPIENT, address),), regions=regions)
+    criteria = Criteria(
+        terms=((SearchField.RECIPIENT, address),), regions=regions, service_id=staff.scope
+    )
     with transaction(runtime.sessions) as session:
         try:
             results = search.search(session, criteria, cursor, PAGE_SIZE)
         except NotifierError as e:
             raise PageRefused(422, "Bad page link", e.message) from e
-        suppressions = suppressions_of(session, None, forms_of)
+        suppressions = suppressions_of(session, None, forms_of, staff.scope)
         audit.record(
             session,
             audit.Actor.of_staff(staff),
@@ -256,9 +286,9 @@ def recipient_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Re
 
 @router.get("/campaigns")
 def campaigns_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Response:
-    """Progress of every campaign's latest run (read-only, both roles)."""
+    """Progress of every campaign's latest run (read-only, every role), within the scope."""
     with transaction(runtime.sessions) as session:
-        items = campaign_progress.latest(session)
+        items = campaign_progress.latest(session, staff.scope)
     return render(request, "campaigns.html", {"items": items, "statuses": Status}, staff=staff)
 
 
@@ -269,13 +299,97 @@ def audit_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Respon
     before = request.query_params.get("before")
     before_id = int(before) if before and before.isdigit() else None
     with transaction(runtime.sessions) as session:
-        rows, next_before = audit.page(session, before_id=before_id, actor=actor or None)
+        names = service_views.service_names(session, staff.scope)
+        service = (request.query_params.get("service") or "").strip()[:63]
+        service_id = service_views.service_id_named(names, service)
+        rows, next_before = audit.page(
+            session,
+            scope=staff.scope,
+            before_id=before_id,
+            actor=actor or None,
+            service_id=service_id,
+        )
     return render(
         request,
         "audit.html",
-        {"rows": rows, "next_before": next_before, "actor": actor},
+        {
+            "rows": rows,
+            "next_before": next_before,
+            "actor": actor,
+            "service": service if service_id else "",
+            "service_names": names,
+        },
         staff=staff,
     )
+
+
+@router.get("/services")
+def services_page(request: Request, runtime: RuntimeDep, staff: StaffDep) -> Response:
+    """Today's figures per service (UTC): volume and failures per lane, quota use, providers.
+    A platform admin sees every service, anyone else their own."""
+    with transaction(runtime.sessions) as session:
+        views = service_views.today(session, runtime, staff.scope)
+    return render(
+        request,
+        "services.html",
+        {"views": views, "done": request.query_params.get("done")},
+        staff=staff,
+    )
+
+
+@router.post("/services")
+def create_service(
+    request: Request,
+    runtime: RuntimeDep,
+    staff: FormStaffDep,
+    name: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """A platform admin creates a service (in trial mode, as ``notifier services create``)."""
+    require_platform_admin(request, runtime, staff, "create_service")
+    name = name.strip()
+    try:
+        with transaction(runtime.sessions) as session:
+            row = service_views.create(session, runtime, name)
+            audit.record(
+                session,
+                audit.Actor.of_staff(staff),
+                AuditAction.CREATE_SERVICE,
+                query={"name": row.name},
+                source=audit.Source.of(request),
+                service_id=row.id,
+            )
+    except NotifierError as e:
+        raise PageRefused(e.http_status, "Service not created", e.message) from e
+    log.info("support.service.created", extra={"staff_id": staff.id, "service_id": row.id})
+    return RedirectResponse(f"/support/services?done=created#service-{row.name}", status_code=303)
+
+
+@router.post("/services/{name}/trial")
+def set_trial(
+    request: Request,
+    name: str,
+    runtime: RuntimeDep,
+    staff: FormStaffDep,
+    trial: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """A platform admin lifts a service's trial mode (``off``) or puts it back (``on``)."""
+    require_platform_admin(request, runtime, staff, "update_service")
+    if trial not in ("on", "off"):
+        raise PageRefused(422, "Service not changed", "Say whether trial mode is on or off.")
+    try:
+        with transaction(runtime.sessions) as session:
+            row = service_views.set_trial(session, runtime, name[:63], trial == "on")
+            audit.record(
+                session,
+                audit.Actor.of_staff(staff),
+                AuditAction.UPDATE_SERVICE,
+                query={"name": row.name, "trial": trial},
+                source=audit.Source.of(request),
+                service_id=row.id,
+            )
+    except NotifierError as e:
+        raise PageRefused(e.http_status, "Service not changed", e.message) from e
+    return RedirectResponse(f"/support/services?done=updated#service-{row.name}", status_code=303)
 
 
 @router.api_route("/{unknown:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

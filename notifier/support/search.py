@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 from notifier.db.models import ApiKey, Notification
 from notifier.notifications import listing
 from notifier.notifications.listing import SearchField
+from notifier.ownership import ALL_SERVICES, owned
 from notifier.recipients import DEFAULT_SEARCH_REGIONS
+from notifier.services.models import Service
 
 __all__ = [
     "Criteria",
@@ -68,6 +70,8 @@ class Results:
     next_cursor: str | None
     counts: dict[str, int]
     caller_names: dict[str, str] = field(default_factory=dict)  # api_key_id -> name
+    # service_id -> name, for a search across every service (a platform admin's) only
+    service_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -93,7 +97,17 @@ def search(session: Session, criteria: Criteria, cursor: str | None, limit: int)
     where = filters(criteria)
     rows, next_cursor = listing.page(session, where, cursor, limit)
     counts = listing.status_counts(session, where)
-    return Results(rows, next_cursor, counts, caller_names(session, rows))
+    services = service_names(session, rows) if criteria.service_id is ALL_SERVICES else {}
+    return Results(rows, next_cursor, counts, caller_names(session, rows), services)
+
+
+def service_names(session: Session, rows: list[Notification]) -> dict[str, str]:
+    ids = {r.service_id for r in rows if r.service_id}
+    if not ids:
+        return {}
+    return dict(
+        session.execute(select(Service.id, Service.name).where(Service.id.in_(ids))).tuples().all()
+    )
 
 
 def caller_names(session: Session, rows: list[Notification]) -> dict[str, str]:
@@ -103,5 +117,14 @@ def caller_names(session: Session, rows: list[Notification]) -> dict[str, str]:
     return dict(session.execute(select(ApiKey.id, ApiKey.name).where(ApiKey.id.in_(ids))).all())
 
 
-def known_callers(session: Session) -> list[str]:
-    return list(session.scalars(select(ApiKey.name).distinct().order_by(ApiKey.name)))
+def known_callers(session: Session, scope: str | None = ALL_SERVICES) -> list[str]:
+    """The API key names the caller filter offers: the scope's keys only (another service's key
+    names are its own business)."""
+    return list(
+        session.scalars(
+            select(ApiKey.name)
+            .where(*owned(ApiKey.service_id, scope))
+            .distinct()
+            .order_by(ApiKey.name)
+        )
+    )

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from notifier.db.models import utcnow
+from notifier.services.models import Service
 from notifier.support.models import StaffAccount, StaffRole, StaffSession
 from notifier.support.staff import Staff
 
@@ -87,7 +88,11 @@ def resume(session: Session, token: str | None) -> Staff | None:
     """The signed-in staff member for this token, or None if it is unknown, ended or expired."""
     if not token:
         return None
-    row = session.get(StaffSession, _digest(token))
+    return _resume_digest(session, _digest(token))
+
+
+def _resume_digest(session: Session, digest: str) -> Staff | None:
+    row = session.get(StaffSession, digest)
     if row is None or row.ended_at is not None:
         return None
     now = utcnow()
@@ -99,12 +104,18 @@ def resume(session: Session, token: str | None) -> Staff | None:
         return None
     if now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
+    role = StaffRole(account.role)
+    service = None if account.service_id is None else session.get(Service, account.service_id)
+    if role != StaffRole.PLATFORM_ADMIN and service is None:
+        return None  # a service's account without its service sees nothing: it cannot sign in
     return Staff(
         id=account.id,
         email=account.email,
-        role=StaffRole(account.role),
+        role=role,
         session_id=row.id,
         csrf_token=row.csrf_token,
+        service_id=service.id if service is not None else None,
+        service_name=service.name if service is not None else None,
     )
 
 

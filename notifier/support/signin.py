@@ -138,7 +138,7 @@ def sign_in(
             token = sessions.start(session, account, client_address(request))
             audit.record(
                 session,
-                audit.Actor(ActorKind.STAFF, account.id, account.email),
+                audit.Actor(ActorKind.STAFF, account.id, account.email, account.service_id),
                 AuditAction.SIGN_IN,
                 source=audit.Source.of(request),
             )
@@ -197,7 +197,13 @@ def _audit_failure(runtime: RuntimeDep, request: Request, typed: str, why: str) 
         name = account.email if account else (address or "(not an email address)")
         audit.record(
             session,
-            audit.Actor(ActorKind.STAFF, account.id if account else "unknown", name),
+            # the account's service sees the failure; a name of no account belongs to none
+            audit.Actor(
+                ActorKind.STAFF,
+                account.id if account else "unknown",
+                name,
+                account.service_id if account else None,
+            ),
             AuditAction.SIGN_IN_FAILED,
             query={"why": why, "account": "known" if account else "no such account"},
             source=audit.Source.of(request),

@@ -1,5 +1,10 @@
 """Staff accounts: creation and password checks (Argon2id through argon2-cffi).
 
+A staff member belongs to one service and sees only its rows (``support`` reads, ``admin``
+also acts); a ``platform_admin`` belongs to none and sees every service. The console limits
+every read and action through :func:`notifier.ownership.scope_for` with :attr:`Staff.scope`,
+the same mechanism as an API key's.
+
 A wrong email and a wrong password get the same answer and cost the same time (an unknown
 account is checked against a dummy hash), so the sign-in form does not reveal who has an account.
 """
@@ -13,7 +18,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier.db.models import utcnow
+from notifier.db.models import DEFAULT_SERVICE_ID, utcnow
+from notifier.ownership import scope_for
 from notifier.support.models import StaffAccount, StaffRole
 
 MIN_PASSWORD_LENGTH = 12
@@ -35,10 +41,22 @@ class Staff:
     role: StaffRole
     session_id: str
     csrf_token: str
+    service_id: str | None = None  # None: a platform admin
+    service_name: str | None = None
 
     @property
     def is_admin(self) -> bool:
-        return self.role == StaffRole.ADMIN
+        """May act (resend, lift) and read the audit log, within :attr:`scope`."""
+        return self.role in (StaffRole.ADMIN, StaffRole.PLATFORM_ADMIN)
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.role == StaffRole.PLATFORM_ADMIN
+
+    @property
+    def scope(self) -> str | None:
+        """The service whose rows this person sees (:mod:`notifier.ownership`)."""
+        return scope_for(self.service_id, platform_admin=self.is_platform_admin)
 
 
 def normalise_email(email: str) -> str:
@@ -49,14 +67,30 @@ def normalise_email(email: str) -> str:
     return value
 
 
-def create_staff(session: Session, email: str, role: StaffRole, password: str) -> StaffAccount:
+def create_staff(
+    session: Session,
+    email: str,
+    role: StaffRole,
+    password: str,
+    service_id: str | None = DEFAULT_SERVICE_ID,
+) -> StaffAccount:
+    """A new account of ``service_id`` (the default service unless named); a platform admin
+    belongs to no service, and every other role to exactly one."""
+    role = StaffRole(role)
+    if role == StaffRole.PLATFORM_ADMIN:
+        service_id = None
+    elif service_id is None:
+        raise StaffAccountError(f"a {role} account belongs to a service: name one")
     address = normalise_email(email)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffAccountError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
     if find_by_email(session, address) is not None:
         raise StaffAccountError(f"a staff account for {address} already exists")
     account = StaffAccount(
-        email=address, role=StaffRole(role).value, password_hash=_hasher.hash(password)
+        email=address,
+        role=role.value,
+        service_id=service_id,
+        password_hash=_hasher.hash(password),
     )
     session.add(account)
     session.flush()

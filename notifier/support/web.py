@@ -178,6 +178,16 @@ def require_admin(request: Request, runtime: Runtime, staff: Staff, action: str)
         )
 
 
+def require_platform_admin(request: Request, runtime: Runtime, staff: Staff, action: str) -> None:
+    """Refuse (and audit the refusal of) a platform admin's ``action`` (managing services) to
+    anyone else."""
+    if not staff.is_platform_admin:
+        audit_refusal(request, runtime, staff, action, f"the role {staff.role} may not do this")
+        raise PageRefused(
+            403, "Not allowed", "Only platform admins manage services. Your account cannot."
+        )
+
+
 class ConsoleRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()

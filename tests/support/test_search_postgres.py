@@ -4,8 +4,11 @@ Seeds 20,000 notifications across 2,000 recipients and three callers, ANALYZEs, 
 plans of the console's real queries (compiled from ``notifier.support.search``) with EXPLAIN.
 The table is partitioned by day there (``notifier/db/partitions.py``): the seeded days get their
 partitions, as a running deployment has them, and a plan may read a partition that holds (next
-to) nothing without an index — the days ahead are empty, today's has a few rows — but every
-partition holding the data must be read through the named index (its copies carry its name).
+to) nothing without an index — the days ahead and today's are empty — but every partition holding
+the data must be read through the named index (its copies carry its name). The rows are seeded
+back from the start of today, not from now: from now, today's partition held as many rows as
+minutes had passed since midnight, so the plans depended on the hour the suite ran (at 03:28 UTC
+it held 208 rows and was rightly scanned).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ def seeded():  # type: ignore[no-untyped-def]
         upgrade(url)
         engine = make_engine(url)  # as the product's: behind PgBouncer it prepares nothing
         now = utcnow()
+        today = partitions.interval_start(now, 1)
         rng = random.Random(5)
         keys = [
             {"id": new_id(), "name": n, "prefix": n, "secret_hash": "x" * 64, "scopes": []}
@@ -52,7 +56,7 @@ def seeded():  # type: ignore[no-untyped-def]
                     Status(rng.choice(["sent", "delivered", "failed", "queued"])),
                     lane="sms.transactional" if sms else "email.transactional",
                     recipient=f"+4479111{i % 2000:05d}" if sms else f"user{i % 2000}@example.com",
-                    now=now - timedelta(minutes=i),
+                    now=today - timedelta(minutes=i + 1),
                     api_key_id=keys[i % 3]["id"],
                     reference=f"order-{i}",
                     provider_message_id=f"pm-{i}",
@@ -62,7 +66,6 @@ def seeded():  # type: ignore[no-untyped-def]
                 )
             )
         with engine.begin() as c:
-            today = partitions.interval_start(now, 1)
             for back in range(1, ROWS // 1440 + 2):  # the seeded minutes' days
                 day = today - timedelta(days=back)
                 for table in partitions.PARTITIONED:

@@ -1,7 +1,9 @@
 """Support search through the API for keys with ``support:read`` (issue 5).
 
-The console's searches across every caller, returning the same redacted data, each request
-written to the support audit log under the key's name.
+The console's searches across every caller of the key's service (every service for a platform
+admin key, :mod:`notifier.ownership`), returning the same redacted data, each request written
+to the support audit log under the key's name and with the service it looked at: the key's for
+a search (none for a platform admin's), the notification's for a view.
 
     GET /v1/support/notifications?recipient=07911 123456&status=failed&since=2026-11-20T00:00:00Z
     GET /v1/support/notifications/{id}
@@ -92,6 +94,7 @@ def get_notification(
         AuditAction.VIEW_NOTIFICATION,
         notification_id=case.notification.id,
         query={"service_id": case.notification.service_id},
+        service_id=case.notification.service_id,
     )
     return case_out(case)
 

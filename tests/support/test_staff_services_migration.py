@@ -16,7 +16,8 @@ from notifier.db.migrate import alembic_config
 from notifier.db.models import utcnow
 from notifier.db.session import make_engine, make_sessionmaker
 from notifier.support import sessions
-from tests.notifier_services.test_migration import NOW, _count, _insert
+from tests.factories import seed
+from tests.notifier_services.test_migration import NOW, _count
 
 DEFAULT = "00000000-0000-4000-8000-000000000000"
 
@@ -26,7 +27,7 @@ def _seed(url: str) -> None:
     try:
         with engine.begin() as c:
             for sid, role in (("s-support", "support"), ("s-admin", "admin")):
-                _insert(
+                seed(
                     c,
                     "staff_accounts",
                     dict(
@@ -37,7 +38,7 @@ def _seed(url: str) -> None:
                         created_at=NOW,
                     ),
                 )
-                _insert(
+                seed(
                     c,
                     "staff_sessions",
                     dict(
@@ -49,7 +50,7 @@ def _seed(url: str) -> None:
                         expires_at=utcnow() + timedelta(hours=1),
                     ),
                 )
-            _insert(
+            seed(
                 c,
                 "support_audit",
                 dict(at=NOW, actor_kind="staff", actor_id="s-admin", actor="a", action="search"),
@@ -75,7 +76,7 @@ def _walk(url: str) -> None:
                 ("s-support", "support", DEFAULT),
             ]
             assert c.execute(text("SELECT service_id FROM support_audit")).scalars().all() == [None]
-            _insert(  # a billing support account, created after the upgrade
+            seed(  # a billing support account, created after the upgrade
                 c,
                 "services",
                 dict(
@@ -84,13 +85,13 @@ def _walk(url: str) -> None:
                     trial=False,
                     created_at=NOW,
                     updated_at=NOW,
-                    senders="{}",
-                    provider_chains="{}",
-                    rate_limits="{}",
-                    daily_quotas="{}",
+                    senders={},
+                    provider_chains={},
+                    rate_limits={},
+                    daily_quotas={},
                 ),
             )
-            _insert(
+            seed(
                 c,
                 "staff_accounts",
                 dict(

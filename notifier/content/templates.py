@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notifier.content.models import Template, TemplateVersion
-from notifier.db.models import utcnow
+from notifier.db.models import DEFAULT_SERVICE_ID, utcnow
 from notifier.db.named import get_named
 from notifier.errors import ErrorCode, NotifierError, field_error
 from notifier.ownership import ALL_SERVICES
@@ -81,10 +81,11 @@ def save_version(
     channel: Channel,
     default_locale: str,
     variants: Mapping[str, Mapping[str, Any]],
-    service_id: str | None = None,
+    service_id: str = DEFAULT_SERVICE_ID,
 ) -> TemplateVersion:
-    """Create the template (owned by ``service_id``) or add its next version. The channel of a
-    name never changes, and a name another service owns is refused, never written to."""
+    """Create ``service_id``'s template called ``name`` or add its next version. Names are
+    unique within a service only: another service's template of the same name is neither
+    touched nor revealed. The channel of a name never changes."""
     if default_locale not in variants:
         raise field_error(
             ErrorCode.VALIDATION_ERROR,
@@ -96,7 +97,9 @@ def save_version(
         for locale, fields in variants.items()
     }
     template = session.scalars(
-        select(Template).where(Template.name == name).with_for_update()
+        select(Template)
+        .where(Template.service_id == service_id, Template.name == name)
+        .with_for_update()
     ).first()
     now = utcnow()
     if template is None:
@@ -109,8 +112,6 @@ def save_version(
         )
         session.add(template)
         session.flush()
-    elif service_id is not None and template.service_id != service_id:
-        raise NotifierError(ErrorCode.CONFLICT, f"the template name {name!r} is taken")
     elif template.channel != channel.value:
         raise NotifierError(
             ErrorCode.CONFLICT,

@@ -237,6 +237,7 @@ def test_a_test_keys_campaign_reaches_the_outbox_never_the_provider(  # type: ig
             headers=headers,
         )
         assert created.status_code == 201, created.text
+        assert created.json()["test"] is (name == "ci")
         run_ids[name] = run_now(client, headers, created.json()["id"])
         runs.run(runtime, run_ids[name])
     with runtime.sessions() as session:

@@ -94,31 +94,32 @@ def expire_service_rows(
     """Delete each shorter-retention service's notifications (and events) older than its own
     cut-off; returns how many notifications went."""
     now = now or utcnow()
-    ranges: list[tuple[datetime, datetime]] = []
+    ranges: list[tuple[datetime, datetime]] | None = None
     if partitioned:
         with runtime.engine.connect() as connection:
             ranges = [(p.start, p.end) for p in partitions.partitions(connection, "notifications")]
     deleted = 0
     for service_id, days in shorter_retentions(runtime).items():
-        cutoff = now - timedelta(days=days)
-        owned = Notification.service_id == service_id
-        if not partitioned:
-            deleted += _delete_rows(runtime, [owned, Notification.created_at < cutoff])
-            continue
-        for start, end in ranges:
-            if start >= cutoff:
-                break
-            deleted += _delete_rows(
-                runtime,
-                [
-                    owned,
-                    Notification.created_at >= start,
-                    Notification.created_at < min(end, cutoff),
-                ],
-            )
+        for conditions in service_batches(service_id, now - timedelta(days=days), ranges):
+            deleted += _delete_rows(runtime, conditions)
     if deleted:
         log.info("retention.service_notifications_deleted", extra={"count": deleted})
     return deleted
+
+
+def service_batches(
+    service_id: str, cutoff: datetime, ranges: list[tuple[datetime, datetime]] | None
+) -> list[list[ColumnElement[bool]]]:
+    """The selections of a service's expired rows: one (``ranges`` None: not partitioned), or
+    one per partition range before ``cutoff``, each bounded to its range so that it prunes."""
+    owned = Notification.service_id == service_id
+    if ranges is None:
+        return [[owned, Notification.created_at < cutoff]]
+    return [
+        [owned, Notification.created_at >= start, Notification.created_at < min(end, cutoff)]
+        for start, end in ranges
+        if start < cutoff
+    ]
 
 
 def _drop_partitions(runtime: Runtime, cutoff: datetime) -> int:

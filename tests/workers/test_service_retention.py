@@ -6,12 +6,13 @@ not keep longer than the platform (the admin API's 422 is in tests/notifier_serv
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from notifier.db import partitions
 from notifier.db.migrate import upgrade
@@ -116,6 +117,15 @@ def test_postgres_deletes_partition_by_partition(pg_runtime: Runtime, monkeypatc
     made = _seed(rt, now)
     with rt.engine.connect() as c:
         assert partitions.default_rows(c) == {"notifications": 0, "delivery_events": 0}
+    with rt.engine.connect() as c:  # each batch's selection opens one partition only
+        ranges = [(p.start, p.end) for p in partitions.partitions(c, "notifications")]
+        batches = partition_upkeep.service_batches("s", now - timedelta(days=7), ranges)
+        assert len(batches) == sum(1 for start, _ in ranges if start < now - timedelta(days=7))
+        for conditions in batches:
+            query = select(Notification.id).where(*conditions)
+            compiled = query.compile(c, compile_kwargs={"literal_binds": True})
+            plan = "\n".join(c.execute(text(f"EXPLAIN {compiled}")).scalars())
+            assert len(set(re.findall(r"on (notifications_\w+)", plan))) == 1, plan
     monkeypatch.setattr(partition_upkeep, "CHUNK", 1)
     report = sweeper.purge(rt)
     assert report["partitions_dropped"] == 0  # nothing is older than the platform's 90 days

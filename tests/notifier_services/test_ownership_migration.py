@@ -179,3 +179,29 @@ def test_forward_with_data_and_back(backend: str, tmp_path: Path) -> None:
 
     with fresh_postgres_database() as url:
         _walk(url)
+
+
+def test_sqlite_migrations_refuse_to_commit_broken_references(tmp_path: Path) -> None:
+    """SQLite migrations run with foreign keys off (a table rebuild drops a table others refer
+    to) and check every reference first: a membership of a contact that does not exist stops
+    the upgrade before it changes anything."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0013_test_notifications")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as c:
+            c.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            c.commit()
+            _insert(c, "audiences", dict(id="a1", name="news", created_at=NOW))
+            _insert(c, "audience_members", dict(audience_id="a1", contact_id=999, created_at=NOW))
+            c.commit()
+        with pytest.raises(RuntimeError, match="foreign keys broken"):
+            command.upgrade(config, "0015_service_ownership")
+        with engine.connect() as c:
+            assert c.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
+                "0013_test_notifications"
+            ]
+            assert "test" not in {col["name"] for col in inspect(engine).get_columns("campaigns")}
+    finally:
+        engine.dispose()

@@ -4,7 +4,7 @@ Both belong to a service and a name is unique within its service only (unique on
 ``(service_id, name)``): ``scope`` limits the lookup to one service's rows (see
 :mod:`notifier.ownership`), so another service's row is the same 404 as a missing one. A
 platform admin's unscoped lookup of a name two services use finds the default service's, else
-the lowest service id's: deterministic, and the admin can name the service through its own key."""
+the lowest service id's (deterministic); another of them is reached with a key of its service."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import Audience, AudienceMember, Contact
@@ -205,10 +206,18 @@ def get_or_create_audience(
     """``service_id``'s audience called ``name``, created when it has none (another service's
     audience of the same name is a different audience)."""
     audience = find_named(session, Audience, name, service_id)
-    if audience is None:
-        audience = Audience(name=name, created_at=utcnow(), service_id=service_id)
-        session.add(audience)
-        session.flush()
+    if audience is not None:
+        return audience
+    audience = Audience(name=name, created_at=utcnow(), service_id=service_id)
+    try:
+        with session.begin_nested():
+            session.add(audience)
+            session.flush()
+    except IntegrityError:  # a concurrent call created it first (and committed): that one
+        found = find_named(session, Audience, name, service_id)
+        if found is None:
+            raise
+        return found
     return audience
 
 

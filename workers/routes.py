@@ -10,8 +10,7 @@ platform's.
   platform providers, in its order; a chain naming none of them that is still configured
   falls back to the platform's chain (the platform's configuration may have changed since).
 
-The services of a claimed group are read in one query per task (not per message), with the
-key's service for rows written before notifications carried their own.
+The services of a claimed group are read in one query per task (not per message).
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier.db.models import ApiKey, Notification
-from notifier.services.models import DEFAULT_SERVICE_ID, Service
+from notifier.db.models import Notification
+from notifier.services.models import Service
 from notifier.services.snapshot import ServiceSnapshot
 from providers.interface import Lane
 from providers.outbox import simulated_outcome
@@ -48,22 +47,9 @@ def route_of(row: Notification, service: ServiceSnapshot | None) -> Route:
 
 
 def services_of(session: Session, rows: Sequence[Notification]) -> dict[str, ServiceSnapshot]:
-    """Each row's service by notification id (rows of the default service with no settings
-    need no snapshot: they send as the platform does)."""
-    keyless = {r.api_key_id for r in rows if r.service_id is None and r.api_key_id}
-    owners: dict[str, str] = (
-        {
-            key_id: service_id
-            for key_id, service_id in session.execute(
-                select(ApiKey.id, ApiKey.service_id).where(ApiKey.id.in_(keyless))
-            ).tuples()
-        }
-        if keyless
-        else {}
-    )
-    wanted = {
-        r.id: r.service_id or owners.get(r.api_key_id or "", DEFAULT_SERVICE_ID) for r in rows
-    }
+    """Each row's service by notification id, in one query (every row carries its service
+    since migration 0015; rows of a service with no settings send as the platform does)."""
+    wanted = {r.id: r.service_id for r in rows}
     found = {
         s.id: ServiceSnapshot.of(s)
         for s in session.scalars(select(Service).where(Service.id.in_(set(wanted.values()))))

@@ -240,7 +240,7 @@ class Intake:
         recipient = normalise(channel, request.to, platform)
         require_allowed_recipient(caller, channel, recipient)
         send_at = bounds.send_at(self.settings, request.send_at)
-        template = self._template(request) if request.template else None
+        template = self._template(request, caller) if request.template else None
         rendered = self._render(request, template, render_timeout, caller.id)
         if lane == Lane.EMAIL_PROMOTIONAL:
             unsubscribe_link(
@@ -285,10 +285,18 @@ class Intake:
         )
         return Prepared(row=row, channel=channel, category=request.category)
 
-    def _template(self, request: EmailRequest | SmsRequest | PushRequest) -> ResolvedTemplate:
+    def _template(
+        self, request: EmailRequest | SmsRequest | PushRequest, caller: Caller
+    ) -> ResolvedTemplate:
+        """The caller's service's template of that name (names are unique per service; another
+        service's is the same 404 as a missing one, a platform admin's key included)."""
         with self.sessions() as session:
             return templates.resolve(
-                session, request.template or "", request.locale, channel=Channel(request.channel)
+                session,
+                request.template or "",
+                request.locale,
+                channel=Channel(request.channel),
+                scope=caller.service.id,
             )
 
     @cached_property

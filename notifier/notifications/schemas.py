@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
@@ -128,6 +129,10 @@ class PushRequest(_NotificationRequest):
 NotificationRequest = Annotated[
     EmailRequest | SmsRequest | PushRequest, Field(discriminator="channel")
 ]
+# the body of POST /v1/notifications, validated straight from its bytes on the direct path
+NOTIFICATION_REQUEST: TypeAdapter[EmailRequest | SmsRequest | PushRequest] = TypeAdapter(
+    NotificationRequest
+)
 
 
 class BatchRequest(BaseModel):

@@ -144,6 +144,15 @@ class BatchRequest(BaseModel):
     )
 
 
+class ValidatedBatch(BaseModel):
+    """A batch whose every item is a valid request without its own ``idempotency_key``: the
+    batch's direct path validates the body as this, from its bytes, in one pass. Any other
+    batch is validated as :class:`BatchRequest` and item by item (one result per item)."""
+
+    model_config = ConfigDict(extra="forbid")
+    notifications: list[NotificationRequest] = Field(min_length=1)
+
+
 class EventOut(BaseModel):
     # read straight from a DeliveryEvent row, whose ``created_at`` is shown as ``at``
     model_config = ConfigDict(from_attributes=True)

@@ -88,10 +88,11 @@ def test_what_pydantic_refuses_from_bytes_gets_the_declared_endpoints_answer(  #
     assert a == b
 
 
-def test_an_unknown_key_is_refused_alike(client) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("payload", [email(), {**email(), "reference": "a\u0000b"}, {"to": 1}])
+def test_an_unknown_key_is_refused_first_alike(client, payload) -> None:  # type: ignore[no-untyped-def]
     bad = {"Authorization": "Bearer nope"}
-    direct = _post(client, bad, email(), DIRECT)
-    declared = _post(client, bad, email(), DECLARED)
+    direct = _post(client, bad, payload, DIRECT)
+    declared = _post(client, bad, payload, DECLARED)
     assert direct.status_code == declared.status_code == 401
     assert direct.json() == declared.json()
 
@@ -109,3 +110,46 @@ def test_an_idempotent_replay_says_so_on_the_direct_path(client, auth) -> None: 
         == _post(client, auth, email(), DECLARED, **{"Idempotency-Key": "k" * 256}).status_code
         == 422
     )
+
+
+def _post_batch(client: Any, auth: dict[str, str], payload: Any, content_type: str):  # type: ignore[no-untyped-def]
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return client.post(
+        "/v1/notifications/batch", content=body, headers={**auth, "Content-Type": content_type}
+    )
+
+
+def _results(response: Any) -> Any:
+    body = response.json()
+    for result in body.get("results", ()):
+        result.pop("id", None)
+    return body
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [email(to=f"user{i}@example.com") for i in range(5)] + [sms(), push()],
+        [email(), {**email(), "to": "nope"}, {"channel": "fax"}, {**sms(), "body": "a\u0000"}],
+        [{**email(), "idempotency_key": "own-1"}, email()],
+        [{**email(), "to": f"user{i}@example.com"} for i in range(1001)],
+    ],
+)
+def test_batches_are_answered_alike_on_both_paths(client, auth, items) -> None:  # type: ignore[no-untyped-def]
+    direct = _post_batch(client, auth, {"notifications": items}, DIRECT)
+    declared = _post_batch(client, auth, {"notifications": items}, DECLARED)
+    assert direct.status_code == declared.status_code
+    if "idempotency_key" in items[0]:  # the declared run replays the direct run's keyed item
+        assert declared.json()["results"][0]["replayed"] is True
+        return
+    assert _results(direct) == _results(declared)
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"[]", b'{"notifications": []}', b'{"notifications": [1]}', b"{"]
+)
+def test_malformed_batches_get_the_declared_endpoints_answer(client, auth, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    direct = _post_batch(client, auth, body, DIRECT)
+    declared = _post_batch(client, auth, body, DECLARED)
+    assert direct.status_code == declared.status_code
+    assert direct.json() == declared.json()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
@@ -25,6 +27,7 @@ from notifier.notifications.schemas import (
     NotificationRequest,
     PushRequest,
     SmsRequest,
+    ValidatedBatch,
 )
 from notifier.notifications.views import accepted_out, notification_out
 from notifier.ownership import require_sent_by, scope_of, sender_key
@@ -50,7 +53,7 @@ async def _send_direct(request: Request) -> Response | None:
     body = await body_of(request)
     try:
         notification = NOTIFICATION_REQUEST.validate_json(body)
-    except ValidationError:
+    except (ValidationError, NotifierError):  # NotifierError: the unstorable-text validator
         return None
     runtime: Runtime = request.app.state.runtime
     caller = await authenticated_caller(runtime, request.headers.get("authorization"))
@@ -100,7 +103,28 @@ async def _send(
 _NOTIFICATION_OUT: TypeAdapter[NotificationOut] = TypeAdapter(NotificationOut)
 
 
-@router.post("/batch", status_code=202, response_model=BatchResponse)
+async def _send_batch_direct(request: Request) -> Response | None:
+    """:func:`send_batch` for a batch without an Idempotency-Key whose items are all valid
+    requests: validated once from its bytes (:class:`ValidatedBatch`); a batch with an invalid
+    item is parsed once as :class:`BatchRequest` and judged item by item, as declared. ``None``
+    for anything else (notifier/api/direct_route.py)."""
+    if not is_json(request) or "idempotency-key" in request.headers:
+        return None
+    body = await body_of(request)
+    items: Sequence[Any]
+    try:
+        items = ValidatedBatch.model_validate_json(body).notifications
+    except (ValidationError, NotifierError):  # NotifierError: the unstorable-text validator
+        try:
+            items = BatchRequest.model_validate_json(body).notifications
+        except ValidationError:
+            return None
+    runtime: Runtime = request.app.state.runtime
+    caller = await authenticated_caller(runtime, request.headers.get("authorization"))
+    return await run_in_threadpool(_batch, runtime, caller, items, None)
+
+
+@direct_post(router, "/batch", _send_batch_direct, status_code=202, response_model=BatchResponse)
 def send_batch(
     batch: BatchRequest,
     caller: ApiKeyDep,
@@ -115,9 +139,15 @@ def send_batch(
     ] = None,
 ) -> JSONResponse:
     """Each item is judged on its own; see notifier/notifications/batch.py for idempotency."""
+    return _batch(runtime, caller, batch.notifications, idempotency_key)
+
+
+def _batch(
+    runtime: Runtime, caller: Caller, items: Sequence[Any], idempotency_key: str | None
+) -> JSONResponse:
     caller.require_scope(Scope.SEND)
     results: list[dict[str, Any]] = []
-    outcomes = runtime.intake.submit_batch(caller, batch.notifications, idempotency_key)
+    outcomes = runtime.intake.submit_batch(caller, items, idempotency_key)
     for index, outcome in enumerate(outcomes):
         if outcome.error is not None:
             results.append({"index": index, "error": outcome.error.envelope()["error"]})

@@ -84,10 +84,10 @@ class Prepared:
 class IntakeResult:
     """What intake answered for one notification: its row, or (batch items only) the error."""
 
-    notification: Notification | None = None
+    notification: Notification | None = None  # a replay: the row stored earlier
     replayed: bool = False
     error: NotifierError | None = None
-    accepted: dict[str, Any] | None = None  # batch items: the stored row
+    accepted: dict[str, Any] | None = None  # accepted now: the row as inserted
 
 
 class Intake:
@@ -130,7 +130,7 @@ class Intake:
             self.render_pool.check_share(caller.id)  # before a thread is taken for it
             prepared = await anyio.to_thread.run_sync(self.prepare, caller, request)
         await asyncio.wrap_future(self.committer.submit(prepared))
-        return IntakeResult(notification=Notification(**prepared.row))
+        return IntakeResult(accepted=prepared.row)
 
     def _accept_keyed(
         self,
@@ -170,7 +170,7 @@ class Intake:
                 raise
             return replay
         self._publish([prepared])
-        return IntakeResult(notification=Notification(**prepared.row))
+        return IntakeResult(accepted=prepared.row)
 
     def _replay(self, caller: Caller, key: str, fingerprint: str | None) -> IntakeResult | None:
         with transaction(self.sessions) as session:

@@ -335,6 +335,12 @@ def status(
         table.add_row(f"queue {queue}", "?" if depth is None else str(depth))
     for provider, state in sorted(report.circuits.items()):
         table.add_row(f"circuit {provider}", state)
+    for provider, wait in sorted(report.held_back.items()):
+        table.add_row(
+            f"held back {provider}",
+            f"{wait.get('lane')}: waited {wait.get('waited_seconds', 0):.1f} s over "
+            f"{wait.get('over_seconds', 0):.1f} s for its send rate {wait.get('rate')}",
+        )
     for partitioned, rows in sorted(report.partition_default_rows.items()):
         table.add_row(
             f"default partition {partitioned}", f"{rows} rows" + (" (LATE)" if rows else "")

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Engine, or_, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from notifier import delivery_health
@@ -32,6 +32,7 @@ from notifier.errors import NotifierError
 from notifier.notifications import usage as day_usage
 from notifier.ownership import ALL_SERVICES, owned
 from notifier.ratelimit import RateLimiter
+from notifier.services import registry
 from notifier.services.models import Service
 from notifier.services.platform import load_platform
 from notifier.services.snapshot import ServiceSnapshot
@@ -292,11 +293,10 @@ def collect_service_views(
         with make_sessionmaker(engine)() as session:
             service_id = None
             if service != ALL:
-                service_id = session.scalar(
-                    select(Service.id).where(or_(Service.name == service, Service.id == service))
-                )
-                if service_id is None:
+                row = registry.find_named(session, service)
+                if row is None:
                     raise UnknownService(service)
+                service_id = row.id
             limiter = RateLimiter(settings.redis_url) if settings.redis_url else None
             return service_views(session, settings, limiter, service_id=service_id, now=now)
     finally:

@@ -220,17 +220,33 @@ def audiences_import(
         Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="FILE")
     ],
     audience: Annotated[str, typer.Option(metavar="NAME", help="audience name (created if new)")],
+    service: Annotated[
+        str | None,
+        typer.Option(
+            help="the service whose audience it is (name or id; default: the default service)"
+        ),
+    ] = None,
 ) -> None:
-    """Import contacts from a CSV file into an audience, with a progress bar."""
+    """Import contacts from a CSV file into a service's audience, with a progress bar."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from notifier.campaigns import csv_import
     from notifier.errors import NotifierError
+    from notifier.services import registry
+    from notifier.services.models import DEFAULT_SERVICE_ID
 
     settings = load_settings()
     sessions = open_sessions(settings)
+    service_id = DEFAULT_SERVICE_ID
+    if service is not None:
+        with sessions() as session:
+            row = registry.find_named(session, service)
+        if row is None:
+            console.print(f"[red]no service {service[:70]!r}[/red]")
+            raise typer.Exit(2)
+        service_id = row.id
     size = file.stat().st_size
-    job = csv_import.start(sessions, audience, file.name, size)
+    job = csv_import.start(sessions, audience, file.name, size, service_id)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -335,6 +351,12 @@ def status(
         table.add_row(f"queue {queue}", "?" if depth is None else str(depth))
     for provider, state in sorted(report.circuits.items()):
         table.add_row(f"circuit {provider}", state)
+    for provider, wait in sorted(report.held_back.items()):
+        table.add_row(
+            f"held back {provider}",
+            f"{wait.get('lane')}: waited {wait.get('waited_seconds', 0):.1f} s over "
+            f"{wait.get('over_seconds', 0):.1f} s for its send rate {wait.get('rate')}",
+        )
     for partitioned, rows in sorted(report.partition_default_rows.items()):
         table.add_row(
             f"default partition {partitioned}", f"{rows} rows" + (" (LATE)" if rows else "")

@@ -15,27 +15,34 @@ when it names providers the platform still configures on that lane (as the worke
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from celery import Celery
-from sqlalchemy import Engine, or_, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from notifier import delivery_health
 from notifier.broker import broker_reachable, make_celery
 from notifier.config import Settings
 from notifier.db import partitions
-from notifier.db.models import Heartbeat
+from notifier.db.models import Heartbeat, utcnow
 from notifier.db.session import make_engine, make_sessionmaker
 from notifier.errors import NotifierError
 from notifier.notifications import usage as day_usage
 from notifier.ownership import ALL_SERVICES, owned
 from notifier.ratelimit import RateLimiter
+from notifier.services import registry
 from notifier.services.models import Service
 from notifier.services.platform import load_platform
 from notifier.services.snapshot import ServiceSnapshot
 from notifier.tasks import ALL_QUEUES
 from providers.interface import Lane
+
+# heartbeat rows ``held_back:<provider>``: a worker's latest waits for that provider's send rate
+# (workers/throttle.py HeldBackReport); fresh for HELD_BACK_FRESH_SECONDS
+HELD_BACK_PREFIX = "held_back:"
+HELD_BACK_FRESH_SECONDS = 60.0
 
 
 @dataclass
@@ -45,6 +52,9 @@ class StatusReport:
     beat_last_tick: datetime | None = None
     queue_depths: dict[str, int | None] = field(default_factory=dict)
     circuits: dict[str, str] = field(default_factory=dict)
+    # providers whose send rate held a lane back within the last minute: lane, rate, seconds
+    # waited over how many seconds (a backlog there is the rate, not a fault)
+    held_back: dict[str, dict[str, Any]] = field(default_factory=dict)
     delivery: delivery_health.DeliveryHealth | None = None  # None: the database was unreachable
     # rows waiting in a default time partition, per table (PostgreSQL; notifier/db/partitions.py):
     # more than 0 means partitions were not made in time
@@ -90,6 +100,7 @@ def collect_status(
                 report.circuits[circuit.name.split(":", 1)[1]] = (circuit.detail or {}).get(
                     "state", "unknown"
                 )
+            report.held_back = held_back(session)
             report.delivery = delivery_health.assess(session, settings)
     except Exception:  # noqa: S110 - unreachable or not migrated: reported (database_ok False), not raised
         pass
@@ -102,6 +113,15 @@ def collect_status(
         queue_depths(celery) if report.broker_ok else {q: None for q in ALL_QUEUES}
     )
     return report
+
+
+def held_back(session: Session, now: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """The providers whose send rate made a worker wait within the last minute."""
+    since = (now or utcnow()) - timedelta(seconds=HELD_BACK_FRESH_SECONDS)
+    rows = session.scalars(
+        select(Heartbeat).where(Heartbeat.name.like(f"{HELD_BACK_PREFIX}%"), Heartbeat.at >= since)
+    )
+    return {row.name.removeprefix(HELD_BACK_PREFIX): dict(row.detail or {}) for row in rows}
 
 
 def queue_depths(celery: Celery) -> dict[str, int | None]:
@@ -273,11 +293,10 @@ def collect_service_views(
         with make_sessionmaker(engine)() as session:
             service_id = None
             if service != ALL:
-                service_id = session.scalar(
-                    select(Service.id).where(or_(Service.name == service, Service.id == service))
-                )
-                if service_id is None:
+                row = registry.find_named(session, service)
+                if row is None:
                     raise UnknownService(service)
+                service_id = row.id
             limiter = RateLimiter(settings.redis_url) if settings.redis_url else None
             return service_views(session, settings, limiter, service_id=service_id, now=now)
     finally:

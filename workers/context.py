@@ -10,9 +10,11 @@ import asyncio
 import logging
 import threading
 from functools import cached_property
+from typing import Any
 
 from notifier.db.session import transaction
 from notifier.notifications import repository
+from notifier.operations import HELD_BACK_PREFIX
 from notifier.provider_config import ProviderSpec, build_chains, load_chains, simulator_chains
 from notifier.runtime import Runtime
 from providers.interface import Lane, Message, Provider
@@ -22,7 +24,7 @@ from workers.event_loop import LoopThread
 from workers.retry_policy import RetryPolicy
 from workers.routes import ServiceCache
 from workers.sweeper import beat
-from workers.throttle import ProviderThrottle
+from workers.throttle import HeldBackReport, ProviderThrottle
 
 
 class DeliveryContext:
@@ -74,7 +76,9 @@ class DeliveryContext:
                 engine = DeliveryEngine(
                     providers,
                     timeout=settings.provider_timeout_seconds,
-                    throttle=ProviderThrottle(self.runtime.limiter),
+                    throttle=ProviderThrottle(
+                        self.runtime.limiter, on_wait=HeldBackReport(self._record_held_back)
+                    ),
                     breaker_factory=lambda: CircuitBreaker(
                         settings.circuit_failure_threshold, settings.circuit_cooldown_seconds
                     ),
@@ -104,6 +108,10 @@ class DeliveryContext:
             logging.getLogger("notifier.delivery").warning(
                 "provider.circuit.not_recorded", extra={"provider": provider}
             )
+
+    def _record_held_back(self, provider: str, detail: dict[str, Any]) -> None:
+        """The latest waits for ``provider``'s send rate, for `notifier status`."""
+        beat(self.runtime, f"{HELD_BACK_PREFIX}{provider}", detail)
 
     def close(self) -> None:
         """Close provider connections and stop the loop; safe to call more than once."""

@@ -16,12 +16,17 @@ The platform keeps a notification and its events for ``NOTIFIER_NOTIFICATION_RET
   one run never holds the single writer for long), their events, idempotency records and
   webhook deliveries first, and ``resend_of`` links to them cleared.
 
-Per-service retention (later: a service may keep its data for less time than the platform).
-Partitions carry the platform's maximum: the platform retention must be at least the longest
-any service keeps. A service with a shorter retention gets row-level deletes of its own rows
-(by service and ``created_at``, an index on both serving it) in the same bounded batches as the
-SQLite path here (:func:`_delete_batch` with the service as one more condition), run before its
-partitions' turn comes; dropping a partition later removes whatever is left, for every service.
+Per-service retention. A service may keep its notifications for less time than the platform
+(``retention_days`` on the service; a longer value is refused by the admin API, see
+``notifier/services/rules.py``). Partitions carry the platform's maximum. After the platform's
+pass, every service with a shorter retention gets row-level deletes of its own rows older than
+its cut-off (by service and ``created_at``, the index on both serving it), in the same bounded
+batches (:data:`CHUNK` notifications with their events per transaction, at most
+:data:`MAX_BATCHES` per service, per partition on PostgreSQL, per run). On PostgreSQL the
+deletes go one notification partition at a time, each batch bounded to that partition's range
+so that it opens only that partition (and the event partitions from its oldest row on); rows
+that wait in a default partition are left to the platform's pass. Dropping a partition later
+removes whatever is left, for every service. No retention on a service means the platform's.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ import logging
 from datetime import datetime, timedelta
 
 from celery import Celery
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql.elements import ColumnElement
 
 from notifier import tasks
 from notifier.db import partitions
@@ -41,6 +48,7 @@ from notifier.db.models import (
 from notifier.db.session import transaction
 from notifier.notifications import retention
 from notifier.runtime import Runtime
+from notifier.services.models import Service
 from workers.task_policy import TASK_OPTIONS
 
 log = logging.getLogger("notifier.retention")
@@ -54,11 +62,64 @@ def expire_notifications(runtime: Runtime, now: datetime | None = None) -> dict[
     with runtime.engine.connect() as connection:
         partitioned = partitions.is_partitioned(connection, "notifications")
     if not partitioned:
-        return {"notifications_deleted": _delete_rows(runtime, cutoff)}
-    return {
-        "partitions_dropped": _drop_partitions(runtime, cutoff),
-        "webhook_deliveries_deleted": _delete_old_webhook_deliveries(runtime, cutoff),
-    }
+        report = {
+            "notifications_deleted": _delete_rows(runtime, [Notification.created_at < cutoff])
+        }
+    else:
+        report = {
+            "partitions_dropped": _drop_partitions(runtime, cutoff),
+            "webhook_deliveries_deleted": _delete_old_webhook_deliveries(runtime, cutoff),
+        }
+    report["service_notifications_deleted"] = expire_service_rows(runtime, now, partitioned)
+    return report
+
+
+def shorter_retentions(runtime: Runtime) -> dict[str, int]:
+    """The services that keep their notifications for less time than the platform: id -> days."""
+    platform_days = runtime.settings.notification_retention_days
+    with transaction(runtime.sessions) as session:
+        rows = session.execute(
+            select(Service.id, Service.retention_days).where(
+                Service.retention_days.is_not(None),
+                Service.retention_days > 0,
+                Service.retention_days < platform_days,
+            )
+        ).all()
+    return {service_id: days for service_id, days in rows if days is not None}
+
+
+def expire_service_rows(
+    runtime: Runtime, now: datetime | None = None, partitioned: bool = False
+) -> int:
+    """Delete each shorter-retention service's notifications (and events) older than its own
+    cut-off; returns how many notifications went."""
+    now = now or utcnow()
+    ranges: list[tuple[datetime, datetime]] | None = None
+    if partitioned:
+        with runtime.engine.connect() as connection:
+            ranges = [(p.start, p.end) for p in partitions.partitions(connection, "notifications")]
+    deleted = 0
+    for service_id, days in shorter_retentions(runtime).items():
+        for conditions in service_batches(service_id, now - timedelta(days=days), ranges):
+            deleted += _delete_rows(runtime, conditions)
+    if deleted:
+        log.info("retention.service_notifications_deleted", extra={"count": deleted})
+    return deleted
+
+
+def service_batches(
+    service_id: str, cutoff: datetime, ranges: list[tuple[datetime, datetime]] | None
+) -> list[list[ColumnElement[bool]]]:
+    """The selections of a service's expired rows: one (``ranges`` None: not partitioned), or
+    one per partition range before ``cutoff``, each bounded to its range so that it prunes."""
+    owned = Notification.service_id == service_id
+    if ranges is None:
+        return [[owned, Notification.created_at < cutoff]]
+    return [
+        [owned, Notification.created_at >= start, Notification.created_at < min(end, cutoff)]
+        for start, end in ranges
+        if start < cutoff
+    ]
 
 
 def _drop_partitions(runtime: Runtime, cutoff: datetime) -> int:
@@ -95,11 +156,11 @@ def _delete_old_webhook_deliveries(runtime: Runtime, cutoff: datetime) -> int:
     return deleted
 
 
-def _delete_rows(runtime: Runtime, cutoff: datetime) -> int:
+def _delete_rows(runtime: Runtime, conditions: list[ColumnElement[bool]]) -> int:
     deleted = 0
     for _ in range(MAX_BATCHES):
         with transaction(runtime.sessions) as session:
-            batch = retention.delete_oldest(session, [Notification.created_at < cutoff], CHUNK)
+            batch = retention.delete_oldest(session, conditions, CHUNK)
         deleted += batch
         if batch < CHUNK:
             break

@@ -10,8 +10,7 @@ platform's.
   platform providers, in its order; a chain naming none of them that is still configured
   falls back to the platform's chain (the platform's configuration may have changed since).
 
-The services of a claimed group are read in one query per task (not per message), with the
-key's service for rows written before notifications carried their own, and kept for
+The services of a claimed group are read in one query per task (not per message) and kept for
 ``CACHE_SECONDS`` by the worker's delivery context (:mod:`notifier.ttl_cache`, the cache the
 API keeps its keys in): a busy service's tasks read it once every few seconds, not once per
 task, and a change to a service reaches the workers within that time, as it reaches the API.
@@ -25,9 +24,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier.db.models import ApiKey, Notification
+from notifier.db.models import Notification
 from notifier.keys import CACHE_SECONDS
-from notifier.services.models import DEFAULT_SERVICE_ID, Service
+from notifier.services.models import Service
 from notifier.services.snapshot import ServiceSnapshot
 from notifier.ttl_cache import TTLCache
 from providers.interface import Lane
@@ -53,28 +52,18 @@ def route_of(row: Notification, service: ServiceSnapshot | None) -> Route:
 
 
 class ServiceCache:
-    """Snapshots of services by id, and the service of each key (which never changes), for a
-    few seconds."""
+    """Snapshots of services by id, for a few seconds."""
 
     def __init__(self, seconds: float = CACHE_SECONDS) -> None:
         self.services: TTLCache[str, ServiceSnapshot] = TTLCache(seconds)
-        self.owners: TTLCache[str, str] = TTLCache(seconds)
 
 
 def services_of(
     session: Session, rows: Sequence[Notification], cache: ServiceCache
 ) -> dict[str, ServiceSnapshot]:
-    """Each row's service by notification id; a query only for what ``cache`` lacks."""
-    keyless = {r.api_key_id for r in rows if r.service_id is None and r.api_key_id}
-    owners = {k: o for k in keyless if (o := cache.owners.get(k)) is not None}
-    if unknown := keyless - owners.keys():
-        for key_id, service_id in session.execute(
-            select(ApiKey.id, ApiKey.service_id).where(ApiKey.id.in_(unknown))
-        ).tuples():
-            owners[key_id] = cache.owners.put(key_id, service_id)
-    wanted = {
-        r.id: r.service_id or owners.get(r.api_key_id or "", DEFAULT_SERVICE_ID) for r in rows
-    }
+    """Each row's service by notification id (every row carries its service since migration
+    0015); a query only for the services ``cache`` lacks."""
+    wanted = {r.id: r.service_id for r in rows}
     ids = set(wanted.values())
     found = {i: s for i in ids if (s := cache.services.get(i)) is not None}
     if missing := ids - found.keys():

@@ -45,9 +45,15 @@ async def get_caller(
     _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Caller:
+    return await authenticated_caller(runtime, authorization)
+
+
+async def authenticated_caller(runtime: Runtime, authorization: str | None) -> Caller:
     """Authenticate (from the short cache without leaving the event loop, else from the database
     on a worker thread), then count the request against the key's rate limit (from tokens this
-    process leased from Redis while the key is busy: no round trip per request)."""
+    process leased from Redis while the key is busy: no round trip per request). The one
+    implementation of :func:`get_caller`, also called by the direct path of
+    :mod:`notifier.api.direct_route`."""
     caller = runtime.authenticator.cached(authorization)
     if caller is None:
         caller = await run_in_threadpool(_authenticate, runtime, authorization)

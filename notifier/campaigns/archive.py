@@ -24,7 +24,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from notifier.campaigns import beat_sync, contacts
 from notifier.campaigns.models import Audience, AudienceMember, Campaign, CampaignStatus
 from notifier.content.models import Template
-from notifier.content.templates import get_template
 from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, NotifierError
 from notifier.runtime import Runtime
@@ -67,16 +66,24 @@ def _in_use(kind: str, name: str, users: list[str]) -> None:
         )
 
 
-def archive_template(session: Session, name: str) -> Template:
-    template = get_template(session, name)
+def archive_template(session: Session, template: Template) -> Template:
+    name = template.name
     refuse_archived("template", name, template.archived_at)
-    _in_use("template", name, _users(session, Campaign.template_name == template.name))
+    _in_use(  # a campaign of the template's own service: names are unique per service
+        "template",
+        name,
+        _users(
+            session,
+            Campaign.service_id == template.service_id,
+            Campaign.template_name == template.name,
+        ),
+    )
     template.archived_at = utcnow()
     return template
 
 
-def archive_audience(session: Session, name: str) -> Audience:
-    audience = contacts.get_audience(session, name)
+def archive_audience(session: Session, audience: Audience) -> Audience:
+    name = audience.name
     refuse_archived("audience", name, audience.archived_at)
     _in_use("audience", name, _users(session, Campaign.audience_id == audience.id))
     audience.archived_at = utcnow()
@@ -99,9 +106,10 @@ def archive_campaign(runtime: Runtime, session: Session, campaign_id: str) -> Ca
     return campaign
 
 
-def delete_contact(session: Session, key: str) -> int:
-    """Delete the contact and its memberships; returns how many audiences it left."""
-    contact = contacts.get_contact(session, key)
+def delete_contact(session: Session, key: str, scope: str | None) -> int:
+    """Delete the contact (within ``scope``) and its memberships; returns how many audiences
+    it left."""
+    contact = contacts.get_contact(session, key, scope)
     left = session.scalar(
         select(func.count())
         .select_from(AudienceMember)

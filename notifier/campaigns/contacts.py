@@ -5,6 +5,12 @@ case, phone E.164, push tokens per platform). Upserts only change the fields a r
 so importing the same file twice leaves the same contacts and memberships, and a later file with
 only ``key,sms_consent`` changes consent and nothing else. Consent keeps the time it was first
 given.
+
+A contact belongs to one service (its ``service_id`` column, not derived from its audiences):
+its key is the caller's own identifier and its consent is given to that service, so the same
+person known to two services is two contacts, each found, changed, listed and deleted only
+through its own service's keys (another service's is the same 404 as a missing one). Audiences
+hold only their own service's contacts: a membership joins rows of one service.
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from notifier.campaigns.models import Audience, AudienceMember, Contact
 from notifier.content.quiet_hours import valid_timezone
-from notifier.db.models import utcnow
+from notifier.db.models import DEFAULT_SERVICE_ID, utcnow
 from notifier.db.named import find_named, get_named
 from notifier.errors import ErrorCode, NotifierError, field_error
-from notifier.ownership import ALL_SERVICES
+from notifier.ownership import ALL_SERVICES, owned
 from notifier.recipients import normalise_email, normalise_phone, normalise_push_token
 from providers.interface import Channel, PushPlatform
 
@@ -113,8 +120,10 @@ def _field(name: str, normalise: Callable[[str], str], value: str) -> str:
         raise field_error(e.code, name, e.message) from e
 
 
-def upsert(session: Session, records: Sequence[ContactRecord]) -> tuple[list[Contact], int]:
-    """Create or update contacts by key (last record wins within a call).
+def upsert(
+    session: Session, service_id: str, records: Sequence[ContactRecord]
+) -> tuple[list[Contact], int]:
+    """Create or update ``service_id``'s contacts by key (last record wins within a call).
 
     Returns the contacts in the order of their first record, and how many were created.
     """
@@ -123,7 +132,10 @@ def upsert(session: Session, records: Sequence[ContactRecord]) -> tuple[list[Con
         previous = merged.get(record.key)
         merged[record.key] = _merge(previous, record) if previous else record
     existing = {
-        c.key: c for c in session.scalars(select(Contact).where(Contact.key.in_(list(merged))))
+        c.key: c
+        for c in session.scalars(
+            select(Contact).where(Contact.service_id == service_id, Contact.key.in_(list(merged)))
+        )
     }
     now = utcnow()
     created: list[Contact] = []
@@ -131,7 +143,12 @@ def upsert(session: Session, records: Sequence[ContactRecord]) -> tuple[list[Con
         contact = existing.get(key)
         if contact is None:
             contact = Contact(
-                key=key, attributes={}, push_tokens=[], created_at=now, updated_at=now
+                service_id=service_id,
+                key=key,
+                attributes={},
+                push_tokens=[],
+                created_at=now,
+                updated_at=now,
             )
             created.append(contact)
             existing[key] = contact
@@ -167,8 +184,14 @@ def _apply(contact: Contact, record: ContactRecord, now: Any) -> None:
     contact.updated_at = now
 
 
-def get_contact(session: Session, key: str) -> Contact:
-    contact = session.scalars(select(Contact).where(Contact.key == key)).first()
+def get_contact(session: Session, key: str, scope: str | None = ALL_SERVICES) -> Contact:
+    """The contact with this key within ``scope`` (for a platform admin, as :mod:`db.named`
+    orders a name two services use: the default service's first)."""
+    contact = session.scalars(
+        select(Contact)
+        .where(Contact.key == key, *owned(Contact.service_id, scope))
+        .order_by(Contact.service_id != DEFAULT_SERVICE_ID, Contact.service_id)
+    ).first()
     if contact is None:
         raise NotifierError(ErrorCode.NOT_FOUND, f"no contact with key {key!r}")
     return contact
@@ -177,16 +200,24 @@ def get_contact(session: Session, key: str) -> Contact:
 # --------------------------------------------------------------------------- audiences
 
 
-def get_or_create_audience(session: Session, name: str, service_id: str | None = None) -> Audience:
-    """The audience called ``name``, created for ``service_id`` when there is none; a name
-    another service owns is refused, never added to."""
-    audience = find_named(session, Audience, name)
-    if audience is None:
-        audience = Audience(name=name, created_at=utcnow(), service_id=service_id)
-        session.add(audience)
-        session.flush()
-    elif service_id is not None and audience.service_id != service_id:
-        raise NotifierError(ErrorCode.CONFLICT, f"the audience name {name!r} is taken")
+def get_or_create_audience(
+    session: Session, name: str, service_id: str = DEFAULT_SERVICE_ID
+) -> Audience:
+    """``service_id``'s audience called ``name``, created when it has none (another service's
+    audience of the same name is a different audience)."""
+    audience = find_named(session, Audience, name, service_id)
+    if audience is not None:
+        return audience
+    audience = Audience(name=name, created_at=utcnow(), service_id=service_id)
+    try:
+        with session.begin_nested():
+            session.add(audience)
+            session.flush()
+    except IntegrityError:  # a concurrent call created it first (and committed): that one
+        found = find_named(session, Audience, name, service_id)
+        if found is None:
+            raise
+        return found
     return audience
 
 
@@ -194,9 +225,14 @@ def get_audience(session: Session, name: str, scope: str | None = ALL_SERVICES) 
     return get_named(session, Audience, name, "audience", scope)
 
 
-def add_members(session: Session, audience_id: str, contact_ids: Iterable[int]) -> int:
-    """Add contacts to an audience; members already in it are left alone. Returns how many."""
-    ids = sorted(set(contact_ids))
+def add_members(session: Session, audience: Audience, contacts: Iterable[Contact]) -> int:
+    """Add contacts to an audience; members already in it are left alone. Returns how many.
+    A contact of another service is refused: an audience holds its own service's only."""
+    contacts = list(contacts)
+    if any(c.service_id != audience.service_id for c in contacts):
+        raise ValueError("a contact may join only an audience of its own service")
+    audience_id = audience.id
+    ids = sorted({c.id for c in contacts})
     if not ids:
         return 0
     present = set(

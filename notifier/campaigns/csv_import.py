@@ -29,8 +29,8 @@ from typing import IO, Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.campaigns import contacts
-from notifier.campaigns.models import ContactImport, ImportStatus
-from notifier.db.models import utcnow
+from notifier.campaigns.models import Audience, ContactImport, ImportStatus
+from notifier.db.models import DEFAULT_SERVICE_ID, utcnow
 from notifier.db.session import transaction
 from notifier.errors import ErrorCode, NotifierError, field_error
 from providers.interface import Channel
@@ -82,8 +82,10 @@ def start(
     audience_name: str,
     filename: str | None = None,
     bytes_total: int | None = None,
-    service_id: str | None = None,
+    service_id: str = DEFAULT_SERVICE_ID,
 ) -> ContactImport:
+    """The import job into ``service_id``'s audience ``audience_name`` (created if it has none);
+    its contacts are that service's."""
     with transaction(sessions) as session:
         audience = contacts.get_or_create_audience(session, audience_name, service_id)
         job = ContactImport(
@@ -214,8 +216,11 @@ def _commit_chunk(
     with transaction(sessions) as session:
         created = 0
         if records:
-            rows, created = contacts.upsert(session, records)
-            contacts.add_members(session, job.audience_id, [c.id for c in rows])
+            audience = session.get(Audience, job.audience_id)
+            if audience is None:  # audiences are archived, never deleted
+                raise LookupError(f"audience {job.audience_id} vanished during its import")
+            rows, created = contacts.upsert(session, audience.service_id, records)
+            contacts.add_members(session, audience, rows)
         stored = session.get(ContactImport, job.id, with_for_update=True)
         if stored is None:  # the job row is never deleted while its import runs
             raise LookupError(f"contact import {job.id} vanished during its import")

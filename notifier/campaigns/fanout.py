@@ -124,6 +124,7 @@ def build_chunk(
                 template_name=ctx.campaign.template_name,
                 template_version=ctx.run.template_version,
                 campaign_id=ctx.campaign.id,
+                test=ctx.campaign.test,  # a test key's campaign: the simulator, never a provider
                 **fields,
             )
             chunk.rows.append(row)

@@ -28,10 +28,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from notifier.db.models import Base, UTCDateTime, new_id, utcnow
+from notifier.db.models import DEFAULT_SERVICE_ID, Base, UTCDateTime, new_id, utcnow
 
 ContactId = BigInteger().with_variant(Integer(), "sqlite")
 # ``not_before`` of a campaign message held by a pause: neither the sweeper nor a worker's claim
@@ -65,7 +66,12 @@ class Contact(Base):
     __tablename__ = "contacts"
 
     id: Mapped[int] = mapped_column(ContactId, primary_key=True, autoincrement=True)
-    key: Mapped[str] = mapped_column(String(255), unique=True)
+    # the owning service: a contact is a person as one service knows them (its key, its
+    # consent); the same person in two services is two contacts (migration 0015)
+    service_id: Mapped[str] = mapped_column(
+        String(36), default=DEFAULT_SERVICE_ID, server_default=DEFAULT_SERVICE_ID
+    )
+    key: Mapped[str] = mapped_column(String(255))
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)  # normalised
     phone: Mapped[str | None] = mapped_column(String(20), nullable=True)  # E.164
     locale: Mapped[str | None] = mapped_column(String(35), nullable=True)
@@ -79,6 +85,7 @@ class Contact(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
+        UniqueConstraint("service_id", "key", name="uq_contacts_service_key"),
         Index("ix_contacts_email", "email"),
         Index("ix_contacts_phone", "phone"),
     )
@@ -88,11 +95,15 @@ class Audience(Base):
     __tablename__ = "audiences"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    # the owning service; nullable until phase 2 writes it on every new row
-    service_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # the owning service: a name is unique within its service only (migration 0015)
+    service_id: Mapped[str] = mapped_column(
+        String(36), index=True, default=DEFAULT_SERVICE_ID, server_default=DEFAULT_SERVICE_ID
+    )
+    name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (UniqueConstraint("service_id", "name", name="uq_audiences_service_name"),)
 
 
 class AudienceMember(Base):
@@ -128,9 +139,12 @@ class Campaign(Base):
     __tablename__ = "campaigns"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    # the owning service; nullable until phase 2 writes it on every new row
-    service_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    service_id: Mapped[str] = mapped_column(
+        String(36), index=True, default=DEFAULT_SERVICE_ID, server_default=DEFAULT_SERVICE_ID
+    )  # the owning service
     name: Mapped[str] = mapped_column(String(200))
+    # created with a test key: its runs fan out notifications marked ``test`` (migration 0015)
+    test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     api_key_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     template_name: Mapped[str] = mapped_column(String(200))
     template_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: latest

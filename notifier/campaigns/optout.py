@@ -3,7 +3,11 @@ do to suppressions and marketing consent.
 
 Opting out adds a suppression (which every promotional send honours, see
 :mod:`notifier.suppressions`) and withdraws the contacts' marketing consent for the channel.
-STOP suppresses a number with reason ``stop``; START lifts that suppression again.
+Both have the scope of the suppression's reason: an unsubscribe from one service's mail is
+that service's suppression and withdraws the consent of that service's contacts only; STOP (as
+hard bounces and complaints) is a fact about the number that every service shares, so it
+withdraws every service's consent. START lifts the STOP suppression again and gives consent
+back to every contact with the number (STOP had taken it from all of them).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from sqlalchemy.orm import Session
 from notifier.campaigns.models import Contact
 from notifier.db.models import Suppression, utcnow
 from notifier.notifications import repository
-from notifier.suppressions import suppression_forms
+from notifier.ownership import owned
+from notifier.suppressions import scope_of_reason, suppression_forms
 from providers.interface import Channel, SuppressionReason
 
 _CONSENT_COLUMN = {
@@ -34,13 +39,15 @@ def opt_out(
     service_id: str | None = None,
 ) -> None:
     """Suppress the address for every promotional send (of ``service_id`` for an unsubscribe,
-    see :func:`notifier.suppressions.scope_of_reason`) and withdraw its marketing consent."""
+    see :func:`notifier.suppressions.scope_of_reason`) and withdraw its marketing consent from
+    the contacts in the same scope."""
     repository.suppress(session, channel.value, recipient, reason.value, detail, None, service_id)
     address = _ADDRESS_COLUMN.get(channel)
     if address is not None:
+        scope = scope_of_reason(reason.value, service_id)  # None: every service's contacts
         session.execute(
             update(Contact)
-            .where(address == recipient)
+            .where(address == recipient, *owned(Contact.service_id, scope))
             .values({_CONSENT_COLUMN[channel]: None, Contact.updated_at: utcnow()}),
             execution_options={"synchronize_session": False},
         )

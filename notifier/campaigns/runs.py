@@ -105,7 +105,7 @@ def start_run(runtime: Runtime, campaign_id: str, run_at: datetime) -> str | Non
             campaign = session.get(Campaign, campaign_id, with_for_update=True)
             if campaign is None or campaign.status not in ACTIVE:
                 return None
-            template = get_template(session, campaign.template_name)
+            template = get_template(session, campaign.template_name, campaign.service_id)
             version = get_version(session, template, campaign.template_version)
             now = utcnow()
             run = CampaignRun(
@@ -196,7 +196,7 @@ def _context(runtime: Runtime, run_id: str) -> RunContext | None:
         campaign = session.get(Campaign, run_row.campaign_id)
         if campaign is None:  # a run's campaign is a foreign key: it cannot be gone
             raise LookupError(f"campaign {run_row.campaign_id} of run {run_row.id} is missing")
-        template = get_template(session, campaign.template_name)
+        template = get_template(session, campaign.template_name, campaign.service_id)
         version = get_version(session, template, run_row.template_version)
         session.expunge_all()
     resolved: dict[str, ResolvedTemplate] = {}

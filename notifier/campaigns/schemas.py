@@ -233,3 +233,5 @@ class CampaignOut(BaseModel):
     updated_at: datetime
     runs: list[RunOut] = []
     archived_at: datetime | None = None
+    # created with a test key: its runs' notifications are test ones (the outbox, no provider)
+    test: bool = False

@@ -32,7 +32,7 @@ from notifier.db.models import utcnow
 from notifier.errors import ErrorCode, ErrorDetail, NotifierError, field_error
 from notifier.keys import Caller
 from notifier.notifications import queries, repository
-from notifier.ownership import ALL_SERVICES, scope_of, visible
+from notifier.ownership import ALL_SERVICES, visible
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from providers.interface import Category, Lane
@@ -102,7 +102,9 @@ def create(runtime: Runtime, session: Session, caller: Caller, body: CampaignIn)
     caller.require_lane(body.lane)
     _check_schedule(body.schedule)
     _check_quiet(body.quiet_hours)
-    scope = scope_of(caller)
+    # the campaign is the caller's service's, and so are the template and audience it names
+    # (a platform admin's too: another service's of the same name is a 404, never borrowed)
+    scope = caller.service.id
     template = get_template(session, body.template, scope)
     if template.channel != body.lane.channel.value:
         raise field_error(
@@ -119,6 +121,7 @@ def create(runtime: Runtime, session: Session, caller: Caller, body: CampaignIn)
         name=body.name,
         api_key_id=caller.id,
         service_id=caller.service.id,
+        test=caller.is_test,
         template_name=body.template,
         template_version=body.template_version,
         audience_id=audience.id,
@@ -171,7 +174,11 @@ def patch(runtime: Runtime, session: Session, campaign_id: str, body: CampaignPa
         _check_quiet(body.quiet_hours)
         _apply_quiet(campaign, body.quiet_hours)
     if "template_version" in fields:
-        get_version(session, get_template(session, campaign.template_name), body.template_version)
+        get_version(
+            session,
+            get_template(session, campaign.template_name, campaign.service_id),
+            body.template_version,
+        )
         campaign.template_version = body.template_version
     for name in ("name", "throttle_per_minute", "data"):
         if name in fields and (getattr(body, name) is not None or name == "throttle_per_minute"):

@@ -66,6 +66,7 @@ def campaign_out(session: Session, campaign: Campaign, with_runs: bool = True) -
         audience=audience.name if audience else "",
         lane=campaign.lane,
         status=campaign.status,
+        test=campaign.test,
         schedule=schedule,
         throttle_per_minute=campaign.throttle_per_minute,
         quiet_hours=QuietHoursIn(

@@ -13,21 +13,25 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from notifier.db.models import Base, BigIntPK, UTCDateTime, new_id, utcnow
+from notifier.db.models import DEFAULT_SERVICE_ID, Base, BigIntPK, UTCDateTime, new_id, utcnow
 
 
 class Template(Base):
     __tablename__ = "templates"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    # the owning service; nullable until phase 2 writes it on every new row
-    service_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # the owning service: a name is unique within its service only (migration 0015)
+    service_id: Mapped[str] = mapped_column(
+        String(36), index=True, default=DEFAULT_SERVICE_ID, server_default=DEFAULT_SERVICE_ID
+    )
+    name: Mapped[str] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(String(10))
     latest_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (UniqueConstraint("service_id", "name", name="uq_templates_service_name"),)
 
 
 class TemplateVersion(Base):

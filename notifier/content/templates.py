@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from notifier.content.models import Template, TemplateVersion
-from notifier.db.models import utcnow
+from notifier.db.models import DEFAULT_SERVICE_ID, utcnow
 from notifier.db.named import get_named
 from notifier.errors import ErrorCode, NotifierError, field_error
 from notifier.ownership import ALL_SERVICES
@@ -81,10 +83,11 @@ def save_version(
     channel: Channel,
     default_locale: str,
     variants: Mapping[str, Mapping[str, Any]],
-    service_id: str | None = None,
+    service_id: str = DEFAULT_SERVICE_ID,
 ) -> TemplateVersion:
-    """Create the template (owned by ``service_id``) or add its next version. The channel of a
-    name never changes, and a name another service owns is refused, never written to."""
+    """Create ``service_id``'s template called ``name`` or add its next version. Names are
+    unique within a service only: another service's template of the same name is neither
+    touched nor revealed. The channel of a name never changes."""
     if default_locale not in variants:
         raise field_error(
             ErrorCode.VALIDATION_ERROR,
@@ -95,28 +98,18 @@ def save_version(
         locale: check_fields(channel, fields, f"variants.{locale}")
         for locale, fields in variants.items()
     }
-    template = session.scalars(
-        select(Template).where(Template.name == name).with_for_update()
-    ).first()
     now = utcnow()
+    template = _locked(session, service_id, name)
+    created = False
     if template is None:
-        template = Template(
-            name=name,
-            channel=channel.value,
-            latest_version=1,
-            created_at=now,
-            service_id=service_id,
-        )
-        session.add(template)
-        session.flush()
-    elif service_id is not None and template.service_id != service_id:
-        raise NotifierError(ErrorCode.CONFLICT, f"the template name {name!r} is taken")
-    elif template.channel != channel.value:
-        raise NotifierError(
-            ErrorCode.CONFLICT,
-            f"template {name!r} is a {template.channel} template; it cannot become {channel.value}",
-        )
-    else:
+        template, created = _create(session, service_id, name, channel, now)
+    if not created:
+        if template.channel != channel.value:
+            raise NotifierError(
+                ErrorCode.CONFLICT,
+                f"template {name!r} is a {template.channel} template; "
+                f"it cannot become {channel.value}",
+            )
         template.latest_version += 1
     template.updated_at = now
     version = TemplateVersion(
@@ -129,6 +122,34 @@ def save_version(
     session.add(version)
     session.flush()
     return version
+
+
+def _locked(session: Session, service_id: str, name: str) -> Template | None:
+    return session.scalars(
+        select(Template)
+        .where(Template.service_id == service_id, Template.name == name)
+        .with_for_update()
+    ).first()
+
+
+def _create(
+    session: Session, service_id: str, name: str, channel: Channel, now: datetime
+) -> tuple[Template, bool]:
+    """The new template, or the one a concurrent save created a moment earlier (the unique key
+    refused ours: that save committed first, so this one becomes its next version)."""
+    template = Template(
+        name=name, channel=channel.value, latest_version=1, created_at=now, service_id=service_id
+    )
+    try:
+        with session.begin_nested():
+            session.add(template)
+            session.flush()
+    except IntegrityError:
+        found = _locked(session, service_id, name)
+        if found is None:  # the unique key refused a row it cannot show us: not a race
+            raise
+        return found, False
+    return template, True
 
 
 def get_template(session: Session, name: str, scope: str | None = ALL_SERVICES) -> Template:

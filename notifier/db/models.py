@@ -112,9 +112,9 @@ class Notification(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
-    # the owning service; nullable until phase 2 writes it on every new row (no foreign key:
-    # the table may be partitioned, and the key's service is the authority)
-    service_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # the owning service, on every row (NOT NULL since migration 0015; no foreign key: the
+    # table may be partitioned, and the key's service is the authority)
+    service_id: Mapped[str] = mapped_column(String(36), server_default=DEFAULT_SERVICE_ID)
     # sent with a test key: handled as live, delivered only to the outbox (migration 0013)
     test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     channel: Mapped[str] = mapped_column(String(10))

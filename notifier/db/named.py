@@ -1,7 +1,10 @@
-"""Rows found by their unique ``name`` (templates, audiences): one query and one 404 for all.
+"""Rows found by their ``name`` (templates, audiences): one query and one 404 for all.
 
-Both belong to a service: ``scope`` limits the lookup to one service's rows (see
-:mod:`notifier.ownership`), so another service's row is the same 404 as a missing one."""
+Both belong to a service and a name is unique within its service only (unique on
+``(service_id, name)``): ``scope`` limits the lookup to one service's rows (see
+:mod:`notifier.ownership`), so another service's row is the same 404 as a missing one. A
+platform admin's unscoped lookup of a name two services use finds the default service's, else
+the lowest service id's (deterministic); another of them is reached with a key of its service."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import TypeVar
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from notifier.db.models import Base
+from notifier.db.models import DEFAULT_SERVICE_ID, Base
 from notifier.errors import ErrorCode, NotifierError
 from notifier.ownership import ALL_SERVICES, owned
 
@@ -20,10 +23,15 @@ N = TypeVar("N", bound=Base)
 def find_named(
     session: Session, model: type[N], name: str, scope: str | None = ALL_SERVICES
 ) -> N | None:
-    """The row of ``model`` (a table with a unique ``name`` and a ``service_id`` column) called
-    ``name``, within ``scope``."""
+    """The row of ``model`` (a table unique on ``service_id`` and ``name``) called ``name``,
+    within ``scope``."""
     columns = inspect(model).columns
-    stmt = select(model).where(columns["name"] == name, *owned(columns["service_id"], scope))
+    service = columns["service_id"]
+    stmt = (
+        select(model)
+        .where(columns["name"] == name, *owned(service, scope))
+        .order_by((service != DEFAULT_SERVICE_ID), service)
+    )
     return session.scalars(stmt).first()
 
 

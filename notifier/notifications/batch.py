@@ -31,6 +31,7 @@ from notifier.db.session import transaction
 from notifier.errors import ErrorCode, NotifierError, field_error, from_validation_errors
 from notifier.keys import Caller
 from notifier.notifications import queries
+from notifier.notifications.schemas import EmailRequest, PushRequest, SmsRequest
 from notifier.storable import require_storable
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class _Keyed:
 def accept_batch(
     intake: Intake, caller: Caller, items: Sequence[Any], idempotency_key: str | None
 ) -> list[IntakeResult]:
+    """``items`` as the body carried them (dicts), or requests validated already (the direct
+    path's :class:`~notifier.notifications.schemas.ValidatedBatch`, never with keys)."""
     limit = intake.settings.max_batch_items
     if len(items) > limit:
         raise NotifierError(
@@ -88,7 +91,11 @@ def _attempt(
             outcomes[index] = replays[index]
             continue
         try:
-            request = _request_adapter.validate_python(body)
+            request = (
+                body
+                if isinstance(body, EmailRequest | SmsRequest | PushRequest)  # validated already
+                else _request_adapter.validate_python(body)
+            )
             item = intake.prepare(caller, request, render_deadline - time.monotonic())
             content_left -= _content_size(item)
             if content_left < 0:

@@ -84,10 +84,10 @@ class Prepared:
 class IntakeResult:
     """What intake answered for one notification: its row, or (batch items only) the error."""
 
-    notification: Notification | None = None
+    notification: Notification | None = None  # a replay: the row stored earlier
     replayed: bool = False
     error: NotifierError | None = None
-    accepted: dict[str, Any] | None = None  # batch items: the stored row
+    accepted: dict[str, Any] | None = None  # accepted now: the row as inserted
 
 
 class Intake:
@@ -130,7 +130,7 @@ class Intake:
             self.render_pool.check_share(caller.id)  # before a thread is taken for it
             prepared = await anyio.to_thread.run_sync(self.prepare, caller, request)
         await asyncio.wrap_future(self.committer.submit(prepared))
-        return IntakeResult(notification=Notification(**prepared.row))
+        return IntakeResult(accepted=prepared.row)
 
     def _accept_keyed(
         self,
@@ -170,7 +170,7 @@ class Intake:
                 raise
             return replay
         self._publish([prepared])
-        return IntakeResult(notification=Notification(**prepared.row))
+        return IntakeResult(accepted=prepared.row)
 
     def _replay(self, caller: Caller, key: str, fingerprint: str | None) -> IntakeResult | None:
         with transaction(self.sessions) as session:
@@ -241,7 +241,7 @@ class Intake:
         recipient = normalise(channel, request.to, platform)
         require_allowed_recipient(caller, channel, recipient)
         send_at = bounds.send_at(self.settings, request.send_at)
-        template = self._template(request) if request.template else None
+        template = self._template(request, caller) if request.template else None
         rendered = self._render(request, template, render_timeout, caller.id)
         if lane == Lane.EMAIL_PROMOTIONAL:
             unsubscribe_link(
@@ -286,10 +286,18 @@ class Intake:
         )
         return Prepared(row=row, channel=channel, category=request.category)
 
-    def _template(self, request: EmailRequest | SmsRequest | PushRequest) -> ResolvedTemplate:
+    def _template(
+        self, request: EmailRequest | SmsRequest | PushRequest, caller: Caller
+    ) -> ResolvedTemplate:
+        """The caller's service's template of that name (names are unique per service; another
+        service's is the same 404 as a missing one, a platform admin's key included)."""
         with self.sessions() as session:
             return templates.resolve(
-                session, request.template or "", request.locale, channel=Channel(request.channel)
+                session,
+                request.template or "",
+                request.locale,
+                channel=Channel(request.channel),
+                scope=caller.service.id,
             )
 
     @cached_property

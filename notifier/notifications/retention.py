@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.db.models import DeliveryEvent, IdempotencyRecord, Notification, WebhookDelivery
 from notifier.db.session import affected
+from notifier.notifications import by_id
 from notifier.statuses import Status
 
 # Statuses whose content nothing needs any more (``unconfirmed`` keeps it: a resend may need it).
@@ -94,24 +95,41 @@ def erase_personal_data(
 
 def delete_oldest(session: Session, conditions: Sequence[ColumnElement[bool]], limit: int) -> int:
     """Delete up to ``limit`` notifications matching ``conditions``, oldest first, with the rows
-    that refer to them."""
-    ids = session.scalars(
-        select(Notification.id).where(*conditions).order_by(Notification.created_at).limit(limit)
+    that refer to them.
+
+    On PostgreSQL the statements prune: the notifications are named with their ``created_at``
+    (:mod:`notifier.notifications.by_id`), and their events, never older than the notification
+    they belong to, are looked for only from the batch's oldest ``created_at`` on (an event
+    partition entirely before it is not opened). ``conditions`` that bound ``created_at``
+    (one partition's range) keep the selection itself to that partition."""
+    found = session.execute(
+        select(Notification.id, Notification.created_at)
+        .where(*conditions)
+        .order_by(Notification.created_at)
+        .limit(limit)
     ).all()
-    if not ids:
+    if not found:
         return 0
+    ids = [i for i, _ in found]
+    created = [c for _, c in found]
     options = {"synchronize_session": False}
     session.execute(
         update(Notification).where(Notification.resend_of.in_(ids)).values(resend_of=None),
         execution_options=options,
     )
-    for model in (DeliveryEvent, IdempotencyRecord, WebhookDelivery):
+    since = [DeliveryEvent.created_at >= created[0]] if by_id.prunes(session) else []
+    session.execute(
+        delete(DeliveryEvent).where(DeliveryEvent.notification_id.in_(ids), *since),
+        execution_options=options,
+    )
+    for model in (IdempotencyRecord, WebhookDelivery):
         session.execute(
             delete(model).where(model.notification_id.in_(ids)), execution_options=options
         )
     return affected(
         session.execute(
-            delete(Notification).where(Notification.id.in_(ids)), execution_options=options
+            delete(Notification).where(*by_id.conditions(session, ids, created)),
+            execution_options=options,
         )
     )
 

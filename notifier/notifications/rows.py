@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from notifier import reasons
-from notifier.db.models import new_id
+from notifier.db.models import DEFAULT_SERVICE_ID, new_id
 from notifier.reasons import Reason
 from notifier.statuses import EventKind, Status
 from providers.interface import Lane
@@ -45,9 +45,10 @@ def notification_row(
     send_at: datetime | None = None,
     campaign_id: str | None = None,
     test: bool = False,
-    service_id: str | None = None,
+    service_id: str = DEFAULT_SERVICE_ID,
 ) -> dict[str, Any]:
-    """A new notification as the column values of one insert (every column a new row sets)."""
+    """A new notification as the column values of one insert (every column a new row sets);
+    a row built without naming its service belongs to the default one, as a key does."""
     final = status.is_final
     return {
         "id": new_id(),

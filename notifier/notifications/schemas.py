@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
@@ -128,6 +129,10 @@ class PushRequest(_NotificationRequest):
 NotificationRequest = Annotated[
     EmailRequest | SmsRequest | PushRequest, Field(discriminator="channel")
 ]
+# the body of POST /v1/notifications, validated straight from its bytes on the direct path
+NOTIFICATION_REQUEST: TypeAdapter[EmailRequest | SmsRequest | PushRequest] = TypeAdapter(
+    NotificationRequest
+)
 
 
 class BatchRequest(BaseModel):
@@ -137,6 +142,15 @@ class BatchRequest(BaseModel):
         description="Notifications as for POST /v1/notifications; each may also carry its own "
         "`idempotency_key` (at most 255 characters)",
     )
+
+
+class ValidatedBatch(BaseModel):
+    """A batch whose every item is a valid request without its own ``idempotency_key``: the
+    batch's direct path validates the body as this, from its bytes, in one pass. Any other
+    batch is validated as :class:`BatchRequest` and item by item (one result per item)."""
+
+    model_config = ConfigDict(extra="forbid")
+    notifications: list[NotificationRequest] = Field(min_length=1)
 
 
 class EventOut(BaseModel):

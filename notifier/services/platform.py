@@ -78,4 +78,4 @@ def load_platform(settings: Settings) -> Platform:
             ErrorCode.SERVICE_UNAVAILABLE,
             f"the platform's provider configuration cannot be read: {e}",
         ) from e
-    return Platform.from_specs(chains, settings.content_retention_days)
+    return Platform.from_specs(chains, settings.notification_retention_days)

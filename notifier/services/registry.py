@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,14 @@ def check_name(name: str) -> str:
 
 def find(session: Session, name: str) -> Service | None:
     return session.scalars(select(Service).where(Service.name == name)).first()
+
+
+def find_named(session: Session, name_or_id: str) -> Service | None:
+    """The service an operator named on a command line: by its name or its id."""
+    text = name_or_id.strip()
+    return session.scalars(
+        select(Service).where(or_(Service.name == text, Service.id == text))
+    ).first()
 
 
 def get(session: Session, name: str) -> Service:

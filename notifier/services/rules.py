@@ -57,8 +57,9 @@ def check(
         raise field_error(
             ErrorCode.RETENTION_TOO_LONG,
             "retention_days",
-            f"retention_days {retention_days} is longer than the platform keeps content "
-            f"({platform.retention_days} days)",
+            f"retention_days {retention_days} is longer than the platform keeps notifications "
+            f"({platform.retention_days} days, NOTIFIER_NOTIFICATION_RETENTION_DAYS); a service "
+            "may only keep them for less",
         )
 
 

@@ -105,7 +105,10 @@ class ServiceChanges(BaseModel):
         default=None, description="per lane: notifications a UTC day (429 quota_exceeded after)"
     )
     retention_days: int | None = Field(
-        default=None, ge=1, description="days content is kept; at most the platform's"
+        default=None,
+        ge=1,
+        description="days its notifications and their events are kept; at most the platform's "
+        "(NOTIFIER_NOTIFICATION_RETENTION_DAYS)",
     )
     callback_url: str | None = Field(
         default=None, max_length=2000, description="status webhooks; a new secret is returned once"

@@ -16,13 +16,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.config import Settings
 from notifier.db.migrate import upgrade
 from notifier.db.models import utcnow
 from notifier.db.session import make_engine, make_sessionmaker, transaction
+from notifier.services import registry
 from notifier.services.models import DEFAULT_SERVICE_NAME, Service
 from notifier.support import staff as staff_store
 from notifier.support.models import StaffRole
@@ -85,9 +86,7 @@ def create(
 def _service(session: Session, given: str | None) -> tuple[str, str]:
     """The id and name of the service named (by name or id), the default one if none is."""
     text = (given or DEFAULT_SERVICE_NAME).strip()
-    row = session.scalars(
-        select(Service).where(or_(Service.name == text, Service.id == text))
-    ).first()
+    row = registry.find_named(session, text)
     if row is None:
         raise staff_store.StaffAccountError(f"no service {text[:70]!r}")
     return row.id, row.name

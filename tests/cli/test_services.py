@@ -90,3 +90,31 @@ def test_keys_create_with_a_service_and_a_type_and_without(run):  # type: ignore
     keys = {k["name"]: k for k in json.loads(run("keys", "list", "--format", "json").stdout)}
     assert (keys["ci"]["service"], keys["ci"]["type"]) == ("billing", "test")
     assert (keys["today"]["service"], keys["today"]["type"]) == ("default", "live")
+
+
+def test_audiences_import_into_a_services_audience(run, tmp_path):  # type: ignore[no-untyped-def]
+    from notifier.campaigns.models import Audience, Contact
+    from notifier.cli_common import load_settings
+    from notifier.db.session import make_engine, make_sessionmaker
+
+    assert run("services", "create", "--name", "growth").exit_code == 0
+    csv = tmp_path / "people.csv"
+    csv.write_text("key,email,email_consent\nada,ada@example.com,yes\n")
+    assert (
+        run("audiences", "import", str(csv), "--audience", "vip", "--service", "growth").exit_code
+        == 0
+    )
+    assert run("audiences", "import", str(csv), "--audience", "vip").exit_code == 0  # default's
+    refused = run("audiences", "import", str(csv), "--audience", "vip", "--service", "nobody")
+    assert refused.exit_code == 2 and "no service 'nobody'" in refused.output
+    engine = make_engine(load_settings().database_url)
+    with make_sessionmaker(engine)() as session:
+        services = {
+            s["name"]: s["id"]
+            for s in json.loads(run("services", "list", "--format", "json").stdout)
+        }
+        audiences = {(a.service_id, a.name) for a in session.query(Audience)}
+        contacts = sorted(c.service_id for c in session.query(Contact))
+    engine.dispose()
+    assert audiences == {(services["growth"], "vip"), (services["default"], "vip")}
+    assert contacts == sorted([services["growth"], services["default"]])  # one each: own consent

@@ -58,14 +58,17 @@ EXEMPT = {
     ("GET", "/v1/services/{name}/allowed-recipients"): "platform admin only",
     ("POST", "/v1/services/{name}/allowed-recipients"): "platform admin only",
     ("DELETE", "/v1/services/{name}/allowed-recipients/{entry_id}"): "platform admin only",
-    ("POST", "/v1/templates"): "creates in the caller's service: test_names_of_another_service",
-    ("POST", "/v1/audiences"): "creates in the caller's service: test_names_of_another_service",
+    ("POST", "/v1/templates"): "creates in the caller's service: test_a_name_another_service_uses",
+    ("POST", "/v1/audiences"): "creates in the caller's service: test_a_name_another_service_uses",
     ("POST", "/v1/campaigns"): "creates in the caller's service: test_campaign_needs_own_objects",
     ("POST", "/v1/suppressions"): "adds to the caller's service: test_suppression_scope",
-    # contacts are keyed platform-wide (no service column yet): not isolated, see README
-    ("PUT", "/v1/contacts/{key}"): "contacts are platform-wide (not yet per service)",
-    ("GET", "/v1/contacts/{key}"): "contacts are platform-wide (not yet per service)",
-    ("DELETE", "/v1/contacts/{key}"): "contacts are platform-wide (not yet per service)",
+    # keys and names are unique per service: these write the caller's own object of that name
+    (
+        "PUT",
+        "/v1/contacts/{key}",
+    ): "the caller's own contact: test_contacts_belong_to_their_service",
+    ("POST", "/v1/audiences/{name}/import"): "into the caller's own audience of that name: "
+    "test_contacts_belong_to_their_service",
 }
 # the staff console signs staff in with sessions, not keys; staff per service is its own work
 CONSOLE_PREFIX = "/support"
@@ -93,6 +96,7 @@ class Case:
     marker: str = ""
     found: frozenset[int] = frozenset({200, 201, 202, 204})
     content: bytes | None = None
+    admin_path: str | None = None  # the admin's own object, when the owner's call removed it
 
 
 def _items(key: str) -> Callable[[Any], list[str]]:
@@ -134,13 +138,15 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/audiences"): Case("/v1/audiences", listed=_items("name"), marker="audience"),
     ("GET", "/v1/audiences/{name}/contacts"): Case("/v1/audiences/{audience}/contacts"),
     ("GET", "/v1/audiences/{name}/imports"): Case("/v1/audiences/{audience}/imports"),
-    ("POST", "/v1/audiences/{name}/import"): Case(
-        "/v1/audiences/{audience}/import", content=b"key,email\nzed,zed@example.com\n"
-    ),
     ("POST", "/v1/audiences/{name}/archive"): Case(
         "/v1/audiences/{audience}/archive", found=FOUND_OR_CONFLICT
     ),
     ("GET", "/v1/imports/{import_id}"): Case("/v1/imports/{import}"),
+    ("GET", "/v1/contacts/{key}"): Case("/v1/contacts/{contact}"),
+    # the owner deletes one contact, the platform admin another
+    ("DELETE", "/v1/contacts/{key}"): Case(
+        "/v1/contacts/{doomed}", admin_path="/v1/contacts/{also_doomed}"
+    ),
     ("GET", "/v1/imports"): Case("/v1/imports", listed=_items("id"), marker="import"),
     ("GET", "/v1/campaigns"): Case(
         "/v1/campaigns", listed=lambda body: [c["id"] for c in body], marker="campaign"
@@ -243,6 +249,9 @@ def world(runtime: Runtime) -> Iterator[World]:
             )
         )
         w.ids["import"] = job["id"]
+        w.ids["contact"], w.ids["doomed"] = "alpha-ada", "alpha-bob"
+        _ok(client.put("/v1/contacts/alpha-carl", json={"email": "c@example.com"}, headers=own))
+        w.ids["also_doomed"] = "alpha-carl"
         campaign = _ok(
             client.post(
                 "/v1/campaigns",
@@ -276,7 +285,9 @@ def world(runtime: Runtime) -> Iterator[World]:
 
 
 def _call(w: World, method: str, case: Case, headers: Headers) -> Any:
-    path = case.path.format(**w.ids)
+    path = (case.admin_path if headers is w.admin and case.admin_path else case.path).format(
+        **w.ids
+    )
     if case.content is not None:
         headers = {**headers, "Content-Type": "text/csv"}
         return w.client.request(method, path, content=case.content, headers=headers)

@@ -65,15 +65,15 @@ def test_rows_carry_the_service_of_the_key(client, platform_admin, runtime) -> N
         assert row.service_id == alpha
 
 
-def test_names_of_another_service_are_refused_not_written(client, platform_admin, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_name_another_service_uses_is_free_and_untouched(client, platform_admin, runtime) -> None:  # type: ignore[no-untyped-def]
     _, own = _service(client, platform_admin, runtime, "alpha")
     _, other = _service(client, platform_admin, runtime, "beta")
     body = {"name": "welcome", "channel": "email", "subject": "S", "body": "B"}
     assert client.post("/v1/templates", json=body, headers=own).status_code == 201
-    taken = client.post("/v1/templates", json={**body, "body": "beta's"}, headers=other)
-    assert taken.status_code == 409 and taken.json()["error"]["code"] == "conflict"
+    theirs = client.post("/v1/templates", json={**body, "body": "beta's"}, headers=other)
+    assert theirs.status_code == 201 and theirs.json()["latest_version"] == 1
     assert client.post("/v1/audiences", json={"name": "vip"}, headers=own).status_code == 201
-    assert client.post("/v1/audiences", json={"name": "vip"}, headers=other).status_code == 409
+    assert client.post("/v1/audiences", json={"name": "vip"}, headers=other).status_code == 201
     mine = client.get("/v1/templates/welcome", headers=own).json()
     assert mine["latest_version"] == 1 and mine["variants"][mine["default_locale"]]["body"] == "B"
 

@@ -109,7 +109,7 @@ def test_create_list_show_and_change_a_service(client, platform_admin, runtime):
             422,
             "unknown_provider",
         ),
-        ({"name": "xyz", "retention_days": 8}, 422, "retention_too_long"),
+        ({"name": "xyz", "retention_days": 91}, 422, "retention_too_long"),
         ({"name": "xyz", "retention_days": 0}, 422, "validation_error"),
         ({"name": "xyz", "senders": {"fax.promotional": {}}}, 422, "validation_error"),
         (

@@ -68,7 +68,10 @@ def test_sqlite_deletes_in_bounded_batches(runtime, monkeypatch) -> None:  # typ
         s.execute(insert(Notification), [sent_email_row(long_ago) for _ in range(7)])
     monkeypatch.setattr(partition_upkeep, "CHUNK", 2)
     monkeypatch.setattr(partition_upkeep, "MAX_BATCHES", 2)
-    assert partition_upkeep.expire_notifications(runtime) == {"notifications_deleted": 4}
+    assert partition_upkeep.expire_notifications(runtime) == {
+        "notifications_deleted": 4,
+        "service_notifications_deleted": 0,
+    }
     assert count(runtime, Notification) == 3
     assert partition_upkeep.prepare_partitions(runtime) == {
         "made": 0

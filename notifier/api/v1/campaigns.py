@@ -38,11 +38,9 @@ from notifier.campaigns.schemas import (
 from notifier.content import templates
 from notifier.content.models import Template, TemplateVersion
 from notifier.content.unsubscribe import add_unsubscribe_link, preview_unsubscribe_url
-from notifier.db.named import find_named
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Caller, Scope
-from notifier.ownership import require_visible, scope_of, visible
-from notifier.runtime import Runtime
+from notifier.ownership import scope_of, visible
 from providers.interface import Channel
 
 
@@ -104,7 +102,7 @@ def save_template(body: TemplateIn, caller: ManagerDep, session: SessionDep) -> 
     version = templates.save_version(
         session, body.name, body.channel, body.locale, body.all_variants(), caller.service.id
     )
-    return _template_out(templates.get_template(session, body.name), version)
+    return _template_out(templates.get_template(session, body.name, caller.service.id), version)
 
 
 @router.get("/templates/{name}", response_model=TemplateOut)
@@ -121,12 +119,13 @@ def template_versions(template: OwnedTemplate, session: SessionDep) -> list[Temp
 
 @router.post("/templates/{name}/preview", response_model=PreviewOut)
 def preview_template(
-    name: str, body: PreviewIn, _: OwnedTemplate, session: SessionDep, runtime: RuntimeDep
+    body: PreviewIn, template: OwnedTemplate, session: SessionDep, runtime: RuntimeDep
 ) -> PreviewOut:
     """Render as a campaign would: an email gets a placeholder ``unsubscribe_url`` (a real one
     is signed per recipient at fan-out) and the same unsubscribe footer when the template has
     no link of its own."""
-    resolved = templates.resolve(session, name, body.locale, body.version)
+    version = templates.get_version(session, template, body.version)
+    resolved = templates.resolve_version(template, version, body.locale)
     data = dict(body.data)
     url = None
     if resolved.channel == Channel.EMAIL:
@@ -170,16 +169,16 @@ def put_contact(key: str, body: ContactIn, caller: ManagerDep, session: SessionD
         else None,
         consent={c.value: v for c, v in body.consent.items()},
     )
-    [contact], _created = contacts.upsert(session, [record])
+    [contact], _created = contacts.upsert(session, caller.service.id, [record])
     for name in body.audiences:
         audience = contacts.get_or_create_audience(session, name, caller.service.id)
-        contacts.add_members(session, audience.id, [contact.id])
+        contacts.add_members(session, audience, [contact])
     return _contact_out(contact)
 
 
 @router.get("/contacts/{key}", response_model=ContactOut)
-def get_contact(key: str, _: ManagerDep, session: SessionDep) -> ContactOut:
-    return _contact_out(contacts.get_contact(session, key))
+def get_contact(key: str, scope: ScopeDep, session: SessionDep) -> ContactOut:
+    return _contact_out(contacts.get_contact(session, key, scope))
 
 
 # --------------------------------------------------------------------------- audiences
@@ -224,15 +223,6 @@ def _import_out(job: ContactImport, audience: str) -> ImportOut:
     )
 
 
-def _importable(runtime: Runtime, name: str, scope: str | None) -> None:
-    """An import into another service's audience is a 404 (a new name is created by the
-    import, for the caller's service)."""
-    with runtime.sessions() as session:
-        existing = find_named(session, Audience, name)
-    if existing is not None:
-        require_visible(existing.service_id, scope, f"no audience named {name!r}")
-
-
 # the import's body limit is NOTIFIER_MAX_IMPORT_BYTES, not the API's 1 MiB (see app.py)
 IMPORT_PATH = re.compile(r"/v1/audiences/[^/]+/import")
 
@@ -246,9 +236,10 @@ async def import_contacts(
     filename: Annotated[str | None, Query(max_length=255)] = None,
 ) -> ImportOut:
     """Body: the CSV file itself (``Content-Type: text/csv``), streamed to a spool file and
-    imported chunk by chunk; ``GET /v1/audiences/{name}/imports`` shows progress meanwhile."""
+    imported chunk by chunk; ``GET /v1/audiences/{name}/imports`` shows progress meanwhile.
+    The audience and its contacts are the caller's service's (another service's audience of
+    the same name is a different one, never touched)."""
     caller.require_scope(Scope.CAMPAIGNS)
-    await run_in_threadpool(_importable, runtime, name, scope_of(caller))
     length = request.headers.get("content-length")
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         async for part in request.stream():

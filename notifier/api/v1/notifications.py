@@ -2,52 +2,133 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
 
-from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep
+from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep, authenticated_caller
+from notifier.api.direct_route import body_of, direct_post, is_json
 from notifier.errors import ErrorCode, NotifierError
-from notifier.keys import Scope
+from notifier.keys import Caller, Scope
 from notifier.notifications import listing, repository
 from notifier.notifications.batch import BATCH_HEADER_MAX
 from notifier.notifications.schemas import (
+    NOTIFICATION_REQUEST,
     BatchRequest,
     BatchResponse,
+    EmailRequest,
     NotificationOut,
     NotificationPage,
     NotificationRequest,
+    PushRequest,
+    SmsRequest,
+    ValidatedBatch,
 )
-from notifier.notifications.views import notification_out
+from notifier.notifications.views import accepted_out, notification_out
 from notifier.ownership import require_sent_by, scope_of, sender_key
 from notifier.recipients import normalise_for_search
+from notifier.runtime import Runtime
 from notifier.statuses import Status
 from providers.interface import Channel
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 
+IDEMPOTENCY_KEY_MAX = 255
 
-@router.post("", status_code=202, response_model=NotificationOut)
+
+async def _send_direct(request: Request) -> Response | None:
+    """:func:`send_notification` for a well-formed request: the body validated once from its
+    bytes, the caller as its dependency finds it, the answer serialised once. ``None`` for
+    anything else, which the declared endpoint then handles (notifier/api/direct_route.py)."""
+    if not is_json(request):
+        return None
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
+        return None
+    body = await body_of(request)
+    try:
+        notification = NOTIFICATION_REQUEST.validate_json(body)
+    except (ValidationError, NotifierError):  # NotifierError: the unstorable-text validator
+        return None
+    runtime: Runtime = request.app.state.runtime
+    caller = await authenticated_caller(runtime, request.headers.get("authorization"))
+    replayed, out = await _send(runtime, caller, notification, idempotency_key)
+    response = Response(
+        _NOTIFICATION_OUT.dump_json(out, by_alias=True),
+        status_code=202,
+        media_type="application/json",
+    )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@direct_post(router, "", _send_direct, status_code=202, response_model=NotificationOut)
 async def send_notification(
     request: Annotated[NotificationRequest, Body()],
     caller: ApiKeyDep,
     runtime: RuntimeDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
+    ] = None,
 ) -> NotificationOut:
     """Intake chooses the path (see :meth:`Intake.submit`); a replay says so in a header."""
+    replayed, out = await _send(runtime, caller, request, idempotency_key)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return out
+
+
+async def _send(
+    runtime: Runtime,
+    caller: Caller,
+    request: EmailRequest | SmsRequest | PushRequest,
+    idempotency_key: str | None,
+) -> tuple[bool, NotificationOut]:
     caller.require_scope(Scope.SEND)
     result = await runtime.intake.submit(caller, request, idempotency_key)
-    if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    if result.notification is None:  # submit raises for every refusal
+    if result.notification is not None:
+        return result.replayed, notification_out(result.notification)
+    if result.accepted is None:  # submit raises for every refusal
         raise RuntimeError("an accepted notification without its row")
-    return notification_out(result.notification)
+    return result.replayed, accepted_out(result.accepted)
 
 
-@router.post("/batch", status_code=202, response_model=BatchResponse)
+_NOTIFICATION_OUT: TypeAdapter[NotificationOut] = TypeAdapter(NotificationOut)
+
+
+async def _send_batch_direct(request: Request) -> Response | None:
+    """:func:`send_batch` for a batch without an Idempotency-Key whose items are all valid
+    requests: validated once from its bytes (:class:`ValidatedBatch`); a batch with an invalid
+    item is parsed once as :class:`BatchRequest` and judged item by item, as declared. ``None``
+    for anything else (notifier/api/direct_route.py)."""
+    if not is_json(request) or "idempotency-key" in request.headers:
+        return None
+    items = await run_in_threadpool(_batch_items, await body_of(request))  # ms per 1,000 items
+    if items is None:
+        return None
+    runtime: Runtime = request.app.state.runtime
+    caller = await authenticated_caller(runtime, request.headers.get("authorization"))
+    return await run_in_threadpool(_batch, runtime, caller, items, None)
+
+
+def _batch_items(body: bytes) -> Sequence[Any] | None:
+    try:
+        return ValidatedBatch.model_validate_json(body).notifications
+    except (ValidationError, NotifierError):  # NotifierError: the unstorable-text validator
+        try:
+            return BatchRequest.model_validate_json(body).notifications
+        except ValidationError:
+            return None
+
+
+@direct_post(router, "/batch", _send_batch_direct, status_code=202, response_model=BatchResponse)
 def send_batch(
     batch: BatchRequest,
     caller: ApiKeyDep,
@@ -62,9 +143,15 @@ def send_batch(
     ] = None,
 ) -> JSONResponse:
     """Each item is judged on its own; see notifier/notifications/batch.py for idempotency."""
+    return _batch(runtime, caller, batch.notifications, idempotency_key)
+
+
+def _batch(
+    runtime: Runtime, caller: Caller, items: Sequence[Any], idempotency_key: str | None
+) -> JSONResponse:
     caller.require_scope(Scope.SEND)
     results: list[dict[str, Any]] = []
-    outcomes = runtime.intake.submit_batch(caller, batch.notifications, idempotency_key)
+    outcomes = runtime.intake.submit_batch(caller, items, idempotency_key)
     for index, outcome in enumerate(outcomes):
         if outcome.error is not None:
             results.append({"index": index, "error": outcome.error.envelope()["error"]})

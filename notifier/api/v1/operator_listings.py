@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from notifier.api.deps import RuntimeDep, SessionDep
 from notifier.api.v1.campaigns import (
-    ManagerDep,
     OwnedAudience,
     OwnedCampaign,
     OwnedTemplate,
@@ -173,14 +172,14 @@ def list_runs(
 
 
 @router.post("/templates/{name}/archive", response_model=TemplateOut)
-def archive_template(name: str, _: OwnedTemplate, session: SessionDep) -> TemplateOut:
-    template = archive.archive_template(session, name)
+def archive_template(template: OwnedTemplate, session: SessionDep) -> TemplateOut:
+    archive.archive_template(session, template)
     return _template_out(template, templates.get_version(session, template, None))
 
 
 @router.post("/audiences/{name}/archive", response_model=AudienceOut)
-def archive_audience(name: str, _: OwnedAudience, session: SessionDep) -> AudienceOut:
-    return _audience_out(session, archive.archive_audience(session, name))
+def archive_audience(audience: OwnedAudience, session: SessionDep) -> AudienceOut:
+    return _audience_out(session, archive.archive_audience(session, audience))
 
 
 @router.post("/campaigns/{campaign_id}/archive", response_model=CampaignOut)
@@ -191,6 +190,6 @@ def archive_campaign(
 
 
 @router.delete("/contacts/{key}", status_code=204)
-def delete_contact(key: str, _: ManagerDep, session: SessionDep) -> Response:
-    archive.delete_contact(session, key)
+def delete_contact(key: str, scope: ScopeDep, session: SessionDep) -> Response:
+    archive.delete_contact(session, key, scope)
     return Response(status_code=204)

@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from notifier.db.migrate import alembic_config
 from notifier.db.session import make_engine
-from tests.notifier_services.test_migration import BEFORE, DEFAULT, NOW, _count, _insert, _seed
+from tests.factories import seed
+from tests.notifier_services.test_migration import BEFORE, DEFAULT, NOW, _count, _seed
 
 OTHER = "11111111-1111-4111-8111-111111111111"
 REQUIRED = ("notifications", "templates", "audiences", "campaigns", "contacts")
@@ -25,7 +26,7 @@ def _seed_services(engine: Engine) -> None:
     """At 0013: a second service with its own audience; contact 1 is a member of the default
     service's audience and of the other's, contact 2 of none."""
     with engine.begin() as c:
-        _insert(
+        seed(
             c,
             "services",
             dict(
@@ -34,22 +35,22 @@ def _seed_services(engine: Engine) -> None:
                 trial=False,
                 created_at=NOW,
                 updated_at=NOW,
-                senders="{}",
-                provider_chains="{}",
-                rate_limits="{}",
-                daily_quotas="{}",
+                senders={},
+                provider_chains={},
+                rate_limits={},
+                daily_quotas={},
             ),
         )
-        _insert(c, "audiences", dict(id="a2", name="vip", service_id=OTHER, created_at=NOW))
+        seed(c, "audiences", dict(id="a2", name="vip", service_id=OTHER, created_at=NOW))
         for key in ("alice", "bob"):
-            _insert(
+            seed(
                 c,
                 "contacts",
                 dict(
                     key=key,
                     email=f"{key}@example.com",
-                    attributes='{"plan": "pro"}',
-                    push_tokens="[]",
+                    attributes={"plan": "pro"},
+                    push_tokens=[],
                     email_consent_at=NOW,
                     created_at=NOW,
                     updated_at=NOW,
@@ -57,7 +58,7 @@ def _seed_services(engine: Engine) -> None:
             )
         alice = c.execute(text("SELECT id FROM contacts WHERE key = 'alice'")).scalar_one()
         for audience in ("a1", "a2"):
-            _insert(
+            seed(
                 c,
                 "audience_members",
                 dict(audience_id=audience, contact_id=alice, created_at=NOW),
@@ -114,7 +115,7 @@ def _walk(url: str) -> None:
         assert _members(engine) == [("a1", "alice", DEFAULT), ("a2", "alice", OTHER)]
         assert _count(engine, "contacts") == counts["contacts"] + 1
         with engine.begin() as c:  # the other service may now have its own "receipt"
-            _insert(
+            seed(
                 c,
                 "templates",
                 dict(
@@ -128,7 +129,7 @@ def _walk(url: str) -> None:
                 ),
             )
         with pytest.raises(IntegrityError), engine.begin() as c:  # but not a second one
-            _insert(
+            seed(
                 c,
                 "templates",
                 dict(
@@ -142,7 +143,7 @@ def _walk(url: str) -> None:
                 ),
             )
         with engine.begin() as c:  # code that names no service: the default one
-            _insert(c, "audiences", dict(id="a3", name="later", created_at=NOW))
+            seed(c, "audiences", dict(id="a3", name="later", created_at=NOW))
             assert c.execute(text("SELECT service_id FROM audiences WHERE id = 'a3'")).scalar() == (
                 DEFAULT
             )
@@ -193,8 +194,8 @@ def test_sqlite_migrations_refuse_to_commit_broken_references(tmp_path: Path) ->
         with engine.connect() as c:
             c.exec_driver_sql("PRAGMA foreign_keys=OFF")
             c.commit()
-            _insert(c, "audiences", dict(id="a1", name="news", created_at=NOW))
-            _insert(c, "audience_members", dict(audience_id="a1", contact_id=999, created_at=NOW))
+            seed(c, "audiences", dict(id="a1", name="news", created_at=NOW))
+            seed(c, "audience_members", dict(audience_id="a1", contact_id=999, created_at=NOW))
             c.commit()
         with pytest.raises(RuntimeError, match="foreign keys broken"):
             command.upgrade(config, "0015_service_ownership")

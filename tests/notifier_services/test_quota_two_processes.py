@@ -87,6 +87,9 @@ def test_two_api_processes_never_accept_more_than_the_quota(tmp_path, database):
     env.update(
         NOTIFIER_ENV="test",
         NOTIFIER_DATABASE_URL=database,
+        # behind PgBouncer (CI's second pass) the processes must know it, as this one does:
+        # without it their prepared statements failed there (503s that had spent quota)
+        NOTIFIER_DATABASE_POOLER=settings.database_pooler.value,
         NOTIFIER_DATA_DIR=str(settings.data_dir),
         NOTIFIER_REDIS_URL=REDIS_URL,
         NOTIFIER_BROKER_URL="memory://",  # nothing consumes: only acceptance is under test

@@ -218,6 +218,17 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
             proc.wait(10)
 
 
+def wrk_command(
+    url: str, script: str, seconds: int, connections: int, threads: int = 2, timeout: int = 30
+) -> list[str]:
+    """The one wrk command line every benchmark runs (latency percentiles on, the Lua script
+    given)."""
+    return [
+        "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+        "--latency", "--timeout", f"{timeout}s", "-s", script, url,
+    ]  # fmt: skip
+
+
 def wrk(
     url: str,
     body: str,
@@ -237,23 +248,8 @@ def wrk(
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write("\n".join(lines) + "\n")
-    threads = min(threads, connections)
     out = subprocess.run(
-        [
-            "wrk",
-            "-t",
-            str(threads),
-            "-c",
-            str(connections),
-            "-d",
-            f"{seconds}s",
-            "--latency",
-            "--timeout",
-            f"{timeout}s",
-            "-s",
-            script.name,
-            url,
-        ],
+        wrk_command(url, script.name, seconds, connections, min(threads, connections), timeout),
         capture_output=True,
         text=True,
         check=True,

@@ -43,6 +43,7 @@ from bench.common import (
     parse_wrk,
     process,
     wrk,
+    wrk_command,
 )
 from bench.cpu import CpuMeter, groups, per_notification, shared_labels
 
@@ -105,21 +106,7 @@ def keys_wrk(url: str, body: str, keys: list[str], seconds: int, connections: in
     )
     script.close()
     out = subprocess.run(
-        [
-            "wrk",
-            "-t",
-            str(min(2, connections)),
-            "-c",
-            str(connections),
-            "-d",
-            f"{seconds}s",
-            "--latency",
-            "--timeout",
-            "30s",
-            "-s",
-            script.name,
-            url,
-        ],
+        wrk_command(url, script.name, seconds, connections, min(2, connections)),
         capture_output=True,
         text=True,
         check=True,
@@ -233,21 +220,7 @@ def hostile_wrk(
     )
     script.close()
     return subprocess.Popen(
-        [
-            "wrk",
-            "-t",
-            "1",
-            "-c",
-            str(connections),
-            "-d",
-            f"{seconds}s",
-            "--latency",
-            "--timeout",
-            "30s",
-            "-s",
-            script.name,
-            url,
-        ],
+        wrk_command(url, script.name, seconds, connections, threads=1),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

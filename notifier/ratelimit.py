@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -123,17 +124,9 @@ class RateLimiter:
     def hit(self, rule: str, *identifiers: str) -> Verdict:
         """Count one event against ``rule`` (e.g. "5/10minutes") for these identifiers."""
         item = _parse(rule)
-        if self._shared is not None and time.monotonic() >= self._shared_down_until:
-            try:
-                verdict = _decide(self._shared, item, identifiers)
-            except StorageError as e:
-                self._shared_failed(e)
-            else:
-                self._shared_answered()
-                return verdict
-        if self._shared is not None:
-            metrics.RATE_LIMIT_FALLBACKS.inc()
-        return _decide(self._local, item, identifiers)
+        return self._shared_or_local(
+            item, identifiers, lambda shared: _decide(shared, item, identifiers)
+        )
 
     def quota_hit(self, rule: str, *identifiers: str) -> Verdict:
         """:meth:`hit` for a count whose identifiers name its fixed window (a daily quota, the
@@ -142,9 +135,20 @@ class RateLimiter:
         round trip (``ratelimit_leases``, kept leases). Synchronous: call it off the loop
         unless :meth:`quota_in_memory`."""
         item = _parse(rule)
+        return self._shared_or_local(
+            item, identifiers, lambda shared: _kept(shared, self._kept, item, (rule, *identifiers))
+        )
+
+    def _shared_or_local(
+        self,
+        item: RateLimitItem,
+        identifiers: tuple[str, ...],
+        shared_decision: Callable[[SlidingWindowCounterRateLimiter], Verdict],
+    ) -> Verdict:
+        """The shared (Redis) decision while Redis answers, else this process's own count."""
         if self._shared is not None and time.monotonic() >= self._shared_down_until:
             try:
-                verdict = _kept(self._shared, self._kept, item, (rule, *identifiers))
+                verdict = shared_decision(self._shared)
             except StorageError as e:
                 self._shared_failed(e)
             else:

@@ -13,10 +13,10 @@ from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from notifier.authentication import Authenticator
 from notifier.broker import make_celery
 from notifier.config import Settings
 from notifier.db.session import make_engine, make_sessionmaker
-from notifier.keys import Authenticator
 from notifier.notifications.intake import Intake
 from notifier.publishing import Publisher
 from notifier.ratelimit import RateLimiter

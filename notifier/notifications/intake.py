@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -40,7 +40,8 @@ from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Caller
 from notifier.notifications import bounds, repository
 from notifier.notifications.group_commit import GroupCommitter
-from notifier.notifications.rows import event, notification_row
+from notifier.notifications.request_content import render_request, sources
+from notifier.notifications.rows import first_event, notification_row
 from notifier.notifications.schemas import (
     EmailRequest,
     NotificationRequest,
@@ -50,13 +51,12 @@ from notifier.notifications.schemas import (
 from notifier.publishing import Publishable, Publisher
 from notifier.ratelimit import RateLimiter
 from notifier.recipients import normalise
-from notifier.redaction import REDACTED
 from notifier.render_pool import RenderPool
-from notifier.rendering import Rendered, known_plain, render_content
+from notifier.rendering import Rendered, known_plain
 from notifier.security import Sealer, request_fingerprint
 from notifier.services.quotas import enforce_daily_quota, quota_needs_round_trip
 from notifier.services.trial import require_allowed_recipient
-from notifier.statuses import EventKind, Status
+from notifier.statuses import Status
 from notifier.storable import require_storable
 from notifier.suppressions import blocking_suppression
 from providers.interface import Category, Channel, Lane
@@ -226,7 +226,7 @@ class Intake:
             )
         ):
             return False
-        return not request.template and known_plain(_sources(request))
+        return not request.template and known_plain(sources(request))
 
     def prepare(
         self,
@@ -311,24 +311,14 @@ class Intake:
         timeout: float | None = None,
         owner: str | None = None,
     ) -> Rendered:
-        sensitive = frozenset(request.sensitive)
-        channel = Channel(request.channel)
-        options: dict[str, Any] = {
-            "max_chars": bounds.max_chars(self.settings, channel),
-            "pool": self.render_pool,
-            "timeout": timeout,
-            "owner": owner,
-        }
-        if template is not None:
-            rendered = templates.render(template, request.data, sensitive, **options)
-        else:
-            rendered = render_content(_sources(request), request.data, sensitive, **options)
-            if isinstance(request, PushRequest) and request.data:
-                rendered.content["data"] = {k: str(v) for k, v in request.data.items()}
-                rendered.redacted["data"] = {
-                    k: (REDACTED if k in sensitive else str(v)) for k, v in request.data.items()
-                }
-        return rendered
+        return render_request(
+            request,
+            template,
+            max_chars=bounds.max_chars(self.settings, Channel(request.channel)),
+            pool=self.render_pool,
+            timeout=timeout,
+            owner=owner,
+        )
 
     # ------------------------------------------------------------------ storage
 
@@ -355,7 +345,7 @@ class Intake:
                     published_at=None,
                 )
                 item.row["sealed_content"] = None
-            events.append(_first_event(item.row, suppression.reason if suppression else None))
+            events.append(first_event(item.row, suppression.reason if suppression else None))
         repository.insert_notifications(session, [p.row for p in prepared], events)
         for item in prepared:
             metrics.ACCEPTED.labels(item.row["lane"]).inc()
@@ -382,28 +372,3 @@ class Intake:
         ]
         if queued and not self.publisher.publish(queued):
             log.warning("intake.publish.deferred_to_sweeper", extra={"count": len(queued)})
-
-
-def _sources(request: EmailRequest | SmsRequest | PushRequest) -> dict[str, str | None]:
-    if isinstance(request, EmailRequest):
-        return {"subject": request.subject, "body": request.body, "html": request.html}
-    if isinstance(request, SmsRequest):
-        return {"body": request.body}
-    return {"title": request.title, "body": request.body}
-
-
-def _first_event(row: dict[str, Any], suppressed_reason: str | None) -> dict[str, Any]:
-    status = Status(row["status"])
-    kind, detail = {
-        Status.QUEUED: (EventKind.QUEUED, f"accepted on lane {row['lane']}"),
-        Status.SCHEDULED: (EventKind.SCHEDULED, f"scheduled for {_iso(row['send_at'])}"),
-        Status.SUPPRESSED: (
-            EventKind.SUPPRESSED,
-            f"not sent: the recipient is suppressed ({suppressed_reason})",
-        ),
-    }[status]
-    return event(row["id"], kind, status, detail, row["created_at"])
-
-
-def _iso(value: datetime | None) -> str:
-    return value.isoformat() if value else "-"

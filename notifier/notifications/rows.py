@@ -102,3 +102,21 @@ def event(
         "detail": detail,
         **provider_fields,
     }
+
+
+def first_event(row: dict[str, Any], suppressed_reason: str | None) -> dict[str, Any]:
+    """The event a new row starts with: queued, scheduled, or suppressed at intake."""
+    status = Status(row["status"])
+    kind, detail = {
+        Status.QUEUED: (EventKind.QUEUED, f"accepted on lane {row['lane']}"),
+        Status.SCHEDULED: (EventKind.SCHEDULED, f"scheduled for {iso_or_dash(row['send_at'])}"),
+        Status.SUPPRESSED: (
+            EventKind.SUPPRESSED,
+            f"not sent: the recipient is suppressed ({suppressed_reason})",
+        ),
+    }[status]
+    return event(row["id"], kind, status, detail, row["created_at"])
+
+
+def iso_or_dash(value: datetime | None) -> str:
+    return value.isoformat() if value else "-"

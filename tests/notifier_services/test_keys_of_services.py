@@ -7,8 +7,9 @@ from __future__ import annotations
 from sqlalchemy import event
 
 from notifier import keys as key_store
+from notifier.authentication import Authenticator
 from notifier.db.session import transaction
-from notifier.keys import Authenticator, KeyType
+from notifier.keys import KeyType
 from notifier.services.models import DEFAULT_SERVICE_ID, Service
 from tests.factories import api_key
 

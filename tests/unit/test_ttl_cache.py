@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from notifier.keys import Authenticator
+from notifier.authentication import Authenticator
 from notifier.runtime import Runtime
 from notifier.security import hash_api_key
 from notifier.ttl_cache import TTLCache

@@ -13,19 +13,40 @@ import hmac
 import logging
 from collections.abc import Callable, Mapping
 from functools import lru_cache, partial
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from notifier.db.models import ApiKey, utcnow
 from notifier.errors import ErrorCode, NotifierError
-from notifier.keys import CACHE_SECONDS, Caller, KeyType, is_revoked, parse_rate_limit
+from notifier.keys import (
+    CACHE_SECONDS,
+    Caller,
+    KeyColumns,
+    KeyType,
+    is_revoked,
+    parse_rate_limit,
+)
 from notifier.security import hash_api_key, parse_prefix
 from notifier.services.models import AllowedRecipient, Service
 from notifier.services.snapshot import ServiceSnapshot
 from notifier.ttl_cache import TTLCache
 
 log = logging.getLogger("notifier.keys")
+
+
+class CallerColumns(KeyColumns, Protocol):
+    """The columns of a key a :class:`Caller` is made of."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def scopes(self) -> list[str] | None: ...
+    @property
+    def lanes(self) -> list[str] | None: ...
+    @property
+    def key_type(self) -> str: ...
 
 
 class Authenticator:
@@ -91,17 +112,9 @@ def _reload(
             ).all()
             services = _snapshots(session, {k.service_id for k in keys})
             for k in keys:
-                if k.service_id not in services or is_revoked(k, now):  # type: ignore[arg-type]
+                if k.service_id not in services or is_revoked(k, now):
                     continue
-                found[bytes.fromhex(k.secret_hash)] = Caller(
-                    id=k.id,
-                    name=k.name,
-                    scopes=frozenset(k.scopes or ()),
-                    lanes=None if k.lanes is None else frozenset(k.lanes),
-                    rate_limit=_usable_rate(k),  # type: ignore[arg-type]
-                    key_type=KeyType(k.key_type),
-                    service=services[k.service_id],
-                )
+                found[bytes.fromhex(k.secret_hash)] = _caller(k, services[k.service_id])
     return {k: found[k] for k in current if k in found}
 
 
@@ -136,18 +149,23 @@ def _callers(session: Session, which: ColumnElement[bool]) -> dict[bytes, Caller
             entry[2].append(mark)
     now = utcnow()
     return {
-        bytes.fromhex(row.secret_hash): Caller(
-            id=row.id,
-            name=row.name,
-            scopes=frozenset(row.scopes or ()),
-            lanes=None if row.lanes is None else frozenset(row.lanes),
-            rate_limit=_usable_rate(row),
-            key_type=KeyType(row.key_type),
-            service=ServiceSnapshot.of(service, allowed),
-        )
+        bytes.fromhex(row.secret_hash): _caller(row, ServiceSnapshot.of(service, allowed))
         for row, service, allowed in grouped.values()
         if not is_revoked(row, now)
     }
+
+
+def _caller(row: CallerColumns, service: ServiceSnapshot) -> Caller:
+    """The caller a usable key row (a loaded key or its selected columns) stands for."""
+    return Caller(
+        id=row.id,
+        name=row.name,
+        scopes=frozenset(row.scopes or ()),
+        lanes=None if row.lanes is None else frozenset(row.lanes),
+        rate_limit=_usable_rate(row),
+        key_type=KeyType(row.key_type),
+        service=service,
+    )
 
 
 def _cache_key(plaintext: str) -> bytes:
@@ -156,7 +174,7 @@ def _cache_key(plaintext: str) -> bytes:
     return bytes.fromhex(hash_api_key(plaintext))
 
 
-def _usable_rate(row: ApiKey) -> str | None:
+def _usable_rate(row: KeyColumns) -> str | None:
     """The key's own rate, or None (the default) for one stored before rates were checked: a
     bad value must not turn every request of that key into a 500."""
     try:

@@ -15,7 +15,7 @@ import enum
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from limits import parse_many
@@ -30,6 +30,19 @@ from notifier.services.snapshot import DEFAULT_SERVICE, ServiceSnapshot
 from providers.interface import Lane
 
 CACHE_SECONDS = 5.0
+
+
+class KeyColumns(Protocol):
+    """What the rules on a key read: a loaded :class:`ApiKey` or a row of those columns."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def rate_limit(self) -> str | None: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
+
+
 log = logging.getLogger("notifier.keys")
 
 
@@ -244,7 +257,7 @@ def revoke_key(session: Session, id_or_prefix: str) -> ApiKey | None:
     return row
 
 
-def is_revoked(row: ApiKey, now: datetime | None = None) -> bool:
+def is_revoked(row: KeyColumns, now: datetime | None = None) -> bool:
     """``revoked_at`` in the future is a rotation's overlap: the key works until then."""
     return row.revoked_at is not None and row.revoked_at <= (now or utcnow())
 

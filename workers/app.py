@@ -17,9 +17,9 @@ from workers import (
     campaigns,
     delivery,
     heartbeat,
-    log_context,
     partition_upkeep,
     receipts,
+    request_ids,
     sweeper,
     webhook_delivery,
 )
@@ -36,7 +36,7 @@ def create_worker_app(
     app = make_celery(settings)
     runtime = Runtime.build(settings, celery=app, pool_size=pool_size, kind="worker")
     app.runtime = runtime
-    log_context.install()
+    request_ids.install()
     app.delivery = DeliveryContext(runtime, chains, providers)
     for module in (delivery, sweeper, partition_upkeep, receipts, webhook_delivery, campaigns):
         module.register(app)

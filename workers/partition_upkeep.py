@@ -42,7 +42,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from notifier import tasks
 from notifier.db import partitions
 from notifier.db.models import (
-    Notification,
     utcnow,
 )
 from notifier.db.session import transaction
@@ -62,9 +61,7 @@ def expire_notifications(runtime: Runtime, now: datetime | None = None) -> dict[
     with runtime.engine.connect() as connection:
         partitioned = partitions.is_partitioned(connection, "notifications")
     if not partitioned:
-        report = {
-            "notifications_deleted": _delete_rows(runtime, [Notification.created_at < cutoff])
-        }
+        report = {"notifications_deleted": _delete_rows(runtime, retention.older_than(cutoff))}
     else:
         report = {
             "partitions_dropped": _drop_partitions(runtime, cutoff),
@@ -100,26 +97,11 @@ def expire_service_rows(
             ranges = [(p.start, p.end) for p in partitions.partitions(connection, "notifications")]
     deleted = 0
     for service_id, days in shorter_retentions(runtime).items():
-        for conditions in service_batches(service_id, now - timedelta(days=days), ranges):
+        for conditions in retention.service_batches(service_id, now - timedelta(days=days), ranges):
             deleted += _delete_rows(runtime, conditions)
     if deleted:
         log.info("retention.service_notifications_deleted", extra={"count": deleted})
     return deleted
-
-
-def service_batches(
-    service_id: str, cutoff: datetime, ranges: list[tuple[datetime, datetime]] | None
-) -> list[list[ColumnElement[bool]]]:
-    """The selections of a service's expired rows: one (``ranges`` None: not partitioned), or
-    one per partition range before ``cutoff``, each bounded to its range so that it prunes."""
-    owned = Notification.service_id == service_id
-    if ranges is None:
-        return [[owned, Notification.created_at < cutoff]]
-    return [
-        [owned, Notification.created_at >= start, Notification.created_at < min(end, cutoff)]
-        for start, end in ranges
-        if start < cutoff
-    ]
 
 
 def _drop_partitions(runtime: Runtime, cutoff: datetime) -> int:

@@ -93,6 +93,27 @@ def erase_personal_data(
     return Erased(affected(events), affected(records), affected(rows))
 
 
+def older_than(cutoff: datetime) -> list[ColumnElement[bool]]:
+    """The selection of every notification created before ``cutoff`` (the platform's retention
+    where notifications are not partitioned)."""
+    return [Notification.created_at < cutoff]
+
+
+def service_batches(
+    service_id: str, cutoff: datetime, ranges: list[tuple[datetime, datetime]] | None
+) -> list[list[ColumnElement[bool]]]:
+    """The selections of a service's expired rows: one (``ranges`` None: not partitioned), or
+    one per partition range before ``cutoff``, each bounded to its range so that it prunes."""
+    owned = Notification.service_id == service_id
+    if ranges is None:
+        return [[owned, Notification.created_at < cutoff]]
+    return [
+        [owned, Notification.created_at >= start, Notification.created_at < min(end, cutoff)]
+        for start, end in ranges
+        if start < cutoff
+    ]
+
+
 def delete_oldest(session: Session, conditions: Sequence[ColumnElement[bool]], limit: int) -> int:
     """Delete up to ``limit`` notifications matching ``conditions``, oldest first, with the rows
     that refer to them.

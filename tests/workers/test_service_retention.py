@@ -18,6 +18,7 @@ from notifier.db import partitions
 from notifier.db.migrate import upgrade
 from notifier.db.models import DEFAULT_SERVICE_ID, DeliveryEvent, Notification, utcnow
 from notifier.db.session import transaction
+from notifier.notifications import retention
 from notifier.runtime import Runtime
 from notifier.services.models import Service
 from tests.factories import make_settings, sent_email_row
@@ -119,7 +120,7 @@ def test_postgres_deletes_partition_by_partition(pg_runtime: Runtime, monkeypatc
         assert partitions.default_rows(c) == {"notifications": 0, "delivery_events": 0}
     with rt.engine.connect() as c:  # each batch's selection opens one partition only
         ranges = [(p.start, p.end) for p in partitions.partitions(c, "notifications")]
-        batches = partition_upkeep.service_batches("s", now - timedelta(days=7), ranges)
+        batches = retention.service_batches("s", now - timedelta(days=7), ranges)
         assert len(batches) == sum(1 for start, _ in ranges if start < now - timedelta(days=7))
         for conditions in batches:
             query = select(Notification.id).where(*conditions)

@@ -25,5 +25,5 @@ def _after(task_id: str | None = None, **_: Any) -> None:
 
 def install() -> None:
     """Connect once per process (signals are process-wide; ``dispatch_uid`` deduplicates)."""
-    task_prerun.connect(_before, weak=False, dispatch_uid="notifier.log_context.before")
-    task_postrun.connect(_after, weak=False, dispatch_uid="notifier.log_context.after")
+    task_prerun.connect(_before, weak=False, dispatch_uid="notifier.request_ids.before")
+    task_postrun.connect(_after, weak=False, dispatch_uid="notifier.request_ids.after")

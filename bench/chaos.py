@@ -138,7 +138,7 @@ def run(scenario: str, args: argparse.Namespace) -> dict:
     )
     with stack:
 
-        def server(service) -> Callable[[], list[int]]:  # type: ignore[no-untyped-def]
+        def server(service) -> Callable[[], list[int]]:
             return (
                 service.pids if hasattr(service, "pids") else list
             )  # an External one: not ours to count

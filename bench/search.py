@@ -133,7 +133,7 @@ def seed(url: str, rows: int, recipients: int, days: int) -> str:
     return key_id
 
 
-def timed(fn, samples: int) -> list[float]:  # type: ignore[no-untyped-def]
+def timed(fn, samples: int) -> list[float]:
     durations = []
     for _ in range(samples):
         started = time.perf_counter()

@@ -83,7 +83,7 @@ def serve(port: int, out: Path, latency_ms: float) -> None:
     lock = threading.Lock()
 
     class CountingSink(FakeSmtpServer):
-        def record(self, server, session, envelope) -> None:  # type: ignore[no-untyped-def]
+        def record(self, server, session, envelope) -> None:
             headers = parser.parsebytes(bytes(envelope.original_content or b""))
             notification = headers.get(NOTIFICATION_HEADER, "-")
             line = f"{time.time():.6f}\t{notification}\t{headers.get('Message-ID', '-')}\n"

@@ -15,12 +15,12 @@ from tests.factories import api_key, make_settings
 
 
 @pytest.fixture
-def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
+def settings(tmp_path: Path):
     return make_settings(tmp_path)
 
 
 @pytest.fixture
-def runtime(settings) -> Iterator[Runtime]:  # type: ignore[no-untyped-def]
+def runtime(settings) -> Iterator[Runtime]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     rt = Runtime.build(settings)
@@ -45,7 +45,7 @@ def auth(key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def worker_app(runtime, settings):  # type: ignore[no-untyped-def]
+def worker_app(runtime, settings):
     """A worker Celery app on the test database, delivering through the outbox provider."""
     from workers.app import create_worker_app
 

@@ -8,12 +8,12 @@ from notifier.db.models import Notification
 from tests.factories import email, sms
 
 
-def count(runtime) -> int:  # type: ignore[no-untyped-def]
+def count(runtime) -> int:
     with runtime.sessions() as s:
         return s.scalar(select(func.count()).select_from(Notification))
 
 
-def test_batch_answers_one_result_per_item_in_order(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_batch_answers_one_result_per_item_in_order(client, auth, runtime):
     items = [email(), email(to="bad"), sms(), {"channel": "pigeon"}, email(data={})]
     response = client.post("/v1/notifications/batch", json={"notifications": items}, headers=auth)
     assert response.status_code == 202
@@ -31,7 +31,7 @@ def test_batch_answers_one_result_per_item_in_order(client, auth, runtime):  # t
     assert fetched["lane"] == "sms.transactional"
 
 
-def test_batch_over_the_item_limit_is_413_and_stores_nothing(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_batch_over_the_item_limit_is_413_and_stores_nothing(client, auth, runtime):
     response = client.post(
         "/v1/notifications/batch", json={"notifications": [email()] * 1001}, headers=auth
     )
@@ -40,7 +40,7 @@ def test_batch_over_the_item_limit_is_413_and_stores_nothing(client, auth, runti
     assert count(runtime) == 0
 
 
-def test_batch_of_a_thousand_is_accepted(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_batch_of_a_thousand_is_accepted(client, auth, runtime):
     items = [email(to=f"user{i}@example.com", reference=f"r{i}") for i in range(1000)]
     response = client.post("/v1/notifications/batch", json={"notifications": items}, headers=auth)
     assert response.status_code == 202
@@ -48,13 +48,13 @@ def test_batch_of_a_thousand_is_accepted(client, auth, runtime):  # type: ignore
     assert count(runtime) == 1000
 
 
-def test_empty_batch_is_422(client, auth):  # type: ignore[no-untyped-def]
+def test_empty_batch_is_422(client, auth):
     response = client.post("/v1/notifications/batch", json={"notifications": []}, headers=auth)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "validation_error"
 
 
-def test_same_idempotency_key_and_body_replays_the_original(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_same_idempotency_key_and_body_replays_the_original(client, auth, runtime):
     headers = {**auth, "Idempotency-Key": "order-42-receipt"}
     first = client.post("/v1/notifications", json=email(), headers=headers)
     second = client.post("/v1/notifications", json=email(), headers=headers)
@@ -65,7 +65,7 @@ def test_same_idempotency_key_and_body_replays_the_original(client, auth, runtim
     assert count(runtime) == 1
 
 
-def test_same_idempotency_key_with_another_body_is_422(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_same_idempotency_key_with_another_body_is_422(client, auth, runtime):
     headers = {**auth, "Idempotency-Key": "k1"}
     client.post("/v1/notifications", json=email(), headers=headers)
     response = client.post("/v1/notifications", json=email(subject="Changed"), headers=headers)
@@ -74,7 +74,7 @@ def test_same_idempotency_key_with_another_body_is_422(client, auth, runtime):  
     assert count(runtime) == 1
 
 
-def test_idempotency_keys_are_scoped_to_the_api_key(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_idempotency_keys_are_scoped_to_the_api_key(client, auth, runtime):
     from tests.factories import api_key
 
     other = {

@@ -16,7 +16,7 @@ def _later() -> str:
     return (utcnow() + timedelta(hours=2)).isoformat()
 
 
-def _state(runtime, notification_id: str):  # type: ignore[no-untyped-def]
+def _state(runtime, notification_id: str):
     with runtime.sessions() as s:
         row = s.get(Notification, notification_id)
         events = s.scalar(
@@ -27,7 +27,7 @@ def _state(runtime, notification_id: str):  # type: ignore[no-untyped-def]
         return row.status, events
 
 
-def test_a_scheduled_notification_is_cancelled_and_never_released(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_a_scheduled_notification_is_cancelled_and_never_released(client, auth, runtime):
     created = client.post("/v1/notifications", json=email(send_at=_later()), headers=auth).json()
     assert created["status"] == "scheduled"
     response = client.post(f"/v1/notifications/{created['id']}/cancel", headers=auth)
@@ -47,7 +47,7 @@ def test_a_scheduled_notification_is_cancelled_and_never_released(client, auth, 
     assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
 
 
-def test_once_queued_it_is_on_its_way(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_once_queued_it_is_on_its_way(client, auth, runtime):
     created = client.post("/v1/notifications", json=email(), headers=auth).json()
     before = _state(runtime, created["id"])
     response = client.post(f"/v1/notifications/{created['id']}/cancel", headers=auth)
@@ -57,7 +57,7 @@ def test_once_queued_it_is_on_its_way(client, auth, runtime):  # type: ignore[no
     assert _state(runtime, created["id"]) == before
 
 
-def test_auth_matrix_and_unknown_ids(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_auth_matrix_and_unknown_ids(client, auth, runtime):
     created = client.post("/v1/notifications", json=email(send_at=_later()), headers=auth).json()
     path = f"/v1/notifications/{created['id']}/cancel"
     other = {"Authorization": f"Bearer {api_key(runtime, 'other')}"}

@@ -24,12 +24,12 @@ from notifier.tasks import ALL_QUEUES
 from tests.factories import email, push
 
 
-def tick(runtime, age: float = 0.0) -> None:  # type: ignore[no-untyped-def]
+def tick(runtime, age: float = 0.0) -> None:
     with transaction(runtime.sessions) as session:
         session.merge(Heartbeat(name="sweeper", at=utcnow() - timedelta(seconds=age), detail={}))
 
 
-def worker(runtime, worker_id: str, queues: list[str], age: float = 0.0) -> None:  # type: ignore[no-untyped-def]
+def worker(runtime, worker_id: str, queues: list[str], age: float = 0.0) -> None:
     now = utcnow()
     with transaction(runtime.sessions) as session:
         session.merge(
@@ -44,11 +44,11 @@ def worker(runtime, worker_id: str, queues: list[str], age: float = 0.0) -> None
         )
 
 
-def problems(response) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def problems(response) -> set[tuple[str, str]]:
     return {(d["code"], d["field"]) for d in response.json()["error"]["details"]}
 
 
-def test_nothing_running_is_reported_as_stopped(client) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_running_is_reported_as_stopped(client) -> None:
     response = client.get("/health/delivery")
     assert response.status_code == 503
     body = response.json()
@@ -57,7 +57,7 @@ def test_nothing_running_is_reported_as_stopped(client) -> None:  # type: ignore
     assert body["live_workers"] == dict.fromkeys(ALL_QUEUES, 0)
 
 
-def test_a_served_deployment_is_delivering(client, auth, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_served_deployment_is_delivering(client, auth, runtime) -> None:
     writer = HeartbeatWriter(runtime.sessions, "all-lanes", list(ALL_QUEUES), 60)
     assert writer.beat()
     tick(runtime)
@@ -74,7 +74,7 @@ def test_a_served_deployment_is_delivering(client, auth, runtime) -> None:  # ty
     writer.stop()
 
 
-def test_due_work_on_a_lane_without_a_live_worker_stops_delivery(client, auth, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_due_work_on_a_lane_without_a_live_worker_stops_delivery(client, auth, runtime) -> None:
     tick(runtime)
     worker(runtime, "promo", ["email.promotional", "maintenance"])
     worker(
@@ -92,7 +92,7 @@ def test_due_work_on_a_lane_without_a_live_worker_stops_delivery(client, auth, r
 
 def test_a_notification_due_too_long_stops_delivery_per_lane_category(
     client, auth, runtime
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tick(runtime)
     worker(runtime, "all", list(ALL_QUEUES))
     transactional = client.post("/v1/notifications", json=email(), headers=auth).json()["id"]
@@ -117,7 +117,7 @@ def test_a_notification_due_too_long_stops_delivery_per_lane_category(
     assert response.json()["backlog"]["email.transactional"]["oldest_due_age_seconds"] >= 301
 
 
-def test_a_stale_beat_stops_delivery(client, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_stale_beat_stops_delivery(client, runtime) -> None:
     worker(runtime, "all", list(ALL_QUEUES))
     tick(runtime, age=121)
     assert problems(client.get("/health/delivery")) == {("beat_stale", "beat")}
@@ -125,7 +125,7 @@ def test_a_stale_beat_stops_delivery(client, runtime) -> None:  # type: ignore[n
     assert client.get("/health/delivery").status_code == 200
 
 
-def test_gauges_carry_live_workers_due_counts_and_ages(client, auth, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_gauges_carry_live_workers_due_counts_and_ages(client, auth, runtime) -> None:
     worker(runtime, "t", ["sms.transactional", "maintenance"])
     client.post("/v1/notifications", json=email(), headers=auth)
     text = client.get("/metrics").text
@@ -135,7 +135,7 @@ def test_gauges_carry_live_workers_due_counts_and_ages(client, auth, runtime) ->
     assert 'notifier_oldest_due_age_seconds{queue="push.promotional"} 0.0' in text
 
 
-def _status(settings, monkeypatch, *options: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+def _status(settings, monkeypatch, *options: str) -> tuple[int, str]:
     monkeypatch.setenv("NOTIFIER_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("NOTIFIER_BROKER_URL", "memory://")
     monkeypatch.setenv("NOTIFIER_DATA_DIR", str(settings.data_dir))
@@ -145,7 +145,7 @@ def _status(settings, monkeypatch, *options: str) -> tuple[int, str]:  # type: i
 
 def test_notifier_status_exits_1_when_delivery_stopped_and_0_when_delivering(
     client, auth, runtime, settings, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.post("/v1/notifications", json=email(), headers=auth)
     code, output = _status(settings, monkeypatch)
     assert code == 1 and "STOPPED" in output and "no_live_worker" in output
@@ -159,7 +159,7 @@ def test_notifier_status_exits_1_when_delivery_stopped_and_0_when_delivering(
 
 def test_killing_the_only_worker_of_a_lane_turns_health_to_stopped(
     client, auth, runtime, settings, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     env.update(
         NOTIFIER_ENV="test",
@@ -203,7 +203,7 @@ def test_killing_the_only_worker_of_a_lane_turns_health_to_stopped(
     assert ("no_live_worker", "email.transactional") in problems(response)
 
 
-def test_the_delivery_check_answers_503_without_a_database(client, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_the_delivery_check_answers_503_without_a_database(client, runtime) -> None:
     runtime.engine.dispose()
     Path(runtime.settings.database_url.split("///", 1)[1]).unlink()
     Path(

@@ -19,7 +19,7 @@ DIRECT = "application/json; charset=utf-8"
 VARYING = {"id", "created_at", "expires_at"}
 
 
-def _post(client: Any, auth: dict[str, str], payload: Any, content_type: str, **headers: str):  # type: ignore[no-untyped-def]
+def _post(client: Any, auth: dict[str, str], payload: Any, content_type: str, **headers: str):
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return client.post(
         "/v1/notifications",
@@ -51,7 +51,7 @@ def test_the_route_is_direct() -> None:
         },
     ],
 )
-def test_direct_and_declared_paths_answer_alike(client, auth, payload) -> None:  # type: ignore[no-untyped-def]
+def test_direct_and_declared_paths_answer_alike(client, auth, payload) -> None:
     direct = _post(client, auth, payload, DIRECT)
     declared = _post(client, auth, payload, DECLARED)
     assert (direct.status_code, declared.status_code) == (202, 202), (direct.text, declared.text)
@@ -76,7 +76,7 @@ def test_direct_and_declared_paths_answer_alike(client, auth, payload) -> None: 
         b"\xef\xbb\xbf" + json.dumps(email()).encode(),
     ],
 )
-def test_what_pydantic_refuses_from_bytes_gets_the_declared_endpoints_answer(  # type: ignore[no-untyped-def]
+def test_what_pydantic_refuses_from_bytes_gets_the_declared_endpoints_answer(
     client, auth, body: bytes
 ) -> None:
     direct = _post(client, auth, body, DIRECT)
@@ -89,7 +89,7 @@ def test_what_pydantic_refuses_from_bytes_gets_the_declared_endpoints_answer(  #
 
 
 @pytest.mark.parametrize("payload", [email(), {**email(), "reference": "a\u0000b"}, {"to": 1}])
-def test_an_unknown_key_is_refused_first_alike(client, payload) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_key_is_refused_first_alike(client, payload) -> None:
     bad = {"Authorization": "Bearer nope"}
     direct = _post(client, bad, payload, DIRECT)
     declared = _post(client, bad, payload, DECLARED)
@@ -97,7 +97,7 @@ def test_an_unknown_key_is_refused_first_alike(client, payload) -> None:  # type
     assert direct.json() == declared.json()
 
 
-def test_an_idempotent_replay_says_so_on_the_direct_path(client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_an_idempotent_replay_says_so_on_the_direct_path(client, auth) -> None:
     first = _post(client, auth, email(), DIRECT, **{"Idempotency-Key": "k-1"})
     again = _post(client, auth, email(), DIRECT, **{"Idempotency-Key": "k-1"})
     assert (first.status_code, again.status_code) == (202, 202)
@@ -112,7 +112,7 @@ def test_an_idempotent_replay_says_so_on_the_direct_path(client, auth) -> None: 
     )
 
 
-def _post_batch(client: Any, auth: dict[str, str], payload: Any, content_type: str):  # type: ignore[no-untyped-def]
+def _post_batch(client: Any, auth: dict[str, str], payload: Any, content_type: str):
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return client.post(
         "/v1/notifications/batch", content=body, headers={**auth, "Content-Type": content_type}
@@ -135,7 +135,7 @@ def _results(response: Any) -> Any:
         [{**email(), "to": f"user{i}@example.com"} for i in range(1001)],
     ],
 )
-def test_batches_are_answered_alike_on_both_paths(client, auth, items) -> None:  # type: ignore[no-untyped-def]
+def test_batches_are_answered_alike_on_both_paths(client, auth, items) -> None:
     direct = _post_batch(client, auth, {"notifications": items}, DIRECT)
     declared = _post_batch(client, auth, {"notifications": items}, DECLARED)
     assert direct.status_code == declared.status_code
@@ -148,7 +148,7 @@ def test_batches_are_answered_alike_on_both_paths(client, auth, items) -> None: 
 @pytest.mark.parametrize(
     "body", [b"", b"[]", b'{"notifications": []}', b'{"notifications": [1]}', b"{"]
 )
-def test_malformed_batches_get_the_declared_endpoints_answer(client, auth, body: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_batches_get_the_declared_endpoints_answer(client, auth, body: bytes) -> None:
     direct = _post_batch(client, auth, body, DIRECT)
     declared = _post_batch(client, auth, body, DECLARED)
     assert direct.status_code == declared.status_code

@@ -21,7 +21,7 @@ ADA_EMAIL, ADA_PHONE, BOB = "ada.lovelace@example.com", "+447911123456", "bob@ex
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request, tmp_path):  # type: ignore[no-untyped-def]
+def settings(request, tmp_path):
     """Both databases: the JSON text matching of the audit and import scrub differs by dialect."""
     if request.param == "sqlite":
         yield make_settings(tmp_path)
@@ -31,11 +31,11 @@ def settings(request, tmp_path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def dpo(runtime) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def dpo(runtime) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key(runtime, 'privacy', scopes=['data:erase'])}"}
 
 
-def _dump(runtime) -> str:  # type: ignore[no-untyped-def]
+def _dump(runtime) -> str:
     """The whole database as the tools dump it (sqlite3's iterdump, pg_dump)."""
     url = runtime.settings.database_url
     if url.startswith("sqlite"):
@@ -47,13 +47,13 @@ def _dump(runtime) -> str:  # type: ignore[no-untyped-def]
     ).stdout
 
 
-def _files(runtime) -> str:  # type: ignore[no-untyped-def]
+def _files(runtime) -> str:
     return "".join(p.read_text() for p in runtime.settings.outbox_dir.rglob("*.json"))
 
 
 def test_erasure_removes_the_person_and_keeps_the_record_and_the_opt_out(
     client, auth, dpo, runtime, worker_app
-):  # type: ignore[no-untyped-def]
+):
     manager = {"Authorization": f"Bearer {api_key(runtime, 'marketing', scopes=ALL_SCOPES)}"}
     support = {"Authorization": f"Bearer {api_key(runtime, 'helpdesk', scopes=['support:read'])}"}
     client.put(
@@ -108,7 +108,7 @@ def test_erasure_removes_the_person_and_keeps_the_record_and_the_opt_out(
     )
 
 
-def test_auth_matrix_and_bad_input_erase_nothing(client, auth, dpo, runtime):  # type: ignore[no-untyped-def]
+def test_auth_matrix_and_bad_input_erase_nothing(client, auth, dpo, runtime):
     kept = client.post("/v1/notifications", json=email(to=ADA_EMAIL), headers=auth).json()["id"]
     body = {"emails": [ADA_EMAIL]}
     assert client.post("/v1/erasures", json=body).status_code == 401

@@ -49,12 +49,12 @@ def postgres_locked(runtime: Runtime) -> Iterator[None]:
     engine.dispose()
 
 
-def _caller(runtime: Runtime, key: str):  # type: ignore[no-untyped-def]
+def _caller(runtime: Runtime, key: str):
     with runtime.sessions() as session:
         return runtime.authenticator.authenticate(session, f"Bearer {key}")
 
 
-def _group_with_one_bad_row(runtime: Runtime, locked, spoil, caplog) -> None:  # type: ignore[no-untyped-def]
+def _group_with_one_bad_row(runtime: Runtime, locked, spoil, caplog) -> None:
     caller = _caller(runtime, api_key(runtime))
     intake = runtime.intake
     first = intake.prepare(caller, EmailRequest.model_validate(email()))
@@ -80,8 +80,8 @@ def _group_with_one_bad_row(runtime: Runtime, locked, spoil, caplog) -> None:  #
     assert "intake.group_commit.isolating" in caplog.text  # the three really were one group
 
 
-def test_sqlite_one_unstorable_row_fails_alone(runtime, caplog):  # type: ignore[no-untyped-def]
-    def duplicate_id(bad, first):  # type: ignore[no-untyped-def]
+def test_sqlite_one_unstorable_row_fails_alone(runtime, caplog):
+    def duplicate_id(bad, first):
         bad.row["id"] = first.id  # a primary-key violation: a real database error
 
     _group_with_one_bad_row(runtime, sqlite_locked, duplicate_id, caplog)
@@ -98,14 +98,14 @@ def pg_runtime(tmp_path: Path) -> Iterator[Runtime]:
         runtime.close()
 
 
-def test_postgres_a_nul_row_fails_alone(pg_runtime, caplog):  # type: ignore[no-untyped-def]
-    def nul_reference(bad, first):  # type: ignore[no-untyped-def]
+def test_postgres_a_nul_row_fails_alone(pg_runtime, caplog):
+    def nul_reference(bad, first):
         bad.row["reference"] = "order-\x00"  # what validation now refuses, forced past it
 
     _group_with_one_bad_row(pg_runtime, postgres_locked, nul_reference, caplog)
 
 
-def test_postgres_nul_rows_from_one_key_never_fail_another_key(pg_runtime):  # type: ignore[no-untyped-def]
+def test_postgres_nul_rows_from_one_key_never_fail_another_key(pg_runtime):
     """The filed scenario: key A sends NUL references while key B sends valid requests."""
     hostile, valid = api_key(pg_runtime, "a"), api_key(pg_runtime, "b")
     answers: dict[str, list[int]] = {"a": [], "b": []}

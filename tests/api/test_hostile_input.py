@@ -14,7 +14,7 @@ from notifier.db.models import IdempotencyRecord, Notification
 from tests.factories import email, push, sms
 
 
-def stored(runtime) -> int:  # type: ignore[no-untyped-def]
+def stored(runtime) -> int:
     with runtime.sessions() as s:
         return s.scalar(select(func.count()).select_from(Notification))
 
@@ -35,7 +35,7 @@ UNSTORABLE = [
 @pytest.mark.parametrize(("payload", "field"), UNSTORABLE)
 def test_text_the_database_cannot_store_is_refused_in_every_field(
     client, auth, runtime, payload, field
-):  # type: ignore[no-untyped-def]
+):
     body = json.dumps(payload)  # \u0000 and lone surrogates survive as JSON escapes
     response = client.post(
         "/v1/notifications", content=body, headers={**auth, "Content-Type": "application/json"}
@@ -51,7 +51,7 @@ def test_text_the_database_cannot_store_is_refused_in_every_field(
     assert stored(runtime) == 0
 
 
-def test_unstorable_query_parameters_and_path_ids_are_422_not_503(client, auth):  # type: ignore[no-untyped-def]
+def test_unstorable_query_parameters_and_path_ids_are_422_not_503(client, auth):
     for url, field in [
         ("/v1/notifications?reference=a%00b", "reference"),
         ("/v1/notifications/abc%00", "path"),
@@ -62,7 +62,7 @@ def test_unstorable_query_parameters_and_path_ids_are_422_not_503(client, auth):
         assert "retry-after" not in response.headers
 
 
-def test_idempotency_key_headers_have_a_maximum(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_idempotency_key_headers_have_a_maximum(client, auth, runtime):
     single = client.post(
         "/v1/notifications", json=email(), headers={**auth, "Idempotency-Key": "k" * 256}
     )
@@ -86,13 +86,13 @@ def test_idempotency_key_headers_have_a_maximum(client, auth, runtime):  # type:
         ("+44 7911 123456 x5", "extension"),
     ],
 )
-def test_phone_numbers_with_letters_or_extensions_are_refused(client, auth, to, reason):  # type: ignore[no-untyped-def]
+def test_phone_numbers_with_letters_or_extensions_are_refused(client, auth, to, reason):
     response = client.post("/v1/notifications", json=sms(to=to), headers=auth)
     assert response.status_code == 422, (reason, response.text)
     assert response.json()["error"]["code"] == "invalid_recipient"
 
 
-def test_the_example_number_in_the_phone_error_is_itself_accepted(client, auth):  # type: ignore[no-untyped-def]
+def test_the_example_number_in_the_phone_error_is_itself_accepted(client, auth):
     message = client.post("/v1/notifications", json=sms(to="12345"), headers=auth).json()["error"][
         "message"
     ]
@@ -101,13 +101,13 @@ def test_the_example_number_in_the_phone_error_is_itself_accepted(client, auth):
 
 
 @pytest.mark.parametrize("subject", ["Hi\r\nBcc: eve@example.com", "line\nbreak"])
-def test_cr_lf_in_subject_is_refused(client, auth, subject):  # type: ignore[no-untyped-def]
+def test_cr_lf_in_subject_is_refused(client, auth, subject):
     response = client.post("/v1/notifications", json=email(subject=subject), headers=auth)
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["field"] == "subject"
 
 
-def test_cr_lf_rendered_into_subject_is_refused(client, auth):  # type: ignore[no-untyped-def]
+def test_cr_lf_rendered_into_subject_is_refused(client, auth):
     response = client.post(
         "/v1/notifications",
         json=email(subject="Hi {{ name }}", data={"name": "A\r\nBcc: x"}),
@@ -127,7 +127,7 @@ def test_cr_lf_rendered_into_subject_is_refused(client, auth):  # type: ignore[n
         (email(data={f"k{i}": i for i in range(201)}), "data"),
     ],
 )
-def test_every_field_has_a_maximum(client, auth, payload, field):  # type: ignore[no-untyped-def]
+def test_every_field_has_a_maximum(client, auth, payload, field):
     response = client.post("/v1/notifications", json=payload, headers=auth)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["field"] == field
@@ -140,19 +140,19 @@ def _at(**delta: float) -> str:
 @pytest.mark.parametrize(
     "send_at", ["9999-12-31T23:59:59Z", _at(days=91), _at(minutes=-10), "0001-01-01T00:00:00Z"]
 )
-def test_send_at_out_of_bounds_is_422_never_500(client, auth, runtime, send_at):  # type: ignore[no-untyped-def]
+def test_send_at_out_of_bounds_is_422_never_500(client, auth, runtime, send_at):
     response = client.post("/v1/notifications", json=email(send_at=send_at), headers=auth)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["field"] == "send_at"
     assert stored(runtime) == 0
 
 
-def test_send_at_a_few_seconds_ago_is_sent_now(client, auth):  # type: ignore[no-untyped-def]
+def test_send_at_a_few_seconds_ago_is_sent_now(client, auth):
     response = client.post("/v1/notifications", json=email(send_at=_at(seconds=-10)), headers=auth)
     assert response.status_code == 202 and response.json()["status"] == "queued"
 
 
-def test_empty_and_unparseable_bodies_are_400_malformed_json(client, auth):  # type: ignore[no-untyped-def]
+def test_empty_and_unparseable_bodies_are_400_malformed_json(client, auth):
     headers = {**auth, "Content-Type": "application/json"}
     for content in (b"", b"{not json", b'{"channel": "email",'):
         response = client.post("/v1/notifications", content=content, headers=headers)
@@ -160,7 +160,7 @@ def test_empty_and_unparseable_bodies_are_400_malformed_json(client, auth):  # t
         assert response.json()["error"]["code"] == "malformed_json"
 
 
-def test_a_body_not_declared_as_json_is_415_with_a_hint(client, auth):  # type: ignore[no-untyped-def]
+def test_a_body_not_declared_as_json_is_415_with_a_hint(client, auth):
     response = client.post(
         "/v1/notifications",
         content=json.dumps(email()),
@@ -170,8 +170,8 @@ def test_a_body_not_declared_as_json_is_415_with_a_hint(client, auth):  # type: 
     assert "Content-Type: application/json" in response.json()["error"]["message"]
 
 
-def test_a_chunked_body_over_the_limit_is_413(client, auth, runtime):  # type: ignore[no-untyped-def]
-    def chunks():  # type: ignore[no-untyped-def]
+def test_a_chunked_body_over_the_limit_is_413(client, auth, runtime):
+    def chunks():
         yield b'{"channel": "email", "body": "'
         for _ in range(48):
             yield b"x" * 65536
@@ -185,7 +185,7 @@ def test_a_chunked_body_over_the_limit_is_413(client, auth, runtime):  # type: i
     assert stored(runtime) == 0
 
 
-def test_idempotency_fingerprint_is_keyed_so_a_dump_cannot_confirm_a_guess(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_idempotency_fingerprint_is_keyed_so_a_dump_cannot_confirm_a_guess(client, auth, runtime):
     payload = sms()
     assert (
         client.post(
@@ -209,7 +209,7 @@ def test_idempotency_fingerprint_is_keyed_so_a_dump_cannot_confirm_a_guess(clien
     assert fingerprint not in {plain(f"{n:06d}") for n in range(583_900, 583_950)}
 
 
-def test_batch_honours_the_idempotency_key_header(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_batch_honours_the_idempotency_key_header(client, auth, runtime):
     batch = {"notifications": [email(), email(to="bad"), sms()]}
     headers = {**auth, "Idempotency-Key": "batch-1"}
     first = client.post("/v1/notifications/batch", json=batch, headers=headers).json()["results"]
@@ -225,7 +225,7 @@ def test_batch_honours_the_idempotency_key_header(client, auth, runtime):  # typ
     assert stored(runtime) == 2
 
 
-def test_batch_items_may_carry_their_own_idempotency_keys(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_batch_items_may_carry_their_own_idempotency_keys(client, auth, runtime):
     items = [
         {**email(), "idempotency_key": "order-42-receipt"},
         {**sms(), "idempotency_key": "login-7"},
@@ -246,7 +246,7 @@ def test_batch_items_may_carry_their_own_idempotency_keys(client, auth, runtime)
     assert bad[0]["error"]["details"][0]["field"] == "idempotency_key"
 
 
-def test_a_batch_stores_a_bounded_amount_of_content(tmp_path):  # type: ignore[no-untyped-def]
+def test_a_batch_stores_a_bounded_amount_of_content(tmp_path):
     from fastapi.testclient import TestClient
 
     from notifier.api.app import create_app
@@ -276,7 +276,7 @@ def test_a_batch_stores_a_bounded_amount_of_content(tmp_path):  # type: ignore[n
     runtime.close()
 
 
-def test_a_key_stored_with_an_unparsable_rate_uses_the_default_instead_of_failing(client, runtime):  # type: ignore[no-untyped-def]
+def test_a_key_stored_with_an_unparsable_rate_uses_the_default_instead_of_failing(client, runtime):
     from tests.factories import api_key
 
     key = api_key(runtime, "old", rate_limit="lots")  # as `keys create` accepted before it checked

@@ -32,7 +32,7 @@ EXPENSIVE = [
 ]
 
 
-def stored(runtime) -> int:  # type: ignore[no-untyped-def]
+def stored(runtime) -> int:
     with runtime.sessions() as s:
         return s.scalar(select(func.count()).select_from(Notification))
 
@@ -40,7 +40,7 @@ def stored(runtime) -> int:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("source", EXPENSIVE)
 def test_expensive_or_forbidden_template_is_a_quick_422_naming_the_field(
     client, auth, runtime, source
-):  # type: ignore[no-untyped-def]
+):
     started = time.perf_counter()
     response = client.post("/v1/notifications", json=email(body=source), headers=auth)
     elapsed = time.perf_counter() - started
@@ -53,7 +53,7 @@ def test_expensive_or_forbidden_template_is_a_quick_422_naming_the_field(
 
 
 @pytest.mark.parametrize(("field", "times"), [("subject", 600), ("html", 300_000)])
-def test_every_template_field_is_bounded_not_only_the_body(client, auth, field, times):  # type: ignore[no-untyped-def]
+def test_every_template_field_is_bounded_not_only_the_body(client, auth, field, times):
     response = client.post(
         "/v1/notifications", json=email(**{field: f"{{{{ 'ab' * {times} }}}}"}), headers=auth
     )
@@ -61,7 +61,7 @@ def test_every_template_field_is_bounded_not_only_the_body(client, auth, field, 
     assert response.json()["error"]["details"][0]["field"] == field
 
 
-def test_push_title_and_data_are_bounded(client, auth):  # type: ignore[no-untyped-def]
+def test_push_title_and_data_are_bounded(client, auth):
     title = client.post(
         "/v1/notifications", json=push(title="{{ name * 501 }}", data={"name": "x"}), headers=auth
     )
@@ -72,7 +72,7 @@ def test_push_title_and_data_are_bounded(client, auth):  # type: ignore[no-untyp
     assert data.status_code == 422 and data.json()["error"]["details"][0]["field"] == "data"
 
 
-def test_batch_items_with_bad_templates_fail_alone(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_batch_items_with_bad_templates_fail_alone(client, auth, runtime):
     items = [
         email(),
         email(body="{{ 1/0 }}"),
@@ -94,7 +94,7 @@ def test_batch_items_with_bad_templates_fail_alone(client, auth, runtime):  # ty
     assert stored(runtime) == 2
 
 
-def test_non_plain_template_renders_in_a_worker_and_plain_ones_still_work(client, auth):  # type: ignore[no-untyped-def]
+def test_non_plain_template_renders_in_a_worker_and_plain_ones_still_work(client, auth):
     body = "{% for item in items %}{{ loop.index }}. {{ item|upper }}\n{% endfor %}"
     response = client.post(
         "/v1/notifications", json=email(body=body, data={"items": ["tea", "cake"]}), headers=auth
@@ -103,7 +103,7 @@ def test_non_plain_template_renders_in_a_worker_and_plain_ones_still_work(client
     assert response.json()["content"]["body"] == "1. TEA\n2. CAKE\n"
 
 
-def test_expensive_templates_do_not_hold_other_callers(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_expensive_templates_do_not_hold_other_callers(client, auth, runtime):
     """While two connections keep the renderers busy until their deadline, a plain request is
     answered at once: the event loop is never blocked by rendering. The hostile key gets 422s
     (killed at the deadline) and 429s (it already holds its share of the renderers)."""
@@ -140,7 +140,7 @@ def test_expensive_templates_do_not_hold_other_callers(client, auth, runtime):  
     assert latencies[-1] < 1.0, latencies
 
 
-def test_one_key_holds_at_most_half_of_the_renderers(runtime):  # type: ignore[no-untyped-def]
+def test_one_key_holds_at_most_half_of_the_renderers(runtime):
     from notifier.errors import ErrorCode, NotifierError
     from notifier.render_pool import RenderPool
     from notifier.rendering import Job

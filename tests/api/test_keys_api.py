@@ -18,7 +18,7 @@ from tests.factories import api_key, email
 
 
 @pytest.fixture
-def admin(runtime) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def admin(runtime) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key(runtime, 'platform', scopes=['keys:manage'])}"}
 
 
@@ -26,12 +26,12 @@ def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def _keys(runtime) -> int:  # type: ignore[no-untyped-def]
+def _keys(runtime) -> int:
     with runtime.sessions() as s:
         return s.scalar(select(func.count()).select_from(ApiKey))
 
 
-def test_auth_matrix_and_bad_input_store_nothing(client, auth, admin, runtime):  # type: ignore[no-untyped-def]
+def test_auth_matrix_and_bad_input_store_nothing(client, auth, admin, runtime):
     before = _keys(runtime)
     good = {"name": "billing", "scopes": ["notifications:send"]}
     for method, path, body in (
@@ -67,7 +67,7 @@ def test_auth_matrix_and_bad_input_store_nothing(client, auth, admin, runtime): 
         assert s.scalar(select(func.count()).select_from(AuditEntry)) == 0
 
 
-def test_create_use_list_and_revoke(client, admin, runtime):  # type: ignore[no-untyped-def]
+def test_create_use_list_and_revoke(client, admin, runtime):
     created = client.post(
         "/v1/keys",
         json={
@@ -100,7 +100,7 @@ def test_create_use_list_and_revoke(client, admin, runtime):  # type: ignore[no-
     assert actions == ["create_key", "revoke_key"]
 
 
-def test_rotation_keeps_the_old_key_working_for_the_overlap(client, admin, runtime):  # type: ignore[no-untyped-def]
+def test_rotation_keeps_the_old_key_working_for_the_overlap(client, admin, runtime):
     old_secret = api_key(
         runtime, "billing", scopes=["notifications:send"], lanes=["email.transactional"]
     )

@@ -15,7 +15,7 @@ from workers import sweeper
 from workers.delivery import deliver_ids
 
 
-def test_metrics_count_requests_and_acceptances_per_lane(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_metrics_count_requests_and_acceptances_per_lane(client, auth, runtime):
     client.post("/v1/notifications", json=email(), headers=auth)
     client.post("/v1/notifications", json=email(to="bad"), headers=auth)
     sweeper.sweep(runtime)
@@ -31,7 +31,7 @@ def test_metrics_count_requests_and_acceptances_per_lane(client, auth, runtime):
     assert "notifier_beat_last_tick_timestamp_seconds " in text
 
 
-def test_request_ids_are_echoed_or_made(client):  # type: ignore[no-untyped-def]
+def test_request_ids_are_echoed_or_made(client):
     assert (
         client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
         == "abc-123"
@@ -42,7 +42,7 @@ def test_request_ids_are_echoed_or_made(client):  # type: ignore[no-untyped-def]
     assert len(made) == 32 and "\n" not in made
 
 
-def test_logs_are_json_with_ids_and_never_carry_secrets(client, auth, key, runtime, worker_app):  # type: ignore[no-untyped-def]
+def test_logs_are_json_with_ids_and_never_carry_secrets(client, auth, key, runtime, worker_app):
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
@@ -127,7 +127,7 @@ def test_sentry_events_are_scrubbed_of_personal_data() -> None:
     assert sentry.init(None, "test") is False
 
 
-def test_an_open_circuit_shows_in_readiness_and_metrics(tmp_path):  # type: ignore[no-untyped-def]
+def test_an_open_circuit_shows_in_readiness_and_metrics(tmp_path):
     from fastapi.testclient import TestClient
 
     from notifier.api.app import create_app

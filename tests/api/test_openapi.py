@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 
-def test_every_keyed_operation_declares_bearer_auth_and_the_error_envelope(client):  # type: ignore[no-untyped-def]
+def test_every_keyed_operation_declares_bearer_auth_and_the_error_envelope(client):
     schema = client.get("/openapi.json").json()
     assert schema["components"]["securitySchemes"]["bearer"] == {
         "type": "http",
@@ -35,7 +35,7 @@ def test_every_keyed_operation_declares_bearer_auth_and_the_error_envelope(clien
     assert "unsupported_media_type" in codes and "template_error" in codes
 
 
-def test_field_maxima_are_in_the_document(client):  # type: ignore[no-untyped-def]
+def test_field_maxima_are_in_the_document(client):
     email = client.get("/openapi.json").json()["components"]["schemas"]["EmailRequest"][
         "properties"
     ]
@@ -44,7 +44,7 @@ def test_field_maxima_are_in_the_document(client):  # type: ignore[no-untyped-de
     assert email["data"]["maxProperties"] == 200
 
 
-def test_swagger_ui_and_redoc_load_their_assets_from_this_server(client):  # type: ignore[no-untyped-def]
+def test_swagger_ui_and_redoc_load_their_assets_from_this_server(client):
     for page in ("/docs", "/redoc"):
         html = client.get(page).text
         assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)

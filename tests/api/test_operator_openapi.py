@@ -19,7 +19,7 @@ ROUTES = {
 }
 
 
-def test_operator_routes_are_documented(client):  # type: ignore[no-untyped-def]
+def test_operator_routes_are_documented(client):
     spec = client.get("/openapi.json").json()
     for path, method in ROUTES.items():
         assert method in spec["paths"].get(path, {}), path

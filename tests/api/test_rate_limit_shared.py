@@ -18,7 +18,7 @@ RULE = "20/minute"
 LEASED = "5000/minute"  # large enough to be leased: at most 50 tokens per process at a time
 
 
-def _hammer(key: str, rule: str, waves: int, lease: bool, start, results) -> None:  # type: ignore[no-untyped-def]
+def _hammer(key: str, rule: str, waves: int, lease: bool, start, results) -> None:
     """``waves`` rounds of 20 concurrent hits (as an API process serves them), in one process."""
     limiter = RateLimiter(REDIS_URL)
 
@@ -85,7 +85,7 @@ def test_a_key_that_sends_slowly_is_not_charged_for_unspent_leases() -> None:
         storage = limiter._async_limiter()[0].storage  # the real Redis storage, only observed
         acquire = storage.acquire_sliding_window_entry
 
-        async def counted(key, limit, expiry, amount=1):  # type: ignore[no-untyped-def]
+        async def counted(key, limit, expiry, amount=1):
             asked.append(amount)
             return await acquire(key, limit, expiry, amount)
 

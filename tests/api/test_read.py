@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.factories import api_key, email, sms
 
 
-def test_get_returns_status_and_timeline(client, auth):  # type: ignore[no-untyped-def]
+def test_get_returns_status_and_timeline(client, auth):
     created = client.post("/v1/notifications", json=email(), headers=auth).json()
     body = client.get(f"/v1/notifications/{created['id']}", headers=auth).json()
     assert body["status"] == "queued"
@@ -13,7 +13,7 @@ def test_get_returns_status_and_timeline(client, auth):  # type: ignore[no-untyp
     assert [e["kind"] for e in body["events"]] == ["queued"]
 
 
-def test_other_callers_notifications_are_404(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_other_callers_notifications_are_404(client, auth, runtime):
     created = client.post("/v1/notifications", json=email(), headers=auth).json()
     other = {"Authorization": f"Bearer {api_key(runtime, name='other')}"}
     response = client.get(f"/v1/notifications/{created['id']}", headers=other)
@@ -22,14 +22,14 @@ def test_other_callers_notifications_are_404(client, auth, runtime):  # type: ig
     assert client.get("/v1/notifications", headers=other).json()["items"] == []
 
 
-def test_reading_needs_the_read_scope(client, runtime):  # type: ignore[no-untyped-def]
+def test_reading_needs_the_read_scope(client, runtime):
     sender = {"Authorization": f"Bearer {api_key(runtime, scopes=['notifications:send'])}"}
     created = client.post("/v1/notifications", json=email(), headers=sender).json()
     assert client.get(f"/v1/notifications/{created['id']}", headers=sender).status_code == 403
     assert client.get("/v1/notifications", headers=sender).status_code == 403
 
 
-def test_list_filters_by_normalised_recipient_reference_status_and_channel(client, auth):  # type: ignore[no-untyped-def]
+def test_list_filters_by_normalised_recipient_reference_status_and_channel(client, auth):
     a = client.post(
         "/v1/notifications", json=email(to="Ada@Example.com", reference="order-1"), headers=auth
     ).json()
@@ -38,7 +38,7 @@ def test_list_filters_by_normalised_recipient_reference_status_and_channel(clien
     )
     s = client.post("/v1/notifications", json=sms(to="+447911123456"), headers=auth).json()
 
-    def ids(**params):  # type: ignore[no-untyped-def]
+    def ids(**params):
         return [
             i["id"]
             for i in client.get("/v1/notifications", params=params, headers=auth).json()["items"]
@@ -53,7 +53,7 @@ def test_list_filters_by_normalised_recipient_reference_status_and_channel(clien
     assert ids(status="sent") == []
 
 
-def test_list_is_newest_first_with_keyset_pagination(client, auth):  # type: ignore[no-untyped-def]
+def test_list_is_newest_first_with_keyset_pagination(client, auth):
     created = [
         client.post("/v1/notifications", json=email(reference=f"r{i}"), headers=auth).json()["id"]
         for i in range(5)
@@ -69,7 +69,7 @@ def test_list_is_newest_first_with_keyset_pagination(client, auth):  # type: ign
     assert seen == list(reversed(created))
 
 
-def test_bad_cursor_and_naive_dates_are_422(client, auth):  # type: ignore[no-untyped-def]
+def test_bad_cursor_and_naive_dates_are_422(client, auth):
     response = client.get("/v1/notifications", params={"cursor": "garbage!"}, headers=auth)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_cursor"
@@ -81,7 +81,7 @@ def test_bad_cursor_and_naive_dates_are_422(client, auth):  # type: ignore[no-un
     assert response.status_code == 422
 
 
-def test_health_and_readiness(client):  # type: ignore[no-untyped-def]
+def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
@@ -90,7 +90,7 @@ def test_health_and_readiness(client):  # type: ignore[no-untyped-def]
     assert client.get("/docs").status_code == 200
 
 
-def test_readiness_is_503_when_the_broker_is_unreachable(tmp_path):  # type: ignore[no-untyped-def]
+def test_readiness_is_503_when_the_broker_is_unreachable(tmp_path):
     from fastapi.testclient import TestClient
 
     from notifier.api.app import create_app

@@ -28,7 +28,7 @@ def _fallbacks(client: TestClient) -> float:
 
 
 @pytest.fixture
-def private_redis():  # type: ignore[no-untyped-def]
+def private_redis():
     server = require_private("redis")
     yield server
     server.close()
@@ -36,7 +36,7 @@ def private_redis():  # type: ignore[no-untyped-def]
 
 def test_intake_answers_while_redis_is_down_with_local_limits(
     private_redis, tmp_path, caplog, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setattr(
         ratelimit, "RETRY_AFTER_FAILURE", 0.5
     )  # the test does not wait 5 s for the retry

@@ -24,7 +24,7 @@ EXCLUDED = [positive_data_acceptance]
 OPERATIONAL = frozenset({"/healthz", "/readyz", "/health/delivery"})
 
 
-def test_every_operation_answers_as_documented(runtime):  # type: ignore[no-untyped-def]
+def test_every_operation_answers_as_documented(runtime):
     app = create_app(runtime=runtime)
     scopes = [*ALL_SCOPES, "keys:manage", "services:manage"]
     headers = {"Authorization": f"Bearer {api_key(runtime, 'schemathesis', scopes=scopes)}"}
@@ -45,7 +45,7 @@ def test_every_operation_answers_as_documented(runtime):  # type: ignore[no-unty
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        def check(case) -> None:  # type: ignore[no-untyped-def]
+        def check(case) -> None:
             case.call_and_validate(headers=headers, excluded_checks=EXCLUDED)
 
         try:

@@ -12,7 +12,7 @@ from notifier.errors import ErrorCode
 from tests.factories import api_key, daytime_timezone, email, push, sms
 
 
-def stored(runtime) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def stored(runtime) -> tuple[int, int]:
     with runtime.sessions() as s:
         return (
             s.scalar(select(func.count()).select_from(Notification)),
@@ -38,7 +38,7 @@ def stored(runtime) -> tuple[int, int]:  # type: ignore[no-untyped-def]
         ),
     ],
 )
-def test_accepts_each_channel_on_its_lane(client, auth, runtime, payload, lane, to):  # type: ignore[no-untyped-def]
+def test_accepts_each_channel_on_its_lane(client, auth, runtime, payload, lane, to):
     response = client.post("/v1/notifications", json=payload, headers=auth)
     assert response.status_code == 202, response.text
     body = response.json()
@@ -48,14 +48,14 @@ def test_accepts_each_channel_on_its_lane(client, auth, runtime, payload, lane, 
     assert stored(runtime) == (1, 1)
 
 
-def test_renders_personalisation_and_redacts_sensitive_values(client, auth):  # type: ignore[no-untyped-def]
+def test_renders_personalisation_and_redacts_sensitive_values(client, auth):
     body = client.post("/v1/notifications", json=sms(), headers=auth).json()
     assert body["content"] == {"body": "Your code is [redacted]"}
     assert "583920" not in client.get(f"/v1/notifications/{body['id']}", headers=auth).text
     assert body["sms_segments"] == 1
 
 
-def test_sensitive_value_is_sealed_not_stored_in_clear(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_sensitive_value_is_sealed_not_stored_in_clear(client, auth, runtime):
     notification_id = client.post("/v1/notifications", json=sms(), headers=auth).json()["id"]
     with runtime.sessions() as s:
         row = s.get(Notification, notification_id)
@@ -66,7 +66,7 @@ def test_sensitive_value_is_sealed_not_stored_in_clear(client, auth, runtime):  
     assert all("583920" not in (e.detail or "") for e in events)
 
 
-def test_send_at_in_the_future_is_scheduled(client, auth):  # type: ignore[no-untyped-def]
+def test_send_at_in_the_future_is_scheduled(client, auth):
     from datetime import datetime, timedelta
 
     when = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
@@ -77,7 +77,7 @@ def test_send_at_in_the_future_is_scheduled(client, auth):  # type: ignore[no-un
     assert body["send_at"].startswith(when.isoformat()[:19])
 
 
-def test_ttl_sets_expiry(client, auth):  # type: ignore[no-untyped-def]
+def test_ttl_sets_expiry(client, auth):
     body = client.post("/v1/notifications", json=email(ttl_seconds=60), headers=auth).json()
     assert body["expires_at"] is not None
 
@@ -107,7 +107,7 @@ REJECTIONS = [
 @pytest.mark.parametrize(("payload", "status", "code", "field"), REJECTIONS)
 def test_rejections_name_the_field_and_store_nothing(
     client, auth, runtime, payload, status, code, field
-):  # type: ignore[no-untyped-def]
+):
     response = client.post("/v1/notifications", json=payload, headers=auth)
     assert response.status_code == status, response.text
     error = response.json()["error"]
@@ -116,7 +116,7 @@ def test_rejections_name_the_field_and_store_nothing(
     assert stored(runtime) == (0, 0)
 
 
-def test_malformed_json_is_400(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_malformed_json_is_400(client, auth, runtime):
     response = client.post(
         "/v1/notifications",
         content=b'{"channel": "email",',
@@ -127,7 +127,7 @@ def test_malformed_json_is_400(client, auth, runtime):  # type: ignore[no-untype
     assert stored(runtime) == (0, 0)
 
 
-def test_body_over_the_limit_is_413(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_body_over_the_limit_is_413(client, auth, runtime):
     huge = email(body="x" * 1_100_000)
     response = client.post("/v1/notifications", json=huge, headers=auth)
     assert response.status_code == 413
@@ -136,7 +136,7 @@ def test_body_over_the_limit_is_413(client, auth, runtime):  # type: ignore[no-u
 
 
 @pytest.mark.parametrize("header", [None, "Bearer ntf_000000000000_nope", "Basic abc", "Bearer "])
-def test_missing_or_unknown_key_is_401(client, runtime, header):  # type: ignore[no-untyped-def]
+def test_missing_or_unknown_key_is_401(client, runtime, header):
     headers = {"Authorization": header} if header else {}
     response = client.post("/v1/notifications", json=email(), headers=headers)
     assert response.status_code == 401
@@ -144,7 +144,7 @@ def test_missing_or_unknown_key_is_401(client, runtime, header):  # type: ignore
     assert stored(runtime) == (0, 0)
 
 
-def test_revoked_key_is_401(client, runtime):  # type: ignore[no-untyped-def]
+def test_revoked_key_is_401(client, runtime):
     from notifier.db.session import transaction
     from notifier.keys import revoke_key
     from notifier.security import parse_prefix
@@ -158,7 +158,7 @@ def test_revoked_key_is_401(client, runtime):  # type: ignore[no-untyped-def]
     assert response.status_code == 401
 
 
-def test_key_without_send_scope_is_403(client, runtime):  # type: ignore[no-untyped-def]
+def test_key_without_send_scope_is_403(client, runtime):
     reader = api_key(runtime, scopes=["notifications:read"])
     response = client.post(
         "/v1/notifications", json=email(), headers={"Authorization": f"Bearer {reader}"}
@@ -168,7 +168,7 @@ def test_key_without_send_scope_is_403(client, runtime):  # type: ignore[no-unty
     assert stored(runtime) == (0, 0)
 
 
-def test_key_without_the_lane_is_403(client, runtime):  # type: ignore[no-untyped-def]
+def test_key_without_the_lane_is_403(client, runtime):
     otp_only = api_key(runtime, lanes=["sms.transactional"])
     headers = {"Authorization": f"Bearer {otp_only}"}
     assert client.post("/v1/notifications", json=sms(), headers=headers).status_code == 202
@@ -178,7 +178,7 @@ def test_key_without_the_lane_is_403(client, runtime):  # type: ignore[no-untype
     assert stored(runtime) == (1, 1)
 
 
-def test_api_key_rate_limit_is_429_with_retry_after(client, runtime):  # type: ignore[no-untyped-def]
+def test_api_key_rate_limit_is_429_with_retry_after(client, runtime):
     limited = api_key(runtime, rate_limit="2/minute")
     headers = {"Authorization": f"Bearer {limited}"}
     codes = [
@@ -191,7 +191,7 @@ def test_api_key_rate_limit_is_429_with_retry_after(client, runtime):  # type: i
     assert int(response.headers["Retry-After"]) >= 1
 
 
-def test_transactional_sms_is_limited_per_phone_number(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_transactional_sms_is_limited_per_phone_number(client, auth, runtime):
     codes = [
         client.post("/v1/notifications", json=sms(to="+447911123555"), headers=auth).status_code
         for _ in range(6)
@@ -206,7 +206,7 @@ def test_transactional_sms_is_limited_per_phone_number(client, auth, runtime):  
     assert stored(runtime) == (7, 7)
 
 
-def test_unknown_route_and_method_use_the_envelope(client, auth):  # type: ignore[no-untyped-def]
+def test_unknown_route_and_method_use_the_envelope(client, auth):
     assert client.get("/v1/nothing", headers=auth).json()["error"]["code"] == "not_found"
     response = client.delete("/v1/notifications", headers=auth)
     assert response.status_code == 405

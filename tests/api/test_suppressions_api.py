@@ -14,13 +14,13 @@ from tests.factories import api_key
 
 
 @pytest.fixture
-def ops(runtime) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def ops(runtime) -> dict[str, str]:
     return {
         "Authorization": f"Bearer {api_key(runtime, 'platform', scopes=['suppressions:manage'])}"
     }
 
 
-def _seed(runtime) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def _seed(runtime) -> dict[str, int]:
     rows = {
         "stop": Suppression(channel="sms", recipient="+447911123456", reason="stop"),
         "complaint": Suppression(channel="email", recipient="ada@example.com", reason="complaint"),
@@ -32,12 +32,12 @@ def _seed(runtime) -> dict[str, int]:  # type: ignore[no-untyped-def]
         return {k: v.id for k, v in rows.items()}
 
 
-def _count(runtime, model) -> int:  # type: ignore[no-untyped-def]
+def _count(runtime, model) -> int:
     with runtime.sessions() as s:
         return s.scalar(select(func.count()).select_from(model))
 
 
-def test_auth_matrix(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_auth_matrix(client, auth, runtime):
     ids = _seed(runtime)
     routes = [
         ("get", "/v1/suppressions", None),
@@ -54,7 +54,7 @@ def test_auth_matrix(client, auth, runtime):  # type: ignore[no-untyped-def]
     assert _count(runtime, Suppression) == 3 and _count(runtime, AuditEntry) == 0
 
 
-def test_list_filters_any_spelling_and_pages(client, ops, runtime):  # type: ignore[no-untyped-def]
+def test_list_filters_any_spelling_and_pages(client, ops, runtime):
     ids = _seed(runtime)
     everything = client.get("/v1/suppressions", headers=ops).json()
     assert [i["id"] for i in everything["items"]] == [ids["bounce"], ids["complaint"], ids["stop"]]
@@ -79,7 +79,7 @@ def test_list_filters_any_spelling_and_pages(client, ops, runtime):  # type: ign
     assert client.get("/v1/suppressions", params={"reason": "nope"}, headers=ops).status_code == 422
 
 
-def test_add_a_manual_suppression(client, ops, runtime):  # type: ignore[no-untyped-def]
+def test_add_a_manual_suppression(client, ops, runtime):
     response = client.post(
         "/v1/suppressions",
         json={"channel": "sms", "to": "+44 7911 123457", "detail": "asked by letter"},
@@ -109,7 +109,7 @@ def test_add_a_manual_suppression(client, ops, runtime):  # type: ignore[no-unty
     assert entry.actor == "platform" and entry.query["recipient"] == "+447911123457"
 
 
-def test_lift_follows_the_console_rules(client, ops, runtime):  # type: ignore[no-untyped-def]
+def test_lift_follows_the_console_rules(client, ops, runtime):
     ids = _seed(runtime)
     stop = client.post(
         f"/v1/suppressions/{ids['stop']}/lift", json={"reason": "they phoned"}, headers=ops

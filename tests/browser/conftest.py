@@ -64,7 +64,7 @@ def live_server(runtime: Runtime) -> Iterator[str]:
 
 
 @pytest.fixture
-def worker_app(runtime, settings) -> Iterator[Celery]:  # type: ignore[no-untyped-def]
+def worker_app(runtime, settings) -> Iterator[Celery]:
     app = create_worker_app(settings, pool_size=5)
     yield app
     app.delivery.close()  # type: ignore[attr-defined]
@@ -72,7 +72,7 @@ def worker_app(runtime, settings) -> Iterator[Celery]:  # type: ignore[no-untype
 
 
 @pytest.fixture
-def browser():  # type: ignore[no-untyped-def]
+def browser():
     _require_chromium()
     from playwright.sync_api import sync_playwright
 

@@ -20,7 +20,7 @@ from workers.delivery import deliver_ids
 OTP = "583920"
 
 
-def _sign_in(page, base: str, who: str) -> None:  # type: ignore[no-untyped-def]
+def _sign_in(page, base: str, who: str) -> None:
     page.goto(f"{base}/support")
     assert page.url.startswith(f"{base}/support/login")
     # autofocus lands on the email field (applied asynchronously after load), then tab order
@@ -36,7 +36,7 @@ def _sign_in(page, base: str, who: str) -> None:  # type: ignore[no-untyped-def]
     assert page.get_by_text(f"Signed in as {who}").is_visible()
 
 
-def _sign_out(page, base: str) -> None:  # type: ignore[no-untyped-def]
+def _sign_out(page, base: str) -> None:
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(re.compile(r".*/support/login\?signed_out=1$"))
     assert page.get_by_text("You are signed out.").is_visible()
@@ -46,7 +46,7 @@ def _sign_out(page, base: str) -> None:  # type: ignore[no-untyped-def]
 
 def test_support_and_admin_scenario(
     browser, live_server, screenshots, client, auth, runtime, worker_app
-):  # type: ignore[no-untyped-def]
+):
     base = live_server
     make_staff(runtime, SUPPORT_EMAIL, StaffRole.SUPPORT)
     make_staff(runtime, ADMIN_EMAIL, StaffRole.ADMIN)

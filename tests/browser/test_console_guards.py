@@ -19,7 +19,7 @@ from tests.support.console import ADMIN_EMAIL, SUPPORT_EMAIL, make_staff
 from workers.delivery import deliver_ids
 
 
-def _campaign_row(page) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _campaign_row(page) -> dict[str, str]:
     headers = page.locator("table.results thead th").all_inner_texts()
     cells = page.locator("table.results tbody tr").first.locator("td").all_inner_texts()
     return dict(zip(headers, cells, strict=True))
@@ -27,7 +27,7 @@ def _campaign_row(page) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 def test_a_throttled_campaign_stays_running_and_pauses_while_messages_wait(
     browser, live_server, screenshots, client, runtime
-):  # type: ignore[no-untyped-def]
+):
     base = live_server
     make_staff(runtime, SUPPORT_EMAIL, StaffRole.SUPPORT)
     manager = {"Authorization": f"Bearer {api_key(runtime, 'marketing', scopes=ALL_SCOPES)}"}
@@ -81,7 +81,7 @@ def test_a_throttled_campaign_stays_running_and_pauses_while_messages_wait(
 
 def test_resend_confirmation_and_the_audit_of_refusals(
     browser, live_server, screenshots, client, auth, runtime, worker_app
-):  # type: ignore[no-untyped-def]
+):
     base = live_server
     make_staff(runtime, SUPPORT_EMAIL, StaffRole.SUPPORT)
     make_staff(runtime, ADMIN_EMAIL, StaffRole.ADMIN)

@@ -10,11 +10,11 @@ from tests.factories import ALL_SCOPES, api_key
 
 
 @pytest.fixture
-def manager(runtime) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def manager(runtime) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key(runtime, 'marketing', scopes=ALL_SCOPES)}"}
 
 
-def template(client, headers, name: str, channel: str, **fields: Any) -> dict:  # type: ignore[no-untyped-def]
+def template(client, headers, name: str, channel: str, **fields: Any) -> dict:
     response = client.post(
         "/v1/templates", json={"name": name, "channel": channel, **fields}, headers=headers
     )
@@ -22,13 +22,13 @@ def template(client, headers, name: str, channel: str, **fields: Any) -> dict:  
     return response.json()
 
 
-def contact(client, headers, key: str, **fields: Any) -> dict:  # type: ignore[no-untyped-def]
+def contact(client, headers, key: str, **fields: Any) -> dict:
     response = client.put(f"/v1/contacts/{key}", json=fields, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def campaign(client, headers, **fields: Any) -> dict:  # type: ignore[no-untyped-def]
+def campaign(client, headers, **fields: Any) -> dict:
     body = {
         "name": "spring sale",
         "template": "sale",
@@ -42,7 +42,7 @@ def campaign(client, headers, **fields: Any) -> dict:  # type: ignore[no-untyped
 
 
 @pytest.fixture
-def settings(tmp_path):  # type: ignore[no-untyped-def]
+def settings(tmp_path):
     from tests.factories import make_settings
 
     return make_settings(
@@ -51,7 +51,7 @@ def settings(tmp_path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def worker_app(runtime, settings):  # type: ignore[no-untyped-def]
+def worker_app(runtime, settings):
     from workers.app import create_worker_app
 
     app = create_worker_app(settings, pool_size=5)
@@ -60,7 +60,7 @@ def worker_app(runtime, settings):  # type: ignore[no-untyped-def]
     app.runtime.close()  # type: ignore[attr-defined]
 
 
-def run_now(client, headers, campaign_id: str) -> str:  # type: ignore[no-untyped-def]
+def run_now(client, headers, campaign_id: str) -> str:
     response = client.post(f"/v1/campaigns/{campaign_id}/run", headers=headers)
     assert response.status_code == 202, response.text
     return response.json()["id"]

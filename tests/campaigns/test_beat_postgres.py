@@ -35,12 +35,12 @@ BROKER_URL = REDIS_URL.rsplit("/", 1)[0] + "/12"
 
 
 @pytest.fixture
-def pg_url():  # type: ignore[no-untyped-def]
+def pg_url():
     with fresh_postgres_database() as url:
         yield url
 
 
-def test_cron_campaign_is_fired_once_by_two_real_beats(tmp_path, pg_url):  # type: ignore[no-untyped-def]
+def test_cron_campaign_is_fired_once_by_two_real_beats(tmp_path, pg_url):
     require("Redis", "127.0.0.1", 6379)
     upgrade(pg_url)
     settings = make_settings(tmp_path, database_url=pg_url, broker_url=BROKER_URL)

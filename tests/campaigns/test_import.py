@@ -22,7 +22,7 @@ CSV = (
 )
 
 
-def test_import_reports_bad_rows_by_line_and_keeps_good_ones(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_import_reports_bad_rows_by_line_and_keeps_good_ones(client, manager, runtime):
     response = client.post(
         "/v1/audiences/newsletter/import?filename=list.csv",
         content=CSV.encode(),
@@ -48,7 +48,7 @@ def test_import_reports_bad_rows_by_line_and_keeps_good_ones(client, manager, ru
     assert client.get("/v1/audiences/newsletter", headers=manager).json()["size"] == 2
 
 
-def test_importing_twice_is_idempotent_on_the_contact_key(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_importing_twice_is_idempotent_on_the_contact_key(client, manager, runtime):
     headers = {**manager, "Content-Type": "text/csv"}
     body = "key,email,email_consent\nk1,a@example.com,yes\nk2,b@example.com,yes\n"
     first = client.post("/v1/audiences/a/import", content=body, headers=headers).json()
@@ -66,7 +66,7 @@ def test_importing_twice_is_idempotent_on_the_contact_key(client, manager, runti
         assert s.scalar(select(func.count()).select_from(AudienceMember)) == 2
 
 
-def test_a_header_without_key_fails_the_import_with_nothing_stored(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_a_header_without_key_fails_the_import_with_nothing_stored(client, manager, runtime):
     response = client.post(
         "/v1/audiences/a/import",
         content="email\na@example.com\n",
@@ -79,7 +79,7 @@ def test_a_header_without_key_fails_the_import_with_nothing_stored(client, manag
         assert s.scalar(select(func.count()).select_from(Contact)) == 0
 
 
-def test_cli_imports_a_file_with_a_progress_bar(tmp_path, settings, runtime):  # type: ignore[no-untyped-def]
+def test_cli_imports_a_file_with_a_progress_bar(tmp_path, settings, runtime):
     rows = "".join(f"c{i},c{i}@example.com,yes\n" for i in range(1200))
     path = tmp_path / "contacts.csv"
     path.write_text("key,email,email_consent\n" + rows + "bad,nope,yes\n")

@@ -10,7 +10,7 @@ from notifier.api.app import create_app
 from notifier.campaigns.models import AudienceMember, Contact, ContactImport
 
 
-def _import(client, headers, body: bytes, audience: str = "everyone"):  # type: ignore[no-untyped-def]
+def _import(client, headers, body: bytes, audience: str = "everyone"):
     return client.post(
         f"/v1/audiences/{audience}/import",
         content=body,
@@ -18,7 +18,7 @@ def _import(client, headers, body: bytes, audience: str = "everyone"):  # type: 
     )
 
 
-def test_a_key_repeated_in_one_file_is_reported_and_does_not_overwrite(client, manager):  # type: ignore[no-untyped-def]
+def test_a_key_repeated_in_one_file_is_reported_and_does_not_overwrite(client, manager):
     body = (
         b"key,email,first_name\n"
         b"u1,ada@example.com,Ada\n"
@@ -38,7 +38,7 @@ def test_a_key_repeated_in_one_file_is_reported_and_does_not_overwrite(client, m
     assert ada["email"] == "ada@example.com" and ada["attributes"] == {"first_name": "Ada"}
 
 
-def test_a_40000_row_file_streams_in(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_a_40000_row_file_streams_in(client, manager, runtime):
     rows = "".join(f"c{i:06d},c{i:06d}@example.com,yes,Name{i}\n" for i in range(40_000))
     body = ("key,email,email_consent,first_name\n" + rows).encode()
     assert len(body) > 1_048_576  # the API's default body limit
@@ -50,7 +50,7 @@ def test_a_40000_row_file_streams_in(client, manager, runtime):  # type: ignore[
         assert s.scalar(select(func.count()).select_from(AudienceMember)) == 40_000
 
 
-def test_over_the_import_limit_is_a_413_and_stores_nothing(runtime, manager, settings):  # type: ignore[no-untyped-def]
+def test_over_the_import_limit_is_a_413_and_stores_nothing(runtime, manager, settings):
     settings.max_import_bytes = 10_000
     with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
         body = ("key,email\n" + "".join(f"k{i},k{i}@example.com\n" for i in range(1000))).encode()

@@ -22,7 +22,7 @@ ROUTES = [
 ]
 
 
-def _walk(client, headers, path: str, limit: int = 2) -> list[dict]:  # type: ignore[no-untyped-def]
+def _walk(client, headers, path: str, limit: int = 2) -> list[dict]:
     items, cursor = [], None
     while True:
         params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
@@ -34,14 +34,14 @@ def _walk(client, headers, path: str, limit: int = 2) -> list[dict]:  # type: ig
             return items
 
 
-def test_auth_matrix(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_auth_matrix(client, auth, runtime):
     for method, path in ROUTES:
         for headers, status in (({}, 401), (auth, 403)):
             response = getattr(client, method)(path, headers=headers)
             assert response.status_code == status, (method, path)
 
 
-def test_listings_page_through_everything(client, manager):  # type: ignore[no-untyped-def]
+def test_listings_page_through_everything(client, manager):
     for name in ("a", "b", "c"):
         template(client, manager, name, "email", subject="S", body="B")
     for i in range(5):
@@ -65,7 +65,7 @@ def test_listings_page_through_everything(client, manager):  # type: ignore[no-u
     assert client.get("/v1/audiences/nobody/contacts", headers=manager).status_code == 404
 
 
-def test_runs_listing_and_archiving(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_runs_listing_and_archiving(client, manager, runtime):
     template(client, manager, "sale", "email", subject="S", body="B")
     contact(
         client,
@@ -113,7 +113,7 @@ def test_runs_listing_and_archiving(client, manager, runtime):  # type: ignore[n
     )
 
 
-def test_delete_a_contact(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_delete_a_contact(client, manager, runtime):
     contact(client, manager, "ada", email="ada@example.com", audiences=["everyone", "vip"])
     assert client.delete("/v1/contacts/ada", headers=manager).status_code == 204
     assert client.get("/v1/contacts/ada", headers=manager).status_code == 404
@@ -123,7 +123,7 @@ def test_delete_a_contact(client, manager, runtime):  # type: ignore[no-untyped-
         assert s.scalar(select(func.count()).select_from(AudienceMember)) == 0
 
 
-def test_a_campaign_that_may_still_send_is_not_archived(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_a_campaign_that_may_still_send_is_not_archived(client, manager, runtime):
     template(client, manager, "sale", "email", subject="S", body="B")
     client.post("/v1/audiences", json={"name": "everyone"}, headers=manager)
     scheduled = campaign(

@@ -16,7 +16,7 @@ from workers.delivery import deliver_ids
 PROMO = {"category": "promotional", "subject": "Sale", "body": "20% off, {{ name }}"}
 
 
-def send(client, headers, payload) -> dict:  # type: ignore[no-untyped-def]
+def send(client, headers, payload) -> dict:
     response = client.post("/v1/notifications", json=payload, headers=headers)
     assert response.status_code == 202, response.text
     return response.json()
@@ -24,7 +24,7 @@ def send(client, headers, payload) -> dict:  # type: ignore[no-untyped-def]
 
 def test_promotional_email_carries_a_signed_link_and_one_click_unsubscribes(
     client, manager, worker_app, settings
-):  # type: ignore[no-untyped-def]
+):
     sent = send(client, manager, email(**PROMO))
     url = sent["content"]["unsubscribe_url"]
     assert url.startswith("https://notify.example.com/u/") and url in sent["content"]["body"]
@@ -64,7 +64,7 @@ def test_promotional_email_carries_a_signed_link_and_one_click_unsubscribes(
     ]
 
 
-def test_forged_or_altered_tokens_are_refused(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_forged_or_altered_tokens_are_refused(client, manager, runtime):
     path = urlsplit(send(client, manager, email(**PROMO))["content"]["unsubscribe_url"]).path
     token = path.rsplit("/", 1)[1]
     altered = token[:-6] + ("AAAAAA" if token[-6:] != "AAAAAA" else "BBBBBB")
@@ -76,7 +76,7 @@ def test_forged_or_altered_tokens_are_refused(client, manager, runtime):  # type
         assert s.scalars(select(Suppression)).all() == []
 
 
-def signed_post(client, settings, params: dict[str, str], token: str | None = None):  # type: ignore[no-untyped-def]
+def signed_post(client, settings, params: dict[str, str], token: str | None = None):
     url = "https://notify.example.com/v1/inbound/twilio/sms"
     signature = RequestValidator(token or settings.twilio_auth_token).compute_signature(url, params)
     return client.post(
@@ -93,7 +93,7 @@ def inbound(body: str) -> dict[str, str]:
     }
 
 
-def test_stop_suppresses_and_start_restores_the_number(client, manager, settings, runtime):  # type: ignore[no-untyped-def]
+def test_stop_suppresses_and_start_restores_the_number(client, manager, settings, runtime):
     contact(client, manager, "ada", phone="+447911123456", consent={"sms": True})
     response = signed_post(client, settings, inbound("  Stop "))
     assert response.status_code == 200 and "<Response>" in response.text
@@ -114,7 +114,7 @@ def test_stop_suppresses_and_start_restores_the_number(client, manager, settings
     assert again["status"] in ("queued", "scheduled")  # scheduled at night in London: quiet hours
 
 
-def test_unsigned_or_wrongly_signed_inbound_changes_nothing(client, settings, runtime):  # type: ignore[no-untyped-def]
+def test_unsigned_or_wrongly_signed_inbound_changes_nothing(client, settings, runtime):
     params = inbound("STOP")
     assert client.post("/v1/inbound/twilio/sms", data=params).status_code == 403
     assert signed_post(client, settings, params, token="another-token").status_code == 403

@@ -21,7 +21,7 @@ from workers.sweeper import release_scheduled
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request, tmp_path):  # type: ignore[no-untyped-def]
+def settings(request, tmp_path):
     """Both databases: the completion check and the throttle shift are plain SQL on each."""
     extra = {"public_url": "https://notify.example.com"}
     if request.param == "sqlite":
@@ -31,7 +31,7 @@ def settings(request, tmp_path):  # type: ignore[no-untyped-def]
         yield make_settings(tmp_path, database_url=url, **extra)
 
 
-def _rows(runtime, run_id):  # type: ignore[no-untyped-def]
+def _rows(runtime, run_id):
     with runtime.sessions() as s:
         return s.execute(
             select(
@@ -57,7 +57,7 @@ def _make_due(runtime, run_id: str) -> None:
 
 def test_throttled_run_stays_running_and_pausable_until_the_last_message_is_released(
     client, manager, runtime
-):  # type: ignore[no-untyped-def]
+):
     template(client, manager, "sale", "email", subject="S", body="B")
     audience(client, manager, 6)
     created = campaign(client, manager, throttle_per_minute=2)
@@ -112,7 +112,7 @@ def test_throttled_run_stays_running_and_pausable_until_the_last_message_is_rele
 
 def test_a_run_paused_mid_fan_out_queues_later_messages_behind_the_shifted_ones(
     client, manager, runtime
-):  # type: ignore[no-untyped-def]
+):
     template(client, manager, "sale", "email", subject="S", body="B")
     audience(client, manager, 6)
     created = campaign(client, manager, throttle_per_minute=60)

@@ -25,7 +25,7 @@ from tests.factories import email
 NO_QUIET = {"enabled": False}
 
 
-def statuses(runtime, run_id: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def statuses(runtime, run_id: str) -> dict[str, str]:
     with runtime.sessions() as s:
         return dict(
             s.execute(
@@ -36,7 +36,7 @@ def statuses(runtime, run_id: str) -> dict[str, str]:  # type: ignore[no-untyped
         )
 
 
-def test_a_campaign_on_a_transactional_lane_is_refused(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_a_campaign_on_a_transactional_lane_is_refused(client, manager, runtime):
     template(client, manager, "sale", "sms", body="Sale")
     client.post("/v1/audiences", json={"name": "everyone"}, headers=manager)
     response = client.post(
@@ -67,7 +67,7 @@ def test_a_campaign_on_a_transactional_lane_is_refused(client, manager, runtime)
         ),
     ],
 )
-def test_consent_and_suppression_matrix(client, manager, runtime, lane, channel, address):  # type: ignore[no-untyped-def]
+def test_consent_and_suppression_matrix(client, manager, runtime, lane, channel, address):
     fields = {
         "email": {"subject": "Hi {{ name }}", "body": "Sale"},
         "sms": {"body": "Sale {{ name }}"},
@@ -146,9 +146,7 @@ def test_consent_and_suppression_matrix(client, manager, runtime, lane, channel,
     )
 
 
-def test_a_campaign_sms_over_the_segment_limit_fails_visibly_never_queued(  # type: ignore[no-untyped-def]
-    client, manager, runtime
-):
+def test_a_campaign_sms_over_the_segment_limit_fails_visibly_never_queued(client, manager, runtime):
     """Fan-out applies intake's content bounds: a 1,000 x "€" SMS (14 GSM-7 segments, the euro
     sign being a two-septet escape; the limit is 10) is stored ``failed`` with the reason, and
     never published."""
@@ -198,7 +196,7 @@ def test_a_campaign_sms_over_the_segment_limit_fails_visibly_never_queued(  # ty
 )
 def test_transactional_sends_skip_only_undeliverable_addresses(
     client, manager, runtime, reason, blocks_transactional
-):  # type: ignore[no-untyped-def]
+):
     with transaction(runtime.sessions) as s:
         s.add(Suppression(channel="email", recipient="ada@example.com", reason=reason))
     for category, blocked in (("transactional", blocks_transactional), ("promotional", True)):
@@ -208,7 +206,7 @@ def test_transactional_sends_skip_only_undeliverable_addresses(
         assert body["status"] == ("suppressed" if blocked else "queued"), (reason, category)
 
 
-def audience(client, manager, count: int, **extra) -> None:  # type: ignore[no-untyped-def]
+def audience(client, manager, count: int, **extra) -> None:
     rows = "".join(f"k{i:05d},k{i:05d}@example.com,yes\n" for i in range(count))
     response = client.post(
         "/v1/audiences/everyone/import",
@@ -218,7 +216,7 @@ def audience(client, manager, count: int, **extra) -> None:  # type: ignore[no-u
     assert response.json()["created"] == count
 
 
-def test_throttle_spreads_send_times(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_throttle_spreads_send_times(client, manager, runtime):
     template(client, manager, "sale", "email", subject="S", body="B")
     audience(client, manager, 6)
     created = campaign(client, manager, throttle_per_minute=2)
@@ -239,7 +237,7 @@ def test_throttle_spreads_send_times(client, manager, runtime):  # type: ignore[
     ].status_reason == "throttled: 2 per minute"
 
 
-def test_pause_holds_resume_releases_cancel_cancels(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_pause_holds_resume_releases_cancel_cancels(client, manager, runtime):
     template(client, manager, "sale", "email", subject="S", body="B")
     audience(client, manager, 50)
     created = campaign(client, manager)
@@ -280,7 +278,7 @@ def test_pause_holds_resume_releases_cancel_cancels(client, manager, runtime):  
     assert client.post(f"/v1/campaigns/{created['id']}/resume", headers=manager).status_code == 409
 
 
-def test_two_concurrent_fires_of_one_occurrence_start_one_run(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_two_concurrent_fires_of_one_occurrence_start_one_run(client, manager, runtime):
     template(client, manager, "sale", "email", subject="S", body="B")
     audience(client, manager, 3)
     created = campaign(client, manager, schedule={"cron": "0 9 * * 1", "timezone": "Europe/Paris"})
@@ -307,7 +305,7 @@ def test_two_concurrent_fires_of_one_occurrence_start_one_run(client, manager, r
     assert runs.fire(runtime, created["id"], now=monday_9_paris - timedelta(seconds=8)) is None
 
 
-def test_concurrent_fan_outs_of_one_run_send_nobody_twice(client, manager, runtime):  # type: ignore[no-untyped-def]
+def test_concurrent_fan_outs_of_one_run_send_nobody_twice(client, manager, runtime):
     template(client, manager, "sale", "email", subject="S", body="B")
     audience(client, manager, 300)
     run_id = run_now(client, manager, campaign(client, manager)["id"])
@@ -341,7 +339,7 @@ runs.fan_out(runtime, sys.argv[2], chunk_size=100, on_chunk=lambda n: time.sleep
 
 def test_a_held_message_that_expired_during_the_pause_stays_expired_on_resume(
     client, manager, runtime
-):  # type: ignore[no-untyped-def]
+):
     """Resume releases held messages through the guarded move: one the sweeper expired while
     the campaign was paused is final and is not brought back to ``scheduled``."""
     template(client, manager, "sale", "email", subject="S", body="B")
@@ -372,7 +370,7 @@ def test_a_held_message_that_expired_during_the_pause_stays_expired_on_resume(
     assert {statuses[i] for i in held[1:]} <= {"scheduled", "queued"}
 
 
-def test_a_run_killed_mid_way_resumes_without_duplicates(client, manager, runtime, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_run_killed_mid_way_resumes_without_duplicates(client, manager, runtime, tmp_path):
     template(client, manager, "sale", "email", subject="S", body="B")
     audience(client, manager, 3000)
     run_id = run_now(client, manager, campaign(client, manager)["id"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.campaigns.conftest import template
 
 
-def test_each_save_is_a_new_version_and_old_versions_stay(client, manager):  # type: ignore[no-untyped-def]
+def test_each_save_is_a_new_version_and_old_versions_stay(client, manager):
     first = template(client, manager, "welcome", "email", subject="Hi {{ name }}", body="v1")
     second = template(client, manager, "welcome", "email", subject="Hello {{ name }}", body="v2")
     assert (first["version"], second["version"]) == (1, 2)
@@ -17,7 +17,7 @@ def test_each_save_is_a_new_version_and_old_versions_stay(client, manager):  # t
     assert [v["version"] for v in versions] == [1, 2]
 
 
-def test_locale_falls_back_from_region_to_language_to_default(client, manager):  # type: ignore[no-untyped-def]
+def test_locale_falls_back_from_region_to_language_to_default(client, manager):
     template(
         client,
         manager,
@@ -31,7 +31,7 @@ def test_locale_falls_back_from_region_to_language_to_default(client, manager): 
         },
     )
 
-    def preview(locale):  # type: ignore[no-untyped-def]
+    def preview(locale):
         response = client.post(
             "/v1/templates/promo/preview",
             json={"locale": locale, "data": {"name": "Ada"}},
@@ -49,7 +49,7 @@ def test_locale_falls_back_from_region_to_language_to_default(client, manager): 
     assert preview("fr")["sms"]["segments"] == 1
 
 
-def test_preview_shows_sms_segments_and_strict_variables(client, manager):  # type: ignore[no-untyped-def]
+def test_preview_shows_sms_segments_and_strict_variables(client, manager):
     template(client, manager, "long", "sms", body="{{ text }}")
     body = client.post(
         "/v1/templates/long/preview", json={"data": {"text": "x" * 200}}, headers=manager
@@ -61,7 +61,7 @@ def test_preview_shows_sms_segments_and_strict_variables(client, manager):  # ty
     )
 
 
-def test_broken_template_and_channel_change_are_refused(client, manager):  # type: ignore[no-untyped-def]
+def test_broken_template_and_channel_change_are_refused(client, manager):
     bad = client.post(
         "/v1/templates", json={"name": "bad", "channel": "sms", "body": "{% if %}"}, headers=manager
     )
@@ -75,14 +75,14 @@ def test_broken_template_and_channel_change_are_refused(client, manager):  # typ
     assert clash.status_code == 409
 
 
-def test_templates_need_the_campaigns_scope(client, auth):  # type: ignore[no-untyped-def]
+def test_templates_need_the_campaigns_scope(client, auth):
     response = client.post(
         "/v1/templates", json={"name": "x", "channel": "sms", "body": "b"}, headers=auth
     )
     assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden_scope"
 
 
-def test_single_notification_by_template_records_name_and_version(client, manager):  # type: ignore[no-untyped-def]
+def test_single_notification_by_template_records_name_and_version(client, manager):
     template(client, manager, "receipt", "email", subject="Receipt", body="Old")
     template(
         client,
@@ -114,7 +114,7 @@ def test_single_notification_by_template_records_name_and_version(client, manage
         assert (row.template_name, row.template_version) == ("receipt", 2)
 
 
-def test_template_errors_at_intake(client, manager):  # type: ignore[no-untyped-def]
+def test_template_errors_at_intake(client, manager):
     template(client, manager, "otp", "sms", body="Code {{ code }}")
     cases = [
         ({"channel": "sms", "to": "+447911123456", "template": "nope"}, 404, "not_found"),
@@ -136,7 +136,7 @@ def test_template_errors_at_intake(client, manager):  # type: ignore[no-untyped-
         assert (response.status_code, response.json()["error"]["code"]) == (status, code), payload
 
 
-def test_email_preview_renders_the_unsubscribe_link_as_a_campaign_would(client, manager):  # type: ignore[no-untyped-def]
+def test_email_preview_renders_the_unsubscribe_link_as_a_campaign_would(client, manager):
     from tests.campaigns.conftest import template
 
     template(

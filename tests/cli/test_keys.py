@@ -13,14 +13,14 @@ from notifier.cli import app
 
 
 @pytest.fixture
-def run(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+def run(monkeypatch, tmp_path):
     for name in ("NOTIFIER_DATA_DIR", "NOTIFIER_DATABASE_URL", "NOTIFIER_HOME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NOTIFIER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COLUMNS", "80")
     runner = CliRunner()
 
-    def invoke(*args: str):  # type: ignore[no-untyped-def]
+    def invoke(*args: str):
         return runner.invoke(app, list(args), catch_exceptions=False)
 
     return invoke
@@ -36,7 +36,7 @@ def run(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
         ("--scopes", ",", "unknown scopes"),
     ],
 )
-def test_create_refuses_bad_options_with_exit_2_and_stores_nothing(run, option, value, says):  # type: ignore[no-untyped-def]
+def test_create_refuses_bad_options_with_exit_2_and_stores_nothing(run, option, value, says):
     result = run("keys", "create", "--name", "billing", option, value)
     assert result.exit_code == 2
     assert says in result.output
@@ -44,7 +44,7 @@ def test_create_refuses_bad_options_with_exit_2_and_stores_nothing(run, option, 
     assert json.loads(listed.stdout) == []
 
 
-def test_list_at_80_columns_shows_whole_ids_and_prefixes(run):  # type: ignore[no-untyped-def]
+def test_list_at_80_columns_shows_whole_ids_and_prefixes(run):
     created = run(
         "keys",
         "create",
@@ -70,7 +70,7 @@ def test_list_at_80_columns_shows_whole_ids_and_prefixes(run):  # type: ignore[n
     assert revoked.exit_code == 0 and key["id"] in revoked.output
 
 
-def test_the_data_directory_is_the_same_from_any_working_directory(run, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def test_the_data_directory_is_the_same_from_any_working_directory(run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run("keys", "create", "--name", "one")
     assert f"database sqlite:///{tmp_path / 'home' / '.notifier' / 'notifier.db'}" in result.output
@@ -82,7 +82,7 @@ def test_the_data_directory_is_the_same_from_any_working_directory(run, tmp_path
     ]
 
 
-def test_without_notifier_home_the_nearest_data_directory_above_is_used(run, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def test_without_notifier_home_the_nearest_data_directory_above_is_used(run, tmp_path, monkeypatch):
     monkeypatch.delenv("NOTIFIER_HOME")
     project = tmp_path / "project"
     (project / ".notifier").mkdir(parents=True)
@@ -97,7 +97,7 @@ def test_without_notifier_home_the_nearest_data_directory_above_is_used(run, tmp
 
 
 @pytest.mark.parametrize("command", [("api",), ("keys", "create"), ("keys", "list"), ("worker",)])
-def test_help_labels_every_option_and_shows_its_default(run, command):  # type: ignore[no-untyped-def]
+def test_help_labels_every_option_and_shows_its_default(run, command):
     text = run(*command, "--help").output
     assert "<str>" not in text and "<int>" not in text and "<bool>" not in text
     if command == ("api",):

@@ -63,7 +63,7 @@ def output(result: Result) -> str:
     return " ".join(result.output.split())  # stdout and stderr, as the operator sees them
 
 
-def test_valid_file_is_ok_for_every_lane(check, secret_env, twilio, ses_api, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_valid_file_is_ok_for_every_lane(check, secret_env, twilio, ses_api, smtp) -> None:
     result = check(
         {
             "ses-main": ses_block(ses_api.endpoint_url),
@@ -89,7 +89,7 @@ def test_valid_file_is_ok_for_every_lane(check, secret_env, twilio, ses_api, smt
     assert twilio.requests == [] and ses_api.requests == [] and smtp.connections == 0
 
 
-def test_every_providers_send_rate_is_shown(check, secret_env, twilio, ses_api, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_every_providers_send_rate_is_shown(check, secret_env, twilio, ses_api, smtp) -> None:
     result = check(
         {
             "ses-main": ses_block(ses_api.endpoint_url),
@@ -108,7 +108,7 @@ def test_every_providers_send_rate_is_shown(check, secret_env, twilio, ses_api, 
     assert "send rate: 30/second (configured)" in text
 
 
-def test_missing_environment_secret_exits_2_naming_the_variable(  # type: ignore[no-untyped-def]
+def test_missing_environment_secret_exits_2_naming_the_variable(
     check, secret_env, twilio, monkeypatch
 ) -> None:
     monkeypatch.delenv("TEST_TWILIO_TOKEN")
@@ -122,7 +122,7 @@ def test_missing_environment_secret_exits_2_naming_the_variable(  # type: ignore
     )
 
 
-def test_literal_secret_in_the_file_is_refused(check, secret_env, twilio) -> None:  # type: ignore[no-untyped-def]
+def test_literal_secret_in_the_file_is_refused(check, secret_env, twilio) -> None:
     block = twilio_block(twilio)
     del block["auth_token_env"]
     block["auth_token"] = "written-in-the-file"
@@ -135,7 +135,7 @@ def test_literal_secret_in_the_file_is_refused(check, secret_env, twilio) -> Non
     assert "written-in-the-file" not in text
 
 
-def test_secret_from_a_file(check, secret_env, twilio, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_secret_from_a_file(check, secret_env, twilio, tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("TEST_TWILIO_TOKEN")
     secret = tmp_path / "twilio_token"
     secret.write_text(twilio.auth_token + "\n")
@@ -148,14 +148,14 @@ def test_secret_from_a_file(check, secret_env, twilio, tmp_path, monkeypatch) ->
     assert result.exit_code == 0, output(result)
 
 
-def test_unknown_provider_type_exits_2(check) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_provider_type_exits_2(check) -> None:
     result = check({"x": {"type": "carrier-pigeon"}}, {"sms.transactional": ["x"]})
 
     assert result.exit_code == 2
     assert "no provider type 'carrier-pigeon'" in output(result)
 
 
-def test_connect_reaches_every_kind_of_provider(  # type: ignore[no-untyped-def]
+def test_connect_reaches_every_kind_of_provider(
     check, secret_env, twilio, ses_api, smtp, moto_sns, fcm, apns
 ) -> None:
     result = check(
@@ -188,7 +188,7 @@ def test_connect_reaches_every_kind_of_provider(  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("kind", ["smtp", "twilio", "apns"])
-def test_connect_to_a_closed_port_fails_with_exit_1(  # type: ignore[no-untyped-def]
+def test_connect_to_a_closed_port_fails_with_exit_1(
     check, secret_env, twilio, smtp, apns, kind
 ) -> None:
     port = closed_port()
@@ -237,7 +237,7 @@ def test_third_party_provider_plugs_in_through_its_entry_point(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("kind", ["smtp", "ses", "twilio", "sns", "fcm", "apns"])
-def test_a_non_numeric_timeout_exits_2_for_every_adapter(  # type: ignore[no-untyped-def]
+def test_a_non_numeric_timeout_exits_2_for_every_adapter(
     check, secret_env, smtp, ses_api, twilio, moto_sns, fcm, apns, kind
 ) -> None:
     """Every adapter reads its options through its declared schema (providers/options.py): a

@@ -12,19 +12,19 @@ from notifier.cli import app
 
 
 @pytest.fixture
-def run(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+def run(monkeypatch, tmp_path):
     for name in ("NOTIFIER_DATA_DIR", "NOTIFIER_DATABASE_URL", "NOTIFIER_PROVIDERS_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NOTIFIER_HOME", str(tmp_path / "home"))
     runner = CliRunner()
 
-    def invoke(*args: str):  # type: ignore[no-untyped-def]
+    def invoke(*args: str):
         return runner.invoke(app, list(args), catch_exceptions=False)
 
     return invoke
 
 
-def test_create_update_allow_show(run):  # type: ignore[no-untyped-def]
+def test_create_update_allow_show(run):
     assert run("services", "create", "--name", "billing").exit_code == 0
     listed = json.loads(run("services", "list", "--format", "json").stdout)
     assert [(s["name"], s["trial"]) for s in listed] == [("billing", True), ("default", False)]
@@ -74,13 +74,13 @@ def test_create_update_allow_show(run):  # type: ignore[no-untyped-def]
         (("keys", "create", "--name", "ci", "--type", "free"), "unknown key type"),
     ],
 )
-def test_refusals_exit_2_with_the_reason(run, args, says):  # type: ignore[no-untyped-def]
+def test_refusals_exit_2_with_the_reason(run, args, says):
     result = run(*args)
     assert result.exit_code == 2, result.output
     assert says in result.output
 
 
-def test_keys_create_with_a_service_and_a_type_and_without(run):  # type: ignore[no-untyped-def]
+def test_keys_create_with_a_service_and_a_type_and_without(run):
     run("services", "create", "--name", "billing")
     assert (
         run("keys", "create", "--name", "ci", "--service", "billing", "--type", "test").exit_code
@@ -92,7 +92,7 @@ def test_keys_create_with_a_service_and_a_type_and_without(run):  # type: ignore
     assert (keys["today"]["service"], keys["today"]["type"]) == ("default", "live")
 
 
-def test_audiences_import_into_a_services_audience(run, tmp_path):  # type: ignore[no-untyped-def]
+def test_audiences_import_into_a_services_audience(run, tmp_path):
     from notifier.campaigns.models import Audience, Contact
     from notifier.cli_common import load_settings
     from notifier.db.session import make_engine, make_sessionmaker

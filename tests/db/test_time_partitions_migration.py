@@ -120,7 +120,7 @@ def _references_to_notifications(c: Connection) -> set[str]:
     )
 
 
-def test_upgrade_converts_rows_and_queries_work_then_downgrade_restores(at_0008) -> None:  # type: ignore[no-untyped-def]
+def test_upgrade_converts_rows_and_queries_work_then_downgrade_restores(at_0008) -> None:
     url, engine, ids = at_0008
     with engine.connect() as c:
         before = _counts(c)

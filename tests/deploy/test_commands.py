@@ -84,7 +84,7 @@ def test_command_is_an_allowed_subcommand(where: str, argv: list[str]) -> None:
     assert _subcommand(argv) in ALLOWED_COMMANDS, f"{where}: `notifier {' '.join(argv)}`"
 
 
-def _cli_root():  # type: ignore[no-untyped-def]
+def _cli_root():
     try:
         from notifier.cli import app
     except ImportError as e:

@@ -238,7 +238,7 @@ def running_nginx(tmp_path: Path, stub_api: Stub) -> Iterator[int]:
 
 def _request(
     port: int, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
-):  # type: ignore[no-untyped-def]
+):
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE

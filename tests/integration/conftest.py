@@ -23,7 +23,7 @@ def broker_url(kind: str) -> str:
     return AMQP_URL
 
 
-def purge(celery, queues) -> None:  # type: ignore[no-untyped-def]
+def purge(celery, queues) -> None:
     """Drop messages left on the shared local brokers by earlier runs."""
     with celery.connection_for_write() as connection:
         channel = connection.default_channel

@@ -54,7 +54,7 @@ class TimedSmtp(FakeSmtpServer):
         super().__init__()
         self.times: list[float] = []
 
-    def record(self, server, session, envelope) -> None:  # type: ignore[no-untyped-def]
+    def record(self, server, session, envelope) -> None:
         super().record(server, session, envelope)
         self.times.append(time.monotonic())
 

@@ -81,7 +81,7 @@ def test_without_the_setting_prepared_statements_collide_behind_pgbouncer(
 
 def test_with_pooler_pgbouncer_the_product_prepares_nothing_on_the_server(
     bounced_url: str, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings = make_settings(
         tmp_path, database_url=bounced_url, database_pooler=DatabasePooler.PGBOUNCER
     )

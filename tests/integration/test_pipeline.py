@@ -23,7 +23,7 @@ from workers.embedded import embedded_worker
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
-def stack(request, pg_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, dict, Runtime]]:  # type: ignore[no-untyped-def]
+def stack(request, pg_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, dict, Runtime]]:
     settings = make_settings(tmp_path, database_url=pg_url, broker_url=broker_url(request.param))
     upgrade(settings.database_url)
     worker = create_worker_app(settings, pool_size=5)
@@ -37,7 +37,7 @@ def stack(request, pg_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, di
     worker.runtime.close()  # type: ignore[attr-defined]
 
 
-def test_every_channel_is_delivered_and_logged(stack):  # type: ignore[no-untyped-def]
+def test_every_channel_is_delivered_and_logged(stack):
     client, headers, runtime = stack
     ids = [
         client.post("/v1/notifications", json=payload, headers=headers).json()["id"]
@@ -53,7 +53,7 @@ def test_every_channel_is_delivered_and_logged(stack):  # type: ignore[no-untype
     assert not (outbox / "email.transactional" / f"{ids[2]}.json").exists()
 
 
-def test_batch_is_delivered(stack):  # type: ignore[no-untyped-def]
+def test_batch_is_delivered(stack):
     client, headers, _ = stack
     items = [email(to=f"user{i}@example.com") for i in range(120)]
     results = client.post(
@@ -63,7 +63,7 @@ def test_batch_is_delivered(stack):  # type: ignore[no-untyped-def]
         assert wait_for(client, headers, result["id"])["status"] == "sent"
 
 
-def test_a_retry_goes_back_through_the_broker(stack):  # type: ignore[no-untyped-def]
+def test_a_retry_goes_back_through_the_broker(stack):
     client, headers, _runtime = stack
     notification_id = client.post(
         "/v1/notifications", json=email(to="throttled@simulator.notifier.dev"), headers=headers
@@ -81,7 +81,7 @@ def test_a_retry_goes_back_through_the_broker(stack):  # type: ignore[no-untyped
     assert "retry_scheduled" in [e["kind"] for e in body["events"]]
 
 
-def test_broker_down_at_intake_loses_nothing(pg_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def test_broker_down_at_intake_loses_nothing(pg_url: str, tmp_path: Path):
     dead = make_settings(tmp_path, database_url=pg_url, broker_url="redis://127.0.0.1:1/0")
     upgrade(dead.database_url)
     api_runtime = Runtime.build(dead)
@@ -108,7 +108,7 @@ def test_broker_down_at_intake_loses_nothing(pg_url: str, tmp_path: Path):  # ty
     worker.runtime.close()  # type: ignore[attr-defined]
 
 
-def test_database_down_is_503_and_stores_nothing(tmp_path: Path):  # type: ignore[no-untyped-def]
+def test_database_down_is_503_and_stores_nothing(tmp_path: Path):
     settings = make_settings(
         tmp_path, database_url="postgresql+psycopg://postgres@127.0.0.1:1/none"
     )

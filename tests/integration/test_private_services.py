@@ -15,7 +15,7 @@ from tests.private_services import port_open, require_private
 SHARED_PORTS = {5432, 5672, 6379}
 
 
-def _down(service) -> None:  # type: ignore[no-untyped-def]
+def _down(service) -> None:
     assert not service.running
     assert not port_open(service.port)
     assert service.pids() == []

@@ -79,7 +79,7 @@ def attempts(body: dict[str, Any]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- every lane
 
 
-def test_every_lane_delivers_through_its_real_sdk(  # type: ignore[no-untyped-def]
+def test_every_lane_delivers_through_its_real_sdk(
     client, auth, build, smtp, moto_ses, twilio, moto_sns, fcm, apns
 ) -> None:
     app = build(
@@ -173,7 +173,7 @@ def test_every_lane_delivers_through_its_real_sdk(  # type: ignore[no-untyped-de
     )  # the SMS backup was not needed
 
 
-def test_sns_delivers_sms_through_moto(client, auth, build, moto_sns) -> None:  # type: ignore[no-untyped-def]
+def test_sns_delivers_sms_through_moto(client, auth, build, moto_sns) -> None:
     app = build({"sns-main": sns_block(moto_sns.endpoint_url)}, {"sms.transactional": ["sns-main"]})
     notification_id = post(client, auth, sms(to="+447911123458"), status="queued")
 
@@ -188,7 +188,7 @@ def test_sns_delivers_sms_through_moto(client, auth, build, moto_sns) -> None:  
     )
 
 
-def test_promotional_sms_fails_over_with_the_promotional_sender_only(  # type: ignore[no-untyped-def]
+def test_promotional_sms_fails_over_with_the_promotional_sender_only(
     client, auth, build, twilio, sns_api
 ) -> None:
     app = build(
@@ -336,7 +336,7 @@ def program(kind: str, fakes: dict[str, Any], scenario: str) -> None:
 
 
 @pytest.fixture
-def run(request: pytest.FixtureRequest, client: Any, auth: dict[str, str], build: Build):  # type: ignore[no-untyped-def]
+def run(request: pytest.FixtureRequest, client: Any, auth: dict[str, str], build: Build):
     """Deliver one notification of ``kind``'s lane with ``chain`` (``primary``, ``refused``,
     ``backup``) after programming ``scenario``; returns the fakes and the timeline."""
 
@@ -373,7 +373,7 @@ INVALID_REASON = {
 
 
 @pytest.mark.parametrize("kind", sorted(INVALID_REASON))
-def test_invalid_recipient_fails_and_suppresses(run, runtime, kind: str) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_recipient_fails_and_suppresses(run, runtime, kind: str) -> None:
     _, body = run(KINDS[kind], ["primary"], "invalid")
 
     assert body["status"] == "failed", body
@@ -389,7 +389,7 @@ THROTTLE_RETRY_AFTER = {"smtp": None, "ses": 7, "twilio": 7, "sns": 3, "fcm": 30
 
 
 @pytest.mark.parametrize("kind", sorted(THROTTLE_RETRY_AFTER))
-def test_throttled_schedules_a_retry_honouring_retry_after(run, runtime, kind: str) -> None:  # type: ignore[no-untyped-def]
+def test_throttled_schedules_a_retry_honouring_retry_after(run, runtime, kind: str) -> None:
     _, body = run(KINDS[kind], ["primary"], "throttled")
 
     assert body["status"] == "queued", body
@@ -408,7 +408,7 @@ def test_throttled_schedules_a_retry_honouring_retry_after(run, runtime, kind: s
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_5xx_fails_over_to_the_next_provider(run, kind: str) -> None:  # type: ignore[no-untyped-def]
+def test_5xx_fails_over_to_the_next_provider(run, kind: str) -> None:
     _, body = run(KINDS[kind], ["primary", "backup"], "5xx")
 
     assert body["status"] == "sent", body
@@ -420,7 +420,7 @@ def test_5xx_fails_over_to_the_next_provider(run, kind: str) -> None:  # type: i
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_timeout_after_sending_is_retried_on_the_same_provider_only(  # type: ignore[no-untyped-def]
+def test_timeout_after_sending_is_retried_on_the_same_provider_only(
     run, runtime, kind: str
 ) -> None:
     fakes, body = run(KINDS[kind], ["primary", "backup"], "timeout")
@@ -440,7 +440,7 @@ def test_timeout_after_sending_is_retried_on_the_same_provider_only(  # type: ig
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_connection_refused_fails_over(run, kind: str) -> None:  # type: ignore[no-untyped-def]
+def test_connection_refused_fails_over(run, kind: str) -> None:
     fakes, body = run(KINDS[kind], ["refused", "backup"], None)
 
     assert body["status"] == "sent", body
@@ -450,7 +450,7 @@ def test_connection_refused_fails_over(run, kind: str) -> None:  # type: ignore[
     assert KINDS[kind].backup_received(fakes) == 1
 
 
-def test_one_push_lane_serves_both_platforms(client, auth, build, fcm, apns) -> None:  # type: ignore[no-untyped-def]
+def test_one_push_lane_serves_both_platforms(client, auth, build, fcm, apns) -> None:
     app = build(
         {"fcm-main": fcm_block(fcm), "apns-main": apns_block(apns)},
         {"push.transactional": ["fcm-main", "apns-main"]},
@@ -465,7 +465,7 @@ def test_one_push_lane_serves_both_platforms(client, auth, build, fcm, apns) -> 
     assert [timeline(client, auth, i)["provider"] for i in ids] == ["fcm-main", "apns-main"]
 
 
-def test_a_third_party_provider_delivers_through_its_entry_point(  # type: ignore[no-untyped-def]
+def test_a_third_party_provider_delivers_through_its_entry_point(
     client, auth, build, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.syspath_prepend(str(install_distribution(tmp_path / "site")))

@@ -67,7 +67,7 @@ def kinds(body: dict[str, Any]) -> list[str]:
 
 def test_a_relay_that_takes_the_message_and_never_answers_gets_one_message_id_and_no_other_provider_is_asked(  # noqa: E501
     client, auth, runtime, build, smtp, ses_api
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     smtp.accept_then_stall(3)
     app = build(
         {
@@ -105,7 +105,7 @@ def test_a_relay_that_takes_the_message_and_never_answers_gets_one_message_id_an
 
 def test_a_wrong_smtp_password_fails_over_to_ses_and_opens_the_smtp_breaker(
     client, auth, runtime, build, smtp, moto_ses, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setenv("TEST_ROTATED_SMTP_PASSWORD", "rotated-and-not-updated")
     app = build(
         {
@@ -138,7 +138,7 @@ def test_a_wrong_smtp_password_fails_over_to_ses_and_opens_the_smtp_breaker(
 
 def test_every_provider_open_spends_no_attempt_and_the_message_goes_after_the_cool_down(
     client, auth, runtime, build, smtp
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     smtp.reply_to_mail("421 4.3.2 service shutting down")
     app = build({"smtp-main": smtp_block(smtp)}, {"email.transactional": ["smtp-main"]})
     opening = [post(client, auth, email(to=f"user{i}@example.com")) for i in range(2)]
@@ -167,7 +167,7 @@ def test_every_provider_open_spends_no_attempt_and_the_message_goes_after_the_co
 
 def test_answers_about_one_recipient_or_throttling_never_hold_up_the_others(
     client, auth, runtime, build, smtp, ses_api
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     smtp.reply_to_rcpt("busy@example.com", "450 4.2.1 mailbox busy, try later")
     ses_api.answer(
         AwsAnswer(

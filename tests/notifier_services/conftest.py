@@ -8,6 +8,6 @@ from tests.factories import api_key
 
 
 @pytest.fixture
-def platform_admin(runtime) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def platform_admin(runtime) -> dict[str, str]:
     key = api_key(runtime, "platform", scopes=["services:manage", "keys:manage"])
     return {"Authorization": f"Bearer {key}"}

@@ -26,7 +26,7 @@ CONTENT = {"en": {"subject": "S", "body": "B"}}
 
 
 @pytest.fixture
-def pg_runtime(tmp_path) -> Iterator[Runtime]:  # type: ignore[no-untyped-def]
+def pg_runtime(tmp_path) -> Iterator[Runtime]:
     with fresh_postgres_database() as url:
         upgrade(url)
         rt = Runtime.build(make_settings(tmp_path, database_url=url))

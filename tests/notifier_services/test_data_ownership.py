@@ -30,7 +30,7 @@ Headers = dict[str, str]
 
 
 @pytest.fixture
-def settings(tmp_path):  # type: ignore[no-untyped-def]
+def settings(tmp_path):
     return make_settings(tmp_path, public_url="https://notify.example.com")
 
 
@@ -46,7 +46,7 @@ def _two(runtime: Runtime) -> tuple[Headers, Headers]:
     return _key(runtime, service(runtime, "billing")), _key(runtime, service(runtime, "growth"))
 
 
-def _template(client, headers: Headers, name: str, body: str, **extra: str) -> None:  # type: ignore[no-untyped-def]
+def _template(client, headers: Headers, name: str, body: str, **extra: str) -> None:
     fields = {"name": name, "channel": "email", "subject": "S", "body": body, **extra}
     response = client.post("/v1/templates", json=fields, headers=headers)
     assert response.status_code == 201, response.text
@@ -66,7 +66,7 @@ def _by_template(name: str) -> dict[str, object]:
     return message
 
 
-def test_two_services_each_render_their_own_receipt(client, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_two_services_each_render_their_own_receipt(client, runtime) -> None:
     billing, growth = _two(runtime)
     _template(client, billing, "receipt", "billing says thanks, {{ name }}")
     _template(client, growth, "receipt", "growth says hello, {{ name }}")
@@ -85,7 +85,7 @@ def test_two_services_each_render_their_own_receipt(client, runtime) -> None:  #
     ]
 
 
-def test_another_services_template_is_a_404_everywhere(client, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_another_services_template_is_a_404_everywhere(client, runtime) -> None:
     billing, growth = _two(runtime)
     _template(client, billing, "invoice", "yours, {{ name }}")
     refused = client.post("/v1/notifications", json=_by_template("invoice"), headers=growth)
@@ -107,7 +107,7 @@ def test_another_services_template_is_a_404_everywhere(client, runtime) -> None:
         assert session.scalars(select(Notification)).all() == []
 
 
-def test_archiving_looks_at_the_campaigns_of_the_templates_own_service(client, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_archiving_looks_at_the_campaigns_of_the_templates_own_service(client, runtime) -> None:
     billing, growth = _two(runtime)
     for headers in (billing, growth):
         _template(client, headers, "sale", "Sale")
@@ -126,7 +126,7 @@ def test_archiving_looks_at_the_campaigns_of_the_templates_own_service(client, r
     assert blocked.status_code == 409 and "'x'" in blocked.json()["error"]["message"]
 
 
-def test_contacts_belong_to_their_service(client, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_contacts_belong_to_their_service(client, runtime) -> None:
     billing, growth = _two(runtime)
     put = client.put(
         "/v1/contacts/ada",
@@ -170,7 +170,7 @@ def _consent(runtime: Runtime, key: str) -> dict[str, bool]:
         }
 
 
-def test_an_unsubscribe_withdraws_its_services_consent_and_stop_everyones(client, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_an_unsubscribe_withdraws_its_services_consent_and_stop_everyones(client, runtime) -> None:
     billing_id, growth_id = service(runtime, "billing"), service(runtime, "growth")
     for service_id in (billing_id, growth_id):
         answered = client.put(
@@ -208,7 +208,7 @@ def smtp() -> Iterator[FakeSmtpServer]:
         yield server
 
 
-def test_a_test_keys_campaign_reaches_the_outbox_never_the_provider(  # type: ignore[no-untyped-def]
+def test_a_test_keys_campaign_reaches_the_outbox_never_the_provider(
     client, runtime, settings, smtp
 ) -> None:
     ci = _key(runtime, service(runtime, "billing"), KeyType.TEST)

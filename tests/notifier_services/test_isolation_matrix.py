@@ -187,7 +187,7 @@ def _routes(app: Any) -> set[tuple[str, str]]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request, tmp_path):  # type: ignore[no-untyped-def]
+def settings(request, tmp_path):
     if request.param == "sqlite":
         yield make_settings(tmp_path, public_url="https://notify.example.com")
         return

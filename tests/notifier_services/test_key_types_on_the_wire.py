@@ -37,7 +37,7 @@ def _accepted_tests() -> float:
     return metrics.TEST_ACCEPTED.labels("email.transactional")._value.get()
 
 
-def test_a_test_key_reaches_the_simulator_never_the_provider(client, runtime, settings, smtp):  # type: ignore[no-untyped-def]
+def test_a_test_key_reaches_the_simulator_never_the_provider(client, runtime, settings, smtp):
     ci = bearer(runtime, service(runtime, "billing"), KeyType.TEST)
     live = bearer(runtime, service(runtime, "growth"))
     ctx = smtp_context(runtime, ("smtp", smtp))
@@ -64,7 +64,7 @@ def test_a_test_key_reaches_the_simulator_never_the_provider(client, runtime, se
         assert payload(s.get(Notification, live_id))["test"] is False
 
 
-def test_a_test_batch_says_test_per_item(client, runtime, smtp):  # type: ignore[no-untyped-def]
+def test_a_test_batch_says_test_per_item(client, runtime, smtp):
     ci = bearer(runtime, service(runtime, "billing"), KeyType.TEST)
     answered = client.post(
         "/v1/notifications/batch", json={"notifications": [email(), email()]}, headers=ci
@@ -73,7 +73,7 @@ def test_a_test_batch_says_test_per_item(client, runtime, smtp):  # type: ignore
     assert [r.get("test") for r in answered.json()["results"]] == [True, True]
 
 
-def test_simulator_addresses_behave_the_same_under_every_key_type(client, runtime, smtp):  # type: ignore[no-untyped-def]
+def test_simulator_addresses_behave_the_same_under_every_key_type(client, runtime, smtp):
     billing = service(runtime, "billing", trial=True)  # not on any allow-list either
     ctx = smtp_context(runtime, ("smtp", smtp))
     outcomes = {}
@@ -92,7 +92,7 @@ def test_simulator_addresses_behave_the_same_under_every_key_type(client, runtim
     assert not smtp.messages
 
 
-def test_a_services_sender_is_the_from_on_the_wire(client, runtime, smtp):  # type: ignore[no-untyped-def]
+def test_a_services_sender_is_the_from_on_the_wire(client, runtime, smtp):
     sender = {"from_address": "billing@example.com", "reply_to": "help@example.com"}
     billing = bearer(runtime, service(runtime, "billing", senders={"email.transactional": sender}))
     growth = bearer(runtime, service(runtime, "growth"))
@@ -111,7 +111,7 @@ def test_a_services_sender_is_the_from_on_the_wire(client, runtime, smtp):  # ty
     assert platform.message["Reply-To"] is None
 
 
-def test_a_services_chain_replaces_the_platforms(client, runtime, smtp, backup):  # type: ignore[no-untyped-def]
+def test_a_services_chain_replaces_the_platforms(client, runtime, smtp, backup):
     billing = bearer(
         runtime, service(runtime, "billing", provider_chains={"email.transactional": ["backup"]})
     )

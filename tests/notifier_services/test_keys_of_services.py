@@ -14,7 +14,7 @@ from notifier.services.models import DEFAULT_SERVICE_ID, Service
 from tests.factories import api_key
 
 
-def _service(runtime, name: str, **values) -> str:  # type: ignore[no-untyped-def]
+def _service(runtime, name: str, **values) -> str:
     with transaction(runtime.sessions) as s:
         settings = {"senders": {}, "provider_chains": {}, "rate_limits": {}, "daily_quotas": {}}
         row = Service(name=name, **{**settings, **values})
@@ -23,7 +23,7 @@ def _service(runtime, name: str, **values) -> str:  # type: ignore[no-untyped-de
         return row.id
 
 
-def _key(runtime, service_id: str, key_type: KeyType = KeyType.LIVE, scopes=None) -> str:  # type: ignore[no-untyped-def]
+def _key(runtime, service_id: str, key_type: KeyType = KeyType.LIVE, scopes=None) -> str:
     with transaction(runtime.sessions) as s:
         _, plaintext = key_store.create_key(
             s, "ci", scopes or ["notifications:send"], None, None, service_id, key_type
@@ -31,7 +31,7 @@ def _key(runtime, service_id: str, key_type: KeyType = KeyType.LIVE, scopes=None
     return plaintext
 
 
-def test_the_caller_carries_its_service_from_one_query(runtime):  # type: ignore[no-untyped-def]
+def test_the_caller_carries_its_service_from_one_query(runtime):
     billing = _service(runtime, "billing", daily_quotas={"sms.transactional": 5}, trial=True)
     plaintext = _key(runtime, billing, KeyType.TEAM)
     statements: list[str] = []
@@ -48,14 +48,14 @@ def test_the_caller_carries_its_service_from_one_query(runtime):  # type: ignore
     assert caller.service.daily_quotas == {"sms.transactional": 5}
 
 
-def test_todays_keys_are_live_keys_of_the_default_service(runtime, key):  # type: ignore[no-untyped-def]
+def test_todays_keys_are_live_keys_of_the_default_service(runtime, key):
     with runtime.sessions() as session:
         caller = Authenticator().authenticate(session, f"Bearer {key}")
     assert caller.service.id == DEFAULT_SERVICE_ID and caller.service.name == "default"
     assert caller.key_type == KeyType.LIVE and not caller.restricted_to_allow_list
 
 
-def test_a_change_to_the_service_reaches_the_next_authentication(runtime):  # type: ignore[no-untyped-def]
+def test_a_change_to_the_service_reaches_the_next_authentication(runtime):
     billing = _service(runtime, "billing")
     plaintext = _key(runtime, billing)
     with runtime.sessions() as session:
@@ -66,14 +66,14 @@ def test_a_change_to_the_service_reaches_the_next_authentication(runtime):  # ty
         assert not Authenticator().authenticate(session, f"Bearer {plaintext}").service.trial
 
 
-def test_keys_api_service_and_type(client, runtime):  # type: ignore[no-untyped-def]
+def test_keys_api_service_and_type(client, runtime):
     billing = _service(runtime, "billing")
     _service(runtime, "growth")
     billing_admin = {"Authorization": f"Bearer {_key(runtime, billing, scopes=['keys:manage'])}"}
     admin_key = api_key(runtime, "platform", scopes=["keys:manage", "services:manage"])
     platform = {"Authorization": f"Bearer {admin_key}"}
 
-    def post(headers: dict[str, str], **fields: str):  # type: ignore[no-untyped-def]
+    def post(headers: dict[str, str], **fields: str):
         body = {"name": "ci", "scopes": ["notifications:send"], **fields}
         return client.post("/v1/keys", json=body, headers=headers)
 

@@ -76,7 +76,7 @@ async def _hammer(ports: list[int], auth: dict[str, str], per_port: int) -> list
     return [a for per in answers for a in per]
 
 
-def test_two_api_processes_never_accept_more_than_the_quota(tmp_path, database):  # type: ignore[no-untyped-def]
+def test_two_api_processes_never_accept_more_than_the_quota(tmp_path, database):
     settings = make_settings(tmp_path, database_url=database, redis_url=REDIS_URL)
     settings.data_dir.mkdir(parents=True)
     upgrade(settings.database_url)

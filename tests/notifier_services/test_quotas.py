@@ -30,7 +30,7 @@ def _caller(quotas: dict[str, int], key_type: KeyType = KeyType.LIVE) -> Caller:
     return Caller("k", "ci", frozenset(), None, None, key_type=key_type, service=service)
 
 
-def _send(caller: Caller, limiter: RateLimiter, lane: Lane = Lane.SMS_TRANSACTIONAL, now=EVENING):  # type: ignore[no-untyped-def]
+def _send(caller: Caller, limiter: RateLimiter, lane: Lane = Lane.SMS_TRANSACTIONAL, now=EVENING):
     enforce_daily_quota(caller, lane, limiter, now=now)
 
 
@@ -98,7 +98,7 @@ def test_a_busy_quota_costs_no_round_trip_per_notification() -> None:
     asked: list[int] = []
     acquire = storage.acquire_sliding_window_entry
 
-    def counted(key, limit, expiry, amount=1):  # type: ignore[no-untyped-def]
+    def counted(key, limit, expiry, amount=1):
         asked.append(amount)
         return acquire(key, limit, expiry, amount)
 

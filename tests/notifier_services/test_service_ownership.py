@@ -27,11 +27,11 @@ EVERY_SCOPE = [s.value for s in Scope if s != Scope.SERVICES]
 
 
 @pytest.fixture
-def settings(tmp_path):  # type: ignore[no-untyped-def]
+def settings(tmp_path):
     return make_settings(tmp_path, public_url="https://notify.example.com")
 
 
-def _service(client, platform_admin, runtime: Runtime, name: str) -> tuple[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+def _service(client, platform_admin, runtime: Runtime, name: str) -> tuple[str, dict[str, str]]:
     created = client.post(
         "/v1/services", json={"name": name, "trial": False}, headers=platform_admin
     )
@@ -42,7 +42,7 @@ def _service(client, platform_admin, runtime: Runtime, name: str) -> tuple[str, 
     return service_id, {"Authorization": f"Bearer {key}"}
 
 
-def _promotional(client, headers: dict[str, str], to: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _promotional(client, headers: dict[str, str], to: str) -> dict[str, Any]:
     response = client.post(
         "/v1/notifications", json=email(category="promotional", to=to), headers=headers
     )
@@ -50,7 +50,7 @@ def _promotional(client, headers: dict[str, str], to: str) -> dict[str, Any]:  #
     return response.json()
 
 
-def test_rows_carry_the_service_of_the_key(client, platform_admin, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_rows_carry_the_service_of_the_key(client, platform_admin, runtime) -> None:
     alpha, own = _service(client, platform_admin, runtime, "alpha")
     sent = client.post("/v1/notifications", json=email(), headers=own).json()
     template = client.post(
@@ -65,7 +65,7 @@ def test_rows_carry_the_service_of_the_key(client, platform_admin, runtime) -> N
         assert row.service_id == alpha
 
 
-def test_a_name_another_service_uses_is_free_and_untouched(client, platform_admin, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_name_another_service_uses_is_free_and_untouched(client, platform_admin, runtime) -> None:
     _, own = _service(client, platform_admin, runtime, "alpha")
     _, other = _service(client, platform_admin, runtime, "beta")
     body = {"name": "welcome", "channel": "email", "subject": "S", "body": "B"}
@@ -78,7 +78,7 @@ def test_a_name_another_service_uses_is_free_and_untouched(client, platform_admi
     assert mine["latest_version"] == 1 and mine["variants"][mine["default_locale"]]["body"] == "B"
 
 
-def test_campaign_needs_own_template_and_audience(client, platform_admin, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_campaign_needs_own_template_and_audience(client, platform_admin, runtime) -> None:
     _, own = _service(client, platform_admin, runtime, "alpha")
     _, other = _service(client, platform_admin, runtime, "beta")
     client.post(
@@ -93,7 +93,7 @@ def test_campaign_needs_own_template_and_audience(client, platform_admin, runtim
     assert client.post("/v1/campaigns", json=body, headers=own).status_code == 201
 
 
-def test_an_unsubscribe_belongs_to_its_service_and_a_bounce_to_everyone(  # type: ignore[no-untyped-def]
+def test_an_unsubscribe_belongs_to_its_service_and_a_bounce_to_everyone(
     client, platform_admin, runtime
 ) -> None:
     alpha, own = _service(client, platform_admin, runtime, "alpha")
@@ -129,7 +129,7 @@ def test_an_unsubscribe_belongs_to_its_service_and_a_bounce_to_everyone(  # type
 
 def test_a_support_case_shows_only_its_services_suppressions(
     client, platform_admin, runtime
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     alpha, own = _service(client, platform_admin, runtime, "alpha")
     beta, other = _service(client, platform_admin, runtime, "beta")
     with transaction(runtime.sessions) as session:

@@ -37,12 +37,12 @@ def _services(runtime: Runtime) -> int:
         return int(s.scalar(select(func.count()).select_from(Service)) or 0)
 
 
-def _call(client: TestClient, method: str, path: str, body, headers):  # type: ignore[no-untyped-def]
+def _call(client: TestClient, method: str, path: str, body, headers):
     kwargs = {"json": body} if body is not None else {}
     return client.request(method.upper(), path, headers=headers, **kwargs)
 
 
-def test_401_without_a_key_and_403_without_the_admin_scope(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_401_without_a_key_and_403_without_the_admin_scope(client, auth, runtime):
     for method, path, body in ROUTES:
         for headers, status, code in (({}, 401, "unauthenticated"), (auth, 403, "forbidden_scope")):
             response = _call(client, method, path, body, headers)
@@ -51,7 +51,7 @@ def test_401_without_a_key_and_403_without_the_admin_scope(client, auth, runtime
     assert _services(runtime) == 1  # the default service only
 
 
-def test_create_list_show_and_change_a_service(client, platform_admin, runtime):  # type: ignore[no-untyped-def]
+def test_create_list_show_and_change_a_service(client, platform_admin, runtime):
     created = client.post("/v1/services", json={"name": "billing"}, headers=platform_admin)
     assert created.status_code == 201, created.text
     assert created.json()["trial"] is True and created.json()["callback_secret"] is None
@@ -146,7 +146,7 @@ def test_create_list_show_and_change_a_service(client, platform_admin, runtime):
 )
 def test_bad_input_has_its_code_and_stores_nothing(
     client, platform_admin, runtime, body, status, code
-):  # type: ignore[no-untyped-def]
+):
     response = client.post("/v1/services", json=body, headers=platform_admin)
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
@@ -154,7 +154,7 @@ def test_bad_input_has_its_code_and_stores_nothing(
 
 
 @pytest.fixture
-def twilio_platform(tmp_path: Path, monkeypatch):  # type: ignore[no-untyped-def]
+def twilio_platform(tmp_path: Path, monkeypatch):
     """A platform whose SMS lanes send through Twilio with a sender per category, and whose
     promotional email goes out from its own address."""
     monkeypatch.setenv("SVC_TEST_TWILIO_TOKEN", "token")
@@ -210,7 +210,7 @@ from_address = "news@example.com"
         ("sms.promotional", {"sender_id": "+447700900009"}, None),
     ],
 )
-def test_senders_cannot_cross_the_platforms_categories(twilio_platform, lane, sender, code):  # type: ignore[no-untyped-def]
+def test_senders_cannot_cross_the_platforms_categories(twilio_platform, lane, sender, code):
     client, admin = twilio_platform
     response = client.post(
         "/v1/services", json={"name": "growth", "senders": {lane: sender}}, headers=admin
@@ -222,7 +222,7 @@ def test_senders_cannot_cross_the_platforms_categories(twilio_platform, lane, se
         assert response.json()["error"]["details"][0]["field"] == f"senders.{lane}"
 
 
-def test_chains_name_the_platforms_providers_of_that_lane(twilio_platform):  # type: ignore[no-untyped-def]
+def test_chains_name_the_platforms_providers_of_that_lane(twilio_platform):
     client, admin = twilio_platform
     wrong_lane = client.post(
         "/v1/services",
@@ -238,7 +238,7 @@ def test_chains_name_the_platforms_providers_of_that_lane(twilio_platform):  # t
     assert right.status_code == 201, right.text
 
 
-def test_allow_list_add_list_remove(client, platform_admin, runtime):  # type: ignore[no-untyped-def]
+def test_allow_list_add_list_remove(client, platform_admin, runtime):
     client.post("/v1/services", json={"name": "billing"}, headers=platform_admin)
     path = "/v1/services/billing/allowed-recipients"
     first = client.post(
@@ -267,7 +267,7 @@ def test_allow_list_add_list_remove(client, platform_admin, runtime):  # type: i
         assert s.scalar(select(func.count()).select_from(AllowedRecipient)) == 0
 
 
-def test_the_routes_are_documented(client):  # type: ignore[no-untyped-def]
+def test_the_routes_are_documented(client):
     spec = client.get("/openapi.json").json()
     assert {"post", "get"} <= set(spec["paths"]["/v1/services"])
     assert {"get", "patch"} <= set(spec["paths"]["/v1/services/{name}"])

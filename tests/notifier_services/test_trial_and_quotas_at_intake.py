@@ -38,7 +38,7 @@ def _allow(runtime: Runtime, name: str, channel: Channel, recipient: str) -> Non
     ("trial", "key_type", "why"),
     [(True, KeyType.LIVE, "trial mode"), (False, KeyType.TEAM, "team key")],
 )
-def test_only_the_allow_list(client, runtime, trial, key_type, why):  # type: ignore[no-untyped-def]
+def test_only_the_allow_list(client, runtime, trial, key_type, why):
     billing = service(runtime, "billing", trial=trial)
     _allow(runtime, "billing", Channel.EMAIL, "Ada@Example.com")  # normalised like intake
     auth = bearer(runtime, billing, key_type)
@@ -54,7 +54,7 @@ def test_only_the_allow_list(client, runtime, trial, key_type, why):  # type: ig
     assert ok.status_code == 202 and ok.json()["test"] is True
 
 
-def test_a_batch_refuses_per_item_and_stores_nothing_half(client, runtime):  # type: ignore[no-untyped-def]
+def test_a_batch_refuses_per_item_and_stores_nothing_half(client, runtime):
     billing = service(runtime, "billing", trial=True)
     _allow(runtime, "billing", Channel.SMS, "+447911123456")
     auth = bearer(runtime, billing)
@@ -72,7 +72,7 @@ def test_a_batch_refuses_per_item_and_stores_nothing_half(client, runtime):  # t
 
 
 @pytest.fixture
-def redis_client(tmp_path) -> Iterator[tuple[TestClient, Runtime]]:  # type: ignore[no-untyped-def]
+def redis_client(tmp_path) -> Iterator[tuple[TestClient, Runtime]]:
     from tests.services import REDIS_URL, require
 
     address = urlsplit(REDIS_URL)
@@ -87,7 +87,7 @@ def redis_client(tmp_path) -> Iterator[tuple[TestClient, Runtime]]:  # type: ign
 
 
 @pytest.mark.redis
-def test_the_daily_quota_at_intake_through_redis(redis_client):  # type: ignore[no-untyped-def]
+def test_the_daily_quota_at_intake_through_redis(redis_client):
     client, runtime = redis_client
     billing = service(runtime, "billing", daily_quotas={"email.transactional": 2})
     live, ci = bearer(runtime, billing), bearer(runtime, billing, KeyType.TEST)

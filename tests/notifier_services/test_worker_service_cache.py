@@ -28,7 +28,7 @@ def smtp() -> Iterator[FakeSmtpServer]:
 
 
 @pytest.fixture
-def statements(runtime) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+def statements(runtime) -> Iterator[list[str]]:
     """Every statement the runtime's engine executes while the test runs."""
     seen: list[str] = []
 
@@ -49,7 +49,7 @@ def _from(smtp: FakeSmtpServer, notification_id: str) -> str:
     return str(found[0].message["From"])
 
 
-def test_a_second_task_of_a_service_reads_no_service(client, runtime, smtp, statements):  # type: ignore[no-untyped-def]
+def test_a_second_task_of_a_service_reads_no_service(client, runtime, smtp, statements):
     sender = {"from_address": "billing@example.com"}
     billing = bearer(runtime, service(runtime, "billing", senders={"email.transactional": sender}))
     ctx = smtp_context(runtime, ("smtp", smtp))
@@ -67,7 +67,7 @@ def test_a_second_task_of_a_service_reads_no_service(client, runtime, smtp, stat
     assert _from(smtp, first) == _from(smtp, second) == "billing@example.com"
 
 
-def test_a_change_to_the_service_is_seen_after_the_cache_time(client, runtime, smtp):  # type: ignore[no-untyped-def]
+def test_a_change_to_the_service_is_seen_after_the_cache_time(client, runtime, smtp):
     old = {"from_address": "billing@example.com"}
     billing_id = service(runtime, "billing", senders={"email.transactional": old})
     billing = bearer(runtime, billing_id)

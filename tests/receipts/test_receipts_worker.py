@@ -17,7 +17,7 @@ from workers.embedded import embedded_worker
 
 
 @pytest.fixture
-def receipts_worker(settings, runtime) -> Iterator[Celery]:  # type: ignore[no-untyped-def]
+def receipts_worker(settings, runtime) -> Iterator[Celery]:
     app = create_worker_app(settings, pool_size=2)
     # The thread pool runs each task on the process's *default* app, which embedded_worker sets
     # to this app: put the previous default back afterwards so no later test runs on this one.
@@ -30,7 +30,7 @@ def receipts_worker(settings, runtime) -> Iterator[Celery]:  # type: ignore[no-u
         app.runtime.close()  # type: ignore[attr-defined]
 
 
-def test_a_real_worker_applies_a_twilio_receipt(client, auth, worker_app, receipts_worker) -> None:  # type: ignore[no-untyped-def]
+def test_a_real_worker_applies_a_twilio_receipt(client, auth, worker_app, receipts_worker) -> None:
     sent = send(client, auth, worker_app, sms())
 
     deliver_callback(client, callback(sent["provider_message_id"], "delivered"))

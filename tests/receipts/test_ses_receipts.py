@@ -28,7 +28,7 @@ def post_event(client: Any, sns: LocalSigner, event: dict[str, Any], accepted: i
     assert response.json() == {"accepted": accepted}
 
 
-def test_delivery_event_moves_sent_to_delivered(client, auth, worker_app, moto_ses, sns) -> None:  # type: ignore[no-untyped-def]
+def test_delivery_event_moves_sent_to_delivered(client, auth, worker_app, moto_ses, sns) -> None:
     sent = send(client, auth, worker_app, email())
     message_id = sent["provider_message_id"]
     assert any(m["id"] == message_id for m in moto_ses.sent_messages())
@@ -45,7 +45,7 @@ def test_delivery_event_moves_sent_to_delivered(client, auth, worker_app, moto_s
 
 def test_permanent_bounce_fails_and_suppresses_the_address(
     client, auth, worker_app, runtime, sns
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     sent = send(client, auth, worker_app, email())
 
     post_event(client, sns, ses_event("Bounce", sent["provider_message_id"], [TO]))
@@ -67,7 +67,7 @@ def test_permanent_bounce_fails_and_suppresses_the_address(
     )  # transactional mail to a hard bounce is stopped at intake
 
 
-def test_transient_bounce_fails_without_suppressing(client, auth, worker_app, runtime, sns) -> None:  # type: ignore[no-untyped-def]
+def test_transient_bounce_fails_without_suppressing(client, auth, worker_app, runtime, sns) -> None:
     sent = send(client, auth, worker_app, email())
 
     event = ses_event("Bounce", sent["provider_message_id"], [TO], bounce_type="Transient",
@@ -82,7 +82,7 @@ def test_transient_bounce_fails_without_suppressing(client, auth, worker_app, ru
 
 def test_complaint_suppresses_and_counts_as_delivered(
     client, auth, worker_app, runtime, sns
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     sent = send(client, auth, worker_app, email(category="promotional"))
     message_id = sent["provider_message_id"]
 
@@ -99,7 +99,7 @@ def test_complaint_suppresses_and_counts_as_delivered(
     assert later["status"] == "suppressed"
 
 
-def test_late_delivery_after_a_bounce_does_not_move_back(client, auth, worker_app, sns) -> None:  # type: ignore[no-untyped-def]
+def test_late_delivery_after_a_bounce_does_not_move_back(client, auth, worker_app, sns) -> None:
     sent = send(client, auth, worker_app, email())
     message_id = sent["provider_message_id"]
 
@@ -113,7 +113,7 @@ def test_late_delivery_after_a_bounce_does_not_move_back(client, auth, worker_ap
     assert receipt_events(body)[-1]["detail"].endswith("status stays failed")
 
 
-def test_duplicate_notifications_are_tolerated(client, auth, worker_app, sns) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_notifications_are_tolerated(client, auth, worker_app, sns) -> None:
     sent = send(client, auth, worker_app, email())
     message = sns.notification(ses_event("Delivery", sent["provider_message_id"], [TO]))
 
@@ -125,7 +125,7 @@ def test_duplicate_notifications_are_tolerated(client, auth, worker_app, sns) ->
     assert timeline(client, auth, sent["id"])["status"] == "delivered"
 
 
-def test_unknown_message_id_changes_nothing(client, auth, worker_app, runtime, sns) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_message_id_changes_nothing(client, auth, worker_app, runtime, sns) -> None:
     sent = send(client, auth, worker_app, email())
 
     post_event(client, sns, ses_event("Bounce", "0102-not-ours", [TO]))
@@ -138,7 +138,7 @@ def test_unknown_message_id_changes_nothing(client, auth, worker_app, runtime, s
         assert "receipt" not in session.scalars(select(DeliveryEvent.kind)).all()
 
 
-def test_intermediate_events_are_recorded_and_opens_ignored(client, auth, worker_app, sns) -> None:  # type: ignore[no-untyped-def]
+def test_intermediate_events_are_recorded_and_opens_ignored(client, auth, worker_app, sns) -> None:
     sent = send(client, auth, worker_app, email())
     message_id = sent["provider_message_id"]
 
@@ -154,7 +154,7 @@ def test_intermediate_events_are_recorded_and_opens_ignored(client, auth, worker
 
 def test_subscription_confirmation_fetches_the_subscribe_url(
     client, sns, sns_server: LocalSnsHost
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     message = sns.subscription_confirmation()
 
     response = post_sns(client, message)
@@ -167,7 +167,7 @@ def test_subscription_confirmation_fetches_the_subscribe_url(
 # --------------------------------------------------------------------------- refused
 
 
-def test_message_signed_by_another_key_is_refused(client, auth, worker_app, sns) -> None:  # type: ignore[no-untyped-def]
+def test_message_signed_by_another_key_is_refused(client, auth, worker_app, sns) -> None:
     sent = send(client, auth, worker_app, email())
     forger = SnsSigner(region="eu-west-1")
     genuine_looking = forger.sign(
@@ -192,7 +192,7 @@ def test_message_signed_by_another_key_is_refused(client, auth, worker_app, sns)
                      id="certificate-off-the-allowed-host"),
     ],
 )  # fmt: skip
-def test_tampered_message_is_refused(client, auth, worker_app, sns, tamper) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_message_is_refused(client, auth, worker_app, sns, tamper) -> None:
     sent = send(client, auth, worker_app, email())
     genuine = sns.notification(ses_event("Delivery", sent["provider_message_id"], [TO]))
 
@@ -200,7 +200,7 @@ def test_tampered_message_is_refused(client, auth, worker_app, sns, tamper) -> N
     assert_unchanged(client, auth, worker_app, sent["id"])
 
 
-def test_forged_subscription_confirmation_is_not_fetched(client, sns, sns_server) -> None:  # type: ignore[no-untyped-def]
+def test_forged_subscription_confirmation_is_not_fetched(client, sns, sns_server) -> None:
     message = sns.subscription_confirmation()
     forged = {**message, "SubscribeURL": message["SubscribeURL"] + "&Token=attacker"}
 
@@ -208,7 +208,7 @@ def test_forged_subscription_confirmation_is_not_fetched(client, sns, sns_server
     assert not any("attacker" in path for path in sns_server.requests)
 
 
-def test_topic_not_listed_in_settings_is_refused(client, auth, worker_app, sns, settings) -> None:  # type: ignore[no-untyped-def]
+def test_topic_not_listed_in_settings_is_refused(client, auth, worker_app, sns, settings) -> None:
     sent = send(client, auth, worker_app, email())
     settings.ses_topic_arns = ["arn:aws:sns:eu-west-1:123456789012:other-topic"]
 
@@ -219,7 +219,7 @@ def test_topic_not_listed_in_settings_is_refused(client, auth, worker_app, sns, 
     post_event(client, sns, ses_event("Bounce", sent["provider_message_id"], [TO]))
 
 
-def test_body_that_is_not_json_is_a_400(client) -> None:  # type: ignore[no-untyped-def]
+def test_body_that_is_not_json_is_a_400(client) -> None:
     response = client.post("/v1/receipts/ses", content=b"{not json")
 
     assert response.status_code == 400

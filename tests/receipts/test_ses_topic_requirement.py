@@ -13,7 +13,7 @@ from tests.receipts.test_ses_receipts import TO, assert_refused, assert_unchange
 
 def test_production_without_allowed_topics_refuses_every_sns_message(
     client, auth, worker_app, sns, sns_server, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     sent = send(client, auth, worker_app, email())
     settings.ses_topic_arns = []
     settings.env = Environment.PRODUCTION

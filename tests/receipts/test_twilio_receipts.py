@@ -50,7 +50,7 @@ def receipt_events(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in body["events"] if e["kind"] == "receipt"]
 
 
-def test_delivered_callback_moves_sent_to_delivered(client, auth, worker_app, twilio) -> None:  # type: ignore[no-untyped-def]
+def test_delivered_callback_moves_sent_to_delivered(client, auth, worker_app, twilio) -> None:
     sent = send(client, auth, worker_app, sms())
     sid = sent["provider_message_id"]
     assert twilio.created[0]["sid"] == sid
@@ -68,7 +68,7 @@ def test_delivered_callback_moves_sent_to_delivered(client, auth, worker_app, tw
     assert "twilio receipt: delivered" in event["detail"]
 
 
-def test_intermediate_status_is_recorded_without_moving(client, auth, worker_app) -> None:  # type: ignore[no-untyped-def]
+def test_intermediate_status_is_recorded_without_moving(client, auth, worker_app) -> None:
     sent = send(client, auth, worker_app, sms())
 
     deliver_callback(client, callback(sent["provider_message_id"], "sent"))
@@ -80,7 +80,7 @@ def test_intermediate_status_is_recorded_without_moving(client, auth, worker_app
     assert event["status"] is None and "[pending]" in event["detail"]
 
 
-def test_undelivered_fails_without_suppressing(client, auth, worker_app, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_undelivered_fails_without_suppressing(client, auth, worker_app, runtime) -> None:
     sent = send(client, auth, worker_app, sms())
 
     deliver_callback(
@@ -99,7 +99,7 @@ def test_undelivered_fails_without_suppressing(client, auth, worker_app, runtime
 
 def test_unsubscribed_recipient_21610_fails_and_suppresses_stop(
     client, auth, worker_app, runtime
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     promotional = sms(
         category="promotional", body="Sale!", data={}, sensitive=[], timezone=daytime_timezone()
     )
@@ -123,7 +123,7 @@ def test_unsubscribed_recipient_21610_fails_and_suppresses_stop(
     assert later["status"] == "suppressed"
 
 
-def test_late_delivered_after_failed_does_not_move_back(client, auth, worker_app) -> None:  # type: ignore[no-untyped-def]
+def test_late_delivered_after_failed_does_not_move_back(client, auth, worker_app) -> None:
     sent = send(client, auth, worker_app, sms())
     sid = sent["provider_message_id"]
 
@@ -138,7 +138,7 @@ def test_late_delivered_after_failed_does_not_move_back(client, auth, worker_app
     assert late["status"] is None and late["detail"].endswith("status stays failed")
 
 
-def test_duplicate_callbacks_change_the_status_once(client, auth, worker_app) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_callbacks_change_the_status_once(client, auth, worker_app) -> None:
     sent = send(client, auth, worker_app, sms())
     params = callback(sent["provider_message_id"], "delivered")
 
@@ -182,7 +182,7 @@ def forged_requests(sid: str) -> dict[str, tuple[dict[str, str], str | None]]:
         "parameters changed after signing",
     ],
 )
-def test_forged_or_unsigned_callback_is_refused_and_changes_nothing(  # type: ignore[no-untyped-def]
+def test_forged_or_unsigned_callback_is_refused_and_changes_nothing(
     client, auth, worker_app, runtime, case
 ) -> None:
     sent = send(client, auth, worker_app, sms())
@@ -201,7 +201,7 @@ def test_forged_or_unsigned_callback_is_refused_and_changes_nothing(  # type: ig
 
 def test_without_a_configured_auth_token_every_callback_is_refused(
     client, auth, worker_app, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     sent = send(client, auth, worker_app, sms())
     settings.twilio_auth_token = None
     params = callback(sent["provider_message_id"], "delivered")
@@ -212,7 +212,7 @@ def test_without_a_configured_auth_token_every_callback_is_refused(
     assert response.json()["error"]["code"] == "invalid_signature"
 
 
-def test_signed_callback_without_message_sid_is_a_validation_error(client) -> None:  # type: ignore[no-untyped-def]
+def test_signed_callback_without_message_sid_is_a_validation_error(client) -> None:
     params = {"MessageStatus": "delivered"}
 
     response = post_twilio(client, params, twilio_signature(SIGNED_URL, params))
@@ -221,7 +221,7 @@ def test_signed_callback_without_message_sid_is_a_validation_error(client) -> No
     assert response.json()["error"]["code"] == "validation_error"
 
 
-def test_query_string_is_part_of_the_signed_url(client, auth, worker_app) -> None:  # type: ignore[no-untyped-def]
+def test_query_string_is_part_of_the_signed_url(client, auth, worker_app) -> None:
     sent = send(client, auth, worker_app, sms())
     params = callback(sent["provider_message_id"], "delivered")
     path = TWILIO_PATH + "?tenant=billing"
@@ -235,7 +235,7 @@ def test_query_string_is_part_of_the_signed_url(client, auth, worker_app) -> Non
 
 def test_callback_for_an_unknown_message_is_retried_then_dropped(
     client, auth, worker_app, runtime
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     sent = send(client, auth, worker_app, sms())
 
     deliver_callback(client, callback("SM" + "f" * 32, "delivered"))
@@ -248,7 +248,7 @@ def test_callback_for_an_unknown_message_is_retried_then_dropped(
     assert "receipt" not in kinds
 
 
-def test_receipt_overtaking_the_send_record_is_applied_on_a_late_try(  # type: ignore[no-untyped-def]
+def test_receipt_overtaking_the_send_record_is_applied_on_a_late_try(
     client, auth, worker_app, twilio
 ) -> None:
     sid = "SM" + "a1" * 16

@@ -16,7 +16,7 @@ from workers.app import create_worker_app
 
 
 @pytest.fixture
-def worker_app(runtime, settings) -> Iterator[Celery]:  # type: ignore[no-untyped-def]
+def worker_app(runtime, settings) -> Iterator[Celery]:
     app = create_worker_app(settings, pool_size=5)
     yield app
     app.delivery.close()  # type: ignore[attr-defined]
@@ -30,7 +30,7 @@ def staff(runtime: Runtime) -> None:
 
 
 @pytest.fixture
-def console(runtime: Runtime, staff) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+def console(runtime: Runtime, staff) -> Iterator[TestClient]:
     """A browser-like client signed in as support; ``console.csrf`` holds the form token."""
     with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as c:
         c.csrf = signed_in(c, SUPPORT_EMAIL)  # type: ignore[attr-defined]
@@ -38,7 +38,7 @@ def console(runtime: Runtime, staff) -> Iterator[TestClient]:  # type: ignore[no
 
 
 @pytest.fixture
-def admin_console(runtime: Runtime, staff) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+def admin_console(runtime: Runtime, staff) -> Iterator[TestClient]:
     with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as c:
         c.csrf = signed_in(c, ADMIN_EMAIL)  # type: ignore[attr-defined]
         yield c

@@ -29,7 +29,7 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def sign_in(client: TestClient, email: str, password: str = PASSWORD, next_path: str = "/support"):  # type: ignore[no-untyped-def]
+def sign_in(client: TestClient, email: str, password: str = PASSWORD, next_path: str = "/support"):
     page = client.get("/support/login")
     assert page.status_code == 200
     return client.post(

@@ -10,19 +10,19 @@ from tests.factories import api_key, email, sms
 from workers.delivery import deliver_ids
 
 
-def test_needs_a_key(client):  # type: ignore[no-untyped-def]
+def test_needs_a_key(client):
     response = client.get("/v1/support/notifications", params={"recipient": "ada@example.com"})
     assert response.status_code == 401 and response.json()["error"]["code"] == "unauthenticated"
     assert client.get("/v1/support/notifications/x").status_code == 401
 
 
-def test_needs_the_support_read_scope(client, auth):  # type: ignore[no-untyped-def]
+def test_needs_the_support_read_scope(client, auth):
     response = client.get("/v1/support/notifications", headers=auth)
     assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden_scope"
     assert client.get("/v1/support/notifications/x", headers=auth).status_code == 403
 
 
-def test_searches_across_callers_with_redacted_data(client, auth, runtime, support_key, worker_app):  # type: ignore[no-untyped-def]
+def test_searches_across_callers_with_redacted_data(client, auth, runtime, support_key, worker_app):
     shop = {"Authorization": f"Bearer {api_key(runtime, name='shop')}"}
     otp = client.post("/v1/notifications", json=sms(), headers=auth).json()["id"]
     receipt = client.post(
@@ -61,7 +61,7 @@ def test_searches_across_callers_with_redacted_data(client, auth, runtime, suppo
     assert client.get("/v1/support/notifications/nope", headers=support_key).status_code == 404
 
 
-def test_bad_input_is_a_clear_4xx(client, support_key):  # type: ignore[no-untyped-def]
+def test_bad_input_is_a_clear_4xx(client, support_key):
     for params, code in (
         ({"status": "lost"}, 422),
         ({"since": "2026-11-20T00:00:00"}, 422),
@@ -73,7 +73,7 @@ def test_bad_input_is_a_clear_4xx(client, support_key):  # type: ignore[no-untyp
         assert "error" in response.json()
 
 
-def test_api_searches_and_views_are_audited_with_the_key_name(client, auth, runtime, support_key):  # type: ignore[no-untyped-def]
+def test_api_searches_and_views_are_audited_with_the_key_name(client, auth, runtime, support_key):
     notification_id = client.post("/v1/notifications", json=email(), headers=auth).json()["id"]
     client.get("/v1/support/notifications", params={"q": "ada@example.com"}, headers=support_key)
     client.get(f"/v1/support/notifications/{notification_id}", headers=support_key)
@@ -88,7 +88,7 @@ def test_api_searches_and_views_are_audited_with_the_key_name(client, auth, runt
     assert rows[1].notification_id == notification_id
 
 
-def test_summary_follows_retries_until_it_gives_up(client, auth, runtime, support_key, worker_app):  # type: ignore[no-untyped-def]
+def test_summary_follows_retries_until_it_gives_up(client, auth, runtime, support_key, worker_app):
     from sqlalchemy import update
 
     from notifier.db.models import Notification

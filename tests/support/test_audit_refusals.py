@@ -18,21 +18,21 @@ AGENT = "Mozilla/5.0 (X11; Linux x86_64) audit-test"
 
 
 @pytest.fixture
-def anonymous(runtime, staff):  # type: ignore[no-untyped-def]
+def anonymous(runtime, staff):
     with TestClient(
         create_app(runtime=runtime), raise_server_exceptions=False, headers={"User-Agent": AGENT}
     ) as c:
         yield c
 
 
-def _entries(runtime, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+def _entries(runtime, action: str) -> list[AuditEntry]:
     with runtime.sessions() as s:
         return list(
             s.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))
         )
 
 
-def test_failed_and_rate_limited_sign_ins_are_audited(anonymous, runtime):  # type: ignore[no-untyped-def]
+def test_failed_and_rate_limited_sign_ins_are_audited(anonymous, runtime):
     secret = "hunter2-is-my-password"
     assert sign_in(anonymous, SUPPORT_EMAIL, password="wrong password").status_code == 401
     assert sign_in(anonymous, "nobody@example.com").status_code == 401
@@ -57,7 +57,7 @@ def test_failed_and_rate_limited_sign_ins_are_audited(anonymous, runtime):  # ty
     assert not _entries(runtime, "sign_in")
 
 
-def test_refused_admin_actions_by_a_support_account_are_audited(console, client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_refused_admin_actions_by_a_support_account_are_audited(console, client, auth, runtime):
     notification_id = client.post("/v1/notifications", json=email(), headers=auth).json()["id"]
     with transaction(runtime.sessions) as s:
         s.add(Suppression(channel="email", recipient="ada@example.com", reason="hard_bounce"))

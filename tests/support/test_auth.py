@@ -30,31 +30,31 @@ POST_ROUTES = [
 
 
 @pytest.fixture
-def anonymous(runtime, staff):  # type: ignore[no-untyped-def]
+def anonymous(runtime, staff):
     with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as c:
         yield c
 
 
 @pytest.mark.parametrize("path", GET_ROUTES)
-def test_every_page_without_a_session_redirects_to_sign_in(anonymous, path):  # type: ignore[no-untyped-def]
+def test_every_page_without_a_session_redirects_to_sign_in(anonymous, path):
     response = anonymous.get(path, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"].startswith("/support/login?next=")
 
 
 @pytest.mark.parametrize("path", POST_ROUTES)
-def test_every_action_without_a_session_redirects_to_sign_in(anonymous, path):  # type: ignore[no-untyped-def]
+def test_every_action_without_a_session_redirects_to_sign_in(anonymous, path):
     response = anonymous.post(path, data={"csrf_token": "x", "reason": "x"}, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"].startswith("/support/login")
 
 
-def test_a_forged_session_cookie_is_not_a_session(anonymous):  # type: ignore[no-untyped-def]
+def test_a_forged_session_cookie_is_not_a_session(anonymous):
     anonymous.cookies.set("notifier_support", "forged.value", path="/support")
     assert anonymous.get("/support", follow_redirects=False).status_code == 303
 
 
-def test_sign_in_sets_a_hardened_cookie_and_lands_on_next(anonymous):  # type: ignore[no-untyped-def]
+def test_sign_in_sets_a_hardened_cookie_and_lands_on_next(anonymous):
     response = sign_in(
         anonymous, SUPPORT_EMAIL, next_path="/support/recipient?address=x%40example.com"
     )
@@ -69,7 +69,7 @@ def test_sign_in_sets_a_hardened_cookie_and_lands_on_next(anonymous):  # type: i
     assert anonymous.get("/support").status_code == 200
 
 
-def test_cookie_is_secure_over_https(runtime, staff):  # type: ignore[no-untyped-def]
+def test_cookie_is_secure_over_https(runtime, staff):
     with TestClient(create_app(runtime=runtime), base_url="https://testserver") as c:
         response = sign_in(c, SUPPORT_EMAIL)
         cookie = next(
@@ -78,12 +78,12 @@ def test_cookie_is_secure_over_https(runtime, staff):  # type: ignore[no-untyped
         assert "secure" in cookie.lower()
 
 
-def test_sign_in_refuses_an_outside_next(anonymous):  # type: ignore[no-untyped-def]
+def test_sign_in_refuses_an_outside_next(anonymous):
     response = sign_in(anonymous, SUPPORT_EMAIL, next_path="//evil.example.com/support")
     assert response.headers["location"] == "/support"
 
 
-def test_wrong_password_and_unknown_account_get_the_same_answer(anonymous):  # type: ignore[no-untyped-def]
+def test_wrong_password_and_unknown_account_get_the_same_answer(anonymous):
     wrong = sign_in(anonymous, SUPPORT_EMAIL, password="not the password")
     unknown = sign_in(anonymous, "nobody@example.com")
     for response in (wrong, unknown):
@@ -95,7 +95,7 @@ def test_wrong_password_and_unknown_account_get_the_same_answer(anonymous):  # t
     assert anonymous.get("/support", follow_redirects=False).status_code == 303
 
 
-def test_sign_in_without_the_form_token_is_rejected(anonymous):  # type: ignore[no-untyped-def]
+def test_sign_in_without_the_form_token_is_rejected(anonymous):
     response = anonymous.post(
         "/support/login",
         data={"email": SUPPORT_EMAIL, "password": PASSWORD},
@@ -105,7 +105,7 @@ def test_sign_in_without_the_form_token_is_rejected(anonymous):  # type: ignore[
     assert anonymous.get("/support", follow_redirects=False).status_code == 303
 
 
-def test_sign_in_attempts_are_limited_per_account(anonymous):  # type: ignore[no-untyped-def]
+def test_sign_in_attempts_are_limited_per_account(anonymous):
     for _ in range(10):
         assert sign_in(anonymous, SUPPORT_EMAIL, password="guess guess guess").status_code == 401
     limited = sign_in(anonymous, SUPPORT_EMAIL)  # even the right password, now
@@ -115,13 +115,13 @@ def test_sign_in_attempts_are_limited_per_account(anonymous):  # type: ignore[no
     assert sign_in(anonymous, ADMIN_EMAIL).status_code == 303  # another account is not locked
 
 
-def test_sign_in_attempts_are_limited_per_client_address(anonymous):  # type: ignore[no-untyped-def]
+def test_sign_in_attempts_are_limited_per_client_address(anonymous):
     for i in range(30):
         assert sign_in(anonymous, f"guess{i}@example.com").status_code == 401
     assert sign_in(anonymous, ADMIN_EMAIL).status_code == 429
 
 
-def test_sign_out_ends_the_session_on_the_server(console):  # type: ignore[no-untyped-def]
+def test_sign_out_ends_the_session_on_the_server(console):
     stolen = dict(console.cookies.items())
     response = console.post(
         "/support/logout", data={"csrf_token": console.csrf}, follow_redirects=False
@@ -136,7 +136,7 @@ def test_sign_out_ends_the_session_on_the_server(console):  # type: ignore[no-un
     assert console.get("/support", follow_redirects=False).status_code == 303
 
 
-def test_idle_session_expires(console, runtime):  # type: ignore[no-untyped-def]
+def test_idle_session_expires(console, runtime):
     with transaction(runtime.sessions) as s:
         s.execute(update(StaffSession).values(last_seen_at=utcnow() - timedelta(hours=3)))
     response = console.get("/support", follow_redirects=False)
@@ -146,14 +146,14 @@ def test_idle_session_expires(console, runtime):  # type: ignore[no-untyped-def]
         assert s.scalars(select(StaffSession)).one().ended_at is not None
 
 
-def test_session_expires_at_its_absolute_end_even_when_active(console, runtime):  # type: ignore[no-untyped-def]
+def test_session_expires_at_its_absolute_end_even_when_active(console, runtime):
     with transaction(runtime.sessions) as s:
         s.execute(update(StaffSession).values(expires_at=utcnow() - timedelta(seconds=1)))
     assert console.get("/support", follow_redirects=False).status_code == 303
 
 
 @pytest.mark.parametrize("path", POST_ROUTES)
-def test_a_post_without_the_csrf_token_is_rejected(admin_console, runtime, path):  # type: ignore[no-untyped-def]
+def test_a_post_without_the_csrf_token_is_rejected(admin_console, runtime, path):
     with transaction(runtime.sessions) as s:
         s.add(Suppression(channel="email", recipient="ada@example.com", reason="hard_bounce"))
     for data in ({"reason": "asked"}, {"reason": "asked", "csrf_token": "wrong"}):
@@ -167,7 +167,7 @@ def test_a_post_without_the_csrf_token_is_rejected(admin_console, runtime, path)
         assert s.scalars(select(Suppression)).one().lifted_at is None
 
 
-def test_support_role_cannot_resend_lift_or_read_the_audit_log(console, client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_support_role_cannot_resend_lift_or_read_the_audit_log(console, client, auth, runtime):
     notification_id = client.post("/v1/notifications", json=email(), headers=auth).json()["id"]
     with transaction(runtime.sessions) as s:
         s.add(Suppression(channel="email", recipient="ada@example.com", reason="hard_bounce"))
@@ -187,7 +187,7 @@ def test_support_role_cannot_resend_lift_or_read_the_audit_log(console, client, 
         assert s.get(Suppression, suppression_id).lifted_at is None
 
 
-def test_console_pages_carry_security_headers(console):  # type: ignore[no-untyped-def]
+def test_console_pages_carry_security_headers(console):
     response = console.get("/support")
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["x-frame-options"] == "DENY"
@@ -195,7 +195,7 @@ def test_console_pages_carry_security_headers(console):  # type: ignore[no-untyp
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
 
-def test_login_page_has_labelled_fields(anonymous):  # type: ignore[no-untyped-def]
+def test_login_page_has_labelled_fields(anonymous):
     html = anonymous.get("/support/login").text
     assert '<label for="email">' in html and '<label for="password">' in html
     assert csrf_of(html)

@@ -7,7 +7,7 @@ from tests.campaigns.conftest import campaign, contact, template
 from tests.factories import ALL_SCOPES, api_key
 
 
-def test_campaign_progress_page_counts_the_latest_run(console, client, runtime):  # type: ignore[no-untyped-def]
+def test_campaign_progress_page_counts_the_latest_run(console, client, runtime):
     manager = {"Authorization": f"Bearer {api_key(runtime, 'marketing', scopes=ALL_SCOPES)}"}
     template(
         client, manager, "sale", "email", subject="Sale", body="Hello {{ name | default('') }}"
@@ -33,12 +33,12 @@ def test_campaign_progress_page_counts_the_latest_run(console, client, runtime):
     assert '<progress value="1" max="4"' in page.text  # the one without consent is done: suppressed
 
 
-def test_campaign_page_needs_a_session(client):  # type: ignore[no-untyped-def]
+def test_campaign_page_needs_a_session(client):
     response = client.get("/support/campaigns", follow_redirects=False)
     assert response.status_code in (302, 303) and "/support/login" in response.headers["location"]
 
 
-def test_a_cancelled_run_shows_its_cancelled_count(console, client, runtime):  # type: ignore[no-untyped-def]
+def test_a_cancelled_run_shows_its_cancelled_count(console, client, runtime):
     import re
 
     manager = {"Authorization": f"Bearer {api_key(runtime, 'marketing', scopes=ALL_SCOPES)}"}
@@ -65,7 +65,7 @@ def test_a_cancelled_run_shows_its_cancelled_count(console, client, runtime):  #
     assert cells["Cancelled"] == "3" and cells["Waiting"] == "0"
 
 
-def test_an_unknown_console_path_is_a_console_page(console, client):  # type: ignore[no-untyped-def]
+def test_an_unknown_console_path_is_a_console_page(console, client):
     for c in (console, client):
         response = c.get("/support/no/such/page")
         assert response.status_code == 404

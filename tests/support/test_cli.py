@@ -12,7 +12,7 @@ from notifier.support.models import StaffAccount
 from tests.support.console import sign_in
 
 
-def test_staff_create_reads_the_password_from_stdin(runtime, settings, monkeypatch):  # type: ignore[no-untyped-def]
+def test_staff_create_reads_the_password_from_stdin(runtime, settings, monkeypatch):
     monkeypatch.setenv("NOTIFIER_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("COLUMNS", "250")
     runner = CliRunner()

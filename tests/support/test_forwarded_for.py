@@ -33,7 +33,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def serve(runtime) -> Iterator[Callable[[str], str]]:  # type: ignore[no-untyped-def]
+def serve(runtime) -> Iterator[Callable[[str], str]]:
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def start(trusted: str) -> str:
@@ -76,7 +76,7 @@ def _attempts(base: str, forwarded: Callable[[int], str], count: int) -> list[in
     return codes
 
 
-def test_a_client_that_is_not_a_trusted_proxy_cannot_rotate_its_address(serve, runtime, staff):  # type: ignore[no-untyped-def]
+def test_a_client_that_is_not_a_trusted_proxy_cannot_rotate_its_address(serve, runtime, staff):
     base = serve("10.9.9.9")  # some other proxy; the test client (127.0.0.1) is not trusted
     codes = _attempts(base, lambda i: f"198.51.100.{i}", LIMIT + 2)
     assert codes[:LIMIT] == [401] * LIMIT and codes[LIMIT:] == [429, 429]
@@ -87,7 +87,7 @@ def test_a_client_that_is_not_a_trusted_proxy_cannot_rotate_its_address(serve, r
 
 def test_behind_the_trusted_proxy_the_address_it_saw_counts_not_what_the_client_wrote(
     serve, runtime, staff
-):  # type: ignore[no-untyped-def]
+):
     base = serve("127.0.0.1")  # the test client plays the proxy (nginx appends the peer)
     codes = _attempts(base, lambda i: f"198.51.100.{i}, 203.0.113.7", LIMIT + 2)
     assert codes[LIMIT:] == [429, 429]
@@ -96,7 +96,7 @@ def test_behind_the_trusted_proxy_the_address_it_saw_counts_not_what_the_client_
     assert sources == {"203.0.113.7"}
 
 
-def test_distinct_clients_behind_the_proxy_are_limited_separately(serve, staff):  # type: ignore[no-untyped-def]
+def test_distinct_clients_behind_the_proxy_are_limited_separately(serve, staff):
     base = serve("127.0.0.1")
     codes = _attempts(base, lambda i: f"203.0.113.{i}", LIMIT + 2)
     assert set(codes) == {401}  # the control: the proxy's word is taken, per real client

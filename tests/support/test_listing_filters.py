@@ -14,7 +14,7 @@ from notifier.support.search import Criteria, SearchField, search
 from tests.factories import api_key, insert_notifications, notification_row
 
 
-def _seed(runtime):  # type: ignore[no-untyped-def]
+def _seed(runtime):
     api_key(runtime, "billing")
     api_key(runtime, "shop")
     with runtime.sessions() as s:
@@ -37,7 +37,7 @@ def _seed(runtime):  # type: ignore[no-untyped-def]
     return keys, insert_notifications(runtime, rows)
 
 
-def test_the_same_filters_find_the_same_rows_for_the_api_and_support(runtime):  # type: ignore[no-untyped-def]
+def test_the_same_filters_find_the_same_rows_for_the_api_and_support(runtime):
     keys, ids = _seed(runtime)
     with runtime.sessions() as s:
         api, _ = listing.page(
@@ -50,7 +50,7 @@ def test_the_same_filters_find_the_same_rows_for_the_api_and_support(runtime):  
         assert [r.id for r in by_channel.rows] == [ids[0], ids[2]]
 
 
-def test_terms_are_read_in_any_spelling_and_anded(runtime):  # type: ignore[no-untyped-def]
+def test_terms_are_read_in_any_spelling_and_anded(runtime):
     _, ids = _seed(runtime)
     regions = ("GB",)
     with runtime.sessions() as s:
@@ -62,7 +62,7 @@ def test_terms_are_read_in_any_spelling_and_anded(runtime):  # type: ignore[no-u
         assert [r.id for r in search(s, both, None, 50).rows] == [ids[3]]
 
 
-def test_pages_walk_every_row_newest_first_once(runtime):  # type: ignore[no-untyped-def]
+def test_pages_walk_every_row_newest_first_once(runtime):
     _, ids = _seed(runtime)
     seen, cursor = [], None
     with runtime.sessions() as s:

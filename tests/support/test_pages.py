@@ -18,7 +18,7 @@ def result_ids(html: str) -> list[str]:
     return re.findall(r'href="/support/notifications/([0-9a-f-]{36})"', html)
 
 
-def test_search_by_a_differently_spelled_phone_number(console, client, auth, worker_app):  # type: ignore[no-untyped-def]
+def test_search_by_a_differently_spelled_phone_number(console, client, auth, worker_app):
     otp = post(client, auth, sms(to="+447911123456"))
     post(client, auth, sms(to="+447911123457"))
     deliver_ids(worker_app.delivery, [otp])
@@ -29,7 +29,7 @@ def test_search_by_a_differently_spelled_phone_number(console, client, auth, wor
     assert "1 notification in the last 30 days" in page.text
 
 
-def test_search_by_id_reference_and_provider_message_id(console, client, auth, worker_app, runtime):  # type: ignore[no-untyped-def]
+def test_search_by_id_reference_and_provider_message_id(console, client, auth, worker_app, runtime):
     target = post(client, auth, email(reference="order-77"))
     post(client, auth, email(reference="order-78", to="bob@example.com"))
     deliver_ids(worker_app.delivery, [target])
@@ -50,7 +50,7 @@ def test_search_by_id_reference_and_provider_message_id(console, client, auth, w
     assert result_ids(console.get("/support", params={"q": "order-77", "by": "id"}).text) == []
 
 
-def test_filters_counts_and_pagination(console, client, auth, worker_app, runtime):  # type: ignore[no-untyped-def]
+def test_filters_counts_and_pagination(console, client, auth, worker_app, runtime):
     from tests.factories import api_key
 
     other = {"Authorization": f"Bearer {api_key(runtime, name='shop')}"}
@@ -86,7 +86,7 @@ def test_filters_counts_and_pagination(console, client, auth, worker_app, runtim
     assert len(result_ids(console.get(older.replace("&amp;", "&")).text)) == 10
 
 
-def test_clear_empty_and_error_states(console):  # type: ignore[no-untyped-def]
+def test_clear_empty_and_error_states(console):
     empty = console.get("/support", params={"q": "ada@example.com"})
     assert "No notifications for ada@example.com in the last 30 days." in empty.text
     assert "Search all time instead" in empty.text
@@ -104,7 +104,7 @@ def test_clear_empty_and_error_states(console):  # type: ignore[no-untyped-def]
 
 def test_notification_page_explains_a_bounce_and_its_suppression(
     admin_console, client, auth, worker_app
-):  # type: ignore[no-untyped-def]
+):
     bounced = post(client, auth, email(to="invalid@simulator.notifier.dev"))
     deliver_ids(worker_app.delivery, [bounced])
     later = post(client, auth, email(to="invalid@simulator.notifier.dev"))
@@ -131,7 +131,7 @@ def test_notification_page_explains_a_bounce_and_its_suppression(
     assert "Not sent: the address invalid@simulator.notifier.dev was suppressed on" in later_page
 
 
-def test_support_sees_the_timeline_but_no_admin_action(console, client, auth, worker_app):  # type: ignore[no-untyped-def]
+def test_support_sees_the_timeline_but_no_admin_action(console, client, auth, worker_app):
     failed = post(client, auth, email(to="permanent-failure@simulator.notifier.dev"))
     deliver_ids(worker_app.delivery, [failed])
     page = console.get(f"/support/notifications/{failed}").text
@@ -139,7 +139,7 @@ def test_support_sees_the_timeline_but_no_admin_action(console, client, auth, wo
     assert "/resend" not in page and "Resend" not in page
 
 
-def test_admin_resends_a_failed_notification(admin_console, client, auth, worker_app, runtime):  # type: ignore[no-untyped-def]
+def test_admin_resends_a_failed_notification(admin_console, client, auth, worker_app, runtime):
     failed = post(
         client, auth, email(to="permanent-failure@simulator.notifier.dev", reference="r-1")
     )
@@ -190,7 +190,7 @@ def test_admin_resends_a_failed_notification(admin_console, client, auth, worker
 
 def test_resend_refuses_when_the_sensitive_values_are_gone(
     admin_console, client, auth, worker_app, runtime
-):  # type: ignore[no-untyped-def]
+):
     failed = post(client, auth, sms(to="+61491570158"))  # simulated permanent failure
     deliver_ids(worker_app.delivery, [failed])
     response = admin_console.post(
@@ -204,7 +204,7 @@ def test_resend_refuses_when_the_sensitive_values_are_gone(
         )
 
 
-def test_resend_refuses_while_the_recipient_is_suppressed(admin_console, client, auth, worker_app):  # type: ignore[no-untyped-def]
+def test_resend_refuses_while_the_recipient_is_suppressed(admin_console, client, auth, worker_app):
     bounced = post(client, auth, email(to="invalid@simulator.notifier.dev"))
     deliver_ids(worker_app.delivery, [bounced])
     response = admin_console.post(
@@ -213,7 +213,7 @@ def test_resend_refuses_while_the_recipient_is_suppressed(admin_console, client,
     assert response.status_code == 409 and "Lift the suppression first" in response.text
 
 
-def test_admin_lifts_a_suppression_with_a_reason(admin_console, client, auth, worker_app, runtime):  # type: ignore[no-untyped-def]
+def test_admin_lifts_a_suppression_with_a_reason(admin_console, client, auth, worker_app, runtime):
     bounced = post(client, auth, email(to="invalid@simulator.notifier.dev"))
     deliver_ids(worker_app.delivery, [bounced])
     with runtime.sessions() as s:
@@ -252,7 +252,7 @@ def test_admin_lifts_a_suppression_with_a_reason(admin_console, client, auth, wo
     assert resend.status_code == 303  # nothing blocks it now
 
 
-def test_recipient_page_shows_every_lane_and_suppressions(console, client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_recipient_page_shows_every_lane_and_suppressions(console, client, auth, runtime):
     a = post(client, auth, sms(to="+447911123456"))
     b = post(
         client,
@@ -276,7 +276,7 @@ def test_recipient_page_shows_every_lane_and_suppressions(console, client, auth,
 
 def test_every_search_and_view_is_audited_and_admins_can_read_it(
     console, admin_console, client, auth, runtime
-):  # type: ignore[no-untyped-def]
+):
     notification_id = post(client, auth, email())
     console.get("/support", params={"q": "Ada@Example.com", "status": "queued"})
     console.get(f"/support/notifications/{notification_id}")
@@ -298,7 +298,7 @@ def test_every_search_and_view_is_audited_and_admins_can_read_it(
     assert notification_id[:8] in audit_page.text
 
 
-def drain(runtime) -> list[list[str]]:  # type: ignore[no-untyped-def]
+def drain(runtime) -> list[list[str]]:
     """Take every delivery task off the email.transactional queue of the in-memory broker."""
     found = []
     with runtime.celery.connection_for_read() as connection:

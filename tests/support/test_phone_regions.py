@@ -10,13 +10,13 @@ from tests.factories import sms
 from tests.support.test_pages import post, result_ids
 
 
-def test_an_australian_local_number_is_found(console, client, auth):  # type: ignore[no-untyped-def]
+def test_an_australian_local_number_is_found(console, client, auth):
     target = post(client, auth, sms(to="+61491570159"))
     page = console.get("/support", params={"q": "0491 570 159"})
     assert page.status_code == 200 and result_ids(page.text) == [target]
 
 
-def test_the_regions_are_configurable(console, client, auth, runtime, support_key):  # type: ignore[no-untyped-def]
+def test_the_regions_are_configurable(console, client, auth, runtime, support_key):
     target = post(client, auth, sms(to="+61491570159"))
     runtime.settings.phone_search_regions = ["GB", "US"]
     assert result_ids(console.get("/support", params={"q": "0491 570 159"}).text) == []

@@ -23,7 +23,7 @@ def test_a_sensitive_value_appears_nowhere(
     auth,
     runtime,
     worker_app,
-    settings,  # type: ignore[no-untyped-def]
+    settings,
     console,
     admin_console,
     support_key,

@@ -18,7 +18,7 @@ from workers.delivery import deliver_ids
 FAILING = "permanent-failure@simulator.notifier.dev"
 
 
-def _resend(console, notification_id: str, **form: str):  # type: ignore[no-untyped-def]
+def _resend(console, notification_id: str, **form: str):
     return console.post(
         f"/support/notifications/{notification_id}/resend",
         data={"csrf_token": console.csrf, **form},
@@ -26,14 +26,14 @@ def _resend(console, notification_id: str, **form: str):  # type: ignore[no-unty
     )
 
 
-def _copies(runtime, original: str) -> int:  # type: ignore[no-untyped-def]
+def _copies(runtime, original: str) -> int:
     with runtime.sessions() as s:
         return s.scalar(
             select(func.count()).select_from(Notification).where(Notification.resend_of == original)
         )
 
 
-def _audit(runtime, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+def _audit(runtime, action: str) -> list[AuditEntry]:
     with runtime.sessions() as s:
         return list(
             s.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))
@@ -42,7 +42,7 @@ def _audit(runtime, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped
 
 def test_a_second_resend_needs_a_confirmation_and_a_reason(
     admin_console, client, auth, worker_app, runtime
-):  # type: ignore[no-untyped-def]
+):
     failed = post(client, auth, email(to=FAILING))
     deliver_ids(worker_app.delivery, [failed])
     first = _resend(admin_console, failed)
@@ -80,7 +80,7 @@ def test_a_second_resend_needs_a_confirmation_and_a_reason(
 
 def test_an_unconfirmed_notification_says_it_may_have_been_delivered_and_is_guarded(
     admin_console, client, auth, worker_app, runtime
-):  # type: ignore[no-untyped-def]
+):
     sent = post(client, auth, email(to="temporary-failure@simulator.notifier.dev"))
     deliver_ids(worker_app.delivery, [sent])  # one real attempt at the outbox, then a retry
     # the engine's final outcome once retries on that provider run out (issue "Sent once under

@@ -37,7 +37,7 @@ SMALL = 200  # a partition with fewer rows may be read without an index
 
 
 @pytest.fixture(scope="module")
-def seeded():  # type: ignore[no-untyped-def]
+def seeded():
     with fresh_postgres_database() as url:
         upgrade(url)
         engine = make_engine(url)  # as the product's: behind PgBouncer it prepares nothing
@@ -78,7 +78,7 @@ def seeded():  # type: ignore[no-untyped-def]
         engine.dispose()
 
 
-def assert_no_seq_scan_of_data(engine, explained: str) -> None:  # type: ignore[no-untyped-def]
+def assert_no_seq_scan_of_data(engine, explained: str) -> None:
     """Sequential scans only of partitions that hold (next to) nothing."""
     scanned = re.findall(r"Seq Scan on (notifications\w*)", explained)
     with engine.connect() as c:
@@ -86,7 +86,7 @@ def assert_no_seq_scan_of_data(engine, explained: str) -> None:  # type: ignore[
     assert all(rows < SMALL for rows in sizes.values()), (sizes, explained)
 
 
-def plan(engine, criteria: Criteria) -> str:  # type: ignore[no-untyped-def]
+def plan(engine, criteria: Criteria) -> str:
     stmt = (
         select(Notification)
         .where(*conditions(filters(criteria)))
@@ -109,7 +109,7 @@ def plan(engine, criteria: Criteria) -> str:  # type: ignore[no-untyped-def]
         (SearchField.ANYTHING, "order-4242", "ix_notifications_reference"),
     ],
 )
-def test_text_searches_use_an_index(seeded, field, term, index):  # type: ignore[no-untyped-def]
+def test_text_searches_use_an_index(seeded, field, term, index):
     engine, now = seeded
     for since in (None, now - timedelta(days=30)):
         explained = plan(engine, Criteria(terms=((field, term),), since=since))
@@ -117,7 +117,7 @@ def test_text_searches_use_an_index(seeded, field, term, index):  # type: ignore
         assert index in explained, explained
 
 
-def test_caller_filter_uses_an_index(seeded):  # type: ignore[no-untyped-def]
+def test_caller_filter_uses_an_index(seeded):
     engine, now = seeded
     explained = plan(
         engine, Criteria(caller="shop", status="failed", since=now - timedelta(days=1))

@@ -31,7 +31,7 @@ from tests.factories import email, insert_notifications, make_settings, notifica
 from tests.notifier_services.helpers import bearer, service
 
 
-def _rows(service_id: str, lane: str, status: Status, n: int, **columns):  # type: ignore[no-untyped-def]
+def _rows(service_id: str, lane: str, status: Status, n: int, **columns):
     made = []
     for _ in range(n):
         row = notification_row(status, lane=lane, **columns)

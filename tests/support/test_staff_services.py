@@ -121,7 +121,7 @@ def _not_found_page(client: TestClient, path: str, real_id: str) -> str:
     return response.text.replace(real_id, "ID")
 
 
-def test_the_notification_page(as_staff, world):  # type: ignore[no-untyped-def]
+def test_the_notification_page(as_staff, world):
     billing = as_staff["billing-support"]
     own = billing.get(f"/support/notifications/{world.billing_notification}")
     assert own.status_code == 200 and "billing-ref" in own.text
@@ -136,7 +136,7 @@ def test_the_notification_page(as_staff, world):  # type: ignore[no-untyped-def]
         assert platform.get(f"/support/notifications/{nid}").status_code == 200
 
 
-def test_the_search_and_its_caller_list(as_staff, world):  # type: ignore[no-untyped-def]
+def test_the_search_and_its_caller_list(as_staff, world):
     def found(who: str) -> set[str]:
         page = as_staff[who].get("/support", params={"q": RECIPIENT}).text
         return {ref for ref in ("billing-ref", "growth-ref") if ref in page}
@@ -149,7 +149,7 @@ def test_the_search_and_its_caller_list(as_staff, world):  # type: ignore[no-unt
     assert page.status_code == 200 and "growth-ref" not in page.text
 
 
-def test_the_recipient_page_and_its_suppressions(as_staff, world):  # type: ignore[no-untyped-def]
+def test_the_recipient_page_and_its_suppressions(as_staff, world):
     page = as_staff["billing-admin"].get("/support/recipient", params={"address": RECIPIENT}).text
     assert "billing-ref" in page and "growth-ref" not in page
     lift = "/support/suppressions/{}/lift"
@@ -160,10 +160,10 @@ def test_the_recipient_page_and_its_suppressions(as_staff, world):  # type: igno
     assert lift.format(world.growth_suppression) in everything.text
 
 
-def test_resend_of_another_services_notification_is_not_found(as_staff, world, runtime):  # type: ignore[no-untyped-def]
+def test_resend_of_another_services_notification_is_not_found(as_staff, world, runtime):
     admin = as_staff["billing-admin"]
 
-    def resend(nid: str):  # type: ignore[no-untyped-def]
+    def resend(nid: str):
         return admin.post(
             f"/support/notifications/{nid}/resend",
             data={"csrf_token": admin.csrf, "reason": "asked"},  # type: ignore[attr-defined]
@@ -195,10 +195,10 @@ def test_resend_of_another_services_notification_is_not_found(as_staff, world, r
     assert refused.status_code == 404
 
 
-def test_lifting_another_services_suppression_is_not_found(as_staff, world, runtime):  # type: ignore[no-untyped-def]
+def test_lifting_another_services_suppression_is_not_found(as_staff, world, runtime):
     admin = as_staff["billing-admin"]
 
-    def lift(suppression_id: int):  # type: ignore[no-untyped-def]
+    def lift(suppression_id: int):
         return admin.post(
             f"/support/suppressions/{suppression_id}/lift",
             data={"csrf_token": admin.csrf, "reason": "asked", "back": "/support"},  # type: ignore[attr-defined]
@@ -223,14 +223,14 @@ def test_lifting_another_services_suppression_is_not_found(as_staff, world, runt
     assert ok.status_code == 303
 
 
-def test_the_campaigns_page(as_staff, world):  # type: ignore[no-untyped-def]
+def test_the_campaigns_page(as_staff, world):
     billing = as_staff["billing-support"].get("/support/campaigns").text
     assert "billing-spring" in billing and "growth-spring" not in billing
     platform = as_staff["platform"].get("/support/campaigns").text
     assert "billing-spring" in platform and "growth-spring" in platform
 
 
-def test_audit_rows_carry_the_service_and_the_page_keeps_to_it(as_staff, world, runtime):  # type: ignore[no-untyped-def]
+def test_audit_rows_carry_the_service_and_the_page_keeps_to_it(as_staff, world, runtime):
     as_staff["billing-support"].get(f"/support/notifications/{world.billing_notification}")
     as_staff["growth-admin"].get(f"/support/notifications/{world.growth_notification}")
     as_staff["platform"].get(f"/support/notifications/{world.growth_notification}")
@@ -273,7 +273,7 @@ def test_audit_rows_carry_the_service_and_the_page_keeps_to_it(as_staff, world, 
     assert "billing-support@example.com" not in named
 
 
-def test_the_services_page(as_staff, world):  # type: ignore[no-untyped-def]
+def test_the_services_page(as_staff, world):
     billing = as_staff["billing-support"].get("/support/services")
     assert billing.status_code == 200
     assert 'id="service-billing"' in billing.text and 'id="service-growth"' not in billing.text
@@ -282,7 +282,7 @@ def test_the_services_page(as_staff, world):  # type: ignore[no-untyped-def]
     assert 'id="service-default"' in platform
 
 
-def test_accounts_belong_to_one_service_or_to_the_platform(runtime, world):  # type: ignore[no-untyped-def]
+def test_accounts_belong_to_one_service_or_to_the_platform(runtime, world):
     with transaction(runtime.sessions) as s:
         with pytest.raises(StaffAccountError, match="belongs to a service"):
             create_staff(s, "nobody@example.com", StaffRole.SUPPORT, PASSWORD, None)
@@ -293,7 +293,7 @@ def test_accounts_belong_to_one_service_or_to_the_platform(runtime, world):  # t
     assert roles["billing-admin@example.com"] == world.billing
 
 
-def test_the_support_api_keeps_to_the_keys_service_and_audits_it(client, runtime, world):  # type: ignore[no-untyped-def]
+def test_the_support_api_keeps_to_the_keys_service_and_audits_it(client, runtime, world):
     from notifier import keys as key_store
 
     def key(name: str, service_id: str, scopes: list[str]) -> dict[str, str]:
@@ -326,7 +326,7 @@ def test_the_support_api_keeps_to_the_keys_service_and_audits_it(client, runtime
     ]
 
 
-def test_staff_create_takes_the_service_and_the_role(runtime, settings, world, monkeypatch):  # type: ignore[no-untyped-def]
+def test_staff_create_takes_the_service_and_the_role(runtime, settings, world, monkeypatch):
     from typer.testing import CliRunner
 
     from notifier.cli import app
@@ -335,7 +335,7 @@ def test_staff_create_takes_the_service_and_the_role(runtime, settings, world, m
     monkeypatch.setenv("COLUMNS", "250")
     runner = CliRunner()
 
-    def create(*args: str):  # type: ignore[no-untyped-def]
+    def create(*args: str):
         return runner.invoke(app, ["staff", "create", *args], input=f"{PASSWORD}\n")
 
     by_name = create("--email", "b1@example.com", "--role", "admin", "--service", "billing")
@@ -374,12 +374,12 @@ def test_staff_create_takes_the_service_and_the_role(runtime, settings, world, m
     assert "billing" in listed.output and "(every service)" in listed.output
 
 
-def test_a_platform_admin_manages_services_and_no_one_else(as_staff, world, runtime):  # type: ignore[no-untyped-def]
+def test_a_platform_admin_manages_services_and_no_one_else(as_staff, world, runtime):
     from notifier.services.models import Service
 
     platform = as_staff["platform"]
 
-    def post(client: TestClient, path: str, **data: str):  # type: ignore[no-untyped-def]
+    def post(client: TestClient, path: str, **data: str):
         return client.post(
             path,
             data={"csrf_token": client.csrf, **data},  # type: ignore[attr-defined]
@@ -415,7 +415,7 @@ def test_a_platform_admin_manages_services_and_no_one_else(as_staff, world, runt
     ]
 
 
-def test_a_platform_admin_narrows_a_search_to_one_service(as_staff, world, runtime):  # type: ignore[no-untyped-def]
+def test_a_platform_admin_narrows_a_search_to_one_service(as_staff, world, runtime):
     platform = as_staff["platform"]
     both = platform.get("/support", params={"q": RECIPIENT}).text
     assert '<th scope="col">Service</th>' in both  # across services, each row names its own

@@ -12,7 +12,7 @@ from tests.campaigns.test_optout import inbound, signed_post
 
 
 @pytest.fixture
-def settings(tmp_path):  # type: ignore[no-untyped-def]
+def settings(tmp_path):
     from tests.factories import make_settings
 
     return make_settings(
@@ -22,7 +22,7 @@ def settings(tmp_path):  # type: ignore[no-untyped-def]
 
 def test_an_admin_cannot_lift_a_stop_and_a_start_still_can(
     admin_console, client, settings, runtime
-):  # type: ignore[no-untyped-def]
+):
     assert signed_post(client, settings, inbound("STOP")).status_code == 200
     with runtime.sessions() as s:
         stop = s.scalars(select(Suppression)).one()

@@ -12,7 +12,7 @@ from notifier.support.summary import Facts, summarise
 from tests.factories import delivery_event, notification
 
 
-def _row(status: Status, **fields) -> Notification:  # type: ignore[no-untyped-def]
+def _row(status: Status, **fields) -> Notification:
     return notification(status, **fields)
 
 
@@ -23,7 +23,7 @@ def _attempt(
 
 
 @pytest.mark.parametrize("status", list(Status))
-def test_every_status_has_a_sentence(status):  # type: ignore[no-untyped-def]
+def test_every_status_has_a_sentence(status):
     sentence = summarise(Facts(_row(status), events=[], suppressions=[]))
     assert sentence and sentence.endswith(".")
     assert "no answer was recorded" not in sentence

@@ -15,7 +15,7 @@ from tests.notifier_services.helpers import bearer
 BADGE = re.compile(r'class="status status-test"[^>]*>test</span>')
 
 
-def test_a_test_notification_wears_its_badge(console, client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_a_test_notification_wears_its_badge(console, client, auth, runtime):
     ci = bearer(runtime, DEFAULT_SERVICE_ID, KeyType.TEST)
     test_id = post(client, ci, email(reference="ci-run"))
     live_id = post(client, auth, email(reference="live-run"))

@@ -73,7 +73,7 @@ def message(lane: Lane = Lane.EMAIL_TRANSACTIONAL) -> EmailMessage:
     )
 
 
-def run(engine: DeliveryEngine, msg: EmailMessage, pinned: str | None = None):  # type: ignore[no-untyped-def]
+def run(engine: DeliveryEngine, msg: EmailMessage, pinned: str | None = None):
     return asyncio.run(engine.deliver(msg, pinned))
 
 
@@ -136,7 +136,7 @@ def test_open_circuit_skips_the_provider_without_an_attempt() -> None:
         ThrottledError("429", code=429, retry_after=1),  # paced by Retry-After instead
     ],
 )
-def test_recipient_level_and_throttling_answers_never_open_the_breaker(answer) -> None:  # type: ignore[no-untyped-def]
+def test_recipient_level_and_throttling_answers_never_open_the_breaker(answer) -> None:
     provider = ScriptedProvider(
         "p", Lane.EMAIL_TRANSACTIONAL, script=[answer] * 6 + [SendResult("ok")]
     )
@@ -211,7 +211,7 @@ def test_a_provider_refuses_a_message_of_another_lane() -> None:
     assert outcome.permanent is not None and outcome.permanent.code == "lane_mismatch"
 
 
-def test_providers_file_resolves_secrets_from_env_and_files(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_providers_file_resolves_secrets_from_env_and_files(tmp_path: Path, monkeypatch) -> None:
     secret = tmp_path / "token"
     secret.write_text("s3cret\n")
     monkeypatch.setenv("TEST_OUTBOX_PATH", str(tmp_path / "outbox"))

@@ -16,7 +16,7 @@ from tests.notifications_api import post, timeline
 from workers.delivery import deliver_ids
 
 
-def test_email_is_sent_through_the_outbox_and_logged(client, auth, worker_app, settings):  # type: ignore[no-untyped-def]
+def test_email_is_sent_through_the_outbox_and_logged(client, auth, worker_app, settings):
     notification_id = post(client, auth, email())
     deliver_ids(worker_app.delivery, [notification_id])
     body = timeline(client, auth, notification_id)
@@ -38,7 +38,7 @@ def test_email_is_sent_through_the_outbox_and_logged(client, auth, worker_app, s
 
 def test_sensitive_value_reaches_the_provider_but_nothing_else(
     client, auth, worker_app, settings, runtime
-):  # type: ignore[no-untyped-def]
+):
     notification_id = post(client, auth, sms())
     deliver_ids(worker_app.delivery, [notification_id])
     written = json.loads(
@@ -52,7 +52,7 @@ def test_sensitive_value_reaches_the_provider_but_nothing_else(
         assert "583920" not in json.dumps([e.detail for e in s.scalars(select(DeliveryEvent))])
 
 
-def test_a_task_delivered_twice_sends_once(client, auth, worker_app, runtime):  # type: ignore[no-untyped-def]
+def test_a_task_delivered_twice_sends_once(client, auth, worker_app, runtime):
     notification_id = post(client, auth, push())
     deliver_ids(worker_app.delivery, [notification_id])
     deliver_ids(worker_app.delivery, [notification_id])
@@ -61,13 +61,13 @@ def test_a_task_delivered_twice_sends_once(client, auth, worker_app, runtime):  
     assert len(attempts) == 1
 
 
-def test_one_task_carries_several_notifications(client, auth, worker_app):  # type: ignore[no-untyped-def]
+def test_one_task_carries_several_notifications(client, auth, worker_app):
     ids = [post(client, auth, email(to=f"u{i}@example.com")) for i in range(5)]
     deliver_ids(worker_app.delivery, ids)
     assert {timeline(client, auth, i)["status"] for i in ids} == {"sent"}
 
 
-def test_transient_failure_schedules_a_retry_then_gives_up(client, auth, worker_app, runtime):  # type: ignore[no-untyped-def]
+def test_transient_failure_schedules_a_retry_then_gives_up(client, auth, worker_app, runtime):
     notification_id = post(client, auth, email(to="temporary-failure@simulator.notifier.dev"))
     for _ in range(runtime.settings.max_attempts):
         with transaction(runtime.sessions) as s:  # make the retry due now
@@ -83,7 +83,7 @@ def test_transient_failure_schedules_a_retry_then_gives_up(client, auth, worker_
     assert body["status_code"] == "gave_up"
 
 
-def test_retry_is_not_claimed_before_it_is_due(client, auth, worker_app):  # type: ignore[no-untyped-def]
+def test_retry_is_not_claimed_before_it_is_due(client, auth, worker_app):
     notification_id = post(client, auth, email(to="throttled@simulator.notifier.dev"))
     deliver_ids(worker_app.delivery, [notification_id])
     deliver_ids(worker_app.delivery, [notification_id])  # a duplicate task arriving early
@@ -93,7 +93,7 @@ def test_retry_is_not_claimed_before_it_is_due(client, auth, worker_app):  # typ
     assert "retry in 1." in retry["detail"]  # Retry-After: 1 s honoured over the tiny backoff
 
 
-def test_permanent_failure_fails_at_once(client, auth, worker_app):  # type: ignore[no-untyped-def]
+def test_permanent_failure_fails_at_once(client, auth, worker_app):
     notification_id = post(client, auth, email(to="permanent-failure@simulator.notifier.dev"))
     deliver_ids(worker_app.delivery, [notification_id])
     body = timeline(client, auth, notification_id)
@@ -101,7 +101,7 @@ def test_permanent_failure_fails_at_once(client, auth, worker_app):  # type: ign
     assert body["events"][-1]["kind"] == "failed"
 
 
-def test_invalid_recipient_is_suppressed_for_later_sends(client, auth, worker_app, runtime):  # type: ignore[no-untyped-def]
+def test_invalid_recipient_is_suppressed_for_later_sends(client, auth, worker_app, runtime):
     first = post(client, auth, sms(to="+61491570159"))
     deliver_ids(worker_app.delivery, [first])
     assert timeline(client, auth, first)["status"] == "failed"
@@ -117,7 +117,7 @@ def test_invalid_recipient_is_suppressed_for_later_sends(client, auth, worker_ap
     assert timeline(client, auth, later["id"])["events"][0]["kind"] == "suppressed"
 
 
-def test_marketing_unsubscribe_blocks_promotional_but_not_transactional(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_marketing_unsubscribe_blocks_promotional_but_not_transactional(client, auth, runtime):
     with transaction(runtime.sessions) as s:
         s.add(Suppression(channel="email", recipient="ada@example.com", reason="unsubscribed"))
     promo = client.post(
@@ -128,7 +128,7 @@ def test_marketing_unsubscribe_blocks_promotional_but_not_transactional(client, 
     assert receipt["status"] == "queued"
 
 
-def test_expired_before_sending_is_not_sent(client, auth, worker_app, settings):  # type: ignore[no-untyped-def]
+def test_expired_before_sending_is_not_sent(client, auth, worker_app, settings):
     notification_id = post(client, auth, email(ttl_seconds=1))
     time.sleep(1.1)
     deliver_ids(worker_app.delivery, [notification_id])
@@ -138,7 +138,7 @@ def test_expired_before_sending_is_not_sent(client, auth, worker_app, settings):
 
 
 @pytest.mark.parametrize("category", ["transactional", "promotional"])
-def test_each_sms_lane_is_published_to_its_own_queue(client, auth, runtime, category):  # type: ignore[no-untyped-def]
+def test_each_sms_lane_is_published_to_its_own_queue(client, auth, runtime, category):
     notification_id = post(client, auth, sms(category=category, timezone=daytime_timezone()))
     with runtime.celery.connection_for_read() as connection:
         received = []
@@ -155,7 +155,7 @@ def test_each_sms_lane_is_published_to_its_own_queue(client, auth, runtime, cate
     assert received == [f"sms.{category}"]
 
 
-def test_suppression_added_after_intake_stops_the_send(client, auth, worker_app, runtime, settings):  # type: ignore[no-untyped-def]
+def test_suppression_added_after_intake_stops_the_send(client, auth, worker_app, runtime, settings):
     notification_id = post(client, auth, email())
     with transaction(runtime.sessions) as s:
         s.add(

@@ -42,7 +42,7 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0, step: float
     raise AssertionError(f"not true within {timeout} s: {condition}")
 
 
-def rows(sessions) -> dict[str, WorkerHeartbeat]:  # type: ignore[no-untyped-def]
+def rows(sessions) -> dict[str, WorkerHeartbeat]:
     with sessions() as session:
         return {row.worker_id: row for row in session.scalars(select(WorkerHeartbeat))}
 
@@ -66,7 +66,7 @@ def test_identity_is_stable_in_a_process_and_new_in_a_forked_child() -> None:
     assert worker_identity() == identity
 
 
-def test_writer_upserts_while_running_and_deletes_its_row_on_stop(runtime) -> None:  # type: ignore[no-untyped-def]
+def test_writer_upserts_while_running_and_deletes_its_row_on_stop(runtime) -> None:
     writer = HeartbeatWriter(
         runtime.sessions, "w-1", ["sms.transactional", "email.transactional"], 0.1
     )
@@ -82,7 +82,7 @@ def test_writer_upserts_while_running_and_deletes_its_row_on_stop(runtime) -> No
     assert rows(runtime.sessions) == {}
 
 
-def test_readers_split_live_from_lapsed(runtime) -> None:  # type: ignore[no-untyped-def]
+def test_readers_split_live_from_lapsed(runtime) -> None:
     now = utcnow()
     with transaction(runtime.sessions) as session:
         for worker_id, age, queues in (
@@ -111,7 +111,7 @@ def test_readers_split_live_from_lapsed(runtime) -> None:  # type: ignore[no-unt
 
 
 @pytest.mark.postgres
-def test_writer_keeps_beating_through_a_database_outage(caplog) -> None:  # type: ignore[no-untyped-def]
+def test_writer_keeps_beating_through_a_database_outage(caplog) -> None:
     """A real outage of the worker's database: connections refused and existing ones killed."""
     with fresh_postgres_database() as url:
         upgrade(url)
@@ -234,7 +234,7 @@ def test_a_killed_worker_lapses(tmp_path: Path) -> None:
         assert live_workers(session, utcnow(), 2) == []
 
 
-def test_the_embedded_worker_heartbeats_with_its_queues(worker_app, runtime) -> None:  # type: ignore[no-untyped-def]
+def test_the_embedded_worker_heartbeats_with_its_queues(worker_app, runtime) -> None:
     from workers.embedded import embedded_worker
 
     with embedded_worker(worker_app, ["email.transactional", "webhooks"], concurrency=2):

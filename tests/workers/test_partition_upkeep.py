@@ -34,7 +34,7 @@ def count(runtime: Runtime, model: type) -> int:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def test_sqlite_deletes_old_notifications_with_their_events_and_references(  # type: ignore[no-untyped-def]
+def test_sqlite_deletes_old_notifications_with_their_events_and_references(
     client, auth, runtime
 ) -> None:
     old = client.post(
@@ -62,7 +62,7 @@ def test_sqlite_deletes_old_notifications_with_their_events_and_references(  # t
     assert sweeper.purge(runtime)["notifications_deleted"] == 0  # nothing left to do
 
 
-def test_sqlite_deletes_in_bounded_batches(runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_deletes_in_bounded_batches(runtime, monkeypatch) -> None:
     long_ago = utcnow() - timedelta(days=runtime.settings.notification_retention_days + 1)
     with transaction(runtime.sessions) as s:
         s.execute(insert(Notification), [sent_email_row(long_ago) for _ in range(7)])

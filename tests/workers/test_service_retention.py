@@ -87,7 +87,7 @@ def _check(runtime: Runtime, made: dict[str, tuple[str, int]]) -> None:
     assert with_events == expected  # the deleted rows' events went with them
 
 
-def test_sqlite_keeps_each_services_period(runtime: Runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_keeps_each_services_period(runtime: Runtime, monkeypatch) -> None:
     made = _seed(runtime, utcnow())
     monkeypatch.setattr(partition_upkeep, "CHUNK", 1)  # bounded batches: one row at a time
     report = sweeper.purge(runtime)
@@ -107,7 +107,7 @@ def pg_runtime(tmp_path: Path) -> Iterator[Runtime]:
 
 
 @pytest.mark.postgres
-def test_postgres_deletes_partition_by_partition(pg_runtime: Runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_postgres_deletes_partition_by_partition(pg_runtime: Runtime, monkeypatch) -> None:
     rt = pg_runtime
     now = utcnow()
     with rt.engine.begin() as c:  # the days of the old rows (today's are made ahead)

@@ -15,19 +15,19 @@ from workers import sweeper
 from workers.delivery import deliver_ids
 
 
-def status_of(runtime, notification_id) -> str:  # type: ignore[no-untyped-def]
+def status_of(runtime, notification_id) -> str:
     with runtime.sessions() as s:
         return s.get(Notification, notification_id).status
 
 
-def kinds(client, auth, notification_id) -> list[str]:  # type: ignore[no-untyped-def]
+def kinds(client, auth, notification_id) -> list[str]:
     return [
         e["kind"]
         for e in client.get(f"/v1/notifications/{notification_id}", headers=auth).json()["events"]
     ]
 
 
-def test_a_send_whose_worker_died_is_recovered_and_sent_once(client, auth, runtime, worker_app):  # type: ignore[no-untyped-def]
+def test_a_send_whose_worker_died_is_recovered_and_sent_once(client, auth, runtime, worker_app):
     notification_id = client.post("/v1/notifications", json=email(), headers=auth).json()["id"]
     with transaction(runtime.sessions) as s:  # a worker claimed it, then was SIGKILLed
         repository.move(
@@ -41,7 +41,7 @@ def test_a_send_whose_worker_died_is_recovered_and_sent_once(client, auth, runti
     assert kinds(client, auth, notification_id) == ["queued", "recovered", "attempt", "sent"]
 
 
-def test_a_recent_send_is_left_alone(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_a_recent_send_is_left_alone(client, auth, runtime):
     notification_id = client.post("/v1/notifications", json=email(), headers=auth).json()["id"]
     with transaction(runtime.sessions) as s:
         repository.move(s, [notification_id], Status.SENDING, claimed_at=utcnow())
@@ -49,12 +49,12 @@ def test_a_recent_send_is_left_alone(client, auth, runtime):  # type: ignore[no-
     assert status_of(runtime, notification_id) == "sending"
 
 
-def events_of(runtime, notification_id) -> list[tuple[str, str | None]]:  # type: ignore[no-untyped-def]
+def events_of(runtime, notification_id) -> list[tuple[str, str | None]]:
     with runtime.sessions() as s:
         return [(e.kind, e.provider) for e in repository.events_of(s, notification_id)]
 
 
-def test_stale_queued_is_republished_and_fresh_is_not(runtime):  # type: ignore[no-untyped-def]
+def test_stale_queued_is_republished_and_fresh_is_not(runtime):
     stale, fresh = insert_notifications(
         runtime,
         [notification_row(published_at=utcnow() - timedelta(minutes=10)), notification_row()],
@@ -65,7 +65,7 @@ def test_stale_queued_is_republished_and_fresh_is_not(runtime):  # type: ignore[
     assert status_of(runtime, stale) == status_of(runtime, fresh) == "queued"
 
 
-def test_due_scheduled_are_released_and_overdue_expire(runtime):  # type: ignore[no-untyped-def]
+def test_due_scheduled_are_released_and_overdue_expire(runtime):
     now = utcnow()
     due, gone, later, deferred = insert_notifications(
         runtime,
@@ -84,7 +84,7 @@ def test_due_scheduled_are_released_and_overdue_expire(runtime):  # type: ignore
         assert s.get(Heartbeat, "sweeper") is not None
 
 
-def test_a_stuck_send_is_requeued_or_ended_by_what_the_write_ahead_record_says(runtime):  # type: ignore[no-untyped-def]
+def test_a_stuck_send_is_requeued_or_ended_by_what_the_write_ahead_record_says(runtime):
     """Never handed to a provider: queued again. Handed to one on a lane that is resent after a
     crash: queued again pinned to it. Handed to one elsewhere: ended unconfirmed."""
     long_ago = utcnow() - timedelta(hours=1)
@@ -116,7 +116,7 @@ def test_a_stuck_send_is_requeued_or_ended_by_what_the_write_ahead_record_says(r
         assert s.get(Notification, ended).attempts == 1
 
 
-def test_purge_drops_the_content_only_of_what_nothing_will_send(runtime):  # type: ignore[no-untyped-def]
+def test_purge_drops_the_content_only_of_what_nothing_will_send(runtime):
     old = utcnow() - timedelta(days=30)
     content = {"body": "hi"}
     sent, unconfirmed, queued, recent = insert_notifications(
@@ -134,7 +134,7 @@ def test_purge_drops_the_content_only_of_what_nothing_will_send(runtime):  # typ
     assert kept == [None, content, content, content]
 
 
-def test_purge_drops_old_idempotency_keys(client, auth, runtime):  # type: ignore[no-untyped-def]
+def test_purge_drops_old_idempotency_keys(client, auth, runtime):
     client.post("/v1/notifications", json=email(), headers={**auth, "Idempotency-Key": "old"})
     client.post("/v1/notifications", json=email(), headers={**auth, "Idempotency-Key": "new"})
     with transaction(runtime.sessions) as s:

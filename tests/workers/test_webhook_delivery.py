@@ -18,7 +18,7 @@ from workers import webhook_delivery
 from workers.delivery import deliver_ids
 
 
-def configure_callback(runtime, key: str, url: str) -> str:  # type: ignore[no-untyped-def]
+def configure_callback(runtime, key: str, url: str) -> str:
     with transaction(runtime.sessions) as s:
         _, secret = set_callback(
             s, parse_prefix(key), url, Sealer(runtime.settings.secret_key, "callback")
@@ -27,7 +27,7 @@ def configure_callback(runtime, key: str, url: str) -> str:  # type: ignore[no-u
     return secret
 
 
-def drain(runtime) -> None:  # type: ignore[no-untyped-def]
+def drain(runtime) -> None:
     with transaction(runtime.sessions) as s:  # everything due now
         s.execute(update(WebhookDelivery).values(next_attempt_at=WebhookDelivery.created_at))
     with runtime.sessions() as s:
@@ -36,7 +36,7 @@ def drain(runtime) -> None:  # type: ignore[no-untyped-def]
         webhook_delivery.send(runtime, client, ids)
 
 
-def test_a_final_status_is_posted_signed_to_the_callers_url(client, auth, key, runtime, worker_app):  # type: ignore[no-untyped-def]
+def test_a_final_status_is_posted_signed_to_the_callers_url(client, auth, key, runtime, worker_app):
     with WebhookReceiver() as receiver:
         secret = configure_callback(runtime, key, receiver.url)
         notification_id = client.post(
@@ -62,7 +62,7 @@ def test_a_final_status_is_posted_signed_to_the_callers_url(client, auth, key, r
     assert timeline[-1]["kind"] == "webhook" and timeline[-1]["response_code"] == "200"
 
 
-def test_5xx_and_429_are_retried_and_4xx_gives_up(client, auth, key, runtime, worker_app):  # type: ignore[no-untyped-def]
+def test_5xx_and_429_are_retried_and_4xx_gives_up(client, auth, key, runtime, worker_app):
     with WebhookReceiver(script=[(503, {}), (429, {"Retry-After": "1"}), (200, {})]) as receiver:
         configure_callback(runtime, key, receiver.url)
         notification_id = client.post(
@@ -102,7 +102,7 @@ def test_5xx_and_429_are_retried_and_4xx_gives_up(client, auth, key, runtime, wo
         )
 
 
-def test_connection_refused_is_retried(client, auth, key, runtime, worker_app):  # type: ignore[no-untyped-def]
+def test_connection_refused_is_retried(client, auth, key, runtime, worker_app):
     configure_callback(runtime, key, "http://127.0.0.1:1/hooks")
     notification_id = client.post(
         "/v1/notifications", json=email(to="permanent-failure@simulator.notifier.dev"), headers=auth
@@ -116,7 +116,7 @@ def test_connection_refused_is_retried(client, auth, key, runtime, worker_app): 
     )
 
 
-def test_no_callback_no_webhook(client, auth, runtime, worker_app):  # type: ignore[no-untyped-def]
+def test_no_callback_no_webhook(client, auth, runtime, worker_app):
     notification_id = client.post(
         "/v1/notifications", json=email(to="permanent-failure@simulator.notifier.dev"), headers=auth
     ).json()["id"]

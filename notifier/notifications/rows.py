@@ -44,6 +44,7 @@ def notification_row(
     template_version: int | None = None,
     send_at: datetime | None = None,
     campaign_id: str | None = None,
+    resend_of: str | None = None,
     test: bool = False,
     service_id: str = DEFAULT_SERVICE_ID,
 ) -> dict[str, Any]:
@@ -75,6 +76,7 @@ def notification_row(
         "completed_at": now if final else None,
         "attempts": 0,
         "campaign_id": campaign_id,
+        "resend_of": resend_of,
         "test": test,
         "service_id": service_id,
     }

@@ -26,16 +26,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from notifier.db.models import Notification, Suppression, new_id, utcnow
+from notifier.db.models import Notification, Suppression, utcnow
 from notifier.notifications import repository
-from notifier.notifications.rows import event
+from notifier.notifications.rows import event, notification_row
 from notifier.ownership import ALL_SERVICES
 from notifier.runtime import Runtime
 from notifier.statuses import EventKind, Status
 from notifier.support.cases import RESENDABLE, NotificationCase, load_case
 from notifier.support.summary import reason_text, when
 from notifier.suppressions import applies_to
-from providers.interface import SuppressionReason
+from providers.interface import Lane, SuppressionReason
 
 MAX_REASON = MAX_LIFT_REASON = 500
 STOP_RULE = (
@@ -115,45 +115,39 @@ def resend(
     why = f" ({note})" if note else ""
     now = utcnow()
     ttl = _ttl(original, runtime)
-    copy = Notification(
-        id=new_id(),
+    copy = notification_row(
         api_key_id=original.api_key_id,
         service_id=original.service_id,
-        channel=original.channel,
-        category=original.category,
-        lane=original.lane,
-        status=Status.QUEUED.value,
+        lane=Lane(original.lane),
         recipient=original.recipient,
+        status=Status.QUEUED,
+        now=now,
+        expires_at=now + ttl,
         platform=original.platform,
         reference=original.reference,
         content=original.content,
         sealed_content=original.sealed_content,
-        sensitive_fields=list(original.sensitive_fields or []),
+        sensitive_fields=original.sensitive_fields or (),
         template_name=original.template_name,
         template_version=original.template_version,
         sms_segments=original.sms_segments,
-        expires_at=now + ttl,
-        created_at=now,
-        updated_at=now,
-        published_at=now,
-        attempts=0,
         resend_of=original.id,
         campaign_id=original.campaign_id,
         test=original.test,  # a test notification's resend stays with the simulator
     )
-    session.add(copy)
-    session.flush()
+    repository.insert_notifications(session, [copy], [])
+    copy_id = copy["id"]
     repository.add_events(
         session,
         [
-            _event(copy.id, now, Status.QUEUED, f"resend of {original.id}, requested by {by}{why}"),
-            _event(original.id, now, None, f"resent as {copy.id} by {by}{why}"),
+            _event(copy_id, now, Status.QUEUED, f"resend of {original.id}, requested by {by}{why}"),
+            _event(original.id, now, None, f"resent as {copy_id} by {by}{why}"),
         ],
     )
     return Resent(
         original_id=original.id,
-        new_id=copy.id,
-        lane=copy.lane,
+        new_id=copy_id,
+        lane=copy["lane"],
         guarded=case.needs_confirmation,
         service_id=original.service_id,
     )

@@ -4,7 +4,8 @@ The quota is counted in ``Intake.prepare``, before the row is stored; when the s
 (503 ``database_unavailable``) the token is given back through the rate limiter's kept leases.
 The store fails for real: a trigger in the database refuses one recipient's row, on each path
 that stores (the group commit, an Idempotency-Key's direct write, a batch), with the count in
-this process's memory and in Redis."""
+this process's memory and in Redis; and a batch item refused after it was counted (the batch's
+content budget passed) costs none either."""
 
 from __future__ import annotations
 
@@ -93,3 +94,19 @@ def test_a_refunded_token_is_spent_once() -> None:
     assert limiter.quota_in_memory(*counter)
     assert limiter.quota_hit(*counter).allowed
     assert not limiter.quota_hit(*counter).allowed
+
+
+def test_a_batch_item_refused_after_counting_costs_no_quota(served):
+    client, runtime = served
+    billing = service(runtime, "billing", daily_quotas={"email.transactional": 2})
+    live = bearer(runtime, billing)
+    one = len("Your receipt") + len("Thanks, Ada")
+    runtime.settings.batch_max_content_chars = one + 1  # the second item passes it
+    batch = client.post(
+        "/v1/notifications/batch", json={"notifications": [email(), email()]}, headers=live
+    )
+    assert batch.status_code == 202, batch.text
+    results = batch.json()["results"]
+    assert "error" not in results[0] and results[1]["error"]["code"] == "body_too_long"
+    assert client.post("/v1/notifications", json=email(), headers=live).status_code == 202
+    assert client.post("/v1/notifications", json=email(), headers=live).status_code == 429

@@ -19,7 +19,8 @@ The per-key API limit is awaited with ``lease=True``: a busy key's tokens are ta
 few at a time and spent in this process (:mod:`notifier.ratelimit_leases`), so intake does not
 make a Redis round trip per request, and the limit still holds across every process. Daily
 quotas are counted with :meth:`RateLimiter.quota_hit`: kept leases, taken the same way and spent
-until empty, since a quota's identifiers name its day.
+until empty, since a quota's identifiers name its day; a token whose notification was then not
+stored is given back (:meth:`RateLimiter.quota_refund`).
 """
 
 from __future__ import annotations
@@ -135,9 +136,18 @@ class RateLimiter:
         round trip (``ratelimit_leases``, kept leases). Synchronous: call it off the loop
         unless :meth:`quota_in_memory`."""
         item = _parse(rule)
+        with self._kept.lock:  # a refunded token first, whichever storage counted it
+            if self._kept.spend((rule, *identifiers)):
+                return Verdict(True)
         return self._shared_or_local(
             item, identifiers, lambda shared: _kept(shared, self._kept, item, (rule, *identifiers))
         )
+
+    def quota_refund(self, rule: str, *identifiers: str) -> None:
+        """Give back one allowed :meth:`quota_hit` whose notification was not stored: its token,
+        counted once already, is kept in this process and spent by the next hit."""
+        with self._kept.lock:
+            self._kept.refund((rule, *identifiers))
 
     def _shared_or_local(
         self,

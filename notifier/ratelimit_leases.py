@@ -33,7 +33,9 @@ processes, at least 490 are accepted and never more than 500. Once Redis refuses
 token its window is used up, which nothing but the next window undoes: the refusal is kept too,
 and the key's later requests are refused without asking Redis again. Kept leases are counted
 synchronously, from intake's worker threads (:meth:`notifier.ratelimit.RateLimiter.quota_hit`):
-one thread asks Redis for a key while the key's other threads wait for that answer.
+one thread asks Redis for a key while the key's other threads wait for that answer. A token
+counted for a notification that could not then be stored is put back in its kept lease
+(:meth:`Leases.refund`) and spent by the next hit, so a failed store costs no quota.
 """
 
 from __future__ import annotations
@@ -124,6 +126,14 @@ class Leases:
             return None
         return lease.used_up_until
 
+    def refund(self, key: tuple[str, ...]) -> None:
+        """Kept leases: put back a token counted for a notification that was then not stored
+        (it was counted once, so spending it again keeps the count exact)."""
+        if self.keep:
+            if key not in self._by_key and len(self._by_key) >= MAX_KEYS:
+                self._by_key.clear()
+            self._by_key.setdefault(key, _Lease()).tokens += 1
+
     def mark_used_up(self, key: tuple[str, ...], until: float) -> None:
         if self.keep:
             if key not in self._by_key and len(self._by_key) >= MAX_KEYS:
@@ -156,7 +166,8 @@ class Leases:
         if lease is None:
             return
         _answer(lease)
-        lease.tokens = tokens - 1
+        # a kept lease may have had a token refunded meanwhile: keep it
+        lease.tokens = (lease.tokens if self.keep else 0) + tokens - 1
         lease.expires = math.inf if self.keep else time.monotonic() + _lifetime(item)
 
     def refused(self, key: tuple[str, ...]) -> None:

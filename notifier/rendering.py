@@ -38,6 +38,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from notifier.errors import ErrorCode, NotifierError, field_error
 from notifier.redaction import REDACTED
+from notifier.substitution import Parts, parts_of, substitute
 
 if TYPE_CHECKING:
     from notifier.render_pool import RenderPool
@@ -164,6 +165,7 @@ _html_env = _Bounded(autoescape=True, **_OPTIONS)
 class Compiled:
     template: jinja2.Template
     plain: bool  # safe to render in-process (see the module docstring)
+    parts: Parts | None = None  # only text and names: rendered without Jinja (substitution)
 
 
 def check_source(field_name: str, source: str, html: bool = False) -> Compiled:
@@ -211,7 +213,7 @@ def _compile_new(source: str, html: bool) -> Compiled:
         raise _ForbiddenConstruct(
             f"{{% {name} %}} is not allowed: a template must be self-contained"
         )
-    return Compiled(env.from_string(tree), _is_plain(tree))
+    return Compiled(env.from_string(tree), _is_plain(tree), parts_of(tree))
 
 
 def _is_plain(tree: nodes.Node) -> bool:
@@ -284,8 +286,15 @@ def _render_field(name: str, source: str, data: Mapping[str, Any], limit: int) -
         text = source
     else:
         compiled = check_source(name, source, name == "html")
+        substituted = (
+            substitute(compiled.parts, data, name == "html") if compiled.parts is not None else None
+        )
         try:
-            text = _generate(compiled.template, data, name, limit)
+            text = (
+                substituted
+                if substituted is not None
+                else _generate(compiled.template, data, name, limit)
+            )
         except NotifierError:
             raise
         except jinja2.UndefinedError as e:

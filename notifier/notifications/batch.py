@@ -32,6 +32,7 @@ from notifier.errors import ErrorCode, NotifierError, field_error, from_validati
 from notifier.keys import Caller
 from notifier.notifications import queries
 from notifier.notifications.schemas import EmailRequest, PushRequest, SmsRequest
+from notifier.services.quotas import refund_daily_quota, refunding
 from notifier.storable import require_storable
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ def _attempt(
             item = intake.prepare(caller, request, render_deadline - time.monotonic())
             content_left -= _content_size(item)
             if content_left < 0:
+                refund_daily_quota(intake.limiter, [item.quota])
                 raise field_error(
                     ErrorCode.BODY_TOO_LONG,
                     "body",
@@ -111,7 +113,8 @@ def _attempt(
         except NotifierError as e:
             outcomes[index].error = e
     if prepared:
-        with transaction(intake.sessions) as session:
+        counted = [p.quota for _, p in prepared]
+        with refunding(intake.limiter, counted), transaction(intake.sessions) as session:
             intake._store(session, [p for _, p in prepared])
             records = [
                 IdempotencyRecord(

@@ -54,7 +54,7 @@ from notifier.recipients import normalise
 from notifier.render_pool import RenderPool
 from notifier.rendering import Rendered, known_plain
 from notifier.security import Sealer, request_fingerprint
-from notifier.services.quotas import enforce_daily_quota, quota_needs_round_trip
+from notifier.services.quotas import Counted, enforce_daily_quota, quota_needs_round_trip, refunding
 from notifier.services.trial import require_allowed_recipient
 from notifier.statuses import Status
 from notifier.storable import require_storable
@@ -73,6 +73,7 @@ class Prepared:
     row: dict[str, Any]
     channel: Channel
     category: Category
+    quota: Counted | None = None  # what it counted of the daily quota, refunded if not stored
 
     @property
     def id(self) -> str:
@@ -129,7 +130,9 @@ class Intake:
         else:
             self.render_pool.check_share(caller.id)  # before a thread is taken for it
             prepared = await anyio.to_thread.run_sync(self.prepare, caller, request)
-        await asyncio.wrap_future(self.committer.submit(prepared))
+        # not stored: the quota refunded (a cancelled request may still be stored: kept)
+        with refunding(self.limiter, [prepared.quota]):
+            await asyncio.wrap_future(self.committer.submit(prepared))
         return IntakeResult(accepted=prepared.row)
 
     def _accept_keyed(
@@ -147,7 +150,7 @@ class Intake:
                 return replay
         prepared = self.prepare(caller, request)
         try:
-            with transaction(self.sessions) as session:
+            with refunding(self.limiter, [prepared.quota]), transaction(self.sessions) as session:
                 self._store(session, [prepared])
                 if idempotency_key:
                     session.add(
@@ -258,7 +261,7 @@ class Intake:
                     "too many transactional SMS to this phone number; try later",
                     retry_after=verdict.retry_after,
                 )
-        enforce_daily_quota(caller, lane, self.limiter)
+        counted = enforce_daily_quota(caller, lane, self.limiter)
         now = utcnow()
         quiet = quiet_hours_deferral(lane, recipient, request.timezone, send_at or now)
         if quiet is not None:
@@ -284,7 +287,7 @@ class Intake:
             send_at=send_at,
             test=caller.is_test,
         )
-        return Prepared(row=row, channel=channel, category=request.category)
+        return Prepared(row=row, channel=channel, category=request.category, quota=counted)
 
     def _template(
         self, request: EmailRequest | SmsRequest | PushRequest, caller: Caller

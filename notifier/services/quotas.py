@@ -16,11 +16,15 @@ leases of the per-key limit, kept). Every token is counted in Redis before it is
 API processes together never accept more than the quota; what leasing costs is at most one
 lease per process (1 % of the quota, at most 64) left unspent at midnight, and so refused a few
 early. The count is synchronous: when it would ask Redis (:func:`quota_needs_round_trip`)
-intake runs it on a worker thread, so the event loop never waits on it.
+intake runs it on a worker thread, so the event loop never waits on it. A notification
+counted and then not stored (its store failed: 503 ``database_unavailable``) gives its token
+back (:func:`refund_daily_quota`): the quota counts what was accepted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from notifier.errors import ErrorCode, NotifierError
@@ -55,13 +59,18 @@ def quota_needs_round_trip(caller: Caller, lane: Lane, limiter: RateLimiter) -> 
     return quota > 0 and not limiter.quota_in_memory(rule, *identifiers)
 
 
+Counted = tuple[str, ...]  # a counted notification's rule and identifiers, for its refund
+
+
 def enforce_daily_quota(
     caller: Caller, lane: Lane, limiter: RateLimiter, now: datetime | None = None
-) -> None:
+) -> Counted | None:
     """Count one notification of ``caller``'s service on ``lane`` against today's quota;
-    raise 429 ``quota_exceeded`` once it is used up (a quota of 0 closes the lane)."""
+    raise 429 ``quota_exceeded`` once it is used up (a quota of 0 closes the lane). Returns what
+    was counted (None: nothing), for :func:`refund_daily_quota` if the notification is then not
+    stored."""
     if not counts(caller, lane):
-        return
+        return None
     now = now or datetime.now(UTC)
     quota, reset_at, (rule, *identifiers) = _counter(caller, lane, now)
     if not (quota > 0 and limiter.quota_hit(rule, *identifiers).allowed):
@@ -72,3 +81,22 @@ def enforce_daily_quota(
             retry_after=max(1.0, (reset_at - now).total_seconds()),
             reset_at=reset_at,
         )
+    return (rule, *identifiers)
+
+
+def refund_daily_quota(limiter: RateLimiter, counted: Iterable[Counted | None]) -> None:
+    """Give back the quota notifications counted when they were not stored after all (their
+    store failed, or a batch refused one after counting)."""
+    for each in counted:
+        if each is not None:
+            limiter.quota_refund(*each)
+
+
+@contextmanager
+def refunding(limiter: RateLimiter, counted: Iterable[Counted | None]) -> Iterator[None]:
+    """Refund what was counted when the block (the notifications' store) fails."""
+    try:
+        yield
+    except Exception:
+        refund_daily_quota(limiter, counted)
+        raise

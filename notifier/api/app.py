@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 from notifier import logs, sentry
 from notifier.api import errors, openapi
 from notifier.api.body_limit import BodyLimitMiddleware
+from notifier.api.direct_route import DirectEntry
 from notifier.api.input_guard import InputGuardMiddleware
 from notifier.api.observability import ObservabilityMiddleware, metrics_router
 from notifier.api.routers import all_routers
@@ -66,4 +67,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         limits_by_pattern=[(IMPORT_PATH, settings.max_import_bytes)],
     )
     app.add_middleware(ObservabilityMiddleware)  # outermost: ids and metrics for every answer
+    # built now, with the direct routes' entry in front (no middleware can be added later)
+    app.middleware_stack = DirectEntry(app, app.build_middleware_stack())
     return app

@@ -153,3 +153,35 @@ def test_malformed_batches_get_the_declared_endpoints_answer(client, auth, body:
     declared = _post_batch(client, auth, body, DECLARED)
     assert direct.status_code == declared.status_code
     assert direct.json() == declared.json()
+
+
+def test_the_send_paths_are_answered_in_front_of_the_stack(client, auth) -> None:
+    """The application's outermost callable serves the two send paths itself, inside our
+    middlewares: the caller's request id comes back and the request is counted under the route,
+    as the declared path does."""
+    from notifier import metrics
+    from notifier.api.direct_route import DirectEntry
+
+    entry = client.app.middleware_stack
+    assert isinstance(entry, DirectEntry)
+    assert set(entry.routes) == {"/v1/notifications", "/v1/notifications/batch"}
+    assert entry.below is not None  # the stack below our middlewares was found
+
+    def counted() -> float:
+        sample = metrics.HTTP_REQUESTS.labels("/v1/notifications", "POST", "202")
+        return sample._value.get()
+
+    before = counted()
+    for content_type in (DIRECT, DECLARED):
+        answer = _post(client, auth, email(), content_type, **{"X-Request-ID": "req-42"})
+        assert answer.status_code == 202
+        assert answer.headers["x-request-id"] == "req-42"
+    assert counted() == before + 2
+    too_large = _post(client, auth, {**email(), "body": "x" * 2_000_000}, DIRECT)
+    assert too_large.status_code == 413
+    assert (
+        too_large.json()["error"]["code"]
+        == _post(client, auth, {**email(), "body": "x" * 2_000_000}, DECLARED).json()["error"][
+            "code"
+        ]
+    )

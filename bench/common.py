@@ -273,3 +273,14 @@ def parse_wrk(out: str) -> dict:
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": errors.group(1) if errors else None,
     }
+
+
+def combined_rounds(runs: list[dict]) -> dict:
+    """Rounds combined: summed requests over summed time, the worst p99, all errors."""
+    return {
+        "rps": round(sum(r["rps"] for r in runs) / len(runs), 1),
+        "p99_ms": max(r["p99_ms"] for r in runs),
+        "non_2xx": sum(r["non_2xx"] for r in runs),
+        "socket_errors": [r["socket_errors"] for r in runs if r["socket_errors"]] or None,
+        "rounds": [(r["rps"], r["p99_ms"]) for r in runs],
+    }

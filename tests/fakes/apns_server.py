@@ -36,7 +36,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import jwt
 from cryptography import x509
@@ -296,7 +296,9 @@ class _Http2Connection(asyncio.Protocol):
 
     def on_event(self, event: Any) -> None:
         if isinstance(event, RequestReceived):
-            self.streams[event.stream_id] = _Stream(dict(event.headers))
+            # header_encoding="utf-8" (above) makes h2 hand over str pairs; its types say bytes
+            headers = cast("list[tuple[str, str]]", event.headers)
+            self.streams[event.stream_id] = _Stream(dict(headers))
         elif isinstance(event, DataReceived):
             self.streams[event.stream_id].body += event.data
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)

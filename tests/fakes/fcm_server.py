@@ -188,7 +188,7 @@ class FcmFakeServer:
         """The value of the provider's ``endpoint_base`` option."""
         return f"{self.base_url}/v1/projects"
 
-    def start(self) -> FcmFakeServer:
+    def start(self) -> Self:
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, args=(0.05,), name="fcm-fake", daemon=True
         )

@@ -16,7 +16,12 @@ from tests.factories import api_key
 
 def _service(runtime, name: str, **values) -> str:
     with transaction(runtime.sessions) as s:
-        settings = {"senders": {}, "provider_chains": {}, "rate_limits": {}, "daily_quotas": {}}
+        settings: dict[str, dict[str, object]] = {
+            "senders": {},
+            "provider_chains": {},
+            "rate_limits": {},
+            "daily_quotas": {},
+        }
         row = Service(name=name, **{**settings, **values})
         s.add(row)
         s.flush()

@@ -184,8 +184,8 @@ class Stack:
             else PrivateRedis(ports.get("redis"))
         )
         self.broker: PrivateService | External
-        if urls.get("broker"):
-            self.broker = External("broker", urls["broker"])  # type: ignore[arg-type]
+        if broker_url := urls.get("broker"):
+            self.broker = External("broker", broker_url)
         elif broker == "rabbitmq":
             self.broker = PrivateRabbitMQ(ports.get("broker"))
         else:

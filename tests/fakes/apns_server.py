@@ -272,7 +272,8 @@ class _Http2Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)  # a stream server's connection
+        self.transport = transport
         with self.state.lock:
             self.state.connections_made += 1
             self.state.protocols.add(self)

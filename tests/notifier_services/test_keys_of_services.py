@@ -66,7 +66,9 @@ def test_a_change_to_the_service_reaches_the_next_authentication(runtime):
     with runtime.sessions() as session:
         assert Authenticator().authenticate(session, f"Bearer {plaintext}").service.trial
     with transaction(runtime.sessions) as s:
-        s.get(Service, billing).trial = False  # type: ignore[union-attr]
+        row = s.get(Service, billing)
+        assert row is not None
+        row.trial = False
     with runtime.sessions() as session:  # a fresh cache: what CACHE_SECONDS later looks like
         assert not Authenticator().authenticate(session, f"Bearer {plaintext}").service.trial
 

@@ -322,7 +322,8 @@ def test_a_warm_shutdown_keeps_the_row_until_the_sends_in_flight_are_done(tmp_pa
             assert (
                 len(live_workers(session, utcnow(), 2)) == 1
             )  # still live: its claim is not abandoned
-        assert process.wait(60) == 0, process.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+        assert process.stderr is not None
+        assert process.wait(60) == 0, process.stderr.read().decode()[-2000:]
     finally:
         if process.poll() is None:
             process.kill()

@@ -32,7 +32,7 @@ from bench.common import add_service_options, fresh_database, own_broker
 from notifier.api.app import create_app
 from notifier.campaigns import runs
 from notifier.campaigns.models import Audience, AudienceMember, Contact
-from notifier.config import Settings
+from notifier.config import Environment, Settings
 from notifier.db.migrate import upgrade
 from notifier.db.models import utcnow
 from notifier.db.session import transaction
@@ -88,7 +88,7 @@ def main() -> None:
 def fan_out(count: int, url: str, broker: str, redis_url: str) -> dict:
     upgrade(url)
     settings = Settings(
-        env="test",
+        env=Environment.TEST,
         data_dir=Path(tempfile.mkdtemp()),
         database_url=url,
         broker_url=broker,

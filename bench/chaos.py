@@ -44,7 +44,8 @@ from bench.chaos_report import Fault
 from bench.common import emit
 from bench.cpu import CpuMeter, groups, per_notification, pids
 from bench.smtp_sink import read_sends
-from bench.stack import Stack
+from bench.stack import External, Stack
+from tests.private_services import PrivateService
 
 SCENARIOS = ("worker-kill", "broker-restart", "postgres-restart", "api-kill", "combined")
 
@@ -61,14 +62,16 @@ def _kill_worker(stack: Stack, args: argparse.Namespace, count: list[int]) -> Fa
 
 
 def _restart(
-    kind: str, service_of: Callable[[Stack], object], down: Callable[[argparse.Namespace], float]
+    kind: str,
+    service_of: Callable[[Stack], PrivateService | External],
+    down: Callable[[argparse.Namespace], float],
 ):
     def inject(stack: Stack, args: argparse.Namespace, count: list[int]) -> Fault:
         service = service_of(stack)
         fault = Fault(
             kind, time.time(), detail=f"{'SIGKILL' if args.hard else 'stop'}, down {down(args):g} s"
         )
-        service.restart(down(args), kill=args.hard)  # type: ignore[attr-defined]
+        service.restart(down(args), kill=args.hard)
         fault.back = time.time()
         return fault
 

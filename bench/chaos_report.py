@@ -49,8 +49,12 @@ class Fault:
             for nid, t in accepted.items()
             if t < self.at and first_seen.get(nid, float("inf")) >= self.at
         ]
-        arrivals = [first_seen.get(nid) for nid in before]
-        recovery = None if None in arrivals else round(max(arrivals, default=self.at) - self.at, 2)  # type: ignore[type-var]
+        arrivals = [first_seen[nid] for nid in before if nid in first_seen]
+        recovery = (
+            None
+            if len(arrivals) < len(before)
+            else round(max(arrivals, default=self.at) - self.at, 2)
+        )
         after = [s.at for s in sink.sends if self.back is not None and s.at >= self.back]
         return {
             "fault": self.kind,
@@ -102,12 +106,12 @@ def records(database_url: str, accepted_ids: set[str], sink: SinkCount) -> dict:
     engine = create_engine(database_url)
     try:
         with engine.connect() as c:
-            statuses = dict(
+            statuses: dict[str, int] = dict(
                 c.execute(text("SELECT status, count(*) FROM notifications GROUP BY status")).all()
             )
-            recorded = dict(c.execute(text(ACCEPTED_ATTEMPTS)).all())
-            possible = dict(c.execute(text(POSSIBLE_SENDS)).all())
-            kinds = dict(
+            recorded: dict[str, int] = dict(c.execute(text(ACCEPTED_ATTEMPTS)).all())
+            possible: dict[str, int] = dict(c.execute(text(POSSIBLE_SENDS)).all())
+            kinds: dict[str, int] = dict(
                 c.execute(text("SELECT kind, count(*) FROM delivery_events GROUP BY kind")).all()
             )
     finally:
@@ -141,7 +145,7 @@ def _lost_by_status(database_url: str, ids: set[str]) -> dict[str, int]:
             ).all()
     finally:
         engine.dispose()
-    found = dict(rows)
+    found: dict[str, int] = dict(rows)
     missing = len(ids) - sum(found.values())
     return {**found, **({"not_stored": missing} if missing else {})}
 

@@ -257,19 +257,27 @@ def wrk(
     return parse_wrk(out)
 
 
+def _found(pattern: str, out: str) -> str:
+    match = re.search(pattern, out)
+    assert match, f"wrk printed no {pattern!r}"
+    return match.group(1)
+
+
 def parse_wrk(out: str) -> dict:
     def ms(value: str) -> float:
-        number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+        match = re.match(r"([\d.]+)(\w+)", value)
+        assert match, f"not a wrk duration: {value!r}"
+        number, unit = match.groups()
         return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
     percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)", out, flags=re.MULTILINE))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "rps": float(_found(r"Requests/sec:\s+([\d.]+)", out)),
         "p50_ms": round(ms(percentiles["50"]), 2),
         "p99_ms": round(ms(percentiles["99"]), 2),
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "requests": int(_found(r"(\d+) requests in", out)),
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": errors.group(1) if errors else None,
     }

@@ -117,10 +117,10 @@ class CpuMeter:
             stat = _stat(pid)
             if stat is None:
                 continue
-            label = pids.get(pid) or wanted.get(stat[1])
-            if label is None:
+            owner = pids.get(pid) or wanted.get(stat[1])
+            if owner is None:
                 continue
-            key = (label, pid)
+            key = (owner, pid)
             # running before start(): count from now; born since: count all it used
             self._first.setdefault(key, 0 if self._started else stat[2])
             self._last[key] = stat[2]

@@ -179,7 +179,7 @@ def measure(args: argparse.Namespace, broker: str) -> dict:
                 for _ in range(args.worker_processes)
             ]
             time.sleep(3)  # workers connected
-            logs = [Path(p.log_path) for p in (api, *workers)]  # type: ignore[attr-defined]
+            logs = [Path(p.log_path) for p in (api, *workers)]  # type: ignore[attr-defined]  # set by common.process
             logged_before = sum(f.stat().st_size for f in logs)
             meter = CpuMeter(
                 shared_labels(

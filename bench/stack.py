@@ -29,12 +29,12 @@ from typing import Self
 import httpx
 
 from bench.common import BIN, ROOT, create_key, environment, free_port, fresh_database
+from tests.private_processes import port_open
 from tests.private_services import (
     PrivatePostgres,
     PrivateRabbitMQ,
     PrivateRedis,
     PrivateService,
-    port_open,
 )
 
 WORKER_LANES = (
@@ -174,18 +174,18 @@ class Stack:
         self.restart_delay = restart_delay
         urls, ports = urls or {}, ports or {}
         self.postgres: PrivateService | External = (
-            External("PostgreSQL", urls["database"])
-            if urls.get("database")
+            External("PostgreSQL", database)
+            if (database := urls.get("database"))
             else PrivatePostgres(ports.get("postgres"))
         )
         self.redis: PrivateService | External = (
-            External("Redis", urls["redis"])
-            if urls.get("redis")
+            External("Redis", redis_url)
+            if (redis_url := urls.get("redis"))
             else PrivateRedis(ports.get("redis"))
         )
         self.broker: PrivateService | External
-        if urls.get("broker"):
-            self.broker = External("broker", urls["broker"])  # type: ignore[arg-type]
+        if broker_url := urls.get("broker"):
+            self.broker = External("broker", broker_url)
         elif broker == "rabbitmq":
             self.broker = PrivateRabbitMQ(ports.get("broker"))
         else:
@@ -284,7 +284,7 @@ class Stack:
                 self.env,
                 self.logs,
             )
-            for i in range(o["workers"])
+            for i in range(int(o["workers"]))
         ]
         self.beat = Proc("beat", [str(BIN / "notifier"), "beat"], self.env, self.logs)
         self.procs = [self.sink, self.api, *self.workers, self.beat]

@@ -12,7 +12,11 @@ from pathlib import Path
 def free_port(low: int | None = None, high: int | None = None) -> int:
     """A TCP port of 127.0.0.1 nothing listens on now; within [low, high) when given."""
     for _ in range(200):
-        port = 0 if low is None else secrets.randbelow(high - low) + low  # type: ignore[operator]
+        if low is None:
+            port = 0
+        else:
+            assert high is not None, "a low bound needs a high one"
+            port = secrets.randbelow(high - low) + low
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))

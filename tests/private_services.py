@@ -44,7 +44,7 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from tests.private_processes import alive, free_port, port_open, server_processes
 
@@ -433,13 +433,13 @@ KINDS: dict[str, type[PrivateService]] = {
 }
 
 
-def require_private(kind: str, **options: object) -> PrivateService:
+def require_private(kind: str, **options: Any) -> PrivateService:
     """A started private ``kind`` for a test: skipped when its binaries are missing (failed in
     CI)."""
     import pytest
 
     try:
-        service = KINDS[kind](**options)  # type: ignore[arg-type]
+        service = KINDS[kind](**options)
     except ServiceUnavailable as e:
         if IN_CI:
             pytest.fail(f"{e}, and CI promises it", pytrace=False)

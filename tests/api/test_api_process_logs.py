@@ -17,7 +17,7 @@ import httpx
 from notifier.db.migrate import upgrade
 from notifier.runtime import Runtime
 from tests.factories import api_key, email, make_settings
-from tests.private_services import free_port
+from tests.private_processes import free_port
 
 
 def test_every_api_process_logs_json_with_ids(tmp_path: Path) -> None:

@@ -10,8 +10,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -49,6 +51,12 @@ def postgres_locked(runtime: Runtime) -> Iterator[None]:
     engine.dispose()
 
 
+def _in_thread(future: object) -> Future[Any]:
+    """A future of the committer's thread: submitted with no running event loop."""
+    assert isinstance(future, Future)
+    return future
+
+
 def _caller(runtime: Runtime, key: str):
     with runtime.sessions() as session:
         return runtime.authenticator.authenticate(session, f"Bearer {key}")
@@ -66,9 +74,9 @@ def _group_with_one_bad_row(runtime: Runtime, locked, spoil, caplog) -> None:
     spoil(bad, first)
     caplog.set_level(logging.WARNING, logger="notifier.intake.group_commit")
     with locked(runtime):
-        waiting = intake.committer.submit(first)
+        waiting = _in_thread(intake.committer.submit(first))
         time.sleep(0.3)  # the writer holds `first` and waits for the lock
-        futures = [intake.committer.submit(p) for p in (good[0], bad, good[1])]
+        futures = [_in_thread(intake.committer.submit(p)) for p in (good[0], bad, good[1])]
     assert waiting.result(timeout=30) is first
     assert futures[0].result(timeout=30) is good[0]
     assert futures[2].result(timeout=30) is good[1]

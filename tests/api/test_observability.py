@@ -152,9 +152,9 @@ def test_an_open_circuit_shows_in_readiness_and_metrics(tmp_path):
             client.post("/v1/notifications", json=email(), headers=headers).json()["id"]
             for _ in range(5)
         ]
-        deliver_ids(worker.delivery, ids)  # type: ignore[attr-defined]
+        deliver_ids(worker.delivery, ids)
         ready = client.get("/readyz").json()
-    worker.delivery.close()  # type: ignore[attr-defined]
+    worker.delivery.close()
     assert ready["providers"] == {"flaky-smtp@email.transactional": "open"}  # one per instance
     from notifier import metrics
 

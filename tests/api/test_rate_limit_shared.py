@@ -9,6 +9,8 @@ import asyncio
 import multiprocessing
 import uuid
 
+from limits.aio.storage import RedisStorage as AsyncRedisStorage
+
 from notifier.ratelimit import RateLimiter
 from tests.services import REDIS_URL, require
 
@@ -83,13 +85,14 @@ def test_a_key_that_sends_slowly_is_not_charged_for_unspent_leases() -> None:
 
     async def run() -> int:
         storage = limiter._async_limiter()[0].storage  # the real Redis storage, only observed
+        assert isinstance(storage, AsyncRedisStorage)
         acquire = storage.acquire_sliding_window_entry
 
         async def counted(key, limit, expiry, amount=1):
             asked.append(amount)
             return await acquire(key, limit, expiry, amount)
 
-        storage.acquire_sliding_window_entry = counted
+        storage.acquire_sliding_window_entry = counted  # type: ignore[method-assign]  # counts calls
         for _ in range(5):
             assert (await limiter.ahit(LEASED, "api-key", key, lease=True)).allowed
             await asyncio.sleep(0.3)
@@ -126,7 +129,7 @@ def test_a_leased_key_at_its_limit_is_refused_with_retry_after() -> None:
     key = f"full-{uuid.uuid4()}"
     limiter = RateLimiter(REDIS_URL)
 
-    async def run() -> list:  # type: ignore[type-arg]
+    async def run() -> list:
         verdicts = []
         for _ in range(20):
             verdicts += await asyncio.gather(

@@ -58,7 +58,8 @@ def test_list_is_newest_first_with_keyset_pagination(client, auth):
         client.post("/v1/notifications", json=email(reference=f"r{i}"), headers=auth).json()["id"]
         for i in range(5)
     ]
-    seen, cursor = [], None
+    seen: list[str] = []
+    cursor: str | None = None
     while True:
         params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
         page = client.get("/v1/notifications", params=params, headers=auth).json()

@@ -150,8 +150,10 @@ def test_revoked_key_is_401(client, runtime):
     from notifier.security import parse_prefix
 
     plaintext = api_key(runtime, name="old")
+    prefix = parse_prefix(plaintext)
+    assert prefix is not None
     with transaction(runtime.sessions) as s:
-        revoke_key(s, parse_prefix(plaintext))
+        revoke_key(s, prefix)
     response = client.post(
         "/v1/notifications", json=email(), headers={"Authorization": f"Bearer {plaintext}"}
     )

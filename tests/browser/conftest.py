@@ -67,8 +67,8 @@ def live_server(runtime: Runtime) -> Iterator[str]:
 def worker_app(runtime, settings) -> Iterator[Celery]:
     app = create_worker_app(settings, pool_size=5)
     yield app
-    app.delivery.close()  # type: ignore[attr-defined]
-    app.runtime.close()  # type: ignore[attr-defined]
+    app.delivery.close()
+    app.runtime.close()
 
 
 @pytest.fixture

@@ -56,8 +56,8 @@ def worker_app(runtime, settings):
 
     app = create_worker_app(settings, pool_size=5)
     yield app
-    app.delivery.close()  # type: ignore[attr-defined]
-    app.runtime.close()  # type: ignore[attr-defined]
+    app.delivery.close()
+    app.runtime.close()
 
 
 def run_now(client, headers, campaign_id: str) -> str:

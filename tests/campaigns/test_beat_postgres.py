@@ -144,7 +144,7 @@ def test_cron_campaign_is_fired_once_by_two_real_beats(tmp_path, pg_url):
                 beat.kill()
         with worker_app.connection_for_write() as connection:
             connection.default_channel.client.flushdb()
-        worker_app.runtime.close()  # type: ignore[attr-defined]
+        worker_app.runtime.close()
         runtime.close()
     fired = [log.read_text().count(f"campaign:{campaign_id}") for log in logs]
     assert all(n >= 1 for n in fired), (fired, logs[0].read_text()[-3000:])  # both beats fired it

@@ -24,8 +24,8 @@ LONDON, PARIS, NEW_YORK = (
 )
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,9 @@ def test_deferral_in_the_recipients_timezone(moment, zone, expected):
 
 def test_spring_forward_night_is_one_hour_shorter():
     # Europe/London goes from GMT to BST at 01:00 UTC on 29 March 2026
-    released, reason = deferral(utc(2026, 3, 28, 22, 0), [LONDON])  # 22:00 GMT
+    deferred = deferral(utc(2026, 3, 28, 22, 0), [LONDON])  # 22:00 GMT
+    assert deferred is not None
+    released, reason = deferred
     assert released == utc(2026, 3, 29, 7, 0)  # 08:00 BST: 9 hours later, not 10
     assert reason.code == "quiet_hours"
     assert "Europe/London" in reason.text and "21:00-08:00" in reason.text
@@ -57,13 +59,17 @@ def test_spring_forward_night_is_one_hour_shorter():
 
 def test_fall_back_night_is_one_hour_longer():
     # BST ends at 01:00 UTC on 25 October 2026
-    released, _ = deferral(utc(2026, 10, 24, 21, 0), [LONDON])  # 22:00 BST
+    deferred = deferral(utc(2026, 10, 24, 21, 0), [LONDON])  # 22:00 BST
+    assert deferred is not None
+    released, _ = deferred
     assert released == utc(2026, 10, 25, 8, 0)  # 08:00 GMT: 11 hours later
 
 
 def test_a_window_ending_inside_a_dst_gap_lands_after_the_gap():
     hours = QuietHours.parse("23:00", "01:30")  # 01:30 does not exist in London on 29 March
-    released, _ = deferral(utc(2026, 3, 28, 23, 30), [LONDON], hours)
+    deferred = deferral(utc(2026, 3, 28, 23, 30), [LONDON], hours)
+    assert deferred is not None
+    released, _ = deferred
     assert released == utc(2026, 3, 29, 1, 30)  # 02:30 BST, the first minute that exists after
     assert not hours.is_quiet(released.astimezone(LONDON).time())
 
@@ -71,7 +77,9 @@ def test_a_window_ending_inside_a_dst_gap_lands_after_the_gap():
 def test_several_zones_of_one_region_must_all_be_awake():
     zones = [ZoneInfo("America/New_York"), ZoneInfo("America/Los_Angeles")]
     # 12:00 UTC = 08:00 EDT but 05:00 PDT: wait for 08:00 in Los Angeles
-    released, _ = deferral(utc(2026, 6, 10, 12, 0), zones)
+    deferred = deferral(utc(2026, 6, 10, 12, 0), zones)
+    assert deferred is not None
+    released, _ = deferred
     assert released == utc(2026, 6, 10, 15, 0)
 
 
@@ -85,9 +93,8 @@ def test_recipient_zone_comes_from_the_contact_then_the_phone_then_the_fallback(
 
 def test_intake_rule_applies_to_promotional_sms_and_push_only():
     night = utc(2026, 6, 10, 23, 0)  # midnight in London
-    assert quiet_hours_deferral(Lane.SMS_PROMOTIONAL, "+447911123456", None, night)[0] == utc(
-        2026, 6, 11, 7, 0
-    )
+    deferred = quiet_hours_deferral(Lane.SMS_PROMOTIONAL, "+447911123456", None, night)
+    assert deferred is not None and deferred[0] == utc(2026, 6, 11, 7, 0)
     assert quiet_hours_deferral(Lane.SMS_TRANSACTIONAL, "+447911123456", None, night) is None
     assert (
         quiet_hours_deferral(Lane.EMAIL_PROMOTIONAL, "a@example.com", "Europe/London", night)

@@ -48,7 +48,8 @@ def _list_or_keys(value: object) -> list[str]:
         return []
     if isinstance(value, dict):
         return list(value)
-    return [item if isinstance(item, str) else item["source"] for item in value]  # type: ignore[index]
+    assert isinstance(value, list)
+    return [item if isinstance(item, str) else item["source"] for item in value]
 
 
 def _environment(service: dict) -> dict[str, str]:

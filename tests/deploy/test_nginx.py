@@ -228,7 +228,8 @@ def running_nginx(tmp_path: Path, stub_api: Stub) -> Iterator[int]:
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"nginx did not start: {process.stderr.read().decode()}")  # type: ignore[union-attr]
+                    assert process.stderr is not None
+                    pytest.fail(f"nginx did not start: {process.stderr.read().decode()}")
                 time.sleep(0.05)
         yield https_port
     finally:

@@ -75,7 +75,8 @@ def test_kubernetes_pgbouncer_pools_transactions_for_the_notifier_pods() -> None
     userlist = ini["pgbouncer"]["auth_file"].removeprefix("/run/secrets/")
     assert userlist in secret
     pooled = make_url(secret["notifier_database_url"])
-    service = BY_KIND["Service"][pooled.host.split(".")[0]]  # type: ignore[union-attr]
+    assert pooled.host is not None
+    service = BY_KIND["Service"][pooled.host.split(".")[0]]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert pooled.port == service["spec"]["ports"][0]["port"] == 6432
     assert make_url(secret["notifier_database_direct_url"]).port == 5432

@@ -45,6 +45,7 @@ def start_dev(workdir: Path, port: int) -> subprocess.Popen:
         except httpx.HTTPError:
             time.sleep(0.2)
     process.kill()
+    assert process.stdout is not None
     pytest.fail(f"notifier dev did not become ready: {process.stdout.read().decode()[-2000:]}")
 
 

@@ -36,7 +36,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import jwt
 from cryptography import x509
@@ -272,7 +272,8 @@ class _Http2Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)  # a stream server's connection
+        self.transport = transport
         with self.state.lock:
             self.state.connections_made += 1
             self.state.protocols.add(self)
@@ -296,7 +297,9 @@ class _Http2Connection(asyncio.Protocol):
 
     def on_event(self, event: Any) -> None:
         if isinstance(event, RequestReceived):
-            self.streams[event.stream_id] = _Stream(dict(event.headers))
+            # header_encoding="utf-8" (above) makes h2 hand over str pairs; its types say bytes
+            headers = cast("list[tuple[str, str]]", event.headers)
+            self.streams[event.stream_id] = _Stream(dict(headers))
         elif isinstance(event, DataReceived):
             self.streams[event.stream_id].body += event.data
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)

@@ -194,6 +194,7 @@ class SesApiFake:
         self._server = _SesHttpServer(self, host)
         self._thread: threading.Thread | None = None
         host_, port = self._server.server_address[:2]
+        assert isinstance(host_, str)  # an AF_INET address: (host, port)
         self.endpoint_url = f"http://{host_}:{port}"
 
     def start(self) -> Self:

@@ -29,7 +29,7 @@ import threading
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 
 import jwt
@@ -163,14 +163,20 @@ class _State:
     connections: set[socket.socket] = field(default_factory=set)
 
 
+class _FcmHttpServer(FakeHTTPServer):
+    """The HTTP server, carrying the fake's state to its request handlers."""
+
+    state: _State
+
+
 class FcmFakeServer:
     """The fake, on a ThreadingHTTPServer in a background thread (127.0.0.1, free port)."""
 
     def __init__(self, account: ServiceAccount) -> None:
         self._state = _State(account=account)
-        self._httpd = FakeHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _FcmHttpServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
-        self._httpd.state = self._state  # type: ignore[attr-defined]
+        self._httpd.state = self._state
         self.port: int = self._httpd.server_address[1]
         self._state.token_uri = f"{self.base_url}/token"
         self._thread: threading.Thread | None = None
@@ -188,7 +194,7 @@ class FcmFakeServer:
         """The value of the provider's ``endpoint_base`` option."""
         return f"{self.base_url}/v1/projects"
 
-    def start(self) -> FcmFakeServer:
+    def start(self) -> Self:
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, args=(0.05,), name="fcm-fake", daemon=True
         )
@@ -243,12 +249,12 @@ class FcmFakeServer:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: ThreadingHTTPServer
+    server: _FcmHttpServer
     protocol_version = "HTTP/1.1"
 
     @property
     def state(self) -> _State:
-        return self.server.state  # type: ignore[attr-defined]
+        return self.server.state
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

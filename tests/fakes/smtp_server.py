@@ -281,7 +281,7 @@ class FakeSmtpServer:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def start(self) -> FakeSmtpServer:
+    def start(self) -> Self:
         self._controller = _Controller(self, _Handler(self), **self._controller_options())
         self._controller.start()
         with self._lock:

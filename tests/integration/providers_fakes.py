@@ -314,5 +314,5 @@ def build(settings: Settings, runtime: Any) -> Iterator[Build]:
 
     yield make
     for app in made:
-        app.delivery.close()  # type: ignore[attr-defined]
-        app.runtime.close()  # type: ignore[attr-defined]
+        app.delivery.close()
+        app.runtime.close()

@@ -27,7 +27,7 @@ from notifier.runtime import Runtime
 from tests.factories import api_key, email, make_settings
 from tests.fakes.smtp_server import FakeSmtpServer
 from tests.integration.providers_fakes import SENDER, write_providers_file
-from tests.private_services import PrivateService, require_private
+from tests.private_services import PrivateRabbitMQ, PrivateService, require_private
 from tests.services import fresh_postgres_database
 from workers import sweeper
 
@@ -161,9 +161,10 @@ def _run_restart(
                 time.sleep(5)
                 began = time.monotonic()
                 if way == "stop_app":  # the RabbitMQ application restarts, the node stays up
-                    assert broker.ctl("stop_app").returncode == 0  # type: ignore[attr-defined]
+                    assert isinstance(broker, PrivateRabbitMQ)
+                    assert broker.ctl("stop_app").returncode == 0
                     time.sleep(down_seconds)
-                    assert broker.ctl("start_app").returncode == 0  # type: ignore[attr-defined]
+                    assert broker.ctl("start_app").returncode == 0
                 else:  # the server process stops and starts again on the same port
                     broker.restart(down_seconds=down_seconds)
                 back = time.monotonic()

@@ -34,7 +34,7 @@ def stack(request, pg_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, di
         with TestClient(create_app(runtime=runtime)) as client:
             yield client, headers, runtime
     runtime.close()
-    worker.runtime.close()  # type: ignore[attr-defined]
+    worker.runtime.close()
 
 
 def test_every_channel_is_delivered_and_logged(stack):
@@ -96,7 +96,7 @@ def test_broker_down_at_intake_loses_nothing(pg_url: str, tmp_path: Path):
     live = make_settings(tmp_path, database_url=pg_url, broker_url=broker_url("redis"))
     worker = create_worker_app(live, pool_size=5)
     with embedded_worker(worker, ALL_QUEUES, concurrency=4):
-        report = sweeper.sweep(worker.runtime, queued_stale=0)  # type: ignore[attr-defined]
+        report = sweeper.sweep(worker.runtime, queued_stale=0)
         assert report.republished >= 1
         live_runtime = Runtime.build(live)
         with TestClient(create_app(runtime=live_runtime)) as client:
@@ -105,7 +105,7 @@ def test_broker_down_at_intake_loses_nothing(pg_url: str, tmp_path: Path):
     assert body["status"] == "sent"
     assert "republished" in [e["kind"] for e in body["events"]]
     api_runtime.close()
-    worker.runtime.close()  # type: ignore[attr-defined]
+    worker.runtime.close()
 
 
 def test_database_down_is_503_and_stores_nothing(tmp_path: Path):

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import pytest
 import redis
-from kombu import Connection
+from kombu.connection import Connection
 from sqlalchemy import create_engine, text
 
-from tests.private_processes import alive
-from tests.private_services import port_open, require_private
+from tests.private_processes import alive, port_open
+from tests.private_services import (
+    PrivatePostgres,
+    PrivateRabbitMQ,
+    require_private,
+)
 
 SHARED_PORTS = {5432, 5672, 6379}
 
@@ -24,6 +28,7 @@ def _down(service) -> None:
 @pytest.mark.postgres
 def test_private_postgres_restarts_keeping_its_data_and_dies_on_kill() -> None:
     pg = require_private("postgres")
+    assert isinstance(pg, PrivatePostgres)
     try:
         assert pg.port not in SHARED_PORTS
         url = pg.create_database("chaos")
@@ -56,6 +61,7 @@ def test_private_postgres_restarts_keeping_its_data_and_dies_on_kill() -> None:
 @pytest.mark.rabbitmq
 def test_private_rabbitmq_node_restarts_keeping_durable_messages_and_answers_rabbitmqctl() -> None:
     rabbit = require_private("rabbitmq")
+    assert isinstance(rabbit, PrivateRabbitMQ)
     try:
         assert rabbit.port not in SHARED_PORTS
         status = rabbit.ctl("status")

@@ -19,7 +19,12 @@ PLATFORM_SENDER = "platform@notifier.example"
 
 def service(runtime: Runtime, name: str, **values: Any) -> str:
     with transaction(runtime.sessions) as s:
-        settings = {"senders": {}, "provider_chains": {}, "rate_limits": {}, "daily_quotas": {}}
+        settings: dict[str, dict[str, object]] = {
+            "senders": {},
+            "provider_chains": {},
+            "rate_limits": {},
+            "daily_quotas": {},
+        }
         row = Service(name=name, **{"trial": False, **settings, **values})
         s.add(row)
         s.flush()

@@ -178,8 +178,9 @@ CASES: dict[tuple[str, str], Case] = {
 
 
 def _routes(app: Any) -> set[tuple[str, str]]:
-    found = set()
+    found: set[tuple[str, str]] = set()
     for route in iter_route_contexts(app.routes):
+        assert route.path is not None
         if route.path.startswith(CONSOLE_PREFIX) or route.path.startswith("/static-offline"):
             continue
         found.update((method, route.path) for method in route.methods or () if method != "HEAD")
@@ -305,7 +306,7 @@ def test_every_route_has_a_case(runtime: Runtime) -> None:
 def test_isolation_matrix(world: World) -> None:
     """Every case, the other service first (so the owner's object is still as created), then
     the owner, then the platform admin."""
-    failures = []
+    failures: list[tuple[object, ...]] = []
     for (method, route), case in CASES.items():
         other = _call(world, method, case, world.other)
         own = _call(world, method, case, world.own)
@@ -319,7 +320,8 @@ def test_isolation_matrix(world: World) -> None:
             if seen["other"] is None or marker in seen["other"]:
                 failures.append((method, route, "other service sees the row", other.status_code))
             for name in ("own", "admin"):
-                if seen[name] is None or marker not in seen[name]:
+                listed = seen[name]
+                if listed is None or marker not in listed:
                     failures.append((method, route, f"{name} misses the row", seen[name]))
             continue
         if other.status_code != 404 or other.json()["error"]["code"] != "not_found":

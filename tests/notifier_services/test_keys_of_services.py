@@ -16,7 +16,12 @@ from tests.factories import api_key
 
 def _service(runtime, name: str, **values) -> str:
     with transaction(runtime.sessions) as s:
-        settings = {"senders": {}, "provider_chains": {}, "rate_limits": {}, "daily_quotas": {}}
+        settings: dict[str, dict[str, object]] = {
+            "senders": {},
+            "provider_chains": {},
+            "rate_limits": {},
+            "daily_quotas": {},
+        }
         row = Service(name=name, **{**settings, **values})
         s.add(row)
         s.flush()
@@ -61,7 +66,9 @@ def test_a_change_to_the_service_reaches_the_next_authentication(runtime):
     with runtime.sessions() as session:
         assert Authenticator().authenticate(session, f"Bearer {plaintext}").service.trial
     with transaction(runtime.sessions) as s:
-        s.get(Service, billing).trial = False  # type: ignore[union-attr]
+        row = s.get(Service, billing)
+        assert row is not None
+        row.trial = False
     with runtime.sessions() as session:  # a fresh cache: what CACHE_SECONDS later looks like
         assert not Authenticator().authenticate(session, f"Bearer {plaintext}").service.trial
 

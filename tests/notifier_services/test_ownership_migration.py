@@ -73,7 +73,7 @@ def _members(engine: Engine) -> list[tuple[str, str, str]]:
                 "JOIN contacts k ON k.id = m.contact_id ORDER BY m.audience_id"
             )
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
 
 def _walk(url: str) -> None:

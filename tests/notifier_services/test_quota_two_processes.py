@@ -23,7 +23,7 @@ from notifier.db.models import Notification
 from notifier.runtime import Runtime
 from tests.factories import email, make_settings
 from tests.notifier_services.helpers import bearer, service
-from tests.private_services import free_port
+from tests.private_processes import free_port
 from tests.services import REDIS_URL, fresh_postgres_database, require
 
 QUOTA = 500

@@ -94,7 +94,11 @@ def test_a_busy_quota_costs_no_round_trip_per_notification() -> None:
     address = urlsplit(REDIS_URL)
     require("Redis", address.hostname or "127.0.0.1", address.port or 6379)
     limiter = RateLimiter(REDIS_URL)
-    storage = limiter._shared.storage  # type: ignore[union-attr]  # the real storage, observed
+    from limits.storage import RedisStorage
+
+    assert limiter._shared is not None
+    storage = limiter._shared.storage  # the real storage, observed
+    assert isinstance(storage, RedisStorage)
     asked: list[int] = []
     acquire = storage.acquire_sliding_window_entry
 
@@ -102,7 +106,7 @@ def test_a_busy_quota_costs_no_round_trip_per_notification() -> None:
         asked.append(amount)
         return acquire(key, limit, expiry, amount)
 
-    storage.acquire_sliding_window_entry = counted
+    storage.acquire_sliding_window_entry = counted  # type: ignore[method-assign]  # counts calls
     caller = _caller({"email.transactional": 2000})
     now = datetime.now(UTC)
 

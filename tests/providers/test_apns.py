@@ -221,6 +221,7 @@ def test_apns_answer_maps_to_typed_error(
     assert outcome.code == f"{status} {reason}"
     assert outcome.accepted_unknown is False
     if error_type is InvalidRecipientError:
+        assert isinstance(outcome, InvalidRecipientError)
         assert outcome.reason == SuppressionReason.INVALID_TOKEN
     assert DEVICE_TOKEN not in str(outcome) and BODY not in str(outcome)
     assert len(apns.requests) == 1  # one attempt: retrying is the delivery engine's job

@@ -269,6 +269,7 @@ def test_fcm_answer_maps_to_typed_error(
     assert outcome.retry_after == retry_after
     assert outcome.accepted_unknown is False
     if error_type is InvalidRecipientError:
+        assert isinstance(outcome, InvalidRecipientError)
         assert outcome.reason == SuppressionReason.INVALID_TOKEN
     assert DEVICE_TOKEN not in str(outcome) and BODY not in str(outcome)
     assert len(fcm.messages) == 1  # one attempt: retrying is the delivery engine's job

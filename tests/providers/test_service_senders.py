@@ -4,6 +4,8 @@ service's From among the headers it would send."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from providers.interface import EmailMessage, Lane
 from providers.outbox import wire_headers
 from tests.fakes.twilio_api import FakeTwilioApi
@@ -32,7 +34,11 @@ def test_a_services_sender_id_replaces_the_lanes_messaging_service(
 
 
 def test_the_outbox_shows_a_services_from_and_reply_to() -> None:
-    common = {"notification_id": "n-1", "lane": Lane.EMAIL_TRANSACTIONAL, "to": "a@example.com"}
+    common: dict[str, Any] = {
+        "notification_id": "n-1",
+        "lane": Lane.EMAIL_TRANSACTIONAL,
+        "to": "a@example.com",
+    }
     message = EmailMessage(
         subject="s",
         text="t",

@@ -248,6 +248,7 @@ def test_subscription_confirmation_gives_its_url(signer: SnsSigner) -> None:
     url = subscription_confirmation_url(message)
 
     assert url == message["SubscribeURL"]
+    assert url is not None
     assert url.startswith("https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription")
 
 

@@ -62,8 +62,8 @@ def worker_app(runtime: Any, settings: Settings) -> Iterator[Celery]:
     with app.connection_for_write() as connection:  # the memory broker is process-wide:
         connection.SimpleQueue(RECEIPTS).clear()  # forget receipts other tests left queued
     yield app
-    app.delivery.close()  # type: ignore[attr-defined]
-    app.runtime.close()  # type: ignore[attr-defined]
+    app.delivery.close()
+    app.runtime.close()
 
 
 @pytest.fixture(scope="module")

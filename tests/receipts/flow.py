@@ -22,7 +22,7 @@ def send(
 ) -> dict[str, Any]:
     """Post and deliver one notification; its timeline once sent."""
     notification_id = post(client, auth, payload)
-    deliver_ids(worker_app.delivery, [notification_id])  # type: ignore[attr-defined]
+    deliver_ids(worker_app.delivery, [notification_id])
     body = timeline(client, auth, notification_id)
     assert body["status"] == "sent", body
     return body

@@ -10,7 +10,8 @@ from celery import Celery, _state
 
 from notifier.tasks import RECEIPTS
 from tests.factories import sms
-from tests.receipts.flow import send, timeline
+from tests.notifications_api import timeline
+from tests.receipts.flow import send
 from tests.receipts.test_twilio_receipts import callback, deliver_callback
 from workers.app import create_worker_app
 from workers.embedded import embedded_worker
@@ -27,7 +28,7 @@ def receipts_worker(settings, runtime) -> Iterator[Celery]:
             yield app
     finally:
         _state.set_default_app(previous)
-        app.runtime.close()  # type: ignore[attr-defined]
+        app.runtime.close()
 
 
 def test_a_real_worker_applies_a_twilio_receipt(client, auth, worker_app, receipts_worker) -> None:

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from notifier.db.models import DeliveryEvent, Suppression
 from tests.factories import email
 from tests.fakes.aws import SnsSigner, ses_event
+from tests.notifications_api import timeline
 from tests.receipts.conftest import LocalSigner
-from tests.receipts.flow import apply_queued_receipts, post_sns, send, timeline
+from tests.receipts.flow import apply_queued_receipts, post_sns, send
 from tests.receipts.sns_host import LocalSnsHost
 
 TO = "ada@example.com"

@@ -11,14 +11,13 @@ from notifier.db.models import DeliveryEvent, Suppression
 from tests.factories import sms
 from tests.fakes.twilio_api import TwilioAnswer, message_body
 from tests.integration.providers_fakes import daytime_timezone
+from tests.notifications_api import post, timeline
 from tests.receipts.conftest import PUBLIC_URL
 from tests.receipts.flow import (
     TWILIO_PATH,
     apply_queued_receipts,
-    post,
     post_twilio,
     send,
-    timeline,
     twilio_signature,
 )
 from workers.delivery import deliver_ids

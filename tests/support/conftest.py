@@ -19,8 +19,8 @@ from workers.app import create_worker_app
 def worker_app(runtime, settings) -> Iterator[Celery]:
     app = create_worker_app(settings, pool_size=5)
     yield app
-    app.delivery.close()  # type: ignore[attr-defined]
-    app.runtime.close()  # type: ignore[attr-defined]
+    app.delivery.close()
+    app.runtime.close()
 
 
 @pytest.fixture
@@ -33,14 +33,14 @@ def staff(runtime: Runtime) -> None:
 def console(runtime: Runtime, staff) -> Iterator[TestClient]:
     """A browser-like client signed in as support; ``console.csrf`` holds the form token."""
     with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as c:
-        c.csrf = signed_in(c, SUPPORT_EMAIL)  # type: ignore[attr-defined]
+        c.csrf = signed_in(c, SUPPORT_EMAIL)
         yield c
 
 
 @pytest.fixture
 def admin_console(runtime: Runtime, staff) -> Iterator[TestClient]:
     with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as c:
-        c.csrf = signed_in(c, ADMIN_EMAIL)  # type: ignore[attr-defined]
+        c.csrf = signed_in(c, ADMIN_EMAIL)
         yield c
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi.testclient import TestClient
 
 from notifier.db.session import transaction
 from notifier.runtime import Runtime
-from notifier.support.models import StaffRole
+from notifier.support.models import AuditEntry, StaffRole
 from notifier.support.staff import create_staff
 
 SUPPORT_EMAIL = "sam.support@example.com"
@@ -49,3 +50,16 @@ def signed_in(client: TestClient, email: str) -> str:
     response = sign_in(client, email)
     assert response.status_code == 303, response.text
     return csrf_of(client.get("/support").text)
+
+
+def found(pattern: str, text: str, flags: int = 0) -> str:
+    """The first group of ``pattern``'s first match in ``text``; fails the test without one."""
+    match = re.search(pattern, text, flags)
+    assert match, f"{pattern!r} is not in the text"
+    return match.group(1)
+
+
+def query_of(entry: AuditEntry) -> dict[str, Any]:
+    """An audit entry's query, which a test expects it to have."""
+    assert entry.query is not None, f"audit entry {entry.id} has no query"
+    return entry.query

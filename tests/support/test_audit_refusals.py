@@ -12,7 +12,7 @@ from notifier.db.models import Suppression
 from notifier.db.session import transaction
 from notifier.support.models import AuditEntry
 from tests.factories import email
-from tests.support.console import SUPPORT_EMAIL, sign_in
+from tests.support.console import SUPPORT_EMAIL, query_of, sign_in
 
 AGENT = "Mozilla/5.0 (X11; Linux x86_64) audit-test"
 
@@ -48,8 +48,8 @@ def test_failed_and_rate_limited_sign_ins_are_audited(anonymous, runtime):
         "(not an email address)",
     ]
     assert failed[0].query == {"why": "wrong email or password", "account": "known"}
-    assert failed[1].query["account"] == "no such account" and failed[1].actor_id == "unknown"
-    assert failed[-1].query["why"] == "rate limited (account)"
+    assert query_of(failed[1])["account"] == "no such account" and failed[1].actor_id == "unknown"
+    assert query_of(failed[-1])["why"] == "rate limited (account)"
     assert all(e.at and e.client_address == "testclient" and e.user_agent == AGENT for e in failed)
     with runtime.sessions() as s:
         dumped = repr([(e.actor, e.query) for e in s.scalars(select(AuditEntry))])
@@ -80,16 +80,16 @@ def test_refused_admin_actions_by_a_support_account_are_audited(console, client,
     assert console.get("/support/audit").status_code == 403
     assert console.post(f"/support/suppressions/{suppression_id}/lift", data={}).status_code == 403
     refused = _entries(runtime, "refused")
-    assert [e.query["action"] for e in refused] == [
+    assert [query_of(e)["action"] for e in refused] == [
         "resend",
         "lift_suppression",
         "view_audit",
         "form",
     ]
     assert {e.actor for e in refused} == {SUPPORT_EMAIL}
-    assert refused[0].query["why"] == "the role support may not do this"
-    assert refused[0].query["path"] == f"/support/notifications/{notification_id}/resend"
-    assert refused[3].query["why"] == "missing or wrong CSRF token"
+    assert query_of(refused[0])["why"] == "the role support may not do this"
+    assert query_of(refused[0])["path"] == f"/support/notifications/{notification_id}/resend"
+    assert query_of(refused[3])["why"] == "missing or wrong CSRF token"
     assert all(e.client_address == "testclient" and e.user_agent == AGENT for e in refused)
     with runtime.sessions() as s:
         assert s.get(Suppression, suppression_id).lifted_at is None

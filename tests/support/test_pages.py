@@ -10,7 +10,7 @@ from notifier.db.models import DeliveryEvent, Notification, Suppression
 from notifier.support.models import AuditEntry
 from tests.factories import email, sms
 from tests.notifications_api import post
-from tests.support.console import ADMIN_EMAIL, SUPPORT_EMAIL
+from tests.support.console import ADMIN_EMAIL, SUPPORT_EMAIL, found
 from workers.delivery import deliver_ids
 
 
@@ -77,12 +77,12 @@ def test_filters_counts_and_pagination(console, client, auth, worker_app, runtim
         post(client, auth, email(to=f"many{i}@example.com", reference="bulk"))
     first = console.get("/support", params={"q": "bulk", "by": "reference"}).text
     assert len(result_ids(first)) == 50
-    older = re.search(r'href="(/support\?[^"]*cursor=[^"]+)">Older results', first).group(1)
+    older = found(r'href="(/support\?[^"]*cursor=[^"]+)">Older results', first)
     second = console.get(older.replace("&amp;", "&")).text
     assert len(result_ids(second)) == 5
     assert not set(result_ids(first)) & set(result_ids(second))
     everything = console.get("/support", params={"q": ""}).text  # no text: every notification
-    older = re.search(r'href="(/support\?[^"]*cursor=[^"]+)">Older results', everything).group(1)
+    older = found(r'href="(/support\?[^"]*cursor=[^"]+)">Older results', everything)
     assert len(result_ids(console.get(older.replace("&amp;", "&")).text)) == 10
 
 
@@ -109,7 +109,7 @@ def test_notification_page_explains_a_bounce_and_its_suppression(
     deliver_ids(worker_app.delivery, [bounced])
     later = post(client, auth, email(to="invalid@simulator.notifier.dev"))
     page = admin_console.get(f"/support/notifications/{bounced}").text
-    summary = re.search(r'<p class="summary" id="summary">(.*?)</p>', page, re.DOTALL).group(1)
+    summary = found(r'<p class="summary" id="summary">(.*?)</p>', page, re.DOTALL)
     assert summary.startswith(
         "Bounced by the recipient&#39;s mail server: simulated invalid recipient (404). "
         "The address has been suppressed since "
@@ -153,9 +153,9 @@ def test_admin_resends_a_failed_notification(admin_console, client, auth, worker
         follow_redirects=False,
     )
     assert response.status_code == 303
-    new_id = re.search(
+    new_id = found(
         r"/support/notifications/([0-9a-f-]{36})\?done=resent", response.headers["location"]
-    ).group(1)
+    )
     assert drain(runtime) == [[new_id]]  # published on its lane's queue
     with runtime.sessions() as s:
         copy = s.get(Notification, new_id)

@@ -7,7 +7,8 @@ import pytest
 
 from notifier.config import Settings
 from tests.factories import sms
-from tests.support.test_pages import post, result_ids
+from tests.notifications_api import post
+from tests.support.test_pages import result_ids
 
 
 def test_an_australian_local_number_is_found(console, client, auth):

@@ -12,7 +12,9 @@ from notifier.db.models import Notification
 from notifier.db.session import transaction
 from notifier.support.models import AuditEntry
 from tests.factories import email
-from tests.support.test_pages import drain, post
+from tests.notifications_api import post
+from tests.support.console import found, query_of
+from tests.support.test_pages import drain
 from workers.delivery import deliver_ids
 
 FAILING = "permanent-failure@simulator.notifier.dev"
@@ -47,7 +49,7 @@ def test_a_second_resend_needs_a_confirmation_and_a_reason(
     deliver_ids(worker_app.delivery, [failed])
     first = _resend(admin_console, failed)
     assert first.status_code == 303 and _copies(runtime, failed) == 1
-    first_copy = re.search(r"notifications/([0-9a-f-]{36})", first.headers["location"]).group(1)
+    first_copy = found(r"notifications/([0-9a-f-]{36})", first.headers["location"])
     drain(runtime)
 
     page = admin_console.get(f"/support/notifications/{failed}").text
@@ -65,7 +67,7 @@ def test_a_second_resend_needs_a_confirmation_and_a_reason(
         assert "Tick the confirmation and say why" in refused.text
     assert _copies(runtime, failed) == 1 and drain(runtime) == []  # nothing stored, nothing sent
     refusals = _audit(runtime, "refused")
-    assert len(refusals) == 4 and {r.query["action"] for r in refusals} == {"resend"}
+    assert len(refusals) == 4 and {query_of(r)["action"] for r in refusals} == {"resend"}
 
     second = _resend(
         admin_console, failed, confirm="yes", reason="customer says the first never came"
@@ -73,8 +75,8 @@ def test_a_second_resend_needs_a_confirmation_and_a_reason(
     assert second.status_code == 303 and _copies(runtime, failed) == 2
     assert len(drain(runtime)) == 1
     resends = _audit(runtime, "resend")
-    assert [r.query.get("confirmed") for r in resends] == [None, "yes"]
-    assert resends[1].query["reason"] == "customer says the first never came"
+    assert [query_of(r).get("confirmed") for r in resends] == [None, "yes"]
+    assert query_of(resends[1])["reason"] == "customer says the first never came"
     assert resends[1].client_address == "testclient" and resends[1].user_agent
 
 
@@ -96,7 +98,7 @@ def test_an_unconfirmed_notification_says_it_may_have_been_delivered_and_is_guar
             )
         )
     page = admin_console.get(f"/support/notifications/{sent}").text
-    summary = re.search(r'<p class="summary" id="summary">(.*?)</p>', page, re.DOTALL).group(1)
+    summary = found(r'<p class="summary" id="summary">(.*?)</p>', page, re.DOTALL)
     assert summary.startswith("The request reached outbox and no answer came")
     assert "it may have been delivered" in summary
     assert "may have been delivered, and a resend may give the customer a second copy" in page
@@ -104,4 +106,4 @@ def test_an_unconfirmed_notification_says_it_may_have_been_delivered_and_is_guar
     ok = _resend(admin_console, sent, confirm="yes", reason="recipient confirmed nothing arrived")
     assert ok.status_code == 303 and _copies(runtime, sent) == 1
     (entry,) = _audit(runtime, "resend")
-    assert entry.query["confirmed"] == "yes" and entry.notification_id == sent
+    assert query_of(entry)["confirmed"] == "yes" and entry.notification_id == sent

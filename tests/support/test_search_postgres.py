@@ -44,7 +44,7 @@ def seeded():
         now = utcnow()
         today = partitions.interval_start(now, 1)
         rng = random.Random(5)
-        keys = [
+        keys: list[dict[str, object]] = [
             {"id": new_id(), "name": n, "prefix": n, "secret_hash": "x" * 64, "scopes": []}
             for n in ("billing", "shop", "auth")
         ]

@@ -93,7 +93,9 @@ def test_volume_and_failures_per_lane_today(runtime: Runtime) -> None:
     assert _view(runtime, "growth").failed == 5
     with transaction(runtime.sessions) as s:
         assert [v.name for v in service_views(s, runtime.settings, None, billing)] == ["billing"]
-    assert view.as_json()["lanes"][0] == {
+    listed = view.as_json()["lanes"]
+    assert isinstance(listed, list)
+    assert listed[0] == {
         "lane": "email.transactional",
         "total": 8,
         "test": 2,

@@ -106,7 +106,7 @@ def as_staff(runtime: Runtime, world: World) -> Iterator[dict[str, TestClient]]:
         for who in STAFF:
             c = TestClient(create_app(runtime=runtime), raise_server_exceptions=False)
             c.__enter__()
-            c.csrf = signed_in(c, f"{who}@example.com")  # type: ignore[attr-defined]
+            c.csrf = signed_in(c, f"{who}@example.com")
             clients[who] = c
         yield clients
     finally:
@@ -166,14 +166,14 @@ def test_resend_of_another_services_notification_is_not_found(as_staff, world, r
     def resend(nid: str):
         return admin.post(
             f"/support/notifications/{nid}/resend",
-            data={"csrf_token": admin.csrf, "reason": "asked"},  # type: ignore[attr-defined]
+            data={"csrf_token": admin.csrf, "reason": "asked"},
             follow_redirects=False,
         )
 
     # a manual suppression of billing's blocks its own resend: lift it through the page first
     lifted = admin.post(
         f"/support/suppressions/{world.billing_suppression}/lift",
-        data={"csrf_token": admin.csrf, "reason": "asked", "back": "/support"},  # type: ignore[attr-defined]
+        data={"csrf_token": admin.csrf, "reason": "asked", "back": "/support"},
         follow_redirects=False,
     )
     assert lifted.status_code == 303
@@ -190,7 +190,7 @@ def test_resend_of_another_services_notification_is_not_found(as_staff, world, r
     growth_admin = as_staff["growth-admin"]
     refused = growth_admin.post(
         f"/support/notifications/{world.billing_notification}/resend",
-        data={"csrf_token": growth_admin.csrf, "reason": "asked"},  # type: ignore[attr-defined]
+        data={"csrf_token": growth_admin.csrf, "reason": "asked"},
     )
     assert refused.status_code == 404
 
@@ -201,7 +201,7 @@ def test_lifting_another_services_suppression_is_not_found(as_staff, world, runt
     def lift(suppression_id: int):
         return admin.post(
             f"/support/suppressions/{suppression_id}/lift",
-            data={"csrf_token": admin.csrf, "reason": "asked", "back": "/support"},  # type: ignore[attr-defined]
+            data={"csrf_token": admin.csrf, "reason": "asked", "back": "/support"},
             follow_redirects=False,
         )
 
@@ -217,7 +217,7 @@ def test_lifting_another_services_suppression_is_not_found(as_staff, world, runt
     platform = as_staff["platform"]
     ok = platform.post(
         f"/support/suppressions/{world.growth_suppression}/lift",
-        data={"csrf_token": platform.csrf, "reason": "asked", "back": "/support"},  # type: ignore[attr-defined]
+        data={"csrf_token": platform.csrf, "reason": "asked", "back": "/support"},
         follow_redirects=False,
     )
     assert ok.status_code == 303
@@ -382,7 +382,7 @@ def test_a_platform_admin_manages_services_and_no_one_else(as_staff, world, runt
     def post(client: TestClient, path: str, **data: str):
         return client.post(
             path,
-            data={"csrf_token": client.csrf, **data},  # type: ignore[attr-defined]
+            data={"csrf_token": client.csrf, **data},
             follow_redirects=False,
         )
 

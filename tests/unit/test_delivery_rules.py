@@ -49,22 +49,28 @@ def test_no_retry_past_max_attempts_or_ttl() -> None:
     assert when is not None and NOW <= when <= NOW + timedelta(seconds=1)
 
 
+def _state(breaker: CircuitBreaker) -> CircuitState:
+    """The breaker's state read anew: its clock or a call may have moved it, which a type checker
+    narrowing ``breaker.state`` after an assert would not see."""
+    return breaker.state
+
+
 def test_circuit_opens_after_consecutive_failures_and_probes_once() -> None:
     clock = [0.0]
     breaker = CircuitBreaker(threshold=3, cooldown=10, clock=lambda: clock[0])
     for _ in range(3):
         assert breaker.allow()
         breaker.record_failure()
-    assert breaker.state == CircuitState.OPEN and not breaker.allow()
+    assert _state(breaker) == CircuitState.OPEN and not breaker.allow()
     clock[0] = 10.0
-    assert breaker.state == CircuitState.HALF_OPEN
+    assert _state(breaker) == CircuitState.HALF_OPEN
     assert breaker.allow() and not breaker.allow()  # exactly one probe
     breaker.record_failure()
-    assert breaker.state == CircuitState.OPEN
+    assert _state(breaker) == CircuitState.OPEN
     clock[0] = 20.0
     assert breaker.allow()
     breaker.record_success()
-    assert breaker.state == CircuitState.CLOSED
+    assert _state(breaker) == CircuitState.CLOSED
 
 
 def message(lane: Lane = Lane.EMAIL_TRANSACTIONAL) -> EmailMessage:
@@ -303,4 +309,5 @@ def test_a_group_deadline_records_unanswered_sends_as_acceptance_unknown() -> No
     assert quick.sent is not None
     assert [a.provider for a in stuck.attempts] == ["slow"]
     assert stuck.sent is None and stuck.pinned == "slow"  # retried there only, never failed over
+    assert stuck.last is not None and stuck.last.error is not None
     assert stuck.last.error.code == "timeout" and backup.received == []

@@ -11,7 +11,8 @@ from notifier.recipients import (
     normalise_phone,
     normalise_push_token,
 )
-from notifier.rendering import REDACTED, render_content
+from notifier.redaction import REDACTED
+from notifier.rendering import render_content
 from notifier.security import (
     Sealer,
     generate_api_key,

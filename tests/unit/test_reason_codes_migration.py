@@ -60,7 +60,9 @@ def _backfilled(url: str) -> None:
         seed(connection, "notifications", *rows)
     upgrade(url, AFTER)
     with engine.connect() as connection:
-        codes = dict(connection.execute(sa.text("SELECT id, status_code FROM notifications")).all())
+        codes: dict[str, str | None] = dict(
+            connection.execute(sa.text("SELECT id, status_code FROM notifications")).all()
+        )
     assert codes == {
         **{f"n-{i}": reason.code.value for i, (_, reason) in enumerate(WRITTEN)},
         "n-none": None,

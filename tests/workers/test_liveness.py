@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -30,9 +31,10 @@ from notifier.liveness import (
 from tests.services import PG_ADMIN_URL, fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 20.0, step: float = 0.1) -> object:
+def wait_for(condition: Callable[[], T | None], timeout: float = 20.0, step: float = 0.1) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -207,6 +209,7 @@ def test_a_notifier_worker_process_heartbeats_with_its_queues_and_leaves_cleanly
         with sessions() as session:
             assert [w.worker_id for w in live_workers(session, utcnow(), 2)] == [row.worker_id]
         process.send_signal(signal.SIGTERM)  # Celery's warm shutdown
+        assert process.stderr is not None
         assert process.wait(60) == 0, process.stderr.read().decode()[-2000:]
     finally:
         if process.poll() is None:
@@ -319,7 +322,8 @@ def test_a_warm_shutdown_keeps_the_row_until_the_sends_in_flight_are_done(tmp_pa
             assert (
                 len(live_workers(session, utcnow(), 2)) == 1
             )  # still live: its claim is not abandoned
-        assert process.wait(60) == 0, process.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+        assert process.stderr is not None
+        assert process.wait(60) == 0, process.stderr.read().decode()[-2000:]
     finally:
         if process.poll() is None:
             process.kill()

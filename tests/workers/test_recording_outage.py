@@ -58,8 +58,9 @@ class AcceptsThenTheDatabaseGoes(Provider):
 @pytest.fixture
 def postgres() -> Iterator[PrivatePostgres]:
     service = require_private("postgres")
+    assert isinstance(service, PrivatePostgres)
     try:
-        yield service  # type: ignore[misc]
+        yield service
     finally:
         service.close()
 

@@ -19,10 +19,13 @@ from workers.delivery import deliver_ids
 
 
 def configure_callback(runtime, key: str, url: str) -> str:
+    prefix = parse_prefix(key)
+    assert prefix is not None
     with transaction(runtime.sessions) as s:
-        _, secret = set_callback(
-            s, parse_prefix(key), url, Sealer(runtime.settings.secret_key, "callback")
-        )
+        configured = set_callback(s, prefix, url, Sealer(runtime.settings.secret_key, "callback"))
+    assert configured is not None
+    _, secret = configured
+    assert secret is not None
     runtime.authenticator._cache.clear()
     return secret
 

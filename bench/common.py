@@ -124,7 +124,7 @@ def _rabbitmqctl(*args: str) -> None:
 @contextmanager
 def fresh_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"notifier_bench_{uuid.uuid4().hex[:8]}"
+    name = f"{os.environ.get('BENCH_DB_PREFIX', 'notifier_bench_')}{uuid.uuid4().hex[:8]}"
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     try:

@@ -7,7 +7,10 @@ same broker with the same number of worker processes.
                         [--database-url ...] [--broker-url ...] [--redis-url ...]
 
 Prints: notifications, e2e_per_s, ceiling_per_s, ratio, p50_ms/p99_ms (accept -> sent, from the
-database), lost (not final at the end), duplicates (more than one accepted attempt), and what
+database), not_final (rows not final at the end, from the database), and, counted where the
+recipient would see them, at the provider's output (the outbox's files, one per send: see
+``providers/outbox.py``) against the ids the API returned: lost (accepted, never arrived) and
+duplicates (arrived more than once; ``extra_sends`` the copies beyond the first), and what
 each part cost in CPU (``cpu_ms_by_process``, ``cpu_ms_per_notification``, see ``bench/cpu.py``:
 the local PostgreSQL, broker and Redis also serve whatever else runs on the machine).
 """
@@ -19,6 +22,7 @@ import os
 import tempfile
 import time
 import uuid
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -51,6 +55,11 @@ def providers_file(directory: Path, latency_ms: float) -> Path:
         '[lanes]\n"email.transactional" = ["fake"]\n'
     )
     return path
+
+
+def outbox_arrivals(outbox: Path) -> Counter[str]:
+    """Notification id -> how many sends the outbox wrote (``<id>.json``, ``<id>.<mid>.json``)."""
+    return Counter(path.name.split(".", 1)[0] for path in outbox.glob("*/*.json") if path.is_file())
 
 
 def noop_ceiling(broker: str, redis_url: str, n: int, processes: int, concurrency: int) -> float:
@@ -190,6 +199,7 @@ def measure(args: argparse.Namespace, broker: str) -> dict:
             ).start()
             started = time.perf_counter()
             headers = {"Authorization": f"Bearer {key}"}
+            accepted: list[str] = []
             with httpx.Client(
                 base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60
             ) as client:
@@ -207,6 +217,7 @@ def measure(args: argparse.Namespace, broker: str) -> dict:
                     ]
                     response = client.post("/v1/notifications/batch", json={"notifications": items})
                     response.raise_for_status()
+                    accepted += [r["id"] for r in response.json()["results"] if r.get("id")]
             posted = time.perf_counter() - started
             done = 0
             while time.perf_counter() - started < args.timeout:
@@ -232,15 +243,10 @@ def measure(args: argparse.Namespace, broker: str) -> dict:
                     )
                 )
             ]
-            duplicates = c.execute(
-                text(
-                    "SELECT count(*) FROM (SELECT notification_id FROM delivery_events "
-                    "WHERE kind = 'attempt' AND provider_message_id IS NOT NULL "
-                    "GROUP BY notification_id HAVING count(*) > 1) d"
-                )
-            ).scalar_one()
             total = c.execute(select(func.count()).select_from(Notification)).scalar_one()
         engine.dispose()
+        arrivals = outbox_arrivals(directory / "outbox")
+        known = set(accepted)
 
     def pct(p: float) -> float:
         return (
@@ -262,8 +268,12 @@ def measure(args: argparse.Namespace, broker: str) -> dict:
         "e2e_per_s": round(done / elapsed, 1),
         "p50_ms": pct(0.5),
         "p99_ms": pct(0.99),
-        "lost": args.n - done,
-        "duplicates": duplicates,
+        "accepted": len(accepted),
+        "not_final": args.n - done,
+        "lost": sum(1 for i in accepted if arrivals[i] == 0),
+        "duplicates": sum(1 for i in accepted if arrivals[i] > 1),
+        "extra_sends": sum(max(0, arrivals[i] - 1) for i in accepted),
+        "unknown_arrivals": sum(n for i, n in arrivals.items() if i not in known),
         "cpu_ms_by_process": cpu,
         "cpu_ms_per_notification": per_notification(cpu, done),
         "worker_cpu_ms_per_notification": round(cpu.get("worker", 0.0) / max(done, 1), 3),

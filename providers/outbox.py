@@ -1,8 +1,11 @@
 """The development and test provider: writes what it "sends" to disk and answers like a real one.
 
 Every accepted message becomes one JSON file ``<outbox>/<lane>/<notification_id>.json`` (written
-atomically), and the answer carries a provider message id, exactly like a real provider. It
-serves every channel, so the embedded default works with no credentials at all.
+atomically), and the answer carries a provider message id, exactly like a real provider. A
+second send of the same notification never replaces the first: it is kept beside it as
+``<notification_id>.<provider message id>.json``, so the outbox shows what a recipient would
+have received, duplicates included (``bench.e2e`` counts them there, from outside our tables).
+It serves every channel, so the embedded default works with no credentials at all.
 
 Simulated outcomes (so a developer can watch retries, failures and suppressions without a real
 provider), chosen by the recipient's local part at the reserved domain ``simulator.notifier.dev`` or
@@ -95,17 +98,20 @@ class OutboxProvider(Provider):
         record = {"provider_message_id": message_id, **_jsonable(dataclasses.asdict(message))}
         if isinstance(message, EmailMessage):
             record["wire_headers"] = dict(wire_headers(message))
-        await asyncio.to_thread(self._write, message.notification_id, record)
+        await asyncio.to_thread(self._write, message.notification_id, message_id, record)
         return SendResult(provider_message_id=message_id, response_code="250")
 
-    def _write(self, notification_id: str, record: dict[str, Any]) -> None:
+    def _write(self, notification_id: str, message_id: str, record: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        target = self.path / f"{notification_id}.json"
-        partial = target.with_suffix(f".{os.getpid()}.part")
+        partial = self.path / f"{notification_id}.{message_id}.part"
         # one line, by the C encoder (indented JSON takes the pure-Python one: about a fifth
         # of a worker's CPU in bench.e2e); `python -m json.tool <file>` shows it indented
         partial.write_text(json.dumps(record, sort_keys=True))
-        partial.replace(target)
+        try:  # a hard link never replaces: the first send keeps the plain name
+            os.link(partial, self.path / f"{notification_id}.json")
+        except FileExistsError:
+            os.link(partial, self.path / f"{notification_id}.{message_id}.json")
+        partial.unlink()
 
     @staticmethod
     def _simulate(recipient: str) -> None:

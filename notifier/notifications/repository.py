@@ -19,7 +19,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Json as PgJson
-from sqlalchemy import JSON, Table, bindparam, insert, literal, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Table,
+    bindparam,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -32,6 +41,8 @@ from notifier.db.models import (
     utcnow,
 )
 from notifier.notifications import by_id
+from notifier.notifications.sent import Sent as Sent
+from notifier.notifications.sent import mark_sent as mark_sent
 from notifier.notifications.webhook_outbox import owe_webhooks as owe_webhooks
 from notifier.notifications.webhook_outbox import owe_webhooks_matching
 from notifier.statuses import ALLOWED_FROM, EventKind, Status
@@ -86,50 +97,6 @@ def add_events(session: Session, events: Iterable[dict[str, Any]]) -> None:
         copy_rows(session, DeliveryEvent.__table__, events)
     else:
         session.execute(insert(DeliveryEvent), events)
-
-
-_SENT_WHERE = (
-    Notification.__table__.c.id == bindparam("b_id"),
-    Notification.__table__.c.status == Status.SENDING.value,
-)
-_SENT_VALUES: dict[str, Any] = dict(
-    status=Status.SENT.value,
-    sent_at=bindparam("b_now"),
-    updated_at=bindparam("b_now"),
-    provider=bindparam("b_provider"),
-    provider_message_id=bindparam("b_message_id"),
-    attempts=bindparam("b_attempts"),
-    sealed_content=None,
-    pinned_provider=None,
-    status_code=None,
-    status_reason=None,
-)
-_SENT = update(Notification.__table__).where(*_SENT_WHERE).values(**_SENT_VALUES)
-_SENT_PRUNED = (  # the same with each row's created_at: one partition per row
-    update(Notification.__table__)
-    .where(*_SENT_WHERE, Notification.__table__.c.created_at == bindparam("b_created"))
-    .values(**_SENT_VALUES)
-)
-
-Sent = tuple[str, str, str, int, datetime | None]  # id, provider, message id, attempts, created_at
-
-
-def mark_sent(session: Session, sent: Sequence[Sent], now: datetime) -> None:
-    """``sending -> sent`` for many notifications in one executemany: (id, provider, message id,
-    attempts, created_at or None). The same guard as :func:`move` (only from ``sending``),
-    without a statement per row; pruned to each row's partition when every created_at is
-    known."""
-    if not sent:
-        return
-    pruned = by_id.prunes(session) and all(c is not None for *_, c in sent)
-    session.execute(
-        _SENT_PRUNED if pruned else _SENT,
-        [
-            {"b_id": i, "b_now": now, "b_provider": p, "b_message_id": m, "b_attempts": n}
-            | ({"b_created": c} if pruned else {})
-            for i, p, m, n, c in sent
-        ],
-    )
 
 
 def record_inflight(

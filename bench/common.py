@@ -292,3 +292,8 @@ def combined_rounds(runs: list[dict]) -> dict:
         "socket_errors": [r["socket_errors"] for r in runs if r["socket_errors"]] or None,
         "rounds": [(r["rps"], r["p99_ms"]) for r in runs],
     }
+
+
+def api_command(port: int, workers: int) -> list[str]:
+    """``notifier api`` as the README runs it in production: ``workers`` processes on ``port``."""
+    return [str(BIN / "notifier"), "api", "--port", str(port), "--workers", str(workers)]

@@ -33,6 +33,7 @@ from sqlalchemy import create_engine, func, select, text
 from bench.common import (
     BIN,
     add_service_options,
+    api_command,
     create_key,
     emit,
     environment,
@@ -157,14 +158,7 @@ def measure(args: argparse.Namespace, broker: str) -> dict:
         with ExitStack() as stack:
             api = stack.enter_context(
                 process(
-                    [
-                        str(BIN / "notifier"),
-                        "api",
-                        "--port",
-                        str(port),
-                        "--workers",
-                        str(args.api_workers),
-                    ],
+                    api_command(port, args.api_workers),
                     env,
                     ready_url=f"http://127.0.0.1:{port}/healthz",
                 )

@@ -35,6 +35,7 @@ import tempfile
 from bench.common import (
     BIN,
     add_service_options,
+    api_command,
     combined_rounds,
     emit,
     free_port,
@@ -120,14 +121,7 @@ def many_services(args: argparse.Namespace) -> None:
         population = populate(env, args.services, args.keys)
         port = free_port()
         url = f"http://127.0.0.1:{port}/v1/notifications"
-        api = [
-            str(BIN / "notifier"),
-            "api",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.api_workers),
-        ]
+        api = api_command(port, args.api_workers)
         body = json.dumps(BODY)
         runs: dict[str, list[dict]] = {"one": [], "many": []}
         with process(api, env, ready_url=f"http://127.0.0.1:{port}/healthz") as api_process:
@@ -260,14 +254,7 @@ def main() -> None:
             )
 
         port = free_port()
-        api = [
-            str(BIN / "notifier"),
-            "api",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.api_workers),
-        ]
+        api = api_command(port, args.api_workers)
         with process(api, env, ready_url=f"http://127.0.0.1:{port}/healthz") as api_process:
             connections = (
                 min(args.connections, args.api_workers * 2) if args.batch else args.connections

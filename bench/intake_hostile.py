@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 
 from bench.common import (
-    BIN,
+    api_command,
     combined_rounds,
     emit,
     free_port,
@@ -79,14 +79,7 @@ def hostile(args: argparse.Namespace) -> None:
         attacker = attacker.strip().splitlines()[-1]
         port = free_port()
         url = f"http://127.0.0.1:{port}/v1/notifications"
-        api = [
-            str(BIN / "notifier"),
-            "api",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.api_workers),
-        ]
+        api = api_command(port, args.api_workers)
         auth = {"Authorization": f"Bearer {key}"}
         with process(api, env, ready_url=f"http://127.0.0.1:{port}/healthz"):
             wrk(url, json.dumps(BODY), auth, 2, args.connections)  # warm-up: pools, caches

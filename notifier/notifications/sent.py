@@ -3,9 +3,10 @@
 Part of :mod:`notifier.notifications.repository` (which re-exports :func:`mark_sent`), kept apart
 for its size: the same guard as ``repository.move`` (only from ``sending``), but each row gets
 its own provider, message id and attempts, so on PostgreSQL it is one ``UPDATE ... FROM
-unnest(arrays)`` naming every row by id and its own ``created_at`` (pruned to their partitions,
-one cached statement whatever the group's size) instead of one UPDATE per row: bench.e2e's
-worker path sent 1.08 statements per notification before, 0.10 after (bench/README.md).
+unnest(arrays)`` naming every row by id and its own ``created_at`` (pruned to their partitions by
+:mod:`notifier.notifications.by_id`'s conditions, one statement text whatever the group's size)
+instead of one UPDATE per row: bench.e2e's worker path sent 1.08 statements per notification
+before, 0.10 after (bench/README.md).
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ def mark_sent(session: Session, sent: Sequence[Sent], now: datetime) -> None:
     if not sent:
         return
     if by_id.prunes(session) and all(c is not None for *_, c in sent):
-        session.execute(_SENT_UNNEST, _sent_params(sent, now))
+        ids = [i for i, *_ in sent]
+        hint = [c for *_, c in sent if c is not None]
+        stmt = _SENT_UNNEST.where(*by_id.conditions(session, ids, hint))
+        session.execute(stmt, _sent_params(sent, now))
         return
     session.execute(
         _SENT,
@@ -65,15 +69,12 @@ def mark_sent(session: Session, sent: Sequence[Sent], now: datetime) -> None:
 
 def _sent_params(sent: Sequence[Sent], now: datetime) -> dict[str, Any]:
     """The arrays of :data:`_SENT_UNNEST`: one cached statement whatever the group's size."""
-    ids = [i for i, *_ in sent]
     return {
-        "b_ids": ids,
-        "b_id_list": ids,
+        "b_ids": [i for i, *_ in sent],
         "b_providers": [p for _, p, *_ in sent],
         "b_message_ids": [m for _, _, m, *_ in sent],
         "b_attempts": [n for *_, n, _ in sent],
         "b_created": [c for *_, c in sent],
-        "b_days": sorted({c for *_, c in sent if c is not None}),
         "b_now": now,
     }
 
@@ -90,11 +91,10 @@ _ROWS = select(
     _unnest("b_created", DateTime(timezone=True)).label("created"),
 ).subquery("sent_rows")
 _T = Notification.__table__
-_SENT_UNNEST = (  # UPDATE ... FROM unnest(arrays): each row by id and its own created_at
+_SENT_UNNEST = (  # UPDATE ... FROM unnest(arrays): each row by id and its own created_at; the
+    # conditions of notifier.notifications.by_id are added per call (they prune at plan time)
     update(_T)
     .where(
-        _T.c.id.in_(bindparam("b_id_list", expanding=True)),
-        _T.c.created_at.in_(bindparam("b_days", expanding=True)),
         _T.c.id == _ROWS.c.id,
         _T.c.created_at == _ROWS.c.created,
         _T.c.status == Status.SENDING.value,

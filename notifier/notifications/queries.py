@@ -55,12 +55,17 @@ def to_recipients(session: Session, recipients: Iterable[str]) -> list[Found]:
     return find(session, [Notification.recipient.in_(list(recipients))], None)
 
 
-def by_ids(session: Session, ids: Sequence[str], created: by_id.Hint = None) -> list[Notification]:
-    """The rows of these notifications (those that exist), loaded whole; ``created``: their
-    created_at values when known (:mod:`notifier.notifications.by_id`)."""
+def by_ids(
+    session: Session,
+    ids: Sequence[str],
+    created: by_id.Hint = None,
+    where: Sequence[ColumnElement[bool]] = (),
+) -> list[Notification]:
+    """The rows of these notifications (those that exist and match ``where``), loaded whole;
+    ``created``: their created_at values when known (:mod:`notifier.notifications.by_id`)."""
     if not ids:
         return []
-    stmt = select(Notification).where(*by_id.conditions(session, ids, created))
+    stmt = select(Notification).where(*by_id.conditions(session, ids, created), *where)
     return list(session.scalars(stmt))
 
 
@@ -140,6 +145,23 @@ def stale_queued(cutoff: datetime) -> Conditions:
 def claimable(now: datetime) -> Conditions:
     """What a worker may claim besides the status guard: no deferral still running."""
     return [_due(Notification.not_before, now)]
+
+
+def queued_and_claimable(now: datetime) -> Conditions:
+    """What a worker loads to claim: still ``queued``, and :func:`claimable`."""
+    return [Notification.status == Status.QUEUED.value, *claimable(now)]
+
+
+def unchanged_since_read(attempts: int, pinned_provider: str | None) -> Conditions:
+    """A claim's guard that the row is as the worker read it: no other send attempted or pinned
+    it in between (a claim decided on a stale read would send the wrong attempt, or through an
+    unpinned provider)."""
+    pinned = (
+        Notification.pinned_provider.is_(None)
+        if pinned_provider is None
+        else Notification.pinned_provider == pinned_provider
+    )
+    return [Notification.attempts == attempts, pinned]
 
 
 def of_run_due(run_id: str, now: datetime) -> Conditions:

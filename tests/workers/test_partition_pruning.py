@@ -4,7 +4,7 @@ A real delivery (claim, write-ahead, send through the outbox, record) runs on a 
 30 daily partitions; every statement it sends that names notifications is captured and planned
 again with ``EXPLAIN (FORMAT JSON)``, and the partitions each plan opens are read from the plan.
 With the task's ``created`` hint, each statement opens only the partitions of the notifications
-it names; without it (a task published before the hint existed) the claim opens every
+it names; without it (a task published before the hint existed) the load before the claim opens every
 partition, and the delivery still works.
 """
 
@@ -128,7 +128,7 @@ def test_each_statement_of_a_delivery_opens_only_its_notifications_partitions(
 
     assert _statuses(pg_worker) == {i: Status.SENT.value for i in ids}
     kinds = [statement.split()[0] for statement, _ in sent]
-    assert kinds == ["UPDATE", "SELECT", "UPDATE", "UPDATE"]  # claim, load, write-ahead, sent
+    assert kinds == ["SELECT", "UPDATE", "UPDATE"]  # load, claim with its write-ahead, sent
     for statement, parameters in sent:
         named = {held[i] for i in ids if i in _values(parameters)}
         assert named, statement
@@ -146,12 +146,13 @@ def test_a_task_without_created_still_delivers_reading_every_partition_to_claim(
     sent = list(captured)
 
     assert _statuses(pg_worker) == {i: Status.SENT.value for i in ids}
-    claim_statement, claim_parameters = sent[0]
-    assert claim_statement.startswith("UPDATE") and "RETURNING" in claim_statement
-    opened = _partitions_opened(pg_worker.runtime.engine, claim_statement, claim_parameters)
+    load_statement, load_parameters = sent[0]
+    assert load_statement.startswith("SELECT")
+    opened = _partitions_opened(pg_worker.runtime.engine, load_statement, load_parameters)
     assert len(opened) == DAYS + 1  # every daily partition and the default one
-    # once loaded, the rows' own created_at prune the rest (write-ahead, sent)
-    for statement, parameters in sent[2:]:
+    # once loaded, the rows' own created_at prune the rest (the claim, sent)
+    assert [statement.split()[0] for statement, _ in sent[1:]] == ["UPDATE", "UPDATE"]
+    for statement, parameters in sent[1:]:
         assert _partitions_opened(pg_worker.runtime.engine, statement, parameters) <= set(
             held.values()
         )

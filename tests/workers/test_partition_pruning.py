@@ -4,8 +4,8 @@ A real delivery (claim, write-ahead, send through the outbox, record) runs on a 
 30 daily partitions; every statement it sends that names notifications is captured and planned
 again with ``EXPLAIN (FORMAT JSON)``, and the partitions each plan opens are read from the plan.
 With the task's ``created`` hint, each statement opens only the partitions of the notifications
-it names; without it (a task published before the hint existed) the load before the claim opens every
-partition, and the delivery still works.
+it names; without it (a task published before the hint existed) the load before the claim opens
+every partition, and the delivery still works.
 """
 
 from __future__ import annotations

@@ -168,3 +168,38 @@ def test_suppression_added_after_intake_stops_the_send(client, auth, worker_app,
         )
     deliver_ids(worker_app.delivery, [notification_id])
     assert timeline(client, auth, notification_id)["status"] == "suppressed"
+
+
+def test_a_row_changed_between_the_read_and_the_claim_is_not_claimed(
+    client, auth, worker_app, runtime, settings
+):
+    """The claim is decided on a read; if another worker attempts the row in between (here:
+    its attempts and pin change just before the claim's UPDATE reaches the database), the claim
+    does not take it, so nothing is sent on the stale decision."""
+    from sqlalchemy import event
+
+    notification_id = post(client, auth, email())
+    engine = worker_app.runtime.engine
+
+    fired: list[str] = []
+
+    def another_worker_first(conn, cursor, statement, *args):
+        if statement.lstrip().startswith("UPDATE notifications SET status") and not fired:
+            fired.append(statement)
+            with transaction(runtime.sessions) as s:
+                s.execute(
+                    update(Notification)
+                    .where(Notification.id == notification_id)
+                    .values(attempts=1, pinned_provider="outbox")
+                )
+
+    event.listen(engine, "before_cursor_execute", another_worker_first)
+    deliver_ids(worker_app.delivery, [notification_id])
+    event.remove(engine, "before_cursor_execute", another_worker_first)
+
+    assert fired and "attempts" in fired[0]  # the claim, guarded on what it read
+    outbox = settings.outbox_dir / "email.transactional"
+    assert not list(outbox.glob(f"{notification_id}*"))  # nothing sent on the stale read
+    with runtime.sessions() as s:
+        row = s.get(Notification, notification_id)
+        assert (row.status, row.attempts, row.claimed_by) == ("queued", 1, None)

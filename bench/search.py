@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from bench.common import PG_ADMIN_URL, emit, fresh_database
 from notifier.db import partitions
 from notifier.db.migrate import upgrade
+from notifier.db.models import new_id
 from notifier.notifications import listing, repository
 
 INDEXES = [
@@ -112,7 +113,7 @@ def seed(url: str, rows: int, recipients: int, days: int) -> str:
                 )
                 copy.write_row(
                     (
-                        str(uuid.uuid4()),
+                        new_id(at=created),  # as intake makes it: the id carries created_at
                         key_id,
                         channel,
                         "transactional",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -50,11 +51,41 @@ _ids = random.Random(os.urandom(32))  # noqa: S311 - ids must be unique, not sec
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
 
-def new_id() -> str:
-    """A random (version 4) UUID without a system call per id: ids only need to be unique, not
-    secret (every read is scoped to the caller's key), and ``uuid4`` costs a ``getrandom`` call
-    that releases and re-takes the GIL on the intake hot path."""
-    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+def new_id(at: datetime | None = None) -> str:
+    """A time-ordered (version 7, RFC 9562) UUID: the millisecond ``at`` (default: now) in its
+    first 48 bits, 74 random bits after. A notification's id is made from its own
+    ``created_at``, so the id names the partition that holds it and a lookup by id alone can
+    read that partition first (:func:`notifier.notifications.by_id.around`). Without a system
+    call per id: ids only need to be unique, not secret (every read is scoped to the caller's
+    key), and ``uuid4`` costs a ``getrandom`` call that releases and re-takes the GIL on the
+    intake hot path."""
+    ms = int((at.timestamp() if at is not None else time.time()) * 1000) & _MS_BITS
+    random_bits = _ids.getrandbits(74)
+    value = (
+        (ms << 80)
+        | (7 << 76)  # version
+        | ((random_bits >> 62) << 64)  # 12 random bits
+        | (0b10 << 62)  # the RFC's variant
+        | (random_bits & _LOW_62)
+    )
+    h = f"{value:032x}"  # the UUID's text without building a uuid.UUID (5 % of intake's CPU)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_MS_BITS = (1 << 48) - 1
+_LOW_62 = (1 << 62) - 1
+
+
+def id_time(value: str) -> datetime | None:
+    """The time a version-7 id was made at (to the millisecond); None for any other id (the
+    random version-4 ids of rows made before time-ordered ones, or text that is no UUID)."""
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return None
+    if parsed.version != 7:
+        return None
+    return datetime.fromtimestamp((parsed.int >> 80) / 1000, UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

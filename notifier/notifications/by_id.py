@@ -22,6 +22,10 @@ pair of the two lists: 2,500 probes for a task of 50, and without statistics on 
 partition the planner chose the status index instead, reading every queued row of the day for
 each claim (bench/README.md).
 
+A lookup of one id with nothing else (the API's and the console's "get by id") takes its hint
+from the id, which is made from the row's ``created_at`` (:func:`around`), and looks once more
+without it when that finds nothing.
+
 A hint narrows, it never widens beyond its values' ranges: a row created outside them is not
 matched. Hints are therefore only ever values read from the rows themselves (intake's own row, a
 row the sweeper or the worker loaded), and a task whose hint were wrong would only leave its rows
@@ -40,11 +44,12 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from notifier.db.models import Notification
+from notifier.db.models import Notification, id_time
 
 Hint = Collection[datetime] | None  # the rows' created_at values, or None: not known
 
 GAP = timedelta(hours=1)  # hint values further apart than this are two ranges
+SLACK = timedelta(seconds=1)  # around an id's time: its created_at is that time, to the ms
 
 
 def prunes(session: Session) -> bool:
@@ -87,3 +92,14 @@ def _between(lo: datetime, hi: datetime) -> ColumnElement[bool]:
     if lo == hi:
         return Notification.created_at == lo
     return and_(Notification.created_at >= lo, Notification.created_at <= hi)
+
+
+def around(notification_id: str) -> Hint:
+    """A hint read from the id itself: a time-ordered id is made from its row's ``created_at``
+    (:func:`notifier.db.models.new_id`), so the row is within :data:`SLACK` of the id's time.
+    Unlike a hint read from the row, this one can be wrong (a row whose ``created_at`` was set
+    apart from its id: an import, a test backdating rows), so a lookup that uses it and finds
+    nothing looks again without it (:func:`notifier.notifications.repository.get`). None for an
+    id that carries no time."""
+    made = id_time(notification_id)
+    return None if made is None else [made - SLACK, made + SLACK]

@@ -52,7 +52,7 @@ def notification_row(
     a row built without naming its service belongs to the default one, as a key does."""
     final = status.is_final
     return {
-        "id": new_id(),
+        "id": new_id(at=now),  # the id carries its created_at (notifier.db.models.new_id)
         "api_key_id": api_key_id,
         "channel": lane.channel.value,
         "category": lane.category.value,

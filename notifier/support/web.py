@@ -68,6 +68,13 @@ def _ms(value: float | None) -> str:
     return "" if value is None else f"{value:.0f} ms"
 
 
+def short_id(value: str) -> str:
+    """A notification id as the console shows it in lists: its last 8 characters. Ids are
+    time-ordered (``notifier.db.models.new_id``), so their first characters are the same for
+    every notification of the same minute; the last ones are random."""
+    return value[-8:]
+
+
 def _query(base: dict[str, Any], **changes: Any) -> str:
     merged = {**base, **changes}
     return urlencode({k: v for k, v in merged.items() if v is not None})
@@ -83,6 +90,7 @@ def environment() -> Environment:
     )
     env.filters["when"] = when
     env.filters["ms"] = _ms
+    env.filters["short_id"] = short_id
     env.filters["urlquote"] = lambda v: quote(str(v), safe="")
     env.globals["query"] = _query
     return env

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from notifier.db.models import DeliveryEvent, Notification, Suppression
 from notifier.support.models import AuditEntry
+from notifier.support.web import short_id
 from tests.factories import email, sms
 from tests.notifications_api import post
 from tests.support.console import ADMIN_EMAIL, SUPPORT_EMAIL, found
@@ -295,7 +296,7 @@ def test_every_search_and_view_is_audited_and_admins_can_read_it(
     audit_page = admin_console.get("/support/audit", params={"actor": SUPPORT_EMAIL})
     assert audit_page.status_code == 200
     assert "view notification" in audit_page.text and "anything=Ada@Example.com" in audit_page.text
-    assert notification_id[:8] in audit_page.text
+    assert short_id(notification_id) in audit_page.text
 
 
 def drain(runtime) -> list[list[str]]:

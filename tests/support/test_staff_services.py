@@ -19,6 +19,7 @@ from notifier.runtime import Runtime
 from notifier.statuses import Status
 from notifier.support.models import AuditEntry, StaffAccount, StaffRole
 from notifier.support.staff import StaffAccountError, create_staff
+from notifier.support.web import short_id
 from tests.factories import insert_notifications, notification_row
 from tests.notifier_services.helpers import service
 from tests.support.console import PASSWORD, signed_in
@@ -260,7 +261,7 @@ def test_audit_rows_carry_the_service_and_the_page_keeps_to_it(as_staff, world, 
     assert "growth-admin@example.com" in growth_page
     assert "billing-support@example.com" not in growth_page
     assert "platform@example.com" in growth_page  # the platform admin's look at growth's
-    assert world.billing_notification[:8] not in growth_page
+    assert short_id(world.billing_notification) not in growth_page
     assert as_staff["billing-support"].get("/support/audit").status_code == 403  # support
     platform = as_staff["platform"]
     everything = platform.get("/support/audit").text

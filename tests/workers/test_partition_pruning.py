@@ -10,6 +10,7 @@ every partition, and the delivery still works.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -242,3 +243,38 @@ def test_intake_and_the_sweeper_publish_created_beside_the_ids(
     )
     assert sweeper.republish_stale(runtime, 60) == 1
     assert _published(runtime, {stale}) == [[[stale], [_created_at(runtime, stale).isoformat()]]]
+
+
+@pytest.mark.postgres
+def test_a_lookup_by_id_alone_reads_the_partition_its_id_names(
+    pg_worker: Celery, captured: Captured
+) -> None:
+    """The API's and the console's get-by-id: the id is made from the row's created_at, so one
+    partition is read; a row whose created_at was set apart from its id is still found (the
+    lookup looks again in every partition), and so is an older row's random id."""
+    from notifier.notifications import repository
+
+    today = partitions.interval_start(utcnow(), 1)
+    row = notification_row(Status.SENT, now=today + timedelta(days=3, hours=2))
+    moved = notification_row(Status.SENT, now=today + timedelta(days=6))
+    moved["created_at"] = today + timedelta(days=11)  # backdated apart from its id
+    random_id = notification_row(Status.SENT, now=today + timedelta(days=12))
+    random_id["id"] = str(uuid.uuid4())  # a row from before time-ordered ids
+    insert_notifications(pg_worker.runtime, [row, moved, random_id])
+    engine = pg_worker.runtime.engine
+
+    captured.clear()
+    with transaction(pg_worker.runtime.sessions) as s:
+        found = repository.get(s, row["id"])
+        assert found is not None and found.id == row["id"]
+    ((statement, parameters),) = captured
+    assert _partitions_opened(engine, statement, parameters) == {
+        partitions.partition_name("notifications", row["created_at"])
+    }
+
+    for other in (moved, random_id):
+        with transaction(pg_worker.runtime.sessions) as s:
+            found = repository.get(s, other["id"])
+            assert found is not None and found.created_at == other["created_at"]
+    with transaction(pg_worker.runtime.sessions) as s:
+        assert repository.get(s, str(uuid.uuid4())) is None

@@ -333,12 +333,16 @@ class Intake:
         )
         events = []
         for item in prepared:
-            suppression = blocking_suppression(
-                found,
-                item.channel.value,
-                item.row["recipient"],
-                item.category,
-                item.row["service_id"],
+            suppression = (
+                blocking_suppression(
+                    found,
+                    item.channel.value,
+                    item.row["recipient"],
+                    item.category,
+                    item.row["service_id"],
+                )
+                if found
+                else None
             )
             if suppression is not None:
                 item.row.update(

@@ -20,8 +20,12 @@ from typing import Any
 
 from psycopg.types.json import Json as PgJson
 from sqlalchemy import (
+    ARRAY,
     JSON,
+    Select,
+    String,
     Table,
+    any_,
     bindparam,
     insert,
     literal,
@@ -46,7 +50,7 @@ from notifier.notifications.sent import mark_sent as mark_sent
 from notifier.notifications.webhook_outbox import owe_webhooks as owe_webhooks
 from notifier.notifications.webhook_outbox import owe_webhooks_matching
 from notifier.statuses import ALLOWED_FROM, EventKind, Status
-from notifier.suppressions import scope_of_reason, suppression_forms
+from notifier.suppressions import ActiveSuppression, scope_of_reason, suppression_forms
 
 
 def insert_notifications(
@@ -278,19 +282,47 @@ def active_suppression(
 
 def active_suppressions(
     session: Session, channel_recipients: Iterable[tuple[str, str]]
-) -> list[Suppression]:
-    """Every active suppression of these (channel, recipient) pairs, in one query (an erased
-    opt-out matches by its fingerprint: see notifier.suppressions)."""
+) -> list[ActiveSuppression]:
+    """Every active suppression of these (channel, recipient) pairs, newest first, in one query
+    (an erased opt-out matches by its fingerprint: see notifier.suppressions).
+
+    Light rows, not ORM objects: the group commit and the worker's claim run this for every
+    group, and loading ``Suppression`` instances through the ORM, with an expanding IN of every
+    form, was about a sixth of the intake writer's samples. One Core statement, built once: on
+    PostgreSQL the channels and recipients are two bound arrays (``= ANY``), so its text is the
+    same whatever the group's size and both SQLAlchemy's compiled cache and psycopg's prepared
+    statements keep it; elsewhere an expanding IN."""
     pairs = {(c, form) for c, r in set(channel_recipients) for form in suppression_forms(c, r)}
     if not pairs:
         return []
-    stmt = select(Suppression).where(
-        Suppression.channel.in_({c for c, _ in pairs}),
-        Suppression.recipient.in_({r for _, r in pairs}),
-        Suppression.lifted_at.is_(None),
+    postgresql = session.bind is not None and session.bind.dialect.name == "postgresql"
+    result = session.connection().execute(
+        _ACTIVE_BY_ARRAYS if postgresql else _ACTIVE_BY_IN,
+        {
+            "channels": sorted({c for c, _ in pairs}),
+            "recipients": sorted({r for _, r in pairs}),
+        },
     )
-    found = [s for s in session.scalars(stmt) if (s.channel, s.recipient) in pairs]
+    found = [ActiveSuppression(*row) for row in result if (row[0], row[1]) in pairs]
     return sorted(found, key=lambda s: s.created_at, reverse=True)
+
+
+def _active_by(channels: ColumnElement[bool], recipients: ColumnElement[bool]) -> Select[Any]:
+    table = Suppression.__table__
+    return select(
+        table.c.channel, table.c.recipient, table.c.reason, table.c.service_id, table.c.created_at
+    ).where(channels, recipients, table.c.lifted_at.is_(None))
+
+
+_SUPPRESSIONS = Suppression.__table__.c
+_ACTIVE_BY_ARRAYS = _active_by(
+    _SUPPRESSIONS.channel == any_(bindparam("channels", type_=ARRAY(String))),
+    _SUPPRESSIONS.recipient == any_(bindparam("recipients", type_=ARRAY(String))),
+)
+_ACTIVE_BY_IN = _active_by(
+    _SUPPRESSIONS.channel.in_(bindparam("channels", expanding=True)),
+    _SUPPRESSIONS.recipient.in_(bindparam("recipients", expanding=True)),
+)
 
 
 def suppress(

@@ -6,14 +6,10 @@ the blocking reasons)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import event, insert, select
 
-from notifier.db.migrate import upgrade
 from notifier.db.models import DEFAULT_SERVICE_ID, Notification, Suppression
 from notifier.db.session import transaction
 from notifier.notifications import repository
@@ -22,28 +18,9 @@ from notifier.runtime import Runtime
 from notifier.statuses import Status
 from notifier.suppressions import ActiveSuppression, blocking_suppression, fingerprint
 from providers.interface import Category
-from tests.factories import api_key, email, make_settings
-from tests.services import fresh_postgres_database
+from tests.factories import api_key, email
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
-    if request.param == "sqlite":
-        settings = make_settings(tmp_path)
-        upgrade(settings.database_url)
-        built = Runtime.build(settings)
-        yield built
-        built.intake.committer.close()
-        built.close()
-        return
-    with fresh_postgres_database() as url:
-        upgrade(url)
-        built = Runtime.build(make_settings(tmp_path, database_url=url))
-        yield built
-        built.intake.committer.close()
-        built.close()
 
 
 def _suppress(runtime: Runtime, *rows: dict[str, object]) -> None:

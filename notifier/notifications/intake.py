@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -354,10 +355,12 @@ class Intake:
                 item.row["sealed_content"] = None
             events.append(first_event(item.row, suppression.reason if suppression else None))
         repository.insert_notifications(session, [p.row for p in prepared], events)
-        for item in prepared:
-            metrics.ACCEPTED.labels(item.row["lane"]).inc()
-            if item.row["test"]:
-                metrics.TEST_ACCEPTED.labels(item.row["lane"]).inc()
+        accepted: Counter[str] = Counter(p.row["lane"] for p in prepared)
+        for lane, count in accepted.items():
+            metrics.ACCEPTED.labels(lane).inc(count)
+        tested: Counter[str] = Counter(p.row["lane"] for p in prepared if p.row["test"])
+        for lane, count in tested.items():
+            metrics.TEST_ACCEPTED.labels(lane).inc(count)
         suppressed = [p.id for p in prepared if p.row["status"] == Status.SUPPRESSED.value]
         if suppressed:
             repository.owe_webhooks(session, suppressed, Status.SUPPRESSED)

@@ -131,9 +131,11 @@ class Intake:
         else:
             self.render_pool.check_share(caller.id)  # before a thread is taken for it
             prepared = await anyio.to_thread.run_sync(self.prepare, caller, request)
-        # not stored: the quota refunded (a cancelled request may still be stored: kept)
-        with refunding(self.limiter, [prepared.quota]):
+        if prepared.quota is None:  # nothing counted, nothing to give back
             await asyncio.wrap_future(self.committer.submit(prepared))
+        else:  # not stored: the quota refunded (a cancelled request may still be stored: kept)
+            with refunding(self.limiter, [prepared.quota]):
+                await asyncio.wrap_future(self.committer.submit(prepared))
         return IntakeResult(accepted=prepared.row)
 
     def _accept_keyed(

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import NamedTuple, Protocol, TypeVar
 
 from providers.interface import Category, SuppressionReason
-
-if TYPE_CHECKING:
-    from notifier.db.models import Suppression
 
 TRANSACTIONAL_BLOCKING = frozenset(
     {
@@ -41,6 +39,40 @@ TRANSACTIONAL_BLOCKING = frozenset(
 SERVICE_SCOPED = frozenset({SuppressionReason.UNSUBSCRIBED.value, SuppressionReason.MANUAL.value})
 
 FINGERPRINT_PREFIX = "sha256:"
+
+
+class SuppressionFacts(Protocol):
+    """What deciding a send reads of a suppression: an ORM ``Suppression`` or the light row
+    :func:`notifier.notifications.repository.active_suppressions` returns."""
+
+    @property
+    def channel(self) -> str: ...
+
+    @property
+    def recipient(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def service_id(self) -> str | None: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class ActiveSuppression(NamedTuple):
+    """An active suppression as the hot paths read it (intake's group commit, the worker's
+    claim, campaign fan-out): the columns only, without an ORM object per row."""
+
+    channel: str
+    recipient: str
+    reason: str
+    service_id: str | None
+    created_at: datetime
+
+
+S = TypeVar("S", bound=SuppressionFacts)
 
 
 def fingerprint(channel: str, recipient: str) -> str:
@@ -66,7 +98,7 @@ def scope_of_reason(reason: str, service_id: str | None) -> str | None:
     return service_id if reason in SERVICE_SCOPED else None
 
 
-def applies_to(suppression: Suppression, service_id: str | None) -> bool:
+def applies_to(suppression: SuppressionFacts, service_id: str | None) -> bool:
     """Whether a suppression concerns a send of ``service_id``: a global one always does, a
     service's own only that service's (an unknown service, None, is held by every one)."""
     return (
@@ -75,20 +107,25 @@ def applies_to(suppression: Suppression, service_id: str | None) -> bool:
 
 
 def blocking_suppression(
-    found: Iterable[Suppression],
+    found: Iterable[S],
     channel: str,
     recipient: str,
     category: Category,
     service_id: str | None = None,
-) -> Suppression | None:
+) -> S | None:
     """The first of ``found`` (active suppressions, newest first) that stops this send of
     ``service_id``."""
     reasons = blocking_reasons(category)
+    forms: tuple[str, str] | None = None
     for suppression in found:
+        if suppression.channel != channel:
+            continue
+        if forms is None:  # the fingerprint's hash once per send, and only when needed
+            forms = suppression_forms(channel, recipient)
         if (
-            suppression.channel == channel
-            and suppression.recipient in suppression_forms(channel, recipient)
+            suppression.recipient in forms
             and applies_to(suppression, service_id)
-        ) and (reasons is None or suppression.reason in reasons):
+            and (reasons is None or suppression.reason in reasons)
+        ):
             return suppression
     return None

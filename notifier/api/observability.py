@@ -21,7 +21,7 @@ from starlette.types import Message as ASGIMessage
 
 from notifier import metrics
 from notifier.db.models import new_id
-from notifier.logcontext import bind, request_id_var
+from notifier.logcontext import request_id_var
 from notifier.runtime import Runtime
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -47,15 +47,16 @@ class ObservabilityMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        with bind(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            finally:
-                route = scope.get("route")
-                path = getattr(route, "path", None) or "unmatched"
-                requests, duration = _children(path, scope["method"], status["code"])
-                requests.inc()
-                duration.observe(time.perf_counter() - started)
+        bound = request_id_var.set(request_id)  # logcontext.bind, without a generator
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(bound)
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            requests, duration = _children(path, scope["method"], status["code"])
+            requests.inc()
+            duration.observe(time.perf_counter() - started)
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -29,13 +29,12 @@ from notifier.config import Settings
 from notifier.content import quiet_hours
 from notifier.content.templates import ResolvedTemplate, render
 from notifier.content.unsubscribe import UnsubscribeTokens, add_unsubscribe_link
-from notifier.db.models import Suppression
 from notifier.errors import NotifierError
 from notifier.notifications import bounds
 from notifier.notifications.rows import event, notification_row
 from notifier.reasons import Reason
 from notifier.statuses import EventKind, Status
-from notifier.suppressions import applies_to, suppression_forms
+from notifier.suppressions import SuppressionFacts, applies_to, suppression_forms
 from providers.interface import Channel, Lane
 
 CONSENT = {
@@ -83,7 +82,7 @@ def addresses(contact: Contact, channel: Channel) -> list[tuple[str, str | None]
 def build_chunk(
     ctx: RunContext,
     contacts: Sequence[Contact],
-    suppressions: Sequence[Suppression],
+    suppressions: Sequence[SuppressionFacts],
     now: datetime,
     first_slot: int,
 ) -> Chunk:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -130,9 +131,11 @@ class Intake:
         else:
             self.render_pool.check_share(caller.id)  # before a thread is taken for it
             prepared = await anyio.to_thread.run_sync(self.prepare, caller, request)
-        # not stored: the quota refunded (a cancelled request may still be stored: kept)
-        with refunding(self.limiter, [prepared.quota]):
+        if prepared.quota is None:  # nothing counted, nothing to give back
             await asyncio.wrap_future(self.committer.submit(prepared))
+        else:  # not stored: the quota refunded (a cancelled request may still be stored: kept)
+            with refunding(self.limiter, [prepared.quota]):
+                await asyncio.wrap_future(self.committer.submit(prepared))
         return IntakeResult(accepted=prepared.row)
 
     def _accept_keyed(
@@ -333,12 +336,16 @@ class Intake:
         )
         events = []
         for item in prepared:
-            suppression = blocking_suppression(
-                found,
-                item.channel.value,
-                item.row["recipient"],
-                item.category,
-                item.row["service_id"],
+            suppression = (
+                blocking_suppression(
+                    found,
+                    item.channel.value,
+                    item.row["recipient"],
+                    item.category,
+                    item.row["service_id"],
+                )
+                if found
+                else None
             )
             if suppression is not None:
                 item.row.update(
@@ -350,10 +357,12 @@ class Intake:
                 item.row["sealed_content"] = None
             events.append(first_event(item.row, suppression.reason if suppression else None))
         repository.insert_notifications(session, [p.row for p in prepared], events)
-        for item in prepared:
-            metrics.ACCEPTED.labels(item.row["lane"]).inc()
-            if item.row["test"]:
-                metrics.TEST_ACCEPTED.labels(item.row["lane"]).inc()
+        accepted: Counter[str] = Counter(p.row["lane"] for p in prepared)
+        for lane, count in accepted.items():
+            metrics.ACCEPTED.labels(lane).inc(count)
+        tested: Counter[str] = Counter(p.row["lane"] for p in prepared if p.row["test"])
+        for lane, count in tested.items():
+            metrics.TEST_ACCEPTED.labels(lane).inc(count)
         suppressed = [p.id for p in prepared if p.row["status"] == Status.SUPPRESSED.value]
         if suppressed:
             repository.owe_webhooks(session, suppressed, Status.SUPPRESSED)

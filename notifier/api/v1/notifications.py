@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
 from notifier.api.deps import ApiKeyDep, RuntimeDep, SessionDep, authenticated_caller
-from notifier.api.direct_route import body_of, direct_post, is_json
+from notifier.api.direct_route import body_of, direct_post, headers_named, is_json, is_json_type
 from notifier.errors import ErrorCode, NotifierError
 from notifier.keys import Caller, Scope
 from notifier.notifications import listing, repository
@@ -41,13 +41,17 @@ router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 IDEMPOTENCY_KEY_MAX = 255
 
 
+_SEND_HEADERS = frozenset({b"content-type", b"idempotency-key", b"authorization"})
+
+
 async def _send_direct(request: Request) -> Response | None:
     """:func:`send_notification` for a well-formed request: the body validated once from its
     bytes, the caller as its dependency finds it, the answer serialised once. ``None`` for
     anything else, which the declared endpoint then handles (notifier/api/direct_route.py)."""
-    if not is_json(request):
+    headers = headers_named(request.scope, _SEND_HEADERS)
+    if not is_json_type(headers.get(b"content-type")):
         return None
-    idempotency_key = request.headers.get("idempotency-key")
+    idempotency_key = headers.get(b"idempotency-key")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         return None
     body = await body_of(request)
@@ -56,7 +60,7 @@ async def _send_direct(request: Request) -> Response | None:
     except (ValidationError, NotifierError):  # NotifierError: the unstorable-text validator
         return None
     runtime: Runtime = request.app.state.runtime
-    caller = await authenticated_caller(runtime, request.headers.get("authorization"))
+    caller = await authenticated_caller(runtime, headers.get(b"authorization"))
     replayed, out = await _send(runtime, caller, notification, idempotency_key)
     response = Response(
         _NOTIFICATION_OUT.dump_json(out, by_alias=True),

@@ -11,7 +11,7 @@ def test_figures_come_from_the_benchmarks_with_date_and_command() -> None:
     assert "bench/README.md" in SCALING and "2026-12-02" in SCALING
     for command in ("python -m bench.intake", "python -m bench.e2e", "python -m bench.chaos"):
         assert command in SCALING, command
-    for figure in ("3,051 and 2,519 req/s", "8,650 notifications/s", "worker 0.610–0.785 ms"):
+    for figure in ("3,051 and 2,519 req/s", "8,650 notifications/s", "worker 0.610\u20130.785 ms"):
         assert figure in SCALING, figure
 
 

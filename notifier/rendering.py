@@ -243,14 +243,11 @@ def known_plain(fields: Mapping[str, str | None]) -> bool:
 
 def is_plain(fields: Mapping[str, str | None]) -> bool:
     """True when every field renders in-process (cheaply and boundedly): no worker needed."""
-    for name, source in fields.items():
-        if (
-            source is not None
-            and "{" in source
-            and not check_source(name, source, name == "html").plain
-        ):
-            return False
-    return True
+    return all(source is None or _plain_field(name, source) for name, source in fields.items())
+
+
+def _plain_field(name: str, source: str) -> bool:
+    return "{" not in source or check_source(name, source, name == "html").plain
 
 
 # --------------------------------------------------------------------------- one job
@@ -272,13 +269,16 @@ def run_job(job: Job) -> tuple[dict[str, str], dict[str, str]]:
     redacted: dict[str, str] = {}
     for name, source in job.fields.items():
         limit = job.max_chars.get(name, DEFAULT_MAX_CHARS)
-        content[name] = _render_field(name, source, job.data, limit)
-        redacted[name] = (
-            _render_field(name, source, job.masked, limit)
-            if job.masked is not None
-            else content[name]
-        )
+        content[name], redacted[name] = _render_pair(name, source, job.data, job.masked, limit)
     return content, redacted
+
+
+def _render_pair(
+    name: str, source: str, data: Mapping[str, Any], masked: Mapping[str, Any] | None, limit: int
+) -> tuple[str, str]:
+    """One field rendered with the data and with the masked data: (content, redacted)."""
+    text = _render_field(name, source, data, limit)
+    return text, (_render_field(name, source, masked, limit) if masked is not None else text)
 
 
 def _render_field(name: str, source: str, data: Mapping[str, Any], limit: int) -> str:
@@ -381,15 +381,9 @@ def render_content(
     for name, source in fields.items():
         if source is None:
             continue
-        if "{" not in source or check_source(name, source, name == "html").plain:
-            # what run_job does for this one field, without building its job (the hot path:
-            # intake renders plain fields on the event loop)
+        if _plain_field(name, source):  # here, without building a job (intake's hot path)
             limit = limits.get(name, DEFAULT_MAX_CHARS)
-            text = _render_field(name, source, data, limit)
-            content[name] = text
-            redacted[name] = (
-                _render_field(name, source, masked, limit) if masked is not None else text
-            )
+            content[name], redacted[name] = _render_pair(name, source, data, masked, limit)
             continue
         # one job per field: a deadline or a crash is then reported on the right field
         from notifier.render_pool import default_pool

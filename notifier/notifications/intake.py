@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -131,11 +132,11 @@ class Intake:
         else:
             self.render_pool.check_share(caller.id)  # before a thread is taken for it
             prepared = await anyio.to_thread.run_sync(self.prepare, caller, request)
-        if prepared.quota is None:  # nothing counted, nothing to give back
+        # not stored: the quota refunded (a cancelled request may still be stored: kept);
+        # nothing counted, nothing to guard
+        guard = refunding(self.limiter, [prepared.quota]) if prepared.quota else nullcontext()
+        with guard:
             await asyncio.wrap_future(self.committer.submit(prepared))
-        else:  # not stored: the quota refunded (a cancelled request may still be stored: kept)
-            with refunding(self.limiter, [prepared.quota]):
-                await asyncio.wrap_future(self.committer.submit(prepared))
         return IntakeResult(accepted=prepared.row)
 
     def _accept_keyed(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -91,7 +92,7 @@ def copy_rows(
         raise RuntimeError("the session's connection has no driver connection")
     names = ", ".join(columns)
     if binary:
-        types = _postgresql_types(table, columns, session.get_bind().dialect)
+        types = _postgresql_types(table, tuple(columns), session.get_bind().dialect)
         with (
             driver.cursor() as cursor,
             cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
@@ -117,34 +118,23 @@ def copy_rows(
             write_row(values)
 
 
-_JSON_COLUMNS: dict[str, frozenset[str]] = {}
-
-
+@cache
 def _json_columns(table: Table) -> frozenset[str]:
-    names = _JSON_COLUMNS.get(table.name)
-    if names is None:
-        names = _JSON_COLUMNS[table.name] = frozenset(
-            c.name for c in table.columns if isinstance(c.type, JSON)
-        )
-    return names
+    return frozenset(c.name for c in table.columns if isinstance(c.type, JSON))
 
 
-_PG_TYPES: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 _PG_TYPE_NAMES = {"timestamp with time zone": "timestamptz", "float": "float8"}
 
 
-def _postgresql_types(table: Table, columns: Sequence[str], dialect: Dialect) -> list[str]:
+@cache
+def _postgresql_types(table: Table, columns: tuple[str, ...], dialect: Dialect) -> list[str]:
     """The PostgreSQL type names of these columns, from the model (varchar, text, integer,
     boolean, timestamptz, json, ...), made once per table and column list."""
-    key = (table.name, tuple(columns))
-    types = _PG_TYPES.get(key)
-    if types is None:
-        types = []
-        for name in columns:
-            declared = table.c[name].type.compile(dialect=dialect)
-            base = declared.split("(", 1)[0].strip().lower()
-            types.append(_PG_TYPE_NAMES.get(base, base))
-        _PG_TYPES[key] = types
+    types = []
+    for name in columns:
+        declared = table.c[name].type.compile(dialect=dialect)
+        base = declared.split("(", 1)[0].strip().lower()
+        types.append(_PG_TYPE_NAMES.get(base, base))
     return types
 
 
